@@ -1,0 +1,51 @@
+/* attn_cpu.c - the reference paged attention (see attn_cpu.h). */
+#include "attention/attn_cpu.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "base/error.h"
+
+void fl_attn_cpu(const fl_attn_cpu_args *a)
+{
+    const fl_batch *b = a->batch;
+    const int group = a->num_heads / a->num_kv_heads;
+    const int hd = a->head_dim, bs = a->block_size;
+    const size_t token_stride = (size_t)a->num_kv_heads * hd;
+    const int work = b->num_tokens * a->num_heads;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int item = 0; item < work; item++) {
+        const int t = item / a->num_heads, h = item % a->num_heads, kvh = h / group;
+        const int ctx = b->positions[t] + 1;
+        FL_ASSERT(ctx <= a->scratch_per_thread);
+        const int32_t *table = b->block_tables + (size_t)b->token_seq[t] * b->max_blocks_per_seq;
+        const float *q = a->q + (size_t)t * a->q_stride + (size_t)h * hd;
+        float *scores = a->scratch + (size_t)omp_get_thread_num() * a->scratch_per_thread;
+        float max_score = -INFINITY;
+        for (int j = 0; j < ctx; j++) {
+            const float *k = a->k_cache + ((size_t)table[j / bs] * bs + j % bs) * token_stride +
+                             (size_t)kvh * hd;
+            float dot = 0.0f;
+            for (int d = 0; d < hd; d++)
+                dot += q[d] * k[d];
+            scores[j] = dot * a->scale;
+            if (scores[j] > max_score)
+                max_score = scores[j];
+        }
+        float *out = a->out + (size_t)t * a->num_heads * hd + (size_t)h * hd;
+        memset(out, 0, (size_t)hd * sizeof(float));
+        float sum = 0.0f;
+        for (int j = 0; j < ctx; j++) {
+            const float p = expf(scores[j] - max_score);
+            sum += p;
+            const float *v = a->v_cache + ((size_t)table[j / bs] * bs + j % bs) * token_stride +
+                             (size_t)kvh * hd;
+            for (int d = 0; d < hd; d++)
+                out[d] += p * v[d];
+        }
+        const float inv = 1.0f / sum;
+        for (int d = 0; d < hd; d++)
+            out[d] *= inv;
+    }
+}

@@ -1,0 +1,92 @@
+/* cmd_info.c - `flashlm info MODEL`: what a model is and what it costs.
+ *
+ * Prints the architecture, the parameter count, the KV cache bytes per
+ * token, and every tensor. Dummy models are described from their config
+ * alone, without allocating their weights. */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+static const char info_help[] =
+    "usage: flashlm info MODEL [options]\n"
+    "Prints a model's architecture, parameter count, KV cache bytes per token\n"
+    "and tensors.\n\n" FL_MODEL_OPTS_HELP;
+
+static void print_config(const fl_model *m)
+{
+    const fl_model_config *c = &m->cfg;
+    const char *source = m->format == FL_LOAD_AUTO ? "safetensors"
+                         : m->builtin              ? "built-in config, dummy weights"
+                                                   : "dummy weights";
+    printf("model:                %s (%s)\n", m->name, source);
+    printf("architecture:         %s\n", c->arch_name);
+    printf("dtype:                %s\n", fl_dtype_name(c->dtype));
+    printf("layers:               %d\n", c->num_layers);
+    printf("hidden size:          %d\n", c->hidden_size);
+    printf("intermediate size:    %d\n", c->intermediate_size);
+    printf("attention heads:      %d query, %d key/value, head_dim %d\n", c->num_heads,
+           c->num_kv_heads, c->head_dim);
+    printf("vocab size:           %d\n", c->vocab_size);
+    printf("max positions:        %d\n", c->max_position_embeddings);
+    printf("rope:                 theta %g%s\n", c->rope_theta, c->rope_llama3 ? ", llama3 scaling" : "");
+    printf("tied lm_head:         %s\n", c->tie_word_embeddings ? "yes" : "no");
+    printf("parameters:           %lld (%.1fM)\n", (long long)m->weights.num_params,
+           (double)m->weights.num_params / 1e6);
+    printf("KV bytes per token:   %lld (%s cache: %d layers x K,V x %d heads x %d)\n",
+           (long long)fl_model_config_kv_bytes_per_token(c, c->dtype), fl_dtype_name(c->dtype),
+           c->num_layers, c->num_kv_heads, c->head_dim);
+}
+
+static int print_tensor(const char *name, const fl_tensor *t, void *ctx)
+{
+    (void)ctx;
+    printf("  %-52s %-5s [", name, fl_dtype_name(t->dtype));
+    for (int i = 0; i < t->ndim; i++)
+        printf(i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    printf("]\n");
+    return 0;
+}
+
+int fl_cmd_info(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "model", required_argument, NULL, FL_OPT_MODEL },
+        { "load-format", required_argument, NULL, FL_OPT_LOAD_FORMAT },
+        { "seed", required_argument, NULL, FL_OPT_SEED },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+    };
+    fl_model_opts mo = { 0 };
+    fl_error err;
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(info_help, stdout);
+            return 0;
+        }
+        int taken = fl_model_opts_take(&mo, opt, optarg, &err);
+        if (taken < 0)
+            goto fail;
+        if (taken == 0) {
+            fl_cli_bad_option(&err, "info", opt, argv, optind);
+            goto fail;
+        }
+    }
+    if (fl_model_opts_finish(&mo, argc, argv, optind, &err) != 0)
+        goto fail;
+    /* info never needs dummy values: describe their shapes only. */
+    fl_load_format format = mo.format == FL_LOAD_DUMMY ? FL_LOAD_SHAPES_ONLY : mo.format;
+    fl_model m;
+    if (fl_model_load(&m, mo.model, format, mo.seed, &err) != 0)
+        goto fail;
+    print_config(&m);
+    printf("tensors:\n");
+    fl_weights_visit(&m.weights, &m.cfg, print_tensor, NULL);
+    fl_model_free(&m);
+    return 0;
+fail:
+    fprintf(stderr, "flashlm info: %s\n", err.msg);
+    return 1;
+}

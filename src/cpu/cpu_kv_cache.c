@@ -1,0 +1,24 @@
+/* cpu_kv_cache.c - allocation of the host KV cache (see cpu_kv_cache.h). */
+#include "cpu/cpu_kv_cache.h"
+
+#include <string.h>
+
+#include "base/alloc.h"
+
+void fl_cpu_kv_cache_init(fl_cpu_kv_cache *kv, const fl_model_config *cfg, int num_blocks,
+                          int block_size)
+{
+    kv->num_layers = cfg->num_layers;
+    kv->num_blocks = num_blocks;
+    kv->block_size = block_size;
+    kv->num_kv_heads = cfg->num_kv_heads;
+    kv->head_dim = cfg->head_dim;
+    kv->layer_stride = (size_t)num_blocks * block_size * cfg->num_kv_heads * cfg->head_dim;
+    kv->data = fl_malloc_aligned(kv->layer_stride * 2 * (size_t)cfg->num_layers * sizeof(float));
+}
+
+void fl_cpu_kv_cache_free(fl_cpu_kv_cache *kv)
+{
+    free(kv->data);
+    memset(kv, 0, sizeof *kv);
+}

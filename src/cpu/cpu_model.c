@@ -1,0 +1,323 @@
+/* cpu_model.c - the float32 CPU forward pass (see cpu_model.h).
+ *
+ * One decoder layer: x += o_proj(attn(rope(norm_qk(qkv(rmsnorm(x))))));
+ * x += down(silu(gate) * up)(rmsnorm(x)). Then logits = lm_head(rmsnorm(x))
+ * for the requested rows only. */
+#include "cpu/cpu_model.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "attention/attn_cpu.h"
+#include "base/alloc.h"
+#include "model/rope.h"
+
+/* ---- weights ---- */
+
+/* Bump allocator over one float32 block. */
+typedef struct carve {
+    float *base;
+    size_t used;
+} carve;
+
+static float *carve_take(carve *c, size_t n)
+{
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += (n + 15) / 16 * 16; /* keep 64-byte alignment */
+    return p;
+}
+
+/* Converts t into dst (if dst is set), returns numel. */
+static size_t put(float *dst, const fl_tensor *t)
+{
+    size_t n = (size_t)fl_tensor_numel(t);
+    if (dst)
+        fl_convert_to_f32(dst, t->data, t->dtype, n);
+    return n;
+}
+
+/* Lays out and (when c->base is set) fills all float32 weights. Called
+ * twice: once to size the block, once to fill it. */
+static void place_weights(fl_cpu_model *m, const fl_weights *w, carve *c)
+{
+    const fl_model_config *cfg = &m->cfg;
+    const size_t h = cfg->hidden_size, hd = cfg->head_dim;
+    const size_t q = (size_t)cfg->num_heads * hd, kv = (size_t)cfg->num_kv_heads * hd;
+    const size_t ff = cfg->intermediate_size, vocab = cfg->vocab_size;
+    m->embed = carve_take(c, vocab * h);
+    put(m->embed, &w->embed);
+    m->final_norm = carve_take(c, h);
+    put(m->final_norm, &w->final_norm);
+    if (cfg->tie_word_embeddings) {
+        m->lm_head = m->embed;
+    } else {
+        m->lm_head = carve_take(c, vocab * h);
+        put(m->lm_head, &w->lm_head);
+    }
+    for (int i = 0; i < cfg->num_layers; i++) {
+        const fl_layer_weights *lw = &w->layers[i];
+        fl_cpu_layer *l = &m->layers[i];
+        l->attn_norm = carve_take(c, h);
+        put(l->attn_norm, &lw->attn_norm);
+        l->wqkv = carve_take(c, (q + 2 * kv) * h);
+        if (l->wqkv) {
+            put(l->wqkv, &lw->wq);
+            put(l->wqkv + q * h, &lw->wk);
+            put(l->wqkv + (q + kv) * h, &lw->wv);
+        }
+        l->bqkv = NULL;
+        if (cfg->qkv_bias) {
+            l->bqkv = carve_take(c, q + 2 * kv);
+            if (l->bqkv) {
+                put(l->bqkv, &lw->bq);
+                put(l->bqkv + q, &lw->bk);
+                put(l->bqkv + q + kv, &lw->bv);
+            }
+        }
+        l->q_norm = l->k_norm = NULL;
+        if (cfg->qk_norm) {
+            l->q_norm = carve_take(c, hd);
+            put(l->q_norm, &lw->q_norm);
+            l->k_norm = carve_take(c, hd);
+            put(l->k_norm, &lw->k_norm);
+        }
+        l->wo = carve_take(c, h * q);
+        put(l->wo, &lw->wo);
+        l->bo = NULL;
+        if (cfg->o_bias) {
+            l->bo = carve_take(c, h);
+            put(l->bo, &lw->bo);
+        }
+        l->mlp_norm = carve_take(c, h);
+        put(l->mlp_norm, &lw->mlp_norm);
+        l->w_gate_up = carve_take(c, 2 * ff * h);
+        if (l->w_gate_up) {
+            put(l->w_gate_up, &lw->w_gate);
+            put(l->w_gate_up + ff * h, &lw->w_up);
+        }
+        l->w_down = carve_take(c, h * ff);
+        put(l->w_down, &lw->w_down);
+    }
+}
+
+void fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
+                       int max_tokens, int max_context)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->layers = fl_calloc((size_t)cfg->num_layers, sizeof(fl_cpu_layer));
+    carve sizing = { 0 };
+    place_weights(m, w, &sizing);
+    m->weight_storage = fl_malloc_aligned(sizing.used * sizeof(float));
+    carve filling = { m->weight_storage, 0 };
+    place_weights(m, w, &filling);
+
+    m->inv_freq = fl_malloc((size_t)cfg->head_dim / 2 * sizeof(double));
+    fl_rope_inv_freq(cfg, m->inv_freq);
+
+    openblas_set_num_threads(1); /* BLAS runs inside our OpenMP threads */
+    m->max_tokens = max_tokens;
+    m->max_context = max_context;
+    m->num_threads = omp_get_max_threads();
+    const size_t t = (size_t)max_tokens, h = cfg->hidden_size, hd = cfg->head_dim;
+    const size_t q = (size_t)cfg->num_heads * hd, kv = (size_t)cfg->num_kv_heads * hd;
+    const size_t ff = cfg->intermediate_size;
+    carve state = { 0 };
+    for (int pass = 0; pass < 2; pass++) {
+        m->x = carve_take(&state, t * h);
+        m->xn = carve_take(&state, t * h);
+        m->qkv = carve_take(&state, t * (q + 2 * kv));
+        m->attn = carve_take(&state, t * q);
+        m->gate_up = carve_take(&state, t * 2 * ff);
+        m->ffn = carve_take(&state, t * ff);
+        m->scores = carve_take(&state, (size_t)m->num_threads * max_context);
+        if (pass == 0) {
+            m->state_storage = fl_malloc_aligned(state.used * sizeof(float));
+            state = (carve){ m->state_storage, 0 };
+        }
+    }
+}
+
+void fl_cpu_model_free(fl_cpu_model *m)
+{
+    free(m->weight_storage);
+    free(m->state_storage);
+    free(m->layers);
+    free(m->inv_freq);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- the forward pass ---- */
+
+/* Below this many rows a product streams the weights through sgemv: sgemm
+ * would first repack the whole weight matrix, doubling the memory traffic of
+ * a decode step, which is bound by reading the weights once. */
+#define GEMV_MAX_ROWS 4
+
+/* y = x * w^T (+ beta * y): x (rows, in), w (out, in), y (rows, out).
+ * The output features are split over the OpenMP threads, each calling
+ * single-threaded BLAS on its slice: one thread pool, no oversubscription
+ * between OpenMP and BLAS threads. */
+static void matmul(float *y, const float *x, const float *w, int rows, int in, int out, float beta)
+{
+#pragma omp parallel
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int per = (out + nt - 1) / nt, lo = t * per, n = out - lo < per ? out - lo : per;
+        if (n > 0) {
+            if (rows <= GEMV_MAX_ROWS)
+                for (int r = 0; r < rows; r++)
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, in, 1.0f, w + (size_t)lo * in, in,
+                                x + (size_t)r * in, 1, beta, y + (size_t)r * out + lo, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, in, 1.0f, x, in,
+                            w + (size_t)lo * in, in, beta, y + lo, out);
+        }
+    }
+}
+
+static void rmsnorm_row(float *out, const float *x, const float *weight, int n, float eps)
+{
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    const float r = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * r * weight[i];
+}
+
+/* out[row] = rmsnorm(x[row]) for rows (stride = n). */
+static void rmsnorm_rows(float *out, const float *x, const float *weight, int rows, int n, float eps)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++)
+        rmsnorm_row(out + (size_t)r * n, x + (size_t)r * n, weight, n, eps);
+}
+
+static void add_bias(float *y, const float *bias, int rows, int n)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)r * n + i] += bias[i];
+}
+
+/* Rotates the pairs (i, i + d/2) of one head, the "rotate_half" convention
+ * of the HF Llama family. */
+static void rope_head(float *x, const float *cos_t, const float *sin_t, int half)
+{
+    for (int i = 0; i < half; i++) {
+        const float a = x[i], b = x[i + half];
+        x[i] = a * cos_t[i] - b * sin_t[i];
+        x[i + half] = b * cos_t[i] + a * sin_t[i];
+    }
+}
+
+/* Per-head q/k norm (Qwen3), rotary embedding, and the write of K and V
+ * into the token's cache slot. */
+static void qk_rope_and_cache(fl_cpu_model *m, const fl_cpu_layer *l, fl_cpu_kv_cache *kv,
+                              int layer, const fl_batch *b)
+{
+    const fl_model_config *c = &m->cfg;
+    const int hd = c->head_dim, half = hd / 2, bs = kv->block_size;
+    const int q_dim = c->num_heads * hd, kv_dim = c->num_kv_heads * hd;
+    const int stride = q_dim + 2 * kv_dim;
+    float *k_cache = fl_cpu_kv_k(kv, layer), *v_cache = fl_cpu_kv_v(kv, layer);
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < b->num_tokens; t++) {
+        float cos_t[512], sin_t[512];
+        const int pos = b->positions[t];
+        for (int i = 0; i < half; i++) {
+            const double angle = (double)pos * m->inv_freq[i];
+            cos_t[i] = (float)cos(angle);
+            sin_t[i] = (float)sin(angle);
+        }
+        float *row = m->qkv + (size_t)t * stride;
+        for (int h = 0; h < c->num_heads + c->num_kv_heads; h++) {
+            float *x = row + (size_t)h * hd;
+            if (l->q_norm)
+                rmsnorm_row(x, x, h < c->num_heads ? l->q_norm : l->k_norm, hd, c->rms_norm_eps);
+            rope_head(x, cos_t, sin_t, half);
+        }
+        const int32_t *table = b->block_tables + (size_t)b->token_seq[t] * b->max_blocks_per_seq;
+        const int block = table[pos / bs];
+        FL_ASSERT(block >= 0 && block < kv->num_blocks);
+        const size_t slot = ((size_t)block * bs + pos % bs) * kv_dim;
+        memcpy(k_cache + slot, row + q_dim, (size_t)kv_dim * sizeof(float));
+        memcpy(v_cache + slot, row + q_dim + kv_dim, (size_t)kv_dim * sizeof(float));
+    }
+}
+
+static void silu_mul(float *out, const float *gate_up, int rows, int ff)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const float *g = gate_up + (size_t)r * 2 * ff, *u = g + ff;
+        float *o = out + (size_t)r * ff;
+        for (int i = 0; i < ff; i++)
+            o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+}
+
+static void check_batch(const fl_cpu_model *m, const fl_cpu_kv_cache *kv, const fl_batch *b)
+{
+    FL_ASSERT(b->num_tokens > 0 && b->num_tokens <= m->max_tokens);
+    FL_ASSERT(kv->num_layers == m->cfg.num_layers && kv->num_kv_heads == m->cfg.num_kv_heads &&
+              kv->head_dim == m->cfg.head_dim);
+    FL_ASSERT(m->cfg.head_dim / 2 <= 512);
+    for (int t = 0; t < b->num_tokens; t++) {
+        FL_ASSERT(b->token_ids[t] >= 0 && b->token_ids[t] < m->cfg.vocab_size);
+        FL_ASSERT(b->positions[t] >= 0 && b->positions[t] < m->max_context);
+        FL_ASSERT(b->token_seq[t] >= 0 && b->token_seq[t] < b->num_seqs);
+        FL_ASSERT(b->positions[t] / kv->block_size < b->max_blocks_per_seq);
+    }
+    for (int r = 0; r < b->num_logits; r++)
+        FL_ASSERT(b->logit_rows[r] >= 0 && b->logit_rows[r] < b->num_tokens);
+}
+
+void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *b, float *logits)
+{
+    check_batch(m, kv, b);
+    const fl_model_config *c = &m->cfg;
+    const int n = b->num_tokens, h = c->hidden_size, hd = c->head_dim, ff = c->intermediate_size;
+    const int q_dim = c->num_heads * hd, qkv_dim = q_dim + 2 * c->num_kv_heads * hd;
+
+    for (int t = 0; t < n; t++)
+        memcpy(m->x + (size_t)t * h, m->embed + (size_t)b->token_ids[t] * h,
+               (size_t)h * sizeof(float));
+
+    for (int li = 0; li < c->num_layers; li++) {
+        const fl_cpu_layer *l = &m->layers[li];
+        rmsnorm_rows(m->xn, m->x, l->attn_norm, n, h, c->rms_norm_eps);
+        matmul(m->qkv, m->xn, l->wqkv, n, h, qkv_dim, 0.0f);
+        if (l->bqkv)
+            add_bias(m->qkv, l->bqkv, n, qkv_dim);
+        qk_rope_and_cache(m, l, kv, li, b);
+        fl_attn_cpu_args attn = {
+            .batch = b, .q = m->qkv, .q_stride = qkv_dim,
+            .k_cache = fl_cpu_kv_k(kv, li), .v_cache = fl_cpu_kv_v(kv, li),
+            .block_size = kv->block_size, .num_heads = c->num_heads,
+            .num_kv_heads = c->num_kv_heads, .head_dim = hd,
+            .scale = 1.0f / sqrtf((float)hd), .out = m->attn,
+            .scratch = m->scores, .scratch_per_thread = m->max_context,
+        };
+        fl_attn_cpu(&attn);
+        matmul(m->x, m->attn, l->wo, n, q_dim, h, 1.0f); /* x += attn * wo^T */
+        if (l->bo)
+            add_bias(m->x, l->bo, n, h);
+
+        rmsnorm_rows(m->xn, m->x, l->mlp_norm, n, h, c->rms_norm_eps);
+        matmul(m->gate_up, m->xn, l->w_gate_up, n, h, 2 * ff, 0.0f);
+        silu_mul(m->ffn, m->gate_up, n, ff);
+        matmul(m->x, m->ffn, l->w_down, n, ff, h, 1.0f);  /* x += ffn * down^T */
+    }
+
+    if (b->num_logits == 0)
+        return;
+    for (int r = 0; r < b->num_logits; r++)
+        rmsnorm_row(m->xn + (size_t)r * h, m->x + (size_t)b->logit_rows[r] * h, m->final_norm, h,
+                    c->rms_norm_eps);
+    matmul(logits, m->xn, m->lm_head, b->num_logits, h, c->vocab_size, 0.0f);
+}

@@ -1,0 +1,64 @@
+/* cpu_model.h - the whole forward pass on the CPU, in float32.
+ *
+ * The oracle for every GPU test and what CI runs. Weights are converted once
+ * to float32 (q/k/v fused into one matrix, gate/up into another); GEMMs go
+ * through OpenBLAS, the rest is OpenMP loops. All run state is allocated at
+ * init for at most max_tokens tokens per step: a step allocates nothing. */
+#ifndef FL_CPU_MODEL_H
+#define FL_CPU_MODEL_H
+
+#include "cpu/cpu_kv_cache.h"
+#include "model/batch.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+typedef struct fl_cpu_layer {
+    float *attn_norm;  /* (hidden) */
+    float *wqkv;       /* (q_dim + 2 * kv_dim, hidden): rows of q, then k, then v */
+    float *bqkv;       /* (q_dim + 2 * kv_dim), or NULL */
+    float *q_norm;     /* (head_dim), or NULL */
+    float *k_norm;     /* (head_dim), or NULL */
+    float *wo;         /* (hidden, q_dim) */
+    float *bo;         /* (hidden), or NULL */
+    float *mlp_norm;   /* (hidden) */
+    float *w_gate_up;  /* (2 * intermediate, hidden): rows of gate, then up */
+    float *w_down;     /* (hidden, intermediate) */
+} fl_cpu_layer;
+
+typedef struct fl_cpu_model {
+    fl_model_config cfg;
+    float *embed;          /* (vocab, hidden) */
+    float *final_norm;     /* (hidden) */
+    float *lm_head;        /* (vocab, hidden); == embed when tied */
+    fl_cpu_layer *layers;  /* [num_layers] */
+    double *inv_freq;      /* (head_dim / 2) rotary frequencies */
+    int max_tokens;        /* tokens per step the run state holds */
+    int max_context;       /* longest sequence attention may see */
+    /* run state, all (max_tokens, ...) */
+    float *x;              /* (max_tokens, hidden) residual stream */
+    float *xn;             /* (max_tokens, hidden) normalised input of a block */
+    float *qkv;            /* (max_tokens, q_dim + 2 * kv_dim) */
+    float *attn;           /* (max_tokens, q_dim) */
+    float *gate_up;        /* (max_tokens, 2 * intermediate) */
+    float *ffn;            /* (max_tokens, intermediate) */
+    float *scores;         /* (threads, max_context) attention scratch */
+    int num_threads;
+    float *weight_storage; /* owns every float32 weight above */
+    float *state_storage;  /* owns the run state */
+} fl_cpu_model;
+
+/* Converts w to float32 and plans run state for max_tokens tokens per step
+ * and contexts of up to max_context tokens. Cannot fail (out of memory
+ * aborts). The model keeps no pointer into w. */
+void fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
+                       int max_tokens, int max_context);
+void fl_cpu_model_free(fl_cpu_model *m);
+
+/* Runs one step: writes the K/V of every token of b into kv, and the logits
+ * of b's logit_rows into logits (num_logits, vocab). b must hold at most
+ * max_tokens tokens, valid token ids, positions under max_context, and
+ * block tables whose blocks exist in kv (checked: violations are bugs). */
+void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *b,
+                          float *logits);
+
+#endif

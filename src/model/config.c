@@ -1,0 +1,289 @@
+/* config.c - config.json parsing and validation (see config.h). */
+#include "model/config.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/mapped_file.h"
+
+static const struct {
+    const char *name;
+    fl_arch arch;
+} supported_archs[] = {
+    { "LlamaForCausalLM", FL_ARCH_LLAMA },
+    { "Qwen2ForCausalLM", FL_ARCH_QWEN2 },
+    { "Qwen3ForCausalLM", FL_ARCH_QWEN3 },
+};
+#define NUM_ARCHS (sizeof supported_archs / sizeof supported_archs[0])
+
+/* Reads an integer field in [lo, hi]. An absent or null field takes dflt, or
+ * is an error if required. */
+static int get_int(json_t *obj, const char *key, int required, int dflt, long long lo,
+                   long long hi, int *out, const char *src, fl_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required)
+            return fl_fail(err, "%s: missing field '%s'", src, key);
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v))
+        return fl_fail(err, "%s: field '%s' must be an integer", src, key);
+    long long x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return fl_fail(err, "%s: field '%s' = %lld is out of range [%lld, %lld]", src, key, x, lo,
+                       hi);
+    *out = (int)x;
+    return 0;
+}
+
+/* Reads a number field in (lo, hi]; absent or null takes dflt. */
+static int get_number(json_t *obj, const char *key, int required, double dflt, double lo,
+                      double hi, double *out, const char *src, fl_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required)
+            return fl_fail(err, "%s: missing field '%s'", src, key);
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_number(v))
+        return fl_fail(err, "%s: field '%s' must be a number", src, key);
+    double x = json_number_value(v);
+    if (!(x > lo && x <= hi))
+        return fl_fail(err, "%s: field '%s' = %g is out of range (%g, %g]", src, key, x, lo, hi);
+    *out = x;
+    return 0;
+}
+
+static int get_bool(json_t *obj, const char *key, int dflt, int *out, const char *src,
+                    fl_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_boolean(v))
+        return fl_fail(err, "%s: field '%s' must be true or false", src, key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int parse_arch(fl_model_config *cfg, json_t *root, const char *src, fl_error *err)
+{
+    json_t *archs = json_object_get(root, "architectures");
+    json_t *first = json_is_array(archs) ? json_array_get(archs, 0) : NULL;
+    if (!json_is_string(first))
+        return fl_fail(err, "%s: missing field 'architectures' (a list of class names)", src);
+    const char *name = json_string_value(first);
+    for (size_t i = 0; i < NUM_ARCHS; i++) {
+        if (strcmp(name, supported_archs[i].name) == 0) {
+            cfg->arch = supported_archs[i].arch;
+            cfg->arch_name = supported_archs[i].name;
+            return 0;
+        }
+    }
+    return fl_fail(err,
+                   "%s: field 'architectures' names '%s', which is not supported "
+                   "(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
+                   src, name);
+}
+
+/* Rope settings: transformers 5 writes rope_parameters (theta inside it);
+ * 4.x writes rope_theta and rope_scaling at the top level. Both are read. */
+static int parse_rope(fl_model_config *cfg, json_t *root, const char *src, fl_error *err)
+{
+    json_t *params = json_object_get(root, "rope_parameters");
+    const char *field = "rope_parameters";
+    if (!json_is_object(params)) {
+        params = json_object_get(root, "rope_scaling");
+        field = "rope_scaling";
+    }
+    if (params && !json_is_null(params) && !json_is_object(params))
+        return fl_fail(err, "%s: field '%s' must be an object or null", src, field);
+    json_t *theta_holder = json_object_get(root, "rope_theta") ? root : params;
+    if (get_number(theta_holder, "rope_theta", 0, 10000.0, 0.0, 1e12, &cfg->rope_theta, src,
+                   err) != 0)
+        return -1;
+    if (!json_is_object(params))
+        return 0;
+    json_t *type = json_object_get(params, "rope_type");
+    if (!type)
+        type = json_object_get(params, "type");
+    const char *type_name = json_is_string(type) ? json_string_value(type) : "default";
+    if (strcmp(type_name, "default") == 0)
+        return 0;
+    if (strcmp(type_name, "llama3") != 0)
+        return fl_fail(err, "%s: %s.rope_type '%s' is not supported (supported: default, llama3)",
+                       src, field, type_name);
+    cfg->rope_llama3 = 1;
+    char where[256];
+    snprintf(where, sizeof where, "%s (%s)", src, field);
+    if (get_number(params, "factor", 1, 0, 0.0, 1e6, &cfg->rope_factor, where, err) != 0 ||
+        get_number(params, "low_freq_factor", 1, 0, 0.0, 1e6, &cfg->rope_low_freq_factor, where,
+                   err) != 0 ||
+        get_number(params, "high_freq_factor", 1, 0, 0.0, 1e6, &cfg->rope_high_freq_factor, where,
+                   err) != 0 ||
+        get_int(params, "original_max_position_embeddings", 1, 0, 1, 1 << 24,
+                &cfg->rope_original_max_position, where, err) != 0)
+        return -1;
+    if (cfg->rope_high_freq_factor <= cfg->rope_low_freq_factor)
+        return fl_fail(err, "%s: high_freq_factor must exceed low_freq_factor", where);
+    return 0;
+}
+
+static int parse_special_ids(fl_model_config *cfg, json_t *root, const char *src, fl_error *err)
+{
+    if (get_int(root, "bos_token_id", 0, -1, 0, INT32_MAX, &cfg->bos_token_id, src, err) != 0)
+        return -1;
+    json_t *eos = json_object_get(root, "eos_token_id");
+    cfg->num_eos_ids = 0;
+    if (!eos || json_is_null(eos))
+        return 0;
+    if (json_is_integer(eos))
+        return get_int(root, "eos_token_id", 1, 0, 0, INT32_MAX, &cfg->eos_token_ids[cfg->num_eos_ids++],
+                       src, err);
+    if (!json_is_array(eos) || json_array_size(eos) > FL_MAX_EOS_IDS)
+        return fl_fail(err, "%s: field 'eos_token_id' must be an id or a list of at most %d ids",
+                       src, FL_MAX_EOS_IDS);
+    size_t i;
+    json_t *v;
+    json_array_foreach(eos, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
+            return fl_fail(err, "%s: field 'eos_token_id' holds a non-id value", src);
+        cfg->eos_token_ids[cfg->num_eos_ids++] = (int)json_integer_value(v);
+    }
+    return 0;
+}
+
+/* Features flashlm does not implement are refused, never ignored. */
+static int check_unsupported(json_t *root, const char *src, fl_error *err)
+{
+    json_t *act = json_object_get(root, "hidden_act");
+    if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
+        return fl_fail(err, "%s: field 'hidden_act' must be \"silu\" (the only one supported)", src);
+    int flag = 0;
+    if (get_bool(root, "mlp_bias", 0, &flag, src, err) != 0)
+        return -1;
+    if (flag)
+        return fl_fail(err, "%s: field 'mlp_bias' = true is not supported", src);
+    if (get_bool(root, "use_sliding_window", 0, &flag, src, err) != 0)
+        return -1;
+    if (flag)
+        return fl_fail(err, "%s: field 'use_sliding_window' = true is not supported", src);
+    json_t *types = json_object_get(root, "layer_types");
+    if (types && !json_is_null(types)) {
+        size_t i;
+        json_t *v;
+        if (!json_is_array(types))
+            return fl_fail(err, "%s: field 'layer_types' must be a list", src);
+        json_array_foreach(types, i, v) {
+            if (!json_is_string(v) || strcmp(json_string_value(v), "full_attention") != 0)
+                return fl_fail(err, "%s: field 'layer_types'[%zu] is not \"full_attention\" "
+                               "(the only layer type supported)", src, i);
+        }
+    }
+    return 0;
+}
+
+static int parse_dtype(fl_model_config *cfg, json_t *root, const char *src, fl_error *err)
+{
+    const char *key = json_object_get(root, "dtype") ? "dtype" : "torch_dtype";
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) {
+        cfg->dtype = FL_F32; /* transformers' default when a config names none */
+        return 0;
+    }
+    cfg->dtype = json_is_string(v) ? fl_dtype_from_torch_name(json_string_value(v))
+                                   : FL_DTYPE_INVALID;
+    if (cfg->dtype == FL_DTYPE_INVALID)
+        return fl_fail(err, "%s: field '%s' must be \"bfloat16\", \"float16\" or \"float32\"",
+                       src, key);
+    return 0;
+}
+
+static int parse_root(fl_model_config *cfg, json_t *root, const char *src, fl_error *err)
+{
+    if (!json_is_object(root))
+        return fl_fail(err, "%s: not a JSON object", src);
+    if (parse_arch(cfg, root, src, err) != 0 || check_unsupported(root, src, err) != 0 ||
+        parse_dtype(cfg, root, src, err) != 0 || parse_rope(cfg, root, src, err) != 0 ||
+        parse_special_ids(cfg, root, src, err) != 0)
+        return -1;
+    double eps;
+    if (get_int(root, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size, src, err) != 0 ||
+        get_int(root, "hidden_size", 1, 0, 1, 1 << 16, &cfg->hidden_size, src, err) != 0 ||
+        get_int(root, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->intermediate_size, src,
+                err) != 0 ||
+        get_int(root, "num_hidden_layers", 1, 0, 1, 1024, &cfg->num_layers, src, err) != 0 ||
+        get_int(root, "num_attention_heads", 1, 0, 1, 1024, &cfg->num_heads, src, err) != 0 ||
+        get_int(root, "num_key_value_heads", 0, cfg->num_heads, 1, 1024, &cfg->num_kv_heads, src,
+                err) != 0 ||
+        get_int(root, "max_position_embeddings", 0, 2048, 1, 1 << 24,
+                &cfg->max_position_embeddings, src, err) != 0 ||
+        get_number(root, "rms_norm_eps", 0, 1e-6, 0.0, 1.0, &eps, src, err) != 0 ||
+        get_bool(root, "tie_word_embeddings", 0, &cfg->tie_word_embeddings, src, err) != 0)
+        return -1;
+    cfg->rms_norm_eps = (float)eps;
+    if (cfg->num_heads % cfg->num_kv_heads != 0)
+        return fl_fail(err, "%s: field 'num_key_value_heads' = %d must divide "
+                       "num_attention_heads = %d", src, cfg->num_kv_heads, cfg->num_heads);
+    json_t *hd = json_object_get(root, "head_dim");
+    if ((!hd || json_is_null(hd)) && cfg->hidden_size % cfg->num_heads != 0)
+        return fl_fail(err, "%s: no 'head_dim', and hidden_size = %d is not a multiple of "
+                       "num_attention_heads = %d", src, cfg->hidden_size, cfg->num_heads);
+    if (get_int(root, "head_dim", 0, cfg->hidden_size / cfg->num_heads, 2, 1024, &cfg->head_dim,
+                src, err) != 0)
+        return -1;
+    if (cfg->head_dim % 2 != 0)
+        return fl_fail(err, "%s: field 'head_dim' = %d must be even (rotary pairs)", src,
+                       cfg->head_dim);
+    int attention_bias = 0;
+    if (get_bool(root, "attention_bias", 0, &attention_bias, src, err) != 0)
+        return -1;
+    /* Qwen2 always has q/k/v bias and no o_proj bias; for Llama and Qwen3
+     * attention_bias adds a bias to all four projections. */
+    cfg->qkv_bias = cfg->arch == FL_ARCH_QWEN2 || attention_bias;
+    cfg->o_bias = cfg->arch != FL_ARCH_QWEN2 && attention_bias;
+    cfg->qk_norm = cfg->arch == FL_ARCH_QWEN3;
+    for (int i = 0; i < cfg->num_eos_ids; i++)
+        if (cfg->eos_token_ids[i] >= cfg->vocab_size)
+            return fl_fail(err, "%s: field 'eos_token_id' = %d is not below vocab_size = %d", src,
+                           cfg->eos_token_ids[i], cfg->vocab_size);
+    return 0;
+}
+
+int fl_model_config_parse(fl_model_config *cfg, const char *json_text, const char *source,
+                          fl_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    json_error_t jerr;
+    json_t *root = json_loads(json_text, 0, &jerr);
+    if (!root)
+        return fl_fail(err, "%s: malformed JSON (%s, line %d)", source, jerr.text, jerr.line);
+    int rc = parse_root(cfg, root, source, err);
+    json_decref(root);
+    return rc;
+}
+
+int fl_model_config_load_dir(fl_model_config *cfg, const char *dir, fl_error *err)
+{
+    char *path = fl_path_join(dir, "config.json");
+    char *text = fl_read_text_file(path, NULL, err);
+    int rc = text ? fl_model_config_parse(cfg, text, path, err) : -1;
+    free(text);
+    free(path);
+    return rc;
+}
+
+int64_t fl_model_config_kv_bytes_per_token(const fl_model_config *cfg, fl_dtype kv_dtype)
+{
+    return (int64_t)cfg->num_layers * 2 * cfg->num_kv_heads * cfg->head_dim *
+           (int64_t)fl_dtype_size(kv_dtype);
+}

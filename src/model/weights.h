@@ -1,0 +1,66 @@
+/* weights.h - the model's tensors, by role, as views in the checkpoint dtype.
+ *
+ * The weights come either from a Hugging Face directory (mmap'ed safetensors,
+ * every expected tensor checked for presence, shape and dtype) or from
+ * --load-format dummy (deterministic random values from a seed, in the
+ * config's dtype). Backends read these views and make their own copies in
+ * the layout they compute with. */
+#ifndef FL_WEIGHTS_H
+#define FL_WEIGHTS_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "model/config.h"
+#include "model/safetensors.h"
+
+typedef struct fl_layer_weights {
+    fl_tensor attn_norm;  /* (hidden) */
+    fl_tensor wq;         /* (num_heads * head_dim, hidden) */
+    fl_tensor wk;         /* (num_kv_heads * head_dim, hidden) */
+    fl_tensor wv;         /* (num_kv_heads * head_dim, hidden) */
+    fl_tensor bq;         /* (num_heads * head_dim), if cfg->qkv_bias */
+    fl_tensor bk;         /* (num_kv_heads * head_dim), if cfg->qkv_bias */
+    fl_tensor bv;         /* (num_kv_heads * head_dim), if cfg->qkv_bias */
+    fl_tensor q_norm;     /* (head_dim), if cfg->qk_norm */
+    fl_tensor k_norm;     /* (head_dim), if cfg->qk_norm */
+    fl_tensor wo;         /* (hidden, num_heads * head_dim) */
+    fl_tensor bo;         /* (hidden), if cfg->o_bias */
+    fl_tensor mlp_norm;   /* (hidden) */
+    fl_tensor w_gate;     /* (intermediate, hidden) */
+    fl_tensor w_up;       /* (intermediate, hidden) */
+    fl_tensor w_down;     /* (hidden, intermediate) */
+} fl_layer_weights;
+
+typedef struct fl_weights {
+    fl_tensor embed;          /* (vocab, hidden) */
+    fl_tensor final_norm;     /* (hidden) */
+    fl_tensor lm_head;        /* (vocab, hidden); the same data as embed when tied */
+    int num_layers;
+    fl_layer_weights *layers; /* [num_layers] */
+    int64_t num_params;       /* the tied lm_head counted once, as HF does */
+    fl_safetensors files;     /* owns the mappings (file-loaded weights) */
+    void *dummy_data;         /* owns the values (dummy weights) */
+} fl_weights;
+
+/* Loads and checks the weights of the model directory dir for cfg. */
+int fl_weights_load(fl_weights *w, const fl_model_config *cfg, const char *dir, fl_error *err);
+
+/* Fills every tensor cfg needs with values drawn from seed, in cfg->dtype:
+ * matrices uniform with variance 1/fan_in, norms near 1, biases near 0.
+ * The same seed gives the same values on any thread count. Cannot fail. */
+void fl_weights_init_dummy(fl_weights *w, const fl_model_config *cfg, uint64_t seed);
+
+/* Shapes and dtypes only, every data pointer NULL: what `flashlm info`
+ * needs for a dummy model, without allocating its size. Cannot fail. */
+void fl_weights_init_shapes(fl_weights *w, const fl_model_config *cfg);
+
+void fl_weights_free(fl_weights *w);
+
+/* Calls fn on every tensor of w, in checkpoint order, with its HF name.
+ * Stops at and returns the first non-zero value fn returns. */
+typedef int (*fl_weights_visit_fn)(const char *name, const fl_tensor *t, void *ctx);
+int fl_weights_visit(const fl_weights *w, const fl_model_config *cfg, fl_weights_visit_fn fn,
+                     void *ctx);
+
+#endif

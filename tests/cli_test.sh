@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# cli_test.sh FLASHLM FIXTURES - the real binary, run as a user would.
+# Each bad input must exit 1 with exactly one line on stderr naming the
+# problem; good runs must exit 0 with the expected output. Prints
+# "N passed, N failed" last.
+set -u
+bin=$1
+fx=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+# expect_ok REGEX CMD...: exit 0, stdout matches REGEX (grep -E).
+expect_ok() {
+    local regex=$1; shift
+    if "$@" >"$tmp/out" 2>"$tmp/err" && grep -qE -- "$regex" "$tmp/out"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL (expected success matching '$regex'): $*"
+        sed 's/^/  | /' "$tmp/out" "$tmp/err" | head -20
+    fi
+}
+
+# expect_error REGEX CMD...: exit 1 and one stderr line matching REGEX.
+expect_error() {
+    local regex=$1; shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    local lines
+    lines=$(wc -l <"$tmp/err")
+    if [ "$rc" -eq 1 ] && [ "$lines" -eq 1 ] && grep -qE -- "$regex" "$tmp/err"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL (expected exit 1 and one line matching '$regex', got exit $rc, $lines lines): $*"
+        sed 's/^/  | /' "$tmp/err" | head -20
+    fi
+}
+
+q3=$fx/tiny-qwen3
+
+# ---- working runs ----
+expect_ok 'parameters: +596049920 \(596\.0M\)' "$bin" info Qwen/Qwen3-0.6B --load-format dummy
+expect_ok 'KV bytes per token: +114688 ' "$bin" info --model Qwen/Qwen3-0.6B --load-format=dummy
+expect_ok 'model\.layers\.27\.mlp\.down_proj\.weight +BF16 +\[1024, 3072\]' \
+    "$bin" info Qwen/Qwen3-0.6B --load-format dummy
+expect_ok 'llama3 scaling' "$bin" info "$fx/tiny-llama"
+expect_ok '^usage: flashlm generate' "$bin" generate --help
+expect_ok '^\[[0-9]+(, [0-9]+){7}\]$' "$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 8
+expect_ok '^\[[0-9]+(, [0-9]+){3}\]$' "$bin" generate Qwen/Qwen3-0.6B --load-format dummy \
+    --prompt-ids 9707,11,1879 --max-tokens 4
+
+# A prompt's output does not depend on what else is in the batch.
+"$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 12 --block-size 16 >"$tmp/alone"
+printf '100 101 102 103 104 105 106 107 108 109 110 111 112 113 114 115 116 117\n\n[5, 6, 7]\n' >"$tmp/prompts"
+"$bin" generate "$q3" --prompts-file "$tmp/prompts" --max-tokens 12 --block-size 16 \
+    --max-num-batched-tokens 5 >"$tmp/batched"
+if [ "$(sed -n 2p "$tmp/batched")" = "$(cat "$tmp/alone")" ] && [ "$(wc -l <"$tmp/batched")" -eq 2 ]; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    echo "FAIL: batched output differs from the prompt run alone"
+fi
+
+# ---- bad flags and arguments ----
+expect_error "unknown command 'frobnicate'" "$bin" frobnicate
+expect_error "^flashlm info: no model given" "$bin" info
+expect_error "unknown option '--bogus'" "$bin" info "$q3" --bogus
+expect_error "option '--max-tokens' needs a value" "$bin" generate "$q3" --prompt-ids 1 --max-tokens
+expect_error "--max-tokens: 'ten' is not an integer" "$bin" generate "$q3" --prompt-ids 1 --max-tokens ten
+expect_error "--block-size: 48 is not one of 16, 32, 64, 128" "$bin" generate "$q3" --prompt-ids 1 --block-size 48
+expect_error "--seed: -1 is out of range" "$bin" info "$q3" --seed -1
+expect_error "--load-format: 'gguf' is not one of auto, safetensors, dummy" "$bin" info "$q3" --load-format gguf
+expect_error "--prompt-ids: 'x' is not a token id" "$bin" generate "$q3" --prompt-ids 1,x
+expect_error "prompt 1: token id 99999 is not below the vocab size 384" "$bin" generate "$q3" --prompt-ids 99999
+expect_error "no prompts" "$bin" generate "$q3"
+expect_error "exceed the model's max_position_embeddings 512" "$bin" generate "$q3" --prompt-ids 1 --max-tokens 600
+expect_error "--prompts-file: /nonexistent/p.txt: No such file" "$bin" generate "$q3" --prompts-file /nonexistent/p.txt
+printf '1 2 3\n4 five\n' >"$tmp/badprompts"
+expect_error "badprompts:2: 'five' is not a token id" "$bin" generate "$q3" --prompts-file "$tmp/badprompts"
+expect_error "unexpected argument 'extra'" "$bin" info "$q3" extra
+expect_error "model '/nonexistent/m': no such directory" "$bin" info /nonexistent/m
+expect_error "runs with --load-format dummy" "$bin" generate Qwen/Qwen3-0.6B --prompt-ids 1
+
+# ---- bad model files ----
+mkdir "$tmp/m"
+cp "$q3"/* "$tmp/m/"
+head -c 100000 "$q3/model.safetensors" >"$tmp/m/model.safetensors"
+expect_error "m/model.safetensors: tensor '.*': data_offsets .* \(file truncated\?\)" "$bin" info "$tmp/m"
+cp "$q3/model.safetensors" "$tmp/m/"
+sed -i 's/Qwen3ForCausalLM/MambaForCausalLM/' "$tmp/m/config.json"
+expect_error "m/config.json: field 'architectures' names 'MambaForCausalLM', which is not supported" \
+    "$bin" generate "$tmp/m" --prompt-ids 1
+printf 'not json' >"$tmp/m/config.json"
+expect_error "m/config.json: malformed JSON" "$bin" info "$tmp/m"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,118 @@
+/* test_util.c - see test_util.h. */
+#include "test_util.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *tu_tempdir(void)
+{
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *path = malloc(strlen(tmp) + 32);
+    sprintf(path, "%s/flashlm-test-XXXXXX", tmp);
+    assert_non_null(mkdtemp(path));
+    return path;
+}
+
+void tu_rmdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+void tu_write_file(const char *dir, const char *name, const void *data, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static unsigned char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(*len ? *len : 1);
+    assert_int_equal(fread(buf, 1, *len, f), *len);
+    fclose(f);
+    return buf;
+}
+
+void tu_copy_files(const char *src, const char *dst)
+{
+    DIR *d = opendir(src);
+    assert_non_null(d);
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)) != NULL) {
+        snprintf(path, sizeof path, "%s/%s", src, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        size_t len;
+        unsigned char *buf = read_all(path, &len);
+        tu_write_file(dst, e->d_name, buf, len);
+        free(buf);
+    }
+    closedir(d);
+}
+
+const char *tu_fixture(const char *name)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", FIXTURES_DIR, name);
+    return path;
+}
+
+void tu_safetensors_read(tu_safetensors *st, const char *path)
+{
+    size_t len;
+    unsigned char *buf = read_all(path, &len);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | buf[i];
+    json_error_t jerr;
+    st->header = json_loadb((const char *)buf + 8, hlen, 0, &jerr);
+    assert_non_null(st->header);
+    st->data_len = len - 8 - hlen;
+    st->data = malloc(st->data_len ? st->data_len : 1);
+    memcpy(st->data, buf + 8 + hlen, st->data_len);
+    free(buf);
+}
+
+void tu_safetensors_write(const tu_safetensors *st, const char *dir, const char *name)
+{
+    char *text = json_dumps(st->header, JSON_COMPACT);
+    size_t hlen = strlen(text);
+    size_t total = 8 + hlen + st->data_len;
+    unsigned char *buf = malloc(total);
+    for (int i = 0; i < 8; i++)
+        buf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    memcpy(buf + 8, text, hlen);
+    memcpy(buf + 8 + hlen, st->data, st->data_len);
+    tu_write_file(dir, name, buf, total);
+    free(buf);
+    free(text);
+}
+
+void tu_safetensors_free(tu_safetensors *st)
+{
+    json_decref(st->header);
+    free(st->data);
+}
