@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# install_deps.sh - the Debian packages flashlm builds and tests with.
+# The one list of system dependencies; docs/architecture.md says why each.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config   # the C11 toolchain and build
+  libopenblas-dev                    # CPU GEMMs
+  libjansson-dev                     # JSON: config.json, safetensors headers
+  libcmocka-dev                      # the C test framework
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"

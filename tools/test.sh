@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# test.sh [--sanitize] - build, then run every test (ctest). With
+# --sanitize the same suite runs under AddressSanitizer and UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/build.sh "$@"
+dir=build
+[ "${1:-}" = "--sanitize" ] && dir=build-asan
+ctest --test-dir "$dir" --output-on-failure
