@@ -5,9 +5,15 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config   # the C11 toolchain and build
   libopenblas-dev                    # CPU GEMMs
-  libjansson-dev                     # JSON: config.json, safetensors headers
+  libjansson-dev                     # JSON: config.json, safetensors headers, tokenizer.json
+  libpcre2-dev                       # the tokenizer's pre-tokenizer regex (JIT, Unicode)
+  libutf8proc-dev                    # the tokenizer's NFC normalizer
   libcmocka-dev                      # the C test framework
 )
+# node and npm run the test-side references (tests/js); a machine that has
+# node from elsewhere keeps it.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,26 +6,45 @@
 #include "base/alloc.h"
 #include "base/error.h"
 
+/* SplitMix64's finalizer: a bijection on 64-bit words. */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* For len <= 8 a bijection of the (zero-padded) key for each length; longer
+ * keys fold 8 bytes at a time. */
 static uint64_t hash_bytes(const void *key, size_t len)
 {
-    /* 8 bytes at a time, multiply-xorshift mixing; finished with the
-     * length so that prefixes padded with zeros differ. */
     const unsigned char *p = key;
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (len * 0xff51afd7ed558ccdull);
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 29;
-        p += 8;
-        len -= 8;
-    }
     uint64_t w = 0;
+    if (len <= 8) {
+        if (len)
+            memcpy(&w, p, len);
+        return mix64(w ^ (len * 0x9e3779b97f4a7c15ull));
+    }
+    uint64_t h = len * 0xff51afd7ed558ccdull;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&w, p, 8);
+        h = mix64(h ^ w);
+    }
+    w = 0;
     if (len)
         memcpy(&w, p, len);
-    h = (h ^ w) * 0x94d049bb133111ebull;
-    h ^= h >> 32;
-    return h ? h : 1;
+    return mix64(h ^ w ^ 0x632be59bd9b4e019ull);
+}
+
+static int is_empty(const fl_bytemap_slot *s)
+{
+    return s->key_len == FL_BYTEMAP_EMPTY;
+}
+
+static void mark_all_empty(fl_bytemap_slot *slots, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        slots[i].key_len = FL_BYTEMAP_EMPTY;
 }
 
 void fl_bytemap_init(fl_bytemap *m, size_t expected_count)
@@ -34,7 +53,8 @@ void fl_bytemap_init(fl_bytemap *m, size_t expected_count)
     while (cap < expected_count * 2)
         cap *= 2;
     FL_ASSERT(cap <= ((size_t)1 << 31));
-    m->slots = fl_calloc(cap, sizeof(fl_bytemap_slot));
+    m->slots = fl_malloc(cap * sizeof(fl_bytemap_slot));
+    mark_all_empty(m->slots, cap);
     m->mask = (uint32_t)(cap - 1);
     m->count = 0;
     m->keys_cap = expected_count * 8 + 64;
@@ -51,7 +71,7 @@ void fl_bytemap_free(fl_bytemap *m)
 
 void fl_bytemap_clear(fl_bytemap *m)
 {
-    memset(m->slots, 0, ((size_t)m->mask + 1) * sizeof(fl_bytemap_slot));
+    mark_all_empty(m->slots, (size_t)m->mask + 1);
     m->count = 0;
     m->keys_len = 0;
 }
@@ -60,9 +80,10 @@ static fl_bytemap_slot *find_slot(const fl_bytemap *m, const void *key, size_t l
 {
     for (uint32_t i = (uint32_t)h & m->mask;; i = (i + 1) & m->mask) {
         fl_bytemap_slot *s = &m->slots[i];
-        if (s->hash == 0)
+        if (is_empty(s))
             return s;
-        if (s->hash == h && s->key_len == len && memcmp(m->keys + s->key_off, key, len) == 0)
+        if (s->hash == h && s->key_len == len &&
+            (len <= 8 || memcmp(m->keys + s->key_off, key, len) == 0))
             return s;
     }
 }
@@ -72,13 +93,14 @@ static void grow(fl_bytemap *m)
     fl_bytemap old = *m;
     size_t cap = ((size_t)m->mask + 1) * 2;
     FL_ASSERT(cap <= ((size_t)1 << 31));
-    m->slots = fl_calloc(cap, sizeof(fl_bytemap_slot));
+    m->slots = fl_malloc(cap * sizeof(fl_bytemap_slot));
+    mark_all_empty(m->slots, cap);
     m->mask = (uint32_t)(cap - 1);
     for (size_t i = 0; i <= old.mask; i++) {
-        if (old.slots[i].hash == 0)
+        if (is_empty(&old.slots[i]))
             continue;
         uint32_t j = (uint32_t)old.slots[i].hash & m->mask;
-        while (m->slots[j].hash != 0)
+        while (!is_empty(&m->slots[j]))
             j = (j + 1) & m->mask;
         m->slots[j] = old.slots[i];
     }
@@ -91,7 +113,7 @@ int fl_bytemap_put(fl_bytemap *m, const void *key, size_t len, uint64_t value)
         grow(m);
     uint64_t h = hash_bytes(key, len);
     fl_bytemap_slot *s = find_slot(m, key, len, h);
-    if (s->hash != 0) {
+    if (!is_empty(s)) {
         s->value = value;
         return 0;
     }
@@ -100,7 +122,7 @@ int fl_bytemap_put(fl_bytemap *m, const void *key, size_t len, uint64_t value)
             m->keys_cap *= 2;
         m->keys = fl_realloc(m->keys, m->keys_cap);
     }
-    FL_ASSERT(m->keys_len + len <= UINT32_MAX);
+    FL_ASSERT(m->keys_len + len <= UINT32_MAX && len < FL_BYTEMAP_EMPTY);
     if (len)
         memcpy(m->keys + m->keys_len, key, len);
     s->hash = h;
@@ -115,7 +137,7 @@ int fl_bytemap_put(fl_bytemap *m, const void *key, size_t len, uint64_t value)
 int fl_bytemap_get(const fl_bytemap *m, const void *key, size_t len, uint64_t *value)
 {
     const fl_bytemap_slot *s = find_slot(m, key, len, hash_bytes(key, len));
-    if (s->hash == 0)
+    if (is_empty(s))
         return 0;
     *value = s->value;
     return 1;

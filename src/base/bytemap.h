@@ -1,7 +1,9 @@
 /* bytemap.h - a hash map from byte strings to 64-bit values.
  *
  * Open addressing with linear probing; the map owns copies of its keys in
- * one growing buffer. The tokenizer's vocabulary (token -> id), merges
+ * one growing buffer. For keys of at most 8 bytes the hash is a bijection of
+ * the key, so a lookup compares hashes and never reads the key buffer: one
+ * memory access per probe, which is what BPE's merge lookups are bound by. The tokenizer's vocabulary (token -> id), merges
  * ((id, id) -> rank and result) and word cache all use it: one small table
  * instead of a general container library. */
 #ifndef FL_BYTEMAP_H
@@ -11,11 +13,13 @@
 #include <stdint.h>
 
 typedef struct fl_bytemap_slot {
-    uint64_t hash;   /* 0 marks an empty slot (real hashes are forced non-zero) */
+    uint64_t hash;
     uint64_t value;
     uint32_t key_off;
-    uint32_t key_len;
+    uint32_t key_len;  /* FL_BYTEMAP_EMPTY marks an empty slot */
 } fl_bytemap_slot;
+
+#define FL_BYTEMAP_EMPTY UINT32_MAX
 
 typedef struct fl_bytemap {
     fl_bytemap_slot *slots;  /* [mask + 1] */

@@ -15,6 +15,7 @@
 int fl_cmd_info(int argc, char **argv);
 int fl_cmd_generate(int argc, char **argv);
 int fl_cmd_tokenize(int argc, char **argv);
+int fl_cmd_bench(int argc, char **argv);
 
 /* Parses an integer flag value in [lo, hi]; the error names the flag. */
 int fl_cli_int(const char *flag, const char *text, long long lo, long long hi, long long *out,

@@ -16,9 +16,20 @@
 
 /* Words up to this long are cached; the cache is emptied when full. */
 #define CACHE_MAX_WORD 256
-#define CACHE_MAX_WORDS 65536
+
+/* Recent merge lookups, direct-mapped: 2^14 x 16 bytes = 256 KiB, which
+ * stays in L2. Pair frequencies are Zipfian, and most pairs have no merge,
+ * so caching both answers spares most trips to the 151k-entry table, each a
+ * likely cache miss. */
+#define PAIR_CACHE_BITS 14
+
+typedef struct pair_entry {
+    uint64_t pair;   /* left << 32 | right, + 1 (0: empty) */
+    uint64_t merge;  /* merge_of's answer, 0 for none */
+} pair_entry;
 
 typedef struct bpe_work {
+    pair_entry pairs[1 << PAIR_CACHE_BITS];
     int32_t *id;    /* [cap] symbol ids; -1 once merged into its left neighbour */
     int32_t *prev;  /* [cap] */
     int32_t *next;  /* [cap] -1 at the end */
@@ -30,7 +41,7 @@ static bpe_work *work_for(fl_tok_scratch *s, size_t n)
     if (n > s->bpe_cap) {
         fl_bpe_scratch_free(s);
         size_t cap = n < 64 ? 64 : n * 2;
-        bpe_work *w = fl_malloc(sizeof *w);
+        bpe_work *w = fl_calloc(1, sizeof *w);
         w->id = fl_malloc(cap * sizeof(int32_t));
         w->prev = fl_malloc(cap * sizeof(int32_t));
         w->next = fl_malloc(cap * sizeof(int32_t));
@@ -55,12 +66,18 @@ void fl_bpe_scratch_free(fl_tok_scratch *s)
     s->bpe_cap = 0;
 }
 
-/* rank << 32 | merged id of the pair (a, b), or 0 if there is no merge. */
-static uint64_t merge_of(const fl_tokenizer *t, int32_t a, int32_t b)
+/* (rank + 1) << 32 | merged id of the pair (a, b), or 0 if there is no merge. */
+static uint64_t merge_of(const fl_tokenizer *t, bpe_work *w, int32_t a, int32_t b)
 {
+    const uint64_t pair = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1;
+    pair_entry *e = &w->pairs[(pair * 0x9e3779b97f4a7c15ull) >> (64 - PAIR_CACHE_BITS)];
+    if (e->pair == pair)
+        return e->merge;
     int32_t key[2] = { a, b };
     uint64_t v;
-    return fl_bytemap_get(&t->merges, key, sizeof key, &v) ? v : 0;
+    e->pair = pair;
+    e->merge = fl_bytemap_get(&t->merges, key, sizeof key, &v) ? v : 0;
+    return e->merge;
 }
 
 static void heap_push(uint64_t *heap, size_t *len, uint64_t v)
@@ -98,7 +115,7 @@ static void push_pair(const fl_tokenizer *t, bpe_work *w, size_t *hlen, int32_t 
     int32_t nx = w->next[pos];
     if (nx < 0)
         return;
-    uint64_t m = merge_of(t, w->id[pos], w->id[nx]);
+    uint64_t m = merge_of(t, w, w->id[pos], w->id[nx]);
     if (m)
         heap_push(w->heap, hlen, (m & 0xffffffff00000000ull) | (uint32_t)pos);
 }
@@ -120,7 +137,7 @@ static void merge_word(const fl_tokenizer *t, fl_tok_scratch *s, const unsigned 
         int32_t pos = (int32_t)(uint32_t)top, nx = w->next[pos];
         if (w->id[pos] < 0 || nx < 0)
             continue;
-        uint64_t m = merge_of(t, w->id[pos], w->id[nx]);
+        uint64_t m = merge_of(t, w, w->id[pos], w->id[nx]);
         if (!m || (m >> 32) != (top >> 32))
             continue; /* stale: this pair changed since it was pushed */
         w->id[pos] = (int32_t)(uint32_t)m;
@@ -169,7 +186,7 @@ void fl_bpe_word(const fl_tokenizer *t, fl_tok_scratch *s, const unsigned char *
         merge_word(t, s, word, n, out);
     if (n > CACHE_MAX_WORD)
         return;
-    if (s->cache.count >= CACHE_MAX_WORDS) {
+    if (s->cache.count >= CACHE_WORDS) {
         fl_bytemap_clear(&s->cache);
         s->cache_ids.len = 0;
     }

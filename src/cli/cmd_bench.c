@@ -1,0 +1,19 @@
+/* cmd_bench.c - `flashlm bench NAME ...`: dispatch to the benchmarks. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench/bench.h"
+#include "cli/cli.h"
+
+int fl_cmd_bench(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "tokenize") == 0)
+        return fl_bench_tokenize(argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        puts("usage: flashlm bench tokenize TOKENIZER_DIR CORPUS   encoding speed, one thread");
+        return 0;
+    }
+    fprintf(stderr, "flashlm bench: unknown or missing benchmark%s%s (available: tokenize)\n",
+            argc >= 2 ? " " : "", argc >= 2 ? argv[1] : "");
+    return 1;
+}
