@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# cli_test.sh FLASHLM FIXTURES - the real binary, run as a user would.
+# cli_test.sh FLASHLM FIXTURES QWEN3_TOKENIZER - the real binary, run as a user would.
 # Each bad input must exit 1 with exactly one line on stderr naming the
 # problem; good runs must exit 0 with the expected output. Prints
 # "N passed, N failed" last.
 set -u
 bin=$1
 fx=$2
+tok=$3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0
@@ -40,6 +41,8 @@ expect_error() {
 }
 
 q3=$fx/tiny-qwen3
+mkdir "$tmp/notemplate"
+cp "$tok/tokenizer.json" "$tmp/notemplate/"
 
 # ---- working runs ----
 expect_ok 'parameters: +596049920 \(596\.0M\)' "$bin" info Qwen/Qwen3-0.6B --load-format dummy
@@ -83,6 +86,39 @@ expect_error "badprompts:2: 'five' is not a token id" "$bin" generate "$q3" --pr
 expect_error "unexpected argument 'extra'" "$bin" info "$q3" extra
 expect_error "model '/nonexistent/m': no such directory" "$bin" info /nonexistent/m
 expect_error "runs with --load-format dummy" "$bin" generate Qwen/Qwen3-0.6B --prompt-ids 1
+
+# ---- tokenize ----
+text=$'Hello, wörld 😀 <|im_end|>\n  x=1'
+printf '%s' "$text" | "$bin" tokenize "$tok" >"$tmp/ids"
+if [ "$(tr -d '\n' <"$tmp/ids" | "$bin" tokenize "$tok" --decode)" = "$text" ] &&
+   grep -qE '^\[[0-9]+(, [0-9]+)+\]$' "$tmp/ids" && grep -q '151645' "$tmp/ids"; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    echo "FAIL: tokenize then --decode does not give the text back"
+fi
+echo '[151644, 9707, 151645]' >"$tmp/sp"
+expect_ok '^Hello$' sh -c "\"$bin\" tokenize \"$tok\" --decode --skip-special-tokens <\"$tmp/sp\"; echo"
+echo '[{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"}]' >"$tmp/msgs"
+expect_ok '^<think>$' sh -c "\"$bin\" tokenize \"$tok\" --apply-chat-template --render-only --chat-template-kwargs '{\"enable_thinking\": false}' <\"$tmp/msgs\""
+expect_ok '^\[151644, [0-9, ]+, 151644, 77091, 198\]$' sh -c "\"$bin\" tokenize \"$tok\" --apply-chat-template <\"$tmp/msgs\""
+printf '{{ messages[0].content }}!' >"$tmp/tpl.jinja"
+expect_ok '^S!$' sh -c "\"$bin\" tokenize \"$tok\" --apply-chat-template --render-only --chat-template \"$tmp/tpl.jinja\" <\"$tmp/msgs\"; echo"
+printf '{%% for m in messages %%}{{ m.content | wordwrap }}{%% endfor %%}' >"$tmp/bad.jinja"
+expect_error "bad.jinja: chat template cannot be used .*: line 1: the filter 'wordwrap' is not supported" \
+    sh -c "\"$bin\" tokenize \"$tok\" --apply-chat-template --chat-template \"$tmp/bad.jinja\" <\"$tmp/msgs\""
+printf '{{ raise_exception("no system role") }}' >"$tmp/raise.jinja"
+expect_error "chat template: line 1: the chat template raised an error: no system role" \
+    sh -c "\"$bin\" tokenize \"$tok\" --apply-chat-template --chat-template \"$tmp/raise.jinja\" <\"$tmp/msgs\""
+expect_error "--chat-template: /nonexistent.jinja: cannot open" \
+    sh -c "\"$bin\" tokenize \"$tok\" --apply-chat-template --chat-template /nonexistent.jinja <\"$tmp/msgs\""
+expect_error "--chat-template-kwargs: not a JSON object" \
+    sh -c "\"$bin\" tokenize \"$tok\" --apply-chat-template --chat-template-kwargs '[1]' <\"$tmp/msgs\""
+expect_error "stdin is not a JSON array of messages" sh -c "echo '{}' | \"$bin\" tokenize \"$tok\" --apply-chat-template"
+expect_error "--decode: element 1 is not a token id" sh -c "echo '[1, \"x\"]' | \"$bin\" tokenize \"$tok\" --decode"
+expect_error "exclude each other" "$bin" tokenize "$tok" --decode --apply-chat-template
+expect_error "/nonexistent/tokenizer.json: unable to open" sh -c "echo x | \"$bin\" tokenize /nonexistent"
+expect_error "the tokenizer has no chat template" sh -c "echo '[]' | \"$bin\" tokenize \"$tmp/notemplate\" --apply-chat-template"
 
 # ---- bad model files ----
 mkdir "$tmp/m"
