@@ -75,6 +75,45 @@ static void test_tiny_tokenizer_works(void **state)
     free(dir);
 }
 
+/* add_bos_token / add_eos_token put the special tokens around the ids when
+ * add_special_tokens is asked for, and only then. */
+static void test_add_bos_eos(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    json_t *j = tiny_tokenizer();
+    json_array_append_new(json_object_get(j, "added_tokens"),
+                          json_pack("{s:i,s:s,s:b}", "id", 259, "content", "<s>", "special", 1));
+    write_json(dir, "tokenizer.json", j);
+    json_decref(j);
+    const char cfg[] = "{\"bos_token\": {\"content\": \"<s>\"}, \"eos_token\": \"<|end|>\","
+                       " \"add_bos_token\": true, \"add_eos_token\": true}";
+    tu_write_file(dir, "tokenizer_config.json", cfg, sizeof cfg - 1);
+    fl_tokenizer t;
+    fl_error err;
+    assert_int_equal(fl_tokenizer_load(&t, dir, &err), 0);
+    fl_tok_scratch s;
+    fl_tok_scratch_init(&s, &t);
+    fl_ids plain = { 0 }, special = { 0 };
+    fl_tokenizer_encode(&t, &s, "abc", 3, 0, &plain);
+    fl_tokenizer_encode(&t, &s, "abc", 3, 1, &special);
+    const int32_t want_plain[] = { 257 }, want_special[] = { 259, 257, 258 };
+    assert_int_equal(plain.len, 1);
+    assert_memory_equal(plain.data, want_plain, sizeof want_plain);
+    assert_int_equal(special.len, 3);
+    assert_memory_equal(special.data, want_special, sizeof want_special);
+    fl_ids_free(&plain);
+    fl_ids_free(&special);
+    fl_tok_scratch_free(&s);
+    fl_tokenizer_free(&t);
+    /* a flag without its token is an error naming the field */
+    const char bad[] = "{\"add_bos_token\": true}";
+    tu_write_file(dir, "tokenizer_config.json", bad, sizeof bad - 1);
+    expect_error(dir, "tokenizer_config.json: field 'add_bos_token' is true but no bos_token", NULL);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 static void test_bad_files(void **state)
 {
     (void)state;
@@ -147,6 +186,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_tokenizer_works),
+        cmocka_unit_test(test_add_bos_eos),
         cmocka_unit_test(test_bad_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -411,6 +411,35 @@ static int config_token(const fl_tokenizer *t, json_t *cfg, const char *key, int
     return 0;
 }
 
+/* add_bos_token / add_eos_token: transformers' fast tokenizers rebuild
+ * their post-processor from these flags; here the template gains the BOS
+ * in front or the EOS behind, unless it already has it there. */
+static int apply_add_flags(fl_tokenizer *t, json_t *cfg, const char *path, fl_error *err)
+{
+    static const char *const keys[2] = { "add_bos_token", "add_eos_token" };
+    for (int k = 0; k < 2; k++) {
+        json_t *flag = json_object_get(cfg, keys[k]);
+        if (!json_is_true(flag))
+            continue;
+        int32_t id = k == 0 ? t->bos_id : t->eos_id;
+        if (id < 0)
+            return fl_fail(err, "%s: field '%s' is true but no %s is set", path, keys[k],
+                           k == 0 ? "bos_token" : "eos_token");
+        int *count = k == 0 ? &t->num_prefix : &t->num_suffix;
+        int32_t *ids = k == 0 ? t->prefix_ids : t->suffix_ids;
+        int present = *count > 0 && ids[k == 0 ? 0 : *count - 1] == id;
+        if (present)
+            continue;
+        if (*count == FL_TOK_MAX_TEMPLATE)
+            return fl_fail(err, "%s: too many special tokens around a sequence", path);
+        if (k == 0)
+            memmove(ids + 1, ids, (size_t)*count * sizeof(int32_t));
+        ids[k == 0 ? 0 : *count] = id;
+        (*count)++;
+    }
+    return 0;
+}
+
 static int load_config(fl_tokenizer *t, const char *dir, fl_error *err)
 {
     t->bos_id = t->eos_id = t->pad_id = -1;
@@ -431,6 +460,8 @@ static int load_config(fl_tokenizer *t, const char *dir, fl_error *err)
     if (config_token(t, cfg, "bos_token", &t->bos_id, path, err) != 0 ||
         config_token(t, cfg, "eos_token", &t->eos_id, path, err) != 0 ||
         config_token(t, cfg, "pad_token", &t->pad_id, path, err) != 0)
+        goto out;
+    if (apply_add_flags(t, cfg, path, err) != 0)
         goto out;
     json_t *tpl = json_object_get(cfg, "chat_template");
     if (json_is_array(tpl)) { /* [{name, template}]: the one named "default" */
