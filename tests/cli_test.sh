@@ -51,15 +51,20 @@ expect_ok 'model\.layers\.27\.mlp\.down_proj\.weight +BF16 +\[1024, 3072\]' \
     "$bin" info Qwen/Qwen3-0.6B --load-format dummy
 expect_ok 'llama3 scaling' "$bin" info "$fx/tiny-llama"
 expect_ok '^usage: flashlm generate' "$bin" generate --help
-expect_ok '^\[[0-9]+(, [0-9]+){7}\]$' "$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 8
-expect_ok '^\[[0-9]+(, [0-9]+){3}\]$' "$bin" generate Qwen/Qwen3-0.6B --load-format dummy \
-    --prompt-ids 9707,11,1879 --max-tokens 4
+expect_ok '^\{"prompt":0,"index":0,"token_ids":\[[0-9]+(,[0-9]+){7}\],"finish_reason":"length"\}$' \
+    "$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 8 --temperature 0
+expect_ok '"token_ids":\[[0-9]+(,[0-9]+){3}\]' "$bin" generate Qwen/Qwen3-0.6B --load-format dummy \
+    --prompt-ids 9707,11,1879 --max-tokens 4 --temperature 0
+expect_ok '^\{"prompt":0,"index":0,"token_ids":\[[0-9,]+\],"finish_reason":"length","text":".*"\}$' \
+    "$bin" generate "$fx/tiny-qwen3-realvocab" --load-format dummy --tokenizer "$tok" --prompt 'Hi there' \
+    --max-tokens 4 --temperature 0
 
 # A prompt's output does not depend on what else is in the batch.
-"$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 12 --block-size 16 >"$tmp/alone"
-printf '100 101 102 103 104 105 106 107 108 109 110 111 112 113 114 115 116 117\n\n[5, 6, 7]\n' >"$tmp/prompts"
+"$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 12 --block-size 16 --temperature 0 |
+    sed 's/"prompt":0/"prompt":1/' >"$tmp/alone"
+printf '[100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116]\n\n[5, 6, 7]\n' >"$tmp/prompts"
 "$bin" generate "$q3" --prompts-file "$tmp/prompts" --max-tokens 12 --block-size 16 \
-    --max-num-batched-tokens 5 >"$tmp/batched"
+    --max-num-batched-tokens 5 --temperature 0 >"$tmp/batched"
 if [ "$(sed -n 2p "$tmp/batched")" = "$(cat "$tmp/alone")" ] && [ "$(wc -l <"$tmp/batched")" -eq 2 ]; then
     passed=$((passed + 1))
 else
@@ -77,11 +82,17 @@ expect_error "--block-size: 48 is not one of 16, 32, 64, 128" "$bin" generate "$
 expect_error "--seed: -1 is out of range" "$bin" info "$q3" --seed -1
 expect_error "--load-format: 'gguf' is not one of auto, safetensors, dummy" "$bin" info "$q3" --load-format gguf
 expect_error "--prompt-ids: 'x' is not a token id" "$bin" generate "$q3" --prompt-ids 1,x
-expect_error "prompt 1: token id 99999 is not below the vocab size 384" "$bin" generate "$q3" --prompt-ids 99999
+expect_error "prompt 1: prompt token 0 is 99999, outside the vocabulary \[0, 384\)" "$bin" generate "$q3" --prompt-ids 99999
 expect_error "no prompts" "$bin" generate "$q3"
-expect_error "exceed the model's max_position_embeddings 512" "$bin" generate "$q3" --prompt-ids 1 --max-tokens 600
+expect_error "prompt 1: this request needs 601 tokens \(1 prompt \+ 600 max_tokens\), more than max_model_len 512" \
+    "$bin" generate "$q3" --prompt-ids 1 --max-tokens 600
+expect_error "prompt 1: this request needs 3 KV blocks, more than the 2 the cache holds" \
+    "$bin" generate "$q3" --prompt-ids 1 --max-tokens 40 --block-size 16 --num-gpu-blocks-override 2
+expect_error "--temperature: 'hot' is not a number" "$bin" generate "$q3" --prompt-ids 1 --temperature hot
+expect_error "--top-p: 0 is out of range" "$bin" generate "$q3" --prompt-ids 1 --top-p 0
+expect_error "text prompts and stop strings need a tokenizer" "$bin" generate "$q3" --prompt hello
 expect_error "--prompts-file: /nonexistent/p.txt: No such file" "$bin" generate "$q3" --prompts-file /nonexistent/p.txt
-printf '1 2 3\n4 five\n' >"$tmp/badprompts"
+printf '[1, 2, 3]\n[4, five]\n' >"$tmp/badprompts"
 expect_error "badprompts:2: 'five' is not a token id" "$bin" generate "$q3" --prompts-file "$tmp/badprompts"
 expect_error "unexpected argument 'extra'" "$bin" info "$q3" extra
 expect_error "model '/nonexistent/m': no such directory" "$bin" info /nonexistent/m

@@ -1,44 +1,79 @@
-/* cmd_generate.c - `flashlm generate`: offline greedy generation on the CPU.
+/* cmd_generate.c - `flashlm generate`: offline generation through the
+ * engine, as vLLM's LLM.generate does it.
  *
- * Prompts are token ids, from --prompt-ids (repeatable) and/or a file with
- * one prompt a line; all run together in one batch, and each prompt's new
- * ids are printed as a JSON array on its own line, in input order. */
+ * Prompts come from --prompt-ids, --prompt and --prompts-file (a line that
+ * starts with '[' is a JSON array of token ids, any other line is text; text
+ * needs the model's tokenizer or --tokenizer). All run through the
+ * scheduler together; each output sequence is printed as one JSON object a
+ * line, in prompt order: {"prompt", "index", "token_ids", "text",
+ * "finish_reason"}. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "cli/cli.h"
-#include "cpu/cpu_kv_cache.h"
-#include "cpu/cpu_model.h"
-#include "engine/greedy_runner.h"
+#include "cpu/cpu_runner.h"
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
 
 static const char generate_help[] =
     "usage: flashlm generate MODEL [options]\n"
-    "Greedy generation from token ids; prints one JSON array of new ids per prompt.\n\n"
-    FL_MODEL_OPTS_HELP
+    "Generates from every prompt at once through the engine; prints one JSON object\n"
+    "per output sequence.\n\n" FL_MODEL_OPTS_HELP
+    "  --tokenizer DIR        tokenizer directory (default: the model directory)\n"
+    "prompts:\n"
+    "  --prompt TEXT          a text prompt (repeatable)\n"
     "  --prompt-ids IDS       a prompt as token ids: \"1,2,3\" or \"[1, 2, 3]\" (repeatable)\n"
-    "  --prompts-file FILE    one prompt of token ids a line (blank lines skipped)\n"
-    "  --max-tokens N         new tokens per prompt (default 16)\n"
-    "  --block-size N         KV cache block size: 16, 32, 64 or 128 (default 128)\n"
-    "  --max-num-batched-tokens N\n"
-    "                         tokens per model step; longer prompts are chunked\n"
-    "                         (default 2048)\n";
+    "  --prompts-file FILE    a prompt a line: '[...]' ids, anything else text\n"
+    "sampling (vLLM's SamplingParams):\n"
+    "  --max-tokens N (16)  --min-tokens N  --n N  --temperature T (1.0)  --top-k K\n"
+    "  --top-p P  --min-p P  --repetition-penalty R  --presence-penalty P\n"
+    "  --frequency-penalty F  --stop STR (repeatable)  --stop-token-ids IDS\n"
+    "  --ignore-eos  --logprobs N\n"
+    "engine:\n"
+    "  --block-size N (128: 16, 32, 64, 128)  --num-gpu-blocks-override N\n"
+    "  --max-num-seqs N (256)  --max-num-batched-tokens N (2048)  --max-model-len N\n"
+    "  --no-enable-prefix-caching\n";
 
-enum { OPT_PROMPT_IDS = FL_OPT_FIRST_OWN, OPT_PROMPTS_FILE, OPT_MAX_TOKENS, OPT_BLOCK_SIZE,
-       OPT_MAX_BATCHED };
+enum {
+    OPT_TOKENIZER = FL_OPT_FIRST_OWN, OPT_PROMPT, OPT_PROMPT_IDS, OPT_PROMPTS_FILE, OPT_MAX_TOKENS,
+    OPT_MIN_TOKENS, OPT_N, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REP_PENALTY,
+    OPT_PRES_PENALTY, OPT_FREQ_PENALTY, OPT_STOP, OPT_STOP_IDS, OPT_IGNORE_EOS, OPT_LOGPROBS,
+    OPT_BLOCK_SIZE, OPT_NUM_BLOCKS, OPT_MAX_SEQS, OPT_MAX_BATCHED, OPT_MAX_MODEL_LEN,
+    OPT_NO_PREFIX_CACHING,
+};
 
-typedef struct prompt_list {
-    int count;
-    int32_t **ids;
-    int *lens;
-} prompt_list;
+/* A prompt: ids, or text to tokenize once the tokenizer is loaded. */
+typedef struct prompt {
+    int32_t *ids;
+    int len;
+    char *text;
+} prompt;
 
-/* Parses integers separated by commas, spaces or brackets. Returns the count
- * (0 for a blank line) or -1 with an error naming where. */
-static int parse_ids(const char *text, const char *where, prompt_list *pl, fl_error *err)
+typedef struct generate_opts {
+    fl_model_opts model;
+    const char *tokenizer_dir;
+    prompt *prompts;
+    int num_prompts;
+    fl_sampling_params sp;
+    fl_engine_config ec;
+    int block_size, num_blocks;
+} generate_opts;
+
+static void add_prompt(generate_opts *o, prompt p)
+{
+    o->prompts = fl_realloc(o->prompts, (size_t)(o->num_prompts + 1) * sizeof(prompt));
+    o->prompts[o->num_prompts++] = p;
+}
+
+/* Integers separated by commas, spaces or brackets; the error names where. */
+static int parse_ids(const char *text, const char *where, prompt *out, fl_error *err)
 {
     int cap = 16, n = 0;
     int32_t *ids = fl_malloc((size_t)cap * sizeof(int32_t));
@@ -62,48 +97,124 @@ static int parse_ids(const char *text, const char *where, prompt_list *pl, fl_er
     }
     if (n == 0) {
         free(ids);
-        return 0;
+        return fl_fail(err, "%s: no token ids", where);
     }
-    pl->ids = fl_realloc(pl->ids, (size_t)(pl->count + 1) * sizeof(int32_t *));
-    pl->lens = fl_realloc(pl->lens, (size_t)(pl->count + 1) * sizeof(int));
-    pl->ids[pl->count] = ids;
-    pl->lens[pl->count++] = n;
-    return n;
+    *out = (prompt){ .ids = ids, .len = n };
+    return 0;
 }
 
-static int read_prompts_file(const char *path, prompt_list *pl, fl_error *err)
+static int read_prompts_file(generate_opts *o, const char *path, fl_error *err)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return fl_fail(err, "--prompts-file: %s: %s", path, strerror(errno));
     char *line = NULL;
     size_t cap = 0;
+    ssize_t len;
     int lineno = 0, rc = 0;
-    while (rc == 0 && getline(&line, &cap, f) != -1) {
-        char where[512];
-        snprintf(where, sizeof where, "%s:%d", path, ++lineno);
-        rc = parse_ids(line, where, pl, err) < 0 ? -1 : 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) != -1) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        prompt p = { 0 };
+        if (line[0] == '[') {
+            char where[512];
+            snprintf(where, sizeof where, "%s:%d", path, lineno);
+            rc = parse_ids(line, where, &p, err);
+        } else {
+            p.text = fl_strdup(line);
+        }
+        if (rc == 0)
+            add_prompt(o, p);
     }
     free(line);
     fclose(f);
     return rc;
 }
 
-static void free_prompts(prompt_list *pl)
+static int float_flag(const char *flag, const char *text, double lo, double hi, float *out,
+                      fl_error *err)
 {
-    for (int i = 0; i < pl->count; i++)
-        free(pl->ids[i]);
-    free(pl->ids);
-    free(pl->lens);
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || isnan(v))
+        return fl_fail(err, "%s: '%s' is not a number", flag, text);
+    if (v < lo || v > hi)
+        return fl_fail(err, "%s: %g is out of range [%g, %g]", flag, v, lo, hi);
+    *out = (float)v;
+    return 0;
 }
 
-typedef struct generate_opts {
-    fl_model_opts model;
-    prompt_list prompts;
-    int max_tokens;
-    int block_size;
-    int max_batched;
-} generate_opts;
+static int int_flag(const char *flag, const char *text, long long lo, long long hi, int *out,
+                    fl_error *err)
+{
+    long long v;
+    if (fl_cli_int(flag, text, lo, hi, &v, err) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int take_option(generate_opts *o, int opt, const char *arg, fl_error *err)
+{
+    fl_sampling_params *sp = &o->sp;
+    prompt p;
+    switch (opt) {
+    case OPT_TOKENIZER: o->tokenizer_dir = arg; return 0;
+    case OPT_PROMPT: add_prompt(o, (prompt){ .text = fl_strdup(arg) }); return 0;
+    case OPT_PROMPT_IDS:
+        if (parse_ids(arg, "--prompt-ids", &p, err) != 0)
+            return -1;
+        add_prompt(o, p);
+        return 0;
+    case OPT_PROMPTS_FILE: return read_prompts_file(o, arg, err);
+    case OPT_MAX_TOKENS: return int_flag("--max-tokens", arg, 1, 1 << 24, &sp->max_tokens, err);
+    case OPT_MIN_TOKENS: return int_flag("--min-tokens", arg, 0, 1 << 24, &sp->min_tokens, err);
+    case OPT_N: return int_flag("--n", arg, 1, 256, &sp->n, err);
+    case OPT_TEMPERATURE: return float_flag("--temperature", arg, 0, 100, &sp->temperature, err);
+    case OPT_TOP_K: return int_flag("--top-k", arg, -1, 1 << 24, &sp->top_k, err);
+    case OPT_TOP_P: return float_flag("--top-p", arg, 1e-9, 1, &sp->top_p, err);
+    case OPT_MIN_P: return float_flag("--min-p", arg, 0, 1, &sp->min_p, err);
+    case OPT_REP_PENALTY:
+        return float_flag("--repetition-penalty", arg, 1e-6, 100, &sp->repetition_penalty, err);
+    case OPT_PRES_PENALTY:
+        return float_flag("--presence-penalty", arg, -2, 2, &sp->presence_penalty, err);
+    case OPT_FREQ_PENALTY:
+        return float_flag("--frequency-penalty", arg, -2, 2, &sp->frequency_penalty, err);
+    case OPT_STOP:
+        if (!*arg)
+            return fl_fail(err, "--stop: an empty stop string");
+        sp->stop = fl_realloc(sp->stop, (size_t)(sp->num_stop + 1) * sizeof(char *));
+        sp->stop[sp->num_stop++] = fl_strdup(arg);
+        return 0;
+    case OPT_STOP_IDS:
+        if (parse_ids(arg, "--stop-token-ids", &p, err) != 0)
+            return -1;
+        free(sp->stop_token_ids);
+        sp->stop_token_ids = p.ids;
+        sp->num_stop_token_ids = p.len;
+        return 0;
+    case OPT_IGNORE_EOS: sp->ignore_eos = 1; return 0;
+    case OPT_LOGPROBS: return int_flag("--logprobs", arg, 0, 20, &sp->logprobs, err);
+    case OPT_BLOCK_SIZE:
+        if (int_flag("--block-size", arg, 16, 128, &o->block_size, err) != 0)
+            return -1;
+        if (o->block_size != 16 && o->block_size != 32 && o->block_size != 64 && o->block_size != 128)
+            return fl_fail(err, "--block-size: %d is not one of 16, 32, 64, 128", o->block_size);
+        return 0;
+    case OPT_NUM_BLOCKS:
+        return int_flag("--num-gpu-blocks-override", arg, 1, 1 << 24, &o->num_blocks, err);
+    case OPT_MAX_SEQS: return int_flag("--max-num-seqs", arg, 1, 4096, &o->ec.max_num_seqs, err);
+    case OPT_MAX_BATCHED:
+        return int_flag("--max-num-batched-tokens", arg, 1, 1 << 20, &o->ec.max_num_batched_tokens, err);
+    case OPT_MAX_MODEL_LEN:
+        return int_flag("--max-model-len", arg, 1, 1 << 24, &o->ec.max_model_len, err);
+    case OPT_NO_PREFIX_CACHING: o->ec.enable_prefix_caching = 0; return 0;
+    default: return 1; /* not ours */
+    }
+}
 
 static int parse_args(generate_opts *o, int argc, char **argv, fl_error *err)
 {
@@ -111,129 +222,210 @@ static int parse_args(generate_opts *o, int argc, char **argv, fl_error *err)
         { "model", required_argument, NULL, FL_OPT_MODEL },
         { "load-format", required_argument, NULL, FL_OPT_LOAD_FORMAT },
         { "seed", required_argument, NULL, FL_OPT_SEED },
+        { "tokenizer", required_argument, NULL, OPT_TOKENIZER },
+        { "prompt", required_argument, NULL, OPT_PROMPT },
         { "prompt-ids", required_argument, NULL, OPT_PROMPT_IDS },
         { "prompts-file", required_argument, NULL, OPT_PROMPTS_FILE },
         { "max-tokens", required_argument, NULL, OPT_MAX_TOKENS },
+        { "min-tokens", required_argument, NULL, OPT_MIN_TOKENS },
+        { "n", required_argument, NULL, OPT_N },
+        { "temperature", required_argument, NULL, OPT_TEMPERATURE },
+        { "top-k", required_argument, NULL, OPT_TOP_K },
+        { "top-p", required_argument, NULL, OPT_TOP_P },
+        { "min-p", required_argument, NULL, OPT_MIN_P },
+        { "repetition-penalty", required_argument, NULL, OPT_REP_PENALTY },
+        { "presence-penalty", required_argument, NULL, OPT_PRES_PENALTY },
+        { "frequency-penalty", required_argument, NULL, OPT_FREQ_PENALTY },
+        { "stop", required_argument, NULL, OPT_STOP },
+        { "stop-token-ids", required_argument, NULL, OPT_STOP_IDS },
+        { "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
+        { "logprobs", required_argument, NULL, OPT_LOGPROBS },
         { "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
+        { "num-gpu-blocks-override", required_argument, NULL, OPT_NUM_BLOCKS },
+        { "max-num-seqs", required_argument, NULL, OPT_MAX_SEQS },
         { "max-num-batched-tokens", required_argument, NULL, OPT_MAX_BATCHED },
+        { "max-model-len", required_argument, NULL, OPT_MAX_MODEL_LEN },
+        { "no-enable-prefix-caching", no_argument, NULL, OPT_NO_PREFIX_CACHING },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    long long v;
     int opt;
     optind = 0;
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(generate_help, stdout);
+            return 1;
+        }
         int taken = fl_model_opts_take(&o->model, opt, optarg, err);
         if (taken < 0)
             return -1;
         if (taken)
             continue;
-        switch (opt) {
-        case 'h':
-            fputs(generate_help, stdout);
-            return 1;
-        case OPT_PROMPT_IDS:
-            if (parse_ids(optarg, "--prompt-ids", &o->prompts, err) < 0)
-                return -1;
-            break;
-        case OPT_PROMPTS_FILE:
-            if (read_prompts_file(optarg, &o->prompts, err) != 0)
-                return -1;
-            break;
-        case OPT_MAX_TOKENS:
-            if (fl_cli_int("--max-tokens", optarg, 1, 1 << 20, &v, err) != 0)
-                return -1;
-            o->max_tokens = (int)v;
-            break;
-        case OPT_BLOCK_SIZE:
-            if (fl_cli_int("--block-size", optarg, 16, 128, &v, err) != 0)
-                return -1;
-            if (v != 16 && v != 32 && v != 64 && v != 128)
-                return fl_fail(err, "--block-size: %lld is not one of 16, 32, 64, 128", v);
-            o->block_size = (int)v;
-            break;
-        case OPT_MAX_BATCHED:
-            if (fl_cli_int("--max-num-batched-tokens", optarg, 1, 1 << 20, &v, err) != 0)
-                return -1;
-            o->max_batched = (int)v;
-            break;
-        default:
+        int rc = take_option(o, opt, optarg, err);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
             return fl_cli_bad_option(err, "generate", opt, argv, optind);
-        }
     }
     if (fl_model_opts_finish(&o->model, argc, argv, optind, err) != 0)
         return -1;
-    if (o->prompts.count == 0)
-        return fl_fail(err, "no prompts (give --prompt-ids or --prompts-file)");
+    if (o->num_prompts == 0)
+        return fl_fail(err, "no prompts (give --prompt, --prompt-ids or --prompts-file)");
     return 0;
 }
 
-/* Checks the prompts against the model; returns the longest context. */
-static int check_prompts(const generate_opts *o, const fl_model_config *cfg, int *max_context,
-                         fl_error *err)
+/* ---- results ---- */
+
+typedef struct result {
+    fl_ids ids;
+    fl_strbuf text;
+    const char *finish_reason;
+} result;
+
+typedef struct collector {
+    result *results;  /* [num_prompts * n] */
+    int n;
+} collector;
+
+static void collect(void *ctx, const fl_seq_output *out)
 {
-    *max_context = 0;
-    for (int i = 0; i < o->prompts.count; i++) {
-        for (int k = 0; k < o->prompts.lens[i]; k++)
-            if (o->prompts.ids[i][k] >= cfg->vocab_size)
-                return fl_fail(err, "prompt %d: token id %d is not below the vocab size %d", i + 1,
-                               o->prompts.ids[i][k], cfg->vocab_size);
-        int ctx = o->prompts.lens[i] + o->max_tokens;
-        if (ctx > cfg->max_position_embeddings)
-            return fl_fail(err, "prompt %d: %d tokens + --max-tokens %d exceed the model's "
-                           "max_position_embeddings %d", i + 1, o->prompts.lens[i], o->max_tokens,
-                           cfg->max_position_embeddings);
-        if (ctx > *max_context)
-            *max_context = ctx;
+    collector *c = ctx;
+    result *r = &c->results[out->request_id * (uint64_t)c->n + (uint64_t)out->index];
+    if (out->token >= 0)
+        fl_ids_push(&r->ids, out->token);
+    fl_strbuf_append(&r->text, out->text, out->text_len);
+    if (out->finished)
+        r->finish_reason = out->finish_reason;
+}
+
+static void print_result(int prompt_index, int index, const result *r, int with_text)
+{
+    json_t *ids = json_array();
+    for (size_t i = 0; i < r->ids.len; i++)
+        json_array_append_new(ids, json_integer(r->ids.data[i]));
+    json_t *o = json_pack("{s:i,s:i,s:o,s:s}", "prompt", prompt_index, "index", index,
+                          "token_ids", ids, "finish_reason", r->finish_reason ? r->finish_reason : "");
+    if (with_text)
+        json_object_set_new(o, "text", json_stringn(r->text.data ? r->text.data : "", r->text.len));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    puts(s);
+    free(s);
+    json_decref(o);
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Loads the tokenizer if there is one (needed for text prompts and stop
+ * strings, else optional). */
+static int load_tokenizer(generate_opts *o, fl_tokenizer *tok, int *have, fl_error *err)
+{
+    int needed = o->sp.num_stop > 0;
+    for (int i = 0; i < o->num_prompts; i++)
+        needed |= o->prompts[i].text != NULL;
+    const char *dir = o->tokenizer_dir ? o->tokenizer_dir : o->model.model;
+    char *path = fl_path_join(dir, "tokenizer.json");
+    struct stat st;
+    int exists = is_dir(dir) && stat(path, &st) == 0;
+    free(path);
+    *have = 0;
+    if (!exists && !o->tokenizer_dir) {
+        if (needed)
+            return fl_fail(err, "text prompts and stop strings need a tokenizer: '%s' has no "
+                           "tokenizer.json (give --tokenizer DIR)", dir);
+        return 0;
     }
+    if (fl_tokenizer_load(tok, dir, err) != 0)
+        return -1;
+    *have = 1;
     return 0;
 }
 
-static void print_ids(const int32_t *ids, int n)
+static int run(generate_opts *o, fl_error *err)
 {
-    putchar('[');
-    for (int i = 0; i < n; i++)
-        printf(i ? ", %d" : "%d", ids[i]);
-    puts("]");
+    fl_model m;
+    fl_tokenizer tok;
+    int have_tok = 0;
+    if (fl_model_load(&m, o->model.model, o->model.format, o->model.seed, err) != 0)
+        return -1;
+    if (load_tokenizer(o, &tok, &have_tok, err) != 0) {
+        fl_model_free(&m);
+        return -1;
+    }
+    if (have_tok) {
+        fl_tok_scratch s;
+        fl_tok_scratch_init(&s, &tok);
+        for (int i = 0; i < o->num_prompts; i++) {
+            prompt *p = &o->prompts[i];
+            if (!p->text)
+                continue;
+            fl_ids ids = { 0 };
+            fl_tokenizer_encode(&tok, &s, p->text, strlen(p->text), 1, &ids);
+            p->ids = ids.data;
+            p->len = (int)ids.len;
+        }
+        fl_tok_scratch_free(&s);
+    }
+    int max_len = o->ec.max_model_len > 0 ? o->ec.max_model_len : m.cfg.max_position_embeddings;
+    if (max_len > m.cfg.max_position_embeddings)
+        max_len = m.cfg.max_position_embeddings;
+    o->ec.max_model_len = max_len;
+    int32_t eos[FL_MAX_EOS_IDS + 1];
+    int num_eos = m.cfg.num_eos_ids;
+    memcpy(eos, m.cfg.eos_token_ids, (size_t)num_eos * sizeof(int32_t));
+    if (have_tok && tok.eos_id >= 0) {
+        int known = 0;
+        for (int i = 0; i < num_eos; i++)
+            known |= eos[i] == tok.eos_id;
+        if (!known)
+            eos[num_eos++] = tok.eos_id;
+    }
+    fl_model_runner runner;
+    fl_cpu_runner_init(&runner, &m.cfg, &m.weights, o->ec.max_num_batched_tokens, max_len,
+                       o->block_size, o->num_blocks, o->ec.max_num_seqs);
+    fl_model_free(&m); /* the runner keeps its own float32 copy */
+    collector c = { fl_calloc((size_t)o->num_prompts * o->sp.n, sizeof(result)), o->sp.n };
+    fl_engine *e = fl_engine_create(&o->ec, &runner, have_tok ? &tok : NULL, eos, num_eos,
+                                    collect, &c);
+    int rc = 0;
+    for (int i = 0; i < o->num_prompts && rc == 0; i++) {
+        if (fl_engine_add(e, (uint64_t)i, o->prompts[i].ids, o->prompts[i].len, &o->sp, err) != 0)
+            rc = fl_fail_prefix(err, "prompt %d", i + 1);
+    }
+    while (rc == 0 && fl_engine_step(e) > 0)
+        ;
+    for (int i = 0; rc == 0 && i < o->num_prompts * o->sp.n; i++)
+        print_result(i / o->sp.n, i % o->sp.n, &c.results[i], have_tok);
+    for (int i = 0; i < o->num_prompts * o->sp.n; i++) {
+        fl_ids_free(&c.results[i].ids);
+        fl_strbuf_free(&c.results[i].text);
+    }
+    free(c.results);
+    fl_engine_destroy(e);
+    if (have_tok)
+        fl_tokenizer_free(&tok);
+    return rc;
 }
 
 int fl_cmd_generate(int argc, char **argv)
 {
-    generate_opts o = { .max_tokens = 16, .block_size = 128, .max_batched = 2048 };
+    generate_opts o = { .block_size = 128 };
+    fl_sampling_params_default(&o.sp);
+    fl_engine_config_default(&o.ec);
     fl_error err = { "" };
-    fl_model m = { 0 };
-    int rc = parse_args(&o, argc, argv, &err), max_context = 0;
-    if (rc == 0 && fl_model_load(&m, o.model.model, o.model.format, o.model.seed, &err) != 0)
-        rc = -1;
+    int rc = parse_args(&o, argc, argv, &err);
     if (rc == 0)
-        rc = check_prompts(&o, &m.cfg, &max_context, &err);
-    if (rc != 0) {
-        if (rc < 0)
-            fprintf(stderr, "flashlm generate: %s\n", err.msg);
-        fl_model_free(&m);
-        free_prompts(&o.prompts);
-        return rc < 0 ? 1 : 0;
+        rc = run(&o, &err);
+    if (rc < 0)
+        fprintf(stderr, "flashlm generate: %s\n", err.msg);
+    for (int i = 0; i < o.num_prompts; i++) {
+        free(o.prompts[i].ids);
+        free(o.prompts[i].text);
     }
-    fl_cpu_model cpu;
-    fl_cpu_model_init(&cpu, &m.cfg, &m.weights, o.max_batched, max_context);
-    fl_model_free(&m); /* the CPU model holds its own float32 copy */
-    fl_cpu_kv_cache kv;
-    fl_cpu_kv_cache_init(&kv, &cpu.cfg,
-                         fl_greedy_blocks_needed(o.prompts.count, o.prompts.lens, o.max_tokens,
-                                                 o.block_size),
-                         o.block_size);
-    int32_t **outputs = fl_malloc((size_t)o.prompts.count * sizeof(int32_t *));
-    for (int i = 0; i < o.prompts.count; i++)
-        outputs[i] = fl_malloc((size_t)o.max_tokens * sizeof(int32_t));
-    fl_greedy_generate(&cpu, &kv, o.prompts.count, (const int32_t *const *)o.prompts.ids,
-                       o.prompts.lens, o.max_tokens, outputs);
-    for (int i = 0; i < o.prompts.count; i++) {
-        print_ids(outputs[i], o.max_tokens);
-        free(outputs[i]);
-    }
-    free(outputs);
-    fl_cpu_kv_cache_free(&kv);
-    fl_cpu_model_free(&cpu);
-    free_prompts(&o.prompts);
-    return 0;
+    free(o.prompts);
+    fl_sampling_params_free(&o.sp);
+    return rc < 0 ? 1 : 0;
 }

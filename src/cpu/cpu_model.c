@@ -14,6 +14,18 @@
 #include "base/alloc.h"
 #include "model/rope.h"
 
+/* Products run in chunks of exactly ROW_CHUNK rows, the last chunk padded
+ * (run-state buffers have room for it), so that every row goes through the
+ * same BLAS kernel whatever else is in the batch: a sequence gets
+ * bit-identical logits alone or among others (batch invariance, which the
+ * engine's tests rely on). The cost: a decode step repacks the weights. */
+#define ROW_CHUNK 16
+
+static int padded_rows(int rows)
+{
+    return (rows + ROW_CHUNK - 1) / ROW_CHUNK * ROW_CHUNK;
+}
+
 /* ---- weights ---- */
 
 /* Bump allocator over one float32 block. */
@@ -121,7 +133,7 @@ void fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_wei
     m->max_tokens = max_tokens;
     m->max_context = max_context;
     m->num_threads = omp_get_max_threads();
-    const size_t t = (size_t)max_tokens, h = cfg->hidden_size, hd = cfg->head_dim;
+    const size_t t = (size_t)padded_rows(max_tokens), h = cfg->hidden_size, hd = cfg->head_dim;
     const size_t q = (size_t)cfg->num_heads * hd, kv = (size_t)cfg->num_kv_heads * hd;
     const size_t ff = cfg->intermediate_size;
     carve state = { 0 };
@@ -133,6 +145,7 @@ void fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_wei
         m->gate_up = carve_take(&state, t * 2 * ff);
         m->ffn = carve_take(&state, t * ff);
         m->scores = carve_take(&state, (size_t)m->num_threads * max_context);
+        m->logits_tail = carve_take(&state, (size_t)ROW_CHUNK * cfg->vocab_size);
         if (pass == 0) {
             m->state_storage = fl_malloc_aligned(state.used * sizeof(float));
             state = (carve){ m->state_storage, 0 };
@@ -151,30 +164,21 @@ void fl_cpu_model_free(fl_cpu_model *m)
 
 /* ---- the forward pass ---- */
 
-/* Below this many rows a product streams the weights through sgemv: sgemm
- * would first repack the whole weight matrix, doubling the memory traffic of
- * a decode step, which is bound by reading the weights once. */
-#define GEMV_MAX_ROWS 4
-
-/* y = x * w^T (+ beta * y): x (rows, in), w (out, in), y (rows, out).
- * The output features are split over the OpenMP threads, each calling
- * single-threaded BLAS on its slice: one thread pool, no oversubscription
- * between OpenMP and BLAS threads. */
+/* y = x * w^T (+ beta * y): x (rows, in), w (out, in), y (rows, out), with
+ * rows a multiple of ROW_CHUNK. The output features are split over the
+ * OpenMP threads, each calling single-threaded BLAS on its slice: one
+ * thread pool, no oversubscription between OpenMP and BLAS threads. */
 static void matmul(float *y, const float *x, const float *w, int rows, int in, int out, float beta)
 {
+    FL_ASSERT(rows % ROW_CHUNK == 0);
 #pragma omp parallel
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
         const int per = (out + nt - 1) / nt, lo = t * per, n = out - lo < per ? out - lo : per;
-        if (n > 0) {
-            if (rows <= GEMV_MAX_ROWS)
-                for (int r = 0; r < rows; r++)
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, in, 1.0f, w + (size_t)lo * in, in,
-                                x + (size_t)r * in, 1, beta, y + (size_t)r * out + lo, 1);
-            else
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, in, 1.0f, x, in,
-                            w + (size_t)lo * in, in, beta, y + lo, out);
-        }
+        for (int r = 0; n > 0 && r < rows; r += ROW_CHUNK)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ROW_CHUNK, n, in, 1.0f,
+                        x + (size_t)r * in, in, w + (size_t)lo * in, in, beta,
+                        y + (size_t)r * out + lo, out);
     }
 }
 
@@ -273,6 +277,7 @@ static void check_batch(const fl_cpu_model *m, const fl_cpu_kv_cache *kv, const 
         FL_ASSERT(b->token_seq[t] >= 0 && b->token_seq[t] < b->num_seqs);
         FL_ASSERT(b->positions[t] / kv->block_size < b->max_blocks_per_seq);
     }
+    FL_ASSERT(b->num_logits <= b->num_tokens);
     for (int r = 0; r < b->num_logits; r++)
         FL_ASSERT(b->logit_rows[r] >= 0 && b->logit_rows[r] < b->num_tokens);
 }
@@ -284,14 +289,17 @@ void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *
     const int n = b->num_tokens, h = c->hidden_size, hd = c->head_dim, ff = c->intermediate_size;
     const int q_dim = c->num_heads * hd, qkv_dim = q_dim + 2 * c->num_kv_heads * hd;
 
+    const int np = padded_rows(n);
     for (int t = 0; t < n; t++)
         memcpy(m->x + (size_t)t * h, m->embed + (size_t)b->token_ids[t] * h,
                (size_t)h * sizeof(float));
+    /* padding rows start from zero each step, so they stay finite */
+    memset(m->x + (size_t)n * h, 0, (size_t)(np - n) * h * sizeof(float));
 
     for (int li = 0; li < c->num_layers; li++) {
         const fl_cpu_layer *l = &m->layers[li];
         rmsnorm_rows(m->xn, m->x, l->attn_norm, n, h, c->rms_norm_eps);
-        matmul(m->qkv, m->xn, l->wqkv, n, h, qkv_dim, 0.0f);
+        matmul(m->qkv, m->xn, l->wqkv, np, h, qkv_dim, 0.0f);
         if (l->bqkv)
             add_bias(m->qkv, l->bqkv, n, qkv_dim);
         qk_rope_and_cache(m, l, kv, li, b);
@@ -304,14 +312,14 @@ void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *
             .scratch = m->scores, .scratch_per_thread = m->max_context,
         };
         fl_attn_cpu(&attn);
-        matmul(m->x, m->attn, l->wo, n, q_dim, h, 1.0f); /* x += attn * wo^T */
+        matmul(m->x, m->attn, l->wo, np, q_dim, h, 1.0f); /* x += attn * wo^T */
         if (l->bo)
             add_bias(m->x, l->bo, n, h);
 
         rmsnorm_rows(m->xn, m->x, l->mlp_norm, n, h, c->rms_norm_eps);
-        matmul(m->gate_up, m->xn, l->w_gate_up, n, h, 2 * ff, 0.0f);
+        matmul(m->gate_up, m->xn, l->w_gate_up, np, h, 2 * ff, 0.0f);
         silu_mul(m->ffn, m->gate_up, n, ff);
-        matmul(m->x, m->ffn, l->w_down, n, ff, h, 1.0f);  /* x += ffn * down^T */
+        matmul(m->x, m->ffn, l->w_down, np, ff, h, 1.0f);  /* x += ffn * down^T */
     }
 
     if (b->num_logits == 0)
@@ -319,5 +327,14 @@ void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *
     for (int r = 0; r < b->num_logits; r++)
         rmsnorm_row(m->xn + (size_t)r * h, m->x + (size_t)b->logit_rows[r] * h, m->final_norm, h,
                     c->rms_norm_eps);
-    matmul(logits, m->xn, m->lm_head, b->num_logits, h, c->vocab_size, 0.0f);
+    /* whole chunks straight into logits, the last partial one via a bounce
+     * buffer (the caller's logits have exactly num_logits rows) */
+    const int whole = b->num_logits / ROW_CHUNK * ROW_CHUNK, rest = b->num_logits - whole;
+    if (whole)
+        matmul(logits, m->xn, m->lm_head, whole, h, c->vocab_size, 0.0f);
+    if (rest) {
+        matmul(m->logits_tail, m->xn + (size_t)whole * h, m->lm_head, ROW_CHUNK, h, c->vocab_size, 0.0f);
+        memcpy(logits + (size_t)whole * c->vocab_size, m->logits_tail,
+               (size_t)rest * c->vocab_size * sizeof(float));
+    }
 }

@@ -2,8 +2,10 @@
  *
  * The oracle for every GPU test and what CI runs. Weights are converted once
  * to float32 (q/k/v fused into one matrix, gate/up into another); GEMMs go
- * through OpenBLAS, the rest is OpenMP loops. All run state is allocated at
- * init for at most max_tokens tokens per step: a step allocates nothing. */
+ * through OpenBLAS in fixed chunks of rows (batch-invariant: a row's result
+ * does not depend on the other rows), the rest is OpenMP loops. All run
+ * state is allocated at init for at most max_tokens tokens per step: a step
+ * allocates nothing. */
 #ifndef FL_CPU_MODEL_H
 #define FL_CPU_MODEL_H
 
@@ -34,7 +36,7 @@ typedef struct fl_cpu_model {
     double *inv_freq;      /* (head_dim / 2) rotary frequencies */
     int max_tokens;        /* tokens per step the run state holds */
     int max_context;       /* longest sequence attention may see */
-    /* run state, all (max_tokens, ...) */
+    /* run state, all (max_tokens rounded up to the row chunk, ...) */
     float *x;              /* (max_tokens, hidden) residual stream */
     float *xn;             /* (max_tokens, hidden) normalised input of a block */
     float *qkv;            /* (max_tokens, q_dim + 2 * kv_dim) */
@@ -42,6 +44,7 @@ typedef struct fl_cpu_model {
     float *gate_up;        /* (max_tokens, 2 * intermediate) */
     float *ffn;            /* (max_tokens, intermediate) */
     float *scores;         /* (threads, max_context) attention scratch */
+    float *logits_tail;    /* (16, vocab) the last, partial chunk of logits */
     int num_threads;
     float *weight_storage; /* owns every float32 weight above */
     float *state_storage;  /* owns the run state */

@@ -1,0 +1,45 @@
+/* cpu_runner.c - fl_model_runner over cpu_model and cpu_kv_cache. */
+#include "cpu/cpu_runner.h"
+
+#include "base/alloc.h"
+#include "cpu/cpu_kv_cache.h"
+#include "cpu/cpu_model.h"
+
+typedef struct cpu_runner {
+    fl_cpu_model model;
+    fl_cpu_kv_cache kv;
+} cpu_runner;
+
+static void cpu_forward(void *impl, const fl_batch *b, float *logits)
+{
+    cpu_runner *r = impl;
+    fl_cpu_model_forward(&r->model, &r->kv, b, logits);
+}
+
+static void cpu_destroy(void *impl)
+{
+    cpu_runner *r = impl;
+    fl_cpu_kv_cache_free(&r->kv);
+    fl_cpu_model_free(&r->model);
+    free(r);
+}
+
+void fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
+                        int max_tokens, int max_context, int block_size, int num_blocks,
+                        int max_seqs)
+{
+    cpu_runner *c = fl_calloc(1, sizeof *c);
+    fl_cpu_model_init(&c->model, cfg, w, max_tokens, max_context);
+    if (num_blocks <= 0) {
+        const size_t per_block = (size_t)fl_model_config_kv_bytes_per_token(cfg, FL_F32) * block_size;
+        const size_t by_memory = FL_CPU_KV_BYTES_DEFAULT / per_block;
+        const size_t by_need = (size_t)max_seqs * ((size_t)(max_context + block_size - 1) / block_size);
+        num_blocks = (int)(by_memory < by_need ? by_memory : by_need);
+    }
+    fl_cpu_kv_cache_init(&c->kv, cfg, num_blocks, block_size);
+    *r = (fl_model_runner){
+        .impl = c, .vocab_size = cfg->vocab_size, .max_tokens = max_tokens,
+        .max_context = max_context, .num_blocks = num_blocks, .block_size = block_size,
+        .forward = cpu_forward, .destroy = cpu_destroy,
+    };
+}

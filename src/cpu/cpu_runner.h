@@ -1,0 +1,20 @@
+/* cpu_runner.h - the CPU backend behind the model-runner interface. */
+#ifndef FL_CPU_RUNNER_H
+#define FL_CPU_RUNNER_H
+
+#include "engine/model_runner.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+/* Bytes of host memory the CPU KV cache may take when no block count is
+ * forced (vLLM's CPU backend defaults its KV space to 4 GiB as well). */
+#define FL_CPU_KV_BYTES_DEFAULT ((size_t)4 << 30)
+
+/* Builds a CPU runner: float32 weights, and a KV cache of num_blocks blocks
+ * (0: as many as FL_CPU_KV_BYTES_DEFAULT holds, at most what max_seqs full
+ * sequences need). The runner keeps no pointer into w. */
+void fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
+                        int max_tokens, int max_context, int block_size, int num_blocks,
+                        int max_seqs);
+
+#endif

@@ -1,0 +1,382 @@
+/* engine.c - the engine's API, its step, and what happens to each new
+ * token: sampling, stop conditions, text (see engine.h). */
+#include "engine/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/rng.h"
+#include "engine/engine_internal.h"
+
+void fl_engine_config_default(fl_engine_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->max_num_seqs = 256;
+    c->max_num_batched_tokens = 2048;
+    c->enable_prefix_caching = 1;
+}
+
+fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner,
+                            const fl_tokenizer *tok, const int32_t *eos_ids, int num_eos,
+                            fl_output_fn on_output, void *ctx)
+{
+    fl_engine *e = fl_calloc(1, sizeof *e);
+    e->cfg = *cfg;
+    e->runner = *runner;
+    if (e->cfg.max_model_len <= 0 || e->cfg.max_model_len > runner->max_context)
+        e->cfg.max_model_len = runner->max_context;
+    if (e->cfg.max_num_batched_tokens > runner->max_tokens)
+        e->cfg.max_num_batched_tokens = runner->max_tokens;
+    e->tok = tok;
+    e->num_eos = num_eos;
+    e->eos_ids = fl_malloc((size_t)(num_eos + 1) * sizeof(int32_t));
+    memcpy(e->eos_ids, eos_ids, (size_t)num_eos * sizeof(int32_t));
+    e->on_output = on_output;
+    e->ctx = ctx;
+    fl_block_pool_init(&e->pool, runner->num_blocks, runner->block_size, cfg->enable_prefix_caching);
+    e->max_blocks_per_seq = (e->cfg.max_model_len + runner->block_size - 1) / runner->block_size;
+    pthread_mutex_init(&e->lock, NULL);
+    const size_t T = (size_t)e->cfg.max_num_batched_tokens, S = (size_t)e->cfg.max_num_seqs;
+    const size_t V = (size_t)runner->vocab_size;
+    e->ids = fl_malloc(T * sizeof(int32_t));
+    e->pos = fl_malloc(T * sizeof(int32_t));
+    e->tseq = fl_malloc(T * sizeof(int32_t));
+    e->rows = fl_malloc(S * sizeof(int32_t));
+    e->tables = fl_malloc(S * (size_t)e->max_blocks_per_seq * sizeof(int32_t));
+    e->step_seqs = fl_malloc(S * sizeof(fl_seq *));
+    e->row_seqs = fl_malloc(S * sizeof(fl_seq *));
+    e->logits = fl_malloc(S * V * sizeof(float));
+    e->sample_scratch = fl_calloc(1, fl_sample_scratch_bytes((int)V));
+    e->lp_ids = fl_malloc((V < 64 ? V : 64) * sizeof(int32_t));
+    e->lp_values = fl_malloc((V < 64 ? V : 64) * sizeof(float));
+    e->running = fl_malloc(S * sizeof(fl_seq *));
+    return e;
+}
+
+static void free_seq(fl_seq *s)
+{
+    fl_ids_free(&s->tokens);
+    free(s->blocks);
+    fl_detokenizer_free(&s->detok);
+    fl_strbuf_free(&s->text);
+    fl_request *r = s->req;
+    if (r->first == s)
+        r->first = NULL;
+    if (--r->live == 0) {
+        fl_sampling_params_free(&r->sp);
+        free(r);
+    }
+    free(s);
+}
+
+void fl_engine_destroy(fl_engine *e)
+{
+    for (int i = 0; i < e->num_running; i++)
+        free_seq(e->running[i]);
+    for (int i = 0; i < e->num_waiting; i++)
+        free_seq(e->waiting[i]);
+    for (int i = 0; i < e->num_inbox; i++)
+        free_seq(e->inbox[i]);
+    e->runner.destroy(e->runner.impl);
+    fl_block_pool_free(&e->pool);
+    pthread_mutex_destroy(&e->lock);
+    free(e->eos_ids);
+    free(e->ids);
+    free(e->pos);
+    free(e->tseq);
+    free(e->rows);
+    free(e->tables);
+    free(e->step_seqs);
+    free(e->row_seqs);
+    free(e->logits);
+    free(e->sample_scratch);
+    free(e->lp_ids);
+    free(e->lp_values);
+    free(e->running);
+    free(e->waiting);
+    free(e->inbox);
+    free(e->aborts);
+    free(e);
+}
+
+/* ---- adding and aborting ---- */
+
+static int check_request(const fl_engine *e, const int32_t *prompt, int num_prompt,
+                         const fl_sampling_params *sp, fl_error *err)
+{
+    const int vocab = e->runner.vocab_size;
+    if (num_prompt < 1)
+        return fl_fail(err, "the prompt is empty");
+    for (int i = 0; i < num_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= vocab)
+            return fl_fail(err, "prompt token %d is %d, outside the vocabulary [0, %d)", i,
+                           prompt[i], vocab);
+    for (int i = 0; i < sp->num_logit_bias; i++)
+        if (sp->logit_bias[i].token < 0 || sp->logit_bias[i].token >= vocab)
+            return fl_fail(err, "logit_bias token %d is outside the vocabulary [0, %d)",
+                           sp->logit_bias[i].token, vocab);
+    for (int i = 0; i < sp->num_stop_token_ids; i++)
+        if (sp->stop_token_ids[i] < 0 || sp->stop_token_ids[i] >= vocab)
+            return fl_fail(err, "stop_token_ids holds %d, outside the vocabulary [0, %d)",
+                           sp->stop_token_ids[i], vocab);
+    if (sp->num_stop > 0 && !e->tok)
+        return fl_fail(err, "stop strings need a tokenizer");
+    if (sp->n < 1 || sp->max_tokens < 1)
+        return fl_fail(err, "n and max_tokens must be at least 1");
+    const long long total = (long long)num_prompt + sp->max_tokens;
+    if (total > e->cfg.max_model_len)
+        return fl_fail(err, "this request needs %lld tokens (%d prompt + %d max_tokens), more than "
+                       "max_model_len %d", total, num_prompt, sp->max_tokens, e->cfg.max_model_len);
+    const long long blocks = (total + e->pool.block_size - 1) / e->pool.block_size;
+    if (blocks > e->pool.num_blocks)
+        return fl_fail(err, "this request needs %lld KV blocks, more than the %d the cache holds",
+                       blocks, e->pool.num_blocks);
+    return 0;
+}
+
+int fl_engine_add(fl_engine *e, uint64_t request_id, const int32_t *prompt, int num_prompt,
+                  const fl_sampling_params *sp, fl_error *err)
+{
+    if (check_request(e, prompt, num_prompt, sp, err) != 0)
+        return -1;
+    fl_request *r = fl_calloc(1, sizeof *r);
+    r->id = request_id;
+    fl_sampling_params_copy(&r->sp, sp);
+    r->live = sp->n;
+    pthread_mutex_lock(&e->lock);
+    if (e->num_inbox + sp->n > e->cap_inbox) {
+        e->cap_inbox = (e->num_inbox + sp->n) * 2;
+        e->inbox = fl_realloc(e->inbox, (size_t)e->cap_inbox * sizeof(fl_seq *));
+    }
+    for (int i = 0; i < sp->n; i++) {
+        fl_seq *s = fl_calloc(1, sizeof *s);
+        s->req = r;
+        s->index = i;
+        s->num_prompt = num_prompt;
+        for (int k = 0; k < num_prompt; k++)
+            fl_ids_push(&s->tokens, prompt[k]);
+        s->chain_hash = FL_BLOCK_HASH_ROOT;
+        /* seeded: the seed alone decides; else the engine seed and the
+         * request id do */
+        s->rng_key = sp->has_seed ? fl_rng_key(sp->seed, (uint64_t)i)
+                                  : fl_rng_key(e->cfg.seed ^ fl_rng_mix(request_id), (uint64_t)i);
+        if (e->tok)
+            fl_detokenizer_init(&s->detok, e->tok, sp->skip_special_tokens);
+        if (i == 0)
+            r->first = s;
+        e->inbox[e->num_inbox++] = s;
+    }
+    pthread_mutex_unlock(&e->lock);
+    return 0;
+}
+
+void fl_engine_abort(fl_engine *e, uint64_t request_id)
+{
+    pthread_mutex_lock(&e->lock);
+    if (e->num_aborts == e->cap_aborts) {
+        e->cap_aborts = e->cap_aborts ? 2 * e->cap_aborts : 16;
+        e->aborts = fl_realloc(e->aborts, (size_t)e->cap_aborts * sizeof(uint64_t));
+    }
+    e->aborts[e->num_aborts++] = request_id;
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* ---- finishing and reporting ---- */
+
+static void remove_seq(fl_seq **list, int *n, fl_seq *s)
+{
+    for (int i = 0; i < *n; i++) {
+        if (list[i] == s) {
+            memmove(list + i, list + i + 1, (size_t)(*n - i - 1) * sizeof(fl_seq *));
+            (*n)--;
+            return;
+        }
+    }
+}
+
+/* Reports the sequence's new text (all of it if finished, else all but
+ * what could still turn out to start a stop string) and token. */
+static void report(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp,
+                   const char *finish_reason, const char *stop_string, int32_t stop_token)
+{
+    size_t end = s->text.len;
+    if (!finish_reason) {
+        size_t hold = 0;
+        for (int i = 0; i < s->req->sp.num_stop; i++) {
+            size_t n = strlen(s->req->sp.stop[i]);
+            if (n - 1 > hold)
+                hold = n - 1;
+        }
+        end = end > s->text_sent + hold ? end - hold : s->text_sent;
+        while (end > s->text_sent && ((unsigned char)s->text.data[end] & 0xc0) == 0x80)
+            end--; /* never split a character */
+    }
+    fl_seq_output out = {
+        .request_id = s->req->id, .index = s->index, .token = token,
+        .text = s->text.data ? s->text.data + s->text_sent : "", .text_len = end - s->text_sent,
+        .logprobs = lp, .finished = finish_reason != NULL, .finish_reason = finish_reason,
+        .stop_string = stop_string, .stop_token = stop_token,
+        .num_prompt_tokens = s->num_prompt, .num_cached_tokens = s->num_cached,
+        .num_output_tokens = (int)s->tokens.len - s->num_prompt,
+    };
+    s->text_sent = end;
+    e->on_output(e->ctx, &out);
+}
+
+static void finish(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp,
+                   const char *reason, const char *stop_string, int32_t stop_token)
+{
+    if (e->tok && strcmp(reason, "abort") != 0 && !stop_string)
+        fl_detokenizer_finish(&s->detok, &s->text);
+    report(e, s, token, lp, reason, stop_string, stop_token);
+    fl_seq_release_blocks(e, s);
+    if (s->state == SEQ_RUNNING)
+        remove_seq(e->running, &e->num_running, s);
+    else
+        remove_seq(e->waiting, &e->num_waiting, s);
+    s->state = SEQ_FINISHED;
+    free_seq(s);
+}
+
+/* The earliest stop string in the text that is new enough to matter;
+ * truncates the text there. Returns the string, or NULL. */
+static const char *find_stop(fl_seq *s, size_t old_len)
+{
+    const fl_sampling_params *sp = &s->req->sp;
+    const char *hit = NULL;
+    size_t at = 0;
+    for (int i = 0; i < sp->num_stop; i++) {
+        const size_t n = strlen(sp->stop[i]);
+        if (n == 0 || s->text.len < n)
+            continue;
+        size_t from = old_len >= n - 1 ? old_len - (n - 1) : 0;
+        const char *p = memmem(s->text.data + from, s->text.len - from, sp->stop[i], n);
+        if (p && (!hit || (size_t)(p - s->text.data) < at)) {
+            hit = sp->stop[i];
+            at = (size_t)(p - s->text.data);
+        }
+    }
+    if (hit) {
+        s->text.len = at + (sp->include_stop_str_in_output ? strlen(hit) : 0);
+        s->text.data[s->text.len] = '\0';
+    }
+    return hit;
+}
+
+static int is_in(int32_t t, const int32_t *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] == t)
+            return 1;
+    return 0;
+}
+
+/* Appends a sampled token and ends the sequence if it should end. */
+static void accept_token(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp)
+{
+    const fl_sampling_params *sp = &s->req->sp;
+    fl_ids_push(&s->tokens, token);
+    e->stats.generation_tokens++;
+    const size_t old_len = s->text.len;
+    if (e->tok)
+        fl_detokenizer_push(&s->detok, token, &s->text);
+    const int num_output = (int)s->tokens.len - s->num_prompt;
+    if (num_output >= sp->min_tokens) {
+        if (!sp->ignore_eos && is_in(token, e->eos_ids, e->num_eos)) {
+            finish(e, s, token, lp, "stop", NULL, -1);
+            return;
+        }
+        if (is_in(token, sp->stop_token_ids, sp->num_stop_token_ids)) {
+            finish(e, s, token, lp, "stop", NULL, token);
+            return;
+        }
+        const char *stop = e->tok ? find_stop(s, old_len) : NULL;
+        if (stop) {
+            finish(e, s, token, lp, "stop", stop, -1);
+            return;
+        }
+    }
+    if (num_output >= sp->max_tokens || (int)s->tokens.len >= e->cfg.max_model_len) {
+        finish(e, s, token, lp, "length", NULL, -1);
+        return;
+    }
+    report(e, s, token, lp, NULL, NULL, -1);
+}
+
+/* ---- the step ---- */
+
+static void take_inbox(fl_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    if (e->num_waiting + e->num_inbox > e->cap_seqs) {
+        e->cap_seqs = (e->num_waiting + e->num_inbox) * 2;
+        e->waiting = fl_realloc(e->waiting, (size_t)e->cap_seqs * sizeof(fl_seq *));
+    }
+    for (int i = 0; i < e->num_inbox; i++) {
+        e->waiting[e->num_waiting++] = e->inbox[i];
+        e->stats.prompt_tokens += e->inbox[i]->num_prompt;
+    }
+    e->num_inbox = 0;
+    uint64_t aborts[64];
+    int n = e->num_aborts < 64 ? e->num_aborts : 64;
+    memcpy(aborts, e->aborts, (size_t)n * sizeof(uint64_t));
+    memmove(e->aborts, e->aborts + n, (size_t)(e->num_aborts - n) * sizeof(uint64_t));
+    e->num_aborts -= n;
+    pthread_mutex_unlock(&e->lock);
+    for (int k = 0; k < n; k++) {
+        for (int pass = 0; pass < 2; pass++) {
+            fl_seq **list = pass ? e->waiting : e->running;
+            int *count = pass ? &e->num_waiting : &e->num_running;
+            for (int i = *count - 1; i >= 0; i--)
+                if (list[i]->req->id == aborts[k])
+                    finish(e, list[i], -1, NULL, "abort", NULL, -1);
+        }
+    }
+}
+
+int fl_engine_step(fl_engine *e)
+{
+    take_inbox(e);
+    fl_batch b = fl_schedule(e);
+    if (b.num_tokens > 0) {
+        e->runner.forward(e->runner.impl, &b, e->logits);
+        e->stats.steps++;
+        for (int i = 0; i < b.num_seqs; i++) {
+            fl_seq *s = e->step_seqs[i];
+            s->num_computed += s->scheduled;
+            fl_seq_publish_blocks(e, s);
+        }
+        const int V = e->runner.vocab_size;
+        for (int r = 0; r < b.num_logits; r++) {
+            fl_seq *s = e->row_seqs[r];
+            const fl_sampling_params *sp = &s->req->sp;
+            fl_sample_context ctx = {
+                .prompt = s->tokens.data, .num_prompt = s->num_prompt,
+                .output = s->tokens.data + s->num_prompt,
+                .num_output = (int)s->tokens.len - s->num_prompt,
+                .eos_ids = e->eos_ids, .num_eos = e->num_eos, .rng_key = s->rng_key,
+            };
+            fl_logprobs lp = { .ids = e->lp_ids, .values = e->lp_values };
+            fl_sampling_params capped = *sp;
+            if (capped.logprobs > 64)
+                capped.logprobs = 64;
+            int32_t token = fl_sample(&capped, &ctx, e->logits + (size_t)r * V, V,
+                                      e->sample_scratch, sp->logprobs >= 0 ? &lp : NULL);
+            accept_token(e, s, token, sp->logprobs >= 0 ? &lp : NULL);
+        }
+    }
+    pthread_mutex_lock(&e->lock);
+    int pending = e->num_inbox + e->num_aborts;
+    pthread_mutex_unlock(&e->lock);
+    return e->num_running + e->num_waiting + pending;
+}
+
+void fl_engine_get_stats(fl_engine *e, fl_engine_stats *s)
+{
+    *s = e->stats;
+    s->num_running = e->num_running;
+    s->num_waiting = e->num_waiting;
+    s->num_blocks = e->pool.num_blocks;
+    s->num_free_blocks = e->pool.num_free;
+}

@@ -1,0 +1,92 @@
+/* engine.h - the serving engine: requests in, tokens out.
+ *
+ * Continuous batching over a paged KV cache: each step packs decode tokens
+ * and prefill chunks of many sequences (up to max_num_batched_tokens, at
+ * most max_num_seqs running), takes KV blocks as sequences grow, reuses
+ * cached prefixes, preempts the newest sequence when blocks run out (it is
+ * recomputed later and produces the same tokens), samples, detokenizes,
+ * applies stop conditions, and reports each new token through a callback.
+ *
+ * Threads: fl_engine_add and fl_engine_abort may be called from any thread;
+ * fl_engine_step, and with it the output callback, runs on one engine thread.
+ * Aborting frees the request's blocks at the next step. */
+#ifndef FL_ENGINE_H
+#define FL_ENGINE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "engine/block_pool.h"
+#include "engine/model_runner.h"
+#include "engine/sampling.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct fl_engine_config {
+    int max_num_seqs;             /* default 256 */
+    int max_num_batched_tokens;   /* default 2048 */
+    int max_model_len;            /* 0: the runner's max_context */
+    int enable_prefix_caching;    /* default 1 */
+    uint64_t seed;                /* for requests without a seed */
+} fl_engine_config;
+
+void fl_engine_config_default(fl_engine_config *c);
+
+/* One new token (or the end) of one sequence of one request. */
+typedef struct fl_seq_output {
+    uint64_t request_id;
+    int index;                    /* which of the request's n sequences */
+    int32_t token;                /* -1 when there is none (abort) */
+    const char *text;             /* new text for the client (stop strings held back) */
+    size_t text_len;
+    const fl_logprobs *logprobs;  /* NULL unless asked for */
+    int finished;
+    const char *finish_reason;    /* "stop", "length" or "abort" when finished */
+    const char *stop_string;      /* the stop string matched, or NULL */
+    int32_t stop_token;           /* the stop token id matched, or -1 */
+    int num_prompt_tokens;
+    int num_cached_tokens;        /* prompt tokens served by the prefix cache */
+    int num_output_tokens;
+} fl_seq_output;
+
+typedef void (*fl_output_fn)(void *ctx, const fl_seq_output *out);
+
+typedef struct fl_engine_stats {
+    int num_running, num_waiting;
+    int num_blocks, num_free_blocks;  /* free includes cached-but-unused blocks */
+    int64_t prefix_queries, prefix_hits;  /* in tokens, as vLLM counts them */
+    int64_t preemptions;
+    int64_t prompt_tokens, generation_tokens;
+    int64_t computed_tokens;          /* tokens the model actually ran */
+    int64_t steps;
+} fl_engine_stats;
+
+typedef struct fl_engine fl_engine;
+
+/* Takes ownership of runner. tok may be NULL (ids only: no text, no stop
+ * strings). eos_ids end sequences unless ignore_eos. */
+fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner,
+                            const fl_tokenizer *tok, const int32_t *eos_ids, int num_eos,
+                            fl_output_fn on_output, void *ctx);
+void fl_engine_destroy(fl_engine *e);
+
+/* Queues a request (copies prompt and params). Fails with a message naming
+ * the problem if it can never run: empty prompt, a token id or logit_bias or
+ * stop id outside the vocabulary, prompt + max_tokens over max_model_len or
+ * over the whole KV pool, stop strings without a tokenizer. Thread-safe. */
+int fl_engine_add(fl_engine *e, uint64_t request_id, const int32_t *prompt, int num_prompt,
+                  const fl_sampling_params *sp, fl_error *err);
+
+/* Ends a request: its sequences report finish_reason "abort" at the next
+ * step and free their blocks. Unknown ids are ignored. Thread-safe. */
+void fl_engine_abort(fl_engine *e, uint64_t request_id);
+
+/* One step on the engine thread: takes queued adds and aborts, runs the
+ * model once if anything is schedulable, reports outputs. Returns the
+ * number of unfinished sequences. */
+int fl_engine_step(fl_engine *e);
+
+/* Snapshot of the counters (engine thread, or after it stops). */
+void fl_engine_get_stats(fl_engine *e, fl_engine_stats *s);
+
+#endif

@@ -1,0 +1,82 @@
+/* sampling.h - turning one row of logits into the next token, as vLLM's
+ * SamplingParams describe it.
+ *
+ * Order, as in vLLM's sampler: min_tokens (EOS and stop ids banned until
+ * enough tokens exist) and logit_bias; the repetition penalty (on prompt and
+ * output tokens), presence and frequency penalties (output tokens); then
+ * greedy (temperature 0), or temperature, min-p, top-k, top-p and a draw.
+ * The draw is an inverse-CDF lookup of one uniform number from a
+ * counter-based RNG keyed by (request key, output index): the same seed
+ * gives the same tokens whatever else is in the batch, and after a
+ * preemption. Logprobs are of the raw logits (vLLM's default). */
+#ifndef FL_SAMPLING_H
+#define FL_SAMPLING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fl_logit_bias {
+    int32_t token;
+    float bias;
+} fl_logit_bias;
+
+typedef struct fl_sampling_params {
+    int n;                      /* sequences per request (default 1) */
+    float temperature;          /* 0: greedy (default 1) */
+    int top_k;                  /* <= 0: off */
+    float top_p;                /* 1: off */
+    float min_p;                /* 0: off */
+    int has_seed;
+    uint64_t seed;
+    float repetition_penalty;   /* 1: off */
+    float presence_penalty;     /* 0: off */
+    float frequency_penalty;    /* 0: off */
+    int num_logit_bias;
+    fl_logit_bias *logit_bias;  /* owned */
+    int num_stop_token_ids;
+    int32_t *stop_token_ids;    /* owned */
+    int num_stop;
+    char **stop;                /* owned strings */
+    int include_stop_str_in_output;
+    int max_tokens;
+    int min_tokens;
+    int ignore_eos;
+    int logprobs;               /* -1: none; else top alternatives to report */
+    int skip_special_tokens;    /* default 1 */
+} fl_sampling_params;
+
+/* vLLM's defaults (max_tokens 16). */
+void fl_sampling_params_default(fl_sampling_params *sp);
+/* A deep copy of src into dst. */
+void fl_sampling_params_copy(fl_sampling_params *dst, const fl_sampling_params *src);
+void fl_sampling_params_free(fl_sampling_params *sp);
+
+/* What the sampler needs to know of the sequence so far. */
+typedef struct fl_sample_context {
+    const int32_t *prompt;      /* [num_prompt] */
+    int num_prompt;
+    const int32_t *output;      /* [num_output] tokens generated so far */
+    int num_output;
+    const int32_t *eos_ids;     /* the model's EOS ids (banned by min_tokens) */
+    int num_eos;
+    uint64_t rng_key;           /* from the seed, or from the engine's RNG */
+} fl_sample_context;
+
+/* Top alternatives and the chosen token's log-probability. */
+typedef struct fl_logprobs {
+    float chosen;
+    int count;
+    int32_t *ids;               /* [logprobs] caller-provided */
+    float *values;              /* [logprobs] caller-provided */
+} fl_logprobs;
+
+/* Samples from logits[vocab] (modified in place). scratch has
+ * fl_sample_scratch_bytes(vocab) bytes, zeroed once when allocated (the
+ * sampler leaves its counting part zero again). If lp is not NULL, fills it from
+ * the raw logits. Token ids in sp and ctx must be below vocab. */
+int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *ctx, float *logits,
+                  int vocab, void *scratch, fl_logprobs *lp);
+
+size_t fl_sample_scratch_bytes(int vocab);
+
+#endif
