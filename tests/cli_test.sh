@@ -59,6 +59,10 @@ expect_ok '^\{"prompt":0,"index":0,"token_ids":\[[0-9,]+\],"finish_reason":"leng
     "$bin" generate "$fx/tiny-qwen3-realvocab" --load-format dummy --tokenizer "$tok" --prompt 'Hi there' \
     --max-tokens 4 --temperature 0
 
+expect_ok '"logprobs":\[\{"token_id":[0-9]+,"logprob":-[0-9.]+,"top_logprobs":\[\{"token_id":[0-9]+,"logprob":-?[0-9.]+\},\{' \
+    "$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 2 --temperature 0 --logprobs 2
+expect_ok '^\{"prompt":0,"index":1,' "$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 2 --n 2 --seed 3
+
 # A prompt's output does not depend on what else is in the batch.
 "$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 12 --block-size 16 --temperature 0 |
     sed 's/"prompt":0/"prompt":1/' >"$tmp/alone"

@@ -5,8 +5,8 @@
  * starts with '[' is a JSON array of token ids, any other line is text; text
  * needs the model's tokenizer or --tokenizer). All run through the
  * scheduler together; each output sequence is printed as one JSON object a
- * line, in prompt order: {"prompt", "index", "token_ids", "text",
- * "finish_reason"}. */
+ * line, in prompt order: {"prompt", "index", "token_ids", "finish_reason",
+ * "text" (with a tokenizer), "logprobs" (with --logprobs)}. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -280,6 +280,7 @@ typedef struct result {
     fl_ids ids;
     fl_strbuf text;
     const char *finish_reason;
+    json_t *logprobs;   /* [{token_id, logprob, top_logprobs}], when asked for */
 } result;
 
 typedef struct collector {
@@ -293,6 +294,17 @@ static void collect(void *ctx, const fl_seq_output *out)
     result *r = &c->results[out->request_id * (uint64_t)c->n + (uint64_t)out->index];
     if (out->token >= 0)
         fl_ids_push(&r->ids, out->token);
+    if (out->token >= 0 && out->logprobs) {
+        json_t *top = json_array();
+        for (int i = 0; i < out->logprobs->count; i++)
+            json_array_append_new(top, json_pack("{s:i,s:f}", "token_id", out->logprobs->ids[i],
+                                                 "logprob", (double)out->logprobs->values[i]));
+        if (!r->logprobs)
+            r->logprobs = json_array();
+        json_array_append_new(r->logprobs, json_pack("{s:i,s:f,s:o}", "token_id", out->token,
+                                                     "logprob", (double)out->logprobs->chosen,
+                                                     "top_logprobs", top));
+    }
     fl_strbuf_append(&r->text, out->text, out->text_len);
     if (out->finished)
         r->finish_reason = out->finish_reason;
@@ -307,6 +319,8 @@ static void print_result(int prompt_index, int index, const result *r, int with_
                           "token_ids", ids, "finish_reason", r->finish_reason ? r->finish_reason : "");
     if (with_text)
         json_object_set_new(o, "text", json_stringn(r->text.data ? r->text.data : "", r->text.len));
+    if (r->logprobs)
+        json_object_set(o, "logprobs", r->logprobs);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
     puts(s);
     free(s);
@@ -402,6 +416,7 @@ static int run(generate_opts *o, fl_error *err)
     for (int i = 0; i < o->num_prompts * o->sp.n; i++) {
         fl_ids_free(&c.results[i].ids);
         fl_strbuf_free(&c.results[i].text);
+        json_decref(c.results[i].logprobs);
     }
     free(c.results);
     fl_engine_destroy(e);

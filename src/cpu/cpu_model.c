@@ -18,7 +18,10 @@
  * (run-state buffers have room for it), so that every row goes through the
  * same BLAS kernel whatever else is in the batch: a sequence gets
  * bit-identical logits alone or among others (batch invariance, which the
- * engine's tests rely on). The cost: a decode step repacks the weights. */
+ * engine's tests rely on). OpenBLAS 0.3.21 happened to be row-invariant
+ * for any height in those tests too; the chunks make it a property of
+ * flashlm rather than of one BLAS build, at little cost (a small-height
+ * sgemm is dominated by packing the weights either way). */
 #define ROW_CHUNK 16
 
 static int padded_rows(int rows)

