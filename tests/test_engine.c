@@ -36,6 +36,13 @@ typedef struct outputs {
     int abort_id, abort_after;
 } outputs;
 
+static void reset(outputs *out)
+{
+    for (int i = 0; i < MAX_REQ; i++)
+        fl_strbuf_free(&out->text[i]);
+    memset(out, 0, sizeof *out);
+}
+
 static void collect(void *ctx, const fl_seq_output *o)
 {
     outputs *out = ctx;
@@ -95,7 +102,7 @@ static fl_engine_stats drain(fl_engine *e)
 
 static void run(const run_cfg *rc, request *reqs, int n, outputs *out, fl_engine_stats *st)
 {
-    memset(out, 0, sizeof *out);
+    reset(out);
     fl_engine *e = make_engine(rc, out);
     fl_error err;
     for (int i = 0; i < n; i++)
@@ -194,7 +201,7 @@ static void test_prefix_caching(void **state)
     reqs[1].len = shared + 9;
     memcpy(reqs[1].prompt, reqs[0].prompt, shared * sizeof(int32_t));
     for (int on = 0; on < 2; on++) {
-        memset(&together, 0, sizeof together);
+        reset(&together);
         fl_engine *e = make_engine(&(run_cfg){ 16, 0, 512, on, 0 }, &together);
         fl_error err;
         assert_int_equal(fl_engine_add(e, 0, reqs[0].prompt, reqs[0].len, &reqs[0].sp, &err), 0);
@@ -212,7 +219,9 @@ static void test_prefix_caching(void **state)
         } else {
             assert_int_equal(together.cached[1], 0);
             assert_int_equal(computed, reqs[1].len + decode_steps);
-            memcpy(&alone, &together, sizeof alone);
+            reset(&alone);
+            memcpy(&alone, &together, sizeof alone); /* alone now owns the text buffers */
+            memset(together.text, 0, sizeof together.text);
         }
         fl_engine_destroy(e);
     }
@@ -227,7 +236,7 @@ static void test_aborts(void **state)
     reqs[0].len = 290; /* a long prompt: prefill takes several 32-token steps */
     for (int k = 0; k < reqs[0].len; k++)
         reqs[0].prompt[k] = 3 + k % 300;
-    memset(&together, 0, sizeof together);
+    reset(&together);
     fl_engine *e = make_engine(&(run_cfg){ 16, 0, 32, 1, 0 }, &together);
     fl_error err;
     for (int i = 0; i < 3; i++)
@@ -250,7 +259,7 @@ static void test_aborts(void **state)
 static void test_rejections(void **state)
 {
     (void)state;
-    memset(&together, 0, sizeof together);
+    reset(&together);
     fl_engine *e = make_engine(&(run_cfg){ 16, 10, 64, 1, 0 }, &together);
     static request reqs[1];
     make_requests(reqs, 1, 11, 1);
@@ -340,7 +349,7 @@ static void test_stop_strings(void **state)
         fl_model_runner runner = { .vocab_size = 151936, .max_tokens = 64, .max_context = 64,
                                    .num_blocks = 8, .block_size = 16,
                                    .forward = scripted_forward, .destroy = scripted_destroy };
-        memset(&together, 0, sizeof together);
+        reset(&together);
         fl_engine_config ec;
         fl_engine_config_default(&ec);
         fl_engine *e = fl_engine_create(&ec, &runner, &tok, NULL, 0, collect, &together);
@@ -392,7 +401,7 @@ static void test_threads(void **state)
     (void)state;
     static request reqs[MAX_REQ];
     make_requests(reqs, MAX_REQ, 13, 1);
-    memset(&together, 0, sizeof together);
+    reset(&together);
     fl_engine *e = make_engine(&(run_cfg){ 16, 60, 128, 1, 0 }, &together);
     pthread_t threads[4];
     producer prods[4];
@@ -430,6 +439,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    reset(&together);
+    reset(&alone);
     fl_model_free(&model);
     return 0;
 }

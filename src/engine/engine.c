@@ -31,7 +31,8 @@ fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner
     e->tok = tok;
     e->num_eos = num_eos;
     e->eos_ids = fl_malloc((size_t)(num_eos + 1) * sizeof(int32_t));
-    memcpy(e->eos_ids, eos_ids, (size_t)num_eos * sizeof(int32_t));
+    if (num_eos)
+        memcpy(e->eos_ids, eos_ids, (size_t)num_eos * sizeof(int32_t));
     e->on_output = on_output;
     e->ctx = ctx;
     fl_block_pool_init(&e->pool, runner->num_blocks, runner->block_size, cfg->enable_prefix_caching);
@@ -309,8 +310,10 @@ static void accept_token(fl_engine *e, fl_seq *s, int32_t token, const fl_logpro
 static void take_inbox(fl_engine *e)
 {
     pthread_mutex_lock(&e->lock);
-    if (e->num_waiting + e->num_inbox > e->cap_seqs) {
-        e->cap_seqs = (e->num_waiting + e->num_inbox) * 2;
+    /* room for every live sequence: preemption moves running ones here */
+    const int live = e->num_waiting + e->num_running + e->num_inbox;
+    if (live > e->cap_seqs) {
+        e->cap_seqs = live * 2;
         e->waiting = fl_realloc(e->waiting, (size_t)e->cap_seqs * sizeof(fl_seq *));
     }
     for (int i = 0; i < e->num_inbox; i++) {
@@ -320,9 +323,11 @@ static void take_inbox(fl_engine *e)
     e->num_inbox = 0;
     uint64_t aborts[64];
     int n = e->num_aborts < 64 ? e->num_aborts : 64;
-    memcpy(aborts, e->aborts, (size_t)n * sizeof(uint64_t));
-    memmove(e->aborts, e->aborts + n, (size_t)(e->num_aborts - n) * sizeof(uint64_t));
-    e->num_aborts -= n;
+    if (n) {
+        memcpy(aborts, e->aborts, (size_t)n * sizeof(uint64_t));
+        memmove(e->aborts, e->aborts + n, (size_t)(e->num_aborts - n) * sizeof(uint64_t));
+        e->num_aborts -= n;
+    }
     pthread_mutex_unlock(&e->lock);
     for (int k = 0; k < n; k++) {
         for (int pass = 0; pass < 2; pass++) {
