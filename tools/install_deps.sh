@@ -8,6 +8,7 @@ packages=(
   libjansson-dev                     # JSON: config.json, safetensors headers, tokenizer.json
   libpcre2-dev                       # the tokenizer's pre-tokenizer regex (JIT, Unicode)
   libutf8proc-dev                    # the tokenizer's NFC normalizer
+  libmicrohttpd-dev                  # the HTTP server
   libcmocka-dev                      # the C test framework
 )
 # node and npm run the test-side references (tests/js); a machine that has

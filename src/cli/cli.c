@@ -20,6 +20,29 @@ int fl_cli_int(const char *flag, const char *text, long long lo, long long hi, l
     return 0;
 }
 
+int fl_cli_float(const char *flag, const char *text, double lo, double hi, float *out,
+                 fl_error *err)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || v != v)
+        return fl_fail(err, "%s: '%s' is not a number", flag, text);
+    if (v < lo || v > hi)
+        return fl_fail(err, "%s: %g is out of range [%g, %g]", flag, v, lo, hi);
+    *out = (float)v;
+    return 0;
+}
+
+int fl_cli_int32(const char *flag, const char *text, long long lo, long long hi, int *out,
+                 fl_error *err)
+{
+    long long v;
+    if (fl_cli_int(flag, text, lo, hi, &v, err) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 int fl_model_opts_take(fl_model_opts *o, int opt, const char *arg, fl_error *err)
 {
     long long v;

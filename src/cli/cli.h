@@ -16,10 +16,17 @@ int fl_cmd_info(int argc, char **argv);
 int fl_cmd_generate(int argc, char **argv);
 int fl_cmd_tokenize(int argc, char **argv);
 int fl_cmd_bench(int argc, char **argv);
+int fl_cmd_serve(int argc, char **argv);
 
 /* Parses an integer flag value in [lo, hi]; the error names the flag. */
 int fl_cli_int(const char *flag, const char *text, long long lo, long long hi, long long *out,
                fl_error *err);
+
+/* The same for a float flag in [lo, hi], and an int flag stored as int. */
+int fl_cli_float(const char *flag, const char *text, double lo, double hi, float *out,
+                 fl_error *err);
+int fl_cli_int32(const char *flag, const char *text, long long lo, long long hi, int *out,
+                 fl_error *err);
 
 /* The model options every subcommand that loads a model takes. */
 typedef struct fl_model_opts {

@@ -134,29 +134,6 @@ static int read_prompts_file(generate_opts *o, const char *path, fl_error *err)
     return rc;
 }
 
-static int float_flag(const char *flag, const char *text, double lo, double hi, float *out,
-                      fl_error *err)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || *end != '\0' || isnan(v))
-        return fl_fail(err, "%s: '%s' is not a number", flag, text);
-    if (v < lo || v > hi)
-        return fl_fail(err, "%s: %g is out of range [%g, %g]", flag, v, lo, hi);
-    *out = (float)v;
-    return 0;
-}
-
-static int int_flag(const char *flag, const char *text, long long lo, long long hi, int *out,
-                    fl_error *err)
-{
-    long long v;
-    if (fl_cli_int(flag, text, lo, hi, &v, err) != 0)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int take_option(generate_opts *o, int opt, const char *arg, fl_error *err)
 {
     fl_sampling_params *sp = &o->sp;
@@ -170,19 +147,19 @@ static int take_option(generate_opts *o, int opt, const char *arg, fl_error *err
         add_prompt(o, p);
         return 0;
     case OPT_PROMPTS_FILE: return read_prompts_file(o, arg, err);
-    case OPT_MAX_TOKENS: return int_flag("--max-tokens", arg, 1, 1 << 24, &sp->max_tokens, err);
-    case OPT_MIN_TOKENS: return int_flag("--min-tokens", arg, 0, 1 << 24, &sp->min_tokens, err);
-    case OPT_N: return int_flag("--n", arg, 1, 256, &sp->n, err);
-    case OPT_TEMPERATURE: return float_flag("--temperature", arg, 0, 100, &sp->temperature, err);
-    case OPT_TOP_K: return int_flag("--top-k", arg, -1, 1 << 24, &sp->top_k, err);
-    case OPT_TOP_P: return float_flag("--top-p", arg, 1e-9, 1, &sp->top_p, err);
-    case OPT_MIN_P: return float_flag("--min-p", arg, 0, 1, &sp->min_p, err);
+    case OPT_MAX_TOKENS: return fl_cli_int32("--max-tokens", arg, 1, 1 << 24, &sp->max_tokens, err);
+    case OPT_MIN_TOKENS: return fl_cli_int32("--min-tokens", arg, 0, 1 << 24, &sp->min_tokens, err);
+    case OPT_N: return fl_cli_int32("--n", arg, 1, 256, &sp->n, err);
+    case OPT_TEMPERATURE: return fl_cli_float("--temperature", arg, 0, 100, &sp->temperature, err);
+    case OPT_TOP_K: return fl_cli_int32("--top-k", arg, -1, 1 << 24, &sp->top_k, err);
+    case OPT_TOP_P: return fl_cli_float("--top-p", arg, 1e-9, 1, &sp->top_p, err);
+    case OPT_MIN_P: return fl_cli_float("--min-p", arg, 0, 1, &sp->min_p, err);
     case OPT_REP_PENALTY:
-        return float_flag("--repetition-penalty", arg, 1e-6, 100, &sp->repetition_penalty, err);
+        return fl_cli_float("--repetition-penalty", arg, 1e-6, 100, &sp->repetition_penalty, err);
     case OPT_PRES_PENALTY:
-        return float_flag("--presence-penalty", arg, -2, 2, &sp->presence_penalty, err);
+        return fl_cli_float("--presence-penalty", arg, -2, 2, &sp->presence_penalty, err);
     case OPT_FREQ_PENALTY:
-        return float_flag("--frequency-penalty", arg, -2, 2, &sp->frequency_penalty, err);
+        return fl_cli_float("--frequency-penalty", arg, -2, 2, &sp->frequency_penalty, err);
     case OPT_STOP:
         if (!*arg)
             return fl_fail(err, "--stop: an empty stop string");
@@ -197,20 +174,20 @@ static int take_option(generate_opts *o, int opt, const char *arg, fl_error *err
         sp->num_stop_token_ids = p.len;
         return 0;
     case OPT_IGNORE_EOS: sp->ignore_eos = 1; return 0;
-    case OPT_LOGPROBS: return int_flag("--logprobs", arg, 0, 20, &sp->logprobs, err);
+    case OPT_LOGPROBS: return fl_cli_int32("--logprobs", arg, 0, 20, &sp->logprobs, err);
     case OPT_BLOCK_SIZE:
-        if (int_flag("--block-size", arg, 16, 128, &o->block_size, err) != 0)
+        if (fl_cli_int32("--block-size", arg, 16, 128, &o->block_size, err) != 0)
             return -1;
         if (o->block_size != 16 && o->block_size != 32 && o->block_size != 64 && o->block_size != 128)
             return fl_fail(err, "--block-size: %d is not one of 16, 32, 64, 128", o->block_size);
         return 0;
     case OPT_NUM_BLOCKS:
-        return int_flag("--num-gpu-blocks-override", arg, 1, 1 << 24, &o->num_blocks, err);
-    case OPT_MAX_SEQS: return int_flag("--max-num-seqs", arg, 1, 4096, &o->ec.max_num_seqs, err);
+        return fl_cli_int32("--num-gpu-blocks-override", arg, 1, 1 << 24, &o->num_blocks, err);
+    case OPT_MAX_SEQS: return fl_cli_int32("--max-num-seqs", arg, 1, 4096, &o->ec.max_num_seqs, err);
     case OPT_MAX_BATCHED:
-        return int_flag("--max-num-batched-tokens", arg, 1, 1 << 20, &o->ec.max_num_batched_tokens, err);
+        return fl_cli_int32("--max-num-batched-tokens", arg, 1, 1 << 20, &o->ec.max_num_batched_tokens, err);
     case OPT_MAX_MODEL_LEN:
-        return int_flag("--max-model-len", arg, 1, 1 << 24, &o->ec.max_model_len, err);
+        return fl_cli_int32("--max-model-len", arg, 1, 1 << 24, &o->ec.max_model_len, err);
     case OPT_NO_PREFIX_CACHING: o->ec.enable_prefix_caching = 0; return 0;
     default: return 1; /* not ours */
     }

@@ -1,0 +1,258 @@
+/* cmd_serve.c - `flashlm serve MODEL`: load, then serve the OpenAI API
+ * until SIGINT or SIGTERM, with vLLM's flags.
+ *
+ * HTTP starts first, so /health answers 503 while the model loads. On a
+ * signal the server stops accepting, aborts what is in flight (streams end
+ * with finish_reason "abort" and [DONE]), waits for the connections, and
+ * exits 0. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/mapped_file.h"
+#include "cli/cli.h"
+#include "cpu/cpu_runner.h"
+#include "server/http.h"
+#include "server/server.h"
+
+static const char serve_help[] =
+    "usage: flashlm serve MODEL [options]\n"
+    "Serves the OpenAI API (/v1/completions, /v1/chat/completions, /v1/models, /health,\n"
+    "/metrics, /tokenize, /detokenize).\n\n" FL_MODEL_OPTS_HELP
+    "  --host ADDR            IPv4 address to listen on (default 0.0.0.0)\n"
+    "  --port N               (default 8000)\n"
+    "  --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ routes\n"
+    "  --served-model-name S  the model name clients use (default: MODEL)\n"
+    "  --tokenizer DIR        tokenizer directory (default: the model directory)\n"
+    "  --chat-template FILE   a Jinja chat template instead of the tokenizer's\n"
+    "  --max-model-len N      context length (default: the model's)\n"
+    "  --max-num-seqs N       sequences in the running batch (default 256)\n"
+    "  --max-num-batched-tokens N  tokens per step (default 2048)\n"
+    "  --block-size N         KV block size: 16, 32, 64, 128 (default 128)\n"
+    "  --num-gpu-blocks-override N  KV blocks, whatever the memory\n"
+    "  --gpu-memory-utilization F   share of GPU memory (0, 1] (default 0.9; the CPU\n"
+    "                         backend budgets 4 GiB of host memory instead)\n"
+    "  --attention-backend B  auto | cpu (GPU backends come with the CUDA build)\n"
+    "  --no-enable-prefix-caching\n";
+
+enum {
+    OPT_HOST = FL_OPT_FIRST_OWN, OPT_PORT, OPT_API_KEY, OPT_SERVED_NAME, OPT_TOKENIZER,
+    OPT_CHAT_TEMPLATE, OPT_MAX_MODEL_LEN, OPT_MAX_SEQS, OPT_MAX_BATCHED, OPT_BLOCK_SIZE,
+    OPT_NUM_BLOCKS, OPT_GPU_MEM, OPT_BACKEND, OPT_NO_PREFIX,
+};
+
+typedef struct serve_opts {
+    fl_model_opts model;
+    fl_server_config sc;
+    fl_engine_config ec;
+    const char *tokenizer_dir, *chat_template;
+    int block_size, num_blocks;
+    float gpu_mem;
+} serve_opts;
+
+static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
+{
+    switch (opt) {
+    case OPT_HOST: o->sc.host = arg; return 0;
+    case OPT_PORT: return fl_cli_int32("--port", arg, 1, 65535, &o->sc.port, err);
+    case OPT_API_KEY: o->sc.api_key = arg; return 0;
+    case OPT_SERVED_NAME: o->sc.served_model_name = arg; return 0;
+    case OPT_TOKENIZER: o->tokenizer_dir = arg; return 0;
+    case OPT_CHAT_TEMPLATE: o->chat_template = arg; return 0;
+    case OPT_MAX_MODEL_LEN: return fl_cli_int32("--max-model-len", arg, 2, 1 << 24, &o->ec.max_model_len, err);
+    case OPT_MAX_SEQS: return fl_cli_int32("--max-num-seqs", arg, 1, 4096, &o->ec.max_num_seqs, err);
+    case OPT_MAX_BATCHED:
+        return fl_cli_int32("--max-num-batched-tokens", arg, 1, 1 << 20, &o->ec.max_num_batched_tokens, err);
+    case OPT_BLOCK_SIZE:
+        if (fl_cli_int32("--block-size", arg, 16, 128, &o->block_size, err) != 0)
+            return -1;
+        if (o->block_size != 16 && o->block_size != 32 && o->block_size != 64 && o->block_size != 128)
+            return fl_fail(err, "--block-size: %d is not one of 16, 32, 64, 128", o->block_size);
+        return 0;
+    case OPT_NUM_BLOCKS: return fl_cli_int32("--num-gpu-blocks-override", arg, 1, 1 << 24, &o->num_blocks, err);
+    case OPT_GPU_MEM: return fl_cli_float("--gpu-memory-utilization", arg, 1e-3, 1, &o->gpu_mem, err);
+    case OPT_BACKEND:
+        if (strcmp(arg, "auto") != 0 && strcmp(arg, "cpu") != 0)
+            return fl_fail(err, "--attention-backend: '%s' is not available in this build "
+                           "(available: auto, cpu)", arg);
+        return 0;
+    case OPT_NO_PREFIX: o->ec.enable_prefix_caching = 0; return 0;
+    default: return 1;
+    }
+}
+
+static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
+{
+    static const struct option opts[] = {
+        { "model", required_argument, NULL, FL_OPT_MODEL },
+        { "load-format", required_argument, NULL, FL_OPT_LOAD_FORMAT },
+        { "seed", required_argument, NULL, FL_OPT_SEED },
+        { "host", required_argument, NULL, OPT_HOST },
+        { "port", required_argument, NULL, OPT_PORT },
+        { "api-key", required_argument, NULL, OPT_API_KEY },
+        { "served-model-name", required_argument, NULL, OPT_SERVED_NAME },
+        { "tokenizer", required_argument, NULL, OPT_TOKENIZER },
+        { "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
+        { "max-model-len", required_argument, NULL, OPT_MAX_MODEL_LEN },
+        { "max-num-seqs", required_argument, NULL, OPT_MAX_SEQS },
+        { "max-num-batched-tokens", required_argument, NULL, OPT_MAX_BATCHED },
+        { "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
+        { "num-gpu-blocks-override", required_argument, NULL, OPT_NUM_BLOCKS },
+        { "gpu-memory-utilization", required_argument, NULL, OPT_GPU_MEM },
+        { "attention-backend", required_argument, NULL, OPT_BACKEND },
+        { "no-enable-prefix-caching", no_argument, NULL, OPT_NO_PREFIX },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+    };
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(serve_help, stdout);
+            return 1;
+        }
+        int taken = fl_model_opts_take(&o->model, opt, optarg, err);
+        if (taken < 0)
+            return -1;
+        if (taken)
+            continue;
+        int rc = take(o, opt, optarg, err);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            return fl_cli_bad_option(err, "serve", opt, argv, optind);
+    }
+    if (fl_model_opts_finish(&o->model, argc, argv, optind, err) != 0)
+        return -1;
+    if (!o->sc.served_model_name)
+        o->sc.served_model_name = o->model.model;
+    return 0;
+}
+
+/* Everything the model needs, loaded while HTTP already answers 503. */
+typedef struct loaded {
+    fl_tokenizer tok;
+    fl_chat_template chat;
+    int have_chat;
+} loaded;
+
+static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
+{
+    fl_model m;
+    if (fl_model_load(&m, o->model.model, o->model.format, o->model.seed, err) != 0)
+        return -1;
+    const char *tdir = o->tokenizer_dir ? o->tokenizer_dir : o->model.model;
+    if (fl_tokenizer_load(&l->tok, tdir, err) != 0) {
+        fl_model_free(&m);
+        return fl_fail_prefix(err, "the server needs a tokenizer (--tokenizer DIR)");
+    }
+    char *file_text = NULL;
+    const char *source = l->tok.chat_template, *origin = "tokenizer_config.json";
+    if (o->chat_template) {
+        if (!(file_text = fl_read_text_file(o->chat_template, NULL, err))) {
+            fl_model_free(&m);
+            return fl_fail_prefix(err, "--chat-template");
+        }
+        source = file_text;
+        origin = o->chat_template;
+    }
+    int rc = source ? fl_chat_template_init(&l->chat, source, origin, &l->tok, err) : 0;
+    free(file_text);
+    if (rc != 0) {
+        fl_model_free(&m);
+        return -1;
+    }
+    l->have_chat = source != NULL;
+    int max_len = o->ec.max_model_len > 0 ? o->ec.max_model_len : m.cfg.max_position_embeddings;
+    if (max_len > m.cfg.max_position_embeddings)
+        max_len = m.cfg.max_position_embeddings;
+    o->ec.max_model_len = max_len;
+    int32_t eos[FL_MAX_EOS_IDS + 1];
+    int num_eos = m.cfg.num_eos_ids;
+    memcpy(eos, m.cfg.eos_token_ids, (size_t)num_eos * sizeof(int32_t));
+    if (l->tok.eos_id >= 0) {
+        int known = 0;
+        for (int i = 0; i < num_eos; i++)
+            known |= eos[i] == l->tok.eos_id;
+        if (!known)
+            eos[num_eos++] = l->tok.eos_id;
+    }
+    fl_model_runner runner;
+    fl_cpu_runner_init(&runner, &m.cfg, &m.weights, o->ec.max_num_batched_tokens, max_len,
+                       o->block_size, o->num_blocks, o->ec.max_num_seqs);
+    srv->vocab_size = m.cfg.vocab_size;
+    fl_model_free(&m);
+    srv->tok = &l->tok;
+    srv->chat = l->have_chat ? &l->chat : NULL;
+    srv->max_model_len = max_len;
+    fprintf(stderr, "INFO flashlm: attention backend cpu; KV cache %d blocks of %d = %d tokens; "
+            "maximum concurrency for %d tokens per request: %.2fx\n", runner.num_blocks,
+            runner.block_size, runner.num_blocks * runner.block_size, max_len,
+            (double)runner.num_blocks * runner.block_size / max_len);
+    srv->engine = fl_engine_create(&o->ec, &runner, &l->tok, eos, num_eos, fl_server_output_fn(), srv);
+    return 0;
+}
+
+int fl_cmd_serve(int argc, char **argv)
+{
+    serve_opts o = { .sc = { .host = "0.0.0.0", .port = 8000, .max_body_bytes = 8u << 20,
+                             .max_waiting_requests = 4096 },
+                     .block_size = 128, .gpu_mem = 0.9f };
+    fl_engine_config_default(&o.ec);
+    fl_error err = { "" };
+    int rc = parse_args(&o, argc, argv, &err);
+    if (rc > 0)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "flashlm serve: %s\n", err.msg);
+        return 1;
+    }
+    /* Signals go to sigwait below, not to whichever thread is running. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    static fl_server srv;
+    fl_server_init(&srv, &o.sc);
+    srv.created = (long)time(NULL);
+    srv.model_root = o.model.model;
+    if (fl_http_start(&srv, &err) != 0) {
+        fprintf(stderr, "flashlm serve: %s\n", err.msg);
+        fl_server_free(&srv);
+        return 1;
+    }
+    fprintf(stderr, "INFO flashlm: loading %s\n", o.model.model);
+    loaded l = { 0 };
+    if (load(&o, &srv, &l, &err) != 0) {
+        fprintf(stderr, "flashlm serve: %s\n", err.msg);
+        fl_http_stop(&srv);
+        fl_server_free(&srv);
+        return 1;
+    }
+    fl_server_start_engine(&srv);
+    srv.ready = 1;
+    fprintf(stderr, "INFO flashlm: serving %s on http://%s:%d (ready)\n", o.sc.served_model_name,
+            o.sc.host, o.sc.port);
+    int sig;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "INFO flashlm: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    srv.stopping = 1;
+    fl_http_quiesce(&srv);
+    fl_server_abort_all(&srv);
+    fl_server_stop_engine(&srv);
+    fl_http_stop(&srv);
+    fl_engine_destroy(srv.engine);
+    if (l.have_chat)
+        fl_chat_template_free(&l.chat);
+    fl_tokenizer_free(&l.tok);
+    fl_server_free(&srv);
+    fprintf(stderr, "INFO flashlm: stopped\n");
+    return 0;
+}

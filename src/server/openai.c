@@ -1,0 +1,533 @@
+/* openai.c - request validation and response shapes (see openai.h). */
+#include "server/openai.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/utf8.h"
+
+int fl_api_fail(fl_api_error *err, int status, const char *param, const char *fmt, ...)
+{
+    err->status = status;
+    err->type = status == 404 ? "NotFoundError" : status == 401 ? "AuthenticationError"
+              : status == 413 ? "RequestTooLargeError" : status == 503 ? "ServiceUnavailableError"
+              : "BadRequestError";
+    snprintf(err->param, sizeof err->param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+json_t *fl_api_error_json(const fl_api_error *err)
+{
+    return json_pack("{s:{s:s,s:s,s:o,s:i}}", "error", "message", err->message, "type", err->type,
+                     "param", err->param[0] ? json_string(err->param) : json_null(), "code",
+                     err->status);
+}
+
+void fl_api_response_id(int chat, uint64_t id, char *out, size_t n)
+{
+    snprintf(out, n, "%s-%016llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)id);
+}
+
+/* ---- field readers: absent or null keeps the default ---- */
+
+static int get_number(json_t *body, const char *key, double lo, double hi, float *out,
+                      fl_api_error *err)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_number(v))
+        return fl_api_fail(err, 400, key, "'%s' must be a number", key);
+    double x = json_number_value(v);
+    if (!(x >= lo && x <= hi))
+        return fl_api_fail(err, 400, key, "'%s' = %g is out of range [%g, %g]", key, x, lo, hi);
+    *out = (float)x;
+    return 0;
+}
+
+static int get_int(json_t *body, const char *key, long long lo, long long hi, int *out,
+                   fl_api_error *err)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v))
+        return fl_api_fail(err, 400, key, "'%s' must be an integer", key);
+    long long x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return fl_api_fail(err, 400, key, "'%s' = %lld is out of range [%lld, %lld]", key, x, lo, hi);
+    *out = (int)x;
+    return 0;
+}
+
+static int get_bool(json_t *body, const char *key, int *out, fl_api_error *err)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v))
+        return fl_api_fail(err, 400, key, "'%s' must be true or false", key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int parse_stop(json_t *body, fl_sampling_params *sp, fl_api_error *err)
+{
+    json_t *v = json_object_get(body, "stop");
+    if (!v || json_is_null(v))
+        return 0;
+    json_t *list = json_is_string(v) ? json_pack("[O]", v) : json_incref(v);
+    int rc = 0;
+    if (!json_is_array(list)) {
+        rc = fl_api_fail(err, 400, "stop", "'stop' must be a string or a list of strings");
+    } else {
+        size_t i;
+        json_t *s;
+        sp->stop = fl_calloc(json_array_size(list) + 1, sizeof(char *));
+        json_array_foreach(list, i, s) {
+            if (!json_is_string(s) || json_string_length(s) == 0 ||
+                json_string_length(s) != strlen(json_string_value(s))) {
+                rc = fl_api_fail(err, 400, "stop", "'stop' must hold non-empty strings");
+                break;
+            }
+            sp->stop[sp->num_stop++] = fl_strdup(json_string_value(s));
+        }
+    }
+    json_decref(list);
+    return rc;
+}
+
+static int parse_ids_field(json_t *v, const char *key, int vocab, int32_t **out, int *n,
+                           fl_api_error *err)
+{
+    if (!json_is_array(v))
+        return fl_api_fail(err, 400, key, "'%s' must be a list of token ids", key);
+    *out = fl_malloc((json_array_size(v) + 1) * sizeof(int32_t));
+    *n = 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= vocab)
+            return fl_api_fail(err, 400, key, "'%s'[%zu] is not a token id in [0, %d)", key, i, vocab);
+        (*out)[(*n)++] = (int32_t)json_integer_value(x);
+    }
+    return 0;
+}
+
+static int parse_logit_bias(json_t *body, int vocab, fl_sampling_params *sp, fl_api_error *err)
+{
+    json_t *v = json_object_get(body, "logit_bias");
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return fl_api_fail(err, 400, "logit_bias", "'logit_bias' must map token ids to numbers");
+    sp->logit_bias = fl_calloc(json_object_size(v) + 1, sizeof(fl_logit_bias));
+    const char *key;
+    json_t *b;
+    json_object_foreach(v, key, b) {
+        char *end;
+        long id = strtol(key, &end, 10);
+        if (*key == '\0' || *end != '\0' || id < 0 || id >= vocab || !json_is_number(b) ||
+            fabs(json_number_value(b)) > 100)
+            return fl_api_fail(err, 400, "logit_bias", "'logit_bias' entry '%s' needs a token id in "
+                               "[0, %d) and a bias in [-100, 100]", key, vocab);
+        sp->logit_bias[sp->num_logit_bias++] = (fl_logit_bias){ (int32_t)id, (float)json_number_value(b) };
+    }
+    return 0;
+}
+
+static int parse_sampling(fl_server *srv, json_t *body, fl_api_request *req, fl_api_error *err)
+{
+    fl_sampling_params *sp = &req->sp;
+    fl_sampling_params_default(sp);
+    /* chat completions default to the rest of the context, like vLLM */
+    sp->max_tokens = req->chat ? 0 : 16;
+    int logprobs_flag = 0, top_logprobs = 0, skip = 1;
+    if (get_int(body, "max_tokens", 1, srv->max_model_len, &sp->max_tokens, err) ||
+        get_int(body, "max_completion_tokens", 1, srv->max_model_len, &sp->max_tokens, err) ||
+        get_int(body, "min_tokens", 0, srv->max_model_len, &sp->min_tokens, err) ||
+        get_int(body, "n", 1, 128, &sp->n, err) ||
+        get_number(body, "temperature", 0, 100, &sp->temperature, err) ||
+        get_number(body, "top_p", 1e-9, 1, &sp->top_p, err) ||
+        get_int(body, "top_k", -1, 1 << 24, &sp->top_k, err) ||
+        get_number(body, "min_p", 0, 1, &sp->min_p, err) ||
+        get_number(body, "presence_penalty", -2, 2, &sp->presence_penalty, err) ||
+        get_number(body, "frequency_penalty", -2, 2, &sp->frequency_penalty, err) ||
+        get_number(body, "repetition_penalty", 1e-6, 100, &sp->repetition_penalty, err) ||
+        get_bool(body, "ignore_eos", &sp->ignore_eos, err) ||
+        get_bool(body, "skip_special_tokens", &skip, err) ||
+        get_bool(body, "include_stop_str_in_output", &sp->include_stop_str_in_output, err) ||
+        parse_stop(body, sp, err) || parse_logit_bias(body, srv->vocab_size, sp, err))
+        return -1;
+    sp->skip_special_tokens = skip;
+    json_t *seed = json_object_get(body, "seed");
+    if (seed && !json_is_null(seed)) {
+        if (!json_is_integer(seed))
+            return fl_api_fail(err, 400, "seed", "'seed' must be an integer");
+        sp->has_seed = 1;
+        sp->seed = (uint64_t)json_integer_value(seed);
+    }
+    json_t *stop_ids = json_object_get(body, "stop_token_ids");
+    if (stop_ids && !json_is_null(stop_ids) &&
+        parse_ids_field(stop_ids, "stop_token_ids", srv->vocab_size, &sp->stop_token_ids,
+                        &sp->num_stop_token_ids, err) != 0)
+        return -1;
+    if (req->chat) {
+        if (get_bool(body, "logprobs", &logprobs_flag, err) ||
+            get_int(body, "top_logprobs", 0, 20, &top_logprobs, err))
+            return -1;
+        sp->logprobs = logprobs_flag ? top_logprobs : -1;
+    } else {
+        int lp = -1;
+        if (get_int(body, "logprobs", 0, 20, &lp, err))
+            return -1;
+        sp->logprobs = lp;
+    }
+    req->want_logprobs = sp->logprobs >= 0;
+    return 0;
+}
+
+static int add_prompt_ids(fl_api_request *req, const int32_t *ids, size_t n)
+{
+    req->prompts = fl_realloc(req->prompts, (size_t)(req->num_prompts + 1) * sizeof(fl_ids));
+    fl_ids *p = &req->prompts[req->num_prompts++];
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        fl_ids_push(p, ids[i]);
+    return 0;
+}
+
+static void encode(fl_server *srv, const char *text, size_t len, int add_special, fl_ids *out)
+{
+    fl_tok_scratch *sc = fl_server_scratch_take(srv);
+    fl_tokenizer_encode(srv->tok, sc, text, len, add_special, out);
+    fl_server_scratch_give(srv, sc);
+}
+
+/* prompt: a string, a list of ids, or a list of either. */
+static int parse_prompt(fl_server *srv, json_t *body, fl_api_request *req, fl_api_error *err)
+{
+    json_t *p = json_object_get(body, "prompt");
+    if (!p || json_is_null(p))
+        return fl_api_fail(err, 400, "prompt", "'prompt' is required");
+    json_t *items = (json_is_array(p) && json_array_size(p) > 0 &&
+                     (json_is_string(json_array_get(p, 0)) || json_is_array(json_array_get(p, 0))))
+                        ? json_incref(p) : json_pack("[O]", p);
+    size_t i;
+    json_t *it;
+    int rc = 0;
+    json_array_foreach(items, i, it) {
+        if (json_is_string(it)) {
+            if (json_string_length(it) == 0) {
+                rc = fl_api_fail(err, 400, "prompt", "'prompt' must not be empty");
+                break;
+            }
+            req->prompts = fl_realloc(req->prompts, (size_t)(req->num_prompts + 1) * sizeof(fl_ids));
+            memset(&req->prompts[req->num_prompts], 0, sizeof(fl_ids));
+            encode(srv, json_string_value(it), json_string_length(it), 1, &req->prompts[req->num_prompts++]);
+        } else if (json_is_array(it)) {
+            int32_t *ids = NULL;
+            int n = 0;
+            rc = parse_ids_field(it, "prompt", srv->vocab_size, &ids, &n, err);
+            if (rc == 0 && n == 0)
+                rc = fl_api_fail(err, 400, "prompt", "'prompt' must not be empty");
+            if (rc == 0)
+                add_prompt_ids(req, ids, (size_t)n);
+            free(ids);
+            if (rc)
+                break;
+        } else {
+            rc = fl_api_fail(err, 400, "prompt", "'prompt' must be a string, a list of token ids, "
+                             "or a list of either");
+            break;
+        }
+    }
+    json_decref(items);
+    if (rc == 0 && req->num_prompts == 0)
+        rc = fl_api_fail(err, 400, "prompt", "'prompt' must not be empty");
+    return rc;
+}
+
+static int parse_messages(fl_server *srv, json_t *body, fl_api_request *req, fl_api_error *err)
+{
+    json_t *msgs = json_object_get(body, "messages");
+    if (!json_is_array(msgs) || json_array_size(msgs) == 0)
+        return fl_api_fail(err, 400, "messages", "'messages' must be a non-empty list");
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
+        if (!json_is_object(m) || !json_is_string(role))
+            return fl_api_fail(err, 400, "messages", "'messages'[%zu] needs a string 'role'", i);
+        if (content && !json_is_null(content) && !json_is_string(content))
+            return fl_api_fail(err, 400, "messages", "'messages'[%zu].content must be a string", i);
+    }
+    if (!srv->chat)
+        return fl_api_fail(err, 400, "messages", "this model has no chat template (start the "
+                           "server with --chat-template FILE)");
+    json_t *kwargs = json_object_get(body, "chat_template_kwargs");
+    if (kwargs && !json_is_null(kwargs) && !json_is_object(kwargs))
+        return fl_api_fail(err, 400, "chat_template_kwargs", "'chat_template_kwargs' must be an object");
+    int add_gen = 1;
+    if (get_bool(body, "add_generation_prompt", &add_gen, err))
+        return -1;
+    fl_strbuf prompt = { 0 };
+    fl_error terr;
+    if (fl_chat_template_render(srv->chat, msgs, json_is_object(kwargs) ? kwargs : NULL, add_gen,
+                                &prompt, &terr) != 0) {
+        fl_strbuf_free(&prompt);
+        return fl_api_fail(err, 400, "messages", "%s", terr.msg);
+    }
+    req->prompts = fl_calloc(1, sizeof(fl_ids));
+    req->num_prompts = 1;
+    encode(srv, prompt.data ? prompt.data : "", prompt.len, 0, &req->prompts[0]);
+    fl_strbuf_free(&prompt);
+    return 0;
+}
+
+int fl_api_parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err)
+{
+    memset(req, 0, sizeof *req);
+    req->chat = chat;
+    if (!json_is_object(body))
+        return fl_api_fail(err, 400, NULL, "the request body must be a JSON object");
+    json_t *model = json_object_get(body, "model");
+    if (model && !json_is_null(model) &&
+        (!json_is_string(model) || strcmp(json_string_value(model), srv->cfg.served_model_name) != 0))
+        return fl_api_fail(err, 404, "model", "The model `%s` does not exist.",
+                           json_is_string(model) ? json_string_value(model) : "?");
+    if (parse_sampling(srv, body, req, err) || get_bool(body, "stream", &req->stream, err))
+        return -1;
+    json_t *opts = json_object_get(body, "stream_options");
+    if (opts && !json_is_null(opts)) {
+        if (!json_is_object(opts))
+            return fl_api_fail(err, 400, "stream_options", "'stream_options' must be an object");
+        if (get_bool(opts, "include_usage", &req->include_usage, err))
+            return -1;
+    }
+    if ((chat ? parse_messages(srv, body, req, err) : parse_prompt(srv, body, req, err)) != 0)
+        return -1;
+    for (int i = 0; i < req->num_prompts; i++) {
+        const int len = (int)req->prompts[i].len;
+        if (len >= srv->max_model_len)
+            return fl_api_fail(err, 400, chat ? "messages" : "prompt", "This model's maximum context "
+                               "length is %d tokens. However, your request has %d input tokens.",
+                               srv->max_model_len, len);
+        int max_tokens = req->sp.max_tokens ? req->sp.max_tokens : srv->max_model_len - len;
+        if (len + max_tokens > srv->max_model_len)
+            return fl_api_fail(err, 400, "max_tokens", "'max_tokens' is too large: %d. This model's "
+                               "maximum context length is %d tokens and your request has %d input "
+                               "tokens (%d > %d - %d).", max_tokens, srv->max_model_len, len,
+                               max_tokens, srv->max_model_len, len);
+    }
+    return 0;
+}
+
+void fl_api_request_free(fl_api_request *req)
+{
+    for (int i = 0; i < req->num_prompts; i++)
+        fl_ids_free(&req->prompts[i]);
+    free(req->prompts);
+    fl_sampling_params_free(&req->sp);
+    memset(req, 0, sizeof *req);
+}
+
+/* ---- responses ---- */
+
+static json_t *token_text(fl_server *srv, int32_t id)
+{
+    fl_strbuf s = { 0 };
+    fl_tokenizer_decode(srv->tok, &id, 1, 0, &s);
+    json_t *j = json_stringn(s.data ? s.data : "", s.len);
+    fl_strbuf_free(&s);
+    return j;
+}
+
+/* chat: {"token", "logprob", "bytes", "top_logprobs": [...]}; completions
+ * keep parallel lists, built in fl_api_collect_response / the chunk. */
+static json_t *chat_logprob_entry(fl_server *srv, int32_t id, float lp)
+{
+    json_t *bytes = json_array();
+    if (id >= 0 && id < srv->tok->num_ids && srv->tok->id_bytes[id])
+        for (uint32_t i = 0; i < srv->tok->id_bytes_len[id]; i++)
+            json_array_append_new(bytes, json_integer((unsigned char)srv->tok->id_bytes[id][i]));
+    return json_pack("{s:o,s:f,s:o}", "token", token_text(srv, id), "logprob", (double)lp, "bytes", bytes);
+}
+
+static json_t *chat_logprobs(fl_server *srv, const fl_stream_event *ev)
+{
+    json_t *e = chat_logprob_entry(srv, ev->token, ev->logprob), *top = json_array();
+    for (int i = 0; i < ev->num_top; i++)
+        json_array_append_new(top, chat_logprob_entry(srv, ev->top_ids[i], ev->top_values[i]));
+    json_object_set_new(e, "top_logprobs", top);
+    return e;
+}
+
+static json_t *stop_reason(const fl_stream_event *ev)
+{
+    if (ev->stop_string)
+        return json_string(ev->stop_string);
+    return ev->stop_token >= 0 ? json_integer(ev->stop_token) : json_null();
+}
+
+json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, const char *id,
+                            const fl_stream_event *ev, int first_of_choice)
+{
+    if (ev->text_len == 0 && !ev->finish_reason && !first_of_choice && !ev->has_logprob)
+        return NULL;
+    json_t *choice = json_pack("{s:i}", "index", ev->choice);
+    if (req->chat) {
+        json_t *delta = json_object();
+        if (first_of_choice)
+            json_object_set_new(delta, "role", json_string("assistant"));
+        if (ev->text_len || first_of_choice)
+            json_object_set_new(delta, "content", json_stringn(ev->text, ev->text_len));
+        json_object_set_new(choice, "delta", delta);
+        if (ev->has_logprob && ev->token >= 0)
+            json_object_set_new(choice, "logprobs", json_pack("{s:[o]}", "content", chat_logprobs(srv, ev)));
+        else
+            json_object_set_new(choice, "logprobs", json_null());
+    } else {
+        json_object_set_new(choice, "text", json_stringn(ev->text, ev->text_len));
+        if (ev->has_logprob && ev->token >= 0) {
+            json_t *top = json_object();
+            for (int i = 0; i < ev->num_top; i++) {
+                json_t *t = token_text(srv, ev->top_ids[i]);
+                json_object_set_new(top, json_string_value(t), json_real(ev->top_values[i]));
+                json_decref(t);
+            }
+            json_object_set_new(choice, "logprobs", json_pack("{s:[o],s:[f],s:[o],s:[i]}",
+                "tokens", token_text(srv, ev->token), "token_logprobs", (double)ev->logprob,
+                "top_logprobs", top, "text_offset", 0));
+        } else {
+            json_object_set_new(choice, "logprobs", json_null());
+        }
+    }
+    json_object_set_new(choice, "finish_reason", ev->finish_reason ? json_string(ev->finish_reason) : json_null());
+    if (ev->finish_reason)
+        json_object_set_new(choice, "stop_reason", stop_reason(ev));
+    return json_pack("{s:s,s:s,s:i,s:s,s:[o]}", "id", id, "object",
+                     req->chat ? "chat.completion.chunk" : "text_completion", "created", (int)srv->created,
+                     "model", srv->cfg.served_model_name, "choices", choice);
+}
+
+static json_t *usage(int prompt, int completion, int cached)
+{
+    json_t *u = json_pack("{s:i,s:i,s:i}", "prompt_tokens", prompt, "total_tokens", prompt + completion,
+                          "completion_tokens", completion);
+    if (cached)
+        json_object_set_new(u, "prompt_tokens_details", json_pack("{s:i}", "cached_tokens", cached));
+    return u;
+}
+
+json_t *fl_api_usage_chunk(fl_server *srv, const fl_api_request *req, const char *id,
+                           int prompt_tokens, int completion_tokens, int cached_tokens)
+{
+    return json_pack("{s:s,s:s,s:i,s:s,s:[],s:o}", "id", id, "object",
+                     req->chat ? "chat.completion.chunk" : "text_completion", "created", (int)srv->created,
+                     "model", srv->cfg.served_model_name, "choices", "usage",
+                     usage(prompt_tokens, completion_tokens, cached_tokens));
+}
+
+void fl_api_collect_init(fl_api_collect *c, const fl_api_request *req)
+{
+    memset(c, 0, sizeof *c);
+    c->num_choices = req->num_prompts * req->sp.n;
+    c->text = fl_calloc((size_t)c->num_choices, sizeof(fl_strbuf));
+    c->finish = fl_calloc((size_t)c->num_choices, sizeof(char *));
+    c->stop_reason = fl_calloc((size_t)c->num_choices, sizeof(json_t *));
+    c->logprobs = fl_calloc((size_t)c->num_choices, sizeof(json_t *));
+    c->prompt_tokens = fl_calloc((size_t)req->num_prompts, sizeof(int));
+}
+
+void fl_api_collect_add(fl_server *srv, fl_api_collect *c, const fl_api_request *req,
+                        const fl_stream_event *ev)
+{
+    fl_strbuf_append(&c->text[ev->choice], ev->text, ev->text_len);
+    if (ev->has_logprob && ev->token >= 0) {
+        if (!c->logprobs[ev->choice])
+            c->logprobs[ev->choice] = json_array();
+        json_array_append_new(c->logprobs[ev->choice], chat_logprobs(srv, ev));
+    }
+    if (ev->finish_reason) {
+        c->finish[ev->choice] = ev->finish_reason;
+        c->stop_reason[ev->choice] = stop_reason(ev);
+        c->completion_tokens += ev->num_output_tokens;
+        c->prompt_tokens[ev->choice / req->sp.n] = ev->num_prompt_tokens;
+        if (ev->choice % req->sp.n == 0)
+            c->cached_tokens += ev->num_cached_tokens;
+    }
+}
+
+/* Completions logprobs from the chat-style entries. */
+static json_t *completion_logprobs(json_t *entries)
+{
+    json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offsets = json_array();
+    size_t i;
+    json_t *e;
+    int offset = 0;
+    json_array_foreach(entries, i, e) {
+        json_array_append(tokens, json_object_get(e, "token"));
+        json_array_append(lps, json_object_get(e, "logprob"));
+        json_t *top = json_object();
+        size_t k;
+        json_t *t;
+        json_array_foreach(json_object_get(e, "top_logprobs"), k, t) {
+            json_object_set(top, json_string_value(json_object_get(t, "token")), json_object_get(t, "logprob"));
+        }
+        json_array_append_new(tops, top);
+        json_array_append_new(offsets, json_integer(offset));
+        offset += (int)json_string_length(json_object_get(e, "token"));
+    }
+    return json_pack("{s:o,s:o,s:o,s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs", tops,
+                     "text_offset", offsets);
+}
+
+json_t *fl_api_collect_response(fl_server *srv, fl_api_collect *c, const fl_api_request *req,
+                                const char *id)
+{
+    json_t *choices = json_array();
+    int prompt_tokens = 0;
+    for (int p = 0; p < req->num_prompts; p++)
+        prompt_tokens += c->prompt_tokens[p];
+    for (int i = 0; i < c->num_choices; i++) {
+        json_t *text = json_stringn(c->text[i].data ? c->text[i].data : "", c->text[i].len);
+        json_t *lp = json_null();
+        if (c->logprobs[i])
+            lp = req->chat ? json_pack("{s:O}", "content", c->logprobs[i]) : completion_logprobs(c->logprobs[i]);
+        json_t *choice = req->chat
+            ? json_pack("{s:i,s:{s:s,s:o},s:o,s:s,s:O}", "index", i, "message", "role", "assistant",
+                        "content", text, "logprobs", lp, "finish_reason", c->finish[i] ? c->finish[i] : "abort",
+                        "stop_reason", c->stop_reason[i] ? c->stop_reason[i] : json_null())
+            : json_pack("{s:i,s:o,s:o,s:s,s:O}", "index", i, "text", text, "logprobs", lp,
+                        "finish_reason", c->finish[i] ? c->finish[i] : "abort",
+                        "stop_reason", c->stop_reason[i] ? c->stop_reason[i] : json_null());
+        json_array_append_new(choices, choice);
+    }
+    return json_pack("{s:s,s:s,s:i,s:s,s:o,s:o}", "id", id, "object",
+                     req->chat ? "chat.completion" : "text_completion", "created", (int)srv->created,
+                     "model", srv->cfg.served_model_name, "choices", choices, "usage",
+                     usage(prompt_tokens, c->completion_tokens, c->cached_tokens));
+}
+
+void fl_api_collect_free(fl_api_collect *c)
+{
+    for (int i = 0; i < c->num_choices; i++) {
+        fl_strbuf_free(&c->text[i]);
+        json_decref(c->stop_reason[i]);
+        json_decref(c->logprobs[i]);
+    }
+    free(c->text);
+    free(c->finish);
+    free(c->stop_reason);
+    free(c->logprobs);
+    free(c->prompt_tokens);
+}

@@ -1,0 +1,68 @@
+/* openai.h - the OpenAI API's request fields and response shapes, with
+ * vLLM's names and defaults, for /v1/completions and /v1/chat/completions. */
+#ifndef FL_OPENAI_H
+#define FL_OPENAI_H
+
+#include <jansson.h>
+
+#include "engine/sampling.h"
+#include "server/server.h"
+#include "server/stream.h"
+
+/* A request error: HTTP status, OpenAI error type, the field, a message. */
+typedef struct fl_api_error {
+    int status;
+    const char *type;
+    char param[64];
+    char message[1024];
+} fl_api_error;
+
+typedef struct fl_api_request {
+    int chat;
+    int stream, include_usage;
+    int num_prompts;
+    fl_ids *prompts;            /* [num_prompts] */
+    fl_sampling_params sp;
+    int want_logprobs;          /* chat: logprobs=true; completions: logprobs set */
+} fl_api_request;
+
+/* Validates body and fills req (prompts tokenized, chat rendered). Returns
+ * 0, or -1 with err (400 naming the field and its allowed range, 404 for an
+ * unknown model). */
+int fl_api_parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err);
+void fl_api_request_free(fl_api_request *req);
+
+/* {"error": {"message", "type", "param", "code"}} */
+json_t *fl_api_error_json(const fl_api_error *err);
+int fl_api_fail(fl_api_error *err, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The id of a response ("cmpl-..." or "chatcmpl-...") from a request id. */
+void fl_api_response_id(int chat, uint64_t id, char *out, size_t n);
+
+/* One SSE chunk for a stream event; NULL if it carries nothing to send. */
+json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, const char *id,
+                            const fl_stream_event *ev, int first_of_choice);
+/* The final usage-only chunk (choices empty). */
+json_t *fl_api_usage_chunk(fl_server *srv, const fl_api_request *req, const char *id,
+                           int prompt_tokens, int completion_tokens, int cached_tokens);
+
+/* Accumulates the events of a non-streamed response. */
+typedef struct fl_api_collect {
+    int num_choices;
+    fl_strbuf *text;            /* [num_choices] */
+    const char **finish;        /* [num_choices] */
+    json_t **stop_reason;       /* [num_choices] */
+    json_t **logprobs;          /* [num_choices] content list, or NULL */
+    int *prompt_tokens;         /* [num_prompts] */
+    int completion_tokens, cached_tokens;
+} fl_api_collect;
+
+void fl_api_collect_init(fl_api_collect *c, const fl_api_request *req);
+void fl_api_collect_add(fl_server *srv, fl_api_collect *c, const fl_api_request *req,
+                        const fl_stream_event *ev);
+json_t *fl_api_collect_response(fl_server *srv, fl_api_collect *c, const fl_api_request *req,
+                                const char *id);
+void fl_api_collect_free(fl_api_collect *c);
+
+#endif

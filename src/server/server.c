@@ -1,0 +1,118 @@
+/* server.c - the server's engine thread and shared state (see server.h). */
+#include "server/server.h"
+
+#include <stdlib.h>
+
+#include "base/alloc.h"
+
+fl_tok_scratch *fl_server_scratch_take(fl_server *s)
+{
+    fl_scratch_pool *p = &s->scratch;
+    pthread_mutex_lock(&p->lock);
+    fl_tok_scratch *sc = p->num_free ? p->free[--p->num_free] : NULL;
+    pthread_mutex_unlock(&p->lock);
+    if (!sc) {
+        sc = fl_malloc(sizeof *sc);
+        fl_tok_scratch_init(sc, s->tok);
+    }
+    return sc;
+}
+
+void fl_server_scratch_give(fl_server *s, fl_tok_scratch *sc)
+{
+    fl_scratch_pool *p = &s->scratch;
+    pthread_mutex_lock(&p->lock);
+    if (p->num_free == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 8;
+        p->free = fl_realloc(p->free, (size_t)p->cap * sizeof(fl_tok_scratch *));
+    }
+    p->free[p->num_free++] = sc;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void fl_server_kick(fl_server *s)
+{
+    pthread_mutex_lock(&s->work_lock);
+    s->pending++;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->work_lock);
+}
+
+static void *engine_main(void *arg)
+{
+    fl_server *s = arg;
+    for (;;) {
+        int left = fl_engine_step(s->engine);
+        fl_engine_stats st;
+        fl_engine_get_stats(s->engine, &st);
+        fl_metrics_set_engine(&s->metrics, &st);
+        pthread_mutex_lock(&s->work_lock);
+        if (s->stopping && left == 0) {
+            pthread_mutex_unlock(&s->work_lock);
+            return NULL;
+        }
+        while (left == 0 && s->pending == 0 && !s->stopping)
+            pthread_cond_wait(&s->work, &s->work_lock);
+        s->pending = 0;
+        pthread_mutex_unlock(&s->work_lock);
+    }
+}
+
+static void on_output(void *ctx, const fl_seq_output *out)
+{
+    fl_server *s = ctx;
+    fl_stream_deliver(&s->streams, out);
+}
+
+void fl_server_init(fl_server *s, const fl_server_config *cfg)
+{
+    s->cfg = *cfg;
+    pthread_mutex_init(&s->scratch.lock, NULL);
+    pthread_mutex_init(&s->work_lock, NULL);
+    pthread_cond_init(&s->work, NULL);
+    fl_stream_registry_init(&s->streams, 65536);
+    fl_metrics_init(&s->metrics);
+}
+
+fl_output_fn fl_server_output_fn(void)
+{
+    return on_output;
+}
+
+void fl_server_start_engine(fl_server *s)
+{
+    pthread_create(&s->engine_thread, NULL, engine_main, s);
+}
+
+void fl_server_abort_all(fl_server *s)
+{
+    pthread_mutex_lock(&s->streams.lock);
+    for (uint32_t i = 0; i <= s->streams.mask; i++)
+        if (s->streams.by_slot[i])
+            fl_engine_abort(s->engine, s->streams.ids[i]);
+    pthread_mutex_unlock(&s->streams.lock);
+    fl_server_kick(s);
+}
+
+void fl_server_stop_engine(fl_server *s)
+{
+    pthread_mutex_lock(&s->work_lock);
+    s->stopping = 1;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->work_lock);
+    pthread_join(s->engine_thread, NULL);
+}
+
+void fl_server_free(fl_server *s)
+{
+    for (int i = 0; i < s->scratch.num_free; i++) {
+        fl_tok_scratch_free(s->scratch.free[i]);
+        free(s->scratch.free[i]);
+    }
+    free(s->scratch.free);
+    pthread_mutex_destroy(&s->scratch.lock);
+    pthread_mutex_destroy(&s->work_lock);
+    pthread_cond_destroy(&s->work);
+    fl_stream_registry_free(&s->streams);
+    fl_metrics_free(&s->metrics);
+}

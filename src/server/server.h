@@ -1,0 +1,72 @@
+/* server.h - `flashlm serve`: the OpenAI-compatible HTTP API over the engine.
+ *
+ * Threads: libmicrohttpd runs a thread per connection; each request is
+ * parsed and tokenized there, added to the engine, and answered from its
+ * stream. One engine thread steps the engine while there is work and
+ * sleeps on a condition variable when there is none. */
+#ifndef FL_SERVER_H
+#define FL_SERVER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "server/metrics.h"
+#include "server/stream.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct fl_server_config {
+    const char *host;
+    int port;
+    const char *api_key;          /* NULL: no auth */
+    const char *served_model_name;
+    size_t max_body_bytes;
+    int max_waiting_requests;     /* over this, new requests get 503 */
+} fl_server_config;
+
+/* Encoding state for HTTP threads, lent out one at a time. */
+typedef struct fl_scratch_pool {
+    pthread_mutex_t lock;
+    fl_tok_scratch **free;
+    int num_free, cap;
+} fl_scratch_pool;
+
+typedef struct fl_server {
+    fl_server_config cfg;
+    fl_engine *engine;
+    const char *model_root;        /* the MODEL argument, for /v1/models */
+    const fl_tokenizer *tok;
+    const fl_chat_template *chat;  /* NULL: chat completions answer 400 */
+    int max_model_len;
+    int vocab_size;
+    fl_stream_registry streams;
+    fl_scratch_pool scratch;
+    fl_metrics metrics;
+    long created;
+    volatile int ready;           /* 503 until the model is loaded */
+    volatile int stopping;
+    pthread_mutex_t work_lock;    /* the engine thread sleeps on work */
+    pthread_cond_t work;
+    int pending;
+    pthread_t engine_thread;
+    struct MHD_Daemon *daemon;
+} fl_server;
+
+void fl_server_init(fl_server *s, const fl_server_config *cfg);
+void fl_server_free(fl_server *s);
+/* The engine output callback that routes to the streams (ctx: the server). */
+fl_output_fn fl_server_output_fn(void);
+void fl_server_start_engine(fl_server *s);
+/* Aborts every request in flight (their streams end with "abort"). */
+void fl_server_abort_all(fl_server *s);
+/* Lets the engine finish what it has, then joins its thread. */
+void fl_server_stop_engine(fl_server *s);
+
+fl_tok_scratch *fl_server_scratch_take(fl_server *s);
+void fl_server_scratch_give(fl_server *s, fl_tok_scratch *sc);
+
+/* Wakes the engine thread (a request was added or aborted). */
+void fl_server_kick(fl_server *s);
+
+#endif

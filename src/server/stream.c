@@ -1,0 +1,231 @@
+/* stream.c - per-request event queues and the id registry (see stream.h). */
+#include "server/stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/rng.h"
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void fl_stream_registry_init(fl_stream_registry *r, int capacity)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    uint32_t cap = 16;
+    while (cap < 2u * (uint32_t)capacity)
+        cap *= 2;
+    r->mask = cap - 1;
+    r->by_slot = fl_calloc(cap, sizeof(fl_stream *));
+    r->ids = fl_calloc(cap, sizeof(uint64_t));
+    r->next_id = 1;
+}
+
+void fl_stream_registry_free(fl_stream_registry *r)
+{
+    free(r->by_slot);
+    free(r->ids);
+    pthread_mutex_destroy(&r->lock);
+}
+
+static uint32_t find(const fl_stream_registry *r, uint64_t id)
+{
+    uint32_t i = (uint32_t)fl_rng_mix(id) & r->mask;
+    while (r->by_slot[i] && r->ids[i] != id)
+        i = (i + 1) & r->mask;
+    return i;
+}
+
+static void remove_id(fl_stream_registry *r, uint64_t id)
+{
+    uint32_t i = find(r, id);
+    if (!r->by_slot[i])
+        return;
+    r->by_slot[i] = NULL;
+    r->live--;
+    for (uint32_t j = (i + 1) & r->mask; r->by_slot[j]; j = (j + 1) & r->mask) {
+        uint32_t want = (uint32_t)fl_rng_mix(r->ids[j]) & r->mask;
+        if (i <= j ? (want <= i || want > j) : (want <= i && want > j)) {
+            r->by_slot[i] = r->by_slot[j];
+            r->ids[i] = r->ids[j];
+            r->by_slot[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+static void unref(fl_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int last = --s->refs == 0;
+    pthread_mutex_unlock(&s->lock);
+    if (!last)
+        return;
+    for (int i = 0; i < s->count; i++)
+        fl_stream_event_free(&s->events[(s->head + i) % s->cap]);
+    free(s->events);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->ready);
+    free(s);
+}
+
+fl_stream *fl_stream_open(fl_stream_registry *r, int num_prompts, int n, uint64_t *base_id)
+{
+    pthread_mutex_lock(&r->lock);
+    if ((uint32_t)(r->live + num_prompts) * 2 > r->mask + 1) {
+        pthread_mutex_unlock(&r->lock);
+        return NULL;
+    }
+    fl_stream *s = fl_calloc(1, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->ready, NULL);
+    s->refs = 2;
+    s->num_prompts = num_prompts;
+    s->n = n;
+    s->choices_left = num_prompts * n;
+    s->base_id = r->next_id;
+    r->next_id += (uint64_t)num_prompts;
+    for (int p = 0; p < num_prompts; p++) {
+        uint32_t slot = find(r, s->base_id + (uint64_t)p);
+        r->by_slot[slot] = s;
+        r->ids[slot] = s->base_id + (uint64_t)p;
+        r->live++;
+    }
+    *base_id = s->base_id;
+    pthread_mutex_unlock(&r->lock);
+    return s;
+}
+
+void fl_stream_forget(fl_stream_registry *r, fl_stream *s)
+{
+    pthread_mutex_lock(&r->lock);
+    for (int p = 0; p < s->num_prompts; p++)
+        remove_id(r, s->base_id + (uint64_t)p);
+    pthread_mutex_unlock(&r->lock);
+    unref(s);
+}
+
+static char *dup_text(const char *text, size_t len)
+{
+    char *d = fl_malloc(len + 1);
+    if (len)
+        memcpy(d, text, len);
+    d[len] = '\0';
+    return d;
+}
+
+static void push(fl_stream *s, const fl_stream_event *ev)
+{
+    if (s->count == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 16;
+        fl_stream_event *grown = fl_malloc((size_t)cap * sizeof *grown);
+        for (int i = 0; i < s->count; i++)
+            grown[i] = s->events[(s->head + i) % s->cap];
+        free(s->events);
+        s->events = grown;
+        s->head = 0;
+        s->cap = cap;
+    }
+    s->events[(s->head + s->count++) % s->cap] = *ev;
+}
+
+void fl_stream_deliver(fl_stream_registry *r, const fl_seq_output *out)
+{
+    pthread_mutex_lock(&r->lock);
+    uint32_t slot = find(r, out->request_id);
+    fl_stream *s = r->by_slot[slot];
+    if (!s) {
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    const int prompt = (int)(out->request_id - s->base_id);
+    int last_of_stream = 0;
+    if (out->finished && --s->choices_left == 0)
+        last_of_stream = 1;
+    if (!s->client_gone) {
+        fl_stream_event ev = {
+            .choice = prompt * s->n + out->index, .token = out->token,
+            .text = dup_text(out->text, out->text_len), .text_len = out->text_len,
+            .finish_reason = out->finish_reason,
+            .stop_string = out->stop_string ? fl_strdup(out->stop_string) : NULL,
+            .stop_token = out->stop_token, .num_prompt_tokens = out->num_prompt_tokens,
+            .num_cached_tokens = out->num_cached_tokens, .num_output_tokens = out->num_output_tokens,
+            .time = now_seconds(),
+        };
+        if (out->logprobs) {
+            ev.has_logprob = 1;
+            ev.logprob = out->logprobs->chosen;
+            ev.num_top = out->logprobs->count < 20 ? out->logprobs->count : 20;
+            memcpy(ev.top_ids, out->logprobs->ids, (size_t)ev.num_top * sizeof(int32_t));
+            memcpy(ev.top_values, out->logprobs->values, (size_t)ev.num_top * sizeof(float));
+        }
+        push(s, &ev);
+        pthread_cond_signal(&s->ready);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (last_of_stream) {
+        for (int p = 0; p < s->num_prompts; p++)
+            remove_id(r, s->base_id + (uint64_t)p);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (last_of_stream)
+        unref(s);
+}
+
+int fl_stream_pop(fl_stream *s, fl_stream_event *ev, int timeout_ms)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->count == 0 && s->choices_left > 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (s->count == 0 && s->choices_left > 0 &&
+               pthread_cond_timedwait(&s->ready, &s->lock, &until) != ETIMEDOUT)
+            ;
+    }
+    int got = s->count > 0;
+    if (got) {
+        *ev = s->events[s->head];
+        s->head = (s->head + 1) % s->cap;
+        s->count--;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return got;
+}
+
+int fl_stream_done(fl_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int done = s->choices_left == 0 && s->count == 0;
+    pthread_mutex_unlock(&s->lock);
+    return done;
+}
+
+void fl_stream_release(fl_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->client_gone = 1;
+    pthread_mutex_unlock(&s->lock);
+    unref(s);
+}
+
+void fl_stream_event_free(fl_stream_event *ev)
+{
+    free(ev->text);
+    free(ev->stop_string);
+    ev->text = ev->stop_string = NULL;
+}

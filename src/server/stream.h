@@ -1,0 +1,86 @@
+/* stream.h - where the engine's outputs for one HTTP request wait for the
+ * HTTP thread that serves it.
+ *
+ * The engine thread pushes events (new text, tokens, the end) through the
+ * registry by request id; the HTTP thread pops them, blocking until there
+ * is one. A stream is reference-counted by its two users: the registry
+ * (until every sequence of the request has finished) and the HTTP side
+ * (until the response is done or the client has gone). When the client
+ * goes first, the request is aborted and later events are dropped. */
+#ifndef FL_STREAM_H
+#define FL_STREAM_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "base/strbuf.h"
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
+
+/* One token (or the end) of one choice. */
+typedef struct fl_stream_event {
+    int choice;               /* prompt_index * n + sequence index */
+    int32_t token;            /* -1 for none */
+    char *text;               /* owned, NUL-terminated */
+    size_t text_len;
+    int has_logprob;
+    float logprob;
+    int num_top;
+    int32_t top_ids[20];
+    float top_values[20];
+    const char *finish_reason;/* static string, or NULL */
+    char *stop_string;        /* owned, or NULL */
+    int32_t stop_token;
+    int num_prompt_tokens, num_cached_tokens, num_output_tokens;
+    double time;              /* seconds since the epoch, when pushed */
+} fl_stream_event;
+
+typedef struct fl_stream {
+    pthread_mutex_t lock;
+    pthread_cond_t ready;
+    fl_stream_event *events;
+    int head, count, cap;
+    int refs;
+    int choices_left;         /* choices not yet finished */
+    int num_prompts, n;       /* request ids base .. base + num_prompts - 1 */
+    uint64_t base_id;
+    int client_gone;
+} fl_stream;
+
+typedef struct fl_stream_registry {
+    pthread_mutex_t lock;
+    fl_stream **by_slot;      /* open addressing on request id */
+    uint64_t *ids;
+    uint32_t mask;
+    uint64_t next_id;
+    int live;
+} fl_stream_registry;
+
+void fl_stream_registry_init(fl_stream_registry *r, int capacity);
+void fl_stream_registry_free(fl_stream_registry *r);
+
+/* A stream for num_prompts prompts of n choices each, registered under
+ * fresh consecutive request ids (returned in *base_id). refs = 2. Returns
+ * NULL if the registry is full. */
+fl_stream *fl_stream_open(fl_stream_registry *r, int num_prompts, int n, uint64_t *base_id);
+
+/* Engine thread: routes one output to its stream (or drops it). */
+void fl_stream_deliver(fl_stream_registry *r, const fl_seq_output *out);
+
+/* Unregisters the request ids of a stream whose engine requests could not
+ * all be added (drops the registry's reference). */
+void fl_stream_forget(fl_stream_registry *r, fl_stream *s);
+
+/* HTTP thread: waits up to timeout_ms for the next event; 1 and the event
+ * (caller frees with fl_stream_event_free), 0 on timeout. */
+int fl_stream_pop(fl_stream *s, fl_stream_event *ev, int timeout_ms);
+
+/* 1 once every choice has finished and every event was popped. */
+int fl_stream_done(fl_stream *s);
+
+/* HTTP side is finished with the stream (marks the client gone). */
+void fl_stream_release(fl_stream *s);
+
+void fl_stream_event_free(fl_stream_event *ev);
+
+#endif
