@@ -218,7 +218,16 @@ test("malformed requests get the documented status and error JSON", async () => 
   assert.equal(good.status, 200);
 });
 
-test("SIGTERM: exits 0", async () => {
-  server.kill("SIGTERM");
+test("SIGTERM with a stream in flight: the stream ends cleanly, exit 0", async () => {
+  const stream = await client.completions.create({ model: "tiny", prompt: "A long story", max_tokens: 450,
+    temperature: 0, ignore_eos: true, stream: true });
+  let chunks = 0;
+  let finish = null;
+  for await (const chunk of stream) {
+    if (++chunks === 2) server.kill("SIGTERM");
+    for (const c of chunk.choices) finish = c.finish_reason ?? finish;
+  }
+  assert.equal(finish, "abort");
+  assert.ok(chunks < 450);
   assert.equal(await exited, 0);
 });
