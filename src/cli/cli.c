@@ -84,3 +84,56 @@ int fl_cli_bad_option(fl_error *err, const char *cmd, int opt, char **argv, int 
         return fl_fail(err, "option '%s' needs a value", what);
     return fl_fail(err, "unknown option '%s' (see flashlm %s --help)", what, cmd);
 }
+
+void fl_engine_opts_default(fl_engine_opts *o)
+{
+    fl_engine_config_default(&o->ec);
+    o->block_size = 128;
+    o->num_blocks = 0;
+}
+
+int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *err)
+{
+    switch (opt) {
+    case FL_OPT_BLOCK_SIZE:
+        if (fl_cli_int32("--block-size", arg, 16, 128, &o->block_size, err) != 0)
+            return -1;
+        if (o->block_size != 16 && o->block_size != 32 && o->block_size != 64 && o->block_size != 128)
+            return fl_fail(err, "--block-size: %d is not one of 16, 32, 64, 128", o->block_size);
+        return 1;
+    case FL_OPT_NUM_BLOCKS:
+        return fl_cli_int32("--num-gpu-blocks-override", arg, 1, 1 << 24, &o->num_blocks, err) ? -1 : 1;
+    case FL_OPT_MAX_SEQS:
+        return fl_cli_int32("--max-num-seqs", arg, 1, 4096, &o->ec.max_num_seqs, err) ? -1 : 1;
+    case FL_OPT_MAX_BATCHED:
+        return fl_cli_int32("--max-num-batched-tokens", arg, 1, 1 << 20, &o->ec.max_num_batched_tokens,
+                            err) ? -1 : 1;
+    case FL_OPT_MAX_MODEL_LEN:
+        return fl_cli_int32("--max-model-len", arg, 2, 1 << 24, &o->ec.max_model_len, err) ? -1 : 1;
+    case FL_OPT_NO_PREFIX_CACHING:
+        o->ec.enable_prefix_caching = 0;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+void fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg)
+{
+    if (o->ec.max_model_len <= 0 || o->ec.max_model_len > cfg->max_position_embeddings)
+        o->ec.max_model_len = cfg->max_position_embeddings;
+}
+
+int fl_eos_ids(const fl_model_config *cfg, const fl_tokenizer *tok, int32_t eos[FL_MAX_EOS_IDS + 1])
+{
+    int n = cfg->num_eos_ids;
+    memcpy(eos, cfg->eos_token_ids, (size_t)n * sizeof(int32_t));
+    if (tok && tok->eos_id >= 0) {
+        int known = 0;
+        for (int i = 0; i < n; i++)
+            known |= eos[i] == tok->eos_id;
+        if (!known)
+            eos[n++] = tok->eos_id;
+    }
+    return n;
+}

@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "engine/engine.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 int fl_cmd_info(int argc, char **argv);
 int fl_cmd_generate(int argc, char **argv);
@@ -41,8 +43,37 @@ typedef struct fl_model_opts {
     "  --load-format FORMAT   auto | safetensors | dummy (random weights from --seed)\n" \
     "  --seed N               seed for dummy weights (default 0)\n"
 
-/* Option ids for the shared model options, for getopt_long tables. */
-enum { FL_OPT_MODEL = 1000, FL_OPT_LOAD_FORMAT, FL_OPT_SEED, FL_OPT_FIRST_OWN };
+/* Option ids of the shared options, for getopt_long tables. */
+enum {
+    FL_OPT_MODEL = 1000, FL_OPT_LOAD_FORMAT, FL_OPT_SEED,
+    FL_OPT_BLOCK_SIZE, FL_OPT_NUM_BLOCKS, FL_OPT_MAX_SEQS, FL_OPT_MAX_BATCHED, FL_OPT_MAX_MODEL_LEN,
+    FL_OPT_NO_PREFIX_CACHING,
+    FL_OPT_FIRST_OWN,
+};
+
+/* The engine options of every subcommand that runs the engine (vLLM's). */
+typedef struct fl_engine_opts {
+    fl_engine_config ec;
+    int block_size;          /* default 128 */
+    int num_blocks;          /* --num-gpu-blocks-override; 0: from memory */
+} fl_engine_opts;
+
+#define FL_ENGINE_OPTS_LONG                                                           \
+    { "block-size", required_argument, NULL, FL_OPT_BLOCK_SIZE },                     \
+    { "num-gpu-blocks-override", required_argument, NULL, FL_OPT_NUM_BLOCKS },        \
+    { "max-num-seqs", required_argument, NULL, FL_OPT_MAX_SEQS },                     \
+    { "max-num-batched-tokens", required_argument, NULL, FL_OPT_MAX_BATCHED },        \
+    { "max-model-len", required_argument, NULL, FL_OPT_MAX_MODEL_LEN },               \
+    { "no-enable-prefix-caching", no_argument, NULL, FL_OPT_NO_PREFIX_CACHING }
+
+void fl_engine_opts_default(fl_engine_opts *o);
+/* Like fl_model_opts_take, for the engine options. */
+int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *err);
+/* Settles max_model_len against the model (at most its positions). */
+void fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg);
+/* The ids that end a sequence: the model config's EOS ids plus the
+ * tokenizer's eos_token (tok may be NULL). Returns the count. */
+int fl_eos_ids(const fl_model_config *cfg, const fl_tokenizer *tok, int32_t eos[FL_MAX_EOS_IDS + 1]);
 
 /* Handles one of the shared options (opt is getopt's return value). Returns
  * 1 if handled, 0 if opt is not a shared option, -1 on a bad value. */

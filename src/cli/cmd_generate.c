@@ -45,8 +45,6 @@ enum {
     OPT_TOKENIZER = FL_OPT_FIRST_OWN, OPT_PROMPT, OPT_PROMPT_IDS, OPT_PROMPTS_FILE, OPT_MAX_TOKENS,
     OPT_MIN_TOKENS, OPT_N, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REP_PENALTY,
     OPT_PRES_PENALTY, OPT_FREQ_PENALTY, OPT_STOP, OPT_STOP_IDS, OPT_IGNORE_EOS, OPT_LOGPROBS,
-    OPT_BLOCK_SIZE, OPT_NUM_BLOCKS, OPT_MAX_SEQS, OPT_MAX_BATCHED, OPT_MAX_MODEL_LEN,
-    OPT_NO_PREFIX_CACHING,
 };
 
 /* A prompt: ids, or text to tokenize once the tokenizer is loaded. */
@@ -62,8 +60,7 @@ typedef struct generate_opts {
     prompt *prompts;
     int num_prompts;
     fl_sampling_params sp;
-    fl_engine_config ec;
-    int block_size, num_blocks;
+    fl_engine_opts eng;
 } generate_opts;
 
 static void add_prompt(generate_opts *o, prompt p)
@@ -175,20 +172,6 @@ static int take_option(generate_opts *o, int opt, const char *arg, fl_error *err
         return 0;
     case OPT_IGNORE_EOS: sp->ignore_eos = 1; return 0;
     case OPT_LOGPROBS: return fl_cli_int32("--logprobs", arg, 0, 20, &sp->logprobs, err);
-    case OPT_BLOCK_SIZE:
-        if (fl_cli_int32("--block-size", arg, 16, 128, &o->block_size, err) != 0)
-            return -1;
-        if (o->block_size != 16 && o->block_size != 32 && o->block_size != 64 && o->block_size != 128)
-            return fl_fail(err, "--block-size: %d is not one of 16, 32, 64, 128", o->block_size);
-        return 0;
-    case OPT_NUM_BLOCKS:
-        return fl_cli_int32("--num-gpu-blocks-override", arg, 1, 1 << 24, &o->num_blocks, err);
-    case OPT_MAX_SEQS: return fl_cli_int32("--max-num-seqs", arg, 1, 4096, &o->ec.max_num_seqs, err);
-    case OPT_MAX_BATCHED:
-        return fl_cli_int32("--max-num-batched-tokens", arg, 1, 1 << 20, &o->ec.max_num_batched_tokens, err);
-    case OPT_MAX_MODEL_LEN:
-        return fl_cli_int32("--max-model-len", arg, 1, 1 << 24, &o->ec.max_model_len, err);
-    case OPT_NO_PREFIX_CACHING: o->ec.enable_prefix_caching = 0; return 0;
     default: return 1; /* not ours */
     }
 }
@@ -217,12 +200,7 @@ static int parse_args(generate_opts *o, int argc, char **argv, fl_error *err)
         { "stop-token-ids", required_argument, NULL, OPT_STOP_IDS },
         { "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
         { "logprobs", required_argument, NULL, OPT_LOGPROBS },
-        { "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
-        { "num-gpu-blocks-override", required_argument, NULL, OPT_NUM_BLOCKS },
-        { "max-num-seqs", required_argument, NULL, OPT_MAX_SEQS },
-        { "max-num-batched-tokens", required_argument, NULL, OPT_MAX_BATCHED },
-        { "max-model-len", required_argument, NULL, OPT_MAX_MODEL_LEN },
-        { "no-enable-prefix-caching", no_argument, NULL, OPT_NO_PREFIX_CACHING },
+        FL_ENGINE_OPTS_LONG,
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -234,6 +212,8 @@ static int parse_args(generate_opts *o, int argc, char **argv, fl_error *err)
             return 1;
         }
         int taken = fl_model_opts_take(&o->model, opt, optarg, err);
+        if (taken == 0)
+            taken = fl_engine_opts_take(&o->eng, opt, optarg, err);
         if (taken < 0)
             return -1;
         if (taken)
@@ -360,26 +340,16 @@ static int run(generate_opts *o, fl_error *err)
         }
         fl_tok_scratch_free(&s);
     }
-    int max_len = o->ec.max_model_len > 0 ? o->ec.max_model_len : m.cfg.max_position_embeddings;
-    if (max_len > m.cfg.max_position_embeddings)
-        max_len = m.cfg.max_position_embeddings;
-    o->ec.max_model_len = max_len;
+    fl_engine_opts_fit(&o->eng, &m.cfg);
     int32_t eos[FL_MAX_EOS_IDS + 1];
-    int num_eos = m.cfg.num_eos_ids;
-    memcpy(eos, m.cfg.eos_token_ids, (size_t)num_eos * sizeof(int32_t));
-    if (have_tok && tok.eos_id >= 0) {
-        int known = 0;
-        for (int i = 0; i < num_eos; i++)
-            known |= eos[i] == tok.eos_id;
-        if (!known)
-            eos[num_eos++] = tok.eos_id;
-    }
+    const int num_eos = fl_eos_ids(&m.cfg, have_tok ? &tok : NULL, eos);
     fl_model_runner runner;
-    fl_cpu_runner_init(&runner, &m.cfg, &m.weights, o->ec.max_num_batched_tokens, max_len,
-                       o->block_size, o->num_blocks, o->ec.max_num_seqs);
+    fl_cpu_runner_init(&runner, &m.cfg, &m.weights, o->eng.ec.max_num_batched_tokens,
+                       o->eng.ec.max_model_len, o->eng.block_size, o->eng.num_blocks,
+                       o->eng.ec.max_num_seqs);
     fl_model_free(&m); /* the runner keeps its own float32 copy */
     collector c = { fl_calloc((size_t)o->num_prompts * o->sp.n, sizeof(result)), o->sp.n };
-    fl_engine *e = fl_engine_create(&o->ec, &runner, have_tok ? &tok : NULL, eos, num_eos,
+    fl_engine *e = fl_engine_create(&o->eng.ec, &runner, have_tok ? &tok : NULL, eos, num_eos,
                                     collect, &c);
     int rc = 0;
     for (int i = 0; i < o->num_prompts && rc == 0; i++) {
@@ -404,9 +374,9 @@ static int run(generate_opts *o, fl_error *err)
 
 int fl_cmd_generate(int argc, char **argv)
 {
-    generate_opts o = { .block_size = 128 };
+    generate_opts o = { 0 };
     fl_sampling_params_default(&o.sp);
-    fl_engine_config_default(&o.ec);
+    fl_engine_opts_default(&o.eng);
     fl_error err = { "" };
     int rc = parse_args(&o, argc, argv, &err);
     if (rc == 0)

@@ -41,16 +41,14 @@ static const char serve_help[] =
 
 enum {
     OPT_HOST = FL_OPT_FIRST_OWN, OPT_PORT, OPT_API_KEY, OPT_SERVED_NAME, OPT_TOKENIZER,
-    OPT_CHAT_TEMPLATE, OPT_MAX_MODEL_LEN, OPT_MAX_SEQS, OPT_MAX_BATCHED, OPT_BLOCK_SIZE,
-    OPT_NUM_BLOCKS, OPT_GPU_MEM, OPT_BACKEND, OPT_NO_PREFIX,
+    OPT_CHAT_TEMPLATE, OPT_GPU_MEM, OPT_BACKEND,
 };
 
 typedef struct serve_opts {
     fl_model_opts model;
     fl_server_config sc;
-    fl_engine_config ec;
+    fl_engine_opts eng;
     const char *tokenizer_dir, *chat_template;
-    int block_size, num_blocks;
     float gpu_mem;
 } serve_opts;
 
@@ -63,24 +61,12 @@ static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
     case OPT_SERVED_NAME: o->sc.served_model_name = arg; return 0;
     case OPT_TOKENIZER: o->tokenizer_dir = arg; return 0;
     case OPT_CHAT_TEMPLATE: o->chat_template = arg; return 0;
-    case OPT_MAX_MODEL_LEN: return fl_cli_int32("--max-model-len", arg, 2, 1 << 24, &o->ec.max_model_len, err);
-    case OPT_MAX_SEQS: return fl_cli_int32("--max-num-seqs", arg, 1, 4096, &o->ec.max_num_seqs, err);
-    case OPT_MAX_BATCHED:
-        return fl_cli_int32("--max-num-batched-tokens", arg, 1, 1 << 20, &o->ec.max_num_batched_tokens, err);
-    case OPT_BLOCK_SIZE:
-        if (fl_cli_int32("--block-size", arg, 16, 128, &o->block_size, err) != 0)
-            return -1;
-        if (o->block_size != 16 && o->block_size != 32 && o->block_size != 64 && o->block_size != 128)
-            return fl_fail(err, "--block-size: %d is not one of 16, 32, 64, 128", o->block_size);
-        return 0;
-    case OPT_NUM_BLOCKS: return fl_cli_int32("--num-gpu-blocks-override", arg, 1, 1 << 24, &o->num_blocks, err);
     case OPT_GPU_MEM: return fl_cli_float("--gpu-memory-utilization", arg, 1e-3, 1, &o->gpu_mem, err);
     case OPT_BACKEND:
         if (strcmp(arg, "auto") != 0 && strcmp(arg, "cpu") != 0)
             return fl_fail(err, "--attention-backend: '%s' is not available in this build "
                            "(available: auto, cpu)", arg);
         return 0;
-    case OPT_NO_PREFIX: o->ec.enable_prefix_caching = 0; return 0;
     default: return 1;
     }
 }
@@ -97,14 +83,9 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "served-model-name", required_argument, NULL, OPT_SERVED_NAME },
         { "tokenizer", required_argument, NULL, OPT_TOKENIZER },
         { "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
-        { "max-model-len", required_argument, NULL, OPT_MAX_MODEL_LEN },
-        { "max-num-seqs", required_argument, NULL, OPT_MAX_SEQS },
-        { "max-num-batched-tokens", required_argument, NULL, OPT_MAX_BATCHED },
-        { "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
-        { "num-gpu-blocks-override", required_argument, NULL, OPT_NUM_BLOCKS },
+        FL_ENGINE_OPTS_LONG,
         { "gpu-memory-utilization", required_argument, NULL, OPT_GPU_MEM },
         { "attention-backend", required_argument, NULL, OPT_BACKEND },
-        { "no-enable-prefix-caching", no_argument, NULL, OPT_NO_PREFIX },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -116,6 +97,8 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
             return 1;
         }
         int taken = fl_model_opts_take(&o->model, opt, optarg, err);
+        if (taken == 0)
+            taken = fl_engine_opts_take(&o->eng, opt, optarg, err);
         if (taken < 0)
             return -1;
         if (taken)
@@ -167,23 +150,13 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
         return -1;
     }
     l->have_chat = source != NULL;
-    int max_len = o->ec.max_model_len > 0 ? o->ec.max_model_len : m.cfg.max_position_embeddings;
-    if (max_len > m.cfg.max_position_embeddings)
-        max_len = m.cfg.max_position_embeddings;
-    o->ec.max_model_len = max_len;
+    fl_engine_opts_fit(&o->eng, &m.cfg);
+    const int max_len = o->eng.ec.max_model_len;
     int32_t eos[FL_MAX_EOS_IDS + 1];
-    int num_eos = m.cfg.num_eos_ids;
-    memcpy(eos, m.cfg.eos_token_ids, (size_t)num_eos * sizeof(int32_t));
-    if (l->tok.eos_id >= 0) {
-        int known = 0;
-        for (int i = 0; i < num_eos; i++)
-            known |= eos[i] == l->tok.eos_id;
-        if (!known)
-            eos[num_eos++] = l->tok.eos_id;
-    }
+    const int num_eos = fl_eos_ids(&m.cfg, &l->tok, eos);
     fl_model_runner runner;
-    fl_cpu_runner_init(&runner, &m.cfg, &m.weights, o->ec.max_num_batched_tokens, max_len,
-                       o->block_size, o->num_blocks, o->ec.max_num_seqs);
+    fl_cpu_runner_init(&runner, &m.cfg, &m.weights, o->eng.ec.max_num_batched_tokens, max_len,
+                       o->eng.block_size, o->eng.num_blocks, o->eng.ec.max_num_seqs);
     srv->vocab_size = m.cfg.vocab_size;
     fl_model_free(&m);
     srv->tok = &l->tok;
@@ -193,7 +166,7 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
             "maximum concurrency for %d tokens per request: %.2fx\n", runner.num_blocks,
             runner.block_size, runner.num_blocks * runner.block_size, max_len,
             (double)runner.num_blocks * runner.block_size / max_len);
-    srv->engine = fl_engine_create(&o->ec, &runner, &l->tok, eos, num_eos, fl_server_output_fn(), srv);
+    srv->engine = fl_engine_create(&o->eng.ec, &runner, &l->tok, eos, num_eos, fl_server_output_fn(), srv);
     return 0;
 }
 
@@ -201,8 +174,8 @@ int fl_cmd_serve(int argc, char **argv)
 {
     serve_opts o = { .sc = { .host = "0.0.0.0", .port = 8000, .max_body_bytes = 8u << 20,
                              .max_waiting_requests = 4096 },
-                     .block_size = 128, .gpu_mem = 0.9f };
-    fl_engine_config_default(&o.ec);
+                     .gpu_mem = 0.9f };
+    fl_engine_opts_default(&o.eng);
     fl_error err = { "" };
     int rc = parse_args(&o, argc, argv, &err);
     if (rc > 0)
