@@ -9,6 +9,8 @@ packages=(
   libpcre2-dev                       # the tokenizer's pre-tokenizer regex (JIT, Unicode)
   libutf8proc-dev                    # the tokenizer's NFC normalizer
   libmicrohttpd-dev                  # the HTTP server
+  libcurl4-openssl-dev               # the serving benchmark's client
+  curl                               # the benchmark test polls /health
   libcmocka-dev                      # the C test framework
 )
 # node and npm run the test-side references (tests/js); a machine that has

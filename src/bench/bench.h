@@ -4,5 +4,6 @@
 #define FL_BENCH_H
 
 int fl_bench_tokenize(int argc, char **argv);
+int fl_bench_serve(int argc, char **argv);
 
 #endif

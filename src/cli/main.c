@@ -13,7 +13,7 @@ static const struct {
     { "generate", fl_cmd_generate, "greedy generation from token ids (batched), on the CPU" },
     { "tokenize", fl_cmd_tokenize, "text to token ids with a tokenizer.json, or back (--decode)" },
     { "serve", fl_cmd_serve, "the OpenAI-compatible HTTP server (vLLM's endpoints and flags)" },
-    { "bench", fl_cmd_bench, "benchmarks: tokenize" },
+    { "bench", fl_cmd_bench, "benchmarks: serve (vLLM's serving benchmark), tokenize" },
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 
