@@ -69,7 +69,8 @@ static size_t append_body(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-/* POSTs JSON and parses the reply; NULL on any failure. */
+/* POSTs body (taking ownership of it) and parses the reply; NULL on any
+ * failure. */
 static json_t *post_json(const bench_opts *o, const char *path, json_t *body)
 {
     CURL *c = curl_easy_init();
@@ -99,6 +100,7 @@ static json_t *post_json(const bench_opts *o, const char *path, json_t *body)
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     free(data);
+    json_decref(body);
     fl_strbuf_free(&out);
     return reply;
 }
