@@ -1,6 +1,8 @@
 /* cli.c - option helpers shared by the subcommands (see cli.h). */
 #include "cli/cli.h"
 
+#include "attention/backend.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,15 +115,29 @@ int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *e
     case FL_OPT_NO_PREFIX_CACHING:
         o->ec.enable_prefix_caching = 0;
         return 1;
+    case FL_OPT_ATTN_BACKEND:
+        o->attention_backend = arg;
+        return 1;
     default:
         return 0;
     }
 }
 
-void fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg)
+int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, const char **backend,
+                      fl_error *err)
 {
     if (o->ec.max_model_len <= 0 || o->ec.max_model_len > cfg->max_position_embeddings)
         o->ec.max_model_len = cfg->max_position_embeddings;
+    const char *name = o->attention_backend ? o->attention_backend : getenv("FLASHLM_ATTENTION_BACKEND");
+    /* this build runs on the CPU, which keeps float32 KV */
+    const fl_attn_needs needs = { .device = FL_DEVICE_CPU, .head_dim = cfg->head_dim,
+                                  .block_size = o->block_size, .kv_dtype = FL_F32,
+                                  .features = FL_ATTN_CAUSAL };
+    const fl_attn_backend *b = fl_attn_backend_select(name, &needs, err);
+    if (!b)
+        return -1;
+    *backend = b->name;
+    return 0;
 }
 
 int fl_eos_ids(const fl_model_config *cfg, const fl_tokenizer *tok, int32_t eos[FL_MAX_EOS_IDS + 1])

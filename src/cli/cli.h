@@ -47,7 +47,7 @@ typedef struct fl_model_opts {
 enum {
     FL_OPT_MODEL = 1000, FL_OPT_LOAD_FORMAT, FL_OPT_SEED,
     FL_OPT_BLOCK_SIZE, FL_OPT_NUM_BLOCKS, FL_OPT_MAX_SEQS, FL_OPT_MAX_BATCHED, FL_OPT_MAX_MODEL_LEN,
-    FL_OPT_NO_PREFIX_CACHING,
+    FL_OPT_NO_PREFIX_CACHING, FL_OPT_ATTN_BACKEND,
     FL_OPT_FIRST_OWN,
 };
 
@@ -56,6 +56,7 @@ typedef struct fl_engine_opts {
     fl_engine_config ec;
     int block_size;          /* default 128 */
     int num_blocks;          /* --num-gpu-blocks-override; 0: from memory */
+    const char *attention_backend; /* --attention-backend, else $FLASHLM_ATTENTION_BACKEND, else auto */
 } fl_engine_opts;
 
 #define FL_ENGINE_OPTS_LONG                                                           \
@@ -64,13 +65,17 @@ typedef struct fl_engine_opts {
     { "max-num-seqs", required_argument, NULL, FL_OPT_MAX_SEQS },                     \
     { "max-num-batched-tokens", required_argument, NULL, FL_OPT_MAX_BATCHED },        \
     { "max-model-len", required_argument, NULL, FL_OPT_MAX_MODEL_LEN },               \
-    { "no-enable-prefix-caching", no_argument, NULL, FL_OPT_NO_PREFIX_CACHING }
+    { "no-enable-prefix-caching", no_argument, NULL, FL_OPT_NO_PREFIX_CACHING },        \
+    { "attention-backend", required_argument, NULL, FL_OPT_ATTN_BACKEND }
 
 void fl_engine_opts_default(fl_engine_opts *o);
 /* Like fl_model_opts_take, for the engine options. */
 int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *err);
-/* Settles max_model_len against the model (at most its positions). */
-void fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg);
+/* Settles max_model_len against the model (at most its positions) and
+ * chooses the attention backend for it; -1 with one message if the chosen
+ * backend cannot run the model. */
+int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, const char **backend,
+                       fl_error *err);
 /* The ids that end a sequence: the model config's EOS ids plus the
  * tokenizer's eos_token (tok may be NULL). Returns the count. */
 int fl_eos_ids(const fl_model_config *cfg, const fl_tokenizer *tok, int32_t eos[FL_MAX_EOS_IDS + 1]);

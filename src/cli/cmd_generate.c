@@ -39,7 +39,7 @@ static const char generate_help[] =
     "engine:\n"
     "  --block-size N (128: 16, 32, 64, 128)  --num-gpu-blocks-override N\n"
     "  --max-num-seqs N (256)  --max-num-batched-tokens N (2048)  --max-model-len N\n"
-    "  --no-enable-prefix-caching\n";
+    "  --no-enable-prefix-caching  --attention-backend NAME (auto; or FLASHLM_ATTENTION_BACKEND)\n";
 
 enum {
     OPT_TOKENIZER = FL_OPT_FIRST_OWN, OPT_PROMPT, OPT_PROMPT_IDS, OPT_PROMPTS_FILE, OPT_MAX_TOKENS,
@@ -340,7 +340,13 @@ static int run(generate_opts *o, fl_error *err)
         }
         fl_tok_scratch_free(&s);
     }
-    fl_engine_opts_fit(&o->eng, &m.cfg);
+    const char *backend;
+    if (fl_engine_opts_fit(&o->eng, &m.cfg, &backend, err) != 0) {
+        fl_model_free(&m);
+        if (have_tok)
+            fl_tokenizer_free(&tok);
+        return -1;
+    }
     int32_t eos[FL_MAX_EOS_IDS + 1];
     const int num_eos = fl_eos_ids(&m.cfg, have_tok ? &tok : NULL, eos);
     fl_model_runner runner;

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "attention/backend.h"
 #include "cli/cli.h"
 
 static const char info_help[] =
@@ -82,6 +83,17 @@ int fl_cmd_info(int argc, char **argv)
     if (fl_model_load(&m, mo.model, format, mo.seed, &err) != 0)
         goto fail;
     print_config(&m);
+    int count;
+    const fl_attn_backend *backends = fl_attn_backends(&count);
+    const fl_attn_needs needs = { .device = FL_DEVICE_CPU, .head_dim = m.cfg.head_dim, .block_size = 128,
+                                  .kv_dtype = FL_F32, .features = FL_ATTN_CAUSAL };
+    printf("attention backends:\n");
+    for (int i = 0; i < count; i++) {
+        char line[512], why[256];
+        fl_attn_backend_describe(&backends[i], line, sizeof line);
+        const char *no = fl_attn_backend_unsupported(&backends[i], &needs, why, sizeof why);
+        printf("  %s\n    this model: %s%s\n", line, no ? "no, " : "yes", no ? no : "");
+    }
     printf("tensors:\n");
     fl_weights_visit(&m.weights, &m.cfg, print_tensor, NULL);
     fl_model_free(&m);

@@ -36,12 +36,13 @@ static const char serve_help[] =
     "  --num-gpu-blocks-override N  KV blocks, whatever the memory\n"
     "  --gpu-memory-utilization F   share of GPU memory (0, 1] (default 0.9; the CPU\n"
     "                         backend budgets 4 GiB of host memory instead)\n"
-    "  --attention-backend B  auto | cpu (GPU backends come with the CUDA build)\n"
+    "  --attention-backend B  auto (default; or FLASHLM_ATTENTION_BACKEND) or a backend\n"
+    "                         that `flashlm info` lists\n"
     "  --no-enable-prefix-caching\n";
 
 enum {
     OPT_HOST = FL_OPT_FIRST_OWN, OPT_PORT, OPT_API_KEY, OPT_SERVED_NAME, OPT_TOKENIZER,
-    OPT_CHAT_TEMPLATE, OPT_GPU_MEM, OPT_BACKEND,
+    OPT_CHAT_TEMPLATE, OPT_GPU_MEM,
 };
 
 typedef struct serve_opts {
@@ -62,11 +63,6 @@ static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
     case OPT_TOKENIZER: o->tokenizer_dir = arg; return 0;
     case OPT_CHAT_TEMPLATE: o->chat_template = arg; return 0;
     case OPT_GPU_MEM: return fl_cli_float("--gpu-memory-utilization", arg, 1e-3, 1, &o->gpu_mem, err);
-    case OPT_BACKEND:
-        if (strcmp(arg, "auto") != 0 && strcmp(arg, "cpu") != 0)
-            return fl_fail(err, "--attention-backend: '%s' is not available in this build "
-                           "(available: auto, cpu)", arg);
-        return 0;
     default: return 1;
     }
 }
@@ -85,7 +81,6 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
         FL_ENGINE_OPTS_LONG,
         { "gpu-memory-utilization", required_argument, NULL, OPT_GPU_MEM },
-        { "attention-backend", required_argument, NULL, OPT_BACKEND },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -150,7 +145,14 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
         return -1;
     }
     l->have_chat = source != NULL;
-    fl_engine_opts_fit(&o->eng, &m.cfg);
+    const char *backend;
+    if (fl_engine_opts_fit(&o->eng, &m.cfg, &backend, err) != 0) {
+        fl_model_free(&m);
+        if (l->have_chat)
+            fl_chat_template_free(&l->chat);
+        fl_tokenizer_free(&l->tok);
+        return -1;
+    }
     const int max_len = o->eng.ec.max_model_len;
     int32_t eos[FL_MAX_EOS_IDS + 1];
     const int num_eos = fl_eos_ids(&m.cfg, &l->tok, eos);
@@ -162,8 +164,8 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
     srv->tok = &l->tok;
     srv->chat = l->have_chat ? &l->chat : NULL;
     srv->max_model_len = max_len;
-    fprintf(stderr, "INFO flashlm: attention backend cpu; KV cache %d blocks of %d = %d tokens; "
-            "maximum concurrency for %d tokens per request: %.2fx\n", runner.num_blocks,
+    fprintf(stderr, "INFO flashlm: attention backend %s; KV cache %d blocks of %d = %d tokens; "
+            "maximum concurrency for %d tokens per request: %.2fx\n", backend, runner.num_blocks,
             runner.block_size, runner.num_blocks * runner.block_size, max_len,
             (double)runner.num_blocks * runner.block_size / max_len);
     srv->engine = fl_engine_create(&o->eng.ec, &runner, &l->tok, eos, num_eos, fl_server_output_fn(), srv);
