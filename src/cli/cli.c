@@ -153,3 +153,30 @@ int fl_eos_ids(const fl_model_config *cfg, const fl_tokenizer *tok, int32_t eos[
     }
     return n;
 }
+
+int fl_cli_parse_engine_command(const char *cmd, const char *help, int argc, char **argv,
+                                const struct option *opts, fl_model_opts *model, fl_engine_opts *eng,
+                                fl_cli_take_fn take, void *ctx, fl_error *err)
+{
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(help, stdout);
+            return 1;
+        }
+        int taken = fl_model_opts_take(model, opt, optarg, err);
+        if (taken == 0)
+            taken = fl_engine_opts_take(eng, opt, optarg, err);
+        if (taken < 0)
+            return -1;
+        if (taken)
+            continue;
+        int rc = take(ctx, opt, optarg, err);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            return fl_cli_bad_option(err, cmd, opt, argv, optind);
+    }
+    return fl_model_opts_finish(model, argc, argv, optind, err);
+}

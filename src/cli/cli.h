@@ -7,6 +7,7 @@
 #ifndef FL_CLI_H
 #define FL_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
 
 #include "base/error.h"
@@ -71,6 +72,17 @@ typedef struct fl_engine_opts {
 void fl_engine_opts_default(fl_engine_opts *o);
 /* Like fl_model_opts_take, for the engine options. */
 int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *err);
+/* A command's own options: 0 taken, 1 not its option, -1 bad value. */
+typedef int (*fl_cli_take_fn)(void *ctx, int opt, const char *arg, fl_error *err);
+
+/* The option loop of a command that runs a model through the engine:
+ * --help prints help and returns 1; the shared model and engine options,
+ * then the command's own (take), then the positional MODEL. Returns 0, or
+ * -1 with err. */
+int fl_cli_parse_engine_command(const char *cmd, const char *help, int argc, char **argv,
+                                const struct option *opts, fl_model_opts *model, fl_engine_opts *eng,
+                                fl_cli_take_fn take, void *ctx, fl_error *err);
+
 /* Settles max_model_len against the model (at most its positions) and
  * chooses the attention backend for it; -1 with one message if the chosen
  * backend cannot run the model. */

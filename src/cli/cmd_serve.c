@@ -67,6 +67,11 @@ static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
     }
 }
 
+static int take_cb(void *ctx, int opt, const char *arg, fl_error *err)
+{
+    return take(ctx, opt, arg, err);
+}
+
 static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
 {
     static const struct option opts[] = {
@@ -84,28 +89,10 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(serve_help, stdout);
-            return 1;
-        }
-        int taken = fl_model_opts_take(&o->model, opt, optarg, err);
-        if (taken == 0)
-            taken = fl_engine_opts_take(&o->eng, opt, optarg, err);
-        if (taken < 0)
-            return -1;
-        if (taken)
-            continue;
-        int rc = take(o, opt, optarg, err);
-        if (rc < 0)
-            return -1;
-        if (rc > 0)
-            return fl_cli_bad_option(err, "serve", opt, argv, optind);
-    }
-    if (fl_model_opts_finish(&o->model, argc, argv, optind, err) != 0)
-        return -1;
+    int rc = fl_cli_parse_engine_command("serve", serve_help, argc, argv, opts, &o->model, &o->eng,
+                                         take_cb, o, err);
+    if (rc != 0)
+        return rc;
     if (!o->sc.served_model_name)
         o->sc.served_model_name = o->model.model;
     return 0;
