@@ -209,6 +209,7 @@ int fl_cmd_serve(int argc, char **argv)
     fl_http_quiesce(&srv);
     fl_server_abort_all(&srv);
     fl_server_stop_engine(&srv);
+    fl_server_wait_runs(&srv, 10000);
     fl_http_stop(&srv);
     fl_engine_destroy(srv.engine);
     if (l.have_chat)

@@ -91,6 +91,7 @@ typedef struct run_ctx {
 
 static void run_free(run_ctx *r)
 {
+    atomic_fetch_sub(&r->srv->active_runs, 1);
     if (r->stream) {
         if (!fl_stream_done(r->stream)) { /* the client left early: stop the work */
             for (int p = 0; p < r->req.num_prompts; p++)
@@ -182,6 +183,7 @@ static enum MHD_Result run_completion(fl_server *srv, struct MHD_Connection *c, 
 {
     run_ctx *r = fl_calloc(1, sizeof *r);
     r->srv = srv;
+    atomic_fetch_add(&srv->active_runs, 1);
     r->t_arrival = now_seconds();
     fl_api_error err;
     if (fl_api_parse(srv, body, chat, &r->req, &err) != 0) {

@@ -2,6 +2,7 @@
 #include "server/server.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "base/alloc.h"
 
@@ -101,6 +102,12 @@ void fl_server_stop_engine(fl_server *s)
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->work_lock);
     pthread_join(s->engine_thread, NULL);
+}
+
+void fl_server_wait_runs(fl_server *s, int timeout_ms)
+{
+    for (int waited = 0; atomic_load(&s->active_runs) > 0 && waited < timeout_ms; waited += 10)
+        nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
 }
 
 void fl_server_free(fl_server *s)

@@ -8,6 +8,7 @@
 #define FL_SERVER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "engine/engine.h"
@@ -50,6 +51,7 @@ typedef struct fl_server {
     pthread_cond_t work;
     int pending;
     pthread_t engine_thread;
+    _Atomic int active_runs;      /* completions the HTTP side is still answering */
     struct MHD_Daemon *daemon;
 } fl_server;
 
@@ -62,6 +64,10 @@ void fl_server_start_engine(fl_server *s);
 void fl_server_abort_all(fl_server *s);
 /* Lets the engine finish what it has, then joins its thread. */
 void fl_server_stop_engine(fl_server *s);
+/* Waits (at most timeout_ms) until every completion's response has been
+ * written out: stopping the HTTP daemon closes sockets, so it must come
+ * after the last [DONE]. */
+void fl_server_wait_runs(fl_server *s, int timeout_ms);
 
 fl_tok_scratch *fl_server_scratch_take(fl_server *s);
 void fl_server_scratch_give(fl_server *s, fl_tok_scratch *sc);
