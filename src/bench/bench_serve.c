@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/rng.h"
 #include "base/strbuf.h"
 #include "bench/bench.h"
@@ -51,13 +52,6 @@ typedef struct request {
     char *payload;
     struct curl_slist *headers;
 } request;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static double bench_t0;
 
@@ -238,7 +232,7 @@ static void on_event(request *r, const char *data, size_t len)
     json_t *j = json_loadb(data, len, 0, &jerr);
     json_t *choices = json_object_get(j, "choices");
     if (json_is_array(choices) && json_array_size(choices) > 0) {
-        const double t = now() - bench_t0;
+        const double t = fl_now_seconds() - bench_t0;
         if (r->t.ttft == 0 && r->last == 0) {
             r->t.ttft = t - r->t.start;
         } else {
@@ -346,11 +340,11 @@ static double run_requests(const bench_opts *o, prompt *p, int n, request *reqs)
     }
     CURLM *m = curl_multi_init();
     int next = 0, running = 0, done = 0;
-    bench_t0 = now();
+    bench_t0 = fl_now_seconds();
     while (done < n) {
-        const double t = now() - bench_t0;
+        const double t = fl_now_seconds() - bench_t0;
         while (next < n && send_at[next] <= t && (o->max_concurrency <= 0 || running < o->max_concurrency)) {
-            reqs[next].t.start = now() - bench_t0;
+            reqs[next].t.start = fl_now_seconds() - bench_t0;
             reqs[next].t.prompt_len = p[next].len;
             curl_multi_add_handle(m, make_handle(o, &reqs[next], &p[next], key ? auth : NULL));
             next++;
@@ -384,12 +378,12 @@ static double run_requests(const bench_opts *o, prompt *p, int n, request *reqs)
         }
         double wait_ms = 50;
         if (next < n && (o->max_concurrency <= 0 || running < o->max_concurrency))
-            wait_ms = fmin(wait_ms, fmax(0, (send_at[next] - (now() - bench_t0)) * 1000));
+            wait_ms = fmin(wait_ms, fmax(0, (send_at[next] - (fl_now_seconds() - bench_t0)) * 1000));
         curl_multi_poll(m, NULL, 0, (int)wait_ms, NULL);
     }
     curl_multi_cleanup(m);
     free(send_at);
-    return now() - bench_t0;
+    return fl_now_seconds() - bench_t0;
 }
 
 /* ---- results ---- */

@@ -10,17 +10,11 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/mapped_file.h"
 #include "bench/bench.h"
 #include "cli/cli.h"
 #include "tokenizer/tokenizer.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* One pass over the corpus; returns seconds, adds up bytes and tokens. */
 static double encode_pass(const fl_tokenizer *tok, const fl_mapped_file *f, size_t *docs,
@@ -31,7 +25,7 @@ static double encode_pass(const fl_tokenizer *tok, const fl_mapped_file *f, size
     fl_ids ids = { 0 };
     const unsigned char *p = f->data;
     *docs = *bytes = *tokens = 0;
-    double start = now_seconds();
+    double start = fl_now_seconds();
     for (size_t at = 0; at + 4 <= f->size;) {
         size_t n = (size_t)p[at] | (size_t)p[at + 1] << 8 | (size_t)p[at + 2] << 16 |
                    (size_t)p[at + 3] << 24;
@@ -44,7 +38,7 @@ static double encode_pass(const fl_tokenizer *tok, const fl_mapped_file *f, size
         (*docs)++;
         at += 4 + n;
     }
-    double secs = now_seconds() - start;
+    double secs = fl_now_seconds() - start;
     fl_ids_free(&ids);
     fl_tok_scratch_free(&s);
     return secs;

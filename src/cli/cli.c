@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include "attention/backend.h"
+#include "cpu/cpu_runner.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -129,10 +130,7 @@ int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, const char
     if (o->ec.max_model_len <= 0 || o->ec.max_model_len > cfg->max_position_embeddings)
         o->ec.max_model_len = cfg->max_position_embeddings;
     const char *name = o->attention_backend ? o->attention_backend : getenv("FLASHLM_ATTENTION_BACKEND");
-    /* this build runs on the CPU, which keeps float32 KV */
-    const fl_attn_needs needs = { .device = FL_DEVICE_CPU, .head_dim = cfg->head_dim,
-                                  .block_size = o->block_size, .kv_dtype = FL_F32,
-                                  .features = FL_ATTN_CAUSAL };
+    const fl_attn_needs needs = fl_cpu_runner_attn_needs(cfg, o->block_size);
     const fl_attn_backend *b = fl_attn_backend_select(name, &needs, err);
     if (!b)
         return -1;

@@ -8,6 +8,7 @@
 
 #include "attention/backend.h"
 #include "cli/cli.h"
+#include "cpu/cpu_runner.h"
 
 static const char info_help[] =
     "usage: flashlm info MODEL [options]\n"
@@ -85,8 +86,7 @@ int fl_cmd_info(int argc, char **argv)
     print_config(&m);
     int count;
     const fl_attn_backend *backends = fl_attn_backends(&count);
-    const fl_attn_needs needs = { .device = FL_DEVICE_CPU, .head_dim = m.cfg.head_dim, .block_size = 128,
-                                  .kv_dtype = FL_F32, .features = FL_ATTN_CAUSAL };
+    const fl_attn_needs needs = fl_cpu_runner_attn_needs(&m.cfg, 128);
     printf("attention backends:\n");
     for (int i = 0; i < count; i++) {
         char line[512], why[256];

@@ -24,6 +24,12 @@ static void cpu_destroy(void *impl)
     free(r);
 }
 
+fl_attn_needs fl_cpu_runner_attn_needs(const fl_model_config *cfg, int block_size)
+{
+    return (fl_attn_needs){ .device = FL_DEVICE_CPU, .head_dim = cfg->head_dim,
+                            .block_size = block_size, .kv_dtype = FL_F32, .features = FL_ATTN_CAUSAL };
+}
+
 void fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
                         int max_tokens, int max_context, int block_size, int num_blocks,
                         int max_seqs)

@@ -2,6 +2,7 @@
 #ifndef FL_CPU_RUNNER_H
 #define FL_CPU_RUNNER_H
 
+#include "attention/backend.h"
 #include "engine/model_runner.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -9,6 +10,10 @@
 /* Bytes of host memory the CPU KV cache may take when no block count is
  * forced (vLLM's CPU backend defaults its KV space to 4 GiB as well). */
 #define FL_CPU_KV_BYTES_DEFAULT ((size_t)4 << 30)
+
+/* What the CPU runner asks of attention for this model: the CPU, float32
+ * KV in blocks of block_size, causal. */
+fl_attn_needs fl_cpu_runner_attn_needs(const fl_model_config *cfg, int block_size);
 
 /* Builds a CPU runner: float32 weights, and a KV cache of num_blocks blocks
  * (0: as many as FL_CPU_KV_BYTES_DEFAULT holds, at most what max_seqs full

@@ -16,14 +16,8 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "server/openai.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 typedef struct conn_ctx {
     fl_strbuf body;
@@ -184,7 +178,7 @@ static enum MHD_Result run_completion(fl_server *srv, struct MHD_Connection *c, 
     run_ctx *r = fl_calloc(1, sizeof *r);
     r->srv = srv;
     atomic_fetch_add(&srv->active_runs, 1);
-    r->t_arrival = now_seconds();
+    r->t_arrival = fl_now_seconds();
     fl_api_error err;
     if (fl_api_parse(srv, body, chat, &r->req, &err) != 0) {
         run_free(r);

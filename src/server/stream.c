@@ -7,14 +7,8 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/rng.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void fl_stream_registry_init(fl_stream_registry *r, int capacity)
 {
@@ -159,7 +153,7 @@ void fl_stream_deliver(fl_stream_registry *r, const fl_seq_output *out)
             .stop_string = out->stop_string ? fl_strdup(out->stop_string) : NULL,
             .stop_token = out->stop_token, .num_prompt_tokens = out->num_prompt_tokens,
             .num_cached_tokens = out->num_cached_tokens, .num_output_tokens = out->num_output_tokens,
-            .time = now_seconds(),
+            .time = fl_now_seconds(),
         };
         if (out->logprobs) {
             ev.has_logprob = 1;

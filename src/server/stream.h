@@ -32,7 +32,7 @@ typedef struct fl_stream_event {
     char *stop_string;        /* owned, or NULL */
     int32_t stop_token;
     int num_prompt_tokens, num_cached_tokens, num_output_tokens;
-    double time;              /* seconds since the epoch, when pushed */
+    double time;              /* fl_now_seconds() when pushed */
 } fl_stream_event;
 
 typedef struct fl_stream {
