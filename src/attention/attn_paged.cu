@@ -1,0 +1,507 @@
+/* attn_paged.cu - the paged attention kernels (see attn_paged.h).
+ *
+ * Both kernels share one warp routine: 16 packed query rows against a run
+ * of keys in shared memory, S = QK^T and O += PV on the tensor cores
+ * (mma.sync m16n8k16 bf16, fp32 accumulators), online softmax in base 2.
+ * A packed row r of a sequence with G query heads per KV head is query
+ * token r / G, head kv_head * G + r % G, so the heads of a group share
+ * every K/V tile they read.
+ *
+ * - prefill: a CTA is 64 packed rows of one sequence and KV head; its four
+ *   warps take 16 rows each and walk the keys up to the causal limit in
+ *   tiles, double-buffered with cp.async.
+ * - decode: a CTA is one 16-row tile (a decode token, or a short chunk) of
+ *   one sequence, KV head and split; its four warps take a quarter of each
+ *   KV tile and are merged by log-sum-exp at the end; with several splits
+ *   the merge finishes in the combine kernel.
+ *
+ * Shared-memory rows are padded by 16 bytes: a row is an odd number of
+ * 16-byte chunks, so ldmatrix's eight row reads hit eight distinct bank
+ * groups for every head dim. Keys past the context are zero-filled (masked
+ * scores times garbage V would be NaN). */
+#include "attention/attn_paged.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+
+typedef __nv_bfloat16 bf16;
+
+#define NUM_THREADS 128
+#define NUM_WARPS 4
+
+/* ---- PTX wrappers ---- */
+
+static __device__ __forceinline__ uint32_t smem_addr(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+/* 16 bytes global -> shared; src_bytes 0 writes zeros. */
+static __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+
+static __device__ __forceinline__ void cp_async_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <int N> static __device__ __forceinline__ void cp_async_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+static __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+static __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+/* c += a * b, a 16x16 (row), b 16x8 (col), bf16 in, fp32 accumulate. */
+static __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+/* ---- shared pieces ---- */
+
+/* Everything a kernel reads about the step. */
+struct step_params {
+    const bf16 *q, *k_cache, *v_cache;
+    bf16 *out;
+    const int32_t *query_start, *seq_lens, *block_tables, *work;
+    float *scratch;
+    int max_blocks_per_seq;
+    int num_heads, num_kv_heads, group, block_shift;
+    float scale_log2;   /* softmax scale * log2(e) */
+};
+
+/* One warp's running softmax state for its 16 rows: this thread holds rows
+ * g = lane / 4 and g + 8, columns 2 * (lane % 4) + {0, 1} of each 8-wide
+ * tile. m is the raw-score maximum; l this thread's partial row sum. */
+template <int D> struct warp_state {
+    float o[D / 8][4];
+    float m[2];
+    float l[2];
+};
+
+template <int D> static __device__ __forceinline__ void state_init(warp_state<D> &st)
+{
+#pragma unroll
+    for (int i = 0; i < D / 8; i++)
+        st.o[i][0] = st.o[i][1] = st.o[i][2] = st.o[i][3] = 0.f;
+    st.m[0] = st.m[1] = -INFINITY;
+    st.l[0] = st.l[1] = 0.f;
+}
+
+/* Loads packed query rows [row0, row0 + nrows) into q_smem (zeros past rows). */
+template <int D>
+static __device__ __forceinline__ void load_q(bf16 *q_smem, const step_params &p, int q0, int rows, int row0,
+                                              int nrows, int kv_head)
+{
+    constexpr int LD = D + 8, CH = D / 8;
+    for (int c = threadIdx.x; c < nrows * CH; c += NUM_THREADS) {
+        const int j = c / CH, part = c % CH, r = row0 + j;
+        const uint32_t dst = smem_addr(q_smem + j * LD + part * 8);
+        if (r < rows) {
+            const int head = kv_head * p.group + r % p.group;
+            cp_async16(dst, p.q + ((size_t)(q0 + r / p.group) * p.num_heads + head) * D + part * 8, 16);
+        } else {
+            cp_async16(dst, p.q, 0);
+        }
+    }
+}
+
+/* Loads keys [key0, key0 + BN) of one sequence and KV head into k/v smem. */
+template <int D, int BN>
+static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const step_params &p,
+                                               const int32_t *table, int key0, int kv_len, int kv_head)
+{
+    constexpr int LD = D + 8, CH = D / 8;
+    const int mask = (1 << p.block_shift) - 1;
+#pragma unroll 4
+    for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
+        const int j = c / CH, part = c % CH, key = key0 + j;
+        const uint32_t dk = smem_addr(k_smem + j * LD + part * 8);
+        const uint32_t dv = smem_addr(v_smem + j * LD + part * 8);
+        if (key < kv_len) {
+            const size_t slot = (size_t)table[key >> p.block_shift] * (mask + 1) + (key & mask);
+            const size_t off = (slot * p.num_kv_heads + kv_head) * D + part * 8;
+            cp_async16(dk, p.k_cache + off, 16);
+            cp_async16(dv, p.v_cache + off, 16);
+        } else {
+            cp_async16(dk, p.k_cache, 0);
+            cp_async16(dv, p.v_cache, 0);
+        }
+    }
+}
+
+/* The warp routine: the warp's 16 rows (q at q_base) against NK keys (k and
+ * v at k_base, v_base) whose first position is key0. limit[i] is the last
+ * key position row g + 8i may see. */
+template <int D, int NK>
+static __device__ __forceinline__ void warp_attend(warp_state<D> &st, uint32_t q_base, uint32_t k_base,
+                                                   uint32_t v_base, int key0, const int limit[2],
+                                                   bool need_mask, float scale_log2)
+{
+    constexpr int LD = D + 8;
+    const int lane = threadIdx.x & 31;
+    float s[NK / 8][4];
+#pragma unroll
+    for (int i = 0; i < NK / 8; i++)
+        s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++) {
+        uint32_t a[4];
+        ldmatrix_x4(a, q_base + ((lane & 15) * LD + ks * 16 + (lane >> 4) * 8) * 2);
+#pragma unroll
+        for (int nt = 0; nt < NK / 16; nt++) {
+            uint32_t b[4];
+            ldmatrix_x4(b, k_base + ((nt * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD + ks * 16 +
+                                     ((lane >> 3) & 1) * 8) * 2);
+            mma_bf16(s[2 * nt], a, b[0], b[1]);
+            mma_bf16(s[2 * nt + 1], a, b[2], b[3]);
+        }
+    }
+    const int t = lane & 3;
+    if (need_mask) {
+#pragma unroll
+        for (int nt = 0; nt < NK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                if (key0 + nt * 8 + 2 * t + (e & 1) > limit[e >> 1])
+                    s[nt][e] = -INFINITY;
+    }
+    float base[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float mx = st.m[r];
+#pragma unroll
+        for (int nt = 0; nt < NK / 8; nt++)
+            mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+        /* a row that has seen only masked keys keeps base 0: exp2(-inf) = 0 */
+        base[r] = mx == -INFINITY ? 0.f : mx * scale_log2;
+        const float alpha = exp2f(st.m[r] * scale_log2 - base[r]);
+        st.m[r] = mx;
+        st.l[r] *= alpha;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++) {
+            st.o[dt][2 * r] *= alpha;
+            st.o[dt][2 * r + 1] *= alpha;
+        }
+    }
+#pragma unroll
+    for (int nt = 0; nt < NK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            s[nt][e] = exp2f(s[nt][e] * scale_log2 - base[e >> 1]);
+            st.l[e >> 1] += s[nt][e];
+        }
+#pragma unroll
+    for (int kk = 0; kk < NK / 16; kk++) {
+        const uint32_t a[4] = { pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                                pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]) };
+#pragma unroll
+        for (int dt = 0; dt < D / 16; dt++) {
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, v_base + ((kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dt * 16 +
+                                           (lane >> 4) * 8) * 2);
+            mma_bf16(st.o[2 * dt], a, b[0], b[1]);
+            mma_bf16(st.o[2 * dt + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* Sums each row's l over the four threads that share it. */
+template <int D> static __device__ __forceinline__ void state_reduce_l(warp_state<D> &st)
+{
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        st.l[r] += __shfl_xor_sync(0xffffffff, st.l[r], 1);
+        st.l[r] += __shfl_xor_sync(0xffffffff, st.l[r], 2);
+    }
+}
+
+static __device__ __forceinline__ size_t out_offset(const step_params &p, int q0, int row, int kv_head, int D)
+{
+    return ((size_t)(q0 + row / p.group) * p.num_heads + kv_head * p.group + row % p.group) * D;
+}
+
+/* ---- prefill: 64 packed rows per CTA ---- */
+
+template <int D, int BN>
+__global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
+{
+    constexpr int LD = D + 8, ROWS = FL_ATTN_PREFILL_ROWS;
+    extern __shared__ uint4 smem_raw[];
+    bf16 *q_smem = (bf16 *)smem_raw;
+    bf16 *k_smem = q_smem + ROWS * LD; /* [2][BN][LD] */
+    bf16 *v_smem = k_smem + 2 * BN * LD;
+
+    const int seq = p.work[2 * blockIdx.x], row0 = p.work[2 * blockIdx.x + 1];
+    const int kv_head = blockIdx.y;
+    const int q0 = p.query_start[seq], q_len = p.query_start[seq + 1] - q0;
+    const int ctx = p.seq_lens[seq], rows = q_len * p.group;
+    const int32_t *table = p.block_tables + (size_t)seq * p.max_blocks_per_seq;
+    const int last_row = min(row0 + ROWS, rows) - 1;
+    const int kv_end = ctx - q_len + last_row / p.group + 1;
+    const int num_tiles = (kv_end + BN - 1) / BN;
+
+    load_q<D>(q_smem, p, q0, rows, row0, ROWS, kv_head);
+    load_kv<D, BN>(k_smem, v_smem, p, table, 0, kv_end, kv_head);
+    cp_async_commit();
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wrow = row0 + warp * 16;
+    const int limit[2] = { ctx - q_len + (wrow + (lane >> 2)) / p.group,
+                           ctx - q_len + (wrow + (lane >> 2) + 8) / p.group };
+    const int warp_min_limit = ctx - q_len + wrow / p.group;
+    warp_state<D> st;
+    state_init<D>(st);
+    const uint32_t q_base = smem_addr(q_smem + warp * 16 * LD);
+    for (int tile = 0; tile < num_tiles; tile++) {
+        const int stage = tile & 1;
+        if (tile + 1 < num_tiles) {
+            const int next = (tile + 1) & 1;
+            load_kv<D, BN>(k_smem + next * BN * LD, v_smem + next * BN * LD, p, table, (tile + 1) * BN, kv_end,
+                           kv_head);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const int key0 = tile * BN;
+        if (key0 <= warp_min_limit + 15) /* else every key is past this warp's rows */
+            warp_attend<D, BN>(st, q_base, smem_addr(k_smem + stage * BN * LD), smem_addr(v_smem + stage * BN * LD),
+                               key0, limit, key0 + BN - 1 > warp_min_limit, p.scale_log2);
+        __syncthreads();
+    }
+    state_reduce_l<D>(st);
+    const int t = lane & 3;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = wrow + (lane >> 2) + 8 * r;
+        if (row >= rows)
+            continue;
+        const float inv = 1.f / st.l[r];
+        bf16 *dst = p.out + out_offset(p, q0, row, kv_head, D);
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++)
+            *(__nv_bfloat162 *)(dst + dt * 8 + 2 * t) =
+                __floats2bfloat162_rn(st.o[dt][2 * r] * inv, st.o[dt][2 * r + 1] * inv);
+    }
+}
+
+/* ---- decode: one 16-row tile per CTA, keys split over warps and CTAs ---- */
+
+#define DECODE_BN 64
+
+template <int D>
+__global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int work_offset, int num_splits)
+{
+    constexpr int LD = D + 8, BN = DECODE_BN, ROWS = FL_ATTN_DECODE_ROWS, NK = BN / NUM_WARPS;
+    extern __shared__ uint4 smem_raw[];
+    bf16 *q_smem = (bf16 *)smem_raw;
+    bf16 *k_smem = q_smem + ROWS * LD;
+    bf16 *v_smem = k_smem + 2 * BN * LD;
+
+    const int item = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
+    const int seq = p.work[work_offset + item];
+    const int q0 = p.query_start[seq], q_len = p.query_start[seq + 1] - q0;
+    const int ctx = p.seq_lens[seq], rows = q_len * p.group;
+    const int32_t *table = p.block_tables + (size_t)seq * p.max_blocks_per_seq;
+    const int num_tiles = (ctx + BN - 1) / BN;
+    const int per_split = (num_tiles + num_splits - 1) / num_splits;
+    const int tile0 = split * per_split, tile1 = min(num_tiles, tile0 + per_split);
+
+    load_q<D>(q_smem, p, q0, rows, 0, ROWS, kv_head);
+    if (tile0 < tile1)
+        load_kv<D, BN>(k_smem, v_smem, p, table, tile0 * BN, ctx, kv_head);
+    cp_async_commit();
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int limit[2] = { ctx - q_len + (lane >> 2) / p.group, ctx - q_len + ((lane >> 2) + 8) / p.group };
+    const int min_limit = ctx - q_len;
+    warp_state<D> st;
+    state_init<D>(st);
+    const uint32_t q_base = smem_addr(q_smem);
+    for (int tile = tile0; tile < tile1; tile++) {
+        const int stage = (tile - tile0) & 1;
+        if (tile + 1 < tile1) {
+            const int next = stage ^ 1;
+            load_kv<D, BN>(k_smem + next * BN * LD, v_smem + next * BN * LD, p, table, (tile + 1) * BN, ctx, kv_head);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const int key0 = tile * BN + warp * NK;
+        warp_attend<D, NK>(st, q_base, smem_addr(k_smem + (stage * BN + warp * NK) * LD),
+                           smem_addr(v_smem + (stage * BN + warp * NK) * LD), key0, limit,
+                           key0 + NK - 1 > min_limit, p.scale_log2);
+        __syncthreads();
+    }
+    cp_async_wait<0>();
+    __syncthreads();
+
+    /* merge the four warps: each leaves its O (unnormalised), m and l */
+    state_reduce_l<D>(st);
+    float *o_buf = (float *)k_smem;                 /* [NUM_WARPS][ROWS][D] */
+    float *m_buf = o_buf + NUM_WARPS * ROWS * D;    /* [NUM_WARPS][ROWS] */
+    float *l_buf = m_buf + NUM_WARPS * ROWS;
+    const int t = lane & 3;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = (lane >> 2) + 8 * r;
+        float *o_row = o_buf + (warp * ROWS + row) * D;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++) {
+            o_row[dt * 8 + 2 * t] = st.o[dt][2 * r];
+            o_row[dt * 8 + 2 * t + 1] = st.o[dt][2 * r + 1];
+        }
+        if (t == 0) {
+            m_buf[warp * ROWS + row] = st.m[r];
+            l_buf[warp * ROWS + row] = st.l[r];
+        }
+    }
+    __syncthreads();
+    const size_t part = ((size_t)item * p.num_kv_heads + kv_head) * num_splits + split;
+    float *o_part = p.scratch + part * ROWS * D;
+    float *lse_part = p.scratch + (size_t)gridDim.x * p.num_kv_heads * num_splits * ROWS * D + part * ROWS;
+    for (int e = threadIdx.x; e < ROWS * D; e += NUM_THREADS) {
+        const int row = e / D, col = e % D;
+        if (num_splits == 1 && row >= rows)
+            continue;
+        float mx = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < NUM_WARPS; w++)
+            mx = fmaxf(mx, m_buf[w * ROWS + row]);
+        float l = 0.f, o = 0.f;
+        if (mx != -INFINITY) {
+#pragma unroll
+            for (int w = 0; w < NUM_WARPS; w++) {
+                const float f = exp2f((m_buf[w * ROWS + row] - mx) * p.scale_log2);
+                l += l_buf[w * ROWS + row] * f;
+                o += o_buf[(w * ROWS + row) * D + col] * f;
+            }
+        }
+        if (num_splits == 1) {
+            p.out[out_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(o / l);
+        } else {
+            o_part[e] = l > 0.f ? o / l : 0.f;
+            if (col == 0)
+                lse_part[row] = l > 0.f ? mx * p.scale_log2 + log2f(l) : -INFINITY;
+        }
+    }
+}
+
+/* Merges a decode tile's splits by their log-sum-exp (base 2). */
+template <int D>
+__global__ void __launch_bounds__(NUM_THREADS) combine_kernel(step_params p, int work_offset, int num_splits)
+{
+    constexpr int ROWS = FL_ATTN_DECODE_ROWS;
+    const int item = blockIdx.x, kv_head = blockIdx.y;
+    const int seq = p.work[work_offset + item];
+    const int q0 = p.query_start[seq], rows = (p.query_start[seq + 1] - q0) * p.group;
+    const size_t first = ((size_t)item * p.num_kv_heads + kv_head) * num_splits;
+    const float *lse = p.scratch + (size_t)gridDim.x * p.num_kv_heads * num_splits * ROWS * D;
+    for (int e = threadIdx.x; e < rows * D; e += NUM_THREADS) {
+        const int row = e / D, col = e % D;
+        float mx = -INFINITY;
+        for (int s = 0; s < num_splits; s++)
+            mx = fmaxf(mx, lse[(first + s) * ROWS + row]);
+        float num = 0.f, den = 0.f;
+        for (int s = 0; s < num_splits; s++) {
+            const float w = exp2f(lse[(first + s) * ROWS + row] - mx);
+            den += w;
+            num += w * p.scratch[((first + s) * ROWS + row) * D + col];
+        }
+        p.out[out_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(num / den);
+    }
+}
+
+/* ---- launch ---- */
+
+template <int D, int BN> static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, cudaStream_t stream)
+{
+    constexpr int LD = D + 8;
+    const size_t prefill_smem = (size_t)(FL_ATTN_PREFILL_ROWS + 4 * BN) * LD * sizeof(bf16);
+    const size_t decode_smem = (size_t)(FL_ATTN_DECODE_ROWS + 4 * DECODE_BN) * LD * sizeof(bf16);
+    static int configured;
+    if (!configured) {
+        cudaError_t e = cudaFuncSetAttribute(prefill_kernel<D, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)prefill_smem);
+        if (e == cudaSuccess)
+            e = cudaFuncSetAttribute(decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)decode_smem);
+        if (e != cudaSuccess)
+            return e;
+        configured = 1;
+    }
+    if (plan->num_prefill > 0)
+        prefill_kernel<D, BN><<<dim3(plan->num_prefill, p.num_kv_heads), NUM_THREADS, prefill_smem, stream>>>(p);
+    if (plan->num_decode > 0) {
+        const int offset = 2 * plan->num_prefill;
+        decode_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads, plan->num_splits), NUM_THREADS, decode_smem,
+                           stream>>>(p, offset, plan->num_splits);
+        if (plan->num_splits > 1)
+            combine_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads), NUM_THREADS, 0, stream>>>(p, offset,
+                                                                                              plan->num_splits);
+    }
+    return cudaGetLastError();
+}
+
+extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *a,
+                                 void *stream)
+{
+    char why[128];
+    if (fl_attn_paged_supports(shape, why, sizeof why) != 0)
+        return (int)cudaErrorInvalidValue;
+    step_params p;
+    p.q = (const bf16 *)a->q;
+    p.k_cache = (const bf16 *)a->k_cache;
+    p.v_cache = (const bf16 *)a->v_cache;
+    p.out = (bf16 *)a->out;
+    p.query_start = a->query_start;
+    p.seq_lens = a->seq_lens;
+    p.block_tables = a->block_tables;
+    p.work = a->work;
+    p.scratch = a->scratch;
+    p.max_blocks_per_seq = a->max_blocks_per_seq;
+    p.num_heads = shape->num_heads;
+    p.num_kv_heads = shape->num_kv_heads;
+    p.group = shape->num_heads / shape->num_kv_heads;
+    p.block_shift = __builtin_ctz((unsigned)shape->block_size);
+    p.scale_log2 = a->scale * 1.4426950408889634f;
+    cudaStream_t s = (cudaStream_t)stream;
+    switch (shape->head_dim) {
+    case 64: return (int)launch<64, 64>(p, plan, s);
+    case 96: return (int)launch<96, 64>(p, plan, s);
+    case 128: return (int)launch<128, 64>(p, plan, s);
+    default: return (int)launch<256, 32>(p, plan, s);
+    }
+}

@@ -1,0 +1,102 @@
+/* attn_paged.h - the `paged` attention backend: causal GQA attention over a
+ * paged bf16 KV cache on CUDA (sm_80+), as a C API.
+ *
+ * One step's queries come packed: sequence s owns query rows
+ * query_start[s] .. query_start[s+1]-1, which are its last q_len positions
+ * of seq_lens[s] (context including the new tokens). K and V live in
+ * blocks of block_size positions: position p of sequence s is at block
+ * block_tables[s * max_blocks_per_seq + p / block_size], offset
+ * p % block_size; each cache is (num_blocks, block_size, num_kv_heads,
+ * head_dim) bf16, the layout vLLM's flash backends use.
+ *
+ * A step runs in at most three launches. The host first plans it
+ * (fl_attn_plan_build: pure host code, no GPU): sequences whose rows fit
+ * one 16-row tile (q_len x query heads per KV head <= 16: decode tokens and
+ * short chunks) go to the decode kernel, which packs the query heads that
+ * share a KV head into one tile and splits long contexts over several CTAs
+ * (flash-decoding) with an exact log-sum-exp combine; the rest go to the
+ * prefill kernel, 64 packed rows per CTA, tiled online softmax on the
+ * tensor cores (mma.sync bf16). The plan's work list is uploaded by the
+ * caller (it is part of the step's metadata) and read by the kernels.
+ *
+ * This header is also the ABI of libflashlm_attn.so, which tools/attn_check.py
+ * loads with ctypes: device pointers are passed as plain pointers. */
+#ifndef FL_ATTN_PAGED_H
+#define FL_ATTN_PAGED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Rows of the decode kernel's tile, and of the prefill kernel's CTA. */
+#define FL_ATTN_DECODE_ROWS 16
+#define FL_ATTN_PREFILL_ROWS 64
+/* The most CTAs one sequence's KV head is split over. */
+#define FL_ATTN_MAX_SPLITS 64
+
+/* The shape of one attention call (constant over a model's steps). */
+typedef struct fl_attn_shape {
+    int num_heads;      /* query heads */
+    int num_kv_heads;   /* divides num_heads */
+    int head_dim;       /* 64, 96, 128 or 256 */
+    int block_size;     /* 16, 32, 64 or 128 */
+    int num_sms;        /* the GPU's multiprocessors (split heuristic) */
+} fl_attn_shape;
+
+/* Which shapes the kernels are built for; 0 if supported, else -1 and a
+ * message in why. */
+int fl_attn_paged_supports(const fl_attn_shape *shape, char *why, size_t why_len);
+
+/* A step's plan. work holds, first, the prefill items as (seq, first packed
+ * row) pairs, then the decode sequences' ids. */
+typedef struct fl_attn_plan {
+    int num_prefill;     /* prefill CTAs per KV head */
+    int num_decode;      /* decode sequences */
+    int num_splits;      /* CTAs per decode sequence and KV head */
+    int work_len;        /* int32s used in work */
+    int32_t *work;       /* caller's, fl_attn_plan_work_cap() entries */
+} fl_attn_plan;
+
+/* Entries work needs for a step of num_seqs sequences and num_tokens rows. */
+int fl_attn_plan_work_cap(const fl_attn_shape *shape, int num_seqs, int num_tokens);
+
+/* Plans a step from host copies of query_start[num_seqs + 1] and
+ * seq_lens[num_seqs]. The split count comes from the number of decode CTAs
+ * against the SM count, capped so that each split keeps at least two KV
+ * tiles of the longest context: that of the batch, or max_seq_len if
+ * larger (a CUDA graph is planned once for every context it will see). */
+void fl_attn_plan_build(fl_attn_plan *plan, const fl_attn_shape *shape, const int32_t *query_start,
+                        const int32_t *seq_lens, int num_seqs, int max_seq_len);
+
+/* Floats of split-KV scratch the plan needs (0 without splits). */
+size_t fl_attn_plan_scratch_floats(const fl_attn_plan *plan, const fl_attn_shape *shape);
+
+/* The device side of one call. All pointers are device memory. */
+typedef struct fl_attn_args {
+    const void *q;                 /* bf16 (num_tokens, num_heads, head_dim) */
+    const void *k_cache;           /* bf16 (num_blocks, block_size, num_kv_heads, head_dim) */
+    const void *v_cache;
+    void *out;                     /* bf16 (num_tokens, num_heads, head_dim) */
+    const int32_t *query_start;    /* [num_seqs + 1] */
+    const int32_t *seq_lens;       /* [num_seqs] */
+    const int32_t *block_tables;   /* [num_seqs, max_blocks_per_seq] */
+    const int32_t *work;           /* the plan's work list, uploaded */
+    float *scratch;                /* fl_attn_plan_scratch_floats() floats */
+    int max_blocks_per_seq;
+    float scale;                   /* softmax scale */
+} fl_attn_args;
+
+/* Launches the plan's kernels on stream (a cudaStream_t). Returns 0, or a
+ * CUDA error code (also for an unsupported shape). Needs no host sync:
+ * only the plan's counts are read on the host. */
+int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *args,
+                      void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,94 @@
+/* attn_plan.c - the host half of the paged attention backend: which
+ * sequences take the decode kernel, the prefill CTAs, and the split-KV
+ * count (see attn_paged.h). Pure host code, tested without a GPU. */
+#include "attention/attn_paged.h"
+
+#include <stdio.h>
+
+/* Keys per KV tile of the kernels (both kernels step through KV in 64s). */
+#define KV_TILE 64
+
+int fl_attn_paged_supports(const fl_attn_shape *s, char *why, size_t len)
+{
+    if (s->head_dim != 64 && s->head_dim != 96 && s->head_dim != 128 && s->head_dim != 256) {
+        snprintf(why, len, "head dim %d (supported: 64, 96, 128, 256)", s->head_dim);
+        return -1;
+    }
+    if (s->block_size != 16 && s->block_size != 32 && s->block_size != 64 && s->block_size != 128) {
+        snprintf(why, len, "block size %d (supported: 16, 32, 64, 128)", s->block_size);
+        return -1;
+    }
+    if (s->num_kv_heads <= 0 || s->num_heads % s->num_kv_heads != 0) {
+        snprintf(why, len, "%d query heads over %d KV heads", s->num_heads, s->num_kv_heads);
+        return -1;
+    }
+    if (s->num_heads / s->num_kv_heads > FL_ATTN_DECODE_ROWS) {
+        /* the prefill kernel would take them, but decode tiles pack a group */
+        snprintf(why, len, "GQA group of %d query heads (at most %d)", s->num_heads / s->num_kv_heads,
+                 FL_ATTN_DECODE_ROWS);
+        return -1;
+    }
+    return 0;
+}
+
+int fl_attn_plan_work_cap(const fl_attn_shape *s, int num_seqs, int num_tokens)
+{
+    const int group = s->num_heads / s->num_kv_heads;
+    const long rows = (long)num_tokens * group;
+    /* each prefill sequence wastes at most one partial tile */
+    return (int)(2 * (rows / FL_ATTN_PREFILL_ROWS + num_seqs) + num_seqs);
+}
+
+static int ceil_div(long a, long b)
+{
+    return (int)((a + b - 1) / b);
+}
+
+void fl_attn_plan_build(fl_attn_plan *p, const fl_attn_shape *s, const int32_t *query_start,
+                        const int32_t *seq_lens, int num_seqs, int max_seq_len)
+{
+    const int group = s->num_heads / s->num_kv_heads;
+    int n = 0;
+    for (int i = 0; i < num_seqs; i++) {
+        const int rows = (query_start[i + 1] - query_start[i]) * group;
+        if (rows <= FL_ATTN_DECODE_ROWS)
+            continue;
+        for (int r = 0; r < rows; r += FL_ATTN_PREFILL_ROWS) {
+            p->work[n++] = i;
+            p->work[n++] = r;
+        }
+    }
+    p->num_prefill = n / 2;
+    int longest = max_seq_len;
+    for (int i = 0; i < num_seqs; i++) {
+        const int rows = (query_start[i + 1] - query_start[i]) * group;
+        if (rows > 0 && rows <= FL_ATTN_DECODE_ROWS) {
+            p->work[n++] = i;
+            if (seq_lens[i] > longest)
+                longest = seq_lens[i];
+        }
+    }
+    p->num_decode = n - 2 * p->num_prefill;
+    p->work_len = n;
+    p->num_splits = 1;
+    if (p->num_decode > 0) {
+        /* two waves of CTAs over the SMs, each split at least two tiles */
+        const int ctas = p->num_decode * s->num_kv_heads;
+        int splits = ceil_div(2L * s->num_sms, ctas);
+        const int by_length = ceil_div(longest, KV_TILE) / 2;
+        if (splits > by_length)
+            splits = by_length;
+        if (splits > FL_ATTN_MAX_SPLITS)
+            splits = FL_ATTN_MAX_SPLITS;
+        p->num_splits = splits < 1 ? 1 : splits;
+    }
+}
+
+size_t fl_attn_plan_scratch_floats(const fl_attn_plan *p, const fl_attn_shape *s)
+{
+    if (p->num_splits <= 1)
+        return 0;
+    /* per (decode seq, KV head, split, row): head_dim outputs and one LSE */
+    return (size_t)p->num_decode * s->num_kv_heads * p->num_splits * FL_ATTN_DECODE_ROWS *
+           (size_t)(s->head_dim + 1);
+}

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""attn_check.py - checks and times the paged attention kernels on the GPU.
+
+Loads build/libflashlm_attn.so (the C API of src/attention/attn_paged.h) with
+ctypes. Correctness: for every supported head dim, block size and GQA ratio,
+a mixed batch (decode tokens, short chunks, whole prompts, chunked prefill
+over a longer context) on fresh random inputs, scattered block tables, the
+output poisoned with NaN first; compared with a float64 torch reference:
+every element must be finite and each sequence's relative error
+||out - ref|| / ||ref|| under 1e-2. Speed: the DEVICE.md shapes, timed with
+triton's do_bench (median) beside torch SDPA with the cuDNN and
+FlashAttention-2 backends on dense tensors and a device-to-device copy, all
+in the same run. Prints one table; exits 1 if any check fails.
+
+usage: tools/attn_check.py [--lib build/libflashlm_attn.so] [--quick] [--no-bench]
+"""
+import argparse
+import ctypes
+import math
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from triton.testing import do_bench
+
+
+class Shape(ctypes.Structure):
+    _fields_ = [("num_heads", ctypes.c_int), ("num_kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int),
+                ("block_size", ctypes.c_int), ("num_sms", ctypes.c_int)]
+
+
+class Plan(ctypes.Structure):
+    _fields_ = [("num_prefill", ctypes.c_int), ("num_decode", ctypes.c_int), ("num_splits", ctypes.c_int),
+                ("work_len", ctypes.c_int), ("work", ctypes.POINTER(ctypes.c_int32))]
+
+
+class Args(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_void_p) for n in
+                ("q", "k_cache", "v_cache", "out", "query_start", "seq_lens", "block_tables", "work",
+                 "scratch")] + [("max_blocks_per_seq", ctypes.c_int), ("scale", ctypes.c_float)]
+
+
+class PagedAttention:
+    """One step of the paged kernels: planned once, run many times."""
+
+    def __init__(self, lib, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len=0):
+        self.lib = lib
+        self.shape = Shape(hq, hkv, d, bs, torch.cuda.get_device_properties(0).multi_processor_count)
+        n = len(q_lens)
+        qs = [0]
+        for q in q_lens:
+            qs.append(qs[-1] + q)
+        qs_c = (ctypes.c_int32 * (n + 1))(*qs)
+        sl_c = (ctypes.c_int32 * n)(*seq_lens)
+        cap = lib.fl_attn_plan_work_cap(ctypes.byref(self.shape), n, qs[-1])
+        self.work_host = (ctypes.c_int32 * max(cap, 1))()
+        self.plan = Plan(0, 0, 0, 0, self.work_host)
+        lib.fl_attn_plan_build(ctypes.byref(self.plan), ctypes.byref(self.shape), qs_c, sl_c, n, max_seq_len)
+        dev = k_cache.device
+        self.work = torch.tensor(list(self.work_host[:max(self.plan.work_len, 1)]), dtype=torch.int32, device=dev)
+        self.query_start = torch.tensor(qs, dtype=torch.int32, device=dev)
+        self.seq_lens = torch.tensor(seq_lens, dtype=torch.int32, device=dev)
+        self.tables = tables
+        floats = lib.fl_attn_plan_scratch_floats(ctypes.byref(self.plan), ctypes.byref(self.shape))
+        self.scratch = torch.empty(max(floats, 1), dtype=torch.float32, device=dev)
+        self.k_cache, self.v_cache = k_cache, v_cache
+        self.num_tokens = qs[-1]
+
+    def __call__(self, q, out):
+        a = Args(q.data_ptr(), self.k_cache.data_ptr(), self.v_cache.data_ptr(), out.data_ptr(),
+                 self.query_start.data_ptr(), self.seq_lens.data_ptr(), self.tables.data_ptr(),
+                 self.work.data_ptr(), self.scratch.data_ptr(), self.tables.shape[1],
+                 1.0 / math.sqrt(q.shape[-1]))
+        rc = self.lib.fl_attn_paged_run(ctypes.byref(self.shape), ctypes.byref(self.plan), ctypes.byref(a),
+                                        ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
+        if rc != 0:
+            raise RuntimeError(f"fl_attn_paged_run: CUDA error {rc}")
+
+
+def load_lib(path):
+    lib = ctypes.CDLL(path)
+    lib.fl_attn_plan_work_cap.restype = ctypes.c_int
+    lib.fl_attn_plan_scratch_floats.restype = ctypes.c_size_t
+    lib.fl_attn_paged_run.restype = ctypes.c_int
+    return lib
+
+
+def make_cache(seq_lens, hkv, d, bs, gen, dev):
+    """A paged cache holding each sequence's context at shuffled blocks."""
+    blocks = [(s + bs - 1) // bs for s in seq_lens]
+    total = sum(blocks) + 3
+    perm = torch.randperm(total, generator=gen or torch.Generator().manual_seed(1)).tolist()
+    width = max(blocks)
+    tables = torch.full((len(seq_lens), width), -1, dtype=torch.int32)
+    at = 0
+    for i, b in enumerate(blocks):
+        tables[i, :b] = torch.tensor(perm[at:at + b], dtype=torch.int32)
+        at += b
+    if gen is None:  # large benchmark caches: drawn on the GPU
+        k = torch.randn(total, bs, hkv, d, device=dev, dtype=torch.bfloat16)
+        v = torch.randn(total, bs, hkv, d, device=dev, dtype=torch.bfloat16)
+    else:
+        k = torch.randn(total, bs, hkv, d, generator=gen).to(dev, torch.bfloat16)
+        v = torch.randn(total, bs, hkv, d, generator=gen).to(dev, torch.bfloat16)
+    return k, v, tables.to(dev)
+
+
+def reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs):
+    """float64 causal attention of each sequence's rows over its own context."""
+    outs = []
+    at = 0
+    g = hq // hkv
+    for i, (ql, sl) in enumerate(zip(q_lens, seq_lens)):
+        nb = (sl + bs - 1) // bs
+        idx = tables[i, :nb].long()
+        k = k_cache[idx].reshape(nb * bs, hkv, -1)[:sl].double().repeat_interleave(g, dim=1)
+        v = v_cache[idx].reshape(nb * bs, hkv, -1)[:sl].double().repeat_interleave(g, dim=1)
+        qi = q[at:at + ql].double()
+        s = torch.einsum("qhd,khd->hqk", qi, k) / math.sqrt(q.shape[-1])
+        pos_q = torch.arange(sl - ql, sl, device=q.device)[:, None]
+        pos_k = torch.arange(sl, device=q.device)[None, :]
+        s = s.masked_fill(pos_k > pos_q, float("-inf"))
+        outs.append(torch.einsum("hqk,khd->qhd", torch.softmax(s, dim=-1), v))
+        at += ql
+    return outs
+
+
+def check_case(lib, d, bs, hq, hkv, q_lens, seq_lens, gen, max_seq_len=0):
+    dev = torch.device("cuda")
+    k_cache, v_cache, tables = make_cache(seq_lens, hkv, d, bs, gen, dev)
+    attn = PagedAttention(lib, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len)
+    q = torch.randn(attn.num_tokens, hq, d, generator=gen).to(dev, torch.bfloat16)
+    out = torch.full_like(q, float("nan"))
+    attn(q, out)
+    torch.cuda.synchronize()
+    refs = reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs)
+    worst = 0.0
+    finite = bool(torch.isfinite(out).all())
+    at = 0
+    for ql, ref in zip(q_lens, refs):
+        o = out[at:at + ql].double()
+        worst = max(worst, float((o - ref).norm() / ref.norm()))
+        at += ql
+    return finite and worst < 1e-2, worst, attn.plan
+
+
+def correctness(lib, quick):
+    gen = torch.Generator().manual_seed(torch.seed() % (1 << 62))
+    rows = []
+    ok_all = True
+    head_dims = (64, 96, 128, 256)
+    block_sizes = (16, 32, 64, 128)
+    groups = ((8, 8), (16, 8), (16, 4), (8, 1), (16, 1)) if not quick else ((16, 8), (8, 1))
+    for d in head_dims:
+        for bs in block_sizes:
+            for hq, hkv in groups:
+                # decode tokens, a 3-token chunk, whole prompts, chunks over a longer context,
+                # and a decode token over a long context (split-KV)
+                lens = [(1, 1), (1, 37), (1, 200), (3, 150), (5, 5), (64, 64), (130, 130), (100, 700),
+                        (17, 300), (1, 3000 + int(torch.randint(0, 500, (1,), generator=gen)))]
+                q_lens = [a for a, _ in lens]
+                seq_lens = [b for _, b in lens]
+                ok, err, plan = check_case(lib, d, bs, hq, hkv, q_lens, seq_lens, gen)
+                # the same decode tokens forced to many splits (a graph planned for long contexts)
+                ok2, err2, plan2 = check_case(lib, d, bs, hq, hkv, [1, 1, 1], [5, 900, 2500], gen,
+                                              max_seq_len=32768)
+                ok_all &= ok and ok2
+                rows.append((d, bs, f"{hq}/{hkv}", plan.num_prefill, plan.num_decode, plan.num_splits, err,
+                             plan2.num_splits, err2, "ok" if ok and ok2 else "FAIL"))
+    print("correctness: relative error vs float64 torch (limit 1e-2, NaN fails)")
+    print(f"{'D':>4} {'bs':>4} {'Hq/Hkv':>7} {'pre':>4} {'dec':>4} {'spl':>4} {'rel.err':>9} "
+          f"{'spl2':>5} {'rel.err2':>9}  result")
+    for r in rows:
+        print(f"{r[0]:>4} {r[1]:>4} {r[2]:>7} {r[3]:>4} {r[4]:>4} {r[5]:>4} {r[6]:>9.2e} {r[7]:>5} {r[8]:>9.2e}  {r[9]}")
+    return ok_all
+
+
+def bench_ms(fn):
+    return do_bench(fn, warmup=50, rep=300, return_mode="median")
+
+
+def bench(lib):
+    dev = torch.device("cuda")
+    gen = None
+    results = []
+    # the copy ceiling: bytes read + written
+    big = torch.empty(1 << 30, dtype=torch.uint8, device=dev)
+    dst = torch.empty_like(big)
+    t = bench_ms(lambda: dst.copy_(big))
+    copy_tbs = 2 * big.numel() / t / 1e9
+    results.append(("copy 1 GiB (read+write)", f"{copy_tbs:.2f} TB/s", "", ""))
+    del big, dst
+
+    def sdpa(backend, q, k, v, causal):
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+
+    # decode shapes: (batch, context, hq, hkv, d)
+    for b, ctx, hq, hkv, d in ((256, 1536, 16, 8, 128), (8, 16384, 16, 8, 128), (1, 32768, 16, 8, 128),
+                               (64, 4096, 64, 8, 64)):
+        bs = 128
+        k_cache, v_cache, tables = make_cache([ctx] * b, hkv, d, bs, gen, dev)
+        attn = PagedAttention(lib, hq, hkv, d, bs, [1] * b, [ctx] * b, k_cache, v_cache, tables)
+        q = torch.randn(b, hq, d, device=dev, dtype=torch.bfloat16)
+        out = torch.empty_like(q)
+        kv_bytes = 2 * b * ctx * hkv * d * 2
+        ours = kv_bytes / bench_ms(lambda: attn(q, out)) / 1e9
+        del k_cache, v_cache
+        qd = q.view(b, 1, hq, d).transpose(1, 2)
+        kd = torch.randn(b, hkv, ctx, d, device=dev, dtype=torch.bfloat16)
+        vd = torch.randn(b, hkv, ctx, d, device=dev, dtype=torch.bfloat16)
+        peers = []
+        for name, be in (("cuDNN", SDPBackend.CUDNN_ATTENTION), ("FA2", SDPBackend.FLASH_ATTENTION)):
+            try:
+                ms = bench_ms(lambda: sdpa(be, qd, kd, vd, False))
+                peers.append(f"{name} {kv_bytes / ms / 1e9:.2f}")
+            except RuntimeError as e:
+                peers.append(f"{name} n/a ({str(e).splitlines()[0][:40]})")
+        del kd, vd
+        results.append((f"decode B{b} L{ctx} Hq{hq}/Hkv{hkv} D{d} bs{bs} splits {attn.plan.num_splits}",
+                        f"{ours:.2f} TB/s", f"{100 * ours / copy_tbs:.0f}% of copy", ", ".join(peers)))
+    # prefill, causal: (batch, seq, hq, hkv, d)
+    for b, s, hq, hkv, d in ((4, 8192, 16, 8, 128), (32, 1024, 16, 8, 128), (4, 8192, 64, 8, 64)):
+        bs = 128
+        k_cache, v_cache, tables = make_cache([s] * b, hkv, d, bs, gen, dev)
+        attn = PagedAttention(lib, hq, hkv, d, bs, [s] * b, [s] * b, k_cache, v_cache, tables)
+        q = torch.randn(b * s, hq, d, device=dev, dtype=torch.bfloat16)
+        out = torch.empty_like(q)
+        flops = 4 * b * hq * s * s * d / 2
+        ours = flops / bench_ms(lambda: attn(q, out)) / 1e9
+        qd = q.view(b, s, hq, d).transpose(1, 2)
+        kd = torch.randn(b, hkv, s, d, device=dev, dtype=torch.bfloat16)
+        vd = torch.randn(b, hkv, s, d, device=dev, dtype=torch.bfloat16)
+        peers = []
+        cudnn = None
+        for name, be in (("cuDNN", SDPBackend.CUDNN_ATTENTION), ("FA2", SDPBackend.FLASH_ATTENTION)):
+            try:
+                tf = flops / bench_ms(lambda: sdpa(be, qd, kd, vd, True)) / 1e9
+                cudnn = tf if name == "cuDNN" else cudnn
+                peers.append(f"{name} {tf:.0f}")
+            except RuntimeError as e:
+                peers.append(f"{name} n/a ({str(e).splitlines()[0][:40]})")
+        ratio = f"{100 * ours / cudnn:.0f}% of cuDNN" if cudnn else ""
+        del k_cache, v_cache, kd, vd
+        results.append((f"prefill causal B{b} S{s} Hq{hq}/Hkv{hkv} D{d} bs{bs}", f"{ours:.0f} TFLOP/s", ratio,
+                        ", ".join(peers)))
+    print(f"\nspeed on {torch.cuda.get_device_name(0)} (median of do_bench; peers: torch SDPA, dense KV)")
+    print(f"{'case':<52} {'paged':>13} {'ratio':>16}  peers")
+    for r in results:
+        print(f"{r[0]:<52} {r[1]:>13} {r[2]:>16}  {r[3]}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", default="build/libflashlm_attn.so")
+    ap.add_argument("--quick", action="store_true", help="fewer GQA ratios")
+    ap.add_argument("--no-bench", action="store_true")
+    args = ap.parse_args()
+    lib = load_lib(args.lib)
+    ok = correctness(lib, args.quick)
+    if not args.no_bench:
+        bench(lib)
+    print("\nattn_check:", "PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
