@@ -101,8 +101,14 @@ expect_error "badprompts:2: 'five' is not a token id" "$bin" generate "$q3" --pr
 expect_error "unexpected argument 'extra'" "$bin" info "$q3" extra
 expect_error "model '/nonexistent/m': no such directory" "$bin" info /nonexistent/m
 expect_error "runs with --load-format dummy" "$bin" generate Qwen/Qwen3-0.6B --prompt-ids 1
-expect_error "unknown attention backend 'flash' \(this build has: auto, cpu\)" \
+expect_error "unknown attention backend 'flash' \(this build has: auto, paged, cpu\)" \
     "$bin" generate "$q3" --prompt-ids 1 --attention-backend flash
+# No GPU here (CI): asking for one is one clear error, and so is a bad name.
+expect_error "--device cuda: (no CUDA GPU is usable|this flashlm was built without CUDA)" \
+    "$bin" generate "$q3" --prompt-ids 1 --device cuda
+expect_error "--device: 'tpu' is not one of auto, cuda, cpu" "$bin" generate "$q3" --prompt-ids 1 --device tpu
+expect_error "attention backend 'paged' cannot run this model: runs on CUDA, not CPU" \
+    "$bin" generate "$q3" --prompt-ids 1 --attention-backend paged
 expect_error "unknown attention backend 'fa4'" env FLASHLM_ATTENTION_BACKEND=fa4 "$bin" generate "$q3" --prompt-ids 1
 expect_ok '"token_ids":\[' env FLASHLM_ATTENTION_BACKEND=cpu "$bin" generate "$q3" --prompt-ids 1 --max-tokens 2
 expect_ok '^  cpu +CPU; head sizes any even; block sizes 16, 32, 64, 128; causal' "$bin" info "$q3"

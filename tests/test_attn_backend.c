@@ -23,7 +23,10 @@ static void test_select(void **state)
     assert_ptr_equal(fl_attn_backend_select("cpu", &n, &err), b);
 
     assert_null(fl_attn_backend_select("flash", &n, &err));
-    assert_msg_contains(err.msg, "unknown attention backend 'flash' (this build has: auto, cpu)");
+    assert_msg_contains(err.msg, "unknown attention backend 'flash' (this build has: auto, paged, cpu)");
+    assert_null(fl_attn_backend_select("paged", &n, &err));
+    assert_msg_contains(err.msg, "attention backend 'paged' cannot run this model: runs on CUDA, not CPU "
+                                 "(backends that can: cpu)");
 
     n = cpu_needs(33, 128);
     assert_null(fl_attn_backend_select("cpu", &n, &err));
@@ -48,8 +51,33 @@ static void test_select(void **state)
     assert_msg_contains(why, "runs on CPU, not CUDA");
 }
 
+/* The CUDA side: auto takes paged where it can run, and says why not. */
+static void test_select_cuda(void **state)
+{
+    (void)state;
+    fl_error err = { "" };
+    fl_attn_needs n = { .device = FL_DEVICE_CUDA, .cc = 90, .head_dim = 128, .block_size = 128,
+                        .kv_dtype = FL_BF16, .features = FL_ATTN_CAUSAL };
+    const fl_attn_backend *b = fl_attn_backend_select(NULL, &n, &err);
+    assert_non_null(b);
+    assert_string_equal(b->name, "paged");
+    n.cc = 75;
+    assert_null(fl_attn_backend_select("paged", &n, &err));
+    assert_msg_contains(err.msg, "needs compute capability 8.0 to 9.0, the GPU has 7.5");
+    n.cc = 80;
+    n.head_dim = 80;
+    assert_null(fl_attn_backend_select("auto", &n, &err));
+    assert_msg_contains(err.msg, "no attention backend can run this model on this device");
+    assert_null(fl_attn_backend_select("paged", &n, &err));
+    assert_msg_contains(err.msg, "head size 80 is not supported (supported: 16, 32, 64, 96, 128, 256)");
+    n.head_dim = 64;
+    n.kv_dtype = FL_F32;
+    assert_null(fl_attn_backend_select("paged", &n, &err));
+    assert_msg_contains(err.msg, "KV cache dtype F32 is not supported");
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_select) };
+    const struct CMUnitTest tests[] = { cmocka_unit_test(test_select), cmocka_unit_test(test_select_cuda) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
 /* test_util.c - see test_util.h. */
 #include "test_util.h"
 
+#include <math.h>
+
 #include <dirent.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -76,7 +78,9 @@ void tu_copy_files(const char *src, const char *dst)
 const char *tu_fixture(const char *name)
 {
     static char path[4096];
-    snprintf(path, sizeof path, "%s/%s", FIXTURES_DIR, name);
+    /* the GPU machine runs the tests from another checkout path */
+    const char *dir = getenv("FLASHLM_FIXTURES_DIR");
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : FIXTURES_DIR, name);
     return path;
 }
 
@@ -115,4 +119,56 @@ void tu_safetensors_free(tu_safetensors *st)
 {
     json_decref(st->header);
     free(st->data);
+}
+
+void tu_truncated_softmax(const float *logits, int v, float temperature, int top_k, float top_p,
+                          float min_p, double *p)
+{
+    double sum = 0, max = 0;
+    for (int i = 0; i < v; i++)
+        sum += p[i] = exp(logits[i] / temperature);
+    for (int i = 0; i < v; i++)
+        if ((p[i] /= sum) > max)
+            max = p[i];
+    for (int i = 0; i < v; i++)
+        if ((min_p > 0 && p[i] < min_p * max) || (top_k > 0 && i >= top_k))
+            p[i] = 0;
+    double mass = 0, kept = 0;
+    for (int i = 0; i < v; i++)
+        mass += p[i];
+    for (int i = 0; i < v; i++) {
+        if (top_p < 1 && kept >= top_p * mass)
+            p[i] = 0;
+        kept += p[i];
+    }
+    double total = 0;
+    for (int i = 0; i < v; i++)
+        total += p[i];
+    for (int i = 0; i < v; i++)
+        p[i] /= total;
+}
+
+void tu_check_draws(const char *what, const double *p, const int *count, int v, int draws)
+{
+    /* chi-square critical values at alpha = 0.001 for 1..7 degrees of freedom */
+    static const double critical[8] = { 0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32 };
+    double chi2 = 0;
+    int df = -1;
+    for (int i = 0; i < v; i++) {
+        if (p[i] == 0) {
+            if (count[i] != 0) {
+                print_error("%s: token %d drawn %d times but truncated away\n", what, i, count[i]);
+                fail();
+            }
+            continue;
+        }
+        const double e = p[i] * draws;
+        chi2 += (count[i] - e) * (count[i] - e) / e;
+        df++;
+    }
+    assert_true(df < 8);
+    if (df > 0 && chi2 > critical[df]) {
+        print_error("%s: chi-square %.2f over %.2f (df %d)\n", what, chi2, critical[df], df);
+        fail();
+    }
 }

@@ -27,7 +27,7 @@ from triton.testing import do_bench
 
 class Shape(ctypes.Structure):
     _fields_ = [("num_heads", ctypes.c_int), ("num_kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int),
-                ("block_size", ctypes.c_int), ("num_sms", ctypes.c_int)]
+                ("block_size", ctypes.c_int), ("num_sms", ctypes.c_int), ("smem_per_sm", ctypes.c_int)]
 
 
 class Plan(ctypes.Structure):
@@ -46,7 +46,9 @@ class PagedAttention:
 
     def __init__(self, lib, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len=0):
         self.lib = lib
-        self.shape = Shape(hq, hkv, d, bs, torch.cuda.get_device_properties(0).multi_processor_count)
+        props = torch.cuda.get_device_properties(0)
+        smem = getattr(props, "shared_memory_per_multiprocessor", 228 * 1024)
+        self.shape = Shape(hq, hkv, d, bs, props.multi_processor_count, smem)
         n = len(q_lens)
         qs = [0]
         for q in q_lens:
@@ -149,7 +151,7 @@ def correctness(lib, quick):
     gen = torch.Generator().manual_seed(torch.seed() % (1 << 62))
     rows = []
     ok_all = True
-    head_dims = (64, 96, 128, 256)
+    head_dims = (16, 32, 64, 96, 128, 256)
     block_sizes = (16, 32, 64, 128)
     groups = ((8, 8), (16, 8), (16, 4), (8, 1), (16, 1)) if not quick else ((16, 8), (8, 1))
     for d in head_dims:

@@ -8,4 +8,4 @@ tools/build.sh "$@"
 [ -d tests/js/node_modules ] || (cd tests/js && npm ci --no-audit --no-fund)
 dir=build
 [ "${1:-}" = "--sanitize" ] && dir=build-asan
-ctest --test-dir "$dir" --output-on-failure
+ctest --test-dir "$dir" --output-on-failure --label-exclude gpu

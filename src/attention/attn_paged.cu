@@ -499,6 +499,8 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan 
     p.scale_log2 = a->scale * 1.4426950408889634f;
     cudaStream_t s = (cudaStream_t)stream;
     switch (shape->head_dim) {
+    case 16: return (int)launch<16, 32>(p, plan, s);
+    case 32: return (int)launch<32, 32>(p, plan, s);
     case 64: return (int)launch<64, 64>(p, plan, s);
     case 96: return (int)launch<96, 64>(p, plan, s);
     case 128: return (int)launch<128, 64>(p, plan, s);

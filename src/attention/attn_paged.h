@@ -41,9 +41,10 @@ extern "C" {
 typedef struct fl_attn_shape {
     int num_heads;      /* query heads */
     int num_kv_heads;   /* divides num_heads */
-    int head_dim;       /* 64, 96, 128 or 256 */
+    int head_dim;       /* 64, 96, 128 or 256 (and 16, 32 for small test models) */
     int block_size;     /* 16, 32, 64 or 128 */
     int num_sms;        /* the GPU's multiprocessors (split heuristic) */
+    int smem_per_sm;    /* bytes of shared memory per multiprocessor */
 } fl_attn_shape;
 
 /* Which shapes the kernels are built for; 0 if supported, else -1 and a
@@ -64,15 +65,20 @@ typedef struct fl_attn_plan {
 int fl_attn_plan_work_cap(const fl_attn_shape *shape, int num_seqs, int num_tokens);
 
 /* Plans a step from host copies of query_start[num_seqs + 1] and
- * seq_lens[num_seqs]. The split count comes from the number of decode CTAs
- * against the SM count, capped so that each split keeps at least two KV
- * tiles of the longest context: that of the batch, or max_seq_len if
- * larger (a CUDA graph is planned once for every context it will see). */
+ * seq_lens[num_seqs]. Splits fill the GPU: when the decode CTAs are fewer
+ * than the SMs can hold at once (from the decode kernel's shared memory),
+ * each is split so that one wave holds them all, capped so that each split
+ * keeps at least two KV tiles of the longest context: that of the batch,
+ * or max_seq_len if larger (a CUDA graph is planned once for every context
+ * it will see). */
 void fl_attn_plan_build(fl_attn_plan *plan, const fl_attn_shape *shape, const int32_t *query_start,
                         const int32_t *seq_lens, int num_seqs, int max_seq_len);
 
 /* Floats of split-KV scratch the plan needs (0 without splits). */
 size_t fl_attn_plan_scratch_floats(const fl_attn_plan *plan, const fl_attn_shape *shape);
+
+/* The most scratch any plan of at most max_seqs decode sequences needs. */
+size_t fl_attn_plan_scratch_floats_max(const fl_attn_shape *shape, int max_seqs);
 
 /* The device side of one call. All pointers are device memory. */
 typedef struct fl_attn_args {

@@ -5,13 +5,17 @@
 
 #include <stdio.h>
 
-/* Keys per KV tile of the kernels (both kernels step through KV in 64s). */
+/* Keys per KV tile of the decode kernel, and its shared memory: 16 query
+ * rows and two stages of K and V tiles, rows padded by 8 elements; plus
+ * the 1 KiB the hardware reserves per CTA. */
 #define KV_TILE 64
+#define DECODE_SMEM(d) ((FL_ATTN_DECODE_ROWS + 4 * KV_TILE) * ((d) + 8) * 2 + 1024)
 
 int fl_attn_paged_supports(const fl_attn_shape *s, char *why, size_t len)
 {
-    if (s->head_dim != 64 && s->head_dim != 96 && s->head_dim != 128 && s->head_dim != 256) {
-        snprintf(why, len, "head dim %d (supported: 64, 96, 128, 256)", s->head_dim);
+    const int d = s->head_dim;
+    if (d != 16 && d != 32 && d != 64 && d != 96 && d != 128 && d != 256) {
+        snprintf(why, len, "head dim %d (supported: 16, 32, 64, 96, 128, 256)", d);
         return -1;
     }
     if (s->block_size != 16 && s->block_size != 32 && s->block_size != 64 && s->block_size != 128) {
@@ -44,6 +48,24 @@ static int ceil_div(long a, long b)
     return (int)((a + b - 1) / b);
 }
 
+/* Splits per decode CTA (see attn_paged.h). */
+static int split_count(const fl_attn_shape *s, int num_decode, int longest)
+{
+    if (num_decode == 0)
+        return 1;
+    int per_sm = s->smem_per_sm / DECODE_SMEM(s->head_dim);
+    if (per_sm < 1)
+        per_sm = 1;
+    const long ctas = (long)num_decode * s->num_kv_heads, slots = (long)per_sm * s->num_sms;
+    int splits = ctas >= slots ? 1 : (int)(slots / ctas);
+    const int by_length = ceil_div(longest, KV_TILE) / 2;
+    if (splits > by_length)
+        splits = by_length;
+    if (splits > FL_ATTN_MAX_SPLITS)
+        splits = FL_ATTN_MAX_SPLITS;
+    return splits < 1 ? 1 : splits;
+}
+
 void fl_attn_plan_build(fl_attn_plan *p, const fl_attn_shape *s, const int32_t *query_start,
                         const int32_t *seq_lens, int num_seqs, int max_seq_len)
 {
@@ -70,18 +92,7 @@ void fl_attn_plan_build(fl_attn_plan *p, const fl_attn_shape *s, const int32_t *
     }
     p->num_decode = n - 2 * p->num_prefill;
     p->work_len = n;
-    p->num_splits = 1;
-    if (p->num_decode > 0) {
-        /* two waves of CTAs over the SMs, each split at least two tiles */
-        const int ctas = p->num_decode * s->num_kv_heads;
-        int splits = ceil_div(2L * s->num_sms, ctas);
-        const int by_length = ceil_div(longest, KV_TILE) / 2;
-        if (splits > by_length)
-            splits = by_length;
-        if (splits > FL_ATTN_MAX_SPLITS)
-            splits = FL_ATTN_MAX_SPLITS;
-        p->num_splits = splits < 1 ? 1 : splits;
-    }
+    p->num_splits = split_count(s, p->num_decode, longest);
 }
 
 size_t fl_attn_plan_scratch_floats(const fl_attn_plan *p, const fl_attn_shape *s)
@@ -91,4 +102,16 @@ size_t fl_attn_plan_scratch_floats(const fl_attn_plan *p, const fl_attn_shape *s
     /* per (decode seq, KV head, split, row): head_dim outputs and one LSE */
     return (size_t)p->num_decode * s->num_kv_heads * p->num_splits * FL_ATTN_DECODE_ROWS *
            (size_t)(s->head_dim + 1);
+}
+
+size_t fl_attn_plan_scratch_floats_max(const fl_attn_shape *s, int max_seqs)
+{
+    size_t most = 0;
+    for (int d = 1; d <= max_seqs; d++) {
+        const fl_attn_plan p = { .num_decode = d, .num_splits = split_count(s, d, 1 << 30) };
+        const size_t f = fl_attn_plan_scratch_floats(&p, s);
+        if (f > most)
+            most = f;
+    }
+    return most;
 }

@@ -7,6 +7,17 @@
 
 static const fl_attn_backend registry[] = {
     {
+        .name = "paged",
+        .description = "paged attention on CUDA: mma.sync prefill tiles, split-KV decode with GQA "
+                       "packing (attention/attn_paged)",
+        .device = FL_DEVICE_CUDA,
+        .min_cc = 80, .max_cc = 90, /* sm_80 and sm_90a machine code, no PTX */
+        .head_dims = { 16, 32, 64, 96, 128, 256 },
+        .block_sizes = { 16, 32, 64, 128 },
+        .kv_dtypes = { FL_BF16 },
+        .features = FL_ATTN_CAUSAL,
+    },
+    {
         .name = "cpu",
         .description = "reference paged attention on the CPU, float32 (attention/attn_cpu)",
         .device = FL_DEVICE_CPU,

@@ -3,6 +3,9 @@
 
 #include "attention/backend.h"
 #include "cpu/cpu_runner.h"
+#ifdef FLASHLM_HAVE_CUDA
+#include "cuda/cuda_runner.h"
+#endif
 
 #include <errno.h>
 #include <stdio.h>
@@ -93,6 +96,7 @@ void fl_engine_opts_default(fl_engine_opts *o)
     fl_engine_config_default(&o->ec);
     o->block_size = 128;
     o->num_blocks = 0;
+    o->gpu_memory_utilization = 0.9f;
 }
 
 int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *err)
@@ -119,22 +123,82 @@ int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *e
     case FL_OPT_ATTN_BACKEND:
         o->attention_backend = arg;
         return 1;
+    case FL_OPT_DEVICE:
+        if (strcmp(arg, "auto") != 0 && strcmp(arg, "cuda") != 0 && strcmp(arg, "cpu") != 0)
+            return fl_fail(err, "--device: '%s' is not one of auto, cuda, cpu", arg);
+        o->device = arg;
+        return 1;
+    case FL_OPT_GPU_MEM:
+        return fl_cli_float("--gpu-memory-utilization", arg, 1e-3, 1, &o->gpu_memory_utilization, err) ? -1 : 1;
+    case FL_OPT_ENFORCE_EAGER:
+        o->enforce_eager = 1;
+        return 1;
     default:
         return 0;
     }
 }
 
-int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, const char **backend,
-                      fl_error *err)
+int fl_cli_device(const char *name, fl_device_kind *kind, int *cc, fl_error *err)
+{
+    *kind = FL_DEVICE_CPU;
+    *cc = 0;
+    if (name && strcmp(name, "cpu") == 0)
+        return 0;
+#ifdef FLASHLM_HAVE_CUDA
+    fl_error why;
+    if (fl_cuda_device_cc(cc, &why) == 0) {
+        *kind = FL_DEVICE_CUDA;
+        return 0;
+    }
+    if (name && strcmp(name, "cuda") == 0)
+        return fl_fail(err, "--device cuda: %s", why.msg);
+#else
+    if (name && strcmp(name, "cuda") == 0)
+        return fl_fail(err, "--device cuda: this flashlm was built without CUDA (FLASHLM_CUDA=OFF)");
+#endif
+    return 0;
+}
+
+fl_attn_needs fl_engine_opts_attn_needs(const fl_engine_opts *o, const fl_model_config *cfg)
+{
+#ifdef FLASHLM_HAVE_CUDA
+    if (o->device_kind == FL_DEVICE_CUDA)
+        return fl_cuda_runner_attn_needs(cfg, o->block_size, o->cc);
+#endif
+    return fl_cpu_runner_attn_needs(cfg, o->block_size);
+}
+
+int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, fl_error *err)
 {
     if (o->ec.max_model_len <= 0 || o->ec.max_model_len > cfg->max_position_embeddings)
         o->ec.max_model_len = cfg->max_position_embeddings;
+    if (fl_cli_device(o->device, &o->device_kind, &o->cc, err) != 0)
+        return -1;
     const char *name = o->attention_backend ? o->attention_backend : getenv("FLASHLM_ATTENTION_BACKEND");
-    const fl_attn_needs needs = fl_cpu_runner_attn_needs(cfg, o->block_size);
+    const fl_attn_needs needs = fl_engine_opts_attn_needs(o, cfg);
     const fl_attn_backend *b = fl_attn_backend_select(name, &needs, err);
     if (!b)
         return -1;
-    *backend = b->name;
+    o->backend = b->name;
+    return 0;
+}
+
+int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runner *runner, fl_error *err)
+{
+#ifdef FLASHLM_HAVE_CUDA
+    if (o->device_kind == FL_DEVICE_CUDA) {
+        const fl_cuda_runner_opts co = {
+            .max_tokens = o->ec.max_num_batched_tokens, .max_context = o->ec.max_model_len,
+            .max_seqs = o->ec.max_num_seqs, .block_size = o->block_size, .num_blocks = o->num_blocks,
+            .gpu_memory_utilization = o->gpu_memory_utilization, .enforce_eager = o->enforce_eager,
+        };
+        return fl_cuda_runner_init(runner, &m->cfg, &m->weights, &co, err);
+    }
+#else
+    (void)err;
+#endif
+    fl_cpu_runner_init(runner, &m->cfg, &m->weights, o->ec.max_num_batched_tokens, o->ec.max_model_len,
+                       o->block_size, o->num_blocks, o->ec.max_num_seqs);
     return 0;
 }
 

@@ -10,8 +10,10 @@
 #include <getopt.h>
 #include <stdint.h>
 
+#include "attention/backend.h"
 #include "base/error.h"
 #include "engine/engine.h"
+#include "engine/model_runner.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -48,7 +50,7 @@ typedef struct fl_model_opts {
 enum {
     FL_OPT_MODEL = 1000, FL_OPT_LOAD_FORMAT, FL_OPT_SEED,
     FL_OPT_BLOCK_SIZE, FL_OPT_NUM_BLOCKS, FL_OPT_MAX_SEQS, FL_OPT_MAX_BATCHED, FL_OPT_MAX_MODEL_LEN,
-    FL_OPT_NO_PREFIX_CACHING, FL_OPT_ATTN_BACKEND,
+    FL_OPT_NO_PREFIX_CACHING, FL_OPT_ATTN_BACKEND, FL_OPT_DEVICE, FL_OPT_GPU_MEM, FL_OPT_ENFORCE_EAGER,
     FL_OPT_FIRST_OWN,
 };
 
@@ -58,6 +60,13 @@ typedef struct fl_engine_opts {
     int block_size;          /* default 128 */
     int num_blocks;          /* --num-gpu-blocks-override; 0: from memory */
     const char *attention_backend; /* --attention-backend, else $FLASHLM_ATTENTION_BACKEND, else auto */
+    const char *device;      /* --device: auto (default), cuda, cpu */
+    float gpu_memory_utilization; /* default 0.9 */
+    int enforce_eager;       /* no CUDA graphs */
+    /* settled by fl_engine_opts_fit */
+    fl_device_kind device_kind;
+    int cc;                  /* CUDA compute capability x10 */
+    const char *backend;     /* the chosen attention backend */
 } fl_engine_opts;
 
 #define FL_ENGINE_OPTS_LONG                                                           \
@@ -67,7 +76,25 @@ typedef struct fl_engine_opts {
     { "max-num-batched-tokens", required_argument, NULL, FL_OPT_MAX_BATCHED },        \
     { "max-model-len", required_argument, NULL, FL_OPT_MAX_MODEL_LEN },               \
     { "no-enable-prefix-caching", no_argument, NULL, FL_OPT_NO_PREFIX_CACHING },        \
-    { "attention-backend", required_argument, NULL, FL_OPT_ATTN_BACKEND }
+    { "attention-backend", required_argument, NULL, FL_OPT_ATTN_BACKEND },                \
+    { "device", required_argument, NULL, FL_OPT_DEVICE },                             \
+    { "gpu-memory-utilization", required_argument, NULL, FL_OPT_GPU_MEM },            \
+    { "enforce-eager", no_argument, NULL, FL_OPT_ENFORCE_EAGER }
+
+#define FL_ENGINE_OPTS_HELP                                                                      \
+    "engine:\n"                                                                                   \
+    "  --device D             auto (default: CUDA if a GPU is usable, else the CPU), cuda, cpu\n" \
+    "  --max-model-len N      context length (default: the model's)\n"                           \
+    "  --max-num-seqs N       sequences in the running batch (default 256)\n"                    \
+    "  --max-num-batched-tokens N  tokens per step (default 2048)\n"                             \
+    "  --block-size N         KV block size: 16, 32, 64, 128 (default 128)\n"                    \
+    "  --num-gpu-blocks-override N  KV blocks, whatever the memory\n"                            \
+    "  --gpu-memory-utilization F   share of GPU memory for weights, activations and KV\n"       \
+    "                         (default 0.9; the CPU backend budgets 4 GiB instead)\n"            \
+    "  --enforce-eager        no CUDA graphs for decode steps\n"                                 \
+    "  --attention-backend B  auto (default; or FLASHLM_ATTENTION_BACKEND) or a backend\n"       \
+    "                         that `flashlm info` lists\n"                                        \
+    "  --no-enable-prefix-caching\n"
 
 void fl_engine_opts_default(fl_engine_opts *o);
 /* Like fl_model_opts_take, for the engine options. */
@@ -83,10 +110,19 @@ int fl_cli_parse_engine_command(const char *cmd, const char *help, int argc, cha
                                 const struct option *opts, fl_model_opts *model, fl_engine_opts *eng,
                                 fl_cli_take_fn take, void *ctx, fl_error *err);
 
-/* Settles max_model_len against the model (at most its positions) and
- * chooses the attention backend for it; -1 with one message if the chosen
- * backend cannot run the model. */
-int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, const char **backend,
+/* Settles max_model_len against the model (at most its positions), the
+ * device, and the attention backend for both; -1 with one message if the
+ * device is not usable or the chosen backend cannot run the model. */
+int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, fl_error *err);
+
+/* The device --device names (auto: CUDA if usable, else the CPU). */
+int fl_cli_device(const char *name, fl_device_kind *kind, int *cc, fl_error *err);
+
+/* What attention the runner for o's device asks of for cfg. */
+fl_attn_needs fl_engine_opts_attn_needs(const fl_engine_opts *o, const fl_model_config *cfg);
+
+/* Builds the runner of the settled device for model m (after _fit). */
+int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runner *runner,
                        fl_error *err);
 /* The ids that end a sequence: the model config's EOS ids plus the
  * tokenizer's eos_token (tok may be NULL). Returns the count. */

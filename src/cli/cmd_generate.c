@@ -36,10 +36,7 @@ static const char generate_help[] =
     "  --top-p P  --min-p P  --repetition-penalty R  --presence-penalty P\n"
     "  --frequency-penalty F  --stop STR (repeatable)  --stop-token-ids IDS\n"
     "  --ignore-eos  --logprobs N\n"
-    "engine:\n"
-    "  --block-size N (128: 16, 32, 64, 128)  --num-gpu-blocks-override N\n"
-    "  --max-num-seqs N (256)  --max-num-batched-tokens N (2048)  --max-model-len N\n"
-    "  --no-enable-prefix-caching  --attention-backend NAME (auto; or FLASHLM_ATTENTION_BACKEND)\n";
+    FL_ENGINE_OPTS_HELP;
 
 enum {
     OPT_TOKENIZER = FL_OPT_FIRST_OWN, OPT_PROMPT, OPT_PROMPT_IDS, OPT_PROMPTS_FILE, OPT_MAX_TOKENS,
@@ -327,8 +324,8 @@ static int run(generate_opts *o, fl_error *err)
         }
         fl_tok_scratch_free(&s);
     }
-    const char *backend;
-    if (fl_engine_opts_fit(&o->eng, &m.cfg, &backend, err) != 0) {
+    fl_model_runner runner;
+    if (fl_engine_opts_fit(&o->eng, &m.cfg, err) != 0 || fl_cli_runner_init(&o->eng, &m, &runner, err) != 0) {
         fl_model_free(&m);
         if (have_tok)
             fl_tokenizer_free(&tok);
@@ -336,11 +333,7 @@ static int run(generate_opts *o, fl_error *err)
     }
     int32_t eos[FL_MAX_EOS_IDS + 1];
     const int num_eos = fl_eos_ids(&m.cfg, have_tok ? &tok : NULL, eos);
-    fl_model_runner runner;
-    fl_cpu_runner_init(&runner, &m.cfg, &m.weights, o->eng.ec.max_num_batched_tokens,
-                       o->eng.ec.max_model_len, o->eng.block_size, o->eng.num_blocks,
-                       o->eng.ec.max_num_seqs);
-    fl_model_free(&m); /* the runner keeps its own float32 copy */
+    fl_model_free(&m); /* the runner keeps its own copy of the weights */
     collector c = { fl_calloc((size_t)o->num_prompts * o->sp.n, sizeof(result)), o->sp.n };
     fl_engine *e = fl_engine_create(&o->eng.ec, &runner, have_tok ? &tok : NULL, eos, num_eos,
                                     collect, &c);

@@ -86,8 +86,18 @@ int fl_cmd_info(int argc, char **argv)
     print_config(&m);
     int count;
     const fl_attn_backend *backends = fl_attn_backends(&count);
-    const fl_attn_needs needs = fl_cpu_runner_attn_needs(&m.cfg, 128);
-    printf("attention backends:\n");
+    fl_engine_opts eo;
+    fl_engine_opts_default(&eo);
+    if (fl_cli_device(NULL, &eo.device_kind, &eo.cc, &err) != 0) {
+        fl_model_free(&m);
+        goto fail;
+    }
+    const fl_attn_needs needs = fl_engine_opts_attn_needs(&eo, &m.cfg);
+    if (eo.device_kind == FL_DEVICE_CUDA)
+        printf("attention backends (this model on the GPU, compute capability %d.%d, block size 128):\n",
+               eo.cc / 10, eo.cc % 10);
+    else
+        printf("attention backends (this model on the CPU, block size 128; no usable GPU):\n");
     for (int i = 0; i < count; i++) {
         char line[512], why[256];
         fl_attn_backend_describe(&backends[i], line, sizeof line);

@@ -29,20 +29,11 @@ static const char serve_help[] =
     "  --served-model-name S  the model name clients use (default: MODEL)\n"
     "  --tokenizer DIR        tokenizer directory (default: the model directory)\n"
     "  --chat-template FILE   a Jinja chat template instead of the tokenizer's\n"
-    "  --max-model-len N      context length (default: the model's)\n"
-    "  --max-num-seqs N       sequences in the running batch (default 256)\n"
-    "  --max-num-batched-tokens N  tokens per step (default 2048)\n"
-    "  --block-size N         KV block size: 16, 32, 64, 128 (default 128)\n"
-    "  --num-gpu-blocks-override N  KV blocks, whatever the memory\n"
-    "  --gpu-memory-utilization F   share of GPU memory (0, 1] (default 0.9; the CPU\n"
-    "                         backend budgets 4 GiB of host memory instead)\n"
-    "  --attention-backend B  auto (default; or FLASHLM_ATTENTION_BACKEND) or a backend\n"
-    "                         that `flashlm info` lists\n"
-    "  --no-enable-prefix-caching\n";
+    FL_ENGINE_OPTS_HELP;
 
 enum {
     OPT_HOST = FL_OPT_FIRST_OWN, OPT_PORT, OPT_API_KEY, OPT_SERVED_NAME, OPT_TOKENIZER,
-    OPT_CHAT_TEMPLATE, OPT_GPU_MEM,
+    OPT_CHAT_TEMPLATE,
 };
 
 typedef struct serve_opts {
@@ -50,7 +41,6 @@ typedef struct serve_opts {
     fl_server_config sc;
     fl_engine_opts eng;
     const char *tokenizer_dir, *chat_template;
-    float gpu_mem;
 } serve_opts;
 
 static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
@@ -62,7 +52,6 @@ static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
     case OPT_SERVED_NAME: o->sc.served_model_name = arg; return 0;
     case OPT_TOKENIZER: o->tokenizer_dir = arg; return 0;
     case OPT_CHAT_TEMPLATE: o->chat_template = arg; return 0;
-    case OPT_GPU_MEM: return fl_cli_float("--gpu-memory-utilization", arg, 1e-3, 1, &o->gpu_mem, err);
     default: return 1;
     }
 }
@@ -85,7 +74,6 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "tokenizer", required_argument, NULL, OPT_TOKENIZER },
         { "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
         FL_ENGINE_OPTS_LONG,
-        { "gpu-memory-utilization", required_argument, NULL, OPT_GPU_MEM },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -132,8 +120,8 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
         return -1;
     }
     l->have_chat = source != NULL;
-    const char *backend;
-    if (fl_engine_opts_fit(&o->eng, &m.cfg, &backend, err) != 0) {
+    fl_model_runner runner;
+    if (fl_engine_opts_fit(&o->eng, &m.cfg, err) != 0 || fl_cli_runner_init(&o->eng, &m, &runner, err) != 0) {
         fl_model_free(&m);
         if (l->have_chat)
             fl_chat_template_free(&l->chat);
@@ -143,16 +131,13 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
     const int max_len = o->eng.ec.max_model_len;
     int32_t eos[FL_MAX_EOS_IDS + 1];
     const int num_eos = fl_eos_ids(&m.cfg, &l->tok, eos);
-    fl_model_runner runner;
-    fl_cpu_runner_init(&runner, &m.cfg, &m.weights, o->eng.ec.max_num_batched_tokens, max_len,
-                       o->eng.block_size, o->eng.num_blocks, o->eng.ec.max_num_seqs);
     srv->vocab_size = m.cfg.vocab_size;
     fl_model_free(&m);
     srv->tok = &l->tok;
     srv->chat = l->have_chat ? &l->chat : NULL;
     srv->max_model_len = max_len;
     fprintf(stderr, "INFO flashlm: attention backend %s; KV cache %d blocks of %d = %d tokens; "
-            "maximum concurrency for %d tokens per request: %.2fx\n", backend, runner.num_blocks,
+            "maximum concurrency for %d tokens per request: %.2fx\n", o->eng.backend, runner.num_blocks,
             runner.block_size, runner.num_blocks * runner.block_size, max_len,
             (double)runner.num_blocks * runner.block_size / max_len);
     srv->engine = fl_engine_create(&o->eng.ec, &runner, &l->tok, eos, num_eos, fl_server_output_fn(), srv);
@@ -162,8 +147,7 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
 int fl_cmd_serve(int argc, char **argv)
 {
     serve_opts o = { .sc = { .host = "0.0.0.0", .port = 8000, .max_body_bytes = 8u << 20,
-                             .max_waiting_requests = 4096 },
-                     .gpu_mem = 0.9f };
+                             .max_waiting_requests = 4096 } };
     fl_engine_opts_default(&o.eng);
     fl_error err = { "" };
     int rc = parse_args(&o, argc, argv, &err);

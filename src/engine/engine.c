@@ -47,7 +47,11 @@ fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner
     e->tables = fl_malloc(S * (size_t)e->max_blocks_per_seq * sizeof(int32_t));
     e->step_seqs = fl_malloc(S * sizeof(fl_seq *));
     e->row_seqs = fl_malloc(S * sizeof(fl_seq *));
-    e->logits = fl_malloc(S * V * sizeof(float));
+    e->logits = fl_malloc((runner->sample ? 1 : S) * V * sizeof(float));
+    if (runner->sample) {
+        e->dev_rows = fl_malloc(S * sizeof *e->dev_rows);
+        e->dev_tokens = fl_malloc(S * sizeof(int32_t));
+    }
     e->sample_scratch = fl_calloc(1, fl_sample_scratch_bytes((int)V));
     e->lp_ids = fl_malloc((V < 64 ? V : 64) * sizeof(int32_t));
     e->lp_values = fl_malloc((V < 64 ? V : 64) * sizeof(float));
@@ -92,6 +96,8 @@ void fl_engine_destroy(fl_engine *e)
     free(e->row_seqs);
     free(e->logits);
     free(e->sample_scratch);
+    free(e->dev_rows);
+    free(e->dev_tokens);
     free(e->lp_ids);
     free(e->lp_values);
     free(e->running);
@@ -340,34 +346,68 @@ static void take_inbox(fl_engine *e)
     }
 }
 
+/* Can the device sample for s? Not with what needs the host sampler:
+ * penalties, logit bias, logprobs, or EOS still banned by min_tokens. */
+static int device_samples(const fl_seq *s)
+{
+    const fl_sampling_params *sp = &s->req->sp;
+    return sp->logprobs < 0 && sp->repetition_penalty == 1.f && sp->presence_penalty == 0.f &&
+           sp->frequency_penalty == 0.f && sp->num_logit_bias == 0 &&
+           (int)s->tokens.len - s->num_prompt >= sp->min_tokens;
+}
+
+/* Draws every row on the device (rows it cannot do are drawn again here). */
+static void sample_on_device(fl_engine *e, int num_rows)
+{
+    for (int r = 0; r < num_rows; r++) {
+        const fl_seq *s = e->row_seqs[r];
+        const fl_sampling_params *sp = &s->req->sp;
+        e->dev_rows[r] = (fl_device_sampling){
+            .temperature = sp->temperature, .top_p = sp->top_p, .min_p = sp->min_p, .top_k = sp->top_k,
+            .rng_key = s->rng_key, .step = (uint64_t)((int)s->tokens.len - s->num_prompt),
+        };
+    }
+    e->runner.sample(e->runner.impl, num_rows, e->dev_rows, e->dev_tokens);
+}
+
 int fl_engine_step(fl_engine *e)
 {
     take_inbox(e);
     fl_batch b = fl_schedule(e);
     if (b.num_tokens > 0) {
-        e->runner.forward(e->runner.impl, &b, e->logits);
+        const int on_device = e->runner.sample != NULL;
+        e->runner.forward(e->runner.impl, &b, on_device ? NULL : e->logits);
         e->stats.steps++;
         for (int i = 0; i < b.num_seqs; i++) {
             fl_seq *s = e->step_seqs[i];
             s->num_computed += s->scheduled;
             fl_seq_publish_blocks(e, s);
         }
+        if (on_device)
+            sample_on_device(e, b.num_logits);
         const int V = e->runner.vocab_size;
         for (int r = 0; r < b.num_logits; r++) {
             fl_seq *s = e->row_seqs[r];
             const fl_sampling_params *sp = &s->req->sp;
-            fl_sample_context ctx = {
-                .prompt = s->tokens.data, .num_prompt = s->num_prompt,
-                .output = s->tokens.data + s->num_prompt,
-                .num_output = (int)s->tokens.len - s->num_prompt,
-                .eos_ids = e->eos_ids, .num_eos = e->num_eos, .rng_key = s->rng_key,
-            };
             fl_logprobs lp = { .ids = e->lp_ids, .values = e->lp_values };
-            fl_sampling_params capped = *sp;
-            if (capped.logprobs > 64)
-                capped.logprobs = 64;
-            int32_t token = fl_sample(&capped, &ctx, e->logits + (size_t)r * V, V,
-                                      e->sample_scratch, sp->logprobs >= 0 ? &lp : NULL);
+            int32_t token;
+            if (on_device && device_samples(s)) {
+                token = e->dev_tokens[r];
+            } else {
+                float *logits = e->logits + (on_device ? 0 : (size_t)r * V);
+                if (on_device)
+                    e->runner.read_logits(e->runner.impl, r, logits);
+                fl_sample_context ctx = {
+                    .prompt = s->tokens.data, .num_prompt = s->num_prompt,
+                    .output = s->tokens.data + s->num_prompt,
+                    .num_output = (int)s->tokens.len - s->num_prompt,
+                    .eos_ids = e->eos_ids, .num_eos = e->num_eos, .rng_key = s->rng_key,
+                };
+                fl_sampling_params capped = *sp;
+                if (capped.logprobs > 64)
+                    capped.logprobs = 64;
+                token = fl_sample(&capped, &ctx, logits, V, e->sample_scratch, sp->logprobs >= 0 ? &lp : NULL);
+            }
             accept_token(e, s, token, sp->logprobs >= 0 ? &lp : NULL);
         }
     }

@@ -63,8 +63,10 @@ struct fl_engine {
     int32_t *ids, *pos, *tseq, *rows, *tables;
     fl_seq **step_seqs;
     fl_seq **row_seqs;
-    float *logits;
+    float *logits;               /* (rows, vocab): every row, or one with device sampling */
     void *sample_scratch;
+    fl_device_sampling *dev_rows; /* with device sampling: [max_num_seqs] */
+    int32_t *dev_tokens;
     int32_t *lp_ids;
     float *lp_values;
     fl_engine_stats stats;

@@ -2,12 +2,25 @@
  *
  * The engine is device-agnostic: it plans steps (fl_batch), owns block
  * accounting and sampling; a runner owns the weights and the KV memory and
- * turns a batch into logits. The CPU backend implements it now, the CUDA
- * backend next. */
+ * turns a batch into logits. A runner on a GPU can also sample there, so
+ * that only token ids cross to the host; the engine then fetches logits
+ * only for rows whose sampling the device does not do (penalties, logit
+ * bias, logprobs, min_tokens). */
 #ifndef FL_MODEL_RUNNER_H
 #define FL_MODEL_RUNNER_H
 
 #include "model/batch.h"
+
+/* One row's sampling on the device (see cuda/model_kernels.h for the
+ * semantics; the same fields). */
+typedef struct fl_device_sampling {
+    float temperature;
+    float top_p;
+    float min_p;
+    int top_k;
+    uint64_t rng_key;
+    uint64_t step;
+} fl_device_sampling;
 
 typedef struct fl_model_runner {
     void *impl;
@@ -17,8 +30,13 @@ typedef struct fl_model_runner {
     int num_blocks;      /* KV cache blocks it holds */
     int block_size;
     /* Writes the K/V of b's tokens and the logits of its logit rows,
-     * (num_logits, vocab_size) into logits. */
+     * (num_logits, vocab_size) into logits; with logits NULL (only if
+     * sample is set) they stay on the device for sample/read_logits. */
     void (*forward)(void *impl, const fl_batch *b, float *logits);
+    /* Optional: draws tokens[i] from logit row i of the last forward. */
+    void (*sample)(void *impl, int num_rows, const fl_device_sampling *rows, int32_t *tokens);
+    /* With sample: copies logit row `row` of the last forward into out. */
+    void (*read_logits)(void *impl, int row, float *out);
     void (*destroy)(void *impl);
 } fl_model_runner;
 

@@ -1,0 +1,433 @@
+/* cuda_runner.c - one model step on the GPU (see cuda_runner.h).
+ *
+ * A step: the host packs the step's metadata (token ids, positions, KV
+ * slots, query starts, context lengths, block tables, logit rows and the
+ * attention plan) into one pinned buffer and uploads it in one copy; then
+ * the layers run on one stream; the logits of the rows that need them stay
+ * on the device for sampling. A step of decode tokens only is padded to a
+ * batch-size bucket and replayed from a CUDA graph captured the first time
+ * that bucket is seen: the host's work per step is then its planning, one
+ * upload and one graph launch. Padding tokens write their K/V to a scratch
+ * block past the engine's blocks and their logits are never read. */
+#include "cuda/cuda_runner.h"
+
+#include <cuda_runtime.h>
+#include <math.h>
+#include <string.h>
+
+#include "attention/attn_paged.h"
+#include "base/alloc.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_weights.h"
+#include "cuda/gemm.h"
+#include "cuda/model_kernels.h"
+#include "model/rope.h"
+
+/* Batch sizes with a decode graph: 1, 2, 4, 8, then every 16 up to 512. */
+#define MAX_GRAPH_SEQS 512
+#define NUM_BUCKETS (4 + MAX_GRAPH_SEQS / 16)
+/* GPU memory left out of the KV cache for the CUDA context's growth and graphs. */
+#define RESERVE_BYTES ((size_t)256 << 20)
+
+typedef struct meta_layout {  /* offsets in int32s into the metadata buffer */
+    size_t ids, pos, slots, query_start, seq_lens, rows, work, tables, total;
+} meta_layout;
+
+typedef struct cuda_runner {
+    fl_model_config cfg;
+    int max_tokens, max_seqs, max_context, block_size, num_blocks, width;
+    int enforce_eager;
+    cudaStream_t stream;
+    fl_gemm gemm;
+    fl_cuda_weights w;
+    uint16_t *kv;            /* per layer: K then V, (num_blocks + 1, bs, Hkv, D) each */
+    size_t layer_elems;
+    float *rope;             /* (max_context, head_dim): cos then sin */
+    /* activations */
+    float *x;                /* residual (max_tokens, hidden) */
+    uint16_t *h, *qkv, *q, *attn, *gate_up, *act;
+    float *logits;           /* (max(max_seqs, graph rows), vocab) */
+    float *attn_scratch;
+    /* step metadata */
+    meta_layout m;
+    int32_t *meta_host, *meta_dev;
+    fl_attn_shape shape;
+    fl_attn_plan plan;
+    fl_cuda_sample_params *sp_host, *sp_dev;
+    int32_t *tok_host, *tok_dev;
+    int num_logits;          /* rows of the last forward */
+    /* decode graphs, by bucket */
+    cudaGraphExec_t graphs[NUM_BUCKETS];
+} cuda_runner;
+
+static int bucket_size(int i)
+{
+    return i < 4 ? 1 << i : (i - 3) * 16;
+}
+
+/* The smallest bucket holding n sequences, or -1. */
+static int bucket_of(int n)
+{
+    for (int i = 0; i < NUM_BUCKETS; i++)
+        if (bucket_size(i) >= n)
+            return i;
+    return -1;
+}
+
+int fl_cuda_device_cc(int *cc, fl_error *err)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        cudaGetLastError();
+        return fl_fail(err, "no CUDA GPU is usable (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    }
+    struct cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, 0) != cudaSuccess)
+        return fl_fail(err, "cannot read the properties of GPU 0");
+    *cc = p.major * 10 + p.minor;
+    return 0;
+}
+
+fl_attn_needs fl_cuda_runner_attn_needs(const fl_model_config *cfg, int block_size, int cc)
+{
+    return (fl_attn_needs){ .device = FL_DEVICE_CUDA, .cc = cc, .head_dim = cfg->head_dim,
+                            .block_size = block_size, .kv_dtype = FL_BF16, .features = FL_ATTN_CAUSAL };
+}
+
+/* Tokens and sequences a step may hold: the engine's, or a padded graph's. */
+static size_t token_cap(const cuda_runner *r)
+{
+    return (size_t)(r->max_tokens > MAX_GRAPH_SEQS ? r->max_tokens : MAX_GRAPH_SEQS);
+}
+
+static size_t row_cap(const cuda_runner *r)
+{
+    return (size_t)(r->max_seqs > MAX_GRAPH_SEQS ? r->max_seqs : MAX_GRAPH_SEQS);
+}
+
+static uint16_t *k_cache(cuda_runner *r, int layer)
+{
+    return r->kv + (size_t)2 * layer * r->layer_elems;
+}
+
+static uint16_t *v_cache(cuda_runner *r, int layer)
+{
+    return r->kv + (size_t)(2 * layer + 1) * r->layer_elems;
+}
+
+/* Enqueues the model over the metadata on the device: T tokens of S
+ * sequences, logits for n_logits rows. */
+static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_plan *plan)
+{
+    const fl_model_config *c = &r->cfg;
+    const int H = c->hidden_size, I = c->intermediate_size, D = c->head_dim;
+    const int qkv_n = (c->num_heads + 2 * c->num_kv_heads) * D;
+    const int32_t *md = r->meta_dev;
+    void *s = r->stream;
+    FL_CUDA_CHECK(fl_cuda_embed(r->w.embed, md + r->m.ids, r->x, T, H, s));
+    for (int l = 0; l < c->num_layers; l++) {
+        const fl_cuda_layer *w = &r->w.layers[l];
+        FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, NULL, w->attn_norm, r->h, T, H, c->rms_norm_eps, s));
+        fl_gemm_run(&r->gemm, w->w_qkv, r->h, r->qkv, T, qkv_n, H, FL_GEMM_BF16, s);
+        const fl_cuda_qkv_args qa = {
+            .qkv = r->qkv, .bias = w->b_qkv, .q_norm = w->q_norm, .k_norm = w->k_norm, .rope = r->rope,
+            .positions = md + r->m.pos, .slots = md + r->m.slots, .q_out = r->q,
+            .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .num_tokens = T,
+            .num_heads = c->num_heads, .num_kv_heads = c->num_kv_heads, .head_dim = D, .eps = c->rms_norm_eps,
+        };
+        FL_CUDA_CHECK(fl_cuda_qkv_rope_cache(&qa, s));
+        const fl_attn_args aa = {
+            .q = r->q, .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .out = r->attn,
+            .query_start = md + r->m.query_start, .seq_lens = md + r->m.seq_lens,
+            .block_tables = md + r->m.tables, .work = md + r->m.work, .scratch = r->attn_scratch,
+            .max_blocks_per_seq = r->width, .scale = 1.f / sqrtf((float)D),
+        };
+        FL_CUDA_CHECK(fl_attn_paged_run(&r->shape, plan, &aa, s));
+        fl_gemm_run(&r->gemm, w->w_o, r->attn, r->x, T, H, c->num_heads * D, FL_GEMM_F32_ADD, s);
+        if (w->b_o)
+            FL_CUDA_CHECK(fl_cuda_add_bias(r->x, w->b_o, T, H, s));
+        FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, NULL, w->mlp_norm, r->h, T, H, c->rms_norm_eps, s));
+        fl_gemm_run(&r->gemm, w->w_gate_up, r->h, r->gate_up, T, 2 * I, H, FL_GEMM_BF16, s);
+        FL_CUDA_CHECK(fl_cuda_silu_mul(r->gate_up, r->act, T, I, s));
+        fl_gemm_run(&r->gemm, w->w_down, r->act, r->x, T, H, I, FL_GEMM_F32_ADD, s);
+    }
+    FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, md + r->m.rows, r->w.final_norm, r->h, n_logits, H, c->rms_norm_eps, s));
+    fl_gemm_run(&r->gemm, r->w.lm_head, r->h, r->logits, n_logits, c->vocab_size, H, FL_GEMM_F32, s);
+}
+
+/* Packs b into the host metadata, padded to pad_seqs decode sequences if
+ * pad_seqs > b->num_seqs; returns the int32s to upload. */
+static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max_seq_len)
+{
+    int32_t *mh = r->meta_host;
+    const int S = b->num_seqs > pad_seqs ? b->num_seqs : pad_seqs;
+    const int T = b->num_tokens + (S - b->num_seqs); /* one token per padding sequence */
+    int32_t *qs = mh + r->m.query_start, *sl = mh + r->m.seq_lens, *tables = mh + r->m.tables;
+    const int32_t scratch_block = r->num_blocks;
+    qs[0] = 0;
+    int seq = 0;
+    for (int t = 0; t < b->num_tokens; t++) {
+        FL_ASSERT(b->token_seq[t] == seq || b->token_seq[t] == seq + 1);
+        if (b->token_seq[t] != seq)
+            qs[++seq] = t;
+        const int32_t *table = b->block_tables + (size_t)seq * b->max_blocks_per_seq;
+        const int p = b->positions[t];
+        mh[r->m.ids + t] = b->token_ids[t];
+        mh[r->m.pos + t] = p;
+        mh[r->m.slots + t] = table[p / r->block_size] * r->block_size + p % r->block_size;
+        sl[seq] = p + 1;
+    }
+    FL_ASSERT(seq == b->num_seqs - 1);
+    for (int i = 0; i < b->num_seqs; i++) {
+        const int used = (sl[i] + r->block_size - 1) / r->block_size;
+        memcpy(tables + (size_t)i * r->width, b->block_tables + (size_t)i * b->max_blocks_per_seq,
+               (size_t)used * sizeof(int32_t));
+    }
+    for (int i = b->num_seqs, t = b->num_tokens; i < S; i++, t++) {
+        qs[i] = t;
+        mh[r->m.ids + t] = 0;
+        mh[r->m.pos + t] = 0;
+        mh[r->m.slots + t] = scratch_block * r->block_size;
+        sl[i] = 1;
+        tables[(size_t)i * r->width] = scratch_block;
+    }
+    qs[S] = T;
+    if (pad_seqs > 0) {
+        for (int i = 0; i < S; i++)
+            mh[r->m.rows + i] = i;
+    } else {
+        memcpy(mh + r->m.rows, b->logit_rows, (size_t)b->num_logits * sizeof(int32_t));
+    }
+    r->plan.work = mh + r->m.work;
+    fl_attn_plan_build(&r->plan, &r->shape, qs, sl, S, max_seq_len);
+    return r->m.tables + (size_t)S * r->width;
+}
+
+static void upload(cuda_runner *r, size_t count)
+{
+    FL_CUDA_CHECK(cudaMemcpyAsync(r->meta_dev, r->meta_host, count * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                  r->stream));
+}
+
+/* The graph of bucket i, captured on first use. */
+static cudaGraphExec_t decode_graph(cuda_runner *r, int i, const fl_attn_plan *plan)
+{
+    if (r->graphs[i])
+        return r->graphs[i];
+    const int n = bucket_size(i);
+    cudaGraph_t g;
+    FL_CUDA_CHECK(cudaStreamBeginCapture(r->stream, cudaStreamCaptureModeThreadLocal));
+    enqueue_model(r, n, n, plan);
+    FL_CUDA_CHECK(cudaStreamEndCapture(r->stream, &g));
+    FL_CUDA_CHECK(cudaGraphInstantiate(&r->graphs[i], g, 0));
+    FL_CUDA_CHECK(cudaGraphDestroy(g));
+    return r->graphs[i];
+}
+
+static void cuda_forward(void *impl, const fl_batch *b, float *logits)
+{
+    cuda_runner *r = impl;
+    FL_ASSERT((size_t)b->num_tokens <= token_cap(r) && (size_t)b->num_logits <= row_cap(r) &&
+              b->num_seqs <= (int)row_cap(r));
+    const int decode_only = b->num_tokens == b->num_seqs && b->num_logits == b->num_seqs;
+    const int bucket = decode_only && !r->enforce_eager ? bucket_of(b->num_seqs) : -1;
+    if (bucket >= 0) {
+        const int n = bucket_size(bucket);
+        upload(r, pack_step(r, b, n, r->max_context));
+        FL_CUDA_CHECK(cudaGraphLaunch(decode_graph(r, bucket, &r->plan), r->stream));
+    } else {
+        upload(r, pack_step(r, b, 0, 0));
+        enqueue_model(r, b->num_tokens, b->num_logits, &r->plan);
+    }
+    r->num_logits = b->num_logits;
+    if (logits) {
+        FL_CUDA_CHECK(cudaMemcpyAsync(logits, r->logits, (size_t)b->num_logits * r->cfg.vocab_size * sizeof(float),
+                                      cudaMemcpyDeviceToHost, r->stream));
+        FL_CUDA_CHECK(cudaStreamSynchronize(r->stream));
+    }
+}
+
+static void cuda_sample(void *impl, int num_rows, const fl_device_sampling *rows, int32_t *tokens)
+{
+    cuda_runner *r = impl;
+    FL_ASSERT(num_rows <= r->num_logits);
+    for (int i = 0; i < num_rows; i++)
+        r->sp_host[i] = (fl_cuda_sample_params){ .temperature = rows[i].temperature, .top_p = rows[i].top_p,
+                                                 .min_p = rows[i].min_p, .top_k = rows[i].top_k,
+                                                 .rng_key = rows[i].rng_key, .step = rows[i].step };
+    FL_CUDA_CHECK(cudaMemcpyAsync(r->sp_dev, r->sp_host, (size_t)num_rows * sizeof *r->sp_host,
+                                  cudaMemcpyHostToDevice, r->stream));
+    FL_CUDA_CHECK(fl_cuda_sample(r->logits, num_rows, r->cfg.vocab_size, r->sp_dev, r->tok_dev, r->stream));
+    FL_CUDA_CHECK(cudaMemcpyAsync(r->tok_host, r->tok_dev, (size_t)num_rows * sizeof(int32_t),
+                                  cudaMemcpyDeviceToHost, r->stream));
+    FL_CUDA_CHECK(cudaStreamSynchronize(r->stream));
+    memcpy(tokens, r->tok_host, (size_t)num_rows * sizeof(int32_t));
+}
+
+static void cuda_read_logits(void *impl, int row, float *out)
+{
+    cuda_runner *r = impl;
+    FL_ASSERT(row < r->num_logits);
+    FL_CUDA_CHECK(cudaMemcpy(out, r->logits + (size_t)row * r->cfg.vocab_size, r->cfg.vocab_size * sizeof(float),
+                             cudaMemcpyDeviceToHost));
+}
+
+static void cuda_destroy(void *impl)
+{
+    cuda_runner *r = impl;
+    for (int i = 0; i < NUM_BUCKETS; i++)
+        if (r->graphs[i])
+            cudaGraphExecDestroy(r->graphs[i]);
+    void *dev[] = { r->kv, r->rope, r->x, r->h, r->qkv, r->q, r->attn, r->gate_up, r->act, r->logits,
+                    r->attn_scratch, r->meta_dev, r->sp_dev, r->tok_dev };
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        if (dev[i])
+            cudaFree(dev[i]);
+    if (r->meta_host)
+        cudaFreeHost(r->meta_host);
+    if (r->sp_host)
+        cudaFreeHost(r->sp_host);
+    if (r->tok_host)
+        cudaFreeHost(r->tok_host);
+    fl_gemm_free(&r->gemm);
+    fl_cuda_weights_free(&r->w);
+    if (r->stream)
+        cudaStreamDestroy(r->stream);
+    free(r);
+}
+
+/* cudaMalloc of bytes into *p, counted into *total; 0 or -1. */
+static int dev_alloc(void *p, size_t bytes, size_t *total)
+{
+    *total += bytes;
+    return cudaMalloc((void **)p, bytes) == cudaSuccess ? 0 : -1;
+}
+
+static int alloc_activations(cuda_runner *r, size_t *total)
+{
+    const fl_model_config *c = &r->cfg;
+    const size_t T = token_cap(r), rows = row_cap(r);
+    const size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size, D = (size_t)c->head_dim;
+    const size_t scratch = fl_attn_plan_scratch_floats_max(&r->shape, (int)rows);
+    return dev_alloc(&r->x, T * H * 4, total) || dev_alloc(&r->h, T * H * 2, total) ||
+           dev_alloc(&r->qkv, T * (c->num_heads + 2 * c->num_kv_heads) * D * 2, total) ||
+           dev_alloc(&r->q, T * c->num_heads * D * 2, total) || dev_alloc(&r->attn, T * c->num_heads * D * 2, total) ||
+           dev_alloc(&r->gate_up, T * 2 * I * 2, total) || dev_alloc(&r->act, T * I * 2, total) ||
+           dev_alloc(&r->logits, rows * c->vocab_size * 4, total) ||
+           dev_alloc(&r->attn_scratch, (scratch ? scratch : 1) * 4, total) ||
+           dev_alloc(&r->meta_dev, r->m.total * 4, total) ||
+           dev_alloc(&r->sp_dev, rows * sizeof(fl_cuda_sample_params), total) ||
+           dev_alloc(&r->tok_dev, rows * 4, total) ? -1 : 0;
+}
+
+static void lay_out_meta(cuda_runner *r)
+{
+    const size_t T = token_cap(r), S = row_cap(r);
+    meta_layout *m = &r->m;
+    m->ids = 0;
+    m->pos = m->ids + T;
+    m->slots = m->pos + T;
+    m->query_start = m->slots + T;
+    m->seq_lens = m->query_start + S + 1;
+    m->rows = m->seq_lens + S;
+    m->work = m->rows + S;
+    m->tables = m->work + (size_t)fl_attn_plan_work_cap(&r->shape, (int)S, (int)T);
+    m->total = m->tables + S * (size_t)r->width;
+}
+
+static void fill_rope(cuda_runner *r, float *host)
+{
+    const int D = r->cfg.head_dim, half = D / 2;
+    double inv_freq[512];
+    fl_rope_inv_freq(&r->cfg, inv_freq);
+    for (int p = 0; p < r->max_context; p++)
+        for (int i = 0; i < half; i++) {
+            const double a = p * inv_freq[i];
+            host[(size_t)p * D + i] = (float)cos(a);
+            host[(size_t)p * D + half + i] = (float)sin(a);
+        }
+}
+
+int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const fl_weights *w,
+                        const fl_cuda_runner_opts *o, fl_error *err)
+{
+    struct cudaDeviceProp prop;
+    int cc;
+    if (fl_cuda_device_cc(&cc, err) != 0 || cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
+        return -1;
+    cuda_runner *r = fl_calloc(1, sizeof *r);
+    r->cfg = *cfg;
+    r->max_tokens = o->max_tokens;
+    r->max_seqs = o->max_seqs;
+    r->max_context = o->max_context;
+    r->block_size = o->block_size;
+    r->enforce_eager = o->enforce_eager;
+    r->width = (o->max_context + o->block_size - 1) / o->block_size;
+    r->shape = (fl_attn_shape){ .num_heads = cfg->num_heads, .num_kv_heads = cfg->num_kv_heads,
+                                .head_dim = cfg->head_dim, .block_size = o->block_size,
+                                .num_sms = prop.multiProcessorCount,
+                                .smem_per_sm = (int)prop.sharedMemPerMultiprocessor };
+    char why[160];
+    if (fl_attn_paged_supports(&r->shape, why, sizeof why) != 0) {
+        free(r);
+        return fl_fail(err, "attention backend paged: unsupported %s", why);
+    }
+    if (cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking) != cudaSuccess) {
+        free(r);
+        return fl_fail(err, "cannot create a CUDA stream");
+    }
+    if (fl_gemm_init(&r->gemm, err) != 0 || fl_cuda_weights_init(&r->w, cfg, w, err) != 0) {
+        cuda_destroy(r);
+        return -1;
+    }
+    lay_out_meta(r);
+    size_t act_bytes = 0;
+    float *rope_host = fl_malloc((size_t)r->max_context * cfg->head_dim * sizeof(float));
+    fill_rope(r, rope_host);
+    if (alloc_activations(r, &act_bytes) != 0 ||
+        dev_alloc(&r->rope, (size_t)r->max_context * cfg->head_dim * 4, &act_bytes) != 0 ||
+        cudaMemcpy(r->rope, rope_host, (size_t)r->max_context * cfg->head_dim * 4, cudaMemcpyHostToDevice) !=
+            cudaSuccess ||
+        cudaMallocHost((void **)&r->meta_host, r->m.total * 4) != cudaSuccess ||
+        cudaMallocHost((void **)&r->sp_host, row_cap(r) * sizeof(fl_cuda_sample_params)) != cudaSuccess ||
+        cudaMallocHost((void **)&r->tok_host, row_cap(r) * sizeof(int32_t)) != cudaSuccess) {
+        free(rope_host);
+        cudaGetLastError();
+        cuda_destroy(r);
+        return fl_fail(err, "not enough GPU memory for the activations of %d tokens (%.2f GiB): lower "
+                       "--max-num-batched-tokens or --max-num-seqs", r->max_tokens, (double)act_bytes / (1 << 30));
+    }
+    free(rope_host);
+    /* the KV cache: what is left of the budget */
+    const size_t block_bytes = (size_t)2 * cfg->num_layers * o->block_size * cfg->num_kv_heads * cfg->head_dim * 2;
+    size_t free_b, total_b;
+    FL_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    const double budget = o->gpu_memory_utilization * (double)total_b - (double)(total_b - free_b) - RESERVE_BYTES;
+    long blocks = o->num_blocks > 0 ? o->num_blocks : (long)(budget / (double)block_bytes);
+    if (blocks < 1 || (double)blocks * block_bytes > (double)free_b - RESERVE_BYTES) {
+        cuda_destroy(r);
+        return fl_fail(err, "no GPU memory left for the KV cache: %.2f GiB of %.2f GiB in use after weights "
+                       "(%.2f GiB) and activations (%.2f GiB); raise --gpu-memory-utilization (now %.2f) or lower "
+                       "--max-num-batched-tokens", (double)(total_b - free_b) / (1 << 30), (double)total_b / (1 << 30),
+                       (double)r->w.bytes / (1 << 30), (double)act_bytes / (1 << 30), o->gpu_memory_utilization);
+    }
+    r->num_blocks = (int)(blocks > (1 << 30) / o->block_size ? (1 << 30) / o->block_size : blocks);
+    r->layer_elems = (size_t)(r->num_blocks + 1) * o->block_size * cfg->num_kv_heads * cfg->head_dim;
+    if (cudaMalloc((void **)&r->kv, r->layer_elems * 2 * cfg->num_layers * 2) != cudaSuccess) {
+        cudaGetLastError();
+        cuda_destroy(r);
+        return fl_fail(err, "cannot allocate the KV cache (%d blocks)", r->num_blocks);
+    }
+    fprintf(stderr, "INFO flashlm: GPU %s (sm_%d, %d SMs): weights %.2f GiB, activations %.2f GiB, KV cache %.2f GiB "
+            "(%d blocks of %d tokens), CUDA graphs %s\n", prop.name, cc, prop.multiProcessorCount,
+            (double)r->w.bytes / (1 << 30), (double)act_bytes / (1 << 30),
+            (double)r->layer_elems * 4 * cfg->num_layers / (1 << 30), r->num_blocks, o->block_size,
+            o->enforce_eager ? "off (--enforce-eager)" : "on for decode steps");
+    *out = (fl_model_runner){
+        .impl = r, .vocab_size = cfg->vocab_size, .max_tokens = o->max_tokens, .max_context = o->max_context,
+        .num_blocks = r->num_blocks, .block_size = o->block_size, .forward = cuda_forward,
+        .sample = cuda_sample, .read_logits = cuda_read_logits, .destroy = cuda_destroy,
+    };
+    return 0;
+}

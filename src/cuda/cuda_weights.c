@@ -1,0 +1,133 @@
+/* cuda_weights.c - converting the checkpoint's tensors to the CUDA layout
+ * and uploading them (see cuda_weights.h). The host builds each tensor in
+ * its device dtype in a staging buffer, one tensor at a time, so peak host
+ * memory is one tensor beyond the checkpoint mapping. */
+#include "cuda/cuda_weights.h"
+
+#include <cuda_runtime.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/dtype.h"
+
+/* Lays out (pass 0: sizes; pass 1: copies) every device tensor in order. */
+typedef struct upload {
+    int pass;
+    char *dev;            /* base of the device allocation (pass 1) */
+    size_t at;            /* bytes used so far */
+    void *stage;          /* host staging, the largest tensor */
+    size_t stage_bytes;
+} upload;
+
+static size_t elements(const fl_tensor *t)
+{
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= (size_t)t->shape[i];
+    return n;
+}
+
+/* Appends the concatenation of parts (rows of the same width) as bf16 or
+ * float32; returns the device address (pass 1) or NULL. */
+static const void *put(upload *u, const fl_tensor *const *parts, int num_parts, int as_f32)
+{
+    size_t n = 0;
+    for (int i = 0; i < num_parts; i++)
+        n += elements(parts[i]);
+    const size_t bytes = n * (as_f32 ? sizeof(float) : sizeof(uint16_t));
+    const size_t off = (u->at + 255) & ~(size_t)255;
+    u->at = off + bytes;
+    if (u->pass == 0) {
+        if (bytes > u->stage_bytes)
+            u->stage_bytes = bytes;
+        return NULL;
+    }
+    float *tmp = NULL;
+    char *dst = u->stage;
+    for (int i = 0; i < num_parts; i++) {
+        const fl_tensor *t = parts[i];
+        const size_t m = elements(t);
+        if (as_f32) {
+            fl_convert_to_f32((float *)dst, t->data, t->dtype, m);
+            dst += m * sizeof(float);
+        } else if (t->dtype == FL_BF16) {
+            memcpy(dst, t->data, m * sizeof(uint16_t));
+            dst += m * sizeof(uint16_t);
+        } else {
+            tmp = fl_realloc(tmp, m * sizeof(float));
+            fl_convert_to_f32(tmp, t->data, t->dtype, m);
+            fl_convert_from_f32(dst, FL_BF16, tmp, m);
+            dst += m * sizeof(uint16_t);
+        }
+    }
+    free(tmp);
+    if (cudaMemcpy(u->dev + off, u->stage, bytes, cudaMemcpyHostToDevice) != cudaSuccess)
+        return NULL;
+    return u->dev + off;
+}
+
+static const void *put1(upload *u, const fl_tensor *t, int as_f32)
+{
+    return put(u, &t, 1, as_f32);
+}
+
+static void lay_out(upload *u, fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w)
+{
+    cw->embed = put1(u, &w->embed, 0);
+    cw->lm_head = cfg->tie_word_embeddings ? cw->embed : put1(u, &w->lm_head, 0);
+    cw->final_norm = put1(u, &w->final_norm, 1);
+    for (int i = 0; i < cfg->num_layers; i++) {
+        const fl_layer_weights *l = &w->layers[i];
+        fl_cuda_layer *d = &cw->layers[i];
+        const fl_tensor *qkv[3] = { &l->wq, &l->wk, &l->wv };
+        const fl_tensor *gate_up[2] = { &l->w_gate, &l->w_up };
+        d->w_qkv = put(u, qkv, 3, 0);
+        d->w_o = put1(u, &l->wo, 0);
+        d->w_gate_up = put(u, gate_up, 2, 0);
+        d->w_down = put1(u, &l->w_down, 0);
+        d->attn_norm = put1(u, &l->attn_norm, 1);
+        d->mlp_norm = put1(u, &l->mlp_norm, 1);
+        if (cfg->qkv_bias) {
+            const fl_tensor *bias[3] = { &l->bq, &l->bk, &l->bv };
+            d->b_qkv = put(u, bias, 3, 1);
+        }
+        if (cfg->o_bias)
+            d->b_o = put1(u, &l->bo, 1);
+        if (cfg->qk_norm) {
+            d->q_norm = put1(u, &l->q_norm, 1);
+            d->k_norm = put1(u, &l->k_norm, 1);
+        }
+    }
+}
+
+int fl_cuda_weights_init(fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w, fl_error *err)
+{
+    memset(cw, 0, sizeof *cw);
+    cw->num_layers = cfg->num_layers;
+    cw->layers = fl_calloc((size_t)cfg->num_layers, sizeof *cw->layers);
+    upload u = { 0 };
+    lay_out(&u, cw, cfg, w);
+    cw->bytes = u.at;
+    if (cudaMalloc(&cw->base, cw->bytes) != cudaSuccess) {
+        cudaGetLastError();
+        fl_cuda_weights_free(cw);
+        return fl_fail(err, "the weights need %.2f GiB of GPU memory, which the GPU does not have free",
+                       (double)u.at / (1 << 30));
+    }
+    u = (upload){ .pass = 1, .dev = cw->base, .stage = fl_malloc(u.stage_bytes), .stage_bytes = u.stage_bytes };
+    lay_out(&u, cw, cfg, w);
+    free(u.stage);
+    if (cudaGetLastError() != cudaSuccess) {
+        fl_cuda_weights_free(cw);
+        return fl_fail(err, "uploading the weights to the GPU failed");
+    }
+    return 0;
+}
+
+void fl_cuda_weights_free(fl_cuda_weights *cw)
+{
+    if (cw->base)
+        cudaFree(cw->base);
+    free(cw->layers);
+    memset(cw, 0, sizeof *cw);
+}

