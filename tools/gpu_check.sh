@@ -49,7 +49,7 @@ step() { # step NAME TIMEOUT CMD... : runs, logs, records the outcome
 serve_bench() { # serve_bench NAME INPUT OUTPUT
   local port=8100
   build/flashlm serve Qwen/Qwen3-0.6B --load-format dummy --tokenizer "$tok" --block-size 128 \
-      --port $port --host 127.0.0.1 --max-num-batched-tokens 8192 >"$logs/$1-server.log" 2>&1 &
+      --port $port --host 127.0.0.1 --max-num-batched-tokens 8192 >/tmp/$1-server.log 2>&1 &
   local server=$!
   for _ in $(seq 240); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.5; done
   build/flashlm bench serve --port $port --host 127.0.0.1 --model Qwen/Qwen3-0.6B --tokenizer "$tok" \
@@ -57,12 +57,13 @@ serve_bench() { # serve_bench NAME INPUT OUTPUT
       --request-rate inf --seed 0
   local rc=$?
   kill $server; wait $server
+  echo "--- server log"; cat /tmp/$1-server.log
   return $rc
 }
 
 export -f serve_bench
 export logs tok
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader >"$logs/gpu.txt"
+gpu=$(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader)
 step attn_check 300 python3 tools/attn_check.py --lib build/libflashlm_attn.so
 step sampling 120 build/tests/test_cuda_sampling
 step forward 300 build/tests/test_cuda_forward
@@ -71,5 +72,5 @@ if [ "${2:-}" != quick ]; then
   step seed_1000x1000 300 serve_bench seed_1000x1000 1000 1000
   step seed_8000x1 300 serve_bench seed_8000x1 8000 1
 fi
-echo "GPU: $(cat "$logs/gpu.txt")"
+echo "GPU: $gpu"
 printf '%s\n' "${results[@]}"

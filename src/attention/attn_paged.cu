@@ -131,20 +131,26 @@ static __device__ __forceinline__ void load_q(bf16 *q_smem, const step_params &p
     }
 }
 
-/* Loads keys [key0, key0 + BN) of one sequence and KV head into k/v smem. */
+/* Loads keys [key0, key0 + BN) of one sequence and KV head into k/v smem.
+ * When a block holds whole tiles (block_size >= BN; key0 is a multiple of
+ * BN) the tile's block id is read once: a table read per 16-byte copy puts
+ * a dependent global load in front of every cp.async. */
 template <int D, int BN>
 static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const step_params &p,
                                                const int32_t *table, int key0, int kv_len, int kv_head)
 {
     constexpr int LD = D + 8, CH = D / 8;
     const int mask = (1 << p.block_shift) - 1;
+    const bool one_block = (BN >> p.block_shift) <= 1;
+    const size_t tile_base = one_block && key0 < kv_len ? (size_t)table[key0 >> p.block_shift] * (mask + 1) : 0;
 #pragma unroll 4
     for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
         const int j = c / CH, part = c % CH, key = key0 + j;
         const uint32_t dk = smem_addr(k_smem + j * LD + part * 8);
         const uint32_t dv = smem_addr(v_smem + j * LD + part * 8);
         if (key < kv_len) {
-            const size_t slot = (size_t)table[key >> p.block_shift] * (mask + 1) + (key & mask);
+            const size_t slot = one_block ? tile_base + (key & mask)
+                                          : (size_t)table[key >> p.block_shift] * (mask + 1) + (key & mask);
             const size_t off = (slot * p.num_kv_heads + kv_head) * D + part * 8;
             cp_async16(dk, p.k_cache + off, 16);
             cp_async16(dv, p.v_cache + off, 16);
@@ -419,28 +425,51 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     }
 }
 
-/* Merges a decode tile's splits by their log-sum-exp (base 2). */
+/* Merges a decode tile's splits by their log-sum-exp (base 2): one warp
+ * per row turns the splits' LSEs into weights (lanes over splits), then
+ * each thread sums its columns over the splits, loads unrolled. */
 template <int D>
 __global__ void __launch_bounds__(NUM_THREADS) combine_kernel(step_params p, int work_offset, int num_splits)
 {
     constexpr int ROWS = FL_ATTN_DECODE_ROWS;
+    __shared__ float weight[ROWS][FL_ATTN_MAX_SPLITS];
     const int item = blockIdx.x, kv_head = blockIdx.y;
     const int seq = p.work[work_offset + item];
     const int q0 = p.query_start[seq], rows = (p.query_start[seq + 1] - q0) * p.group;
     const size_t first = ((size_t)item * p.num_kv_heads + kv_head) * num_splits;
     const float *lse = p.scratch + (size_t)gridDim.x * p.num_kv_heads * num_splits * ROWS * D;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int row = warp; row < rows; row += NUM_WARPS) {
+        float l[FL_ATTN_MAX_SPLITS / 32], mx = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++) {
+            const int s = lane + 32 * k;
+            l[k] = s < num_splits ? lse[(first + s) * ROWS + row] : -INFINITY;
+            mx = fmaxf(mx, l[k]);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
+        float den = 0.f;
+#pragma unroll
+        for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++)
+            den += l[k] = exp2f(l[k] - mx);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+            den += __shfl_xor_sync(0xffffffff, den, o);
+#pragma unroll
+        for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++)
+            weight[row][lane + 32 * k] = l[k] / den;
+    }
+    __syncthreads();
     for (int e = threadIdx.x; e < rows * D; e += NUM_THREADS) {
         const int row = e / D, col = e % D;
-        float mx = -INFINITY;
+        const float *o = p.scratch + (first * ROWS + row) * D + col;
+        float acc = 0.f;
+#pragma unroll 8
         for (int s = 0; s < num_splits; s++)
-            mx = fmaxf(mx, lse[(first + s) * ROWS + row]);
-        float num = 0.f, den = 0.f;
-        for (int s = 0; s < num_splits; s++) {
-            const float w = exp2f(lse[(first + s) * ROWS + row] - mx);
-            den += w;
-            num += w * p.scratch[((first + s) * ROWS + row) * D + col];
-        }
-        p.out[out_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(num / den);
+            acc += weight[row][s] * o[(size_t)s * ROWS * D];
+        p.out[out_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(acc);
     }
 }
 

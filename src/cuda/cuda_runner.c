@@ -152,6 +152,8 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
         FL_CUDA_CHECK(fl_cuda_silu_mul(r->gate_up, r->act, T, I, s));
         fl_gemm_run(&r->gemm, w->w_down, r->act, r->x, T, H, I, FL_GEMM_F32_ADD, s);
     }
+    if (n_logits == 0) /* a step of prompt chunks that end no prompt */
+        return;
     FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, md + r->m.rows, r->w.final_norm, r->h, n_logits, H, c->rms_norm_eps, s));
     fl_gemm_run(&r->gemm, r->w.lm_head, r->h, r->logits, n_logits, c->vocab_size, H, FL_GEMM_F32, s);
 }
