@@ -8,8 +8,14 @@
  * abs error under 3e-2 x the largest |logit| of the prompt, and the argmax
  * must agree wherever HF's top-1 leads its top-2 by more than 1e-2 x that
  * magnitude. Then greedy generation through the engine (device sampling,
- * CUDA graphs for the decode steps, whole prompts or 7-token chunks) must
- * reproduce HF's 32-token continuations. */
+ * CUDA graphs for the decode steps, whole prompts or 7-token chunks): the
+ * first token must be HF's where HF's margin is over that threshold, and
+ * every generated token must be a greedy choice of the model within bf16
+ * noise: prompt plus continuation, recomputed as one prefill, must give
+ * each chosen token a logit within 1e-2 x max |logit| of the top one.
+ * (Bitwise equality with HF's 32 tokens is not a bf16 property: a
+ * near-tie flips and the continuations part; how far they agree is
+ * printed.) */
 #include "test_util.h"
 
 #include <math.h>
@@ -73,73 +79,102 @@ static fl_model_runner make_runner(const fl_model *m, int block_size, int num_bl
     return r;
 }
 
-static void check_logits(const fl_model *m, const golden *g, int block_size, const char *name)
+/* Runs seqs as ONE batch on a fresh runner, blocks scattered, logits at
+ * every position into a malloc'ed (total, vocab) array. */
+static float *prefill(const fl_model *m, int block_size, int num_seqs, const int32_t *const *seqs,
+                      const int *lens)
 {
-    const int vocab = m->cfg.vocab_size;
     int total = 0, max_blocks = 0, num_blocks = 0;
-    for (int i = 0; i < NUM_PROMPTS; i++) {
-        const int nb = (g->len[i] + block_size - 1) / block_size;
-        total += g->len[i];
+    for (int i = 0; i < num_seqs; i++) {
+        const int nb = (lens[i] + block_size - 1) / block_size;
+        total += lens[i];
         num_blocks += nb;
         max_blocks = nb > max_blocks ? nb : max_blocks;
     }
     fl_model_runner r = make_runner(m, block_size, num_blocks, 512);
     int32_t *ids = malloc(total * sizeof(int32_t)), *pos = malloc(total * sizeof(int32_t));
     int32_t *seq = malloc(total * sizeof(int32_t)), *rows = malloc(total * sizeof(int32_t));
-    int32_t *tables = malloc(NUM_PROMPTS * max_blocks * sizeof(int32_t));
+    int32_t *tables = malloc(num_seqs * max_blocks * sizeof(int32_t));
     int next = num_blocks - 1; /* handed out round-robin from the top down */
     for (int k = 0; k < max_blocks; k++)
-        for (int s = 0; s < NUM_PROMPTS; s++)
-            if (k * block_size < g->len[s])
+        for (int s = 0; s < num_seqs; s++)
+            if (k * block_size < lens[s])
                 tables[s * max_blocks + k] = next--;
     int n = 0;
-    for (int s = 0; s < NUM_PROMPTS; s++)
-        for (int p = 0; p < g->len[s]; p++, n++) {
-            ids[n] = g->prompt[s][p];
+    for (int s = 0; s < num_seqs; s++)
+        for (int p = 0; p < lens[s]; p++, n++) {
+            ids[n] = seqs[s][p];
             pos[n] = p;
             seq[n] = s;
             rows[n] = n;
         }
     const fl_batch b = { .num_tokens = total, .token_ids = ids, .positions = pos, .token_seq = seq,
-                         .num_seqs = NUM_PROMPTS, .max_blocks_per_seq = max_blocks, .block_tables = tables,
+                         .num_seqs = num_seqs, .max_blocks_per_seq = max_blocks, .block_tables = tables,
                          .num_logits = total, .logit_rows = rows };
-    float *logits = malloc((size_t)total * vocab * sizeof(float));
+    float *logits = malloc((size_t)total * m->cfg.vocab_size * sizeof(float));
     r.forward(r.impl, &b, logits);
+    free(ids), free(pos), free(seq), free(rows), free(tables);
+    r.destroy(r.impl);
+    return logits;
+}
+
+static int argmax(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        best = x[i] > x[best] ? i : best;
+    return best;
+}
+
+/* HF's largest |logit| over prompt s, and whether HF's top-1 at position p
+ * leads its top-2 by more than MARGIN of it. */
+static double max_magnitude(const golden *g, int s, int vocab)
+{
+    double mag = 0;
+    for (size_t k = 0; k < (size_t)g->len[s] * vocab; k++)
+        mag = fmax(mag, fabs(g->logits[s][k]));
+    return mag;
+}
+
+static int decided(const float *ref, int vocab, double mag)
+{
+    const int top = argmax(ref, vocab);
+    float second = -INFINITY;
+    for (int i = 0; i < vocab; i++)
+        if (i != top && ref[i] > second)
+            second = ref[i];
+    return ref[top] - second > MARGIN * mag;
+}
+
+static void check_logits(const fl_model *m, const golden *g, int block_size, const char *name)
+{
+    const int vocab = m->cfg.vocab_size;
+    float *logits = prefill(m, block_size, NUM_PROMPTS, g->prompt, g->len);
     const float *row = logits;
     for (int s = 0; s < NUM_PROMPTS; s++) {
-        double max_err = 0, max_mag = 0;
+        const double mag = max_magnitude(g, s, vocab);
+        double max_err = 0;
         for (size_t k = 0; k < (size_t)g->len[s] * vocab; k++) {
             assert_false(isnan(row[k]));
             max_err = fmax(max_err, fabs(row[k] - g->logits[s][k]));
-            max_mag = fmax(max_mag, fabs(g->logits[s][k]));
         }
         int checked = 0, agree = 0;
         for (int p = 0; p < g->len[s]; p++) {
-            const float *ref = g->logits[s] + (size_t)p * vocab, *got = row + (size_t)p * vocab;
-            int top = 0, mine = 0;
-            for (int i = 1; i < vocab; i++) {
-                top = ref[i] > ref[top] ? i : top;
-                mine = got[i] > got[mine] ? i : mine;
-            }
-            float second = -INFINITY;
-            for (int i = 0; i < vocab; i++)
-                if (i != top && ref[i] > second)
-                    second = ref[i];
-            if (ref[top] - second > MARGIN * max_mag) {
+            const float *ref = g->logits[s] + (size_t)p * vocab;
+            if (decided(ref, vocab, mag)) {
                 checked++;
-                agree += mine == top;
+                agree += argmax(row + (size_t)p * vocab, vocab) == argmax(ref, vocab);
             }
         }
         printf("  %s block %3d prompt %d (%3d tokens): max err %.2e of max |logit| %.2f (%.2e); argmax %d/%d\n",
-               name, block_size, s, g->len[s], max_err, max_mag, max_err / max_mag, agree, checked);
-        if (max_err >= LOGIT_TOL * max_mag || agree != checked) {
+               name, block_size, s, g->len[s], max_err, mag, max_err / mag, agree, checked);
+        if (max_err >= LOGIT_TOL * mag || agree != checked) {
             print_error("%s block %d prompt %d: outside the bf16 tolerance\n", name, block_size, s);
             fail();
         }
         row += (size_t)g->len[s] * vocab;
     }
-    free(ids), free(pos), free(seq), free(rows), free(tables), free(logits);
-    r.destroy(r.impl);
+    free(logits);
 }
 
 typedef struct greedy_out {
@@ -173,17 +208,44 @@ static void check_greedy(const fl_model *m, const golden *g, int block_size, int
     while (fl_engine_step(e) > 0)
         ;
     fl_engine_destroy(e);
+    const int vocab = m->cfg.vocab_size;
+    int32_t *seqs[NUM_PROMPTS];
+    int lens[NUM_PROMPTS];
     for (int s = 0; s < NUM_PROMPTS; s++) {
         assert_int_equal(out.count[s], GREEDY_TOKENS);
+        lens[s] = g->len[s] + GREEDY_TOKENS;
+        seqs[s] = malloc(lens[s] * sizeof(int32_t));
+        memcpy(seqs[s], g->prompt[s], g->len[s] * sizeof(int32_t));
+        memcpy(seqs[s] + g->len[s], out.tokens[s], GREEDY_TOKENS * sizeof(int32_t));
+    }
+    float *logits = prefill(m, block_size, NUM_PROMPTS, (const int32_t *const *)seqs, lens);
+    const float *row = logits;
+    for (int s = 0; s < NUM_PROMPTS; s++) {
+        const double mag = max_magnitude(g, s, vocab);
+        const float *last = g->logits[s] + (size_t)(g->len[s] - 1) * vocab;
+        if (decided(last, vocab, mag) && out.tokens[s][0] != g->greedy[s][0]) {
+            print_error("%s block %d budget %d prompt %d: first token %d, HF has %d\n", name, block_size,
+                        step_budget, s, out.tokens[s][0], g->greedy[s][0]);
+            fail();
+        }
+        for (int k = 0; k < GREEDY_TOKENS; k++) {
+            const float *at = row + (size_t)(g->len[s] - 1 + k) * vocab;
+            const float top = at[argmax(at, vocab)], chosen = at[out.tokens[s][k]];
+            if (top - chosen > MARGIN * mag) {
+                print_error("%s block %d budget %d prompt %d: token %d (%d) is %.3g below the top logit\n", name,
+                            block_size, step_budget, s, k, out.tokens[s][k], top - chosen);
+                fail();
+            }
+        }
         int same = 0;
         while (same < GREEDY_TOKENS && out.tokens[s][same] == g->greedy[s][same])
             same++;
-        if (same < GREEDY_TOKENS) {
-            print_error("%s block %d budget %d prompt %d: token %d is %d, HF has %d\n", name, block_size,
-                        step_budget, s, same, out.tokens[s][same], g->greedy[s][same]);
-            fail();
-        }
+        printf("  %s block %3d budget %3d prompt %d: greedy, first %d of %d tokens as HF's\n", name, block_size,
+               step_budget, s, same, GREEDY_TOKENS);
+        row += (size_t)lens[s] * vocab;
+        free(seqs[s]);
     }
+    free(logits);
 }
 
 static void check_fixture(const char *name)

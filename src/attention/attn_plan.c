@@ -75,7 +75,9 @@ void fl_attn_plan_build(fl_attn_plan *p, const fl_attn_shape *s, const int32_t *
         const int rows = (query_start[i + 1] - query_start[i]) * group;
         if (rows <= FL_ATTN_DECODE_ROWS)
             continue;
-        for (int r = 0; r < rows; r += FL_ATTN_PREFILL_ROWS) {
+        /* last rows first: under the causal mask they see the most keys,
+         * so the longest CTAs start in the first wave */
+        for (int r = (rows - 1) / FL_ATTN_PREFILL_ROWS * FL_ATTN_PREFILL_ROWS; r >= 0; r -= FL_ATTN_PREFILL_ROWS) {
             p->work[n++] = i;
             p->work[n++] = r;
         }

@@ -284,8 +284,10 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float *log
     for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
         if (floor_key && row[i] < floor_value)
             continue;
-        const uint64_t bits = fl_rng_at(p.rng_key, p.step * (uint64_t)vocab + (uint64_t)i) >> 40;
-        const float u = ((float)bits + 0.5f) * (1.0f / 16777216.0f);
+        /* 23 bits, so that u = (bits + 1/2) / 2^23 is exact in float and
+         * strictly inside (0, 1): a u rounded to 1 would score +inf */
+        const uint64_t bits = fl_rng_at(p.rng_key, p.step * (uint64_t)vocab + (uint64_t)i) >> 41;
+        const float u = ((float)bits + 0.5f) * (1.0f / 8388608.0f);
         const float score = (row[i] - mx) * inv_t - logf(-logf(u));
         if (score > best) {
             best = score;
