@@ -1,15 +1,16 @@
 /* attn_paged.cu - the paged attention kernels (see attn_paged.h).
  *
- * Both kernels share one warp routine: 16 packed query rows against a run
- * of keys in shared memory, S = QK^T and O += PV on the tensor cores
+ * Both kernels share one warp routine: one or two 16-row tiles of packed
+ * query rows against a run of keys in shared memory, S = QK^T and O += PV on the tensor cores
  * (mma.sync m16n8k16 bf16, fp32 accumulators), online softmax in base 2.
  * A packed row r of a sequence with G query heads per KV head is query
  * token r / G, head kv_head * G + r % G, so the heads of a group share
  * every K/V tile they read.
  *
- * - prefill: a CTA is 64 packed rows of one sequence and KV head; its four
- *   warps take 16 rows each and walk the keys up to the causal limit in
- *   tiles, double-buffered with cp.async.
+ * - prefill: a CTA is 128 packed rows of one sequence and KV head (64 for
+ *   head dim 256); its four warps take two 16-row tiles each (one), so
+ *   every K/V fragment read from shared memory feeds two MMAs, and walk the
+ *   keys up to the causal limit in tiles, double-buffered with cp.async.
  * - decode: a CTA is one 16-row tile (a decode token, or a short chunk) of
  *   one sequence, KV head and split; its four warps take a quarter of each
  *   KV tile and are merged by log-sum-exp at the end; with several splits
@@ -95,22 +96,28 @@ struct step_params {
     float scale_log2;   /* softmax scale * log2(e) */
 };
 
-/* One warp's running softmax state for its 16 rows: this thread holds rows
- * g = lane / 4 and g + 8, columns 2 * (lane % 4) + {0, 1} of each 8-wide
- * tile. m is the raw-score maximum; l this thread's partial row sum. */
-template <int D> struct warp_state {
-    float o[D / 8][4];
-    float m[2];
-    float l[2];
+/* One warp's running softmax state for its MT 16-row tiles: in tile mt
+ * this thread holds rows g = lane / 4 and g + 8, columns 2 * (lane % 4) +
+ * {0, 1} of each 8-wide tile; its row slot i = 2 mt + (0 or 1). m is the
+ * raw-score maximum; l this thread's partial row sum. */
+template <int D, int MT> struct warp_state {
+    float o[MT][D / 8][4];
+    float m[2 * MT];
+    float l[2 * MT];
 };
 
-template <int D> static __device__ __forceinline__ void state_init(warp_state<D> &st)
+template <int D, int MT> static __device__ __forceinline__ void state_init(warp_state<D, MT> &st)
 {
 #pragma unroll
-    for (int i = 0; i < D / 8; i++)
-        st.o[i][0] = st.o[i][1] = st.o[i][2] = st.o[i][3] = 0.f;
-    st.m[0] = st.m[1] = -INFINITY;
-    st.l[0] = st.l[1] = 0.f;
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < D / 8; i++)
+            st.o[mt][i][0] = st.o[mt][i][1] = st.o[mt][i][2] = st.o[mt][i][3] = 0.f;
+#pragma unroll
+    for (int i = 0; i < 2 * MT; i++) {
+        st.m[i] = -INFINITY;
+        st.l[i] = 0.f;
+    }
 }
 
 /* Loads packed query rows [row0, row0 + nrows) into q_smem (zeros past rows). */
@@ -143,7 +150,7 @@ static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const
     const int mask = (1 << p.block_shift) - 1;
     const bool one_block = (BN >> p.block_shift) <= 1;
     const size_t tile_base = one_block && key0 < kv_len ? (size_t)table[key0 >> p.block_shift] * (mask + 1) : 0;
-#pragma unroll 4
+#pragma unroll 2
     for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
         const int j = c / CH, part = c % CH, key = key0 + j;
         const uint32_t dk = smem_addr(k_smem + j * LD + part * 8);
@@ -161,92 +168,129 @@ static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const
     }
 }
 
-/* The warp routine: the warp's 16 rows (q at q_base) against NK keys (k and
- * v at k_base, v_base) whose first position is key0. limit[i] is the last
- * key position row g + 8i may see. */
-template <int D, int NK>
-static __device__ __forceinline__ void warp_attend(warp_state<D> &st, uint32_t q_base, uint32_t k_base,
-                                                   uint32_t v_base, int key0, const int limit[2],
+/* The warp routine: the warp's MT x 16 rows (q at q_base) against NK keys
+ * (k and v at k_base, v_base) whose first position is key0. The warp's
+ * first row is packed row wrow; packed row r may see keys up to position
+ * first_pos + r / group. Each K and V fragment read
+ * from shared memory feeds MT tiles: with MT = 2 the tensor cores, not
+ * ldmatrix bandwidth, bound the loop. */
+template <int D, int NK, int MT>
+static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32_t q_base, uint32_t k_base,
+                                                   uint32_t v_base, int key0, int first_pos, int wrow, int group,
                                                    bool need_mask, float scale_log2)
 {
     constexpr int LD = D + 8;
     const int lane = threadIdx.x & 31;
-    float s[NK / 8][4];
+    float s[MT][NK / 8][4];
 #pragma unroll
-    for (int i = 0; i < NK / 8; i++)
-        s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < NK / 8; i++)
+            s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
 #pragma unroll
     for (int ks = 0; ks < D / 16; ks++) {
-        uint32_t a[4];
-        ldmatrix_x4(a, q_base + ((lane & 15) * LD + ks * 16 + (lane >> 4) * 8) * 2);
+        uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+            ldmatrix_x4(a[mt], q_base + ((mt * 16 + (lane & 15)) * LD + ks * 16 + (lane >> 4) * 8) * 2);
 #pragma unroll
         for (int nt = 0; nt < NK / 16; nt++) {
             uint32_t b[4];
             ldmatrix_x4(b, k_base + ((nt * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD + ks * 16 +
                                      ((lane >> 3) & 1) * 8) * 2);
-            mma_bf16(s[2 * nt], a, b[0], b[1]);
-            mma_bf16(s[2 * nt + 1], a, b[2], b[3]);
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                mma_bf16(s[mt][2 * nt], a[mt], b[0], b[1]);
+                mma_bf16(s[mt][2 * nt + 1], a[mt], b[2], b[3]);
+            }
         }
     }
     const int t = lane & 3;
     if (need_mask) {
+        int limit[2 * MT];
+#pragma unroll
+        for (int i = 0; i < 2 * MT; i++)
+            limit[i] = first_pos + (wrow + (i >> 1) * 16 + (lane >> 2) + 8 * (i & 1)) / group;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nt = 0; nt < NK / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if (key0 + nt * 8 + 2 * t + (e & 1) > limit[2 * mt + (e >> 1)])
+                        s[mt][nt][e] = -INFINITY;
+    }
+    float base[2 * MT], alpha[2 * MT];
+    bool grew = false;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int i = 2 * mt + r;
+            float mx = st.m[i];
+#pragma unroll
+            for (int nt = 0; nt < NK / 8; nt++)
+                mx = fmaxf(mx, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+            /* a row that has seen only masked keys keeps base 0: exp2(-inf) = 0 */
+            base[i] = mx == -INFINITY ? 0.f : mx * scale_log2;
+            alpha[i] = exp2f(st.m[i] * scale_log2 - base[i]);
+            grew |= mx != st.m[i];
+            st.m[i] = mx;
+            st.l[i] *= alpha[i];
+        }
+    /* the maxima settle after the first tiles: skip the rescale of O when no
+     * row of the warp grew (alpha is then exactly 1) */
+    if (__any_sync(0xffffffff, grew)) {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    st.o[mt][dt][e] *= alpha[2 * mt + (e >> 1)];
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
         for (int nt = 0; nt < NK / 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++)
-                if (key0 + nt * 8 + 2 * t + (e & 1) > limit[e >> 1])
-                    s[nt][e] = -INFINITY;
-    }
-    float base[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float mx = st.m[r];
-#pragma unroll
-        for (int nt = 0; nt < NK / 8; nt++)
-            mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-        /* a row that has seen only masked keys keeps base 0: exp2(-inf) = 0 */
-        base[r] = mx == -INFINITY ? 0.f : mx * scale_log2;
-        const float alpha = exp2f(st.m[r] * scale_log2 - base[r]);
-        st.m[r] = mx;
-        st.l[r] *= alpha;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; dt++) {
-            st.o[dt][2 * r] *= alpha;
-            st.o[dt][2 * r + 1] *= alpha;
-        }
-    }
-#pragma unroll
-    for (int nt = 0; nt < NK / 8; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            s[nt][e] = exp2f(s[nt][e] * scale_log2 - base[e >> 1]);
-            st.l[e >> 1] += s[nt][e];
-        }
+            for (int e = 0; e < 4; e++) {
+                s[mt][nt][e] = exp2f(s[mt][nt][e] * scale_log2 - base[2 * mt + (e >> 1)]);
+                st.l[2 * mt + (e >> 1)] += s[mt][nt][e];
+            }
 #pragma unroll
     for (int kk = 0; kk < NK / 16; kk++) {
-        const uint32_t a[4] = { pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                                pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]) };
+        uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            a[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+            a[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+            a[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+            a[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
 #pragma unroll
         for (int dt = 0; dt < D / 16; dt++) {
             uint32_t b[4];
             ldmatrix_x4_trans(b, v_base + ((kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dt * 16 +
                                            (lane >> 4) * 8) * 2);
-            mma_bf16(st.o[2 * dt], a, b[0], b[1]);
-            mma_bf16(st.o[2 * dt + 1], a, b[2], b[3]);
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                mma_bf16(st.o[mt][2 * dt], a[mt], b[0], b[1]);
+                mma_bf16(st.o[mt][2 * dt + 1], a[mt], b[2], b[3]);
+            }
         }
     }
 }
 
 /* Sums each row's l over the four threads that share it. */
-template <int D> static __device__ __forceinline__ void state_reduce_l(warp_state<D> &st)
+template <int D, int MT> static __device__ __forceinline__ void state_reduce_l(warp_state<D, MT> &st)
 {
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        st.l[r] += __shfl_xor_sync(0xffffffff, st.l[r], 1);
-        st.l[r] += __shfl_xor_sync(0xffffffff, st.l[r], 2);
+    for (int i = 0; i < 2 * MT; i++) {
+        st.l[i] += __shfl_xor_sync(0xffffffff, st.l[i], 1);
+        st.l[i] += __shfl_xor_sync(0xffffffff, st.l[i], 2);
     }
 }
 
@@ -255,12 +299,12 @@ static __device__ __forceinline__ size_t out_offset(const step_params &p, int q0
     return ((size_t)(q0 + row / p.group) * p.num_heads + kv_head * p.group + row % p.group) * D;
 }
 
-/* ---- prefill: 64 packed rows per CTA ---- */
+/* ---- prefill: 64 x MT packed rows per CTA ---- */
 
-template <int D, int BN>
+template <int D, int BN, int MT>
 __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
 {
-    constexpr int LD = D + 8, ROWS = FL_ATTN_PREFILL_ROWS;
+    constexpr int LD = D + 8, ROWS = NUM_WARPS * 16 * MT;
     extern __shared__ uint4 smem_raw[];
     bf16 *q_smem = (bf16 *)smem_raw;
     bf16 *k_smem = q_smem + ROWS * LD; /* [2][BN][LD] */
@@ -280,13 +324,12 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
     cp_async_commit();
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int wrow = row0 + warp * 16;
-    const int limit[2] = { ctx - q_len + (wrow + (lane >> 2)) / p.group,
-                           ctx - q_len + (wrow + (lane >> 2) + 8) / p.group };
+    const int wrow = row0 + warp * 16 * MT;
     const int warp_min_limit = ctx - q_len + wrow / p.group;
-    warp_state<D> st;
-    state_init<D>(st);
-    const uint32_t q_base = smem_addr(q_smem + warp * 16 * LD);
+    const int warp_max_limit = ctx - q_len + (wrow + 16 * MT - 1) / p.group;
+    warp_state<D, MT> st;
+    state_init<D, MT>(st);
+    const uint32_t q_base = smem_addr(q_smem + warp * 16 * MT * LD);
     for (int tile = 0; tile < num_tiles; tile++) {
         const int stage = tile & 1;
         if (tile + 1 < num_tiles) {
@@ -300,24 +343,26 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
         }
         __syncthreads();
         const int key0 = tile * BN;
-        if (key0 <= warp_min_limit + 15) /* else every key is past this warp's rows */
-            warp_attend<D, BN>(st, q_base, smem_addr(k_smem + stage * BN * LD), smem_addr(v_smem + stage * BN * LD),
-                               key0, limit, key0 + BN - 1 > warp_min_limit, p.scale_log2);
+        if (key0 <= warp_max_limit) /* else every key is past this warp's rows */
+            warp_attend<D, BN, MT>(st, q_base, smem_addr(k_smem + stage * BN * LD),
+                                   smem_addr(v_smem + stage * BN * LD), key0, ctx - q_len, wrow, p.group,
+                                   key0 + BN - 1 > warp_min_limit, p.scale_log2);
         __syncthreads();
     }
-    state_reduce_l<D>(st);
+    state_reduce_l<D, MT>(st);
     const int t = lane & 3;
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int row = wrow + (lane >> 2) + 8 * r;
+    for (int i = 0; i < 2 * MT; i++) {
+        const int row = wrow + (i >> 1) * 16 + (lane >> 2) + 8 * (i & 1);
         if (row >= rows)
             continue;
-        const float inv = 1.f / st.l[r];
+        const float inv = 1.f / st.l[i];
         bf16 *dst = p.out + out_offset(p, q0, row, kv_head, D);
+        const int mt = i >> 1, r = i & 1;
 #pragma unroll
         for (int dt = 0; dt < D / 8; dt++)
             *(__nv_bfloat162 *)(dst + dt * 8 + 2 * t) =
-                __floats2bfloat162_rn(st.o[dt][2 * r] * inv, st.o[dt][2 * r + 1] * inv);
+                __floats2bfloat162_rn(st.o[mt][dt][2 * r] * inv, st.o[mt][dt][2 * r + 1] * inv);
     }
 }
 
@@ -349,10 +394,9 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     cp_async_commit();
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int limit[2] = { ctx - q_len + (lane >> 2) / p.group, ctx - q_len + ((lane >> 2) + 8) / p.group };
     const int min_limit = ctx - q_len;
-    warp_state<D> st;
-    state_init<D>(st);
+    warp_state<D, 1> st;
+    state_init<D, 1>(st);
     const uint32_t q_base = smem_addr(q_smem);
     for (int tile = tile0; tile < tile1; tile++) {
         const int stage = (tile - tile0) & 1;
@@ -366,8 +410,8 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
         }
         __syncthreads();
         const int key0 = tile * BN + warp * NK;
-        warp_attend<D, NK>(st, q_base, smem_addr(k_smem + (stage * BN + warp * NK) * LD),
-                           smem_addr(v_smem + (stage * BN + warp * NK) * LD), key0, limit,
+        warp_attend<D, NK, 1>(st, q_base, smem_addr(k_smem + (stage * BN + warp * NK) * LD),
+                           smem_addr(v_smem + (stage * BN + warp * NK) * LD), key0, ctx - q_len, 0, p.group,
                            key0 + NK - 1 > min_limit, p.scale_log2);
         __syncthreads();
     }
@@ -375,7 +419,7 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     __syncthreads();
 
     /* merge the four warps: each leaves its O (unnormalised), m and l */
-    state_reduce_l<D>(st);
+    state_reduce_l<D, 1>(st);
     float *o_buf = (float *)k_smem;                 /* [NUM_WARPS][ROWS][D] */
     float *m_buf = o_buf + NUM_WARPS * ROWS * D;    /* [NUM_WARPS][ROWS] */
     float *l_buf = m_buf + NUM_WARPS * ROWS;
@@ -386,8 +430,8 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
         float *o_row = o_buf + (warp * ROWS + row) * D;
 #pragma unroll
         for (int dt = 0; dt < D / 8; dt++) {
-            o_row[dt * 8 + 2 * t] = st.o[dt][2 * r];
-            o_row[dt * 8 + 2 * t + 1] = st.o[dt][2 * r + 1];
+            o_row[dt * 8 + 2 * t] = st.o[0][dt][2 * r];
+            o_row[dt * 8 + 2 * t + 1] = st.o[0][dt][2 * r + 1];
         }
         if (t == 0) {
             m_buf[warp * ROWS + row] = st.m[r];
@@ -475,14 +519,16 @@ __global__ void __launch_bounds__(NUM_THREADS) combine_kernel(step_params p, int
 
 /* ---- launch ---- */
 
-template <int D, int BN> static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, cudaStream_t stream)
+/* D: head dim; BN: prefill keys per tile; MT: 16-row tiles per prefill warp. */
+template <int D, int BN, int MT>
+static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, cudaStream_t stream)
 {
     constexpr int LD = D + 8;
-    const size_t prefill_smem = (size_t)(FL_ATTN_PREFILL_ROWS + 4 * BN) * LD * sizeof(bf16);
+    const size_t prefill_smem = (size_t)(NUM_WARPS * 16 * MT + 4 * BN) * LD * sizeof(bf16);
     const size_t decode_smem = (size_t)(FL_ATTN_DECODE_ROWS + 4 * DECODE_BN) * LD * sizeof(bf16);
     static int configured;
     if (!configured) {
-        cudaError_t e = cudaFuncSetAttribute(prefill_kernel<D, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaError_t e = cudaFuncSetAttribute(prefill_kernel<D, BN, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)prefill_smem);
         if (e == cudaSuccess)
             e = cudaFuncSetAttribute(decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -492,7 +538,7 @@ template <int D, int BN> static cudaError_t launch(const step_params &p, const f
         configured = 1;
     }
     if (plan->num_prefill > 0)
-        prefill_kernel<D, BN><<<dim3(plan->num_prefill, p.num_kv_heads), NUM_THREADS, prefill_smem, stream>>>(p);
+        prefill_kernel<D, BN, MT><<<dim3(plan->num_prefill, p.num_kv_heads), NUM_THREADS, prefill_smem, stream>>>(p);
     if (plan->num_decode > 0) {
         const int offset = 2 * plan->num_prefill;
         decode_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads, plan->num_splits), NUM_THREADS, decode_smem,
@@ -528,11 +574,12 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan 
     p.scale_log2 = a->scale * 1.4426950408889634f;
     cudaStream_t s = (cudaStream_t)stream;
     switch (shape->head_dim) {
-    case 16: return (int)launch<16, 32>(p, plan, s);
-    case 32: return (int)launch<32, 32>(p, plan, s);
-    case 64: return (int)launch<64, 64>(p, plan, s);
-    case 96: return (int)launch<96, 64>(p, plan, s);
-    case 128: return (int)launch<128, 64>(p, plan, s);
-    default: return (int)launch<256, 32>(p, plan, s);
+    /* MT must match fl_attn_prefill_rows() */
+    case 16: return (int)launch<16, 16, 2>(p, plan, s);
+    case 32: return (int)launch<32, 32, 2>(p, plan, s);
+    case 64: return (int)launch<64, 64, 2>(p, plan, s);
+    case 96: return (int)launch<96, 32, 2>(p, plan, s);
+    case 128: return (int)launch<128, 32, 2>(p, plan, s);
+    default: return (int)launch<256, 32, 1>(p, plan, s);
     }
 }

@@ -15,7 +15,7 @@
  * short chunks) go to the decode kernel, which packs the query heads that
  * share a KV head into one tile and splits long contexts over several CTAs
  * (flash-decoding) with an exact log-sum-exp combine; the rest go to the
- * prefill kernel, 64 packed rows per CTA, tiled online softmax on the
+ * prefill kernel, 128 packed rows per CTA, tiled online softmax on the
  * tensor cores (mma.sync bf16). The plan's work list is uploaded by the
  * caller (it is part of the step's metadata) and read by the kernels.
  *
@@ -31,9 +31,15 @@
 extern "C" {
 #endif
 
-/* Rows of the decode kernel's tile, and of the prefill kernel's CTA. */
+/* Rows of the decode kernel's tile. */
 #define FL_ATTN_DECODE_ROWS 16
-#define FL_ATTN_PREFILL_ROWS 64
+
+/* Packed rows per prefill CTA: four warps of two 16-row tiles, or of one
+ * for head dim 256 (the accumulators of two would not fit in registers). */
+static inline int fl_attn_prefill_rows(int head_dim)
+{
+    return head_dim > 128 ? 64 : 128;
+}
 /* The most CTAs one sequence's KV head is split over. */
 #define FL_ATTN_MAX_SPLITS 64
 

@@ -40,7 +40,7 @@ int fl_attn_plan_work_cap(const fl_attn_shape *s, int num_seqs, int num_tokens)
     const int group = s->num_heads / s->num_kv_heads;
     const long rows = (long)num_tokens * group;
     /* each prefill sequence wastes at most one partial tile */
-    return (int)(2 * (rows / FL_ATTN_PREFILL_ROWS + num_seqs) + num_seqs);
+    return (int)(2 * (rows / fl_attn_prefill_rows(s->head_dim) + num_seqs) + num_seqs);
 }
 
 static int ceil_div(long a, long b)
@@ -69,7 +69,7 @@ static int split_count(const fl_attn_shape *s, int num_decode, int longest)
 void fl_attn_plan_build(fl_attn_plan *p, const fl_attn_shape *s, const int32_t *query_start,
                         const int32_t *seq_lens, int num_seqs, int max_seq_len)
 {
-    const int group = s->num_heads / s->num_kv_heads;
+    const int group = s->num_heads / s->num_kv_heads, tile = fl_attn_prefill_rows(s->head_dim);
     int n = 0;
     for (int i = 0; i < num_seqs; i++) {
         const int rows = (query_start[i + 1] - query_start[i]) * group;
@@ -77,7 +77,7 @@ void fl_attn_plan_build(fl_attn_plan *p, const fl_attn_shape *s, const int32_t *
             continue;
         /* last rows first: under the causal mask they see the most keys,
          * so the longest CTAs start in the first wave */
-        for (int r = (rows - 1) / FL_ATTN_PREFILL_ROWS * FL_ATTN_PREFILL_ROWS; r >= 0; r -= FL_ATTN_PREFILL_ROWS) {
+        for (int r = (rows - 1) / tile * tile; r >= 0; r -= tile) {
             p->work[n++] = i;
             p->work[n++] = r;
         }
