@@ -138,26 +138,41 @@ static __device__ __forceinline__ void load_q(bf16 *q_smem, const step_params &p
     }
 }
 
-/* Loads keys [key0, key0 + BN) of one sequence and KV head into k/v smem.
- * When a block holds whole tiles (block_size >= BN; key0 is a multiple of
- * BN) the tile's block id is read once: a table read per 16-byte copy puts
- * a dependent global load in front of every cp.async. */
+/* Does a KV tile of BN keys lie in one cache block (block_size >= BN; tiles
+ * start at multiples of BN)? Then its block id is read once, ahead of time:
+ * a table read in front of the copies puts a dependent global load on the
+ * pipeline's critical path. */
+template <int BN> static __device__ __forceinline__ bool one_block(const step_params &p)
+{
+    return (BN >> p.block_shift) <= 1;
+}
+
+/* The block id of the tile at key0, or 0 if the tile spans blocks or is
+ * past the context. */
+template <int BN>
+static __device__ __forceinline__ int tile_block(const step_params &p, const int32_t *table, int key0, int kv_len)
+{
+    return one_block<BN>(p) && key0 < kv_len ? table[key0 >> p.block_shift] : 0;
+}
+
+/* Loads keys [key0, key0 + BN) of one sequence and KV head into k/v smem;
+ * block is tile_block() of the tile. */
 template <int D, int BN>
 static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const step_params &p,
-                                               const int32_t *table, int key0, int kv_len, int kv_head)
+                                               const int32_t *table, int key0, int kv_len, int kv_head, int block)
 {
     constexpr int LD = D + 8, CH = D / 8;
     const int mask = (1 << p.block_shift) - 1;
-    const bool one_block = (BN >> p.block_shift) <= 1;
-    const size_t tile_base = one_block && key0 < kv_len ? (size_t)table[key0 >> p.block_shift] * (mask + 1) : 0;
+    const bool whole = one_block<BN>(p);
+    const size_t tile_base = (size_t)block * (mask + 1);
 #pragma unroll 2
     for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
         const int j = c / CH, part = c % CH, key = key0 + j;
         const uint32_t dk = smem_addr(k_smem + j * LD + part * 8);
         const uint32_t dv = smem_addr(v_smem + j * LD + part * 8);
         if (key < kv_len) {
-            const size_t slot = one_block ? tile_base + (key & mask)
-                                          : (size_t)table[key >> p.block_shift] * (mask + 1) + (key & mask);
+            const size_t slot = whole ? tile_base + (key & mask)
+                                      : (size_t)table[key >> p.block_shift] * (mask + 1) + (key & mask);
             const size_t off = (slot * p.num_kv_heads + kv_head) * D + part * 8;
             cp_async16(dk, p.k_cache + off, 16);
             cp_async16(dv, p.v_cache + off, 16);
@@ -166,6 +181,73 @@ static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const
             cp_async16(dv, p.v_cache, 0);
         }
     }
+}
+
+/* An S-stage ring of KV tiles [first, end) in k/v smem ([S][BN][LD]):
+ * tile t lives in slot (t - first) % S. ring_start issues the first S - 1
+ * tiles (one cp.async group each, Q's loads joining the first) and returns
+ * the block id of the next tile to issue; ring_next, at the top of each
+ * tile, makes the tile ready, has the tile S - 1 ahead in flight, and
+ * returns the tile's slot; ring_release ends the tile.
+ * - S >= 3: wait, one barrier, then refill the slot the previous tile used
+ *   (every thread has passed the barrier, so it is free).
+ * - S = 2: refill first, then wait: the next tile is in flight while the
+ *   current one lands; the slot refilled is free only after the trailing
+ *   barrier of ring_release. Two stages keep the decode CTA small enough
+ *   for 3 (head dim 128) to 5 (64) CTAs per SM, which matters more to a
+ *   bandwidth-bound kernel than a third stage did (measured: docs/PERF.md). */
+template <int D, int BN, int S>
+static __device__ __forceinline__ int ring_start(bf16 *k_smem, bf16 *v_smem, const step_params &p,
+                                                 const int32_t *table, int first, int end, int kv_len, int kv_head)
+{
+    constexpr int LD = D + 8;
+#pragma unroll
+    for (int i = 0; i < S - 1; i++) {
+        const int t = first + i;
+        if (t < end)
+            load_kv<D, BN>(k_smem + i * BN * LD, v_smem + i * BN * LD, p, table, t * BN, kv_len, kv_head,
+                           tile_block<BN>(p, table, t * BN, kv_len));
+        cp_async_commit();
+    }
+    return first + S - 1 < end ? tile_block<BN>(p, table, (first + S - 1) * BN, kv_len) : 0;
+}
+
+template <int D, int BN, int S>
+static __device__ __forceinline__ void ring_issue(bf16 *k_smem, bf16 *v_smem, const step_params &p,
+                                                  const int32_t *table, int first, int ahead, int end, int kv_len,
+                                                  int kv_head, int &block)
+{
+    constexpr int LD = D + 8;
+    if (ahead < end) {
+        const int slot = (ahead - first) % S;
+        load_kv<D, BN>(k_smem + slot * BN * LD, v_smem + slot * BN * LD, p, table, ahead * BN, kv_len, kv_head, block);
+        /* the block id one further lands while this tile computes */
+        block = ahead + 1 < end ? tile_block<BN>(p, table, (ahead + 1) * BN, kv_len) : 0;
+    }
+    cp_async_commit();
+}
+
+template <int D, int BN, int S>
+static __device__ __forceinline__ int ring_next(bf16 *k_smem, bf16 *v_smem, const step_params &p,
+                                                const int32_t *table, int first, int tile, int end, int kv_len,
+                                                int kv_head, int &block)
+{
+    if (S == 2) {
+        ring_issue<D, BN, S>(k_smem, v_smem, p, table, first, tile + 1, end, kv_len, kv_head, block);
+        cp_async_wait<1>();
+        __syncthreads();
+    } else {
+        cp_async_wait<S - 2>();
+        __syncthreads();
+        ring_issue<D, BN, S>(k_smem, v_smem, p, table, first, tile + S - 1, end, kv_len, kv_head, block);
+    }
+    return (tile - first) % S;
+}
+
+template <int S> static __device__ __forceinline__ void ring_release(void)
+{
+    if (S == 2)
+        __syncthreads();
 }
 
 /* The warp routine: the warp's MT x 16 rows (q at q_base) against NK keys
@@ -301,14 +383,14 @@ static __device__ __forceinline__ size_t out_offset(const step_params &p, int q0
 
 /* ---- prefill: 64 x MT packed rows per CTA ---- */
 
-template <int D, int BN, int MT>
+template <int D, int BN, int MT, int S>
 __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
 {
     constexpr int LD = D + 8, ROWS = NUM_WARPS * 16 * MT;
     extern __shared__ uint4 smem_raw[];
     bf16 *q_smem = (bf16 *)smem_raw;
-    bf16 *k_smem = q_smem + ROWS * LD; /* [2][BN][LD] */
-    bf16 *v_smem = k_smem + 2 * BN * LD;
+    bf16 *k_smem = q_smem + ROWS * LD; /* [S][BN][LD] */
+    bf16 *v_smem = k_smem + S * BN * LD;
 
     const int seq = p.work[2 * blockIdx.x], row0 = p.work[2 * blockIdx.x + 1];
     const int kv_head = blockIdx.y;
@@ -320,8 +402,7 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
     const int num_tiles = (kv_end + BN - 1) / BN;
 
     load_q<D>(q_smem, p, q0, rows, row0, ROWS, kv_head);
-    load_kv<D, BN>(k_smem, v_smem, p, table, 0, kv_end, kv_head);
-    cp_async_commit();
+    int block = ring_start<D, BN, S>(k_smem, v_smem, p, table, 0, num_tiles, kv_end, kv_head);
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int wrow = row0 + warp * 16 * MT;
@@ -331,23 +412,12 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
     state_init<D, MT>(st);
     const uint32_t q_base = smem_addr(q_smem + warp * 16 * MT * LD);
     for (int tile = 0; tile < num_tiles; tile++) {
-        const int stage = tile & 1;
-        if (tile + 1 < num_tiles) {
-            const int next = (tile + 1) & 1;
-            load_kv<D, BN>(k_smem + next * BN * LD, v_smem + next * BN * LD, p, table, (tile + 1) * BN, kv_end,
-                           kv_head);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
+        const int slot = ring_next<D, BN, S>(k_smem, v_smem, p, table, 0, tile, num_tiles, kv_end, kv_head, block);
         const int key0 = tile * BN;
         if (key0 <= warp_max_limit) /* else every key is past this warp's rows */
-            warp_attend<D, BN, MT>(st, q_base, smem_addr(k_smem + stage * BN * LD),
-                                   smem_addr(v_smem + stage * BN * LD), key0, ctx - q_len, wrow, p.group,
-                                   key0 + BN - 1 > warp_min_limit, p.scale_log2);
-        __syncthreads();
+            warp_attend<D, BN, MT>(st, q_base, smem_addr(k_smem + slot * BN * LD), smem_addr(v_smem + slot * BN * LD),
+                                   key0, ctx - q_len, wrow, p.group, key0 + BN - 1 > warp_min_limit, p.scale_log2);
+        ring_release<S>();
     }
     state_reduce_l<D, MT>(st);
     const int t = lane & 3;
@@ -368,16 +438,15 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
 
 /* ---- decode: one 16-row tile per CTA, keys split over warps and CTAs ---- */
 
-#define DECODE_BN 64
-
 template <int D>
 __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int work_offset, int num_splits)
 {
-    constexpr int LD = D + 8, BN = DECODE_BN, ROWS = FL_ATTN_DECODE_ROWS, NK = BN / NUM_WARPS;
+    constexpr int LD = D + 8, BN = FL_ATTN_DECODE_TILE, ROWS = FL_ATTN_DECODE_ROWS, NK = BN / NUM_WARPS;
+    constexpr int S = FL_ATTN_DECODE_STAGES;
     extern __shared__ uint4 smem_raw[];
     bf16 *q_smem = (bf16 *)smem_raw;
-    bf16 *k_smem = q_smem + ROWS * LD;
-    bf16 *v_smem = k_smem + 2 * BN * LD;
+    bf16 *k_smem = q_smem + ROWS * LD; /* [S][BN][LD] */
+    bf16 *v_smem = k_smem + S * BN * LD;
 
     const int item = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
     const int seq = p.work[work_offset + item];
@@ -389,9 +458,7 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     const int tile0 = split * per_split, tile1 = min(num_tiles, tile0 + per_split);
 
     load_q<D>(q_smem, p, q0, rows, 0, ROWS, kv_head);
-    if (tile0 < tile1)
-        load_kv<D, BN>(k_smem, v_smem, p, table, tile0 * BN, ctx, kv_head);
-    cp_async_commit();
+    int block = ring_start<D, BN, S>(k_smem, v_smem, p, table, tile0, tile1, ctx, kv_head);
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int min_limit = ctx - q_len;
@@ -399,21 +466,12 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     state_init<D, 1>(st);
     const uint32_t q_base = smem_addr(q_smem);
     for (int tile = tile0; tile < tile1; tile++) {
-        const int stage = (tile - tile0) & 1;
-        if (tile + 1 < tile1) {
-            const int next = stage ^ 1;
-            load_kv<D, BN>(k_smem + next * BN * LD, v_smem + next * BN * LD, p, table, (tile + 1) * BN, ctx, kv_head);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
+        const int slot = ring_next<D, BN, S>(k_smem, v_smem, p, table, tile0, tile, tile1, ctx, kv_head, block);
         const int key0 = tile * BN + warp * NK;
-        warp_attend<D, NK, 1>(st, q_base, smem_addr(k_smem + (stage * BN + warp * NK) * LD),
-                           smem_addr(v_smem + (stage * BN + warp * NK) * LD), key0, ctx - q_len, 0, p.group,
-                           key0 + NK - 1 > min_limit, p.scale_log2);
-        __syncthreads();
+        warp_attend<D, NK, 1>(st, q_base, smem_addr(k_smem + (slot * BN + warp * NK) * LD),
+                              smem_addr(v_smem + (slot * BN + warp * NK) * LD), key0, ctx - q_len, 0, p.group,
+                              key0 + NK - 1 > min_limit, p.scale_log2);
+        ring_release<S>();
     }
     cp_async_wait<0>();
     __syncthreads();
@@ -469,21 +527,29 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     }
 }
 
-/* Merges a decode tile's splits by their log-sum-exp (base 2): one warp
- * per row turns the splits' LSEs into weights (lanes over splits), then
- * each thread sums its columns over the splits, loads unrolled. */
+/* Merges a decode tile's splits by their log-sum-exp (base 2). A CTA per
+ * (sequence, KV head, row): warp 0 turns the splits' LSEs into weights
+ * (lanes over splits); the threads then take (column, split group) pairs,
+ * sum their splits with the loads unrolled, and group 0 adds the groups up.
+ * Few sequences mean few rows: spreading rows and split groups over CTAs
+ * and threads is what keeps this short next to the decode kernel. */
+#define COMBINE_THREADS 256
+
 template <int D>
-__global__ void __launch_bounds__(NUM_THREADS) combine_kernel(step_params p, int work_offset, int num_splits)
+__global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(step_params p, int work_offset, int num_splits)
 {
-    constexpr int ROWS = FL_ATTN_DECODE_ROWS;
-    __shared__ float weight[ROWS][FL_ATTN_MAX_SPLITS];
-    const int item = blockIdx.x, kv_head = blockIdx.y;
+    constexpr int ROWS = FL_ATTN_DECODE_ROWS, GROUPS = COMBINE_THREADS / D > 0 ? COMBINE_THREADS / D : 1;
+    __shared__ float weight[FL_ATTN_MAX_SPLITS];
+    __shared__ float partial[GROUPS][D];
+    const int item = blockIdx.x, kv_head = blockIdx.y, row = blockIdx.z;
     const int seq = p.work[work_offset + item];
     const int q0 = p.query_start[seq], rows = (p.query_start[seq + 1] - q0) * p.group;
+    if (row >= rows)
+        return;
     const size_t first = ((size_t)item * p.num_kv_heads + kv_head) * num_splits;
     const float *lse = p.scratch + (size_t)gridDim.x * p.num_kv_heads * num_splits * ROWS * D;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    for (int row = warp; row < rows; row += NUM_WARPS) {
+    if (threadIdx.x < 32) {
+        const int lane = threadIdx.x;
         float l[FL_ATTN_MAX_SPLITS / 32], mx = -INFINITY;
 #pragma unroll
         for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++) {
@@ -503,32 +569,41 @@ __global__ void __launch_bounds__(NUM_THREADS) combine_kernel(step_params p, int
             den += __shfl_xor_sync(0xffffffff, den, o);
 #pragma unroll
         for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++)
-            weight[row][lane + 32 * k] = l[k] / den;
+            weight[lane + 32 * k] = l[k] / den;
     }
     __syncthreads();
-    for (int e = threadIdx.x; e < rows * D; e += NUM_THREADS) {
-        const int row = e / D, col = e % D;
+    const int col = threadIdx.x % D, group = threadIdx.x / D;
+    if (group < GROUPS) {
         const float *o = p.scratch + (first * ROWS + row) * D + col;
         float acc = 0.f;
 #pragma unroll 8
-        for (int s = 0; s < num_splits; s++)
-            acc += weight[row][s] * o[(size_t)s * ROWS * D];
-        p.out[out_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(acc);
+        for (int s = group; s < num_splits; s += GROUPS)
+            acc += weight[s] * o[(size_t)s * ROWS * D];
+        partial[group][col] = acc;
+    }
+    __syncthreads();
+    if (threadIdx.x < D) {
+        float acc = 0.f;
+#pragma unroll
+        for (int g = 0; g < GROUPS; g++)
+            acc += partial[g][threadIdx.x];
+        p.out[out_offset(p, q0, row, kv_head, D) + threadIdx.x] = __float2bfloat16(acc);
     }
 }
 
 /* ---- launch ---- */
 
-/* D: head dim; BN: prefill keys per tile; MT: 16-row tiles per prefill warp. */
-template <int D, int BN, int MT>
+/* D: head dim; BN: prefill keys per tile; MT: 16-row tiles per prefill
+ * warp; S: prefill pipeline stages. */
+template <int D, int BN, int MT, int S>
 static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, cudaStream_t stream)
 {
     constexpr int LD = D + 8;
-    const size_t prefill_smem = (size_t)(NUM_WARPS * 16 * MT + 4 * BN) * LD * sizeof(bf16);
-    const size_t decode_smem = (size_t)(FL_ATTN_DECODE_ROWS + 4 * DECODE_BN) * LD * sizeof(bf16);
+    const size_t prefill_smem = (size_t)(NUM_WARPS * 16 * MT + 2 * S * BN) * LD * sizeof(bf16);
+    const size_t decode_smem = (size_t)fl_attn_decode_smem(D);
     static int configured;
     if (!configured) {
-        cudaError_t e = cudaFuncSetAttribute(prefill_kernel<D, BN, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaError_t e = cudaFuncSetAttribute(prefill_kernel<D, BN, MT, S>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)prefill_smem);
         if (e == cudaSuccess)
             e = cudaFuncSetAttribute(decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -538,14 +613,14 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, cudaSt
         configured = 1;
     }
     if (plan->num_prefill > 0)
-        prefill_kernel<D, BN, MT><<<dim3(plan->num_prefill, p.num_kv_heads), NUM_THREADS, prefill_smem, stream>>>(p);
+        prefill_kernel<D, BN, MT, S><<<dim3(plan->num_prefill, p.num_kv_heads), NUM_THREADS, prefill_smem, stream>>>(p);
     if (plan->num_decode > 0) {
         const int offset = 2 * plan->num_prefill;
         decode_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads, plan->num_splits), NUM_THREADS, decode_smem,
                            stream>>>(p, offset, plan->num_splits);
         if (plan->num_splits > 1)
-            combine_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads), NUM_THREADS, 0, stream>>>(p, offset,
-                                                                                              plan->num_splits);
+            combine_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads, FL_ATTN_DECODE_ROWS), COMBINE_THREADS, 0,
+                               stream>>>(p, offset, plan->num_splits);
     }
     return cudaGetLastError();
 }
@@ -575,11 +650,11 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan 
     cudaStream_t s = (cudaStream_t)stream;
     switch (shape->head_dim) {
     /* MT must match fl_attn_prefill_rows() */
-    case 16: return (int)launch<16, 16, 2>(p, plan, s);
-    case 32: return (int)launch<32, 32, 2>(p, plan, s);
-    case 64: return (int)launch<64, 64, 2>(p, plan, s);
-    case 96: return (int)launch<96, 32, 2>(p, plan, s);
-    case 128: return (int)launch<128, 32, 2>(p, plan, s);
-    default: return (int)launch<256, 32, 1>(p, plan, s);
+    case 16: return (int)launch<16, 16, 2, 3>(p, plan, s);
+    case 32: return (int)launch<32, 32, 2, 3>(p, plan, s);
+    case 64: return (int)launch<64, 64, 2, 3>(p, plan, s);
+    case 96: return (int)launch<96, 32, 2, 3>(p, plan, s);
+    case 128: return (int)launch<128, 32, 2, 3>(p, plan, s);
+    default: return (int)launch<256, 32, 1, 2>(p, plan, s);
     }
 }

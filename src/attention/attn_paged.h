@@ -31,8 +31,18 @@
 extern "C" {
 #endif
 
-/* Rows of the decode kernel's tile. */
+/* Rows of the decode kernel's tile, keys per KV tile, pipeline stages. */
 #define FL_ATTN_DECODE_ROWS 16
+#define FL_ATTN_DECODE_TILE 64
+#define FL_ATTN_DECODE_STAGES 2
+
+/* Shared memory of one decode CTA: its Q tile and the stages of K and V
+ * tiles, rows padded by 8 elements (the split heuristic counts how many
+ * CTAs fit an SM). */
+static inline int fl_attn_decode_smem(int head_dim)
+{
+    return (FL_ATTN_DECODE_ROWS + 2 * FL_ATTN_DECODE_STAGES * FL_ATTN_DECODE_TILE) * (head_dim + 8) * 2;
+}
 
 /* Packed rows per prefill CTA: four warps of two 16-row tiles, or of one
  * for head dim 256 (the accumulators of two would not fit in registers). */

@@ -5,11 +5,7 @@
 
 #include <stdio.h>
 
-/* Keys per KV tile of the decode kernel, and its shared memory: 16 query
- * rows and two stages of K and V tiles, rows padded by 8 elements; plus
- * the 1 KiB the hardware reserves per CTA. */
-#define KV_TILE 64
-#define DECODE_SMEM(d) ((FL_ATTN_DECODE_ROWS + 4 * KV_TILE) * ((d) + 8) * 2 + 1024)
+#define KV_TILE FL_ATTN_DECODE_TILE
 
 int fl_attn_paged_supports(const fl_attn_shape *s, char *why, size_t len)
 {
@@ -53,7 +49,7 @@ static int split_count(const fl_attn_shape *s, int num_decode, int longest)
 {
     if (num_decode == 0)
         return 1;
-    int per_sm = s->smem_per_sm / DECODE_SMEM(s->head_dim);
+    int per_sm = s->smem_per_sm / (fl_attn_decode_smem(s->head_dim) + 1024); /* 1 KiB reserved per CTA */
     if (per_sm < 1)
         per_sm = 1;
     const long ctas = (long)num_decode * s->num_kv_heads, slots = (long)per_sm * s->num_sms;
