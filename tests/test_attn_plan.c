@@ -1,0 +1,125 @@
+/* test_attn_plan.c - the host half of the paged attention backend: which
+ * sequences take which kernel, the prefill CTAs, the split count and the
+ * scratch it needs, against the rules in attn_paged.h worked out here. */
+#include "test_util.h"
+
+#include <stdlib.h>
+
+#include "attention/attn_paged.h"
+
+static fl_attn_shape h100(int hq, int hkv, int d)
+{
+    return (fl_attn_shape){ .num_heads = hq, .num_kv_heads = hkv, .head_dim = d, .block_size = 128,
+                            .num_sms = 132, .smem_per_sm = 228 * 1024 };
+}
+
+/* Plans q_lens/seq_lens and checks the work list covers every sequence's
+ * packed rows exactly once, in the right kernel. */
+static fl_attn_plan plan(const fl_attn_shape *s, int n, const int *q_lens, const int *seq_lens, int max_len,
+                         int32_t **work)
+{
+    int32_t *qs = malloc((n + 1) * sizeof(int32_t));
+    qs[0] = 0;
+    for (int i = 0; i < n; i++)
+        qs[i + 1] = qs[i] + q_lens[i];
+    *work = malloc(fl_attn_plan_work_cap(s, n, qs[n]) * sizeof(int32_t));
+    fl_attn_plan p = { .work = *work };
+    fl_attn_plan_build(&p, s, qs, seq_lens, n, max_len);
+    assert_true(p.work_len <= fl_attn_plan_work_cap(s, n, qs[n]));
+    assert_int_equal(p.work_len, 2 * p.num_prefill + p.num_decode);
+    const int group = s->num_heads / s->num_kv_heads, tile = fl_attn_prefill_rows(s->head_dim);
+    for (int i = 0; i < n; i++) {
+        const int rows = q_lens[i] * group;
+        int covered = 0, decode = 0, last = 1 << 30;
+        for (int k = 0; k < p.num_prefill; k++)
+            if (p.work[2 * k] == i) {
+                const int r = p.work[2 * k + 1];
+                assert_int_equal(r % tile, 0);
+                assert_true(r < last); /* the last rows (the longest CTAs) first */
+                last = r;
+                covered += rows - r < tile ? rows - r : tile;
+            }
+        for (int k = 0; k < p.num_decode; k++)
+            decode += p.work[2 * p.num_prefill + k] == i;
+        if (rows > FL_ATTN_DECODE_ROWS) {
+            assert_int_equal(covered, rows);
+            assert_int_equal(decode, 0);
+        } else {
+            assert_int_equal(covered, 0);
+            assert_int_equal(decode, rows > 0);
+        }
+    }
+    free(qs);
+    return p;
+}
+
+static void test_mixed_batch(void **state)
+{
+    (void)state;
+    const fl_attn_shape s = h100(16, 8, 128); /* group 2: up to 8 tokens take the decode kernel */
+    const int q_lens[] = { 1, 8, 9, 300, 1, 0, 64 }, seq_lens[] = { 40, 100, 9, 300, 5000, 7, 700 };
+    int32_t *work;
+    const fl_attn_plan p = plan(&s, 7, q_lens, seq_lens, 0, &work);
+    assert_int_equal(p.num_decode, 3);
+    assert_int_equal(p.num_prefill, 1 + 5 + 1); /* 18, 600 and 128 rows in 128-row CTAs */
+    free(work);
+}
+
+static void test_splits(void **state)
+{
+    (void)state;
+    const fl_attn_shape s = h100(16, 8, 128);
+    const int per_sm = s.smem_per_sm / (fl_attn_decode_smem(128) + 1024);
+    int32_t *work;
+    int ones[256], lens[256];
+    for (int i = 0; i < 256; i++)
+        ones[i] = 1, lens[i] = 32768;
+    /* one sequence, long context: splits fill one wave of resident CTAs */
+    fl_attn_plan p = plan(&s, 1, ones, lens, 0, &work);
+    assert_int_equal(p.num_splits, per_sm * 132 / 8);
+    assert_int_equal(fl_attn_plan_scratch_floats(&p, &s), (size_t)8 * p.num_splits * 16 * 129);
+    assert_true(fl_attn_plan_scratch_floats(&p, &s) <= fl_attn_plan_scratch_floats_max(&s, 256));
+    free(work);
+    /* a batch that fills the GPU by itself: no splits, no scratch */
+    p = plan(&s, 256, ones, lens, 0, &work);
+    assert_int_equal(p.num_splits, 1);
+    assert_int_equal(fl_attn_plan_scratch_floats(&p, &s), 0);
+    free(work);
+    /* a short context keeps two KV tiles a split */
+    lens[0] = 300;
+    p = plan(&s, 1, ones, lens, 0, &work);
+    assert_int_equal(p.num_splits, 2);
+    free(work);
+    /* ... unless the plan is for a longer context (a CUDA graph's) */
+    p = plan(&s, 1, ones, lens, 32768, &work);
+    assert_int_equal(p.num_splits, per_sm * 132 / 8 > FL_ATTN_MAX_SPLITS ? FL_ATTN_MAX_SPLITS : per_sm * 132 / 8);
+    free(work);
+}
+
+static void test_supports(void **state)
+{
+    (void)state;
+    char why[128];
+    fl_attn_shape s = h100(16, 8, 128);
+    assert_int_equal(fl_attn_paged_supports(&s, why, sizeof why), 0);
+    s.head_dim = 80;
+    assert_int_equal(fl_attn_paged_supports(&s, why, sizeof why), -1);
+    assert_msg_contains(why, "head dim 80");
+    s = h100(64, 2, 128);
+    assert_int_equal(fl_attn_paged_supports(&s, why, sizeof why), -1);
+    assert_msg_contains(why, "GQA group of 32");
+    s = h100(16, 8, 128);
+    s.block_size = 48;
+    assert_int_equal(fl_attn_paged_supports(&s, why, sizeof why), -1);
+    assert_msg_contains(why, "block size 48");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mixed_batch),
+        cmocka_unit_test(test_splits),
+        cmocka_unit_test(test_supports),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
