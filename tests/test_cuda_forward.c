@@ -18,6 +18,8 @@
  * printed.) */
 #include "test_util.h"
 
+#include "golden.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -25,45 +27,13 @@
 #include "engine/engine.h"
 #include "model/model.h"
 
-#define NUM_PROMPTS 5
-#define GREEDY_TOKENS 32
+#define NUM_PROMPTS TU_GOLDEN_PROMPTS
+#define GREEDY_TOKENS TU_GOLDEN_TOKENS
 #define MAX_CONTEXT 256
 #define LOGIT_TOL 3e-2
 #define MARGIN 1e-2
 
 static const int block_sizes[] = { 16, 32, 64, 128 };
-
-typedef struct golden {
-    fl_safetensors file;
-    const int32_t *prompt[NUM_PROMPTS];
-    int len[NUM_PROMPTS];
-    const float *logits[NUM_PROMPTS];
-    const int32_t *greedy[NUM_PROMPTS];
-} golden;
-
-static const void *golden_data(golden *g, const char *what, int i)
-{
-    char name[64];
-    snprintf(name, sizeof name, "%s_%d", what, i);
-    const fl_tensor *t = fl_safetensors_find(&g->file, name);
-    assert_non_null(t);
-    if (strcmp(what, "prompt") == 0)
-        g->len[i] = (int)t->shape[0];
-    return t->data;
-}
-
-static void golden_load(golden *g, const char *dir)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/golden.safetensors", dir);
-    fl_error err;
-    assert_int_equal(fl_safetensors_open_file(&g->file, path, &err), 0);
-    for (int i = 0; i < NUM_PROMPTS; i++) {
-        g->prompt[i] = golden_data(g, "prompt", i);
-        g->logits[i] = golden_data(g, "logits", i);
-        g->greedy[i] = golden_data(g, "greedy", i);
-    }
-}
 
 static fl_model_runner make_runner(const fl_model *m, int block_size, int num_blocks, int max_tokens)
 {
@@ -128,7 +98,7 @@ static int argmax(const float *x, int n)
 
 /* HF's largest |logit| over prompt s, and whether HF's top-1 at position p
  * leads its top-2 by more than MARGIN of it. */
-static double max_magnitude(const golden *g, int s, int vocab)
+static double max_magnitude(const tu_golden *g, int s, int vocab)
 {
     double mag = 0;
     for (size_t k = 0; k < (size_t)g->len[s] * vocab; k++)
@@ -146,7 +116,7 @@ static int decided(const float *ref, int vocab, double mag)
     return ref[top] - second > MARGIN * mag;
 }
 
-static void check_logits(const fl_model *m, const golden *g, int block_size, const char *name)
+static void check_logits(const fl_model *m, const tu_golden *g, int block_size, const char *name)
 {
     const int vocab = m->cfg.vocab_size;
     float *logits = prefill(m, block_size, NUM_PROMPTS, g->prompt, g->len);
@@ -177,68 +147,41 @@ static void check_logits(const fl_model *m, const golden *g, int block_size, con
     free(logits);
 }
 
-typedef struct greedy_out {
-    int32_t tokens[NUM_PROMPTS][GREEDY_TOKENS];
-    int count[NUM_PROMPTS];
-} greedy_out;
-
-static void collect(void *ctx, const fl_seq_output *out)
-{
-    greedy_out *g = ctx;
-    if (out->token >= 0 && g->count[out->request_id] < GREEDY_TOKENS)
-        g->tokens[out->request_id][g->count[out->request_id]++] = out->token;
-}
-
-static void check_greedy(const fl_model *m, const golden *g, int block_size, int step_budget, const char *name)
+static void check_greedy(const fl_model *m, const tu_golden *g, int block_size, int step_budget, const char *name)
 {
     fl_model_runner r = make_runner(m, block_size, NUM_PROMPTS * (MAX_CONTEXT / block_size + 1), step_budget);
-    fl_engine_config ec;
-    fl_engine_config_default(&ec);
-    ec.max_num_batched_tokens = step_budget;
-    greedy_out out = { 0 };
-    fl_engine *e = fl_engine_create(&ec, &r, NULL, NULL, 0, collect, &out);
-    fl_sampling_params sp;
-    fl_sampling_params_default(&sp);
-    sp.temperature = 0;
-    sp.max_tokens = GREEDY_TOKENS;
-    sp.ignore_eos = 1;
-    fl_error err;
-    for (int i = 0; i < NUM_PROMPTS; i++)
-        assert_int_equal(fl_engine_add(e, (uint64_t)i, g->prompt[i], g->len[i], &sp, &err), 0);
-    while (fl_engine_step(e) > 0)
-        ;
-    fl_engine_destroy(e);
+    int32_t tokens[NUM_PROMPTS][GREEDY_TOKENS];
+    tu_golden_generate(g, &r, step_budget, tokens);
     const int vocab = m->cfg.vocab_size;
     int32_t *seqs[NUM_PROMPTS];
     int lens[NUM_PROMPTS];
     for (int s = 0; s < NUM_PROMPTS; s++) {
-        assert_int_equal(out.count[s], GREEDY_TOKENS);
         lens[s] = g->len[s] + GREEDY_TOKENS;
         seqs[s] = malloc(lens[s] * sizeof(int32_t));
         memcpy(seqs[s], g->prompt[s], g->len[s] * sizeof(int32_t));
-        memcpy(seqs[s] + g->len[s], out.tokens[s], GREEDY_TOKENS * sizeof(int32_t));
+        memcpy(seqs[s] + g->len[s], tokens[s], GREEDY_TOKENS * sizeof(int32_t));
     }
     float *logits = prefill(m, block_size, NUM_PROMPTS, (const int32_t *const *)seqs, lens);
     const float *row = logits;
     for (int s = 0; s < NUM_PROMPTS; s++) {
         const double mag = max_magnitude(g, s, vocab);
         const float *last = g->logits[s] + (size_t)(g->len[s] - 1) * vocab;
-        if (decided(last, vocab, mag) && out.tokens[s][0] != g->greedy[s][0]) {
+        if (decided(last, vocab, mag) && tokens[s][0] != g->greedy[s][0]) {
             print_error("%s block %d budget %d prompt %d: first token %d, HF has %d\n", name, block_size,
-                        step_budget, s, out.tokens[s][0], g->greedy[s][0]);
+                        step_budget, s, tokens[s][0], g->greedy[s][0]);
             fail();
         }
         for (int k = 0; k < GREEDY_TOKENS; k++) {
             const float *at = row + (size_t)(g->len[s] - 1 + k) * vocab;
-            const float top = at[argmax(at, vocab)], chosen = at[out.tokens[s][k]];
+            const float top = at[argmax(at, vocab)], chosen = at[tokens[s][k]];
             if (top - chosen > MARGIN * mag) {
                 print_error("%s block %d budget %d prompt %d: token %d (%d) is %.3g below the top logit\n", name,
-                            block_size, step_budget, s, k, out.tokens[s][k], top - chosen);
+                            block_size, step_budget, s, k, tokens[s][k], top - chosen);
                 fail();
             }
         }
         int same = 0;
-        while (same < GREEDY_TOKENS && out.tokens[s][same] == g->greedy[s][same])
+        while (same < GREEDY_TOKENS && tokens[s][same] == g->greedy[s][same])
             same++;
         printf("  %s block %3d budget %3d prompt %d: greedy, first %d of %d tokens as HF's\n", name, block_size,
                step_budget, s, same, GREEDY_TOKENS);
@@ -254,14 +197,14 @@ static void check_fixture(const char *name)
     fl_error err;
     const char *dir = tu_fixture(name);
     assert_int_equal(fl_model_load(&model, dir, FL_LOAD_AUTO, 0, &err), 0);
-    golden g;
-    golden_load(&g, dir);
+    tu_golden g;
+    tu_golden_load(&g, dir, model.cfg.vocab_size);
     for (size_t i = 0; i < sizeof block_sizes / sizeof block_sizes[0]; i++) {
         check_logits(&model, &g, block_sizes[i], name);
         check_greedy(&model, &g, block_sizes[i], 256, name);
         check_greedy(&model, &g, block_sizes[i], 7, name);
     }
-    fl_safetensors_free(&g.file);
+    tu_golden_free(&g);
     fl_model_free(&model);
 }
 

@@ -12,6 +12,8 @@
  * bug cannot hide behind contiguous blocks. */
 #include "test_util.h"
 
+#include "golden.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -20,52 +22,14 @@
 #include "engine/engine.h"
 #include "model/model.h"
 
-#define NUM_PROMPTS 5
-#define GREEDY_TOKENS 32
+#define NUM_PROMPTS TU_GOLDEN_PROMPTS
+#define GREEDY_TOKENS TU_GOLDEN_TOKENS
 #define MAX_CONTEXT 256
 
 static const int block_sizes[] = { 16, 32, 64, 128 };
 
-typedef struct golden {
-    fl_safetensors file;
-    const int32_t *prompt[NUM_PROMPTS];
-    int len[NUM_PROMPTS];
-    const float *logits[NUM_PROMPTS]; /* (len, vocab) */
-    const int32_t *greedy[NUM_PROMPTS];
-} golden;
-
-static const fl_tensor *golden_tensor(golden *g, const char *what, int i, fl_dtype dtype)
-{
-    char name[64];
-    snprintf(name, sizeof name, "%s_%d", what, i);
-    const fl_tensor *t = fl_safetensors_find(&g->file, name);
-    assert_non_null(t);
-    assert_int_equal(t->dtype, dtype);
-    return t;
-}
-
-static void golden_load(golden *g, const char *dir, int vocab)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/golden.safetensors", dir);
-    fl_error err;
-    assert_int_equal(fl_safetensors_open_file(&g->file, path, &err), 0);
-    for (int i = 0; i < NUM_PROMPTS; i++) {
-        const fl_tensor *p = golden_tensor(g, "prompt", i, FL_I32);
-        const fl_tensor *l = golden_tensor(g, "logits", i, FL_F32);
-        const fl_tensor *gr = golden_tensor(g, "greedy", i, FL_I32);
-        g->prompt[i] = p->data;
-        g->len[i] = (int)p->shape[0];
-        g->logits[i] = l->data;
-        assert_int_equal(l->shape[0], g->len[i]);
-        assert_int_equal(l->shape[1], vocab);
-        g->greedy[i] = gr->data;
-        assert_int_equal(gr->shape[0], GREEDY_TOKENS);
-    }
-}
-
 /* All prompts in one batch, logits at every position, blocks scattered. */
-static void check_logits(fl_cpu_model *m, const golden *g, int block_size, const char *name)
+static void check_logits(fl_cpu_model *m, const tu_golden *g, int block_size, const char *name)
 {
     const int vocab = m->cfg.vocab_size;
     int total = 0, max_blocks = 0, num_blocks = 0;
@@ -121,49 +85,22 @@ static void check_logits(fl_cpu_model *m, const golden *g, int block_size, const
     fl_cpu_kv_cache_free(&kv);
 }
 
-typedef struct greedy_out {
-    int32_t tokens[NUM_PROMPTS][GREEDY_TOKENS];
-    int count[NUM_PROMPTS];
-} greedy_out;
-
-static void collect(void *ctx, const fl_seq_output *out)
-{
-    greedy_out *g = ctx;
-    if (out->token >= 0 && g->count[out->request_id] < GREEDY_TOKENS)
-        g->tokens[out->request_id][g->count[out->request_id]++] = out->token;
-}
-
 /* All prompts through the engine at once, greedy: each must equal HF's
  * continuation. step_budget tokens a step (small: prompts are chunked and
  * decodes share steps with other prompts' chunks). */
-static void check_greedy(const fl_model *model, const golden *g, int block_size, int step_budget,
+static void check_greedy(const fl_model *model, const tu_golden *g, int block_size, int step_budget,
                          const char *name)
 {
     fl_model_runner runner;
     fl_cpu_runner_init(&runner, &model->cfg, &model->weights, step_budget, MAX_CONTEXT, block_size,
                        NUM_PROMPTS * (MAX_CONTEXT / block_size + 1), NUM_PROMPTS);
-    fl_engine_config ec;
-    fl_engine_config_default(&ec);
-    ec.max_num_batched_tokens = step_budget;
-    greedy_out out = { 0 };
-    fl_engine *e = fl_engine_create(&ec, &runner, NULL, NULL, 0, collect, &out);
-    fl_sampling_params sp;
-    fl_sampling_params_default(&sp);
-    sp.temperature = 0;
-    sp.max_tokens = GREEDY_TOKENS;
-    sp.ignore_eos = 1;
-    fl_error err;
-    for (int i = 0; i < NUM_PROMPTS; i++)
-        assert_int_equal(fl_engine_add(e, (uint64_t)i, g->prompt[i], g->len[i], &sp, &err), 0);
-    while (fl_engine_step(e) > 0)
-        ;
-    fl_engine_destroy(e);
+    int32_t tokens[NUM_PROMPTS][GREEDY_TOKENS];
+    tu_golden_generate(g, &runner, step_budget, tokens);
     for (int s = 0; s < NUM_PROMPTS; s++) {
-        assert_int_equal(out.count[s], GREEDY_TOKENS);
         for (int k = 0; k < GREEDY_TOKENS; k++) {
-            if (out.tokens[s][k] != g->greedy[s][k]) {
+            if (tokens[s][k] != g->greedy[s][k]) {
                 print_error("%s block %d step budget %d prompt %d: token %d is %d, HF has %d\n",
-                            name, block_size, step_budget, s, k, out.tokens[s][k], g->greedy[s][k]);
+                            name, block_size, step_budget, s, k, tokens[s][k], g->greedy[s][k]);
                 fail();
             }
         }
@@ -176,8 +113,8 @@ static void check_fixture(const char *name)
     fl_error err;
     const char *dir = tu_fixture(name);
     assert_int_equal(fl_model_load(&model, dir, FL_LOAD_AUTO, 0, &err), 0);
-    golden g;
-    golden_load(&g, dir, model.cfg.vocab_size);
+    tu_golden g;
+    tu_golden_load(&g, dir, model.cfg.vocab_size);
     for (size_t i = 0; i < sizeof block_sizes / sizeof block_sizes[0]; i++) {
         fl_cpu_model whole;
         fl_cpu_model_init(&whole, &model.cfg, &model.weights, 256, MAX_CONTEXT);
@@ -188,7 +125,7 @@ static void check_fixture(const char *name)
          * decodes share steps with other prompts' chunks. */
         check_greedy(&model, &g, block_sizes[i], 7, name);
     }
-    fl_safetensors_free(&g.file);
+    tu_golden_free(&g);
     fl_model_free(&model);
 }
 

@@ -1,0 +1,33 @@
+/* golden.h - the HF goldens of the tiny fixtures, shared by the CPU and
+ * GPU forward tests: the five prompts, HF's float32 logits at every
+ * position, and HF's 32-token greedy continuations; and the run of all
+ * prompts through an engine, greedy. */
+#ifndef FL_TEST_GOLDEN_H
+#define FL_TEST_GOLDEN_H
+
+#include <stdint.h>
+
+#include "engine/model_runner.h"
+#include "model/safetensors.h"
+
+#define TU_GOLDEN_PROMPTS 5
+#define TU_GOLDEN_TOKENS 32
+
+typedef struct tu_golden {
+    fl_safetensors file;
+    const int32_t *prompt[TU_GOLDEN_PROMPTS];
+    int len[TU_GOLDEN_PROMPTS];
+    const float *logits[TU_GOLDEN_PROMPTS]; /* (len, vocab) */
+    const int32_t *greedy[TU_GOLDEN_PROMPTS];
+} tu_golden;
+
+/* Reads DIR/golden.safetensors, checking names, dtypes and shapes. */
+void tu_golden_load(tu_golden *g, const char *dir, int vocab);
+void tu_golden_free(tu_golden *g);
+
+/* Every prompt through an engine over runner at once, greedy, EOS ignored,
+ * step_budget tokens a step; tokens[i] gets prompt i's continuation. */
+void tu_golden_generate(const tu_golden *g, fl_model_runner *runner, int step_budget,
+                        int32_t tokens[TU_GOLDEN_PROMPTS][TU_GOLDEN_TOKENS]);
+
+#endif
