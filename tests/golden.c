@@ -51,7 +51,7 @@ static void collect(void *ctx, const fl_seq_output *out)
         c->tokens[out->request_id][c->count[out->request_id]++] = out->token;
 }
 
-void tu_golden_generate(const tu_golden *g, fl_model_runner *runner, int step_budget,
+void tu_golden_generate(const tu_golden *g, fl_model_runner *runner, int step_budget, int logprobs,
                         int32_t tokens[TU_GOLDEN_PROMPTS][TU_GOLDEN_TOKENS])
 {
     fl_engine_config ec;
@@ -64,12 +64,13 @@ void tu_golden_generate(const tu_golden *g, fl_model_runner *runner, int step_bu
     sp.temperature = 0;
     sp.max_tokens = TU_GOLDEN_TOKENS;
     sp.ignore_eos = 1;
+    sp.logprobs = logprobs;
     fl_error err;
     for (int i = 0; i < TU_GOLDEN_PROMPTS; i++)
         assert_int_equal(fl_engine_add(e, (uint64_t)i, g->prompt[i], g->len[i], &sp, &err), 0);
     while (fl_engine_step(e) > 0)
         ;
-    fl_engine_destroy(e); /* destroys the runner too */
+    fl_engine_destroy(e);
     for (int i = 0; i < TU_GOLDEN_PROMPTS; i++)
         assert_int_equal(c.count[i], TU_GOLDEN_TOKENS);
 }

@@ -26,8 +26,10 @@ void tu_golden_load(tu_golden *g, const char *dir, int vocab);
 void tu_golden_free(tu_golden *g);
 
 /* Every prompt through an engine over runner at once, greedy, EOS ignored,
- * step_budget tokens a step; tokens[i] gets prompt i's continuation. */
-void tu_golden_generate(const tu_golden *g, fl_model_runner *runner, int step_budget,
+ * step_budget tokens a step, logprobs top alternatives reported (-1:
+ * none); tokens[i] gets prompt i's continuation. The engine destroys the
+ * runner. */
+void tu_golden_generate(const tu_golden *g, fl_model_runner *runner, int step_budget, int logprobs,
                         int32_t tokens[TU_GOLDEN_PROMPTS][TU_GOLDEN_TOKENS]);
 
 #endif

@@ -9,10 +9,12 @@
  * must agree wherever HF's top-1 leads its top-2 by more than 1e-2 x that
  * magnitude. Then greedy generation through the engine (device sampling,
  * CUDA graphs for the decode steps, whole prompts or 7-token chunks): the
- * first token must be HF's where HF's margin is over that threshold, and
- * every generated token must be a greedy choice of the model within bf16
- * noise: prompt plus continuation, recomputed as one prefill, must give
- * each chosen token a logit within 1e-2 x max |logit| of the top one.
+ * first token must be HF's where HF's margin is over that threshold; the
+ * engine sampling on the host instead (logprobs asked: logits read back)
+ * must give the same tokens; and every generated token must be a greedy
+ * choice of the model within bf16 noise: prompt plus continuation,
+ * recomputed as one prefill, must give each chosen token a logit within
+ * 1e-2 x max |logit| of the top one.
  * (Bitwise equality with HF's 32 tokens is not a bf16 property: a
  * near-tie flips and the continuations part; how far they agree is
  * printed.) */
@@ -150,8 +152,13 @@ static void check_logits(const fl_model *m, const tu_golden *g, int block_size, 
 static void check_greedy(const fl_model *m, const tu_golden *g, int block_size, int step_budget, const char *name)
 {
     fl_model_runner r = make_runner(m, block_size, NUM_PROMPTS * (MAX_CONTEXT / block_size + 1), step_budget);
-    int32_t tokens[NUM_PROMPTS][GREEDY_TOKENS];
-    tu_golden_generate(g, &r, step_budget, tokens);
+    int32_t tokens[NUM_PROMPTS][GREEDY_TOKENS], host[NUM_PROMPTS][GREEDY_TOKENS];
+    tu_golden_generate(g, &r, step_budget, -1, tokens);
+    /* with logprobs the engine reads the logits back and samples on the
+     * host: the same greedy tokens from the same logits */
+    fl_model_runner again = make_runner(m, block_size, NUM_PROMPTS * (MAX_CONTEXT / block_size + 1), step_budget);
+    tu_golden_generate(g, &again, step_budget, 1, host);
+    assert_memory_equal(host, tokens, sizeof tokens);
     const int vocab = m->cfg.vocab_size;
     int32_t *seqs[NUM_PROMPTS];
     int lens[NUM_PROMPTS];

@@ -95,7 +95,7 @@ static void check_greedy(const fl_model *model, const tu_golden *g, int block_si
     fl_cpu_runner_init(&runner, &model->cfg, &model->weights, step_budget, MAX_CONTEXT, block_size,
                        NUM_PROMPTS * (MAX_CONTEXT / block_size + 1), NUM_PROMPTS);
     int32_t tokens[NUM_PROMPTS][GREEDY_TOKENS];
-    tu_golden_generate(g, &runner, step_budget, tokens);
+    tu_golden_generate(g, &runner, step_budget, -1, tokens);
     for (int s = 0; s < NUM_PROMPTS; s++) {
         for (int k = 0; k < GREEDY_TOKENS; k++) {
             if (tokens[s][k] != g->greedy[s][k]) {
