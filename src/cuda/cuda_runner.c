@@ -271,8 +271,10 @@ static void cuda_read_logits(void *impl, int row, float *out)
 {
     cuda_runner *r = impl;
     FL_ASSERT(row < r->num_logits);
-    FL_CUDA_CHECK(cudaMemcpy(out, r->logits + (size_t)row * r->cfg.vocab_size, r->cfg.vocab_size * sizeof(float),
-                             cudaMemcpyDeviceToHost));
+    /* on the runner's stream: the legacy default stream would not wait for it */
+    FL_CUDA_CHECK(cudaMemcpyAsync(out, r->logits + (size_t)row * r->cfg.vocab_size,
+                                  r->cfg.vocab_size * sizeof(float), cudaMemcpyDeviceToHost, r->stream));
+    FL_CUDA_CHECK(cudaStreamSynchronize(r->stream));
 }
 
 static void cuda_destroy(void *impl)
