@@ -14,7 +14,7 @@
  * - decode: a CTA is one 16-row tile (a decode token, or a short chunk) of
  *   one sequence, KV head and split; its four warps take a quarter of each
  *   KV tile and are merged by log-sum-exp at the end; with several splits
- *   the merge finishes in the combine kernel.
+ *   the last split to finish merges the others' partial results.
  *
  * Shared-memory rows are padded by 16 bytes: a row is an odd number of
  * 16-byte chunks, so ldmatrix's eight row reads hit eight distinct bank
@@ -100,6 +100,7 @@ struct step_params {
     bf16 *out;
     const int32_t *query_start, *seq_lens, *block_tables, *work;
     float *scratch;
+    int32_t *split_counters;
     int max_blocks_per_seq;
     int num_heads, num_kv_heads, group, block_shift;
     float scale_log2;   /* softmax scale * log2(e) */
@@ -485,7 +486,9 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     cp_async_wait<0>();
     __syncthreads();
 
-    /* merge the four warps: each leaves its O (unnormalised), m and l */
+    /* merge the four warps: each leaves its O (unnormalised), m and l;
+     * only the tile's real rows (a decode token of a GQA group of 2 fills
+     * 2 of 16) */
     state_reduce_l<D, 1>(st);
     float *o_buf = (float *)k_smem;                 /* [NUM_WARPS][ROWS][D] */
     float *m_buf = o_buf + NUM_WARPS * ROWS * D;    /* [NUM_WARPS][ROWS] */
@@ -494,6 +497,8 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         const int row = (lane >> 2) + 8 * r;
+        if (row >= rows)
+            continue;
         float *o_row = o_buf + (warp * ROWS + row) * D;
 #pragma unroll
         for (int dt = 0; dt < D / 8; dt++) {
@@ -506,13 +511,11 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
         }
     }
     __syncthreads();
-    const size_t part = ((size_t)item * p.num_kv_heads + kv_head) * num_splits + split;
-    float *o_part = p.scratch + part * ROWS * D;
-    float *lse_part = p.scratch + (size_t)gridDim.x * p.num_kv_heads * num_splits * ROWS * D + part * ROWS;
-    for (int e = threadIdx.x; e < ROWS * D; e += NUM_THREADS) {
+    const size_t first = ((size_t)item * p.num_kv_heads + kv_head) * num_splits;
+    float *o_part = p.scratch + (first + split) * ROWS * D;
+    float *lse = p.scratch + (size_t)gridDim.x * p.num_kv_heads * num_splits * ROWS * D;
+    for (int e = threadIdx.x; e < rows * D; e += NUM_THREADS) {
         const int row = e / D, col = e % D;
-        if (num_splits == 1 && row >= rows)
-            continue;
         float mx = -INFINITY;
 #pragma unroll
         for (int w = 0; w < NUM_WARPS; w++)
@@ -531,40 +534,37 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
         } else {
             o_part[e] = l > 0.f ? o / l : 0.f;
             if (col == 0)
-                lse_part[row] = l > 0.f ? mx * p.scale_log2 + log2f(l) : -INFINITY;
+                lse[(first + split) * ROWS + row] = l > 0.f ? mx * p.scale_log2 + log2f(l) : -INFINITY;
         }
     }
-}
-
-/* Merges a decode tile's splits by their log-sum-exp (base 2). A CTA per
- * (sequence, KV head, row): warp 0 turns the splits' LSEs into weights
- * (lanes over splits); the threads then take (column, split group) pairs,
- * sum their splits with the loads unrolled, and group 0 adds the groups up.
- * Few sequences mean few rows: spreading rows and split groups over CTAs
- * and threads is what keeps this short next to the decode kernel. */
-#define COMBINE_THREADS 256
-
-template <int D>
-__global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(step_params p, int work_offset, int num_splits)
-{
-    constexpr int ROWS = FL_ATTN_DECODE_ROWS, GROUPS = COMBINE_THREADS / D > 0 ? COMBINE_THREADS / D : 1;
-    __shared__ float weight[FL_ATTN_MAX_SPLITS];
-    __shared__ float partial[GROUPS][D];
-    const int item = blockIdx.x, kv_head = blockIdx.y, row = blockIdx.z;
-    const int seq = p.work[work_offset + item];
-    const int q0 = p.query_start[seq], rows = (p.query_start[seq + 1] - q0) * p.group;
-    if (row >= rows)
+    if (num_splits == 1)
         return;
-    const size_t first = ((size_t)item * p.num_kv_heads + kv_head) * num_splits;
-    const float *lse = p.scratch + (size_t)gridDim.x * p.num_kv_heads * num_splits * ROWS * D;
-    if (threadIdx.x < 32) {
-        const int lane = threadIdx.x;
-        float l[FL_ATTN_MAX_SPLITS / 32], mx = -INFINITY;
+
+    /* The last split to finish merges them all (no combine launch): the
+     * partials are made visible, a counter per (sequence, KV head) counts
+     * the splits, and the one that completes it resets it for the next
+     * launch and reads the others' partials past L1. */
+    __shared__ int is_last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int32_t *counter = p.split_counters + (size_t)item * p.num_kv_heads + kv_head;
+        is_last = atomicAdd(counter, 1) == num_splits - 1;
+        if (is_last)
+            *counter = 0;
+    }
+    __syncthreads();
+    if (!is_last)
+        return;
+    __threadfence();
+    float *weight = (float *)k_smem; /* [ROWS][FL_ATTN_MAX_SPLITS] */
+    for (int row = warp; row < rows; row += NUM_WARPS) {
+        float lw[FL_ATTN_MAX_SPLITS / 32], mx = -INFINITY;
 #pragma unroll
         for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++) {
-            const int s = lane + 32 * k;
-            l[k] = s < num_splits ? lse[(first + s) * ROWS + row] : -INFINITY;
-            mx = fmaxf(mx, l[k]);
+            const int sp = lane + 32 * k;
+            lw[k] = sp < num_splits ? __ldcg(lse + (first + sp) * ROWS + row) : -INFINITY;
+            mx = fmaxf(mx, lw[k]);
         }
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1)
@@ -572,31 +572,23 @@ __global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(step_params p,
         float den = 0.f;
 #pragma unroll
         for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++)
-            den += l[k] = exp2f(l[k] - mx);
+            den += lw[k] = exp2f(lw[k] - mx);
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1)
             den += __shfl_xor_sync(0xffffffff, den, o);
 #pragma unroll
         for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++)
-            weight[lane + 32 * k] = l[k] / den;
+            weight[row * FL_ATTN_MAX_SPLITS + lane + 32 * k] = lw[k] / den;
     }
     __syncthreads();
-    const int col = threadIdx.x % D, group = threadIdx.x / D;
-    if (group < GROUPS) {
+    for (int e = threadIdx.x; e < rows * D; e += NUM_THREADS) {
+        const int row = e / D, col = e % D;
         const float *o = p.scratch + (first * ROWS + row) * D + col;
         float acc = 0.f;
 #pragma unroll 8
-        for (int s = group; s < num_splits; s += GROUPS)
-            acc += weight[s] * o[(size_t)s * ROWS * D];
-        partial[group][col] = acc;
-    }
-    __syncthreads();
-    if (threadIdx.x < D) {
-        float acc = 0.f;
-#pragma unroll
-        for (int g = 0; g < GROUPS; g++)
-            acc += partial[g][threadIdx.x];
-        p.out[out_offset(p, q0, row, kv_head, D) + threadIdx.x] = __float2bfloat16(acc);
+        for (int sp = 0; sp < num_splits; sp++)
+            acc += weight[row * FL_ATTN_MAX_SPLITS + sp] * __ldcg(o + (size_t)sp * ROWS * D);
+        p.out[out_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(acc);
     }
 }
 
@@ -627,9 +619,6 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, cudaSt
         const int offset = 2 * plan->num_prefill;
         decode_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads, plan->num_splits), NUM_THREADS, decode_smem,
                            stream>>>(p, offset, plan->num_splits);
-        if (plan->num_splits > 1)
-            combine_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads, FL_ATTN_DECODE_ROWS), COMBINE_THREADS, 0,
-                               stream>>>(p, offset, plan->num_splits);
     }
     return cudaGetLastError();
 }
@@ -650,6 +639,7 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan 
     p.block_tables = a->block_tables;
     p.work = a->work;
     p.scratch = a->scratch;
+    p.split_counters = a->split_counters;
     p.max_blocks_per_seq = a->max_blocks_per_seq;
     p.num_heads = shape->num_heads;
     p.num_kv_heads = shape->num_kv_heads;

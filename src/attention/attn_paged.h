@@ -9,14 +9,14 @@
  * p % block_size; each cache is (num_blocks, block_size, num_kv_heads,
  * head_dim) bf16, the layout vLLM's flash backends use.
  *
- * A step runs in at most three launches. The host first plans it
+ * A step runs in at most two launches. The host first plans it
  * (fl_attn_plan_build: pure host code, no GPU): sequences whose rows fit
  * one 16-row tile (q_len x query heads per KV head <= 16: decode tokens and
  * short chunks) go to the decode kernel, which packs the query heads that
  * share a KV head into one tile and splits long contexts over several CTAs
- * (flash-decoding) with an exact log-sum-exp combine; the rest go to the
- * prefill kernel, 128 packed rows per CTA, tiled online softmax on the
- * tensor cores (mma.sync bf16). The plan's work list is uploaded by the
+ * (flash-decoding), the last split of each merging them all by their
+ * log-sum-exp; the rest go to the prefill kernel, 128 packed rows per CTA,
+ * tiled online softmax on the tensor cores (mma.sync bf16). The plan's work list is uploaded by the
  * caller (it is part of the step's metadata) and read by the kernels.
  *
  * This header is also the ABI of libflashlm_attn.so, which tools/attn_check.py
@@ -107,6 +107,7 @@ typedef struct fl_attn_args {
     const int32_t *block_tables;   /* [num_seqs, max_blocks_per_seq] */
     const int32_t *work;           /* the plan's work list, uploaded */
     float *scratch;                /* fl_attn_plan_scratch_floats() floats */
+    int32_t *split_counters;       /* one a (decode sequence, KV head): zeroed when allocated, left zero */
     int max_blocks_per_seq;
     float scale;                   /* softmax scale */
 } fl_attn_args;

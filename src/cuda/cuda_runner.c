@@ -48,6 +48,7 @@ typedef struct cuda_runner {
     uint16_t *h, *qkv, *q, *attn, *gate_up, *act;
     float *logits;           /* (max(max_seqs, graph rows), vocab) */
     float *attn_scratch;
+    int32_t *split_counters; /* (row cap, KV heads), zero */
     /* step metadata */
     meta_layout m;
     int32_t *meta_host, *meta_dev;
@@ -141,6 +142,7 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
             .q = r->q, .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .out = r->attn,
             .query_start = md + r->m.query_start, .seq_lens = md + r->m.seq_lens,
             .block_tables = md + r->m.tables, .work = md + r->m.work, .scratch = r->attn_scratch,
+            .split_counters = r->split_counters,
             .max_blocks_per_seq = r->width, .scale = 1.f / sqrtf((float)D),
         };
         FL_CUDA_CHECK(fl_attn_paged_run(&r->shape, plan, &aa, s));
@@ -284,7 +286,7 @@ static void cuda_destroy(void *impl)
         if (r->graphs[i])
             cudaGraphExecDestroy(r->graphs[i]);
     void *dev[] = { r->kv, r->rope, r->x, r->h, r->qkv, r->q, r->attn, r->gate_up, r->act, r->logits,
-                    r->attn_scratch, r->meta_dev, r->sp_dev, r->tok_dev };
+                    r->attn_scratch, r->split_counters, r->meta_dev, r->sp_dev, r->tok_dev };
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i])
             cudaFree(dev[i]);
@@ -320,6 +322,8 @@ static int alloc_activations(cuda_runner *r, size_t *total)
            dev_alloc(&r->gate_up, T * 2 * I * 2, total) || dev_alloc(&r->act, T * I * 2, total) ||
            dev_alloc(&r->logits, rows * c->vocab_size * 4, total) ||
            dev_alloc(&r->attn_scratch, (scratch ? scratch : 1) * 4, total) ||
+           dev_alloc(&r->split_counters, rows * c->num_kv_heads * 4, total) ||
+           cudaMemset(r->split_counters, 0, rows * c->num_kv_heads * 4) != cudaSuccess ||
            dev_alloc(&r->meta_dev, r->m.total * 4, total) ||
            dev_alloc(&r->sp_dev, rows * sizeof(fl_cuda_sample_params), total) ||
            dev_alloc(&r->tok_dev, rows * 4, total) ? -1 : 0;
