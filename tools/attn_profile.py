@@ -2,7 +2,7 @@
 """attn_profile.py - runs the paged kernels on a few DEVICE.md shapes, a
 few calls each, for a profiler (ncu) to look at; computes nothing itself.
 
-usage: ncu --kernel-name regex:'prefill|decode|combine' python3 tools/attn_profile.py
+usage: ncu --kernel-name regex:'prefill|decode' python3 tools/attn_profile.py
 """
 import sys
 
