@@ -175,6 +175,32 @@ static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const
     const int mask = (1 << p.block_shift) - 1;
     const bool whole = one_block<BN>(p);
     const size_t tile_base = (size_t)block * (mask + 1);
+    /* threads tile whole rows (not for head dim 96: 12 chunks a row) */
+    constexpr int ROWS_PER_PASS = NUM_THREADS / CH;
+    constexpr bool rows_tile = NUM_THREADS % CH == 0 && (ROWS_PER_PASS >= BN || BN % ROWS_PER_PASS == 0);
+    if (rows_tile && whole && key0 + BN <= kv_len) {
+        /* the common case, a full tile inside one block: row j of the
+         * tile is at a fixed stride, and a thread's chunks step by whole
+         * rows, so each copy is two adds (no per-chunk index arithmetic,
+         * table read or bounds test: the issue slots are the MMAs') */
+        const size_t stride = (size_t)p.num_kv_heads * D;
+        const int j0 = threadIdx.x / CH, part = threadIdx.x % CH;
+        const size_t src0 = ((tile_base + (key0 & mask) + j0) * p.num_kv_heads + kv_head) * D + part * 8;
+        const bf16 *ks = p.k_cache + src0, *vs = p.v_cache + src0;
+        uint32_t dk = smem_addr(k_smem + j0 * LD + part * 8), dv = smem_addr(v_smem + j0 * LD + part * 8);
+        if (NUM_THREADS >= CH * BN && threadIdx.x >= CH * BN)
+            return;
+#pragma unroll
+        for (int j = 0; j < BN; j += ROWS_PER_PASS) {
+            cp_async16(dk, ks, 16);
+            cp_async16(dv, vs, 16);
+            ks += ROWS_PER_PASS * stride;
+            vs += ROWS_PER_PASS * stride;
+            dk += ROWS_PER_PASS * LD * 2;
+            dv += ROWS_PER_PASS * LD * 2;
+        }
+        return;
+    }
 #pragma unroll 2
     for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
         const int j = c / CH, part = c % CH, key = key0 + j;
