@@ -1,8 +1,9 @@
 /* attn_paged.cu - the paged attention kernels (see attn_paged.h).
  *
  * Both kernels share one warp routine: one or two 16-row tiles of packed
- * query rows against a run of keys in shared memory, S = QK^T and O += PV on the tensor cores
- * (mma.sync m16n8k16 bf16, fp32 accumulators), online softmax in base 2.
+ * query rows against a run of keys in shared memory, S = QK^T and O += PV
+ * on the tensor cores (mma.sync m16n8k16 bf16, fp32 accumulators), online
+ * softmax in base 2.
  * A packed row r of a sequence with G query heads per KV head is query
  * token r / G, head kv_head * G + r % G, so the heads of a group share
  * every K/V tile they read.
@@ -10,7 +11,7 @@
  * - prefill: a CTA is 128 packed rows of one sequence and KV head (64 for
  *   head dim 256); its four warps take two 16-row tiles each (one), so
  *   every K/V fragment read from shared memory feeds two MMAs, and walk the
- *   keys up to the causal limit in tiles, double-buffered with cp.async.
+ *   keys up to the causal limit in tiles through a ring of cp.async stages.
  * - decode: a CTA is one 16-row tile (a decode token, or a short chunk) of
  *   one sequence, KV head and split; its four warps take a quarter of each
  *   KV tile and are merged by log-sum-exp at the end; with several splits
@@ -18,8 +19,9 @@
  *
  * Shared-memory rows are padded by 16 bytes: a row is an odd number of
  * 16-byte chunks, so ldmatrix's eight row reads hit eight distinct bank
- * groups for every head dim. Keys past the context are zero-filled (masked
- * scores times garbage V would be NaN). */
+ * groups for every head dim; V's padding holds ones (row sums, see
+ * warp_state). Keys past the context are zero-filled (masked scores times
+ * garbage V would be NaN). */
 #include "attention/attn_paged.h"
 
 #include <cuda_bf16.h>
