@@ -5,8 +5,6 @@
 
 #include <stdio.h>
 
-#define KV_TILE FL_ATTN_DECODE_TILE
-
 int fl_attn_paged_supports(const fl_attn_shape *s, char *why, size_t len)
 {
     const int d = s->head_dim;
@@ -54,7 +52,7 @@ static int split_count(const fl_attn_shape *s, int num_decode, int longest)
         per_sm = 1;
     const long ctas = (long)num_decode * s->num_kv_heads, slots = (long)per_sm * s->num_sms;
     int splits = ctas >= slots ? 1 : (int)(slots / ctas);
-    const int by_length = ceil_div(longest, KV_TILE) / 2;
+    const int by_length = ceil_div(longest, FL_ATTN_DECODE_TILE) / 2;
     if (splits > by_length)
         splits = by_length;
     if (splits > FL_ATTN_MAX_SPLITS)

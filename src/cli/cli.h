@@ -54,6 +54,12 @@ enum {
     FL_OPT_FIRST_OWN,
 };
 
+/* The getopt_long entries of the model options. */
+#define FL_MODEL_OPTS_LONG                                        \
+    { "model", required_argument, NULL, FL_OPT_MODEL },           \
+    { "load-format", required_argument, NULL, FL_OPT_LOAD_FORMAT }, \
+    { "seed", required_argument, NULL, FL_OPT_SEED }
+
 /* The engine options of every subcommand that runs the engine (vLLM's). */
 typedef struct fl_engine_opts {
     fl_engine_config ec;

@@ -181,9 +181,7 @@ static int take_option_cb(void *ctx, int opt, const char *arg, fl_error *err)
 static int parse_args(generate_opts *o, int argc, char **argv, fl_error *err)
 {
     static const struct option opts[] = {
-        { "model", required_argument, NULL, FL_OPT_MODEL },
-        { "load-format", required_argument, NULL, FL_OPT_LOAD_FORMAT },
-        { "seed", required_argument, NULL, FL_OPT_SEED },
+        FL_MODEL_OPTS_LONG,
         { "tokenizer", required_argument, NULL, OPT_TOKENIZER },
         { "prompt", required_argument, NULL, OPT_PROMPT },
         { "prompt-ids", required_argument, NULL, OPT_PROMPT_IDS },

@@ -53,9 +53,7 @@ static int print_tensor(const char *name, const fl_tensor *t, void *ctx)
 int fl_cmd_info(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "model", required_argument, NULL, FL_OPT_MODEL },
-        { "load-format", required_argument, NULL, FL_OPT_LOAD_FORMAT },
-        { "seed", required_argument, NULL, FL_OPT_SEED },
+        FL_MODEL_OPTS_LONG,
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };

@@ -64,9 +64,7 @@ static int take_cb(void *ctx, int opt, const char *arg, fl_error *err)
 static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
 {
     static const struct option opts[] = {
-        { "model", required_argument, NULL, FL_OPT_MODEL },
-        { "load-format", required_argument, NULL, FL_OPT_LOAD_FORMAT },
-        { "seed", required_argument, NULL, FL_OPT_SEED },
+        FL_MODEL_OPTS_LONG,
         { "host", required_argument, NULL, OPT_HOST },
         { "port", required_argument, NULL, OPT_PORT },
         { "api-key", required_argument, NULL, OPT_API_KEY },
