@@ -524,6 +524,82 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
     }
 }
 
+/* The last split's merge of a (sequence, KV head)'s num_splits partials:
+ * each split's rows x D outputs (normalised) at scratch row (first + split)
+ * x ROWS, and its log-sum-exp. Every load is issued before any is used
+ * (the partials are copied to shared memory in as few chunks as fit, the
+ * weights computed while they fly): a loop of L2 reads, eight in flight,
+ * made this tail ~5 us at B1 L32k, ~4 us now (docs/PERF.md, step 13).
+ * smem is the CTA's K/V stages: the weights [ROWS][FL_ATTN_MAX_SPLITS],
+ * then partials; out is the output of packed row 0. */
+template <int D>
+static __device__ __forceinline__ void merge_splits(const step_params &p, float *smem, size_t first,
+                                                    int num_splits, int rows, bf16 *out)
+{
+    constexpr int ROWS = FL_ATTN_DECODE_ROWS, PER_THREAD = ROWS * D / NUM_THREADS;
+    constexpr int stage_floats =
+        2 * FL_ATTN_DECODE_STAGES * FL_ATTN_DECODE_TILE * (D + 8) / 2 - ROWS * FL_ATTN_MAX_SPLITS;
+    const float *parts = p.scratch + first * ROWS * D;
+    const float *lse = p.scratch + (size_t)gridDim.x * p.num_kv_heads * gridDim.z * ROWS * D + first * ROWS;
+    float *weight = smem, *stage = smem + ROWS * FL_ATTN_MAX_SPLITS;
+    const int n = rows * D, chunk = min(num_splits, stage_floats / n);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float acc[PER_THREAD];
+#pragma unroll
+    for (int k = 0; k < PER_THREAD; k++)
+        acc[k] = 0.f;
+    for (int c0 = 0; c0 < num_splits; c0 += chunk) {
+        const int cn = min(chunk, num_splits - c0);
+        /* a warp a split: no index division in the issue loop */
+        for (int sp = warp; sp < cn; sp += NUM_WARPS)
+            for (int off = 4 * lane; off < n; off += 128)
+                cp_async16(smem_addr(stage + sp * n + off), parts + (size_t)(c0 + sp) * ROWS * D + off, 16);
+        cp_async_commit();
+        if (c0 == 0) /* the weights, while the copies fly: a warp a row */
+            for (int row = warp; row < rows; row += NUM_WARPS) {
+                float lw[FL_ATTN_MAX_SPLITS / 32], mx = -INFINITY;
+#pragma unroll
+                for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++) {
+                    const int sp = lane + 32 * k;
+                    lw[k] = sp < num_splits ? __ldcg(lse + sp * ROWS + row) : -INFINITY;
+                    mx = fmaxf(mx, lw[k]);
+                }
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1)
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
+                float den = 0.f;
+#pragma unroll
+                for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++)
+                    den += lw[k] = exp2f(lw[k] - mx);
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1)
+                    den += __shfl_xor_sync(0xffffffff, den, o);
+#pragma unroll
+                for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++)
+                    weight[row * FL_ATTN_MAX_SPLITS + lane + 32 * k] = lw[k] / den;
+            }
+        cp_async_wait<0>();
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < PER_THREAD; k++) {
+            const int e = threadIdx.x + k * NUM_THREADS;
+            if (e >= n)
+                break;
+            const float *w = weight + (e / D) * FL_ATTN_MAX_SPLITS + c0, *x = stage + e;
+#pragma unroll 4
+            for (int sp = 0; sp < cn; sp++)
+                acc[k] += w[sp] * x[sp * n];
+        }
+        __syncthreads(); /* the stage is refilled */
+    }
+#pragma unroll
+    for (int k = 0; k < PER_THREAD; k++) {
+        const int e = threadIdx.x + k * NUM_THREADS;
+        if (e < n)
+            out[out_offset(p, 0, e / D, 0, D) + e % D] = __float2bfloat16(acc[k]);
+    }
+}
+
 /* ---- decode: one 16-row tile per CTA, keys split over warps and CTAs ---- */
 
 template <int D>
@@ -636,39 +712,7 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     if (!is_last)
         return;
     __threadfence();
-    float *weight = (float *)k_smem; /* [ROWS][FL_ATTN_MAX_SPLITS] */
-    for (int row = warp; row < rows; row += NUM_WARPS) {
-        float lw[FL_ATTN_MAX_SPLITS / 32], mx = -INFINITY;
-#pragma unroll
-        for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++) {
-            const int sp = lane + 32 * k;
-            lw[k] = sp < num_splits ? __ldcg(lse + (first + sp) * ROWS + row) : -INFINITY;
-            mx = fmaxf(mx, lw[k]);
-        }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1)
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
-        float den = 0.f;
-#pragma unroll
-        for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++)
-            den += lw[k] = exp2f(lw[k] - mx);
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1)
-            den += __shfl_xor_sync(0xffffffff, den, o);
-#pragma unroll
-        for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++)
-            weight[row * FL_ATTN_MAX_SPLITS + lane + 32 * k] = lw[k] / den;
-    }
-    __syncthreads();
-    for (int e = threadIdx.x; e < rows * D; e += NUM_THREADS) {
-        const int row = e / D, col = e % D;
-        const float *o = p.scratch + (first * ROWS + row) * D + col;
-        float acc = 0.f;
-#pragma unroll 8
-        for (int sp = 0; sp < num_splits; sp++)
-            acc += weight[row * FL_ATTN_MAX_SPLITS + sp] * __ldcg(o + (size_t)sp * ROWS * D);
-        p.out[out_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(acc);
-    }
+    merge_splits<D>(p, (float *)k_smem, first, num_splits, rows, p.out + out_offset(p, q0, 0, kv_head, D));
 }
 
 /* ---- launch ---- */
