@@ -38,7 +38,8 @@ class Plan(ctypes.Structure):
 class Args(ctypes.Structure):
     _fields_ = [(n, ctypes.c_void_p) for n in
                 ("q", "k_cache", "v_cache", "out", "query_start", "seq_lens", "block_tables", "work",
-                 "scratch", "split_counters")] + [("max_blocks_per_seq", ctypes.c_int), ("scale", ctypes.c_float)]
+                 "scratch", "split_counters")] + [("max_blocks_per_seq", ctypes.c_int), ("num_blocks", ctypes.c_int),
+                                                  ("scale", ctypes.c_float)]
 
 
 class PagedAttention:
@@ -74,7 +75,7 @@ class PagedAttention:
         a = Args(q.data_ptr(), self.k_cache.data_ptr(), self.v_cache.data_ptr(), out.data_ptr(),
                  self.query_start.data_ptr(), self.seq_lens.data_ptr(), self.tables.data_ptr(),
                  self.work.data_ptr(), self.scratch.data_ptr(), self.counters.data_ptr(), self.tables.shape[1],
-                 1.0 / math.sqrt(q.shape[-1]))
+                 self.k_cache.shape[0], 1.0 / math.sqrt(q.shape[-1]))
         rc = self.lib.fl_attn_paged_run(ctypes.byref(self.shape), ctypes.byref(self.plan), ctypes.byref(a),
                                         ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
         if rc != 0:

@@ -15,18 +15,24 @@
  * - decode: a CTA is one 16-row tile (a decode token, or a short chunk) of
  *   one sequence, KV head and split; its four warps take a quarter of each
  *   KV tile and are merged by log-sum-exp at the end; with several splits
- *   the last split to finish merges the others' partial results.
+ *   the last split to finish merges the others' partial results. Its K/V
+ *   tiles come through a ring of mbarrier-announced slots, filled by
+ *   tensor copies (TMA) on sm_90 and by cp.async on sm_80.
  *
- * Shared-memory rows are padded by 16 bytes: a row is an odd number of
- * 16-byte chunks, so ldmatrix's eight row reads hit eight distinct bank
- * groups for every head dim; V's padding holds ones (row sums, see
- * warp_state). Keys past the context are zero-filled (masked scores times
- * garbage V would be NaN). */
+ * Prefill's shared-memory rows are padded by 16 bytes: a row is an odd
+ * number of 16-byte chunks, so ldmatrix's eight row reads hit eight
+ * distinct bank groups for every head dim; V's padding holds ones (row
+ * sums, see warp_state). Decode's tiles are swizzled instead (the layout
+ * the tensor copies write, panel_offset). Keys past the context are zeroes
+ * in V (masked scores times garbage V would be NaN). */
 #include "attention/attn_paged.h"
 
+#include <cuda.h> /* CUtensorMap and its enums only: the encoder comes through cudart */
+#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <string.h>
 
 typedef __nv_bfloat16 bf16;
 
@@ -141,16 +147,16 @@ template <int D, int MT> static __device__ __forceinline__ float row_sum(const w
     return st.lsum[i >> 1][2 * (i & 1)];
 }
 
-template <int D, int MT> static __device__ __forceinline__ void row_sums_finish(warp_state<D, MT> &st)
+template <int D, int MT, bool BY_MMA>
+static __device__ __forceinline__ void row_sums_finish(warp_state<D, MT> &st)
 {
-#if !ROW_SUMS_BY_MMA
+    if (!BY_MMA)
 #pragma unroll
-    for (int i = 0; i < 2 * MT; i++) {
-        float &l = st.lsum[i >> 1][2 * (i & 1)];
-        l += __shfl_xor_sync(0xffffffff, l, 1);
-        l += __shfl_xor_sync(0xffffffff, l, 2);
-    }
-#endif
+        for (int i = 0; i < 2 * MT; i++) {
+            float &l = st.lsum[i >> 1][2 * (i & 1)];
+            l += __shfl_xor_sync(0xffffffff, l, 1);
+            l += __shfl_xor_sync(0xffffffff, l, 2);
+        }
 }
 
 template <int D, int MT> static __device__ __forceinline__ void state_init(warp_state<D, MT> &st)
@@ -324,18 +330,33 @@ template <int S> static __device__ __forceinline__ void ring_release(void)
         __syncthreads();
 }
 
+/* Where 16-byte chunk c of row r of a decode K/V tile lies, in bytes from
+ * the tile. Prefill tiles have padded rows (LD); decode tiles are what the
+ * Hopper tensor copies write with 128-byte swizzling: the tile's columns
+ * in panels of 64, each panel TILE_ROWS rows of 128 bytes, chunk c of row
+ * r at chunk (c ^ r) % 8 of its row, so ldmatrix's eight rows still hit
+ * eight bank groups. r & 7 is the same relative to any 8-row boundary, so
+ * a warp may start at its own first row. */
+template <int TILE_ROWS> static __device__ __forceinline__ uint32_t panel_offset(int r, int c)
+{
+    return (c >> 3) * TILE_ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4);
+}
+
 /* The warp routine: the warp's MT x 16 rows (q at q_base) against NK keys
- * (k and v at k_base, v_base) whose first position is key0. The warp's
+ * (k and v at k_base, v_base: padded rows, or panel_offset<TILE_ROWS> if
+ * PANELS) whose first position is key0. Row sums come from the tensor cores
+ * (warp_state) only with padded tiles: panels have no column of ones. The warp's
  * first row is packed row wrow; packed row r may see keys up to position
  * first_pos + r / group. Each K and V fragment read
  * from shared memory feeds MT tiles: with MT = 2 the tensor cores, not
  * ldmatrix bandwidth, bound the loop. */
-template <int D, int NK, int MT>
+template <int D, int NK, int MT, bool PANELS = false, int TILE_ROWS = 0>
 static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32_t q_base, uint32_t k_base,
                                                    uint32_t v_base, int key0, int first_pos, int wrow, int group,
                                                    bool need_mask, float scale_log2)
 {
     constexpr int LD = D + 8;
+    constexpr bool SUMS_BY_MMA = ROW_SUMS_BY_MMA && !PANELS;
     const int lane = threadIdx.x & 31;
     float s[MT][NK / 8][4];
 #pragma unroll
@@ -352,8 +373,9 @@ static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32
 #pragma unroll
         for (int nt = 0; nt < NK / 16; nt++) {
             uint32_t b[4];
-            ldmatrix_x4(b, k_base + ((nt * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD + ks * 16 +
-                                     ((lane >> 3) & 1) * 8) * 2);
+            const int row = nt * 16 + (lane & 7) + ((lane >> 4) << 3);
+            ldmatrix_x4(b, k_base + (PANELS ? panel_offset<TILE_ROWS>(row, ks * 2 + ((lane >> 3) & 1))
+                                            : (row * LD + ks * 16 + ((lane >> 3) & 1) * 8) * 2));
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
                 mma_bf16(s[mt][2 * nt], a[mt], b[0], b[1]);
@@ -417,7 +439,7 @@ static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 s[mt][nt][e] = fast_exp2(fmaf(s[mt][nt][e], scale_log2, -base[2 * mt + (e >> 1)]));
-                if (!ROW_SUMS_BY_MMA)
+                if (!SUMS_BY_MMA)
                     st.lsum[mt][2 * (e >> 1)] += s[mt][nt][e];
             }
 #pragma unroll
@@ -433,15 +455,16 @@ static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32
 #pragma unroll
         for (int dt = 0; dt < D / 16; dt++) {
             uint32_t b[4];
-            ldmatrix_x4_trans(b, v_base + ((kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dt * 16 +
-                                           (lane >> 4) * 8) * 2);
+            const int row = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+            ldmatrix_x4_trans(b, v_base + (PANELS ? panel_offset<TILE_ROWS>(row, dt * 2 + (lane >> 4))
+                                                  : (row * LD + dt * 16 + (lane >> 4) * 8) * 2));
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
                 mma_bf16(st.o[mt][2 * dt], a[mt], b[0], b[1]);
                 mma_bf16(st.o[mt][2 * dt + 1], a[mt], b[2], b[3]);
             }
         }
-        if (ROW_SUMS_BY_MMA) {
+        if (SUMS_BY_MMA) {
             uint32_t ones[2]; /* V's padding columns */
             ldmatrix_x2_trans(ones, v_base + ((kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + D) * 2);
 #pragma unroll
@@ -507,7 +530,7 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
                                    key0, ctx - q_len, wrow, p.group, key0 + BN - 1 > warp_min_limit, p.scale_log2);
         ring_release<S>();
     }
-    row_sums_finish<D, MT>(st);
+    row_sums_finish<D, MT, ROW_SUMS_BY_MMA>(st);
     const int t = lane & 3;
 #pragma unroll
     for (int i = 0; i < 2 * MT; i++) {
@@ -524,13 +547,19 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
     }
 }
 
+/* Panels of 64 columns in a decode K/V tile (panel_offset). */
+template <int D> static constexpr __host__ __device__ int decode_panels(void)
+{
+    return (D + 63) / 64;
+}
+
 /* The last split's merge of a (sequence, KV head)'s num_splits partials:
  * each split's rows x D outputs (normalised) at scratch row (first + split)
  * x ROWS, and its log-sum-exp. Every load is issued before any is used
  * (the partials are copied to shared memory in as few chunks as fit, the
  * weights computed while they fly): a loop of L2 reads, eight in flight,
  * made this tail ~5 us at B1 L32k, ~4 us now (docs/PERF.md, step 13).
- * smem is the CTA's K/V stages: the weights [ROWS][FL_ATTN_MAX_SPLITS],
+ * smem is the CTA's K/V slots: the weights [ROWS][FL_ATTN_MAX_SPLITS],
  * then partials; out is the output of packed row 0. */
 template <int D>
 static __device__ __forceinline__ void merge_splits(const step_params &p, float *smem, size_t first,
@@ -538,7 +567,7 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, float 
 {
     constexpr int ROWS = FL_ATTN_DECODE_ROWS, PER_THREAD = ROWS * D / NUM_THREADS;
     constexpr int stage_floats =
-        2 * FL_ATTN_DECODE_STAGES * FL_ATTN_DECODE_TILE * (D + 8) / 2 - ROWS * FL_ATTN_MAX_SPLITS;
+        2 * FL_ATTN_DECODE_STAGES * decode_panels<D>() * FL_ATTN_DECODE_TILE * 128 / 4 - ROWS * FL_ATTN_MAX_SPLITS;
     const float *parts = p.scratch + first * ROWS * D;
     const float *lse = p.scratch + (size_t)gridDim.x * p.num_kv_heads * gridDim.z * ROWS * D + first * ROWS;
     float *weight = smem, *stage = smem + ROWS * FL_ATTN_MAX_SPLITS;
@@ -602,15 +631,117 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, float 
 
 /* ---- decode: one 16-row tile per CTA, keys split over warps and CTAs ---- */
 
-template <int D>
-__global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int work_offset, int num_splits)
+/* The decode K/V ring: S slots, each a K and a V tile of BN rows in
+ * panels (panel_offset), filled whole and announced by the slot's mbarrier.
+ * On sm_90 one thread fills a slot with tensor copies (TMA), a box of 64
+ * columns by the rows of one cache block per panel: streaming the B256
+ * cache that way took 371 us where 16-byte copies from every thread took
+ * 396 (docs/PERF.md, step 14). On sm_80 every thread copies 16-byte
+ * chunks and its cp.async arrives on the barrier. Rows past the context
+ * are not copied: the tile's user zeroes V there (their scores are
+ * masked, but zero times stale V could be NaN). */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define DECODE_TMA 1
+#else
+#define DECODE_TMA 0
+#endif
+
+static __device__ __forceinline__ void mbar_init(uint64_t *bar, int count)
 {
-    constexpr int LD = D + 8, BN = FL_ATTN_DECODE_TILE, ROWS = FL_ATTN_DECODE_ROWS, NK = BN / NUM_WARPS;
-    constexpr int S = FL_ATTN_DECODE_STAGES;
+    asm volatile("mbarrier.init.shared.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
+}
+
+static __device__ __forceinline__ void mbar_wait(uint64_t *bar, int parity)
+{
+#if DECODE_TMA
+#define MBAR_WAIT_OP "mbarrier.try_wait.parity.shared.b64"
+#else
+#define MBAR_WAIT_OP "mbarrier.test_wait.parity.shared.b64"
+#endif
+    asm volatile("{\n.reg .pred done;\nwait:\n" MBAR_WAIT_OP " done, [%0], %1;\n"
+                 "@!done bra wait;\n}\n" ::"r"(smem_addr(bar)),
+                 "r"(parity)
+                 : "memory");
+#undef MBAR_WAIT_OP
+}
+
+/* Fills a slot (k_tile, v_tile) with keys [key0, key0 + BN) of the
+ * sequence (table) for kv_head; block is tile_block() of the tile. */
+template <int D>
+static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, uint64_t *bar, const step_params &p,
+                                                   const CUtensorMap *tk, const CUtensorMap *tv,
+                                                   const int32_t *table, int key0, int ctx, int kv_head, int block)
+{
+    constexpr int BN = FL_ATTN_DECODE_TILE, PANELS = decode_panels<D>();
+    const int mask = (1 << p.block_shift) - 1;
+#if DECODE_TMA
+    if (threadIdx.x != 0)
+        return;
+    const int seg_rows = min(BN, mask + 1), segs = min(BN, ctx - key0 + seg_rows - 1) / seg_rows;
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); /* after the generic reads of the slot */
+    asm volatile("mbarrier.arrive.expect_tx.shared.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)),
+                 "r"(2 * PANELS * segs * seg_rows * 128)
+                 : "memory");
+    for (int g = 0; g < segs; g++) {
+        const int key = key0 + g * seg_rows;
+        const int blk = seg_rows == BN ? block : table[key >> p.block_shift];
+        const int row = (blk << p.block_shift) + (key & mask);
+        for (int pn = 0; pn < PANELS; pn++) {
+            const uint32_t off = (pn * BN + g * seg_rows) * 128;
+            asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                         " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(smem_addr(k_tile) + off),
+                         "l"((uint64_t)tk), "r"(pn * 64), "r"(kv_head), "r"(row), "r"(smem_addr(bar))
+                         : "memory");
+            asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                         " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(smem_addr(v_tile) + off),
+                         "l"((uint64_t)tv), "r"(pn * 64), "r"(kv_head), "r"(row), "r"(smem_addr(bar))
+                         : "memory");
+        }
+    }
+#else
+    (void)tk;
+    (void)tv;
+    (void)block;
+    constexpr int CH = D / 8;
+    for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
+        const int j = c / CH, part = c % CH, key = key0 + j;
+        const uint32_t off = panel_offset<BN>(j, part);
+        if (key < ctx) {
+            const size_t slot = (size_t)table[key >> p.block_shift] * (mask + 1) + (key & mask);
+            const size_t src = (slot * p.num_kv_heads + kv_head) * D + part * 8;
+            cp_async16(smem_addr(k_tile) + off, p.k_cache + src, 16);
+            cp_async16(smem_addr(v_tile) + off, p.v_cache + src, 16);
+        }
+    }
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+#endif
+}
+
+/* Zeroes V's rows [first_row, BN) in a slot (a tile that ends past the
+ * context); the caller syncs before the rows are read. */
+template <int D> static __device__ __forceinline__ void decode_zero_tail(bf16 *v_tile, int first_row)
+{
+    constexpr int BN = FL_ATTN_DECODE_TILE, PANELS = decode_panels<D>();
+    const int chunks = (BN - first_row) * 8;
+    for (int c = threadIdx.x; c < PANELS * chunks; c += NUM_THREADS) {
+        const int pn = c / chunks, r = first_row + (c % chunks) / 8, part = c % 8;
+        *(uint4 *)((char *)v_tile + (pn * BN + r) * 128 + part * 16) = make_uint4(0, 0, 0, 0);
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(NUM_THREADS)
+    decode_kernel(step_params p, int work_offset, int num_splits, const __grid_constant__ CUtensorMap k_map,
+                  const __grid_constant__ CUtensorMap v_map)
+{
+    constexpr int BN = FL_ATTN_DECODE_TILE, ROWS = FL_ATTN_DECODE_ROWS, NK = BN / NUM_WARPS;
+    constexpr int S = FL_ATTN_DECODE_STAGES, TILE_BYTES = decode_panels<D>() * BN * 128;
     extern __shared__ uint4 smem_raw[];
-    bf16 *q_smem = (bf16 *)smem_raw;
-    bf16 *k_smem = q_smem + ROWS * LD; /* [S][BN][LD] */
-    bf16 *v_smem = k_smem + S * BN * LD;
+    __shared__ uint64_t full[S];
+    /* the tensor copies' 128-byte swizzle repeats every 1 KiB: slots start
+     * at 1 KiB boundaries (fl_attn_decode_smem reserves the slack) */
+    char *kv_smem = (char *)smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023); /* [S][K, V] */
+    bf16 *q_smem = (bf16 *)(kv_smem + 2 * S * TILE_BYTES);
 
     const int item = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
     const int seq = p.work[work_offset + item];
@@ -621,9 +752,25 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     const int per_split = (num_tiles + num_splits - 1) / num_splits;
     const int tile0 = split * per_split, tile1 = min(num_tiles, tile0 + per_split);
 
-    fill_ones<D>(v_smem, S * BN);
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < S; i++)
+            mbar_init(&full[i], DECODE_TMA ? 1 : NUM_THREADS);
+#if DECODE_TMA
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); /* for the tensor copies */
+#endif
+    }
     load_q<D>(q_smem, p, q0, rows, 0, ROWS, kv_head);
-    int block = ring_start<D, BN, S>(k_smem, v_smem, p, table, tile0, tile1, ctx, kv_head);
+    cp_async_commit();
+    __syncthreads(); /* the barriers are initialised */
+    auto k_slot = [&](int i) { return (bf16 *)(kv_smem + 2 * i * TILE_BYTES); };
+    auto v_slot = [&](int i) { return (bf16 *)(kv_smem + (2 * i + 1) * TILE_BYTES); };
+    for (int i = 0; i < S && tile0 + i < tile1; i++)
+        decode_fill<D>(k_slot(i), v_slot(i), &full[i], p, &k_map, &v_map, table, (tile0 + i) * BN, ctx, kv_head,
+                       tile_block<BN>(p, table, (tile0 + i) * BN, ctx));
+    /* the block id of the next tile to fill lands while tiles compute */
+    int block = tile0 + S < tile1 ? tile_block<BN>(p, table, (tile0 + S) * BN, ctx) : 0;
+    cp_async_wait<0>(); /* Q */
+    __syncthreads();
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int min_limit = ctx - q_len;
@@ -631,21 +778,29 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     state_init<D, 1>(st);
     const uint32_t q_base = smem_addr(q_smem);
     for (int tile = tile0; tile < tile1; tile++) {
-        const int slot = ring_next<D, BN, S>(k_smem, v_smem, p, table, tile0, tile, tile1, ctx, kv_head, block);
+        const int i = tile - tile0, slot = i % S;
+        mbar_wait(&full[slot], (i / S) & 1);
+        if (tile * BN + BN > ctx) {
+            decode_zero_tail<D>(v_slot(slot), ctx - tile * BN);
+            __syncthreads();
+        }
         const int key0 = tile * BN + warp * NK;
-        warp_attend<D, NK, 1>(st, q_base, smem_addr(k_smem + (slot * BN + warp * NK) * LD),
-                              smem_addr(v_smem + (slot * BN + warp * NK) * LD), key0, ctx - q_len, 0, p.group,
-                              key0 + NK - 1 > min_limit, p.scale_log2);
-        ring_release<S>();
+        warp_attend<D, NK, 1, true, BN>(st, q_base, smem_addr(k_slot(slot)) + warp * NK * 128,
+                                        smem_addr(v_slot(slot)) + warp * NK * 128, key0, ctx - q_len, 0, p.group,
+                                        key0 + NK - 1 > min_limit, p.scale_log2);
+        __syncthreads(); /* the slot is free */
+        if (tile + S < tile1) {
+            decode_fill<D>(k_slot(slot), v_slot(slot), &full[slot], p, &k_map, &v_map, table, (tile + S) * BN, ctx,
+                           kv_head, block);
+            block = tile + S + 1 < tile1 ? tile_block<BN>(p, table, (tile + S + 1) * BN, ctx) : 0;
+        }
     }
-    cp_async_wait<0>();
-    __syncthreads();
 
     /* merge the four warps: each leaves its O (unnormalised), m and l;
      * only the tile's real rows (a decode token of a GQA group of 2 fills
      * 2 of 16) */
-    row_sums_finish<D, 1>(st);
-    float *o_buf = (float *)k_smem;                 /* [NUM_WARPS][ROWS][D] */
+    row_sums_finish<D, 1, false>(st);
+    float *o_buf = (float *)kv_smem;                /* [NUM_WARPS][ROWS][D] */
     float *m_buf = o_buf + NUM_WARPS * ROWS * D;    /* [NUM_WARPS][ROWS] */
     float *l_buf = m_buf + NUM_WARPS * ROWS;
     const int t = lane & 3;
@@ -712,7 +867,7 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
     if (!is_last)
         return;
     __threadfence();
-    merge_splits<D>(p, (float *)k_smem, first, num_splits, rows, p.out + out_offset(p, q0, 0, kv_head, D));
+    merge_splits<D>(p, (float *)kv_smem, first, num_splits, rows, p.out + out_offset(p, q0, 0, kv_head, D));
 }
 
 /* ---- launch ---- */
@@ -720,7 +875,8 @@ __global__ void __launch_bounds__(NUM_THREADS) decode_kernel(step_params p, int 
 /* D: head dim; BN: prefill keys per tile; MT: 16-row tiles per prefill
  * warp; S: prefill pipeline stages. */
 template <int D, int BN, int MT, int S>
-static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, cudaStream_t stream)
+static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const CUtensorMap maps[2],
+                          cudaStream_t stream)
 {
     constexpr int LD = D + 8;
     const size_t prefill_smem = (size_t)(NUM_WARPS * 16 * MT + 2 * S * BN) * LD * sizeof(bf16);
@@ -741,9 +897,48 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, cudaSt
     if (plan->num_decode > 0) {
         const int offset = 2 * plan->num_prefill;
         decode_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads, plan->num_splits), NUM_THREADS, decode_smem,
-                           stream>>>(p, offset, plan->num_splits);
+                           stream>>>(p, offset, plan->num_splits, maps[0], maps[1]);
     }
     return cudaGetLastError();
+}
+
+/* The tensor maps of the sm_90 decode kernel's copies (decode_fill): each
+ * cache as (tokens, KV heads, head dim), boxes of 64 columns by the rows
+ * of one cache block (at most a tile), 128-byte swizzle. Zeroed, and not
+ * needed, on other GPUs (their kernel copies without them). The encoder is
+ * the driver's, reached through cudart: nothing links libcuda. */
+static cudaError_t kv_tensor_maps(const fl_attn_shape *s, const fl_attn_args *a, CUtensorMap maps[2])
+{
+    static PFN_cuTensorMapEncodeTiled_v12000 encode;
+    memset(maps, 0, 2 * sizeof *maps);
+    int dev, major;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    if (e != cudaSuccess || major != 9)
+        return e;
+    if (!encode) {
+        cudaDriverEntryPointQueryResult found;
+        e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void **)&encode, 12000, cudaEnableDefault,
+                                             &found);
+        if (e != cudaSuccess || found != cudaDriverEntryPointSuccess) {
+            encode = NULL;
+            return e != cudaSuccess ? e : cudaErrorNotSupported;
+        }
+    }
+    const cuuint64_t dims[3] = { (cuuint64_t)s->head_dim, (cuuint64_t)s->num_kv_heads,
+                                 (cuuint64_t)a->num_blocks * s->block_size };
+    const cuuint64_t strides[2] = { (cuuint64_t)s->head_dim * 2, (cuuint64_t)s->num_kv_heads * s->head_dim * 2 };
+    const cuuint32_t box[3] = { 64, 1, (cuuint32_t)(s->block_size < FL_ATTN_DECODE_TILE ? s->block_size
+                                                                                       : FL_ATTN_DECODE_TILE) };
+    const cuuint32_t steps[3] = { 1, 1, 1 };
+    const void *caches[2] = { a->k_cache, a->v_cache };
+    for (int i = 0; i < 2; i++)
+        if (encode(&maps[i], CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void *)caches[i], dims, strides, box, steps,
+                   CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
+            return cudaErrorInvalidValue;
+    return cudaSuccess;
 }
 
 extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *a,
@@ -769,14 +964,20 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan 
     p.group = shape->num_heads / shape->num_kv_heads;
     p.block_shift = __builtin_ctz((unsigned)shape->block_size);
     p.scale_log2 = a->scale * 1.4426950408889634f;
+    CUtensorMap maps[2];
+    if (plan->num_decode > 0) {
+        const cudaError_t e = kv_tensor_maps(shape, a, maps);
+        if (e != cudaSuccess)
+            return (int)e;
+    }
     cudaStream_t s = (cudaStream_t)stream;
     switch (shape->head_dim) {
     /* MT must match fl_attn_prefill_rows() */
-    case 16: return (int)launch<16, 16, 2, 3>(p, plan, s);
-    case 32: return (int)launch<32, 32, 2, 3>(p, plan, s);
-    case 64: return (int)launch<64, 64, 2, 3>(p, plan, s);
-    case 96: return (int)launch<96, 32, 2, 3>(p, plan, s);
-    case 128: return (int)launch<128, 64, 2, 2>(p, plan, s);
-    default: return (int)launch<256, 32, 1, 2>(p, plan, s);
+    case 16: return (int)launch<16, 16, 2, 3>(p, plan, maps, s);
+    case 32: return (int)launch<32, 32, 2, 3>(p, plan, maps, s);
+    case 64: return (int)launch<64, 64, 2, 3>(p, plan, maps, s);
+    case 96: return (int)launch<96, 32, 2, 3>(p, plan, maps, s);
+    case 128: return (int)launch<128, 64, 2, 2>(p, plan, maps, s);
+    default: return (int)launch<256, 32, 1, 2>(p, plan, maps, s);
     }
 }

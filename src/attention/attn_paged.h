@@ -36,12 +36,14 @@ extern "C" {
 #define FL_ATTN_DECODE_TILE 64
 #define FL_ATTN_DECODE_STAGES 2
 
-/* Shared memory of one decode CTA: its Q tile and the stages of K and V
- * tiles, rows padded by 8 elements (the split heuristic counts how many
- * CTAs fit an SM). */
+/* Shared memory of one decode CTA (the split heuristic counts how many
+ * fit an SM): the stages of K and V tiles, in panels of 64 columns by
+ * 128-byte rows, aligned to 1 KiB (the slack reserved), and its Q tile,
+ * rows padded by 8 elements. */
 static inline int fl_attn_decode_smem(int head_dim)
 {
-    return (FL_ATTN_DECODE_ROWS + 2 * FL_ATTN_DECODE_STAGES * FL_ATTN_DECODE_TILE) * (head_dim + 8) * 2;
+    return 1024 + 2 * FL_ATTN_DECODE_STAGES * ((head_dim + 63) / 64) * FL_ATTN_DECODE_TILE * 128 +
+           FL_ATTN_DECODE_ROWS * (head_dim + 8) * 2;
 }
 
 /* Packed rows per prefill CTA: four warps of two 16-row tiles, or of one
@@ -109,6 +111,7 @@ typedef struct fl_attn_args {
     float *scratch;                /* fl_attn_plan_scratch_floats() floats */
     int32_t *split_counters;       /* one a (decode sequence, KV head): zeroed when allocated, left zero */
     int max_blocks_per_seq;
+    int num_blocks;                /* blocks in each cache (bounds the decode kernel's tensor copies) */
     float scale;                   /* softmax scale */
 } fl_attn_args;
 

@@ -143,7 +143,7 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
             .query_start = md + r->m.query_start, .seq_lens = md + r->m.seq_lens,
             .block_tables = md + r->m.tables, .work = md + r->m.work, .scratch = r->attn_scratch,
             .split_counters = r->split_counters,
-            .max_blocks_per_seq = r->width, .scale = 1.f / sqrtf((float)D),
+            .max_blocks_per_seq = r->width, .num_blocks = r->num_blocks + 1, .scale = 1.f / sqrtf((float)D),
         };
         FL_CUDA_CHECK(fl_attn_paged_run(&r->shape, plan, &aa, s));
         fl_gemm_run(&r->gemm, w->w_o, r->attn, r->x, T, H, c->num_heads * D, FL_GEMM_F32_ADD, s);
