@@ -3,10 +3,14 @@
 // completions and chat, streamed and not (streamed text equals the
 // non-streamed text), n > 1, seeds, stop strings, logprobs, 100 concurrent
 // streams, 100 more with half cut by the client (then the KV cache must
-// drain to 0%), the malformed-request suite, and shutdown on SIGTERM.
+// drain to 0%), the malformed-request suite, 503 while the model loads, and
+// shutdown on SIGTERM.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import OpenAI from "openai";
 
 const [bin, modelDir, tokDir] = process.argv.slice(2);
@@ -216,6 +220,46 @@ test("malformed requests get the documented status and error JSON", async () => 
   }
   const good = await raw("/v1/completions", { body: ok });
   assert.equal(good.status, 200);
+});
+
+test("while the model loads: 503 with error JSON from /health and the API, then it serves", async () => {
+  // config.json is a named pipe: the server listens before it loads, and
+  // loading blocks on the pipe until the test writes the real config
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "flashlm-loading-"));
+  for (const name of fs.readdirSync(modelDir))
+    if (name !== "config.json") fs.symlinkSync(path.resolve(modelDir, name), path.join(dir, name));
+  execFileSync("mkfifo", [path.join(dir, "config.json")]);
+  const port2 = port + 1, base2 = `http://127.0.0.1:${port2}`;
+  const loading = spawn(bin, ["serve", dir, "--load-format", "dummy", "--tokenizer", tokDir, "--port",
+    String(port2), "--host", "127.0.0.1", "--served-model-name", "tiny", "--max-model-len", "512",
+    "--block-size", "16"], { stdio: ["ignore", "inherit", "inherit"] });
+  const gone = new Promise((resolve) => loading.on("exit", (code) => resolve(code)));
+  try {
+    let health = null;
+    for (let i = 0; i < 300 && !health; i++) {
+      try { health = await fetch(`${base2}/health`); } catch { await sleep(100); }
+    }
+    assert.ok(health, "the server listens while loading");
+    assert.equal(health.status, 503);
+    assert.match((await health.json()).error.message, /loading/);
+    const loadingClient = new OpenAI({ baseURL: `${base2}/v1`, apiKey: "none", maxRetries: 0 });
+    await assert.rejects(loadingClient.completions.create({ model: "tiny", prompt: "x", max_tokens: 2 }),
+      (e) => e.status === 503 && /loading/.test(e.message));
+    fs.writeFileSync(path.join(dir, "config.json"), fs.readFileSync(path.join(modelDir, "config.json")));
+    let ready = false;
+    for (let i = 0; i < 300 && !ready; i++) {
+      ready = (await fetch(`${base2}/health`)).status === 200;
+      if (!ready) await sleep(100);
+    }
+    assert.ok(ready, "ready once the config arrives");
+    const r = await loadingClient.completions.create({ model: "tiny", prompt: "x", max_tokens: 2,
+      temperature: 0, ignore_eos: true });
+    assert.equal(r.usage.completion_tokens, 2);
+  } finally {
+    loading.kill("SIGTERM");
+    await gone;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("SIGTERM with a stream in flight: the stream ends cleanly, exit 0", async () => {
