@@ -8,41 +8,6 @@
 #include "base/error.h"
 #include "base/rng.h"
 
-/* ---- prefix table: at most one entry per block, so its size is fixed;
- * linear probing with backward-shift deletion (no tombstones). ---- */
-
-static uint32_t home(const fl_block_pool *p, uint64_t h)
-{
-    return (uint32_t)(fl_rng_mix(h) & p->table_mask);
-}
-
-static uint32_t table_find(const fl_block_pool *p, uint64_t h)
-{
-    uint32_t i = home(p, h);
-    while (p->table_block[i] >= 0 && p->table_hash[i] != h)
-        i = (i + 1) & p->table_mask;
-    return i;
-}
-
-static void table_remove(fl_block_pool *p, uint64_t h)
-{
-    uint32_t i = table_find(p, h);
-    if (p->table_block[i] < 0)
-        return;
-    p->table_block[i] = -1;
-    /* Shift back later entries whose probe path ran through the hole. */
-    for (uint32_t j = (i + 1) & p->table_mask; p->table_block[j] >= 0; j = (j + 1) & p->table_mask) {
-        uint32_t want = home(p, p->table_hash[j]);
-        int passes_hole = i <= j ? (want <= i || want > j) : (want <= i && want > j);
-        if (passes_hole) {
-            p->table_hash[i] = p->table_hash[j];
-            p->table_block[i] = p->table_block[j];
-            p->table_block[j] = -1;
-            i = j;
-        }
-    }
-}
-
 static void unlink_free(fl_block_pool *p, int32_t b)
 {
     if (p->prev[b] >= 0)
@@ -92,14 +57,7 @@ void fl_block_pool_init(fl_block_pool *p, int num_blocks, int block_size, int pr
     p->hash = fl_calloc((size_t)num_blocks, sizeof(uint64_t));
     p->parent_hash = fl_calloc((size_t)num_blocks, sizeof(uint64_t));
     p->tokens = prefix_caching ? fl_malloc((size_t)num_blocks * block_size * sizeof(int32_t)) : NULL;
-    uint32_t cap = 16;
-    while (cap < 2u * (uint32_t)num_blocks)
-        cap *= 2;
-    p->table_mask = cap - 1;
-    p->table_hash = fl_malloc(cap * sizeof(uint64_t));
-    p->table_block = fl_malloc(cap * sizeof(int32_t));
-    for (uint32_t i = 0; i < cap; i++)
-        p->table_block[i] = -1;
+    fl_u64_map_init(&p->table, num_blocks); /* at most one entry a block */
     p->free_head = p->free_tail = -1;
     for (int32_t b = 0; b < num_blocks; b++)
         link_free(p, b, 1);
@@ -114,14 +72,13 @@ void fl_block_pool_free(fl_block_pool *p)
     free(p->hash);
     free(p->parent_hash);
     free(p->tokens);
-    free(p->table_hash);
-    free(p->table_block);
+    fl_u64_map_free(&p->table);
     memset(p, 0, sizeof *p);
 }
 
 static void unpublish(fl_block_pool *p, int32_t b)
 {
-    table_remove(p, p->hash[b]); /* a block is hashed only if it owns its entry */
+    fl_u64_map_remove(&p->table, p->hash[b]); /* a block is hashed only if it owns its entry */
     p->hashed[b] = 0;
 }
 
@@ -166,8 +123,11 @@ int32_t fl_block_pool_lookup(const fl_block_pool *p, uint64_t hash, uint64_t par
 {
     if (!p->prefix_caching)
         return -1;
-    int32_t b = p->table_block[table_find(p, hash)];
-    if (b < 0 || !p->hashed[b] || p->hash[b] != hash || p->parent_hash[b] != parent ||
+    uint64_t found;
+    if (!fl_u64_map_get(&p->table, hash, &found))
+        return -1;
+    const int32_t b = (int32_t)found;
+    if (!p->hashed[b] || p->hash[b] != hash || p->parent_hash[b] != parent ||
         memcmp(p->tokens + (size_t)b * p->block_size, ids, (size_t)p->block_size * sizeof(int32_t)) != 0)
         return -1;
     return b;
@@ -178,11 +138,9 @@ void fl_block_pool_publish(fl_block_pool *p, int32_t b, uint64_t hash, uint64_t 
 {
     if (!p->prefix_caching || p->hashed[b])
         return;
-    uint32_t slot = table_find(p, hash);
-    if (p->table_block[slot] >= 0)
+    if (fl_u64_map_get(&p->table, hash, NULL))
         return; /* another block caches this prefix already */
-    p->table_hash[slot] = hash;
-    p->table_block[slot] = b;
+    fl_u64_map_put(&p->table, hash, (uint64_t)b);
     p->hashed[b] = 1;
     p->hash[b] = hash;
     p->parent_hash[b] = parent;

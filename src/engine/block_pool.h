@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "base/u64_map.h"
 
 typedef struct fl_block_pool {
     int num_blocks;
@@ -27,9 +28,7 @@ typedef struct fl_block_pool {
     uint64_t *hash;         /* [num_blocks] its chained hash */
     uint64_t *parent_hash;  /* [num_blocks] the hash it was chained from */
     int32_t *tokens;        /* [num_blocks, block_size] ids, to confirm hits */
-    uint64_t *table_hash;   /* [table_mask + 1] open-addressing prefix table ... */
-    int32_t *table_block;   /* ... hash -> block id; -1 marks an empty slot */
-    uint32_t table_mask;
+    fl_u64_map table;       /* prefix table: hash -> block id */
     int64_t evictions;      /* cached blocks handed out for new contents */
 } fl_block_pool;
 

@@ -88,9 +88,9 @@ void fl_server_start_engine(fl_server *s)
 void fl_server_abort_all(fl_server *s)
 {
     pthread_mutex_lock(&s->streams.lock);
-    for (uint32_t i = 0; i <= s->streams.mask; i++)
-        if (s->streams.by_slot[i])
-            fl_engine_abort(s->engine, s->streams.ids[i]);
+    uint64_t id, stream;
+    for (uint32_t at = 0; fl_u64_map_next(&s->streams.by_id, &at, &id, &stream);)
+        fl_engine_abort(s->engine, id);
     pthread_mutex_unlock(&s->streams.lock);
     fl_server_kick(s);
 }

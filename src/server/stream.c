@@ -8,52 +8,19 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
-#include "base/rng.h"
 
 void fl_stream_registry_init(fl_stream_registry *r, int capacity)
 {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->lock, NULL);
-    uint32_t cap = 16;
-    while (cap < 2u * (uint32_t)capacity)
-        cap *= 2;
-    r->mask = cap - 1;
-    r->by_slot = fl_calloc(cap, sizeof(fl_stream *));
-    r->ids = fl_calloc(cap, sizeof(uint64_t));
+    fl_u64_map_init(&r->by_id, capacity);
     r->next_id = 1;
 }
 
 void fl_stream_registry_free(fl_stream_registry *r)
 {
-    free(r->by_slot);
-    free(r->ids);
+    fl_u64_map_free(&r->by_id);
     pthread_mutex_destroy(&r->lock);
-}
-
-static uint32_t find(const fl_stream_registry *r, uint64_t id)
-{
-    uint32_t i = (uint32_t)fl_rng_mix(id) & r->mask;
-    while (r->by_slot[i] && r->ids[i] != id)
-        i = (i + 1) & r->mask;
-    return i;
-}
-
-static void remove_id(fl_stream_registry *r, uint64_t id)
-{
-    uint32_t i = find(r, id);
-    if (!r->by_slot[i])
-        return;
-    r->by_slot[i] = NULL;
-    r->live--;
-    for (uint32_t j = (i + 1) & r->mask; r->by_slot[j]; j = (j + 1) & r->mask) {
-        uint32_t want = (uint32_t)fl_rng_mix(r->ids[j]) & r->mask;
-        if (i <= j ? (want <= i || want > j) : (want <= i && want > j)) {
-            r->by_slot[i] = r->by_slot[j];
-            r->ids[i] = r->ids[j];
-            r->by_slot[j] = NULL;
-            i = j;
-        }
-    }
 }
 
 static void unref(fl_stream *s)
@@ -74,7 +41,7 @@ static void unref(fl_stream *s)
 fl_stream *fl_stream_open(fl_stream_registry *r, int num_prompts, int n, uint64_t *base_id)
 {
     pthread_mutex_lock(&r->lock);
-    if ((uint32_t)(r->live + num_prompts) * 2 > r->mask + 1) {
+    if (r->by_id.count + num_prompts > r->by_id.capacity) {
         pthread_mutex_unlock(&r->lock);
         return NULL;
     }
@@ -87,12 +54,8 @@ fl_stream *fl_stream_open(fl_stream_registry *r, int num_prompts, int n, uint64_
     s->choices_left = num_prompts * n;
     s->base_id = r->next_id;
     r->next_id += (uint64_t)num_prompts;
-    for (int p = 0; p < num_prompts; p++) {
-        uint32_t slot = find(r, s->base_id + (uint64_t)p);
-        r->by_slot[slot] = s;
-        r->ids[slot] = s->base_id + (uint64_t)p;
-        r->live++;
-    }
+    for (int p = 0; p < num_prompts; p++)
+        fl_u64_map_put(&r->by_id, s->base_id + (uint64_t)p, (uint64_t)(uintptr_t)s);
     *base_id = s->base_id;
     pthread_mutex_unlock(&r->lock);
     return s;
@@ -102,7 +65,7 @@ void fl_stream_forget(fl_stream_registry *r, fl_stream *s)
 {
     pthread_mutex_lock(&r->lock);
     for (int p = 0; p < s->num_prompts; p++)
-        remove_id(r, s->base_id + (uint64_t)p);
+        fl_u64_map_remove(&r->by_id, s->base_id + (uint64_t)p);
     pthread_mutex_unlock(&r->lock);
     unref(s);
 }
@@ -134,12 +97,12 @@ static void push(fl_stream *s, const fl_stream_event *ev)
 void fl_stream_deliver(fl_stream_registry *r, const fl_seq_output *out)
 {
     pthread_mutex_lock(&r->lock);
-    uint32_t slot = find(r, out->request_id);
-    fl_stream *s = r->by_slot[slot];
-    if (!s) {
+    uint64_t found;
+    if (!fl_u64_map_get(&r->by_id, out->request_id, &found)) {
         pthread_mutex_unlock(&r->lock);
         return;
     }
+    fl_stream *s = (fl_stream *)(uintptr_t)found;
     pthread_mutex_lock(&s->lock);
     const int prompt = (int)(out->request_id - s->base_id);
     int last_of_stream = 0;
@@ -168,7 +131,7 @@ void fl_stream_deliver(fl_stream_registry *r, const fl_seq_output *out)
     pthread_mutex_unlock(&s->lock);
     if (last_of_stream) {
         for (int p = 0; p < s->num_prompts; p++)
-            remove_id(r, s->base_id + (uint64_t)p);
+            fl_u64_map_remove(&r->by_id, s->base_id + (uint64_t)p);
     }
     pthread_mutex_unlock(&r->lock);
     if (last_of_stream)

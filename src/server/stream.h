@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "base/strbuf.h"
+#include "base/u64_map.h"
 #include "engine/engine.h"
 #include "tokenizer/tokenizer.h"
 
@@ -49,11 +50,8 @@ typedef struct fl_stream {
 
 typedef struct fl_stream_registry {
     pthread_mutex_t lock;
-    fl_stream **by_slot;      /* open addressing on request id */
-    uint64_t *ids;
-    uint32_t mask;
+    fl_u64_map by_id;         /* request id -> its fl_stream */
     uint64_t next_id;
-    int live;
 } fl_stream_registry;
 
 void fl_stream_registry_init(fl_stream_registry *r, int capacity);
