@@ -7,6 +7,7 @@
 
 #include "base/alloc.h"
 #include "base/rng.h"
+#include "base/u64_map.h"
 #include "engine/engine_internal.h"
 
 void fl_engine_config_default(fl_engine_config *c)
@@ -327,23 +328,27 @@ static void take_inbox(fl_engine *e)
         e->stats.prompt_tokens += e->inbox[i]->num_prompt;
     }
     e->num_inbox = 0;
-    uint64_t aborts[64];
-    int n = e->num_aborts < 64 ? e->num_aborts : 64;
-    if (n) {
-        memcpy(aborts, e->aborts, (size_t)n * sizeof(uint64_t));
-        memmove(e->aborts, e->aborts + n, (size_t)(e->num_aborts - n) * sizeof(uint64_t));
-        e->num_aborts -= n;
-    }
+    /* the aborted ids as a set, so one pass over the queues finds them all
+     * (a client that leaves mid-stream, or a hundred at once, costs one
+     * pass, not one per id) */
+    fl_u64_map aborted;
+    const int n = e->num_aborts;
+    if (n)
+        fl_u64_map_init(&aborted, n);
+    for (int k = 0; k < n; k++)
+        fl_u64_map_put(&aborted, e->aborts[k], 0);
+    e->num_aborts = 0;
     pthread_mutex_unlock(&e->lock);
-    for (int k = 0; k < n; k++) {
-        for (int pass = 0; pass < 2; pass++) {
-            fl_seq **list = pass ? e->waiting : e->running;
-            int *count = pass ? &e->num_waiting : &e->num_running;
-            for (int i = *count - 1; i >= 0; i--)
-                if (list[i]->req->id == aborts[k])
-                    finish(e, list[i], -1, NULL, "abort", NULL, -1);
-        }
+    if (!n)
+        return;
+    for (int pass = 0; pass < 2; pass++) {
+        fl_seq **list = pass ? e->waiting : e->running;
+        int *count = pass ? &e->num_waiting : &e->num_running;
+        for (int i = *count - 1; i >= 0; i--)
+            if (fl_u64_map_get(&aborted, list[i]->req->id, NULL))
+                finish(e, list[i], -1, NULL, "abort", NULL, -1);
     }
+    fl_u64_map_free(&aborted);
 }
 
 /* Can the device sample for s? Not with what needs the host sampler:
