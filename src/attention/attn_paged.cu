@@ -559,17 +559,16 @@ template <int D> static constexpr __host__ __device__ int decode_panels(void)
  * (the partials are copied to shared memory in as few chunks as fit, the
  * weights computed while they fly): a loop of L2 reads, eight in flight,
  * made this tail ~5 us at B1 L32k, ~4 us now (docs/PERF.md, step 13).
- * smem is the CTA's K/V slots: the weights [ROWS][FL_ATTN_MAX_SPLITS],
- * then partials; out is the output of packed row 0. */
+ * parts and lse are the sequence and KV head's first split's; smem is
+ * the CTA's K/V slots: the weights [ROWS][FL_ATTN_MAX_SPLITS], then
+ * partials; out is the output of packed row 0. */
 template <int D>
-static __device__ __forceinline__ void merge_splits(const step_params &p, float *smem, size_t first,
-                                                    int num_splits, int rows, bf16 *out)
+static __device__ __forceinline__ void merge_splits(const step_params &p, const float *parts, const float *lse,
+                                                    float *smem, int num_splits, int rows, bf16 *out)
 {
     constexpr int ROWS = FL_ATTN_DECODE_ROWS, PER_THREAD = ROWS * D / NUM_THREADS;
     constexpr int stage_floats =
         2 * FL_ATTN_DECODE_STAGES * decode_panels<D>() * FL_ATTN_DECODE_TILE * 128 / 4 - ROWS * FL_ATTN_MAX_SPLITS;
-    const float *parts = p.scratch + first * ROWS * D;
-    const float *lse = p.scratch + (size_t)gridDim.x * p.num_kv_heads * gridDim.z * ROWS * D + first * ROWS;
     float *weight = smem, *stage = smem + ROWS * FL_ATTN_MAX_SPLITS;
     const int n = rows * D, chunk = min(num_splits, stage_floats / n);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -666,7 +665,8 @@ static __device__ __forceinline__ void mbar_wait(uint64_t *bar, int parity)
 }
 
 /* Fills a slot (k_tile, v_tile) with keys [key0, key0 + BN) of the
- * sequence (table) for kv_head; block is tile_block() of the tile. */
+ * sequence (table) for kv_head; block is tile_block() of the tile (read
+ * by the tensor copies only). */
 template <int D>
 static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, uint64_t *bar, const step_params &p,
                                                    const CUtensorMap *tk, const CUtensorMap *tv,
@@ -764,11 +764,15 @@ __global__ void __launch_bounds__(NUM_THREADS)
     __syncthreads(); /* the barriers are initialised */
     auto k_slot = [&](int i) { return (bf16 *)(kv_smem + 2 * i * TILE_BYTES); };
     auto v_slot = [&](int i) { return (bf16 *)(kv_smem + (2 * i + 1) * TILE_BYTES); };
+    /* a tile's block id, read only by the thread that fills slots with it */
+    auto fill_block = [&](int t) {
+        return DECODE_TMA && threadIdx.x == 0 && t < tile1 ? tile_block<BN>(p, table, t * BN, ctx) : 0;
+    };
     for (int i = 0; i < S && tile0 + i < tile1; i++)
         decode_fill<D>(k_slot(i), v_slot(i), &full[i], p, &k_map, &v_map, table, (tile0 + i) * BN, ctx, kv_head,
-                       tile_block<BN>(p, table, (tile0 + i) * BN, ctx));
+                       fill_block(tile0 + i));
     /* the block id of the next tile to fill lands while tiles compute */
-    int block = tile0 + S < tile1 ? tile_block<BN>(p, table, (tile0 + S) * BN, ctx) : 0;
+    int block = fill_block(tile0 + S);
     cp_async_wait<0>(); /* Q */
     __syncthreads();
 
@@ -792,7 +796,7 @@ __global__ void __launch_bounds__(NUM_THREADS)
         if (tile + S < tile1) {
             decode_fill<D>(k_slot(slot), v_slot(slot), &full[slot], p, &k_map, &v_map, table, (tile + S) * BN, ctx,
                            kv_head, block);
-            block = tile + S + 1 < tile1 ? tile_block<BN>(p, table, (tile + S + 1) * BN, ctx) : 0;
+            block = fill_block(tile + S + 1);
         }
     }
 
@@ -867,7 +871,8 @@ __global__ void __launch_bounds__(NUM_THREADS)
     if (!is_last)
         return;
     __threadfence();
-    merge_splits<D>(p, (float *)kv_smem, first, num_splits, rows, p.out + out_offset(p, q0, 0, kv_head, D));
+    merge_splits<D>(p, p.scratch + first * ROWS * D, lse + first * ROWS, (float *)kv_smem, num_splits, rows,
+                    p.out + out_offset(p, q0, 0, kv_head, D));
 }
 
 /* ---- launch ---- */

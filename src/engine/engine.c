@@ -328,19 +328,24 @@ static void take_inbox(fl_engine *e)
         e->stats.prompt_tokens += e->inbox[i]->num_prompt;
     }
     e->num_inbox = 0;
-    /* the aborted ids as a set, so one pass over the queues finds them all
-     * (a client that leaves mid-stream, or a hundred at once, costs one
-     * pass, not one per id) */
-    fl_u64_map aborted;
+    /* the aborted ids are taken whole (the set is built outside the lock)
+     * and made a set, so one pass over the queues finds them all (a client
+     * that leaves mid-stream, or a hundred at once, costs one pass, not one
+     * per id) */
+    uint64_t *ids = e->aborts;
     const int n = e->num_aborts;
-    if (n)
-        fl_u64_map_init(&aborted, n);
-    for (int k = 0; k < n; k++)
-        fl_u64_map_put(&aborted, e->aborts[k], 0);
-    e->num_aborts = 0;
+    e->aborts = NULL;
+    e->num_aborts = e->cap_aborts = 0;
     pthread_mutex_unlock(&e->lock);
-    if (!n)
+    if (!n) {
+        free(ids);
         return;
+    }
+    fl_u64_map aborted;
+    fl_u64_map_init(&aborted, n);
+    for (int k = 0; k < n; k++)
+        fl_u64_map_put(&aborted, ids[k], 0);
+    free(ids);
     for (int pass = 0; pass < 2; pass++) {
         fl_seq **list = pass ? e->waiting : e->running;
         int *count = pass ? &e->num_waiting : &e->num_running;
