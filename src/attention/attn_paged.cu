@@ -1,9 +1,11 @@
-/* attn_paged.cu - the paged attention kernels (see attn_paged.h).
+/* attn_paged.cu - the portable paged attention kernels (sm_80+) and the
+ * launch of a step (see attn_paged.h); on Hopper, prefill for head dims 64
+ * and 128 runs attn_prefill_sm90.cu's kernel instead.
  *
- * Both kernels share one warp routine: one or two 16-row tiles of packed
+ * Both kernels here share one warp routine: one or two 16-row tiles of packed
  * query rows against a run of keys in shared memory, S = QK^T and O += PV
  * on the tensor cores (mma.sync m16n8k16 bf16, fp32 accumulators), online
- * softmax in base 2.
+ * softmax in base 2 (softmax_step, attn_device.cuh).
  * A packed row r of a sequence with G query heads per KV head is query
  * token r / G, head kv_head * G + r % G, so the heads of a group share
  * every K/V tile they read.
@@ -25,42 +27,15 @@
  * sums, see warp_state). Decode's tiles are swizzled instead (the layout
  * the tensor copies write, panel_offset). Keys past the context are zeroes
  * in V (masked scores times garbage V would be NaN). */
-#include "attention/attn_paged.h"
+#include "attention/attn_device.cuh"
 
-#include <cuda.h> /* CUtensorMap and its enums only: the encoder comes through cudart */
-#include <cudaTypedefs.h>
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
-#include <math.h>
+#include <stdlib.h>
 #include <string.h>
-
-typedef __nv_bfloat16 bf16;
 
 #define NUM_THREADS 128
 #define NUM_WARPS 4
 
 /* ---- PTX wrappers ---- */
-
-static __device__ __forceinline__ uint32_t smem_addr(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-/* 16 bytes global -> shared; src_bytes 0 writes zeros. */
-static __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-
-static __device__ __forceinline__ void cp_async_commit(void)
-{
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-
-template <int N> static __device__ __forceinline__ void cp_async_wait(void)
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 static __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], uint32_t addr)
 {
@@ -92,87 +67,7 @@ static __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4],
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/* 2^x in one MUFU op: flush-to-zero is fine for softmax weights, and
- * exp2f's denormal handling costs instructions per score. */
-static __device__ __forceinline__ float fast_exp2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *(uint32_t *)&v;
-}
-
 /* ---- shared pieces ---- */
-
-/* Everything a kernel reads about the step. */
-struct step_params {
-    const bf16 *q, *k_cache, *v_cache;
-    bf16 *out;
-    const int32_t *query_start, *seq_lens, *block_tables, *work;
-    float *scratch;
-    int32_t *split_counters;
-    int max_blocks_per_seq;
-    int num_heads, num_kv_heads, group, block_shift;
-    float scale_log2;   /* softmax scale * log2(e) */
-};
-
-/* One warp's running softmax state for its MT 16-row tiles: in tile mt
- * this thread holds rows g = lane / 4 and g + 8, columns 2 * (lane % 4) +
- * {0, 1} of each 8-wide tile; its row slot i = 2 mt + (0 or 1). m is the
- * raw-score maximum. lsum holds the row sums of P. On sm_90 they come from
- * the tensor cores: V's padding columns hold ones, so P times them is an
- * 8-wide tile whose every column is the row sum; no per-score add (the
- * issue slots went to MMAs: 328 -> 335 TFLOP/s). On sm_80, where the extra
- * accumulators spill, each thread adds its scores into lsum[mt][2r] and
- * row_sums_finish sums the four threads of a row. */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define ROW_SUMS_BY_MMA 1
-#else
-#define ROW_SUMS_BY_MMA 0
-#endif
-template <int D, int MT> struct warp_state {
-    float o[MT][D / 8][4];
-    float lsum[MT][4];
-    float m[2 * MT];
-};
-
-/* Row slot i's sum of P (after row_sums_finish). */
-template <int D, int MT> static __device__ __forceinline__ float row_sum(const warp_state<D, MT> &st, int i)
-{
-    return st.lsum[i >> 1][2 * (i & 1)];
-}
-
-template <int D, int MT, bool BY_MMA>
-static __device__ __forceinline__ void row_sums_finish(warp_state<D, MT> &st)
-{
-    if (!BY_MMA)
-#pragma unroll
-        for (int i = 0; i < 2 * MT; i++) {
-            float &l = st.lsum[i >> 1][2 * (i & 1)];
-            l += __shfl_xor_sync(0xffffffff, l, 1);
-            l += __shfl_xor_sync(0xffffffff, l, 2);
-        }
-}
-
-template <int D, int MT> static __device__ __forceinline__ void state_init(warp_state<D, MT> &st)
-{
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int i = 0; i < D / 8; i++)
-            st.o[mt][i][0] = st.o[mt][i][1] = st.o[mt][i][2] = st.o[mt][i][3] = 0.f;
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-        st.lsum[mt][0] = st.lsum[mt][1] = st.lsum[mt][2] = st.lsum[mt][3] = 0.f;
-#pragma unroll
-    for (int i = 0; i < 2 * MT; i++)
-        st.m[i] = -INFINITY;
-}
 
 /* Loads packed query rows [row0, row0 + nrows) into q_smem (zeros past rows). */
 template <int D>
@@ -190,23 +85,6 @@ static __device__ __forceinline__ void load_q(bf16 *q_smem, const step_params &p
             cp_async16(dst, p.q, 0);
         }
     }
-}
-
-/* Does a KV tile of BN keys lie in one cache block (block_size >= BN; tiles
- * start at multiples of BN)? Then its block id is read once, ahead of time:
- * a table read in front of the copies puts a dependent global load on the
- * pipeline's critical path. */
-template <int BN> static __device__ __forceinline__ bool one_block(const step_params &p)
-{
-    return (BN >> p.block_shift) <= 1;
-}
-
-/* The block id of the tile at key0, or 0 if the tile spans blocks or is
- * past the context. */
-template <int BN>
-static __device__ __forceinline__ int tile_block(const step_params &p, const int32_t *table, int key0, int kv_len)
-{
-    return one_block<BN>(p) && key0 < kv_len ? table[key0 >> p.block_shift] : 0;
 }
 
 /* Loads keys [key0, key0 + BN) of one sequence and KV head into k/v smem;
@@ -330,18 +208,6 @@ template <int S> static __device__ __forceinline__ void ring_release(void)
         __syncthreads();
 }
 
-/* Where 16-byte chunk c of row r of a decode K/V tile lies, in bytes from
- * the tile. Prefill tiles have padded rows (LD); decode tiles are what the
- * Hopper tensor copies write with 128-byte swizzling: the tile's columns
- * in panels of 64, each panel TILE_ROWS rows of 128 bytes, chunk c of row
- * r at chunk (c ^ r) % 8 of its row, so ldmatrix's eight rows still hit
- * eight bank groups. r & 7 is the same relative to any 8-row boundary, so
- * a warp may start at its own first row. */
-template <int TILE_ROWS> static __device__ __forceinline__ uint32_t panel_offset(int r, int c)
-{
-    return (c >> 3) * TILE_ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4);
-}
-
 /* The warp routine: the warp's MT x 16 rows (q at q_base) against NK keys
  * (k and v at k_base, v_base: padded rows, or panel_offset<TILE_ROWS> if
  * PANELS) whose first position is key0. Row sums come from the tensor cores
@@ -383,65 +249,7 @@ static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32
             }
         }
     }
-    const int t = lane & 3;
-    if (need_mask) {
-        int limit[2 * MT];
-#pragma unroll
-        for (int i = 0; i < 2 * MT; i++)
-            limit[i] = first_pos + (wrow + (i >> 1) * 16 + (lane >> 2) + 8 * (i & 1)) / group;
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-            for (int nt = 0; nt < NK / 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    if (key0 + nt * 8 + 2 * t + (e & 1) > limit[2 * mt + (e >> 1)])
-                        s[mt][nt][e] = -INFINITY;
-    }
-    float base[2 * MT], alpha[2 * MT];
-    bool grew = false;
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const int i = 2 * mt + r;
-            float mx = st.m[i];
-#pragma unroll
-            for (int nt = 0; nt < NK / 8; nt++)
-                mx = fmaxf(mx, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-            /* a row that has seen only masked keys keeps base 0: exp2(-inf) = 0 */
-            base[i] = mx == -INFINITY ? 0.f : mx * scale_log2;
-            alpha[i] = fast_exp2(fmaf(st.m[i], scale_log2, -base[i]));
-            grew |= mx != st.m[i];
-            st.m[i] = mx;
-        }
-    /* the maxima settle after the first tiles: skip the rescale of O when no
-     * row of the warp grew (alpha is then exactly 1) */
-    if (__any_sync(0xffffffff, grew)) {
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-#pragma unroll
-            for (int dt = 0; dt < D / 8; dt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    st.o[mt][dt][e] *= alpha[2 * mt + (e >> 1)];
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                st.lsum[mt][e] *= alpha[2 * mt + (e >> 1)];
-        }
-    }
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int nt = 0; nt < NK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                s[mt][nt][e] = fast_exp2(fmaf(s[mt][nt][e], scale_log2, -base[2 * mt + (e >> 1)]));
-                if (!SUMS_BY_MMA)
-                    st.lsum[mt][2 * (e >> 1)] += s[mt][nt][e];
-            }
+    softmax_step<D, NK, MT, SUMS_BY_MMA>(st, s, key0, first_pos, wrow, group, need_mask, scale_log2);
 #pragma unroll
     for (int kk = 0; kk < NK / 16; kk++) {
         uint32_t a[MT][4];
@@ -486,11 +294,6 @@ static __device__ __forceinline__ void fill_ones(bf16 *v_smem, int num_rows)
         *(uint4 *)(v_smem + j * LD + D) = ones;
 }
 
-static __device__ __forceinline__ size_t out_offset(const step_params &p, int q0, int row, int kv_head, int D)
-{
-    return ((size_t)(q0 + row / p.group) * p.num_heads + kv_head * p.group + row % p.group) * D;
-}
-
 /* ---- prefill: 64 x MT packed rows per CTA ---- */
 
 template <int D, int BN, int MT, int S>
@@ -515,7 +318,7 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
     load_q<D>(q_smem, p, q0, rows, row0, ROWS, kv_head);
     int block = ring_start<D, BN, S>(k_smem, v_smem, p, table, 0, num_tiles, kv_end, kv_head);
 
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
     const int wrow = row0 + warp * 16 * MT;
     const int warp_min_limit = ctx - q_len + wrow / p.group;
     const int warp_max_limit = ctx - q_len + (wrow + 16 * MT - 1) / p.group;
@@ -531,20 +334,7 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
         ring_release<S>();
     }
     row_sums_finish<D, MT, ROW_SUMS_BY_MMA>(st);
-    const int t = lane & 3;
-#pragma unroll
-    for (int i = 0; i < 2 * MT; i++) {
-        const int row = wrow + (i >> 1) * 16 + (lane >> 2) + 8 * (i & 1);
-        if (row >= rows)
-            continue;
-        const float inv = 1.f / row_sum(st, i);
-        bf16 *dst = p.out + out_offset(p, q0, row, kv_head, D);
-        const int mt = i >> 1, r = i & 1;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; dt++)
-            *(__nv_bfloat162 *)(dst + dt * 8 + 2 * t) =
-                __floats2bfloat162_rn(st.o[mt][dt][2 * r] * inv, st.o[mt][dt][2 * r + 1] * inv);
-    }
+    store_rows<D, MT>(p, st, q0, rows, wrow, kv_head);
 }
 
 /* Panels of 64 columns in a decode K/V tile (panel_offset). */
@@ -639,30 +429,6 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, const 
  * chunks and its cp.async arrives on the barrier. Rows past the context
  * are not copied: the tile's user zeroes V there (their scores are
  * masked, but zero times stale V could be NaN). */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define DECODE_TMA 1
-#else
-#define DECODE_TMA 0
-#endif
-
-static __device__ __forceinline__ void mbar_init(uint64_t *bar, int count)
-{
-    asm volatile("mbarrier.init.shared.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
-}
-
-static __device__ __forceinline__ void mbar_wait(uint64_t *bar, int parity)
-{
-#if DECODE_TMA
-#define MBAR_WAIT_OP "mbarrier.try_wait.parity.shared.b64"
-#else
-#define MBAR_WAIT_OP "mbarrier.test_wait.parity.shared.b64"
-#endif
-    asm volatile("{\n.reg .pred done;\nwait:\n" MBAR_WAIT_OP " done, [%0], %1;\n"
-                 "@!done bra wait;\n}\n" ::"r"(smem_addr(bar)),
-                 "r"(parity)
-                 : "memory");
-#undef MBAR_WAIT_OP
-}
 
 /* Fills a slot (k_tile, v_tile) with keys [key0, key0 + BN) of the
  * sequence (table) for kv_head; block is tile_block() of the tile (read
@@ -672,37 +438,16 @@ static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, u
                                                    const CUtensorMap *tk, const CUtensorMap *tv,
                                                    const int32_t *table, int key0, int ctx, int kv_head, int block)
 {
-    constexpr int BN = FL_ATTN_DECODE_TILE, PANELS = decode_panels<D>();
-    const int mask = (1 << p.block_shift) - 1;
-#if DECODE_TMA
-    if (threadIdx.x != 0)
-        return;
-    const int seg_rows = min(BN, mask + 1), segs = min(BN, ctx - key0 + seg_rows - 1) / seg_rows;
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); /* after the generic reads of the slot */
-    asm volatile("mbarrier.arrive.expect_tx.shared.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)),
-                 "r"(2 * PANELS * segs * seg_rows * 128)
-                 : "memory");
-    for (int g = 0; g < segs; g++) {
-        const int key = key0 + g * seg_rows;
-        const int blk = seg_rows == BN ? block : table[key >> p.block_shift];
-        const int row = (blk << p.block_shift) + (key & mask);
-        for (int pn = 0; pn < PANELS; pn++) {
-            const uint32_t off = (pn * BN + g * seg_rows) * 128;
-            asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-                         " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(smem_addr(k_tile) + off),
-                         "l"((uint64_t)tk), "r"(pn * 64), "r"(kv_head), "r"(row), "r"(smem_addr(bar))
-                         : "memory");
-            asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-                         " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(smem_addr(v_tile) + off),
-                         "l"((uint64_t)tv), "r"(pn * 64), "r"(kv_head), "r"(row), "r"(smem_addr(bar))
-                         : "memory");
-        }
-    }
+    constexpr int BN = FL_ATTN_DECODE_TILE;
+#if ARCH_SM90
+    if (threadIdx.x == 0)
+        tma_fill<D, BN>(k_tile, v_tile, bar, p, tk, tv, table, key0, ctx, kv_head, block);
 #else
     (void)tk;
     (void)tv;
     (void)block;
     constexpr int CH = D / 8;
+    const int mask = (1 << p.block_shift) - 1;
     for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
         const int j = c / CH, part = c % CH, key = key0 + j;
         const uint32_t off = panel_offset<BN>(j, part);
@@ -754,8 +499,8 @@ __global__ void __launch_bounds__(NUM_THREADS)
 
     if (threadIdx.x == 0) {
         for (int i = 0; i < S; i++)
-            mbar_init(&full[i], DECODE_TMA ? 1 : NUM_THREADS);
-#if DECODE_TMA
+            mbar_init(&full[i], ARCH_SM90 ? 1 : NUM_THREADS);
+#if ARCH_SM90
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); /* for the tensor copies */
 #endif
     }
@@ -766,7 +511,7 @@ __global__ void __launch_bounds__(NUM_THREADS)
     auto v_slot = [&](int i) { return (bf16 *)(kv_smem + (2 * i + 1) * TILE_BYTES); };
     /* a tile's block id, read only by the thread that fills slots with it */
     auto fill_block = [&](int t) {
-        return DECODE_TMA && threadIdx.x == 0 && t < tile1 ? tile_block<BN>(p, table, t * BN, ctx) : 0;
+        return ARCH_SM90 && threadIdx.x == 0 && t < tile1 ? tile_block<BN>(p, table, t * BN, ctx) : 0;
     };
     for (int i = 0; i < S && tile0 + i < tile1; i++)
         decode_fill<D>(k_slot(i), v_slot(i), &full[i], p, &k_map, &v_map, table, (tile0 + i) * BN, ctx, kv_head,
@@ -878,9 +623,10 @@ __global__ void __launch_bounds__(NUM_THREADS)
 /* ---- launch ---- */
 
 /* D: head dim; BN: prefill keys per tile; MT: 16-row tiles per prefill
- * warp; S: prefill pipeline stages. */
+ * warp; S: prefill pipeline stages. wgmma: run Hopper's prefill kernel
+ * where it is built for D. */
 template <int D, int BN, int MT, int S>
-static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const CUtensorMap maps[2],
+static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const CUtensorMap maps[2], bool wgmma,
                           cudaStream_t stream)
 {
     constexpr int LD = D + 8;
@@ -897,8 +643,16 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const 
             return e;
         configured = 1;
     }
-    if (plan->num_prefill > 0)
-        prefill_kernel<D, BN, MT, S><<<dim3(plan->num_prefill, p.num_kv_heads), NUM_THREADS, prefill_smem, stream>>>(p);
+    if (plan->num_prefill > 0) {
+        const dim3 grid(plan->num_prefill, p.num_kv_heads);
+        if (wgmma && prefill_sm90_supports(D)) {
+            const cudaError_t e = prefill_sm90_launch(D, grid, p, maps, stream);
+            if (e != cudaSuccess)
+                return e;
+        } else {
+            prefill_kernel<D, BN, MT, S><<<grid, NUM_THREADS, prefill_smem, stream>>>(p);
+        }
+    }
     if (plan->num_decode > 0) {
         const int offset = 2 * plan->num_prefill;
         decode_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads, plan->num_splits), NUM_THREADS, decode_smem,
@@ -907,24 +661,16 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const 
     return cudaGetLastError();
 }
 
-/* The tensor maps of the sm_90 decode kernel's copies (decode_fill): each
- * cache as (tokens, KV heads, head dim), boxes of 64 columns by the rows
- * of one cache block (at most a tile), 128-byte swizzle. Zeroed, and not
- * needed, on other GPUs (their kernel copies without them). The encoder is
+/* The tensor maps of the Hopper kernels' copies (tma_fill): each cache as
+ * (tokens, KV heads, head dim), boxes of 64 columns by the rows of one
+ * cache block (at most TMA_BOX_ROWS), 128-byte swizzle. The encoder is
  * the driver's, reached through cudart: nothing links libcuda. */
 static cudaError_t kv_tensor_maps(const fl_attn_shape *s, const fl_attn_args *a, CUtensorMap maps[2])
 {
     static PFN_cuTensorMapEncodeTiled_v12000 encode;
-    memset(maps, 0, 2 * sizeof *maps);
-    int dev, major;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e == cudaSuccess)
-        e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-    if (e != cudaSuccess || major != 9)
-        return e;
     if (!encode) {
         cudaDriverEntryPointQueryResult found;
-        e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void **)&encode, 12000, cudaEnableDefault,
+        const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void **)&encode, 12000, cudaEnableDefault,
                                              &found);
         if (e != cudaSuccess || found != cudaDriverEntryPointSuccess) {
             encode = NULL;
@@ -969,20 +715,31 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan 
     p.group = shape->num_heads / shape->num_kv_heads;
     p.block_shift = __builtin_ctz((unsigned)shape->block_size);
     p.scale_log2 = a->scale * 1.4426950408889634f;
+    int dev, major;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    if (e != cudaSuccess)
+        return (int)e;
+    /* the sm_90a kernels (tensor copies, wgmma) run on compute capability 9.0 */
+    const bool hopper = major == 9;
+    const char *prefill_kernel_name = getenv("FLASHLM_PAGED_PREFILL");
+    const bool wgmma = hopper && !(prefill_kernel_name && strcmp(prefill_kernel_name, "mma.sync") == 0);
     CUtensorMap maps[2];
-    if (plan->num_decode > 0) {
-        const cudaError_t e = kv_tensor_maps(shape, a, maps);
+    memset(maps, 0, sizeof maps); /* unused off Hopper: those kernels copy without them */
+    if (hopper && (plan->num_decode > 0 || plan->num_prefill > 0)) {
+        e = kv_tensor_maps(shape, a, maps);
         if (e != cudaSuccess)
             return (int)e;
     }
     cudaStream_t s = (cudaStream_t)stream;
     switch (shape->head_dim) {
     /* MT must match fl_attn_prefill_rows() */
-    case 16: return (int)launch<16, 16, 2, 3>(p, plan, maps, s);
-    case 32: return (int)launch<32, 32, 2, 3>(p, plan, maps, s);
-    case 64: return (int)launch<64, 64, 2, 3>(p, plan, maps, s);
-    case 96: return (int)launch<96, 32, 2, 3>(p, plan, maps, s);
-    case 128: return (int)launch<128, 64, 2, 2>(p, plan, maps, s);
-    default: return (int)launch<256, 32, 1, 2>(p, plan, maps, s);
+    case 16: return (int)launch<16, 16, 2, 3>(p, plan, maps, wgmma, s);
+    case 32: return (int)launch<32, 32, 2, 3>(p, plan, maps, wgmma, s);
+    case 64: return (int)launch<64, 64, 2, 3>(p, plan, maps, wgmma, s);
+    case 96: return (int)launch<96, 32, 2, 3>(p, plan, maps, wgmma, s);
+    case 128: return (int)launch<128, 64, 2, 2>(p, plan, maps, wgmma, s);
+    default: return (int)launch<256, 32, 1, 2>(p, plan, maps, wgmma, s);
     }
 }

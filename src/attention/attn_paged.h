@@ -16,8 +16,12 @@
  * share a KV head into one tile and splits long contexts over several CTAs
  * (flash-decoding), the last split of each merging them all by their
  * log-sum-exp; the rest go to the prefill kernel, 128 packed rows per CTA,
- * tiled online softmax on the tensor cores (mma.sync bf16). The plan's work list is uploaded by the
- * caller (it is part of the step's metadata) and read by the kernels.
+ * tiled online softmax on the tensor cores: warpgroup MMAs (wgmma) fed by
+ * tensor copies on Hopper for head dims 64 and 128, mma.sync bf16
+ * elsewhere (FLASHLM_PAGED_PREFILL=mma.sync in the environment forces the
+ * latter on Hopper too, to check it there). The plan's work list is
+ * uploaded by the caller (it is part of the step's metadata) and read by
+ * the kernels.
  *
  * This header is also the ABI of libflashlm_attn.so, which tools/attn_check.py
  * loads with ctypes: device pointers are passed as plain pointers. */

@@ -1,0 +1,334 @@
+/* attn_device.cuh - device pieces the paged attention kernels share
+ * (attn_paged.cu: the portable kernels and the launch; attn_prefill_sm90.cu:
+ * Hopper's prefill): PTX wrappers, the step's parameters, a warp's online
+ * softmax, the swizzled tile layout, tensor copies and mbarriers.
+ * Functions are inline, not static: each kernel file uses a different part. */
+#ifndef FL_ATTN_DEVICE_CUH
+#define FL_ATTN_DEVICE_CUH
+
+#include "attention/attn_paged.h"
+
+#include <cuda.h> /* CUtensorMap and its enums only: the encoder comes through cudart */
+#include <cudaTypedefs.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+
+typedef __nv_bfloat16 bf16;
+
+/* Compiling for Hopper: tensor copies, mbarrier try_wait, and wgmma, which
+ * needs the sm_90a target (CMakeLists.txt builds 90a). */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define ARCH_SM90 1
+#if !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error "the paged attention kernels need sm_90a, not sm_90 (wgmma)"
+#endif
+#else
+#define ARCH_SM90 0
+#endif
+
+/* ---- PTX wrappers ---- */
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+/* 16 bytes global -> shared; src_bytes 0 writes zeros. */
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+
+__device__ __forceinline__ void cp_async_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <int N> __device__ __forceinline__ void cp_async_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/* 2^x in one MUFU op: flush-to-zero is fine for softmax weights, and
+ * exp2f's denormal handling costs instructions per score. */
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+/* ---- the step, a warp's softmax ---- */
+
+/* Everything a kernel reads about the step. */
+struct step_params {
+    const bf16 *q, *k_cache, *v_cache;
+    bf16 *out;
+    const int32_t *query_start, *seq_lens, *block_tables, *work;
+    float *scratch;
+    int32_t *split_counters;
+    int max_blocks_per_seq;
+    int num_heads, num_kv_heads, group, block_shift;
+    float scale_log2;   /* softmax scale * log2(e) */
+};
+
+/* One warp's running softmax state for its MT 16-row tiles: in tile mt
+ * this thread holds rows g = lane / 4 and g + 8, columns 2 * (lane % 4) +
+ * {0, 1} of each 8-wide tile; its row slot i = 2 mt + (0 or 1). m is the
+ * raw-score maximum. lsum holds the row sums of P. On sm_90 they come from
+ * the tensor cores: V's padding columns hold ones, so P times them is an
+ * 8-wide tile whose every column is the row sum; no per-score add (the
+ * issue slots went to MMAs: 328 -> 335 TFLOP/s). On sm_80, where the extra
+ * accumulators spill, each thread adds its scores into lsum[mt][2r] and
+ * row_sums_finish sums the four threads of a row. */
+#define ROW_SUMS_BY_MMA ARCH_SM90
+template <int D, int MT> struct warp_state {
+    float o[MT][D / 8][4];
+    float lsum[MT][4];
+    float m[2 * MT];
+};
+
+/* Row slot i's sum of P (after row_sums_finish). */
+template <int D, int MT> __device__ __forceinline__ float row_sum(const warp_state<D, MT> &st, int i)
+{
+    return st.lsum[i >> 1][2 * (i & 1)];
+}
+
+template <int D, int MT, bool BY_MMA>
+__device__ __forceinline__ void row_sums_finish(warp_state<D, MT> &st)
+{
+    if (!BY_MMA)
+#pragma unroll
+        for (int i = 0; i < 2 * MT; i++) {
+            float &l = st.lsum[i >> 1][2 * (i & 1)];
+            l += __shfl_xor_sync(0xffffffff, l, 1);
+            l += __shfl_xor_sync(0xffffffff, l, 2);
+        }
+}
+
+template <int D, int MT> __device__ __forceinline__ void state_init(warp_state<D, MT> &st)
+{
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < D / 8; i++)
+            st.o[mt][i][0] = st.o[mt][i][1] = st.o[mt][i][2] = st.o[mt][i][3] = 0.f;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+        st.lsum[mt][0] = st.lsum[mt][1] = st.lsum[mt][2] = st.lsum[mt][3] = 0.f;
+#pragma unroll
+    for (int i = 0; i < 2 * MT; i++)
+        st.m[i] = -INFINITY;
+}
+
+/* Does a KV tile of BN keys lie in one cache block (block_size >= BN; tiles
+ * start at multiples of BN)? Then its block id is read once, ahead of time:
+ * a table read in front of the copies puts a dependent global load on the
+ * pipeline's critical path. */
+template <int BN> __device__ __forceinline__ bool one_block(const step_params &p)
+{
+    return (BN >> p.block_shift) <= 1;
+}
+
+/* The block id of the tile at key0, or 0 if the tile spans blocks or is
+ * past the context. */
+template <int BN>
+__device__ __forceinline__ int tile_block(const step_params &p, const int32_t *table, int key0, int kv_len)
+{
+    return one_block<BN>(p) && key0 < kv_len ? table[key0 >> p.block_shift] : 0;
+}
+
+/* Where 16-byte chunk c of row r of a swizzled tile lies, in bytes from
+ * the tile (the portable prefill's tiles have padded rows instead). Decode
+ * tiles and all of Hopper's prefill tiles are what the tensor copies write
+ * with 128-byte swizzling, and what wgmma reads: the tile's columns
+ * in panels of 64, each panel TILE_ROWS rows of 128 bytes, chunk c of row
+ * r at chunk (c ^ r) % 8 of its row, so ldmatrix's eight rows still hit
+ * eight bank groups. r & 7 is the same relative to any 8-row boundary, so
+ * a warp may start at its own first row. */
+template <int TILE_ROWS> __device__ __forceinline__ uint32_t panel_offset(int r, int c)
+{
+    return (c >> 3) * TILE_ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4);
+}
+
+/* The online-softmax step of one warp's scores s (MT x 16 rows by NK keys
+ * in the mma fragment layout, which wgmma's accumulators share): masks
+ * keys past each row's causal limit (need_mask), raises the running
+ * maxima, rescales O and the row sums, and turns s into P. Row sums are
+ * added here unless the tensor cores make them (SUMS_BY_MMA). */
+template <int D, int NK, int MT, bool SUMS_BY_MMA>
+__device__ __forceinline__ void softmax_step(warp_state<D, MT> &st, float (&s)[MT][NK / 8][4], int key0,
+                                             int first_pos, int wrow, int group, bool need_mask,
+                                             float scale_log2)
+{
+    const int lane = threadIdx.x & 31;
+    const int t = lane & 3;
+    if (need_mask) {
+        int limit[2 * MT];
+#pragma unroll
+        for (int i = 0; i < 2 * MT; i++)
+            limit[i] = first_pos + (wrow + (i >> 1) * 16 + (lane >> 2) + 8 * (i & 1)) / group;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nt = 0; nt < NK / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if (key0 + nt * 8 + 2 * t + (e & 1) > limit[2 * mt + (e >> 1)])
+                        s[mt][nt][e] = -INFINITY;
+    }
+    float base[2 * MT], alpha[2 * MT];
+    bool grew = false;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int i = 2 * mt + r;
+            float mx = st.m[i];
+#pragma unroll
+            for (int nt = 0; nt < NK / 8; nt++)
+                mx = fmaxf(mx, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+            /* a row that has seen only masked keys keeps base 0: exp2(-inf) = 0 */
+            base[i] = mx == -INFINITY ? 0.f : mx * scale_log2;
+            alpha[i] = fast_exp2(fmaf(st.m[i], scale_log2, -base[i]));
+            grew |= mx != st.m[i];
+            st.m[i] = mx;
+        }
+    /* the maxima settle after the first tiles: skip the rescale of O when no
+     * row of the warp grew (alpha is then exactly 1) */
+    if (__any_sync(0xffffffff, grew)) {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    st.o[mt][dt][e] *= alpha[2 * mt + (e >> 1)];
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                st.lsum[mt][e] *= alpha[2 * mt + (e >> 1)];
+        }
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < NK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                s[mt][nt][e] = fast_exp2(fmaf(s[mt][nt][e], scale_log2, -base[2 * mt + (e >> 1)]));
+                if (!SUMS_BY_MMA)
+                    st.lsum[mt][2 * (e >> 1)] += s[mt][nt][e];
+            }
+}
+
+__device__ __forceinline__ size_t out_offset(const step_params &p, int q0, int row, int kv_head, int D)
+{
+    return ((size_t)(q0 + row / p.group) * p.num_heads + kv_head * p.group + row % p.group) * D;
+}
+
+/* Writes a warp's finished rows (its first is packed row wrow; rows at
+ * and past `rows` are padding), each divided by its row sum. */
+template <int D, int MT>
+__device__ __forceinline__ void store_rows(const step_params &p, const warp_state<D, MT> &st, int q0, int rows,
+                                           int wrow, int kv_head)
+{
+    const int lane = threadIdx.x & 31, t = lane & 3;
+#pragma unroll
+    for (int i = 0; i < 2 * MT; i++) {
+        const int row = wrow + (i >> 1) * 16 + (lane >> 2) + 8 * (i & 1);
+        if (row >= rows)
+            continue;
+        const float inv = 1.f / row_sum(st, i);
+        bf16 *dst = p.out + out_offset(p, q0, row, kv_head, D);
+        const int mt = i >> 1, r = i & 1;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++)
+            *(__nv_bfloat162 *)(dst + dt * 8 + 2 * t) =
+                __floats2bfloat162_rn(st.o[mt][dt][2 * r] * inv, st.o[mt][dt][2 * r + 1] * inv);
+    }
+}
+
+/* ---- tensor copies and barriers ---- */
+
+/* A slot of K and V tiles is filled by tensor copies (TMA) on sm_90,
+ * announced by the slot's mbarrier with the bytes to expect; consumers
+ * wait on the barrier's phase. */
+
+__device__ __forceinline__ void mbar_init(uint64_t *bar, int count)
+{
+    asm volatile("mbarrier.init.shared.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
+}
+
+__device__ __forceinline__ void mbar_wait(uint64_t *bar, int parity)
+{
+#if ARCH_SM90
+#define MBAR_WAIT_OP "mbarrier.try_wait.parity.shared.b64"
+#else
+#define MBAR_WAIT_OP "mbarrier.test_wait.parity.shared.b64"
+#endif
+    asm volatile("{\n.reg .pred done;\nwait:\n" MBAR_WAIT_OP " done, [%0], %1;\n"
+                 "@!done bra wait;\n}\n" ::"r"(smem_addr(bar)),
+                 "r"(parity)
+                 : "memory");
+#undef MBAR_WAIT_OP
+}
+
+/* Issues the tensor copies (TMA) of keys [key0, key0 + BN) of a sequence
+ * (table) for kv_head, stopping at the box holding key end - 1, into a
+ * slot of K and V tiles of BN rows in panels (panel_offset), announced on
+ * bar with their byte count. A box is 64 columns by the rows of one cache
+ * block, at most TMA_BOX_ROWS (kv_tensor_maps); block is tile_block<BN>()
+ * of the tile, read ahead by the caller when the tile lies in one block.
+ * Called by one thread. */
+#define TMA_BOX_ROWS FL_ATTN_DECODE_TILE
+template <int D, int BN>
+__device__ __forceinline__ void tma_fill(bf16 *k_tile, bf16 *v_tile, uint64_t *bar, const step_params &p,
+                                         const CUtensorMap *tk, const CUtensorMap *tv, const int32_t *table,
+                                         int key0, int end, int kv_head, int block)
+{
+    constexpr int PANELS = (D + 63) / 64;
+    const int mask = (1 << p.block_shift) - 1;
+    const int box_rows = min(TMA_BOX_ROWS, mask + 1), boxes = min(BN, end - key0 + box_rows - 1) / box_rows;
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); /* after the generic accesses of the slot */
+    asm volatile("mbarrier.arrive.expect_tx.shared.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)),
+                 "r"(2 * PANELS * boxes * box_rows * 128)
+                 : "memory");
+    for (int g = 0; g < boxes; g++) {
+        const int key = key0 + g * box_rows;
+        const int blk = one_block<BN>(p) ? block : table[key >> p.block_shift];
+        const int row = (blk << p.block_shift) + (key & mask);
+        for (int pn = 0; pn < PANELS; pn++) {
+            const uint32_t off = (pn * BN + g * box_rows) * 128;
+            asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                         " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(smem_addr(k_tile) + off),
+                         "l"((uint64_t)tk), "r"(pn * 64), "r"(kv_head), "r"(row), "r"(smem_addr(bar))
+                         : "memory");
+            asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                         " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(smem_addr(v_tile) + off),
+                         "l"((uint64_t)tv), "r"(pn * 64), "r"(kv_head), "r"(row), "r"(smem_addr(bar))
+                         : "memory");
+        }
+    }
+}
+
+__device__ __forceinline__ void mbar_arrive(uint64_t *bar)
+{
+    asm volatile("mbarrier.arrive.shared.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+
+/* attn_prefill_sm90.cu: whether Hopper's prefill kernel is built for
+ * head_dim, and its launch over grid (the plan's prefill CTAs, KV heads). */
+bool prefill_sm90_supports(int head_dim);
+cudaError_t prefill_sm90_launch(int head_dim, dim3 grid, const step_params &p, const CUtensorMap maps[2],
+                                cudaStream_t stream);
+
+#endif
