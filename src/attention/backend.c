@@ -8,8 +8,8 @@
 static const fl_attn_backend registry[] = {
     {
         .name = "paged",
-        .description = "paged attention on CUDA: mma.sync prefill tiles, split-KV decode with GQA "
-                       "packing (attention/attn_paged)",
+        .description = "paged attention on CUDA: prefill on the tensor cores (wgmma on Hopper), "
+                       "split-KV decode with GQA packing (attention/attn_paged)",
         .device = FL_DEVICE_CUDA,
         .min_cc = 80, .max_cc = 90, /* sm_80 and sm_90a machine code, no PTX */
         .head_dims = { 16, 32, 64, 96, 128, 256 },
