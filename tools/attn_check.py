@@ -181,41 +181,42 @@ def correctness(lib, quick):
     return ok_all
 
 
-def bench_ms(fn, graph=True):
-    """Median ms of fn replayed from a CUDA graph (no host launch overhead,
-    as in serving, where decode steps are graphs); eager if capture fails
-    or graph is False."""
+def replayable(fn, graph=True):
+    """fn, called once, then as a CUDA graph replay (no host launch
+    overhead, as in serving, where decode steps are graphs); fn itself if
+    capture fails or graph is False."""
     fn()
     torch.cuda.synchronize()
-    run = fn
     if graph:
         try:
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g):
                 fn()
-            run = g.replay
+            return g.replay
         except RuntimeError:
             pass
-    return do_bench(run, warmup=50, rep=300, return_mode="median")
+    return fn
+
+
+def bench_ms(fn, graph=True):
+    """Median ms of do_bench over replayable(fn, graph)."""
+    return do_bench(replayable(fn, graph), warmup=50, rep=300, return_mode="median")
 
 
 def bench_clean_l2_ms(fn):
-    """Median ms of fn's graph replays after an L2 flush that only reads.
+    """Median ms of replayable(fn) after an L2 flush that only reads.
     do_bench flushes by zeroing 256 MB, which leaves the L2 full of dirty
     lines that the next kernel's reads must write back first (~50 MB: a
     third more DRAM traffic for the 134 MB of B1 L32k); a model's decode
     step starts from no such backlog. Shown beside do_bench's figure."""
-    fn()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
+    run = replayable(fn)
     flush = torch.ones(64 << 20, dtype=torch.int32, device="cuda")  # 256 MB
     times = []
     for i in range(250):
         flush.sum()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        g.replay()
+        run()
         end.record()
         end.synchronize()
         if i >= 50:

@@ -230,7 +230,9 @@ __device__ __forceinline__ void softmax_step(warp_state<D, MT> &st, float (&s)[M
             }
 }
 
-__device__ __forceinline__ size_t out_offset(const step_params &p, int q0, int row, int kv_head, int D)
+/* Where packed row `row` of the sequence whose first token is q0 lies,
+ * in elements, in q and in out (both (tokens, query heads, head dim)). */
+__device__ __forceinline__ size_t row_offset(const step_params &p, int q0, int row, int kv_head, int D)
 {
     return ((size_t)(q0 + row / p.group) * p.num_heads + kv_head * p.group + row % p.group) * D;
 }
@@ -248,12 +250,37 @@ __device__ __forceinline__ void store_rows(const step_params &p, const warp_stat
         if (row >= rows)
             continue;
         const float inv = 1.f / row_sum(st, i);
-        bf16 *dst = p.out + out_offset(p, q0, row, kv_head, D);
+        bf16 *dst = p.out + row_offset(p, q0, row, kv_head, D);
         const int mt = i >> 1, r = i & 1;
 #pragma unroll
         for (int dt = 0; dt < D / 8; dt++)
             *(__nv_bfloat162 *)(dst + dt * 8 + 2 * t) =
                 __floats2bfloat162_rn(st.o[mt][dt][2 * r] * inv, st.o[mt][dt][2 * r + 1] * inv);
+    }
+}
+
+/* P of 16 keys (kk-th pair of 8-wide tiles) as the A fragment of an MMA:
+ * the accumulator layout of S is the A layout of m16n8k16 and of wgmma's
+ * register operand, two 8-wide tiles side by side. */
+__device__ __forceinline__ void pack_p(uint32_t a[4], const float (&lo)[4], const float (&hi)[4])
+{
+    a[0] = pack_bf16(lo[0], lo[1]);
+    a[1] = pack_bf16(lo[2], lo[3]);
+    a[2] = pack_bf16(hi[0], hi[1]);
+    a[3] = pack_bf16(hi[2], hi[3]);
+}
+
+/* Zeroes rows [first_row, BN) of a swizzled V tile of BN rows in panels
+ * (a tile that ends past the keys its users may see: their scores are
+ * masked, but zero times stale V could be NaN), from THREADS threads; the
+ * caller syncs before the rows are read. */
+template <int D, int BN, int THREADS> __device__ __forceinline__ void zero_v_rows(char *v_tile, int first_row)
+{
+    constexpr int PANELS = (D + 63) / 64;
+    const int chunks = (BN - first_row) * 8;
+    for (int c = threadIdx.x; c < PANELS * chunks; c += THREADS) {
+        const int pn = c / chunks, r = first_row + (c % chunks) / 8, part = c % 8;
+        *(uint4 *)(v_tile + (pn * BN + r) * 128 + part * 16) = make_uint4(0, 0, 0, 0);
     }
 }
 

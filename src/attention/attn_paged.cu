@@ -79,8 +79,7 @@ static __device__ __forceinline__ void load_q(bf16 *q_smem, const step_params &p
         const int j = c / CH, part = c % CH, r = row0 + j;
         const uint32_t dst = smem_addr(q_smem + j * LD + part * 8);
         if (r < rows) {
-            const int head = kv_head * p.group + r % p.group;
-            cp_async16(dst, p.q + ((size_t)(q0 + r / p.group) * p.num_heads + head) * D + part * 8, 16);
+            cp_async16(dst, p.q + row_offset(p, q0, r, kv_head, D) + part * 8, 16);
         } else {
             cp_async16(dst, p.q, 0);
         }
@@ -254,12 +253,8 @@ static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32
     for (int kk = 0; kk < NK / 16; kk++) {
         uint32_t a[MT][4];
 #pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-            a[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-            a[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-            a[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-            a[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-        }
+        for (int mt = 0; mt < MT; mt++)
+            pack_p(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
 #pragma unroll
         for (int dt = 0; dt < D / 16; dt++) {
             uint32_t b[4];
@@ -414,7 +409,7 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, const 
     for (int k = 0; k < PER_THREAD; k++) {
         const int e = threadIdx.x + k * NUM_THREADS;
         if (e < n)
-            out[out_offset(p, 0, e / D, 0, D) + e % D] = __float2bfloat16(acc[k]);
+            out[row_offset(p, 0, e / D, 0, D) + e % D] = __float2bfloat16(acc[k]);
     }
 }
 
@@ -460,18 +455,6 @@ static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, u
     }
     asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
 #endif
-}
-
-/* Zeroes V's rows [first_row, BN) in a slot (a tile that ends past the
- * context); the caller syncs before the rows are read. */
-template <int D> static __device__ __forceinline__ void decode_zero_tail(bf16 *v_tile, int first_row)
-{
-    constexpr int BN = FL_ATTN_DECODE_TILE, PANELS = decode_panels<D>();
-    const int chunks = (BN - first_row) * 8;
-    for (int c = threadIdx.x; c < PANELS * chunks; c += NUM_THREADS) {
-        const int pn = c / chunks, r = first_row + (c % chunks) / 8, part = c % 8;
-        *(uint4 *)((char *)v_tile + (pn * BN + r) * 128 + part * 16) = make_uint4(0, 0, 0, 0);
-    }
 }
 
 template <int D>
@@ -530,7 +513,7 @@ __global__ void __launch_bounds__(NUM_THREADS)
         const int i = tile - tile0, slot = i % S;
         mbar_wait(&full[slot], (i / S) & 1);
         if (tile * BN + BN > ctx) {
-            decode_zero_tail<D>(v_slot(slot), ctx - tile * BN);
+            zero_v_rows<D, BN, NUM_THREADS>((char *)v_slot(slot), ctx - tile * BN);
             __syncthreads();
         }
         const int key0 = tile * BN + warp * NK;
@@ -589,7 +572,7 @@ __global__ void __launch_bounds__(NUM_THREADS)
             }
         }
         if (num_splits == 1) {
-            p.out[out_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(o / l);
+            p.out[row_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(o / l);
         } else {
             o_part[e] = l > 0.f ? o / l : 0.f;
             if (col == 0)
@@ -617,7 +600,7 @@ __global__ void __launch_bounds__(NUM_THREADS)
         return;
     __threadfence();
     merge_splits<D>(p, p.scratch + first * ROWS * D, lse + first * ROWS, (float *)kv_smem, num_splits, rows,
-                    p.out + out_offset(p, q0, 0, kv_head, D));
+                    p.out + row_offset(p, q0, 0, kv_head, D));
 }
 
 /* ---- launch ---- */
@@ -670,8 +653,8 @@ static cudaError_t kv_tensor_maps(const fl_attn_shape *s, const fl_attn_args *a,
     static PFN_cuTensorMapEncodeTiled_v12000 encode;
     if (!encode) {
         cudaDriverEntryPointQueryResult found;
-        const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void **)&encode, 12000, cudaEnableDefault,
-                                             &found);
+        const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void **)&encode, 12000,
+                                                               cudaEnableDefault, &found);
         if (e != cudaSuccess || found != cudaDriverEntryPointSuccess) {
             encode = NULL;
             return e != cudaSuccess ? e : cudaErrorNotSupported;
@@ -727,7 +710,9 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan 
     const bool wgmma = hopper && !(prefill_kernel_name && strcmp(prefill_kernel_name, "mma.sync") == 0);
     CUtensorMap maps[2];
     memset(maps, 0, sizeof maps); /* unused off Hopper: those kernels copy without them */
-    if (hopper && (plan->num_decode > 0 || plan->num_prefill > 0)) {
+    const bool maps_read = plan->num_decode > 0 ||
+                           (plan->num_prefill > 0 && wgmma && prefill_sm90_supports(shape->head_dim));
+    if (hopper && maps_read) { /* by the decode kernel and Hopper's prefill */
         e = kv_tensor_maps(shape, a, maps);
         if (e != cudaSuccess)
             return (int)e;

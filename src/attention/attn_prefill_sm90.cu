@@ -153,8 +153,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
         const int j = c / (D / 8), part = c % (D / 8), r = wg_row0 + j;
         const uint32_t dst = smem_addr(q_smem) + panel_offset<ROWS>(64 * wg + j, part);
         if (r < rows)
-            cp_async16(dst, p.q + ((size_t)(q0 + r / p.group) * p.num_heads + kv_head * p.group + r % p.group) * D +
-                                part * 8, 16);
+            cp_async16(dst, p.q + row_offset(p, q0, r, kv_head, D) + part * 8, 16);
         else
             cp_async16(dst, p.q, 0);
     }
@@ -176,12 +175,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
         if (key0 + BN > kv_end) {
             /* keys past the end: masked, but zero times stale V could be
              * NaN; both warpgroups zero and wait (the last tile only) */
-            const int first = kv_end - key0, chunks = (BN - first) * 8;
-            for (int c = threadIdx.x; c < PANELS * chunks; c += 256) {
-                const int pn = c / chunks, r = first + (c % chunks) / 8;
-                *(uint4 *)(kv_smem + (2 * slot + 1) * TILE_BYTES + (pn * BN + r) * 128 + (c % 8) * 16) =
-                    make_uint4(0, 0, 0, 0);
-            }
+            zero_v_rows<D, BN, 256>(kv_smem + (2 * slot + 1) * TILE_BYTES, kv_end - key0);
             asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
             bar_sync(3, 256);
         }
@@ -204,12 +198,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
                                           p.scale_log2);
             uint32_t a[BN / 16][4];
 #pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++) {
-                a[kk][0] = pack_bf16(s[0][2 * kk][0], s[0][2 * kk][1]);
-                a[kk][1] = pack_bf16(s[0][2 * kk][2], s[0][2 * kk][3]);
-                a[kk][2] = pack_bf16(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
-                a[kk][3] = pack_bf16(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
-            }
+            for (int kk = 0; kk < BN / 16; kk++)
+                pack_p(a[kk], s[0][2 * kk], s[0][2 * kk + 1]);
             hold_registers<D / 8>(st.o[0]);
             wgmma_fence();
 #pragma unroll
