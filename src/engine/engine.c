@@ -60,8 +60,9 @@ fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner
     return e;
 }
 
-static void free_seq(fl_seq *s)
+static void free_seq(fl_engine *e, fl_seq *s)
 {
+    atomic_fetch_sub(&e->num_live, 1);
     fl_ids_free(&s->tokens);
     free(s->blocks);
     fl_detokenizer_free(&s->detok);
@@ -79,11 +80,11 @@ static void free_seq(fl_seq *s)
 void fl_engine_destroy(fl_engine *e)
 {
     for (int i = 0; i < e->num_running; i++)
-        free_seq(e->running[i]);
+        free_seq(e, e->running[i]);
     for (int i = 0; i < e->num_waiting; i++)
-        free_seq(e->waiting[i]);
+        free_seq(e, e->waiting[i]);
     for (int i = 0; i < e->num_inbox; i++)
-        free_seq(e->inbox[i]);
+        free_seq(e, e->inbox[i]);
     e->runner.destroy(e->runner.impl);
     fl_block_pool_free(&e->pool);
     pthread_mutex_destroy(&e->lock);
@@ -110,6 +111,25 @@ void fl_engine_destroy(fl_engine *e)
 
 /* ---- adding and aborting ---- */
 
+/* Does min_tokens ban every token (EOS and stop ids cover the vocabulary)?
+ * Then no token could be sampled. */
+static int bans_every_token(const fl_engine *e, const fl_sampling_params *sp)
+{
+    const int vocab = e->runner.vocab_size;
+    const int num_eos = sp->ignore_eos ? 0 : e->num_eos;
+    if (sp->min_tokens == 0 || sp->num_stop_token_ids + num_eos < vocab)
+        return 0;
+    uint8_t *banned = fl_calloc((size_t)vocab, 1);
+    int count = 0;
+    for (int i = 0; i < sp->num_stop_token_ids + num_eos; i++) {
+        const int32_t t = i < num_eos ? e->eos_ids[i] : sp->stop_token_ids[i - num_eos];
+        count += !banned[t];
+        banned[t] = 1;
+    }
+    free(banned);
+    return count == vocab;
+}
+
 static int check_request(const fl_engine *e, const int32_t *prompt, int num_prompt,
                          const fl_sampling_params *sp, fl_error *err)
 {
@@ -120,6 +140,21 @@ static int check_request(const fl_engine *e, const int32_t *prompt, int num_prom
         if (prompt[i] < 0 || prompt[i] >= vocab)
             return fl_fail(err, "prompt token %d is %d, outside the vocabulary [0, %d)", i,
                            prompt[i], vocab);
+    const long long total = (long long)num_prompt + sp->max_tokens;
+    if (total > e->cfg.max_model_len)
+        return fl_fail(err, "this request needs %lld tokens (%d prompt + %d max_tokens), more than "
+                       "max_model_len %d", total, num_prompt, sp->max_tokens, e->cfg.max_model_len);
+    const long long blocks = (total + e->pool.block_size - 1) / e->pool.block_size;
+    if (blocks > e->pool.num_blocks)
+        return fl_fail(err, "this request needs %lld KV blocks, more than the %d the cache holds",
+                       blocks, e->pool.num_blocks);
+    return 0;
+}
+
+/* What every prompt of a request shares. */
+static int check_params(const fl_engine *e, const fl_sampling_params *sp, fl_error *err)
+{
+    const int vocab = e->runner.vocab_size;
     for (int i = 0; i < sp->num_logit_bias; i++)
         if (sp->logit_bias[i].token < 0 || sp->logit_bias[i].token >= vocab)
             return fl_fail(err, "logit_bias token %d is outside the vocabulary [0, %d)",
@@ -132,51 +167,90 @@ static int check_request(const fl_engine *e, const int32_t *prompt, int num_prom
         return fl_fail(err, "stop strings need a tokenizer");
     if (sp->n < 1 || sp->max_tokens < 1)
         return fl_fail(err, "n and max_tokens must be at least 1");
-    const long long total = (long long)num_prompt + sp->max_tokens;
-    if (total > e->cfg.max_model_len)
-        return fl_fail(err, "this request needs %lld tokens (%d prompt + %d max_tokens), more than "
-                       "max_model_len %d", total, num_prompt, sp->max_tokens, e->cfg.max_model_len);
-    const long long blocks = (total + e->pool.block_size - 1) / e->pool.block_size;
-    if (blocks > e->pool.num_blocks)
-        return fl_fail(err, "this request needs %lld KV blocks, more than the %d the cache holds",
-                       blocks, e->pool.num_blocks);
+    if (sp->min_tokens > sp->max_tokens)
+        return fl_fail(err, "min_tokens (%d) is more than max_tokens (%d)", sp->min_tokens,
+                       sp->max_tokens);
+    if (bans_every_token(e, sp))
+        return fl_fail(err, "min_tokens %d with these stop_token_ids bans every token of the "
+                       "vocabulary: no token could be generated", sp->min_tokens);
+    return 0;
+}
+
+/* Takes num_seqs more live sequences if max_live_seqs allows. */
+static int admit(fl_engine *e, long long num_seqs, fl_error *err)
+{
+    const int limit = e->cfg.max_live_seqs;
+    if (limit <= 0) {
+        atomic_fetch_add(&e->num_live, (int)num_seqs);
+        return 0;
+    }
+    if (num_seqs > limit)
+        return fl_fail(err, "this request has %lld sequences (prompts x n), more than the %d the "
+                       "server holds at once", num_seqs, limit);
+    int live = atomic_load(&e->num_live);
+    do {
+        if (live + num_seqs > limit) {
+            fl_fail(err, "the server is overloaded: %d sequences are running or waiting (at most %d)",
+                    live, limit);
+            return FL_ENGINE_BUSY;
+        }
+    } while (!atomic_compare_exchange_weak(&e->num_live, &live, live + (int)num_seqs));
+    return 0;
+}
+
+int fl_engine_add_prompts(fl_engine *e, uint64_t base_id, int num_prompts,
+                          const int32_t *const *prompts, const int *lens,
+                          const fl_sampling_params *sp, fl_error *err)
+{
+    if (num_prompts < 1)
+        return fl_fail(err, "no prompt");
+    if (check_params(e, sp, err) != 0)
+        return -1;
+    for (int p = 0; p < num_prompts; p++)
+        if (check_request(e, prompts[p], lens[p], sp, err) != 0)
+            return num_prompts > 1 ? fl_fail_prefix(err, "prompt %d", p) : -1;
+    const int rc = admit(e, (long long)num_prompts * sp->n, err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&e->lock);
+    const int more = num_prompts * sp->n;
+    if (e->num_inbox + more > e->cap_inbox) {
+        e->cap_inbox = (e->num_inbox + more) * 2;
+        e->inbox = fl_realloc(e->inbox, (size_t)e->cap_inbox * sizeof(fl_seq *));
+    }
+    for (int p = 0; p < num_prompts; p++) {
+        const uint64_t request_id = base_id + (uint64_t)p;
+        fl_request *r = fl_calloc(1, sizeof *r);
+        r->id = request_id;
+        fl_sampling_params_copy(&r->sp, sp);
+        r->live = sp->n;
+        for (int i = 0; i < sp->n; i++) {
+            fl_seq *s = fl_calloc(1, sizeof *s);
+            s->req = r;
+            s->index = i;
+            s->num_prompt = lens[p];
+            for (int k = 0; k < lens[p]; k++)
+                fl_ids_push(&s->tokens, prompts[p][k]);
+            s->chain_hash = FL_BLOCK_HASH_ROOT;
+            /* seeded: the seed alone decides; else the engine seed and the
+             * request id do */
+            s->rng_key = sp->has_seed ? fl_rng_key(sp->seed, (uint64_t)i)
+                                      : fl_rng_key(e->cfg.seed ^ fl_rng_mix(request_id), (uint64_t)i);
+            if (e->tok)
+                fl_detokenizer_init(&s->detok, e->tok, sp->skip_special_tokens);
+            if (i == 0)
+                r->first = s;
+            e->inbox[e->num_inbox++] = s;
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
     return 0;
 }
 
 int fl_engine_add(fl_engine *e, uint64_t request_id, const int32_t *prompt, int num_prompt,
                   const fl_sampling_params *sp, fl_error *err)
 {
-    if (check_request(e, prompt, num_prompt, sp, err) != 0)
-        return -1;
-    fl_request *r = fl_calloc(1, sizeof *r);
-    r->id = request_id;
-    fl_sampling_params_copy(&r->sp, sp);
-    r->live = sp->n;
-    pthread_mutex_lock(&e->lock);
-    if (e->num_inbox + sp->n > e->cap_inbox) {
-        e->cap_inbox = (e->num_inbox + sp->n) * 2;
-        e->inbox = fl_realloc(e->inbox, (size_t)e->cap_inbox * sizeof(fl_seq *));
-    }
-    for (int i = 0; i < sp->n; i++) {
-        fl_seq *s = fl_calloc(1, sizeof *s);
-        s->req = r;
-        s->index = i;
-        s->num_prompt = num_prompt;
-        for (int k = 0; k < num_prompt; k++)
-            fl_ids_push(&s->tokens, prompt[k]);
-        s->chain_hash = FL_BLOCK_HASH_ROOT;
-        /* seeded: the seed alone decides; else the engine seed and the
-         * request id do */
-        s->rng_key = sp->has_seed ? fl_rng_key(sp->seed, (uint64_t)i)
-                                  : fl_rng_key(e->cfg.seed ^ fl_rng_mix(request_id), (uint64_t)i);
-        if (e->tok)
-            fl_detokenizer_init(&s->detok, e->tok, sp->skip_special_tokens);
-        if (i == 0)
-            r->first = s;
-        e->inbox[e->num_inbox++] = s;
-    }
-    pthread_mutex_unlock(&e->lock);
-    return 0;
+    return fl_engine_add_prompts(e, request_id, 1, &prompt, &num_prompt, sp, err);
 }
 
 void fl_engine_abort(fl_engine *e, uint64_t request_id)
@@ -232,19 +306,29 @@ static void report(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp
     e->on_output(e->ctx, &out);
 }
 
-static void finish(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp,
+/* Reports the end of s, gives its blocks back and frees it; the caller
+ * takes it off its queue. */
+static void retire(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp,
                    const char *reason, const char *stop_string, int32_t stop_token)
 {
-    if (e->tok && strcmp(reason, "abort") != 0 && !stop_string)
+    /* the held-back bytes of an unfinished character end a normal finish;
+     * an abort or an error reports only what was complete */
+    if (e->tok && !stop_string && (strcmp(reason, "stop") == 0 || strcmp(reason, "length") == 0))
         fl_detokenizer_finish(&s->detok, &s->text);
     report(e, s, token, lp, reason, stop_string, stop_token);
     fl_seq_release_blocks(e, s);
+    s->state = SEQ_FINISHED;
+    free_seq(e, s);
+}
+
+static void finish(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp,
+                   const char *reason, const char *stop_string, int32_t stop_token)
+{
     if (s->state == SEQ_RUNNING)
         remove_seq(e->running, &e->num_running, s);
     else
         remove_seq(e->waiting, &e->num_waiting, s);
-    s->state = SEQ_FINISHED;
-    free_seq(s);
+    retire(e, s, token, lp, reason, stop_string, stop_token);
 }
 
 /* The earliest stop string in the text that is new enough to matter;
@@ -329,9 +413,9 @@ static void take_inbox(fl_engine *e)
     }
     e->num_inbox = 0;
     /* the aborted ids are taken whole (the set is built outside the lock)
-     * and made a set, so one pass over the queues finds them all (a client
-     * that leaves mid-stream, or a hundred at once, costs one pass, not one
-     * per id) */
+     * and made a set, so one pass over the queues finds and removes them
+     * all (a client that leaves mid-stream, or 250,000 sequences at once,
+     * costs one pass, not one per id) */
     uint64_t *ids = e->aborts;
     const int n = e->num_aborts;
     e->aborts = NULL;
@@ -349,9 +433,14 @@ static void take_inbox(fl_engine *e)
     for (int pass = 0; pass < 2; pass++) {
         fl_seq **list = pass ? e->waiting : e->running;
         int *count = pass ? &e->num_waiting : &e->num_running;
-        for (int i = *count - 1; i >= 0; i--)
+        int kept = 0; /* the queue compacted in place, order kept */
+        for (int i = 0; i < *count; i++) {
             if (fl_u64_map_get(&aborted, list[i]->req->id, NULL))
-                finish(e, list[i], -1, NULL, "abort", NULL, -1);
+                retire(e, list[i], -1, NULL, "abort", NULL, -1);
+            else
+                list[kept++] = list[i];
+        }
+        *count = kept;
     }
     fl_u64_map_free(&aborted);
 }
@@ -418,7 +507,10 @@ int fl_engine_step(fl_engine *e)
                     capped.logprobs = 64;
                 token = fl_sample(&capped, &ctx, logits, V, e->sample_scratch, sp->logprobs >= 0 ? &lp : NULL);
             }
-            accept_token(e, s, token, sp->logprobs >= 0 ? &lp : NULL);
+            if (token < 0 || token >= V) /* the sampler found no candidate (see fl_sample) */
+                finish(e, s, -1, NULL, "error", NULL, -1);
+            else
+                accept_token(e, s, token, sp->logprobs >= 0 ? &lp : NULL);
         }
     }
     pthread_mutex_lock(&e->lock);

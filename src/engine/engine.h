@@ -28,6 +28,8 @@ typedef struct fl_engine_config {
     int max_model_len;            /* 0: the runner's max_context */
     int enable_prefix_caching;    /* default 1 */
     uint64_t seed;                /* for requests without a seed */
+    int max_live_seqs;            /* 0: no limit; else the most unfinished sequences
+                                     (running and waiting) fl_engine_add admits */
 } fl_engine_config;
 
 void fl_engine_config_default(fl_engine_config *c);
@@ -41,7 +43,8 @@ typedef struct fl_seq_output {
     size_t text_len;
     const fl_logprobs *logprobs;  /* NULL unless asked for */
     int finished;
-    const char *finish_reason;    /* "stop", "length" or "abort" when finished */
+    const char *finish_reason;    /* "stop", "length", "abort", or "error" (the model gave no
+                                     token that can be sampled: every logit -inf or NaN) */
     const char *stop_string;      /* the stop string matched, or NULL */
     int32_t stop_token;           /* the stop token id matched, or -1 */
     int num_prompt_tokens;
@@ -70,15 +73,27 @@ fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner
                             fl_output_fn on_output, void *ctx);
 void fl_engine_destroy(fl_engine *e);
 
-/* Queues a request (copies prompt and params). Fails with a message naming
- * the problem if it can never run: empty prompt, a token id or logit_bias or
- * stop id outside the vocabulary, prompt + max_tokens over max_model_len or
- * over the whole KV pool, stop strings without a tokenizer. Thread-safe. */
+/* fl_engine_add's answer when the engine already holds max_live_seqs. */
+#define FL_ENGINE_BUSY (-2)
+
+/* Queues num_prompts requests with ids base_id, base_id + 1, ..., each of
+ * sp->n sequences (copies prompts and params): all of them or none. Returns
+ * 0; -1 with a message naming the problem if one can never run (an empty
+ * prompt, a token id or logit_bias or stop id outside the vocabulary,
+ * min_tokens banning every token, prompt + max_tokens over max_model_len or
+ * over the whole KV pool, stop strings without a tokenizer, more sequences
+ * than max_live_seqs); or FL_ENGINE_BUSY (err says so) when admitting them
+ * would pass max_live_seqs now. Thread-safe. */
+int fl_engine_add_prompts(fl_engine *e, uint64_t base_id, int num_prompts,
+                          const int32_t *const *prompts, const int *lens,
+                          const fl_sampling_params *sp, fl_error *err);
+/* One prompt: fl_engine_add_prompts with num_prompts 1. */
 int fl_engine_add(fl_engine *e, uint64_t request_id, const int32_t *prompt, int num_prompt,
                   const fl_sampling_params *sp, fl_error *err);
 
 /* Ends a request: its sequences report finish_reason "abort" at the next
- * step and free their blocks. Unknown ids are ignored. Thread-safe. */
+ * step and free their blocks. Unknown ids are ignored. Thread-safe; the
+ * step takes any number of aborts in time linear in the queues. */
 void fl_engine_abort(fl_engine *e, uint64_t request_id);
 
 /* One step on the engine thread: takes queued adds and aborts, runs the

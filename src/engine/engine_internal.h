@@ -3,6 +3,8 @@
 #ifndef FL_ENGINE_INTERNAL_H
 #define FL_ENGINE_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "base/strbuf.h"
 #include "engine/engine.h"
 
@@ -59,6 +61,7 @@ struct fl_engine {
     int num_inbox, cap_inbox;
     uint64_t *aborts;
     int num_aborts, cap_aborts;
+    _Atomic int num_live;        /* sequences added and not yet freed */
     /* step buffers, sized once */
     int32_t *ids, *pos, *tseq, *rows, *tables;
     fl_seq **step_seqs;

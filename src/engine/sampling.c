@@ -105,6 +105,21 @@ static int32_t argmax(const float *x, int n)
     return best;
 }
 
+/* NaN logits become -inf (no candidate, as in the device sampler, where a
+ * NaN loses every comparison). 1 if a finite logit is left: a draw needs
+ * one, and +inf would make the softmax NaN. */
+static int clean_logits(float *logits, int vocab)
+{
+    float max = -INFINITY;
+    for (int i = 0; i < vocab; i++) {
+        if (isnan(logits[i]))
+            logits[i] = -INFINITY;
+        else if (logits[i] > max)
+            max = logits[i];
+    }
+    return isfinite(max);
+}
+
 static void fill_logprobs(const fl_sampling_params *sp, const float *raw, int vocab, int32_t chosen,
                           fl_logprobs *lp)
 {
@@ -180,8 +195,10 @@ int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *c, floa
 {
     float *raw = scratch, *probs = raw + vocab;
     int32_t *order = (int32_t *)(probs + vocab), *counts = order + vocab;
-    if (lp)
+    if (lp) {
         memcpy(raw, logits, (size_t)vocab * sizeof(float));
+        clean_logits(raw, vocab); /* a finite maximum if the draw below has one */
+    }
     if (c->num_output < sp->min_tokens) {
         for (int i = 0; i < c->num_eos && !sp->ignore_eos; i++)
             logits[c->eos_ids[i]] = -INFINITY;
@@ -191,6 +208,8 @@ int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *c, floa
     for (int i = 0; i < sp->num_logit_bias; i++)
         logits[sp->logit_bias[i].token] += sp->logit_bias[i].bias;
     apply_penalties(sp, c, logits, counts);
+    if (!clean_logits(logits, vocab))
+        return -1;
     const int32_t token = sp->temperature < 1e-5f ? argmax(logits, vocab)
                                                   : draw(sp, c, logits, vocab, probs, order);
     if (lp)

@@ -70,7 +70,9 @@ typedef struct fl_logprobs {
     float *values;              /* [logprobs] caller-provided */
 } fl_logprobs;
 
-/* Samples from logits[vocab] (modified in place). scratch has
+/* Samples from logits[vocab] (modified in place). Returns the token, or -1
+ * when no token can be drawn: after min_tokens, bias and penalties no logit
+ * is finite (every one -inf or NaN, or one +inf). scratch has
  * fl_sample_scratch_bytes(vocab) bytes, zeroed once when allocated (the
  * sampler leaves its counting part zero again). If lp is not NULL, fills it from
  * the raw logits. Token ids in sp and ctx must be below vocab. */

@@ -293,7 +293,7 @@ static int parse_messages(fl_server *srv, json_t *body, fl_api_request *req, fl_
     return 0;
 }
 
-int fl_api_parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err)
+static int parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err)
 {
     memset(req, 0, sizeof *req);
     req->chat = chat;
@@ -327,8 +327,19 @@ int fl_api_parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl
                                "maximum context length is %d tokens and your request has %d input "
                                "tokens (%d > %d - %d).", max_tokens, srv->max_model_len, len,
                                max_tokens, srv->max_model_len, len);
+        if (req->sp.min_tokens > max_tokens)
+            return fl_api_fail(err, 400, "min_tokens", "'min_tokens' (%d) must be at most max_tokens "
+                               "(%d)", req->sp.min_tokens, max_tokens);
     }
     return 0;
+}
+
+int fl_api_parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err)
+{
+    if (parse(srv, body, chat, req, err) == 0)
+        return 0;
+    fl_api_request_free(req);
+    return -1;
 }
 
 void fl_api_request_free(fl_api_request *req)
@@ -351,6 +362,12 @@ static json_t *token_text(fl_server *srv, int32_t id)
     return j;
 }
 
+/* A log-probability for JSON, which has no -inf: vLLM's floor. */
+static double logprob_value(float lp)
+{
+    return lp > -9999.f ? (double)lp : -9999.0;
+}
+
 /* chat: {"token", "logprob", "bytes", "top_logprobs": [...]}; completions
  * keep parallel lists, built in fl_api_collect_response / the chunk. */
 static json_t *chat_logprob_entry(fl_server *srv, int32_t id, float lp)
@@ -359,7 +376,7 @@ static json_t *chat_logprob_entry(fl_server *srv, int32_t id, float lp)
     if (id >= 0 && id < srv->tok->num_ids && srv->tok->id_bytes[id])
         for (uint32_t i = 0; i < srv->tok->id_bytes_len[id]; i++)
             json_array_append_new(bytes, json_integer((unsigned char)srv->tok->id_bytes[id][i]));
-    return json_pack("{s:o,s:f,s:o}", "token", token_text(srv, id), "logprob", (double)lp, "bytes", bytes);
+    return json_pack("{s:o,s:f,s:o}", "token", token_text(srv, id), "logprob", logprob_value(lp), "bytes", bytes);
 }
 
 static json_t *chat_logprobs(fl_server *srv, const fl_stream_event *ev)
@@ -401,11 +418,11 @@ json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, const cha
             json_t *top = json_object();
             for (int i = 0; i < ev->num_top; i++) {
                 json_t *t = token_text(srv, ev->top_ids[i]);
-                json_object_set_new(top, json_string_value(t), json_real(ev->top_values[i]));
+                json_object_set_new(top, json_string_value(t), json_real(logprob_value(ev->top_values[i])));
                 json_decref(t);
             }
             json_object_set_new(choice, "logprobs", json_pack("{s:[o],s:[f],s:[o],s:[i]}",
-                "tokens", token_text(srv, ev->token), "token_logprobs", (double)ev->logprob,
+                "tokens", token_text(srv, ev->token), "token_logprobs", logprob_value(ev->logprob),
                 "top_logprobs", top, "text_offset", 0));
         } else {
             json_object_set_new(choice, "logprobs", json_null());

@@ -28,7 +28,7 @@ typedef struct fl_api_request {
 
 /* Validates body and fills req (prompts tokenized, chat rendered). Returns
  * 0, or -1 with err (400 naming the field and its allowed range, 404 for an
- * unknown model). */
+ * unknown model) and req empty: nothing to free. */
 int fl_api_parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err);
 void fl_api_request_free(fl_api_request *req);
 
