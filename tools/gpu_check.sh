@@ -2,7 +2,7 @@
 # gpu_check.sh bundle|run [quick] - the GPU checks, in two halves.
 #
 #   bundle (here, no GPU needed): build for sm_90a/sm_80 and put the shared
-#     libraries the GPU machine lacks into build/lib (libmicrohttpd,
+#     libraries the GPU machine lacks into build/lib (
 #     utf8proc, cmocka; their TLS dependencies under build/lib/fallback,
 #     used only if the machine lacks them).
 #   run (on the GPU machine, in one call of the device tool, carrying
@@ -24,7 +24,7 @@ if [ "$mode" = bundle ]; then
   tools/build.sh || exit 1
   rm -rf build/lib && mkdir -p build/lib/fallback
   copy() { cp -L "$(ldconfig -p | awk -v n="$1" '$1 == n { print $NF; exit }')" "$2/"; }
-  for l in libmicrohttpd.so.12 libutf8proc.so.2 libcmocka.so.0; do copy "$l" build/lib; done
+  for l in libutf8proc.so.2 libcmocka.so.0; do copy "$l" build/lib; done
   for l in libgnutls.so.30 libp11-kit.so.0 libidn2.so.0 libunistring.so.2 libtasn1.so.6 libnettle.so.8 \
            libhogweed.so.6 libgmp.so.10 libffi.so.8; do copy "$l" build/lib/fallback; done
   du -sh build/flashlm build/libflashlm_attn.so build/tests build/lib

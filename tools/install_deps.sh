@@ -8,7 +8,6 @@ packages=(
   libjansson-dev                     # JSON: config.json, safetensors headers, tokenizer.json
   libpcre2-dev                       # the tokenizer's pre-tokenizer regex (JIT, Unicode)
   libutf8proc-dev                    # the tokenizer's NFC normalizer
-  libmicrohttpd-dev                  # the HTTP server
   libcurl4-openssl-dev               # the serving benchmark's client
   curl                               # the benchmark test polls /health
   libcmocka-dev                      # the C test framework

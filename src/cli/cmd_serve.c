@@ -4,13 +4,16 @@
  * HTTP starts first, so /health answers 503 while the model loads. On a
  * signal the server stops accepting, aborts what is in flight (streams end
  * with finish_reason "abort" and [DONE]), waits for the connections, and
- * exits 0. */
+ * exits 0; a signal while the model loads exits 0 at once. Signals are
+ * caught by a handler, not a mask: threads made before main (OpenBLAS's
+ * pool) would otherwise take SIGTERM's default and kill the process. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/mapped_file.h"
@@ -23,17 +26,20 @@ static const char serve_help[] =
     "usage: flashlm serve MODEL [options]\n"
     "Serves the OpenAI API (/v1/completions, /v1/chat/completions, /v1/models, /health,\n"
     "/metrics, /tokenize, /detokenize).\n\n" FL_MODEL_OPTS_HELP
-    "  --host ADDR            IPv4 address to listen on (default 0.0.0.0)\n"
+    "  --host ADDR            address or host name to listen on, IPv4 or IPv6 (default 0.0.0.0)\n"
     "  --port N               (default 8000)\n"
     "  --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ routes\n"
     "  --served-model-name S  the model name clients use (default: MODEL)\n"
     "  --tokenizer DIR        tokenizer directory (default: the model directory)\n"
     "  --chat-template FILE   a Jinja chat template instead of the tokenizer's\n"
+    "  --max-connections N    open HTTP connections at once (default 16384, at most the\n"
+    "                         descriptors allow)\n"
+    "  --max-connections-per-client N  from one IP address (default 4096)\n"
     FL_ENGINE_OPTS_HELP;
 
 enum {
     OPT_HOST = FL_OPT_FIRST_OWN, OPT_PORT, OPT_API_KEY, OPT_SERVED_NAME, OPT_TOKENIZER,
-    OPT_CHAT_TEMPLATE,
+    OPT_CHAT_TEMPLATE, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_CLIENT,
 };
 
 typedef struct serve_opts {
@@ -52,6 +58,11 @@ static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
     case OPT_SERVED_NAME: o->sc.served_model_name = arg; return 0;
     case OPT_TOKENIZER: o->tokenizer_dir = arg; return 0;
     case OPT_CHAT_TEMPLATE: o->chat_template = arg; return 0;
+    case OPT_MAX_CONNECTIONS:
+        return fl_cli_int32("--max-connections", arg, 16, 1 << 20, &o->sc.max_connections, err);
+    case OPT_MAX_CONNECTIONS_PER_CLIENT:
+        return fl_cli_int32("--max-connections-per-client", arg, 1, 1 << 20,
+                            &o->sc.max_connections_per_client, err);
     default: return 1;
     }
 }
@@ -71,6 +82,8 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "served-model-name", required_argument, NULL, OPT_SERVED_NAME },
         { "tokenizer", required_argument, NULL, OPT_TOKENIZER },
         { "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
+        { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+        { "max-connections-per-client", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_CLIENT },
         FL_ENGINE_OPTS_LONG,
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -138,14 +151,42 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
             "maximum concurrency for %d tokens per request: %.2fx\n", o->eng.backend, runner.num_blocks,
             runner.block_size, runner.num_blocks * runner.block_size, max_len,
             (double)runner.num_blocks * runner.block_size / max_len);
+    /* admission: every running sequence and this many waiting; more is 503 */
+    o->eng.ec.max_live_seqs = o->eng.ec.max_num_seqs + 4096;
     srv->engine = fl_engine_create(&o->eng.ec, &runner, &l->tok, eos, num_eos, fl_server_output_fn(), srv);
     return 0;
+}
+
+static volatile sig_atomic_t model_loading = 1;
+static int signal_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+    if (model_loading) {
+        static const char msg[] = "INFO flashlm: signal while the model loads: exiting\n";
+        ssize_t rc = write(2, msg, sizeof msg - 1);
+        (void)rc;
+        _exit(0);
+    }
+    const char c = (char)sig;
+    ssize_t rc = write(signal_pipe[1], &c, 1);
+    (void)rc;
+}
+
+/* Blocks until SIGINT or SIGTERM; returns which. */
+static int wait_signal(void)
+{
+    char c = 0;
+    while (read(signal_pipe[0], &c, 1) != 1)
+        ;
+    return c;
 }
 
 int fl_cmd_serve(int argc, char **argv)
 {
     serve_opts o = { .sc = { .host = "0.0.0.0", .port = 8000, .max_body_bytes = 8u << 20,
-                             .max_waiting_requests = 4096 } };
+                             .max_unauthenticated_body_bytes = 256u << 10,
+                             .max_connections = 16384, .max_connections_per_client = 4096 } };
     fl_engine_opts_default(&o.eng);
     fl_error err = { "" };
     int rc = parse_args(&o, argc, argv, &err);
@@ -155,12 +196,14 @@ int fl_cmd_serve(int argc, char **argv)
         fprintf(stderr, "flashlm serve: %s\n", err.msg);
         return 1;
     }
-    /* Signals go to sigwait below, not to whichever thread is running. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    if (pipe(signal_pipe) != 0) {
+        fprintf(stderr, "flashlm serve: cannot make a pipe for signals\n");
+        return 1;
+    }
+    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     static fl_server srv;
@@ -181,11 +224,11 @@ int fl_cmd_serve(int argc, char **argv)
         return 1;
     }
     fl_server_start_engine(&srv);
+    model_loading = 0;
     srv.ready = 1;
     fprintf(stderr, "INFO flashlm: serving %s on http://%s:%d (ready)\n", o.sc.served_model_name,
             o.sc.host, o.sc.port);
-    int sig;
-    sigwait(&sigs, &sig);
+    const int sig = wait_signal();
     fprintf(stderr, "INFO flashlm: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     srv.stopping = 1;
     fl_http_quiesce(&srv);

@@ -1,9 +1,10 @@
 /* server.h - `flashlm serve`: the OpenAI-compatible HTTP API over the engine.
  *
- * Threads: libmicrohttpd runs a thread per connection; each request is
- * parsed and tokenized there, added to the engine, and answered from its
- * stream. One engine thread steps the engine while there is work and
- * sleeps on a condition variable when there is none. */
+ * Threads: one HTTP event loop holds every connection (http.c); a few
+ * worker threads parse, render and tokenize requests and add them to the
+ * engine; the event loop answers each from its stream. One engine thread
+ * steps the engine while there is work and sleeps on a condition variable
+ * when there is none. */
 #ifndef FL_SERVER_H
 #define FL_SERVER_H
 
@@ -23,7 +24,9 @@ typedef struct fl_server_config {
     const char *api_key;          /* NULL: no auth */
     const char *served_model_name;
     size_t max_body_bytes;
-    int max_waiting_requests;     /* over this, new requests get 503 */
+    size_t max_unauthenticated_body_bytes; /* with api_key: /tokenize, /detokenize without it */
+    int max_connections;          /* open at once (at most the descriptors allow) */
+    int max_connections_per_client; /* from one IP address */
 } fl_server_config;
 
 /* Encoding state for HTTP threads, lent out one at a time. */
@@ -52,7 +55,7 @@ typedef struct fl_server {
     int pending;
     pthread_t engine_thread;
     _Atomic int active_runs;      /* completions the HTTP side is still answering */
-    struct MHD_Daemon *daemon;
+    struct fl_http *http;         /* the HTTP side (http.c) */
 } fl_server;
 
 void fl_server_init(fl_server *s, const fl_server_config *cfg);

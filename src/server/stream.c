@@ -1,10 +1,8 @@
 /* stream.c - per-request event queues and the id registry (see stream.h). */
 #include "server/stream.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -34,11 +32,11 @@ static void unref(fl_stream *s)
         fl_stream_event_free(&s->events[(s->head + i) % s->cap]);
     free(s->events);
     pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->ready);
     free(s);
 }
 
-fl_stream *fl_stream_open(fl_stream_registry *r, int num_prompts, int n, uint64_t *base_id)
+fl_stream *fl_stream_open(fl_stream_registry *r, int num_prompts, int n, uint64_t *base_id,
+                          void (*notify)(void *ctx, uint64_t tag), void *ctx, uint64_t tag)
 {
     pthread_mutex_lock(&r->lock);
     if (r->by_id.count + num_prompts > r->by_id.capacity) {
@@ -47,11 +45,13 @@ fl_stream *fl_stream_open(fl_stream_registry *r, int num_prompts, int n, uint64_
     }
     fl_stream *s = fl_calloc(1, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->ready, NULL);
     s->refs = 2;
     s->num_prompts = num_prompts;
     s->n = n;
     s->choices_left = num_prompts * n;
+    s->notify = notify;
+    s->notify_ctx = ctx;
+    s->notify_tag = tag;
     s->base_id = r->next_id;
     r->next_id += (uint64_t)num_prompts;
     for (int p = 0; p < num_prompts; p++)
@@ -126,7 +126,10 @@ void fl_stream_deliver(fl_stream_registry *r, const fl_seq_output *out)
             memcpy(ev.top_values, out->logprobs->values, (size_t)ev.num_top * sizeof(float));
         }
         push(s, &ev);
-        pthread_cond_signal(&s->ready);
+        if (!s->notified) {
+            s->notified = 1;
+            s->notify(s->notify_ctx, s->notify_tag);
+        }
     }
     pthread_mutex_unlock(&s->lock);
     if (last_of_stream) {
@@ -138,27 +141,16 @@ void fl_stream_deliver(fl_stream_registry *r, const fl_seq_output *out)
         unref(s);
 }
 
-int fl_stream_pop(fl_stream *s, fl_stream_event *ev, int timeout_ms)
+int fl_stream_pop(fl_stream *s, fl_stream_event *ev)
 {
     pthread_mutex_lock(&s->lock);
-    if (s->count == 0 && s->choices_left > 0) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        while (s->count == 0 && s->choices_left > 0 &&
-               pthread_cond_timedwait(&s->ready, &s->lock, &until) != ETIMEDOUT)
-            ;
-    }
     int got = s->count > 0;
     if (got) {
         *ev = s->events[s->head];
         s->head = (s->head + 1) % s->cap;
         s->count--;
+    } else {
+        s->notified = 0; /* the next event notifies again */
     }
     pthread_mutex_unlock(&s->lock);
     return got;

@@ -1,12 +1,13 @@
 /* stream.h - where the engine's outputs for one HTTP request wait for the
- * HTTP thread that serves it.
+ * connection that serves it.
  *
  * The engine thread pushes events (new text, tokens, the end) through the
- * registry by request id; the HTTP thread pops them, blocking until there
- * is one. A stream is reference-counted by its two users: the registry
- * (until every sequence of the request has finished) and the HTTP side
- * (until the response is done or the client has gone). When the client
- * goes first, the request is aborted and later events are dropped. */
+ * registry by request id and calls the stream's notify function when the
+ * queue turns non-empty; the HTTP event loop then pops every event there
+ * is. A stream is reference-counted by its two users: the registry (until
+ * every sequence of the request has finished) and the HTTP side (until the
+ * response is done or the client has gone). When the client goes first,
+ * the request is aborted and later events are dropped. */
 #ifndef FL_STREAM_H
 #define FL_STREAM_H
 
@@ -38,7 +39,6 @@ typedef struct fl_stream_event {
 
 typedef struct fl_stream {
     pthread_mutex_t lock;
-    pthread_cond_t ready;
     fl_stream_event *events;
     int head, count, cap;
     int refs;
@@ -46,6 +46,10 @@ typedef struct fl_stream {
     int num_prompts, n;       /* request ids base .. base + num_prompts - 1 */
     uint64_t base_id;
     int client_gone;
+    void (*notify)(void *ctx, uint64_t tag); /* the queue turned non-empty */
+    void *notify_ctx;
+    uint64_t notify_tag;
+    int notified;             /* notify called, queue not yet emptied */
 } fl_stream;
 
 typedef struct fl_stream_registry {
@@ -58,20 +62,22 @@ void fl_stream_registry_init(fl_stream_registry *r, int capacity);
 void fl_stream_registry_free(fl_stream_registry *r);
 
 /* A stream for num_prompts prompts of n choices each, registered under
- * fresh consecutive request ids (returned in *base_id). refs = 2. Returns
- * NULL if the registry is full. */
-fl_stream *fl_stream_open(fl_stream_registry *r, int num_prompts, int n, uint64_t *base_id);
+ * fresh consecutive request ids (returned in *base_id). refs = 2. notify
+ * (ctx, tag) runs on the engine thread, under the stream's lock, each time
+ * an event lands in an empty queue. Returns NULL if the registry is full. */
+fl_stream *fl_stream_open(fl_stream_registry *r, int num_prompts, int n, uint64_t *base_id,
+                          void (*notify)(void *ctx, uint64_t tag), void *ctx, uint64_t tag);
 
 /* Engine thread: routes one output to its stream (or drops it). */
 void fl_stream_deliver(fl_stream_registry *r, const fl_seq_output *out);
 
-/* Unregisters the request ids of a stream whose engine requests could not
- * all be added (drops the registry's reference). */
+/* Unregisters the request ids of a stream whose engine requests were not
+ * added (drops the registry's reference). */
 void fl_stream_forget(fl_stream_registry *r, fl_stream *s);
 
-/* HTTP thread: waits up to timeout_ms for the next event; 1 and the event
- * (caller frees with fl_stream_event_free), 0 on timeout. */
-int fl_stream_pop(fl_stream *s, fl_stream_event *ev, int timeout_ms);
+/* HTTP side: 1 and the next event (caller frees it with
+ * fl_stream_event_free), or 0 when none is queued; never blocks. */
+int fl_stream_pop(fl_stream *s, fl_stream_event *ev);
 
 /* 1 once every choice has finished and every event was popped. */
 int fl_stream_done(fl_stream *s);
