@@ -283,6 +283,150 @@ static void test_rejections(void **state)
     assert_string_equal(together.reason[0][0], "length");
 }
 
+/* Requests that must be refused, not run: bans on every token, min_tokens
+ * over max_tokens, more sequences than the engine admits. */
+static void test_admission(void **state)
+{
+    (void)state;
+    reset(&together);
+    fl_model_runner runner;
+    fl_cpu_runner_init(&runner, &model.cfg, &model.weights, 64, MAX_CONTEXT, 16, 200, MAX_REQ);
+    fl_engine_config ec;
+    fl_engine_config_default(&ec);
+    ec.max_live_seqs = 13;
+    const int32_t eos = 2;
+    fl_engine *e = fl_engine_create(&ec, &runner, NULL, &eos, 1, collect, &together);
+    together.abort_id = -1;
+    const int vocab = model.cfg.vocab_size;
+    int32_t prompt[4] = { 5, 6, 7, 8 };
+    fl_sampling_params sp;
+    fl_sampling_params_default(&sp);
+    sp.max_tokens = 4;
+    fl_error err;
+    /* min_tokens with every other id a stop id: with EOS, nothing is left */
+    sp.min_tokens = 1;
+    sp.num_stop_token_ids = vocab - 1;
+    sp.stop_token_ids = malloc((size_t)vocab * sizeof(int32_t));
+    for (int i = 0, k = 0; i < vocab; i++)
+        if (i != eos)
+            sp.stop_token_ids[k++] = i;
+    assert_int_equal(fl_engine_add(e, 0, prompt, 4, &sp, &err), -1);
+    assert_msg_contains(err.msg, "bans every token");
+    sp.ignore_eos = 1; /* EOS is allowed again: one token can be drawn */
+    assert_int_equal(fl_engine_add(e, 0, prompt, 4, &sp, &err), 0);
+    sp.ignore_eos = 0;
+    free(sp.stop_token_ids);
+    sp.stop_token_ids = NULL;
+    sp.num_stop_token_ids = 0;
+    sp.min_tokens = 5;
+    assert_int_equal(fl_engine_add(e, 1, prompt, 4, &sp, &err), -1);
+    assert_msg_contains(err.msg, "min_tokens (5) is more than max_tokens (4)");
+    sp.min_tokens = 0;
+    /* 1 live; 3 prompts x n 4 = 12 more fits 13, the next does not */
+    const int32_t *prompts[3] = { prompt, prompt, prompt };
+    const int lens[3] = { 4, 3, 2 };
+    sp.n = 4;
+    assert_int_equal(fl_engine_add_prompts(e, 10, 3, prompts, lens, &sp, &err), 0);
+    sp.n = 1;
+    assert_int_equal(fl_engine_add(e, 20, prompt, 4, &sp, &err), FL_ENGINE_BUSY);
+    assert_msg_contains(err.msg, "overloaded");
+    sp.n = 14;
+    assert_int_equal(fl_engine_add(e, 21, prompt, 4, &sp, &err), -1);
+    assert_msg_contains(err.msg, "more than the 13 the server holds at once");
+    /* one bad prompt of three: none is added */
+    sp.n = 1;
+    const int bad_lens[3] = { 4, 0, 2 };
+    drain(e);
+    assert_int_equal(fl_engine_add_prompts(e, 30, 3, prompts, bad_lens, &sp, &err), -1);
+    assert_msg_contains(err.msg, "prompt 1: the prompt is empty");
+    assert_int_equal(fl_engine_step(e), 0);
+    /* after the first ones finished there is room again */
+    assert_int_equal(fl_engine_add(e, 20, prompt, 4, &sp, &err), 0);
+    drain(e);
+    fl_engine_destroy(e);
+    for (int p = 0; p < 3; p++)
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(together.finished[10 + p][i], 1);
+    assert_int_equal(together.finished[30][0] + together.finished[32][0], 0);
+}
+
+/* Mass abort: thousands of queued sequences end in one step, every one
+ * reported once as "abort". */
+static void test_mass_abort(void **state)
+{
+    (void)state;
+    static int finished[200];
+    reset(&together);
+    fl_model_runner runner;
+    fl_cpu_runner_init(&runner, &model.cfg, &model.weights, 64, MAX_CONTEXT, 16, 200, MAX_REQ);
+    fl_engine_config ec;
+    fl_engine_config_default(&ec);
+    ec.max_num_seqs = MAX_REQ;
+    const int32_t eos = 2;
+    fl_engine *e = fl_engine_create(&ec, &runner, NULL, &eos, 1, collect, &together);
+    together.abort_id = -1;
+    int32_t prompt[2] = { 5, 6 };
+    fl_sampling_params sp;
+    fl_sampling_params_default(&sp);
+    sp.n = 4; /* the outputs struct holds 4 sequences a request */
+    fl_error err;
+    for (int r = 0; r < MAX_REQ; r++)
+        assert_int_equal(fl_engine_add(e, (uint64_t)r, prompt, 2, &sp, &err), 0);
+    fl_engine_step(e); /* some run, the rest wait */
+    for (int r = 0; r < MAX_REQ; r++)
+        fl_engine_abort(e, (uint64_t)r);
+    assert_int_equal(fl_engine_step(e), 0);
+    for (int r = 0; r < MAX_REQ; r++)
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(together.finished[r][i], 1);
+            finished[0] += strcmp(together.reason[r][i], "abort") == 0;
+        }
+    assert_int_equal(finished[0], MAX_REQ * 4);
+    drain(e);
+    fl_engine_destroy(e);
+}
+
+/* A model whose weights are NaN: its logits are NaN, no token can be
+ * sampled, and the sequence ends with "error" (it used to feed a token
+ * past the vocabulary to the model's assertion). */
+static int poison(const char *name, const fl_tensor *t, void *ctx)
+{
+    (void)name, (void)ctx;
+    memset((void *)t->data, 0xff, t->nbytes); /* all-ones: NaN in every float format */
+    return 0;
+}
+
+static void test_nan_weights(void **state)
+{
+    (void)state;
+    fl_weights w;
+    fl_weights_init_dummy(&w, &model.cfg, 1);
+    fl_weights_visit(&w, &model.cfg, poison, NULL);
+    for (int greedy = 0; greedy < 2; greedy++) {
+        reset(&together);
+        fl_model_runner runner;
+        fl_cpu_runner_init(&runner, &model.cfg, &w, 64, MAX_CONTEXT, 16, 100, MAX_REQ);
+        fl_engine_config ec;
+        fl_engine_config_default(&ec);
+        const int32_t eos = 2;
+        fl_engine *e = fl_engine_create(&ec, &runner, NULL, &eos, 1, collect, &together);
+        together.abort_id = -1;
+        int32_t prompt[3] = { 5, 6, 7 };
+        fl_sampling_params sp;
+        fl_sampling_params_default(&sp);
+        sp.temperature = greedy ? 0.f : 0.8f;
+        sp.logprobs = greedy ? -1 : 2;
+        fl_error err;
+        assert_int_equal(fl_engine_add(e, 0, prompt, 3, &sp, &err), 0);
+        drain(e);
+        fl_engine_destroy(e);
+        assert_int_equal(together.finished[0][0], 1);
+        assert_int_equal(together.count[0][0], 0);
+        assert_string_equal(together.reason[0][0], "error");
+    }
+    fl_weights_free(&w);
+}
+
 static void test_n_shares_prompt(void **state)
 {
     (void)state;
@@ -453,6 +597,9 @@ int main(void)
         cmocka_unit_test(test_prefix_caching),
         cmocka_unit_test(test_aborts),
         cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_admission),
+        cmocka_unit_test(test_mass_abort),
+        cmocka_unit_test(test_nan_weights),
         cmocka_unit_test(test_n_shares_prompt),
         cmocka_unit_test(test_stop_strings),
         cmocka_unit_test(test_threads),

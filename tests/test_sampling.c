@@ -160,12 +160,53 @@ static void test_seeds(void **state)
     free(scratch);
 }
 
+/* No finite logit left: -1, whatever the settings (greedy, temperature,
+ * top-k, logprobs); NaN logits are never drawn. */
+static void test_no_candidate(void **state)
+{
+    (void)state;
+    void *scratch = calloc(1, fl_sample_scratch_bytes(V));
+    int32_t ids[4];
+    float values[4];
+    for (int mode = 0; mode < 3; mode++) {
+        fl_sampling_params sp;
+        fl_sampling_params_default(&sp);
+        sp.temperature = mode == 0 ? 0.f : 0.7f;
+        sp.top_k = mode == 2 ? 3 : 0;
+        sp.logprobs = mode == 2 ? 4 : -1;
+        fl_logprobs lp = { .ids = ids, .values = values };
+        fl_sample_context c = { .rng_key = 1 };
+        float logits[V];
+        for (int i = 0; i < V; i++)
+            logits[i] = -INFINITY;
+        assert_int_equal(fl_sample(&sp, &c, logits, V, scratch, mode == 2 ? &lp : NULL), -1);
+        for (int i = 0; i < V; i++)
+            logits[i] = NAN;
+        assert_int_equal(fl_sample(&sp, &c, logits, V, scratch, mode == 2 ? &lp : NULL), -1);
+        memcpy(logits, base_logits, sizeof logits);
+        logits[3] = INFINITY;
+        assert_int_equal(fl_sample(&sp, &c, logits, V, scratch, mode == 2 ? &lp : NULL), -1);
+        for (uint64_t k = 0; k < 200; k++) {
+            memcpy(logits, base_logits, sizeof logits);
+            logits[0] = logits[2] = NAN; /* the two most likely are broken */
+            c.rng_key = k;
+            const int32_t t = fl_sample(&sp, &c, logits, V, scratch, mode == 2 ? &lp : NULL);
+            assert_true(t >= 0 && t < V && t != 0 && t != 2);
+            if (mode == 2)
+                for (int j = 0; j < lp.count; j++)
+                    assert_true(isfinite(lp.values[j]) || lp.values[j] == -INFINITY);
+        }
+    }
+    free(scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_distributions),
         cmocka_unit_test(test_exact_effects),
         cmocka_unit_test(test_seeds),
+        cmocka_unit_test(test_no_candidate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
