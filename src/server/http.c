@@ -44,6 +44,7 @@
 #define BODY_IDLE_TIMEOUT 30.0  /* no body byte for this long */
 #define WRITE_IDLE_TIMEOUT 60.0 /* a client that reads nothing of its response */
 #define MAX_PENDING_OUT (16u << 20) /* response bytes a client may leave unread */
+#define LINGER_TIMEOUT 2.0     /* reading what a refused client still sends */
 #define SWEEP_INTERVAL 0.25     /* seconds between timeout sweeps */
 #define READ_CHUNK 65536
 
@@ -54,6 +55,8 @@ typedef enum {
     C_WORK,   /* a worker has the request */
     C_RUN,    /* answering a completion from its stream */
     C_WRITE,  /* a whole response queued, writing it */
+    C_LINGER, /* answered and shut down for writing; what the client still sends is read and
+                 dropped, so that closing does not reset the answer away (RFC 9112 9.6) */
 } conn_state;
 
 typedef enum { R_HEALTH, R_METRICS, R_MODELS, R_COMPLETIONS, R_CHAT, R_TOKENIZE, R_DETOKENIZE } route_kind;
@@ -700,7 +703,10 @@ static void after_io(fl_http *h, conn *c)
         }
         if (c->close_after) {
             shutdown(c->fd, SHUT_WR);
-            close_conn(h, c);
+            c->state = C_LINGER;
+            c->deadline = fl_now_seconds() + LINGER_TIMEOUT;
+            fl_strbuf_free(&c->in);
+            set_events(h, c);
             return;
         }
         fl_strbuf_free(&c->body);
@@ -900,6 +906,15 @@ static void parse_input(fl_http *h, conn *c)
 
 static void on_readable(fl_http *h, conn *c)
 {
+    if (c->state == C_LINGER) {
+        char drop[READ_CHUNK];
+        ssize_t n;
+        while ((n = recv(c->fd, drop, sizeof drop, 0)) > 0)
+            ;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            close_conn(h, c);
+        return;
+    }
     const int busy = c->state == C_WORK || c->state == C_RUN || c->state == C_WRITE;
     for (;;) {
         if (busy && c->in.len > FL_HTTP_MAX_HEAD_BYTES)
@@ -1055,7 +1070,7 @@ static void sweep(fl_http *h, double now)
         if (writing && now - c->last_write > WRITE_IDLE_TIMEOUT) {
             close_conn(h, c);
         } else if (c->deadline && now > c->deadline) {
-            if (c->state == C_IDLE) {
+            if (c->state == C_IDLE || c->state == C_LINGER) {
                 close_conn(h, c);
             } else if (!writing) {
                 refuse(c, 408, c->state == C_HEAD ? "the request head took too long"
