@@ -11,6 +11,7 @@ packages=(
   libcurl4-openssl-dev               # the serving benchmark's client
   curl                               # the benchmark test polls /health
   libcmocka-dev                      # the C test framework
+  clang libclang-rt-14-dev           # the fuzz targets (libFuzzer, tools/test.sh --fuzz)
 )
 # node and npm run the test-side references (tests/js); a machine that has
 # node from elsewhere keeps it.

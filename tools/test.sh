@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test.sh [--sanitize] - build, then run every test (ctest). With
-# --sanitize the same suite runs under AddressSanitizer and UBSan.
+# test.sh [--sanitize|--fuzz] - build, then run every test (ctest). With
+# --sanitize the same suite runs under AddressSanitizer and UBSan; with
+# --fuzz each libFuzzer target runs for a bounded time over its corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/build.sh "$@"
@@ -8,4 +9,5 @@ tools/build.sh "$@"
 [ -d tests/js/node_modules ] || (cd tests/js && npm ci --no-audit --no-fund)
 dir=build
 [ "${1:-}" = "--sanitize" ] && dir=build-asan
+[ "${1:-}" = "--fuzz" ] && dir=build-fuzz
 ctest --test-dir "$dir" --output-on-failure --label-exclude gpu

@@ -3,7 +3,7 @@
 // HTTP client sends (smuggling-shaped heads, control bytes, %00, slow and
 // idle connections by the thousand, early hang-ups), the openai client for
 // what must still work beside them, and the HTTP corpus (tests/fuzz/corpus/
-// http_head): every file sent raw must get one HTTP answer or a close,
+// http): every file sent raw must get one HTTP answer or a close,
 // never a crash. Under ASan the last test's exit code 0 also says
 // LeakSanitizer found nothing over everything sent before it.
 import { test, before, after } from "node:test";
@@ -290,7 +290,7 @@ test("the HTTP corpus: one answer or a close for every file, the server stays up
   assert.ok(files.length >= 20);
   for (const f of files) {
     const bytes = fs.readFileSync(path.join(corpusDir, f));
-    const r = await rawHttp(bytes, { wait: 1500 });
+    const r = await rawHttp(bytes, { wait: 800 });
     assert.ok(r.status !== null || r.text === "", `${f}: an HTTP answer or nothing`);
     if (r.status !== null) assert.ok(r.status >= 200 && r.status < 600, `${f}: status ${r.status}`);
   }
