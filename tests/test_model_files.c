@@ -4,6 +4,7 @@
 #include "test_util.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "model/model.h"
@@ -247,6 +248,42 @@ static void test_bad_index(void **state)
     json_decref(index);
 }
 
+/* Replaces dir/name with a named pipe that nobody writes. */
+static void make_fifo(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+}
+
+/* A FIFO (or any non-regular file) in place of a file the loader reads is
+ * refused at once; reading it would wait for a writer forever. The alarm
+ * turns a hang into a failure (SIGALRM ends the test). */
+static void test_fifo_files(void **state)
+{
+    static const char *const single[] = { "config.json", "model.safetensors" };
+    static const char *const sharded[] = { "model.safetensors.index.json",
+                                           "model-00003-of-00006.safetensors" };
+    char *dir = *state;
+    alarm(10);
+    for (size_t i = 0; i < 2; i++) {
+        tu_rmdir(dir);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        tu_copy_files(tu_fixture("tiny-qwen3"), dir);
+        make_fifo(dir, single[i]);
+        expect_load_error(dir, single[i], "not a regular file");
+    }
+    for (size_t i = 0; i < 2; i++) {
+        tu_rmdir(dir);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        tu_copy_files(tu_fixture("tiny-llama"), dir);
+        make_fifo(dir, sharded[i]);
+        expect_load_error(dir, sharded[i], "not a regular file");
+    }
+    alarm(0);
+}
+
 static void test_dummy_builtin(void **state)
 {
     (void)state;
@@ -292,6 +329,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated_file, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_no_weights, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_bad_index, setup_sharded, teardown_copy),
+        cmocka_unit_test_setup_teardown(test_fifo_files, setup_copy, teardown_copy),
         cmocka_unit_test(test_dummy_builtin),
         cmocka_unit_test(test_dummy_deterministic),
     };

@@ -5,6 +5,8 @@
 #include "test_util.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/utf8.h"
 #include "tokenizer/byte_level.h"
@@ -118,7 +120,7 @@ static void test_bad_files(void **state)
 {
     (void)state;
     char *dir = tu_tempdir();
-    expect_error(dir, "tokenizer.json", "unable to open");
+    expect_error(dir, "tokenizer.json", "cannot open");
 
     tu_write_file(dir, "tokenizer.json", "{\"model\": ", 10);
     expect_error(dir, "tokenizer.json", "line 1");
@@ -182,12 +184,36 @@ static void test_bad_files(void **state)
     free(dir);
 }
 
+/* Named pipes for tokenizer.json or tokenizer_config.json are refused at
+ * once (the alarm turns a hang into a failure). */
+static void test_fifo_files(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    char path[4096];
+    alarm(10);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    expect_error(dir, "tokenizer.json: not a regular file", NULL);
+    unlink(path);
+    json_t *j = tiny_tokenizer();
+    write_json(dir, "tokenizer.json", j);
+    json_decref(j);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    expect_error(dir, "tokenizer_config.json: not a regular file", NULL);
+    alarm(0);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_tokenizer_works),
         cmocka_unit_test(test_add_bos_eos),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_fifo_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

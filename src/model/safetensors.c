@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "base/alloc.h"
+#include "base/json_file.h"
 
 /* The format's own limit on the header size. */
 #define HEADER_MAX_BYTES (100u << 20)
@@ -166,10 +167,9 @@ static int file_exists(const char *path)
 /* Opens the shards an index names and checks its weight_map against them. */
 static int open_index(fl_safetensors *st, const char *dir, const char *index_path, fl_error *err)
 {
-    json_error_t jerr;
-    json_t *root = json_load_file(index_path, 0, &jerr);
+    json_t *root = fl_json_load_file(index_path, 0, err);
     if (!root)
-        return fl_fail(err, "%s: malformed JSON (%s, line %d)", index_path, jerr.text, jerr.line);
+        return -1;
     int rc = -1;
     json_t *map = json_object_get(root, "weight_map");
     if (!json_is_object(map)) {

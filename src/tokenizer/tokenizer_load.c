@@ -3,12 +3,12 @@
  * Each component of tokenizer.json is checked against what flashlm
  * implements; anything else is an error naming the file and the field, so a
  * tokenizer is never silently different from HF's. */
-#include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <utf8proc.h>
 
 #include "base/alloc.h"
+#include "base/json_file.h"
 #include "base/mapped_file.h"
 #include "base/utf8.h"
 #include "tokenizer/bpe.h"
@@ -449,14 +449,11 @@ static int load_config(fl_tokenizer *t, const char *dir, fl_error *err)
         free(path);
         return 0; /* optional */
     }
-    json_error_t jerr;
     /* Integers as reals: some configs hold model_max_length = 1e30. */
-    json_t *cfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, &jerr);
+    json_t *cfg = fl_json_load_file(path, JSON_DECODE_INT_AS_REAL, err);
     int rc = -1;
-    if (!cfg) {
-        fl_fail(err, "%s: malformed JSON (%s, line %d)", path, jerr.text, jerr.line);
+    if (!cfg)
         goto out;
-    }
     if (config_token(t, cfg, "bos_token", &t->bos_id, path, err) != 0 ||
         config_token(t, cfg, "eos_token", &t->eos_id, path, err) != 0 ||
         config_token(t, cfg, "pad_token", &t->pad_id, path, err) != 0)
@@ -511,13 +508,8 @@ int fl_tokenizer_load(fl_tokenizer *t, const char *dir, fl_error *err)
 {
     memset(t, 0, sizeof *t);
     char *path = fl_path_join(dir, "tokenizer.json");
-    json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
-    int rc;
-    if (!root)
-        rc = fl_fail(err, "%s: %s (line %d)", path, jerr.text, jerr.line);
-    else
-        rc = load_json(t, root, path, err);
+    json_t *root = fl_json_load_file(path, 0, err);
+    int rc = root ? load_json(t, root, path, err) : -1;
     json_decref(root);
     free(path);
     if (rc == 0)
