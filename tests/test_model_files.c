@@ -151,7 +151,12 @@ static json_t *norm_entry(json_t *h)
     return json_object_get(h, "model.norm.weight");
 }
 
-static void drop_norm(json_t *h) { json_object_del(h, "model.norm.weight"); }
+/* Renamed rather than deleted: its bytes must still belong to a tensor. */
+static void drop_norm(json_t *h)
+{
+    json_object_set(h, "model.final_norm.weight", norm_entry(h));
+    json_object_del(h, "model.norm.weight");
+}
 static void reshape_norm(json_t *h) { json_object_set_new(norm_entry(h), "shape", json_pack("[ii]", 2, 32)); }
 static void retype_norm(json_t *h) { json_object_set_new(norm_entry(h), "dtype", json_string("I16")); }
 static void unknown_dtype(json_t *h) { json_object_set_new(norm_entry(h), "dtype", json_string("Q4")); }
@@ -176,6 +181,63 @@ static void test_bad_tensors(void **state)
         edit_header(*state, cases[i].edit);
         expect_load_error(*state, cases[i].needle1, cases[i].needle2);
     }
+}
+
+/* The name of the tensor whose data starts the data block. */
+static const char *first_tensor(json_t *h)
+{
+    const char *name;
+    json_t *entry;
+    json_object_foreach(h, name, entry) {
+        json_t *begin = json_array_get(json_object_get(entry, "data_offsets"), 0);
+        if (json_is_integer(begin) && json_integer_value(begin) == 0)
+            return name;
+    }
+    fail();
+    return NULL;
+}
+
+/* The tensors must tile the data block, as HF's safetensors requires:
+ * overlapping tensors (which would share weights), a gap, or bytes after
+ * the last tensor are each an error naming what is wrong. */
+static void test_tensor_layout(void **state)
+{
+    const char *dir = *state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    tu_safetensors st;
+    tu_safetensors_read(&st, path);
+    json_t *offsets = json_object_get(norm_entry(st.header), "data_offsets");
+    const json_int_t begin = json_integer_value(json_array_get(offsets, 0));
+
+    /* model.norm.weight (128 bytes) moved onto the first tensor's bytes */
+    char first[256];
+    snprintf(first, sizeof first, "'%s'", first_tensor(st.header));
+    json_array_set_new(offsets, 0, json_integer(0));
+    json_array_set_new(offsets, 1, json_integer(128));
+    tu_safetensors_write(&st, dir, "model.safetensors");
+    expect_load_error(dir, "'model.norm.weight' [0, 128]", first);
+    expect_load_error(dir, "model.safetensors: tensors '", "overlap");
+
+    /* moved past the end instead: its old bytes belong to no tensor */
+    st.data = realloc(st.data, st.data_len + 128);
+    json_array_set_new(offsets, 0, json_integer((json_int_t)st.data_len));
+    json_array_set_new(offsets, 1, json_integer((json_int_t)st.data_len + 128));
+    st.data_len += 128;
+    tu_safetensors_write(&st, dir, "model.safetensors");
+    char gap[128];
+    snprintf(gap, sizeof gap, "bytes [%lld, %lld) of the data block belong to no tensor",
+             (long long)begin, (long long)begin + 128);
+    expect_load_error(dir, "model.safetensors", gap);
+
+    /* back in place, with 16 bytes after the last tensor */
+    json_array_set_new(offsets, 0, json_integer(begin));
+    json_array_set_new(offsets, 1, json_integer(begin + 128));
+    st.data_len -= 128 - 16;
+    tu_safetensors_write(&st, dir, "model.safetensors");
+    expect_load_error(dir, "model.safetensors: the data block has 16 bytes after the last tensor",
+                      NULL);
+    tu_safetensors_free(&st);
 }
 
 static void test_truncated_file(void **state)
@@ -326,6 +388,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_config, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_config_fields, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_bad_tensors, setup_copy, teardown_copy),
+        cmocka_unit_test_setup_teardown(test_tensor_layout, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_truncated_file, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_no_weights, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_bad_index, setup_sharded, teardown_copy),
