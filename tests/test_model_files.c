@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpu/cpu_kv_cache.h"
+#include "cpu/cpu_runner.h"
 #include "model/model.h"
 
 /* A temporary copy of the tiny-qwen3 fixture, to damage. */
@@ -346,6 +348,67 @@ static void test_fifo_files(void **state)
     alarm(0);
 }
 
+/* Sets each "field": value of a JSON object text in dir/config.json. */
+static void set_config_fields(const char *dir, const char *fields_json)
+{
+    json_error_t jerr;
+    json_t *fields = json_loads(fields_json, 0, &jerr);
+    assert_non_null(fields);
+    const char *key;
+    json_t *v;
+    json_object_foreach(fields, key, v) {
+        char *text = json_dumps(v, JSON_ENCODE_ANY);
+        set_config_field(dir, key, text);
+        free(text);
+    }
+    json_decref(fields);
+}
+
+/* In-range config values whose products no machine holds: every plan is
+ * refused with one error naming it, before anything is allocated (the
+ * allocator aborts on out-of-memory). 16 PiB of bf16 parameters: */
+static const char huge_config[] = "{\"vocab_size\": 16777216, \"hidden_size\": 65536, "
+                                  "\"intermediate_size\": 1048576, \"num_hidden_layers\": 1024, "
+                                  "\"layer_types\": null}";
+
+static void test_memory_plans(void **state)
+{
+    const char *dir = *state;
+    fl_model m;
+    fl_model_runner r;
+    fl_error err = { "" };
+    set_config_fields(dir, huge_config);
+    assert_int_equal(fl_model_load(&m, dir, FL_LOAD_DUMMY, 0, &err), -1);
+    assert_msg_contains(err.msg, "--load-format dummy: the weights needs");
+    assert_msg_contains(err.msg, "GiB of memory of this machine");
+
+    /* shapes only (`info`) need no memory; the CPU runner's copy does */
+    assert_int_equal(fl_model_load(&m, dir, FL_LOAD_SHAPES_ONLY, 0, &err), 0);
+    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, 16, 64, 16, 0, 1, &err), -1);
+    assert_msg_contains(err.msg, "the CPU runner's float32 weights and run state needs");
+    fl_model_free(&m);
+
+    /* 8 MiB of KV a token (1024 layers of 1024 heads of 1024): a block of
+     * 16 exceeds the default KV space before any weight is looked at */
+    tu_copy_files(tu_fixture("tiny-qwen3"), dir);
+    set_config_fields(dir, "{\"num_hidden_layers\": 1024, \"num_attention_heads\": 1024, "
+                           "\"num_key_value_heads\": 1024, \"head_dim\": 1024, "
+                           "\"layer_types\": null}");
+    assert_int_equal(fl_model_load(&m, dir, FL_LOAD_SHAPES_ONLY, 0, &err), 0);
+    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, 16, 64, 16, 0, 1, &err), -1);
+    assert_msg_contains(err.msg, "one KV cache block (137438953472 bytes) exceeds");
+    /* 2^24 blocks of 128 such tokens: 2^64 bytes, saturated past size_t */
+    assert_true(fl_cpu_kv_cache_bytes(&m.cfg, 1 << 24, 128) == SIZE_MAX);
+    fl_model_free(&m);
+
+    /* small weights (one such layer, hidden size 1), but 2^24 forced blocks */
+    set_config_fields(dir, "{\"num_hidden_layers\": 1, \"hidden_size\": 1}");
+    assert_int_equal(fl_model_load(&m, dir, FL_LOAD_DUMMY, 0, &err), 0);
+    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, 16, 64, 16, 1 << 24, 1, &err), -1);
+    assert_msg_contains(err.msg, "16777216 KV cache blocks) needs 2097152.");
+    fl_model_free(&m);
+}
+
 static void test_dummy_builtin(void **state)
 {
     (void)state;
@@ -393,6 +456,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_weights, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_bad_index, setup_sharded, teardown_copy),
         cmocka_unit_test_setup_teardown(test_fifo_files, setup_copy, teardown_copy),
+        cmocka_unit_test_setup_teardown(test_memory_plans, setup_copy, teardown_copy),
         cmocka_unit_test(test_dummy_builtin),
         cmocka_unit_test(test_dummy_deterministic),
     };

@@ -217,6 +217,10 @@ static int parse_root(fl_model_config *cfg, json_t *root, const char *src, fl_er
         parse_special_ids(cfg, root, src, err) != 0)
         return -1;
     double eps;
+    /* The bounds keep every product the loaders and runners form within
+     * range: a head's q/k/v width (heads x head_dim <= 2^20) in an int, the
+     * element count of all weights (< 2^50) in an int64. Whether those fit
+     * in memory is each allocation plan's check (fl_memory_check). */
     if (get_int(root, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size, src, err) != 0 ||
         get_int(root, "hidden_size", 1, 0, 1, 1 << 16, &cfg->hidden_size, src, err) != 0 ||
         get_int(root, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->intermediate_size, src,
