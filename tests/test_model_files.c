@@ -127,6 +127,10 @@ static void test_config_fields(void **state)
         { "rope_parameters", "{\"rope_type\": \"llama3\", \"rope_theta\": 10000}",
           "missing field 'factor'" },
         { "layer_types", "[\"full_attention\", \"sliding_attention\"]", "'layer_types'[1]" },
+        { "rope_parameters", "\"x\"", "field 'rope_parameters' must be an object or null" },
+        { "rope_scaling", "[1]", "field 'rope_scaling' must be an object or null" },
+        { "rope_parameters", "{\"rope_type\": 3}", "field 'rope_parameters.rope_type' must be a string" },
+        { "bos_token_id", "384", "'bos_token_id' = 384 is not below vocab_size = 384" },
     };
     const char *dir = *state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -134,6 +138,11 @@ static void test_config_fields(void **state)
         set_config_field(dir, cases[i].field, cases[i].value);
         expect_load_error(dir, "config.json", cases[i].needle);
     }
+    /* a null dtype defers to torch_dtype rather than hiding it */
+    tu_copy_files(tu_fixture("tiny-qwen3"), dir);
+    set_config_field(dir, "dtype", "null");
+    set_config_field(dir, "torch_dtype", "\"int8\"");
+    expect_load_error(dir, "config.json", "'torch_dtype' must be");
 }
 
 /* Rewrites the header of dir/model.safetensors through edit(). */
