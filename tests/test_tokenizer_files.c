@@ -112,6 +112,9 @@ static void test_add_bos_eos(void **state)
     const char bad[] = "{\"add_bos_token\": true}";
     tu_write_file(dir, "tokenizer_config.json", bad, sizeof bad - 1);
     expect_error(dir, "tokenizer_config.json: field 'add_bos_token' is true but no bos_token", NULL);
+    const char not_bool[] = "{\"add_bos_token\": \"true\"}";
+    tu_write_file(dir, "tokenizer_config.json", not_bool, sizeof not_bool - 1);
+    expect_error(dir, "tokenizer_config.json: add_bos_token must be true or false", NULL);
     tu_rmdir(dir);
     free(dir);
 }
@@ -148,6 +151,13 @@ static void test_bad_files(void **state)
         { "added_tokens", "[{\"content\": \"<x>\"}]", "added_tokens[0] needs an 'id'", NULL },
         { "decoder", "{\"type\": \"Metaspace\"}", "decoder 'Metaspace' is not supported", NULL },
         { "post_processor", "{\"type\": \"BertProcessing\"}", "post_processor 'BertProcessing' is not supported", NULL },
+        { "post_processor", "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|end|>\"}}, {\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {\"<|end|>\": {\"ids\": [-5]}}}",
+          "post_processor special token '<|end|>': ids[0] is not a token id in [0, 259)", NULL },
+        { "post_processor", "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|end|>\"}}, {\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {\"<|end|>\": {\"ids\": [1099511627776]}}}",
+          "post_processor special token '<|end|>': ids[0] is not a token id in [0, 259)", NULL },
+        { "added_tokens", "[{\"id\": 300, \"content\": \"<x>\", \"special\": \"yes\"}]",
+          "added_tokens[0].special must be true or false", NULL },
+        { "model.ignore_merges", "1", "model.ignore_merges must be true or false", NULL },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *j = tiny_tokenizer();
