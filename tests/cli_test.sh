@@ -114,7 +114,7 @@ expect_error "--chat-template-kwargs: not a JSON object" \
 expect_error "stdin is not a JSON array of messages" sh -c "echo '{}' | \"$bin\" tokenize \"$tok\" --apply-chat-template"
 expect_error "--decode: element 1 is not a token id" sh -c "echo '[1, \"x\"]' | \"$bin\" tokenize \"$tok\" --decode"
 expect_error "exclude each other" "$bin" tokenize "$tok" --decode --apply-chat-template
-expect_error "/nonexistent/tokenizer.json: unable to open" sh -c "echo x | \"$bin\" tokenize /nonexistent"
+expect_error "/nonexistent/tokenizer.json: cannot open" sh -c "echo x | \"$bin\" tokenize /nonexistent"
 expect_error "the tokenizer has no chat template" sh -c "echo '[]' | \"$bin\" tokenize \"$tmp/notemplate\" --apply-chat-template"
 
 # ---- bad model files ----

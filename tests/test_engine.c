@@ -73,8 +73,9 @@ static fl_engine *make_engine(const run_cfg *rc, outputs *out)
 {
     fl_model_runner runner;
     int blocks = rc->num_blocks ? rc->num_blocks : MAX_REQ * (MAX_CONTEXT / rc->block_size + 1);
-    fl_cpu_runner_init(&runner, &model.cfg, &model.weights, rc->budget, MAX_CONTEXT,
-                       rc->block_size, blocks, MAX_REQ);
+    fl_error err;
+    assert_int_equal(fl_cpu_runner_init(&runner, &model.cfg, &model.weights, rc->budget, MAX_CONTEXT,
+                                        rc->block_size, blocks, MAX_REQ, &err), 0);
     fl_engine_config ec;
     fl_engine_config_default(&ec);
     ec.max_num_batched_tokens = rc->budget;

@@ -4,8 +4,11 @@
 #include "test_util.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpu/cpu_kv_cache.h"
+#include "cpu/cpu_runner.h"
 #include "model/model.h"
 
 /* A temporary copy of the tiny-qwen3 fixture, to damage. */
@@ -124,6 +127,10 @@ static void test_config_fields(void **state)
         { "rope_parameters", "{\"rope_type\": \"llama3\", \"rope_theta\": 10000}",
           "missing field 'factor'" },
         { "layer_types", "[\"full_attention\", \"sliding_attention\"]", "'layer_types'[1]" },
+        { "rope_parameters", "\"x\"", "field 'rope_parameters' must be an object or null" },
+        { "rope_scaling", "[1]", "field 'rope_scaling' must be an object or null" },
+        { "rope_parameters", "{\"rope_type\": 3}", "field 'rope_parameters.rope_type' must be a string" },
+        { "bos_token_id", "384", "'bos_token_id' = 384 is not below vocab_size = 384" },
     };
     const char *dir = *state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -131,6 +138,11 @@ static void test_config_fields(void **state)
         set_config_field(dir, cases[i].field, cases[i].value);
         expect_load_error(dir, "config.json", cases[i].needle);
     }
+    /* a null dtype defers to torch_dtype rather than hiding it */
+    tu_copy_files(tu_fixture("tiny-qwen3"), dir);
+    set_config_field(dir, "dtype", "null");
+    set_config_field(dir, "torch_dtype", "\"int8\"");
+    expect_load_error(dir, "config.json", "'torch_dtype' must be");
 }
 
 /* Rewrites the header of dir/model.safetensors through edit(). */
@@ -150,7 +162,12 @@ static json_t *norm_entry(json_t *h)
     return json_object_get(h, "model.norm.weight");
 }
 
-static void drop_norm(json_t *h) { json_object_del(h, "model.norm.weight"); }
+/* Renamed rather than deleted: its bytes must still belong to a tensor. */
+static void drop_norm(json_t *h)
+{
+    json_object_set(h, "model.final_norm.weight", norm_entry(h));
+    json_object_del(h, "model.norm.weight");
+}
 static void reshape_norm(json_t *h) { json_object_set_new(norm_entry(h), "shape", json_pack("[ii]", 2, 32)); }
 static void retype_norm(json_t *h) { json_object_set_new(norm_entry(h), "dtype", json_string("I16")); }
 static void unknown_dtype(json_t *h) { json_object_set_new(norm_entry(h), "dtype", json_string("Q4")); }
@@ -175,6 +192,63 @@ static void test_bad_tensors(void **state)
         edit_header(*state, cases[i].edit);
         expect_load_error(*state, cases[i].needle1, cases[i].needle2);
     }
+}
+
+/* The name of the tensor whose data starts the data block. */
+static const char *first_tensor(json_t *h)
+{
+    const char *name;
+    json_t *entry;
+    json_object_foreach(h, name, entry) {
+        json_t *begin = json_array_get(json_object_get(entry, "data_offsets"), 0);
+        if (json_is_integer(begin) && json_integer_value(begin) == 0)
+            return name;
+    }
+    fail();
+    return NULL;
+}
+
+/* The tensors must tile the data block, as HF's safetensors requires:
+ * overlapping tensors (which would share weights), a gap, or bytes after
+ * the last tensor are each an error naming what is wrong. */
+static void test_tensor_layout(void **state)
+{
+    const char *dir = *state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    tu_safetensors st;
+    tu_safetensors_read(&st, path);
+    json_t *offsets = json_object_get(norm_entry(st.header), "data_offsets");
+    const json_int_t begin = json_integer_value(json_array_get(offsets, 0));
+
+    /* model.norm.weight (128 bytes) moved onto the first tensor's bytes */
+    char first[256];
+    snprintf(first, sizeof first, "'%s'", first_tensor(st.header));
+    json_array_set_new(offsets, 0, json_integer(0));
+    json_array_set_new(offsets, 1, json_integer(128));
+    tu_safetensors_write(&st, dir, "model.safetensors");
+    expect_load_error(dir, "'model.norm.weight' [0, 128]", first);
+    expect_load_error(dir, "model.safetensors: tensors '", "overlap");
+
+    /* moved past the end instead: its old bytes belong to no tensor */
+    st.data = realloc(st.data, st.data_len + 128);
+    json_array_set_new(offsets, 0, json_integer((json_int_t)st.data_len));
+    json_array_set_new(offsets, 1, json_integer((json_int_t)st.data_len + 128));
+    st.data_len += 128;
+    tu_safetensors_write(&st, dir, "model.safetensors");
+    char gap[128];
+    snprintf(gap, sizeof gap, "bytes [%lld, %lld) of the data block belong to no tensor",
+             (long long)begin, (long long)begin + 128);
+    expect_load_error(dir, "model.safetensors", gap);
+
+    /* back in place, with 16 bytes after the last tensor */
+    json_array_set_new(offsets, 0, json_integer(begin));
+    json_array_set_new(offsets, 1, json_integer(begin + 128));
+    st.data_len -= 128 - 16;
+    tu_safetensors_write(&st, dir, "model.safetensors");
+    expect_load_error(dir, "model.safetensors: the data block has 16 bytes after the last tensor",
+                      NULL);
+    tu_safetensors_free(&st);
 }
 
 static void test_truncated_file(void **state)
@@ -247,6 +321,103 @@ static void test_bad_index(void **state)
     json_decref(index);
 }
 
+/* Replaces dir/name with a named pipe that nobody writes. */
+static void make_fifo(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+}
+
+/* A FIFO (or any non-regular file) in place of a file the loader reads is
+ * refused at once; reading it would wait for a writer forever. The alarm
+ * turns a hang into a failure (SIGALRM ends the test). */
+static void test_fifo_files(void **state)
+{
+    static const char *const single[] = { "config.json", "model.safetensors" };
+    static const char *const sharded[] = { "model.safetensors.index.json",
+                                           "model-00003-of-00006.safetensors" };
+    char *dir = *state;
+    alarm(10);
+    for (size_t i = 0; i < 2; i++) {
+        tu_rmdir(dir);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        tu_copy_files(tu_fixture("tiny-qwen3"), dir);
+        make_fifo(dir, single[i]);
+        expect_load_error(dir, single[i], "not a regular file");
+    }
+    for (size_t i = 0; i < 2; i++) {
+        tu_rmdir(dir);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        tu_copy_files(tu_fixture("tiny-llama"), dir);
+        make_fifo(dir, sharded[i]);
+        expect_load_error(dir, sharded[i], "not a regular file");
+    }
+    alarm(0);
+}
+
+/* Sets each "field": value of a JSON object text in dir/config.json. */
+static void set_config_fields(const char *dir, const char *fields_json)
+{
+    json_error_t jerr;
+    json_t *fields = json_loads(fields_json, 0, &jerr);
+    assert_non_null(fields);
+    const char *key;
+    json_t *v;
+    json_object_foreach(fields, key, v) {
+        char *text = json_dumps(v, JSON_ENCODE_ANY);
+        set_config_field(dir, key, text);
+        free(text);
+    }
+    json_decref(fields);
+}
+
+/* In-range config values whose products no machine holds: every plan is
+ * refused with one error naming it, before anything is allocated (the
+ * allocator aborts on out-of-memory). 16 PiB of bf16 parameters: */
+static const char huge_config[] = "{\"vocab_size\": 16777216, \"hidden_size\": 65536, "
+                                  "\"intermediate_size\": 1048576, \"num_hidden_layers\": 1024, "
+                                  "\"layer_types\": null}";
+
+static void test_memory_plans(void **state)
+{
+    const char *dir = *state;
+    fl_model m;
+    fl_model_runner r;
+    fl_error err = { "" };
+    set_config_fields(dir, huge_config);
+    assert_int_equal(fl_model_load(&m, dir, FL_LOAD_DUMMY, 0, &err), -1);
+    assert_msg_contains(err.msg, "--load-format dummy: the weights needs");
+    assert_msg_contains(err.msg, "GiB of memory of this machine");
+
+    /* shapes only (`info`) need no memory; the CPU runner's copy does */
+    assert_int_equal(fl_model_load(&m, dir, FL_LOAD_SHAPES_ONLY, 0, &err), 0);
+    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, 16, 64, 16, 0, 1, &err), -1);
+    assert_msg_contains(err.msg, "the CPU runner's float32 weights and run state needs");
+    fl_model_free(&m);
+
+    /* 8 MiB of KV a token (1024 layers of 1024 heads of 1024): a block of
+     * 16 exceeds the default KV space before any weight is looked at */
+    tu_copy_files(tu_fixture("tiny-qwen3"), dir);
+    set_config_fields(dir, "{\"num_hidden_layers\": 1024, \"num_attention_heads\": 1024, "
+                           "\"num_key_value_heads\": 1024, \"head_dim\": 1024, "
+                           "\"layer_types\": null}");
+    assert_int_equal(fl_model_load(&m, dir, FL_LOAD_SHAPES_ONLY, 0, &err), 0);
+    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, 16, 64, 16, 0, 1, &err), -1);
+    assert_msg_contains(err.msg, "one KV cache block (137438953472 bytes) exceeds");
+    /* 2^24 blocks of 128 such tokens: 2^64 bytes, saturated past size_t */
+    assert_true(fl_cpu_kv_cache_bytes(&m.cfg, 1 << 24, 128) == SIZE_MAX);
+    fl_model_free(&m);
+
+    /* small weights (one such layer, hidden size 1), but 2^24 forced blocks */
+    set_config_fields(dir, "{\"num_hidden_layers\": 1, \"hidden_size\": 1}");
+    assert_int_equal(fl_model_load(&m, dir, FL_LOAD_DUMMY, 0, &err), 0);
+    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, 16, 64, 16, 1 << 24, 1, &err), -1);
+    assert_msg_contains(err.msg, "16777216 KV cache blocks) needs 2097152.");
+    fl_model_free(&m);
+}
+
 static void test_dummy_builtin(void **state)
 {
     (void)state;
@@ -289,9 +460,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_config, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_config_fields, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_bad_tensors, setup_copy, teardown_copy),
+        cmocka_unit_test_setup_teardown(test_tensor_layout, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_truncated_file, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_no_weights, setup_copy, teardown_copy),
         cmocka_unit_test_setup_teardown(test_bad_index, setup_sharded, teardown_copy),
+        cmocka_unit_test_setup_teardown(test_fifo_files, setup_copy, teardown_copy),
+        cmocka_unit_test_setup_teardown(test_memory_plans, setup_copy, teardown_copy),
         cmocka_unit_test(test_dummy_builtin),
         cmocka_unit_test(test_dummy_deterministic),
     };

@@ -5,6 +5,8 @@
 #include "test_util.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/utf8.h"
 #include "tokenizer/byte_level.h"
@@ -110,6 +112,9 @@ static void test_add_bos_eos(void **state)
     const char bad[] = "{\"add_bos_token\": true}";
     tu_write_file(dir, "tokenizer_config.json", bad, sizeof bad - 1);
     expect_error(dir, "tokenizer_config.json: field 'add_bos_token' is true but no bos_token", NULL);
+    const char not_bool[] = "{\"add_bos_token\": \"true\"}";
+    tu_write_file(dir, "tokenizer_config.json", not_bool, sizeof not_bool - 1);
+    expect_error(dir, "tokenizer_config.json: add_bos_token must be true or false", NULL);
     tu_rmdir(dir);
     free(dir);
 }
@@ -118,7 +123,7 @@ static void test_bad_files(void **state)
 {
     (void)state;
     char *dir = tu_tempdir();
-    expect_error(dir, "tokenizer.json", "unable to open");
+    expect_error(dir, "tokenizer.json", "cannot open");
 
     tu_write_file(dir, "tokenizer.json", "{\"model\": ", 10);
     expect_error(dir, "tokenizer.json", "line 1");
@@ -146,6 +151,13 @@ static void test_bad_files(void **state)
         { "added_tokens", "[{\"content\": \"<x>\"}]", "added_tokens[0] needs an 'id'", NULL },
         { "decoder", "{\"type\": \"Metaspace\"}", "decoder 'Metaspace' is not supported", NULL },
         { "post_processor", "{\"type\": \"BertProcessing\"}", "post_processor 'BertProcessing' is not supported", NULL },
+        { "post_processor", "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|end|>\"}}, {\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {\"<|end|>\": {\"ids\": [-5]}}}",
+          "post_processor special token '<|end|>': ids[0] is not a token id in [0, 259)", NULL },
+        { "post_processor", "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|end|>\"}}, {\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {\"<|end|>\": {\"ids\": [1099511627776]}}}",
+          "post_processor special token '<|end|>': ids[0] is not a token id in [0, 259)", NULL },
+        { "added_tokens", "[{\"id\": 300, \"content\": \"<x>\", \"special\": \"yes\"}]",
+          "added_tokens[0].special must be true or false", NULL },
+        { "model.ignore_merges", "1", "model.ignore_merges must be true or false", NULL },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *j = tiny_tokenizer();
@@ -182,12 +194,36 @@ static void test_bad_files(void **state)
     free(dir);
 }
 
+/* Named pipes for tokenizer.json or tokenizer_config.json are refused at
+ * once (the alarm turns a hang into a failure). */
+static void test_fifo_files(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    char path[4096];
+    alarm(10);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    expect_error(dir, "tokenizer.json: not a regular file", NULL);
+    unlink(path);
+    json_t *j = tiny_tokenizer();
+    write_json(dir, "tokenizer.json", j);
+    json_decref(j);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    expect_error(dir, "tokenizer_config.json: not a regular file", NULL);
+    alarm(0);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_tokenizer_works),
         cmocka_unit_test(test_add_bos_eos),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_fifo_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

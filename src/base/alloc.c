@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void out_of_memory(size_t n)
 {
@@ -50,4 +51,20 @@ void *fl_malloc_aligned(size_t n)
     if (!p)
         out_of_memory(n);
     return p;
+}
+
+int fl_memory_check(uint64_t bytes, const char *what, fl_error *err)
+{
+    /* Physical memory, not what is free now: the bound is on what can be
+     * allocated at all (malloc fails past it and fl_malloc aborts); a plan
+     * that fits but meets a busy machine is the kernel's to handle. */
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return 0; /* unknown: let the allocation decide */
+    const uint64_t have = (uint64_t)pages * (uint64_t)page;
+    if (bytes <= have)
+        return 0;
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    return fl_fail(err, "%s needs %.1f GiB, more than the %.1f GiB of memory of this machine",
+                   what, (double)bytes / gib, (double)have / gib);
 }

@@ -15,11 +15,17 @@ typedef struct fl_mapped_file {
     size_t size;
 } fl_mapped_file;
 
-/* Maps path. On error returns -1 with a message naming the file. */
+/* Opens path read-only and returns the descriptor, with the file's size in
+ * *size_out. Anything but a regular file (a FIFO, a device, a directory) is
+ * refused at once, never waited on: every file a model directory supplies
+ * is opened through this. On error returns -1 with a message naming path. */
+int fl_open_regular_file(const char *path, size_t *size_out, fl_error *err);
+
+/* Maps path (a regular file). On error returns -1 with a message naming the file. */
 int fl_mapped_file_open(fl_mapped_file *f, const char *path, fl_error *err);
 void fl_mapped_file_close(fl_mapped_file *f);
 
-/* Reads a whole (small) text file into a NUL-terminated heap string.
+/* Reads a whole (small) regular file into a NUL-terminated heap string.
  * Returns NULL with a message naming the file on error. */
 char *fl_read_text_file(const char *path, size_t *len_out, fl_error *err);
 

@@ -194,12 +194,10 @@ int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runn
         };
         return fl_cuda_runner_init(runner, &m->cfg, &m->weights, &co, err);
     }
-#else
-    (void)err;
 #endif
-    fl_cpu_runner_init(runner, &m->cfg, &m->weights, o->ec.max_num_batched_tokens, o->ec.max_model_len,
-                       o->block_size, o->num_blocks, o->ec.max_num_seqs);
-    return 0;
+    return fl_cpu_runner_init(runner, &m->cfg, &m->weights, o->ec.max_num_batched_tokens,
+                              o->ec.max_model_len, o->block_size, o->num_blocks, o->ec.max_num_seqs,
+                              err);
 }
 
 int fl_eos_ids(const fl_model_config *cfg, const fl_tokenizer *tok, int32_t eos[FL_MAX_EOS_IDS + 1])

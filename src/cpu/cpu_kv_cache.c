@@ -5,6 +5,12 @@
 
 #include "base/alloc.h"
 
+size_t fl_cpu_kv_cache_bytes(const fl_model_config *cfg, int num_blocks, int block_size)
+{
+    return fl_size_mul((size_t)num_blocks * (size_t)block_size,
+                       (size_t)fl_model_config_kv_bytes_per_token(cfg, FL_F32));
+}
+
 void fl_cpu_kv_cache_init(fl_cpu_kv_cache *kv, const fl_model_config *cfg, int num_blocks,
                           int block_size)
 {
@@ -14,7 +20,7 @@ void fl_cpu_kv_cache_init(fl_cpu_kv_cache *kv, const fl_model_config *cfg, int n
     kv->num_kv_heads = cfg->num_kv_heads;
     kv->head_dim = cfg->head_dim;
     kv->layer_stride = (size_t)num_blocks * block_size * cfg->num_kv_heads * cfg->head_dim;
-    kv->data = fl_malloc_aligned(kv->layer_stride * 2 * (size_t)cfg->num_layers * sizeof(float));
+    kv->data = fl_malloc_aligned(fl_cpu_kv_cache_bytes(cfg, num_blocks, block_size));
 }
 
 void fl_cpu_kv_cache_free(fl_cpu_kv_cache *kv)

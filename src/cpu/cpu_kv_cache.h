@@ -21,6 +21,8 @@ typedef struct fl_cpu_kv_cache {
     float *data;          /* [num_layers][2 (K, V)][layer_stride] */
 } fl_cpu_kv_cache;
 
+/* Bytes the cache of num_blocks blocks takes (SIZE_MAX past size_t). */
+size_t fl_cpu_kv_cache_bytes(const fl_model_config *cfg, int num_blocks, int block_size);
 void fl_cpu_kv_cache_init(fl_cpu_kv_cache *kv, const fl_model_config *cfg, int num_blocks,
                           int block_size);
 void fl_cpu_kv_cache_free(fl_cpu_kv_cache *kv);

@@ -117,43 +117,53 @@ static void place_weights(fl_cpu_model *m, const fl_weights *w, carve *c)
     }
 }
 
-void fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
-                       int max_tokens, int max_context)
+/* Lays out the run state in c, like place_weights. */
+static void place_state(fl_cpu_model *m, carve *c)
+{
+    const fl_model_config *cfg = &m->cfg;
+    const size_t t = (size_t)padded_rows(m->max_tokens), h = cfg->hidden_size, hd = cfg->head_dim;
+    const size_t q = (size_t)cfg->num_heads * hd, kv = (size_t)cfg->num_kv_heads * hd;
+    const size_t ff = cfg->intermediate_size;
+    m->x = carve_take(c, t * h);
+    m->xn = carve_take(c, t * h);
+    m->qkv = carve_take(c, t * (q + 2 * kv));
+    m->attn = carve_take(c, t * q);
+    m->gate_up = carve_take(c, t * 2 * ff);
+    m->ffn = carve_take(c, t * ff);
+    m->scores = carve_take(c, (size_t)m->num_threads * m->max_context);
+    m->logits_tail = carve_take(c, (size_t)ROW_CHUNK * cfg->vocab_size);
+}
+
+int fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
+                      int max_tokens, int max_context, fl_error *err)
 {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    m->layers = fl_calloc((size_t)cfg->num_layers, sizeof(fl_cpu_layer));
-    carve sizing = { 0 };
-    place_weights(m, w, &sizing);
-    m->weight_storage = fl_malloc_aligned(sizing.used * sizeof(float));
-    carve filling = { m->weight_storage, 0 };
-    place_weights(m, w, &filling);
-
-    m->inv_freq = fl_malloc((size_t)cfg->head_dim / 2 * sizeof(double));
-    fl_rope_inv_freq(cfg, m->inv_freq);
-
-    openblas_set_num_threads(1); /* BLAS runs inside our OpenMP threads */
     m->max_tokens = max_tokens;
     m->max_context = max_context;
     m->num_threads = omp_get_max_threads();
-    const size_t t = (size_t)padded_rows(max_tokens), h = cfg->hidden_size, hd = cfg->head_dim;
-    const size_t q = (size_t)cfg->num_heads * hd, kv = (size_t)cfg->num_kv_heads * hd;
-    const size_t ff = cfg->intermediate_size;
-    carve state = { 0 };
-    for (int pass = 0; pass < 2; pass++) {
-        m->x = carve_take(&state, t * h);
-        m->xn = carve_take(&state, t * h);
-        m->qkv = carve_take(&state, t * (q + 2 * kv));
-        m->attn = carve_take(&state, t * q);
-        m->gate_up = carve_take(&state, t * 2 * ff);
-        m->ffn = carve_take(&state, t * ff);
-        m->scores = carve_take(&state, (size_t)m->num_threads * max_context);
-        m->logits_tail = carve_take(&state, (size_t)ROW_CHUNK * cfg->vocab_size);
-        if (pass == 0) {
-            m->state_storage = fl_malloc_aligned(state.used * sizeof(float));
-            state = (carve){ m->state_storage, 0 };
-        }
+    m->layers = fl_calloc((size_t)cfg->num_layers, sizeof(fl_cpu_layer));
+    /* Both blocks are sized before either is allocated; the config bounds
+     * every dimension (config.c), so the sizes cannot overflow. */
+    carve weights = { 0 }, state = { 0 };
+    place_weights(m, w, &weights);
+    place_state(m, &state);
+    m->bytes = (weights.used + state.used) * sizeof(float);
+    if (fl_memory_check(m->bytes, "the CPU runner's float32 weights and run state", err) != 0) {
+        fl_cpu_model_free(m);
+        return -1;
     }
+    m->weight_storage = fl_malloc_aligned(weights.used * sizeof(float));
+    weights = (carve){ m->weight_storage, 0 };
+    place_weights(m, w, &weights);
+    m->state_storage = fl_malloc_aligned(state.used * sizeof(float));
+    state = (carve){ m->state_storage, 0 };
+    place_state(m, &state);
+
+    m->inv_freq = fl_malloc((size_t)cfg->head_dim / 2 * sizeof(double));
+    fl_rope_inv_freq(cfg, m->inv_freq);
+    openblas_set_num_threads(1); /* BLAS runs inside our OpenMP threads */
+    return 0;
 }
 
 void fl_cpu_model_free(fl_cpu_model *m)

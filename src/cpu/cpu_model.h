@@ -46,15 +46,16 @@ typedef struct fl_cpu_model {
     float *scores;         /* (threads, max_context) attention scratch */
     float *logits_tail;    /* (16, vocab) the last, partial chunk of logits */
     int num_threads;
+    size_t bytes;          /* of weight_storage and state_storage together */
     float *weight_storage; /* owns every float32 weight above */
     float *state_storage;  /* owns the run state */
 } fl_cpu_model;
 
 /* Converts w to float32 and plans run state for max_tokens tokens per step
- * and contexts of up to max_context tokens. Cannot fail (out of memory
- * aborts). The model keeps no pointer into w. */
-void fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
-                       int max_tokens, int max_context);
+ * and contexts of up to max_context tokens. Fails (m left empty) when that
+ * would not fit in the machine's memory. The model keeps no pointer into w. */
+int fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
+                      int max_tokens, int max_context, fl_error *err);
 void fl_cpu_model_free(fl_cpu_model *m);
 
 /* Runs one step: writes the K/V of every token of b into kv, and the logits

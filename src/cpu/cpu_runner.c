@@ -1,6 +1,8 @@
 /* cpu_runner.c - fl_model_runner over cpu_model and cpu_kv_cache. */
 #include "cpu/cpu_runner.h"
 
+#include <stdio.h>
+
 #include "base/alloc.h"
 #include "cpu/cpu_kv_cache.h"
 #include "cpu/cpu_model.h"
@@ -30,17 +32,29 @@ fl_attn_needs fl_cpu_runner_attn_needs(const fl_model_config *cfg, int block_siz
                             .block_size = block_size, .kv_dtype = FL_F32, .features = FL_ATTN_CAUSAL };
 }
 
-void fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
-                        int max_tokens, int max_context, int block_size, int num_blocks,
-                        int max_seqs)
+int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
+                       int max_tokens, int max_context, int block_size, int num_blocks,
+                       int max_seqs, fl_error *err)
 {
-    cpu_runner *c = fl_calloc(1, sizeof *c);
-    fl_cpu_model_init(&c->model, cfg, w, max_tokens, max_context);
     if (num_blocks <= 0) {
-        const size_t per_block = (size_t)fl_model_config_kv_bytes_per_token(cfg, FL_F32) * block_size;
+        const size_t per_block = fl_cpu_kv_cache_bytes(cfg, 1, block_size);
         const size_t by_memory = FL_CPU_KV_BYTES_DEFAULT / per_block;
         const size_t by_need = (size_t)max_seqs * ((size_t)(max_context + block_size - 1) / block_size);
+        if (by_memory == 0)
+            return fl_fail(err, "one KV cache block (%zu bytes) exceeds the CPU KV cache's "
+                           "%zu bytes (give --num-gpu-blocks-override)", per_block,
+                           FL_CPU_KV_BYTES_DEFAULT);
         num_blocks = (int)(by_memory < by_need ? by_memory : by_need);
+    }
+    cpu_runner *c = fl_calloc(1, sizeof *c);
+    char what[128];
+    snprintf(what, sizeof what, "the CPU runner (float32 weights, run state and %d KV cache blocks)",
+             num_blocks);
+    if (fl_cpu_model_init(&c->model, cfg, w, max_tokens, max_context, err) != 0 ||
+        fl_memory_check(fl_size_add(c->model.bytes, fl_cpu_kv_cache_bytes(cfg, num_blocks, block_size)),
+                        what, err) != 0) {
+        cpu_destroy(c);
+        return -1;
     }
     fl_cpu_kv_cache_init(&c->kv, cfg, num_blocks, block_size);
     *r = (fl_model_runner){
@@ -48,4 +62,5 @@ void fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl
         .max_context = max_context, .num_blocks = num_blocks, .block_size = block_size,
         .forward = cpu_forward, .destroy = cpu_destroy,
     };
+    return 0;
 }

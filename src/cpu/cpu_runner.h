@@ -17,9 +17,11 @@ fl_attn_needs fl_cpu_runner_attn_needs(const fl_model_config *cfg, int block_siz
 
 /* Builds a CPU runner: float32 weights, and a KV cache of num_blocks blocks
  * (0: as many as FL_CPU_KV_BYTES_DEFAULT holds, at most what max_seqs full
- * sequences need). The runner keeps no pointer into w. */
-void fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
-                        int max_tokens, int max_context, int block_size, int num_blocks,
-                        int max_seqs);
+ * sequences need). Fails when not one block fits that default, or when the
+ * whole would not fit in the machine's memory. The runner keeps no pointer
+ * into w. */
+int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
+                       int max_tokens, int max_context, int block_size, int num_blocks,
+                       int max_seqs, fl_error *err);
 
 #endif

@@ -96,26 +96,32 @@ static int parse_arch(fl_model_config *cfg, json_t *root, const char *src, fl_er
 }
 
 /* Rope settings: transformers 5 writes rope_parameters (theta inside it);
- * 4.x writes rope_theta and rope_scaling at the top level. Both are read. */
+ * 4.x writes rope_theta and rope_scaling at the top level. Both are read,
+ * rope_parameters first; either, when present, must be an object or null. */
 static int parse_rope(fl_model_config *cfg, json_t *root, const char *src, fl_error *err)
 {
-    json_t *params = json_object_get(root, "rope_parameters");
-    const char *field = "rope_parameters";
-    if (!json_is_object(params)) {
-        params = json_object_get(root, "rope_scaling");
-        field = "rope_scaling";
+    static const char *const fields[2] = { "rope_parameters", "rope_scaling" };
+    json_t *params = NULL;
+    const char *field = NULL;
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_object_get(root, fields[i]);
+        if (v && !json_is_null(v) && !json_is_object(v))
+            return fl_fail(err, "%s: field '%s' must be an object or null", src, fields[i]);
+        if (json_is_object(v) && !params) {
+            params = v;
+            field = fields[i];
+        }
     }
-    if (params && !json_is_null(params) && !json_is_object(params))
-        return fl_fail(err, "%s: field '%s' must be an object or null", src, field);
     json_t *theta_holder = json_object_get(root, "rope_theta") ? root : params;
     if (get_number(theta_holder, "rope_theta", 0, 10000.0, 0.0, 1e12, &cfg->rope_theta, src,
                    err) != 0)
         return -1;
     if (!json_is_object(params))
         return 0;
-    json_t *type = json_object_get(params, "rope_type");
-    if (!type)
-        type = json_object_get(params, "type");
+    const char *type_key = json_object_get(params, "rope_type") ? "rope_type" : "type";
+    json_t *type = json_object_get(params, type_key);
+    if (type && !json_is_null(type) && !json_is_string(type))
+        return fl_fail(err, "%s: field '%s.%s' must be a string", src, field, type_key);
     const char *type_name = json_is_string(type) ? json_string_value(type) : "default";
     if (strcmp(type_name, "default") == 0)
         return 0;
@@ -194,7 +200,8 @@ static int check_unsupported(json_t *root, const char *src, fl_error *err)
 
 static int parse_dtype(fl_model_config *cfg, json_t *root, const char *src, fl_error *err)
 {
-    const char *key = json_object_get(root, "dtype") ? "dtype" : "torch_dtype";
+    json_t *dtype = json_object_get(root, "dtype");
+    const char *key = dtype && !json_is_null(dtype) ? "dtype" : "torch_dtype";
     json_t *v = json_object_get(root, key);
     if (!v || json_is_null(v)) {
         cfg->dtype = FL_F32; /* transformers' default when a config names none */
@@ -217,6 +224,10 @@ static int parse_root(fl_model_config *cfg, json_t *root, const char *src, fl_er
         parse_special_ids(cfg, root, src, err) != 0)
         return -1;
     double eps;
+    /* The bounds keep every product the loaders and runners form within
+     * range: the q/k/v widths (heads x head_dim <= 2^20) in an int, the
+     * element count of all weights (< 2^50) in an int64. Whether those fit
+     * in memory is each allocation plan's check (fl_memory_check). */
     if (get_int(root, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size, src, err) != 0 ||
         get_int(root, "hidden_size", 1, 0, 1, 1 << 16, &cfg->hidden_size, src, err) != 0 ||
         get_int(root, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->intermediate_size, src,
@@ -252,6 +263,9 @@ static int parse_root(fl_model_config *cfg, json_t *root, const char *src, fl_er
     cfg->qkv_bias = cfg->arch == FL_ARCH_QWEN2 || attention_bias;
     cfg->o_bias = cfg->arch != FL_ARCH_QWEN2 && attention_bias;
     cfg->qk_norm = cfg->arch == FL_ARCH_QWEN3;
+    if (cfg->bos_token_id >= cfg->vocab_size)
+        return fl_fail(err, "%s: field 'bos_token_id' = %d is not below vocab_size = %d", src,
+                       cfg->bos_token_id, cfg->vocab_size);
     for (int i = 0; i < cfg->num_eos_ids; i++)
         if (cfg->eos_token_ids[i] >= cfg->vocab_size)
             return fl_fail(err, "%s: field 'eos_token_id' = %d is not below vocab_size = %d", src,

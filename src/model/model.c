@@ -44,7 +44,7 @@ int fl_model_load(fl_model *m, const char *name, fl_load_format format, uint64_t
     if (format == FL_LOAD_AUTO)
         rc = fl_weights_load(&m->weights, &m->cfg, name, err);
     else if (format == FL_LOAD_DUMMY)
-        fl_weights_init_dummy(&m->weights, &m->cfg, seed);
+        rc = fl_weights_init_dummy(&m->weights, &m->cfg, seed, err);
     else
         fl_weights_init_shapes(&m->weights, &m->cfg);
     if (rc != 0)

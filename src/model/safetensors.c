@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "base/alloc.h"
+#include "base/json_file.h"
 
 /* The format's own limit on the header size. */
 #define HEADER_MAX_BYTES (100u << 20)
@@ -33,9 +34,24 @@ static int parse_int64(json_t *v, int64_t *out)
     return 0;
 }
 
-/* Parses one header entry into t; data_size is the size of the data block. */
-static int parse_entry(fl_tensor *t, const char *name, json_t *entry,
-                       const char *data, uint64_t data_size, fl_error *err)
+/* Where a tensor's bytes lie in the data block. */
+typedef struct span {
+    uint64_t begin, end;
+    const char *name;
+} span;
+
+static int compare_spans(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* Parses one header entry into t and its offsets into *where; data_size is
+ * the size of the data block. */
+static int parse_entry(fl_tensor *t, const char *name, json_t *entry, const char *data,
+                       uint64_t data_size, span *where, fl_error *err)
 {
     if (!json_is_object(entry))
         return fl_fail(err, "tensor '%s': header entry is not an object", name);
@@ -81,6 +97,34 @@ static int parse_entry(fl_tensor *t, const char *name, json_t *entry,
     t->nbytes = (size_t)(end - begin);
     t->data = t->nbytes ? data + begin : NULL;
     t->name = fl_strdup(name);
+    *where = (span){ (uint64_t)begin, (uint64_t)end, t->name };
+    return 0;
+}
+
+/* The tensors, in order of their offsets, must tile the data block: no two
+ * share a byte, no byte belongs to none. HF's safetensors refuses any other
+ * file; overlapping tensors would alias each other's weights. */
+static int check_tiling(span *spans, size_t n, uint64_t data_size, const char *path,
+                        fl_error *err)
+{
+    qsort(spans, n, sizeof *spans, compare_spans);
+    uint64_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        const span *s = &spans[i];
+        if (s->begin < at) /* at > 0: the previous tensor ends at at */
+            return fl_fail(err, "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap",
+                           path, spans[i - 1].name, (unsigned long long)spans[i - 1].begin,
+                           (unsigned long long)at, s->name, (unsigned long long)s->begin,
+                           (unsigned long long)s->end);
+        if (s->begin > at)
+            return fl_fail(err, "%s: bytes [%llu, %llu) of the data block belong to no tensor "
+                           "(the next is '%s')", path, (unsigned long long)at,
+                           (unsigned long long)s->begin, s->name);
+        at = s->end;
+    }
+    if (at != data_size)
+        return fl_fail(err, "%s: the data block has %llu bytes after the last tensor's end",
+                       path, (unsigned long long)(data_size - at));
     return 0;
 }
 
@@ -109,6 +153,9 @@ static int add_tensors_of(fl_safetensors *st, const fl_mapped_file *f, fl_error 
     uint64_t data_size = f->size - 8 - header_len;
     st->tensors = fl_realloc(st->tensors, (size_t)(st->num_tensors + json_object_size(root)) *
                                               sizeof(fl_tensor));
+    span *spans = fl_malloc(json_object_size(root) * sizeof *spans);
+    size_t num_spans = 0;
+    int rc = 0;
     const char *name;
     json_t *entry;
     json_object_foreach(root, name, entry) {
@@ -116,15 +163,19 @@ static int add_tensors_of(fl_safetensors *st, const fl_mapped_file *f, fl_error 
             continue;
         fl_tensor *t = &st->tensors[st->num_tensors];
         memset(t, 0, sizeof *t);
-        if (parse_entry(t, name, entry, data, data_size, err) != 0) {
-            json_decref(root);
-            return fl_fail_prefix(err, "%s", f->path);
+        if (parse_entry(t, name, entry, data, data_size, &spans[num_spans], err) != 0) {
+            rc = fl_fail_prefix(err, "%s", f->path);
+            break;
         }
         t->file = f->path;
         st->num_tensors++;
+        num_spans++;
     }
+    if (rc == 0)
+        rc = check_tiling(spans, num_spans, data_size, f->path, err);
+    free(spans);
     json_decref(root);
-    return 0;
+    return rc;
 }
 
 static int map_and_add(fl_safetensors *st, const char *path, fl_error *err)
@@ -166,10 +217,9 @@ static int file_exists(const char *path)
 /* Opens the shards an index names and checks its weight_map against them. */
 static int open_index(fl_safetensors *st, const char *dir, const char *index_path, fl_error *err)
 {
-    json_error_t jerr;
-    json_t *root = json_load_file(index_path, 0, &jerr);
+    json_t *root = fl_json_load_file(index_path, 0, err);
     if (!root)
-        return fl_fail(err, "%s: malformed JSON (%s, line %d)", index_path, jerr.text, jerr.line);
+        return -1;
     int rc = -1;
     json_t *map = json_object_get(root, "weight_map");
     if (!json_is_object(map)) {

@@ -2,8 +2,10 @@
  *
  * Opens one file, or a Hugging Face model directory (model.safetensors, or the
  * shards listed by model.safetensors.index.json). Files are mmap'ed; tensors
- * point into the mappings. Every header field is validated, so a truncated or
- * malformed file is an error naming the file and the tensor, never a crash. */
+ * point into the mappings. Every header field is validated, and the tensors
+ * must tile the data block as HF's safetensors requires (no overlap, no gap),
+ * so a truncated or malformed file is an error naming the file and the
+ * tensor, never a crash. Offsets need not be aligned to the element size. */
 #ifndef FL_SAFETENSORS_H
 #define FL_SAFETENSORS_H
 

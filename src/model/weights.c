@@ -213,17 +213,23 @@ void fl_weights_init_shapes(fl_weights *w, const fl_model_config *cfg)
     finish_weights(w, cfg);
 }
 
-void fl_weights_init_dummy(fl_weights *w, const fl_model_config *cfg, uint64_t seed)
+int fl_weights_init_dummy(fl_weights *w, const fl_model_config *cfg, uint64_t seed,
+                          fl_error *err)
 {
     alloc_layers(w, cfg);
     dummy_ctx ctx = { .dtype = cfg->dtype, .seed = seed };
     walk_tensors(w, cfg, place_dummy, &ctx); /* sizes only */
+    if (fl_memory_check(ctx.offset, "--load-format dummy: the weights", err) != 0) {
+        fl_weights_free(w);
+        return -1;
+    }
     w->dummy_data = fl_malloc_aligned(ctx.offset);
     ctx.base = w->dummy_data;
     ctx.offset = 0;
     ctx.stream = 0;
     walk_tensors(w, cfg, place_dummy, &ctx);
     finish_weights(w, cfg);
+    return 0;
 }
 
 void fl_weights_free(fl_weights *w)

@@ -48,8 +48,10 @@ int fl_weights_load(fl_weights *w, const fl_model_config *cfg, const char *dir, 
 
 /* Fills every tensor cfg needs with values drawn from seed, in cfg->dtype:
  * matrices uniform with variance 1/fan_in, norms near 1, biases near 0.
- * The same seed gives the same values on any thread count. Cannot fail. */
-void fl_weights_init_dummy(fl_weights *w, const fl_model_config *cfg, uint64_t seed);
+ * The same seed gives the same values on any thread count. Fails (w left
+ * empty) only when the weights would not fit in the machine's memory. */
+int fl_weights_init_dummy(fl_weights *w, const fl_model_config *cfg, uint64_t seed,
+                          fl_error *err);
 
 /* Shapes and dtypes only, every data pointer NULL: what `flashlm info`
  * needs for a dummy model, without allocating its size. Cannot fail. */

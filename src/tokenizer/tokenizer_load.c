@@ -3,12 +3,13 @@
  * Each component of tokenizer.json is checked against what flashlm
  * implements; anything else is an error naming the file and the field, so a
  * tokenizer is never silently different from HF's. */
-#include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <utf8proc.h>
 
 #include "base/alloc.h"
+#include "base/json_file.h"
 #include "base/mapped_file.h"
 #include "base/utf8.h"
 #include "tokenizer/bpe.h"
@@ -51,6 +52,18 @@ static int for_each_step(fl_tokenizer *t, json_t *comp, const char *list_key, st
 static int is_false_or_null(json_t *v)
 {
     return !v || json_is_null(v) || json_is_false(v);
+}
+
+/* A boolean option: absent or null is false; any other non-boolean is an
+ * error (where names the member: "model.ignore_merges"), never false. */
+static int get_flag(json_t *obj, const char *key, int *out, const char *path, const char *where,
+                    fl_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = json_is_true(v);
+    if (v && !json_is_null(v) && !json_is_boolean(v))
+        return fl_fail(err, "%s: %s must be true or false", path, where);
+    return 0;
 }
 
 static int empty_or_null(json_t *v)
@@ -125,9 +138,11 @@ static int pre_tokenizer_step(fl_tokenizer *t, json_t *step, const char *path, f
         if (!is_false_or_null(json_object_get(step, "add_prefix_space")))
             return fl_fail(err, "%s: pre_tokenizer ByteLevel add_prefix_space=true is not supported",
                            path);
-        if (json_is_true(json_object_get(step, "use_regex")))
-            return compile_split(t, gpt2_pattern, PCRE2_ZERO_TERMINATED, 0, path, err);
-        return 0;
+        int use_regex;
+        if (get_flag(step, "use_regex", &use_regex, path, "pre_tokenizer ByteLevel use_regex",
+                     err) != 0)
+            return -1;
+        return use_regex ? compile_split(t, gpt2_pattern, PCRE2_ZERO_TERMINATED, 0, path, err) : 0;
     }
     if (strcmp(type, "Split") != 0)
         return fl_fail(err, "%s: pre_tokenizer '%s' is not supported (supported: Split, ByteLevel)",
@@ -227,7 +242,8 @@ static int load_model(fl_tokenizer *t, json_t *model, const char *path, fl_error
     json_t *dropout = json_object_get(model, "dropout");
     if (dropout && !json_is_null(dropout))
         return fl_fail(err, "%s: model.dropout is not supported", path);
-    t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
+    if (get_flag(model, "ignore_merges", &t->ignore_merges, path, "model.ignore_merges", err) != 0)
+        return -1;
 
     json_t *vocab = json_object_get(model, "vocab");
     if (!json_is_object(vocab) || json_object_size(vocab) == 0)
@@ -309,16 +325,25 @@ static int load_added_tokens(fl_tokenizer *t, json_t *list, const char *path, fl
             return fl_fail(err, "%s: added_tokens[%zu] needs an 'id' and a non-empty 'content'",
                            path, i);
         static const char *const unsupported[] = { "lstrip", "rstrip", "single_word", "normalized" };
-        for (size_t k = 0; k < 4; k++)
-            if (json_is_true(json_object_get(a, unsupported[k])))
+        char where[64];
+        int flag;
+        for (size_t k = 0; k < 4; k++) {
+            snprintf(where, sizeof where, "added_tokens[%zu].%s", i, unsupported[k]);
+            if (get_flag(a, unsupported[k], &flag, path, where, err) != 0)
+                return -1;
+            if (flag)
                 return fl_fail(err, "%s: added_tokens[%zu] ('%s'): %s=true is not supported", path,
                                i, json_string_value(content), unsupported[k]);
+        }
+        snprintf(where, sizeof where, "added_tokens[%zu].special", i);
+        if (get_flag(a, "special", &flag, path, where, err) != 0)
+            return -1;
         fl_added_token *tok = &t->added[t->num_added++];
         tok->len = json_string_length(content);
         tok->content = fl_malloc(tok->len + 1);
         memcpy(tok->content, json_string_value(content), tok->len + 1);
         tok->id = (int32_t)json_integer_value(id);
-        tok->special = json_is_true(json_object_get(a, "special"));
+        tok->special = flag;
         grow_ids(t, tok->id + 1);
         set_id_text(t, tok->id, tok->content, tok->len);
         t->id_special[tok->id] = (uint8_t)tok->special;
@@ -349,9 +374,14 @@ static int template_piece(fl_tokenizer *t, json_t *piece, json_t *specials, int 
     json_array_foreach(ids, i, id) {
         int *count = *seen_sequence ? &t->num_suffix : &t->num_prefix;
         int32_t *dst = *seen_sequence ? t->suffix_ids : t->prefix_ids;
-        if (!json_is_integer(id) || *count == FL_TOK_MAX_TEMPLATE)
-            return fl_fail(err, "%s: post_processor template has a bad or too many special ids",
-                           path);
+        /* The model and added tokens are loaded by now: num_ids is final. */
+        if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+            json_integer_value(id) >= t->num_ids)
+            return fl_fail(err, "%s: post_processor special token '%s': ids[%zu] is not a token id "
+                           "in [0, %d)", path, json_string_value(name), i, (int)t->num_ids);
+        if (*count == FL_TOK_MAX_TEMPLATE)
+            return fl_fail(err, "%s: post_processor template has more than %d special ids on a "
+                           "side", path, FL_TOK_MAX_TEMPLATE);
         dst[(*count)++] = (int32_t)json_integer_value(id);
     }
     return 0;
@@ -418,8 +448,10 @@ static int apply_add_flags(fl_tokenizer *t, json_t *cfg, const char *path, fl_er
 {
     static const char *const keys[2] = { "add_bos_token", "add_eos_token" };
     for (int k = 0; k < 2; k++) {
-        json_t *flag = json_object_get(cfg, keys[k]);
-        if (!json_is_true(flag))
+        int flag;
+        if (get_flag(cfg, keys[k], &flag, path, keys[k], err) != 0)
+            return -1;
+        if (!flag)
             continue;
         int32_t id = k == 0 ? t->bos_id : t->eos_id;
         if (id < 0)
@@ -449,14 +481,11 @@ static int load_config(fl_tokenizer *t, const char *dir, fl_error *err)
         free(path);
         return 0; /* optional */
     }
-    json_error_t jerr;
     /* Integers as reals: some configs hold model_max_length = 1e30. */
-    json_t *cfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, &jerr);
+    json_t *cfg = fl_json_load_file(path, JSON_DECODE_INT_AS_REAL, err);
     int rc = -1;
-    if (!cfg) {
-        fl_fail(err, "%s: malformed JSON (%s, line %d)", path, jerr.text, jerr.line);
+    if (!cfg)
         goto out;
-    }
     if (config_token(t, cfg, "bos_token", &t->bos_id, path, err) != 0 ||
         config_token(t, cfg, "eos_token", &t->eos_id, path, err) != 0 ||
         config_token(t, cfg, "pad_token", &t->pad_id, path, err) != 0)
@@ -511,13 +540,8 @@ int fl_tokenizer_load(fl_tokenizer *t, const char *dir, fl_error *err)
 {
     memset(t, 0, sizeof *t);
     char *path = fl_path_join(dir, "tokenizer.json");
-    json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
-    int rc;
-    if (!root)
-        rc = fl_fail(err, "%s: %s (line %d)", path, jerr.text, jerr.line);
-    else
-        rc = load_json(t, root, path, err);
+    json_t *root = fl_json_load_file(path, 0, err);
+    int rc = root ? load_json(t, root, path, err) : -1;
     json_decref(root);
     free(path);
     if (rc == 0)
