@@ -291,7 +291,9 @@ static void test_admission(void **state)
     (void)state;
     reset(&together);
     fl_model_runner runner;
-    fl_cpu_runner_init(&runner, &model.cfg, &model.weights, 64, MAX_CONTEXT, 16, 200, MAX_REQ);
+    fl_error err;
+    assert_int_equal(fl_cpu_runner_init(&runner, &model.cfg, &model.weights, 64, MAX_CONTEXT, 16, 200,
+                                        MAX_REQ, &err), 0);
     fl_engine_config ec;
     fl_engine_config_default(&ec);
     ec.max_live_seqs = 13;
@@ -303,7 +305,6 @@ static void test_admission(void **state)
     fl_sampling_params sp;
     fl_sampling_params_default(&sp);
     sp.max_tokens = 4;
-    fl_error err;
     /* min_tokens with every other id a stop id: with EOS, nothing is left */
     sp.min_tokens = 1;
     sp.num_stop_token_ids = vocab - 1;
@@ -359,7 +360,9 @@ static void test_mass_abort(void **state)
     static int finished[200];
     reset(&together);
     fl_model_runner runner;
-    fl_cpu_runner_init(&runner, &model.cfg, &model.weights, 64, MAX_CONTEXT, 16, 200, MAX_REQ);
+    fl_error err;
+    assert_int_equal(fl_cpu_runner_init(&runner, &model.cfg, &model.weights, 64, MAX_CONTEXT, 16, 200,
+                                        MAX_REQ, &err), 0);
     fl_engine_config ec;
     fl_engine_config_default(&ec);
     ec.max_num_seqs = MAX_REQ;
@@ -370,7 +373,6 @@ static void test_mass_abort(void **state)
     fl_sampling_params sp;
     fl_sampling_params_default(&sp);
     sp.n = 4; /* the outputs struct holds 4 sequences a request */
-    fl_error err;
     for (int r = 0; r < MAX_REQ; r++)
         assert_int_equal(fl_engine_add(e, (uint64_t)r, prompt, 2, &sp, &err), 0);
     fl_engine_step(e); /* some run, the rest wait */
@@ -401,12 +403,13 @@ static void test_nan_weights(void **state)
 {
     (void)state;
     fl_weights w;
-    fl_weights_init_dummy(&w, &model.cfg, 1);
+    fl_error err;
+    assert_int_equal(fl_weights_init_dummy(&w, &model.cfg, 1, &err), 0);
     fl_weights_visit(&w, &model.cfg, poison, NULL);
     for (int greedy = 0; greedy < 2; greedy++) {
         reset(&together);
         fl_model_runner runner;
-        fl_cpu_runner_init(&runner, &model.cfg, &w, 64, MAX_CONTEXT, 16, 100, MAX_REQ);
+        assert_int_equal(fl_cpu_runner_init(&runner, &model.cfg, &w, 64, MAX_CONTEXT, 16, 100, MAX_REQ, &err), 0);
         fl_engine_config ec;
         fl_engine_config_default(&ec);
         const int32_t eos = 2;
