@@ -140,13 +140,19 @@ static jnode *parse_primary(parser *p)
         n = node(p, JN_LITERAL);
         n->value = (jv){ .t = JV_STR, .s = { t->text, t->len } };
         next_tok(p);
-        /* adjacent literals concatenate, as in Jinja */
-        while (peek(p)->kind == JT_STRING) {
-            jtok *more = next_tok(p);
-            size_t len = n->value.s.n + more->len;
+        /* adjacent literals concatenate, as in Jinja; copied once, since
+         * joining them pairwise is quadratic in their number */
+        int end = p->pos;
+        size_t len = t->len;
+        for (; p->t[end].kind == JT_STRING; end++)
+            len += p->t[end].len;
+        if (end > p->pos) {
             char *joined = fl_arena_alloc(p->arena, len + 1);
-            memcpy(joined, n->value.s.p, n->value.s.n);
-            memcpy(joined + n->value.s.n, more->text, more->len);
+            memcpy(joined, t->text, t->len);
+            for (size_t at = t->len; p->pos < end; p->pos++) {
+                memcpy(joined + at, p->t[p->pos].text, p->t[p->pos].len);
+                at += p->t[p->pos].len;
+            }
             n->value.s.p = joined;
             n->value.s.n = len;
         }
