@@ -26,6 +26,7 @@ void *fl_arena_alloc(fl_arena *a, size_t n)
     }
     void *p = c->data + c->used;
     c->used += n;
+    a->bytes += n;
     memset(p, 0, n);
     return p;
 }
@@ -45,4 +46,5 @@ void fl_arena_free(fl_arena *a)
         free(a->head);
         a->head = next;
     }
+    a->bytes = 0;
 }

@@ -11,6 +11,7 @@ typedef struct fl_arena_chunk fl_arena_chunk;
 
 typedef struct fl_arena {
     fl_arena_chunk *head;
+    size_t bytes;  /* handed out so far, for users that cap their memory */
 } fl_arena;
 
 /* Zeroed, 16-byte aligned memory that lives until fl_arena_free. */

@@ -1,7 +1,8 @@
 /* jinja.c - the public entry points: parse (lex, parse, check the names of
  * filters, tests, methods and functions against what flashlm implements,
- * so that an unsupported template fails at load, not at the first request)
- * and render. */
+ * so that an unsupported template fails at load, not at the first request;
+ * and check the tree's height, which bounds the evaluator's recursion) and
+ * render. */
 #include "jinja/jinja.h"
 
 #include <stdlib.h>
@@ -36,10 +37,15 @@ static const char *const methods[] = { "startswith", "endswith", "strip", "lstri
 static const char *const functions[] = { "namespace", "raise_exception", "range", "strftime_now",
     NULL };
 
-static int check(const jnode *n, fl_error *err)
+/* depth: of n in the tree. The parser bounds its own recursion, but chains
+ * it reads in a loop (x|f|g..., a.b.c..., 1 + 2 + ...) are as deep as they
+ * are long, and the evaluator recurses along every edge. */
+static int check(const jnode *n, int depth, fl_error *err)
 {
     if (!n)
         return 0;
+    if (depth > JINJA_MAX_DEPTH)
+        return fl_fail(err, "line %d: " JINJA_TOO_DEEP, n->line, JINJA_MAX_DEPTH);
     const char *bad = NULL, *what = NULL;
     if (n->kind == JN_FILTER && !known(n->name, filters))
         bad = n->name, what = "filter";
@@ -51,16 +57,16 @@ static int check(const jnode *n, fl_error *err)
         bad = n->a->name, what = "function";
     if (bad)
         return fl_fail(err, "line %d: the %s '%s' is not supported", n->line, what, bad);
-    if (check(n->a, err) || check(n->b, err) || check(n->c, err) || check(n->body, err) ||
-        check(n->orelse, err))
+    if (check(n->a, depth + 1, err) || check(n->b, depth + 1, err) || check(n->c, depth + 1, err) ||
+        check(n->body, depth + 1, err) || check(n->orelse, depth + 1, err))
         return -1;
     /* dict literals keep their values after the keys */
     int nargs = n->kind == JN_DICT ? 2 * n->nargs : n->nargs;
     for (int i = 0; i < nargs; i++)
-        if (check(n->args[i], err))
+        if (check(n->args[i], depth + 1, err))
             return -1;
     for (int i = 0; i < n->nstmts; i++)
-        if (check(n->stmts[i], err))
+        if (check(n->stmts[i], depth + 1, err))
             return -1;
     return 0;
 }
@@ -70,7 +76,7 @@ fl_jinja *fl_jinja_parse(const char *source, size_t len, fl_error *err)
     fl_jinja *t = fl_calloc(1, sizeof *t);
     jtok *toks;
     int n = jinja_lex(&t->arena, source, len, &toks, err);
-    if (n < 0 || !(t->root = jinja_parse_tokens(&t->arena, toks, n, err)) || check(t->root, err)) {
+    if (n < 0 || !(t->root = jinja_parse_tokens(&t->arena, toks, n, err)) || check(t->root, 1, err)) {
         fl_jinja_free(t);
         return NULL;
     }

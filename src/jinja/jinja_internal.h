@@ -10,6 +10,47 @@
 #include "base/error.h"
 #include "jinja/jinja.h"
 
+/* ---- limits ----
+ * A chat template comes with the model files and renders the request's
+ * messages, so both are input: every way a template can recurse, grow or
+ * spin is bounded here, and passing a bound is a parse or render error,
+ * never a crash, an abort on out-of-memory or a render that runs for
+ * minutes. Real templates stay far inside all of them. */
+
+/* Nesting: of the parser's recursion, of the syntax tree (so of the
+ * evaluator's recursion) and of values (printing and comparing recurse into
+ * lists and dicts, and a namespace can even hold itself). Real templates
+ * nest about ten deep; 256 levels of the evaluator take well under a MiB of
+ * stack. */
+#define JINJA_MAX_DEPTH 256
+#define JINJA_TOO_DEEP "the template nests deeper than %d levels"
+
+/* Bytes of any string a render makes, and of its output. A prompt must fit a
+ * context window, and a million tokens are about 4 MiB of text, so 64 MiB is
+ * far above any real prompt and still cheap to refuse. */
+#define JINJA_MAX_BYTES ((size_t)64 << 20)
+
+/* Items of any list a render makes (range(), +, split, a string's
+ * characters): 24 MiB of values. */
+#define JINJA_MAX_ITEMS ((size_t)1 << 20)
+
+/* Bytes of all the values of one render together: the render's arena frees
+ * nothing before the render ends, so without this a loop that builds big
+ * strings runs the process out of memory (which aborts it). Four strings
+ * of the largest size; the values of a request (at most 8 MiB of JSON by
+ * default) take a small part of it. */
+#define JINJA_MAX_MEMORY ((size_t)256 << 20)
+
+/* Steps of one render (an expression node, a statement, a loop iteration),
+ * so that no template spins for minutes: a chat message takes some hundred
+ * steps, 2^24 take about a second. */
+#define JINJA_MAX_STEPS (1L << 24)
+#define JINJA_TOO_MANY_STEPS "the template takes more than %ld steps"
+
+/* tojson's indent: templates use 2 or 4, and wider ones only make
+ * whitespace no model was trained on. */
+#define JINJA_MAX_INDENT 64
+
 /* ---- tokens ---- */
 
 typedef enum jtok_kind {

@@ -6,6 +6,7 @@
  * trim_blocks (the first newline after a %} or #}). Inside tags the usual
  * names, numbers, strings and operators. Comments produce nothing. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,10 +217,15 @@ static int lex_inner(lexer *lx, const char *s, size_t n)
                 }
             }
             jtok *t = push(lx, is_float ? JT_FLOAT : JT_INT, s + i, j - i);
-            if (is_float)
-                t->fval = strtod(t->text, NULL);
-            else
+            if (is_float) {
+                t->fval = strtod(t->text, NULL); /* too large is inf, as in Python */
+            } else {
+                errno = 0;
                 t->ival = strtoll(t->text, NULL, 10);
+                if (errno == ERANGE) /* Python's ints have no bound; these have 64 bits */
+                    return fl_fail(lx->err, "line %d: the integer %.24s%s does not fit in 64 bits",
+                                   lx->line, t->text, t->len > 24 ? "..." : "");
+            }
             i = j;
         } else if (c == '\'' || c == '"') {
             if (lex_string(lx, s, n, &i) != 0)

@@ -4,7 +4,13 @@
  * `x if c else y`, or, and, not, comparisons (== != < > <= >= in, not in),
  * + -, ~, * / // %, **, unary -, then primaries with their postfixes
  * (.attr, [index], [a:b:c], (call)) and filters/tests (| f, is t), which
- * therefore bind tighter than any binary operator. */
+ * therefore bind tighter than any binary operator.
+ *
+ * Each parenthesis, list, call argument, operand of `not` or unary minus,
+ * elif and block body is one more level of recursion, so the parser counts
+ * them and stops at JINJA_MAX_DEPTH before the stack runs out. Chains that
+ * it reads in a loop (a.b.c, x|f|g, 1 + 2 + 3) do not recurse here but make
+ * a tree as deep as they are long: jinja.c bounds the tree's height. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +22,7 @@ typedef struct parser {
     int pos, n;
     fl_error *err;
     int failed;
+    int depth;  /* levels of recursion the current token is inside */
 } parser;
 
 static jtok *peek(parser *p) { return &p->t[p->pos]; }
@@ -55,6 +62,18 @@ static int expect_op(parser *p, const char *op)
     }
     next_tok(p);
     return 0;
+}
+
+/* Enters one more level of recursion; -1 past JINJA_MAX_DEPTH. The caller
+ * leaves it (depth--) when it returns without an error. */
+static int descend(parser *p)
+{
+    if (++p->depth <= JINJA_MAX_DEPTH)
+        return 0;
+    char msg[64];
+    snprintf(msg, sizeof msg, JINJA_TOO_DEEP, JINJA_MAX_DEPTH);
+    fail_at(p, msg);
+    return -1;
 }
 
 static jnode *node(parser *p, jnode_kind kind)
@@ -140,13 +159,19 @@ static jnode *parse_primary(parser *p)
         n = node(p, JN_LITERAL);
         n->value = (jv){ .t = JV_STR, .s = { t->text, t->len } };
         next_tok(p);
-        /* adjacent literals concatenate, as in Jinja */
-        while (peek(p)->kind == JT_STRING) {
-            jtok *more = next_tok(p);
-            size_t len = n->value.s.n + more->len;
+        /* adjacent literals concatenate, as in Jinja; copied once, since
+         * joining them pairwise is quadratic in their number */
+        int end = p->pos;
+        size_t len = t->len;
+        for (; p->t[end].kind == JT_STRING; end++)
+            len += p->t[end].len;
+        if (end > p->pos) {
             char *joined = fl_arena_alloc(p->arena, len + 1);
-            memcpy(joined, n->value.s.p, n->value.s.n);
-            memcpy(joined + n->value.s.n, more->text, more->len);
+            memcpy(joined, t->text, t->len);
+            for (size_t at = t->len; p->pos < end; p->pos++) {
+                memcpy(joined + at, p->t[p->pos].text, p->t[p->pos].len);
+                at += p->t[p->pos].len;
+            }
             n->value.s.p = joined;
             n->value.s.n = len;
         }
@@ -364,12 +389,14 @@ static jnode *parse_unary(parser *p, int with_filter)
     if (is_op(p, "-")) {
         next_tok(p);
         n = node(p, JN_NEG);
-        n->a = parse_unary(p, 0);
-        if (!n->a)
+        if (descend(p) != 0 || !(n->a = parse_unary(p, 0)))
             return NULL;
+        p->depth--;
     } else if (is_op(p, "+")) {
         next_tok(p);
-        n = parse_unary(p, 0);
+        if (descend(p) != 0 || !(n = parse_unary(p, 0)))
+            return NULL;
+        p->depth--;
     } else {
         n = parse_postfix(p, parse_primary(p));
     }
@@ -442,8 +469,10 @@ static jnode *parse_not(parser *p)
     if (is_name(p, "not")) {
         next_tok(p);
         jnode *n = node(p, JN_NOT);
-        n->a = parse_not(p);
-        return n->a ? n : NULL;
+        if (descend(p) != 0 || !(n->a = parse_not(p)))
+            return NULL;
+        p->depth--;
+        return n;
     }
     return parse_compare(p);
 }
@@ -468,7 +497,8 @@ static jnode *parse_or(parser *p)
     return l;
 }
 
-static jnode *parse_expr(parser *p)
+/* `x if c else y`: the loosest expression. */
+static jnode *parse_cond(parser *p)
 {
     jnode *n = parse_or(p);
     if (n && is_name(p, "if")) {
@@ -485,6 +515,18 @@ static jnode *parse_expr(parser *p)
         }
         return c;
     }
+    return n;
+}
+
+/* Every nested expression (parentheses, items, arguments, subscripts)
+ * starts here, so this is where expressions count their depth. */
+static jnode *parse_expr(parser *p)
+{
+    if (descend(p) != 0)
+        return NULL;
+    jnode *n = parse_cond(p);
+    if (n)
+        p->depth--;
     return n;
 }
 
@@ -515,8 +557,9 @@ static jnode *parse_if(parser *p)
     if (strcmp(ended, "elif") == 0) {
         jnode *body = node(p, JN_BODY);
         body->stmts = fl_arena_alloc(p->arena, sizeof(jnode *));
-        if (!(body->stmts[0] = parse_if(p)))
+        if (descend(p) != 0 || !(body->stmts[0] = parse_if(p)))
             return NULL;
+        p->depth--;
         body->nstmts = 1;
         n->orelse = body;
         return n; /* the nested if consumed the endif */
@@ -591,6 +634,8 @@ static jnode *parse_set(parser *p)
  * NULL). The ending tag's name is left in *ended_by, its %} unconsumed. */
 static jnode *parse_body(parser *p, const char *const *enders, const char **ended_by)
 {
+    if (descend(p) != 0)
+        return NULL;
     jnode *body = node(p, JN_BODY);
     int cap = 0;
     for (;;) {
@@ -598,6 +643,7 @@ static jnode *parse_body(parser *p, const char *const *enders, const char **ende
         if (t->kind == JT_EOF) {
             if (enders)
                 return fail_at(p, "a block is not closed");
+            p->depth--;
             return body;
         }
         if (t->kind == JT_TEXT) {
@@ -628,6 +674,7 @@ static jnode *parse_body(parser *p, const char *const *enders, const char **ende
             if (strcmp(kw->text, enders[i]) == 0) {
                 next_tok(p);
                 *ended_by = enders[i];
+                p->depth--;
                 return body;
             }
         }

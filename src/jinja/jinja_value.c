@@ -1,5 +1,9 @@
 /* jinja_value.c - values: construction, truthiness, equality, Python-style
- * str() and JSON (tojson), and conversion from jansson. */
+ * str() and JSON (tojson), and conversion from jansson.
+ *
+ * Equality, str() and JSON recurse into lists and dicts, and values can nest
+ * deeper than the template does (a namespace can hold itself), so they stop
+ * at JINJA_MAX_DEPTH; str() and JSON also stop at their caller's length. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -91,12 +95,30 @@ double jv_number(jv v)
     return v.t == JV_FLOAT ? v.f : (double)v.i;
 }
 
-int jv_equal(jv a, jv b)
+static int too_deep(fl_error *err)
+{
+    return fl_fail(err, "a value nests deeper than %d levels", JINJA_MAX_DEPTH);
+}
+
+int jv_room(size_t have, size_t add, size_t max, fl_error *err)
+{
+    if (add <= max && have <= max - add)
+        return 0;
+    return fl_fail(err, "the text would be longer than %zu MiB", JINJA_MAX_BYTES >> 20);
+}
+
+/* Lists can share items, so a shallow value can hold exponentially many
+ * paths (x = [x, x] n times): each pair of containers is a step. */
+static int equal(jv a, jv b, int depth, long *steps, fl_error *err)
 {
     if (jv_is_number(a) && jv_is_number(b))
         return jv_number(a) == jv_number(b);
     if (a.t != b.t)
         return 0;
+    if ((a.t == JV_LIST || a.t == JV_DICT) && depth > JINJA_MAX_DEPTH)
+        return too_deep(err);
+    if ((a.t == JV_LIST || a.t == JV_DICT) && ++*steps > JINJA_MAX_STEPS)
+        return fl_fail(err, JINJA_TOO_MANY_STEPS, JINJA_MAX_STEPS);
     switch (a.t) {
     case JV_UNDEF:
     case JV_NONE: return 1;
@@ -104,21 +126,41 @@ int jv_equal(jv a, jv b)
     case JV_LIST:
         if (a.l->n != b.l->n)
             return 0;
-        for (size_t i = 0; i < a.l->n; i++)
-            if (!jv_equal(a.l->items[i], b.l->items[i]))
-                return 0;
+        for (size_t i = 0; i < a.l->n; i++) {
+            int eq = equal(a.l->items[i], b.l->items[i], depth + 1, steps, err);
+            if (eq != 1)
+                return eq;
+        }
         return 1;
     case JV_DICT:
         if (a.d->n != b.d->n)
             return 0;
         for (size_t i = 0; i < a.d->n; i++) {
             jv *other = jv_dict_find(b.d, a.d->keys[i].s.p, a.d->keys[i].s.n);
-            if (!other || !jv_equal(a.d->vals[i], *other))
-                return 0;
+            int eq = other ? equal(a.d->vals[i], *other, depth + 1, steps, err) : 0;
+            if (eq != 1)
+                return eq;
         }
         return 1;
     default: return 0;
     }
+}
+
+int jv_equal(jv a, jv b, long *steps, fl_error *err)
+{
+    return equal(a, b, 1, steps, err);
+}
+
+/* Where str() and JSON write: out, which must stay within max bytes. */
+typedef struct printer {
+    fl_strbuf *out;
+    size_t max;
+    fl_error *err;
+} printer;
+
+static int too_long(const printer *pr)
+{
+    return jv_room(pr->out->len, 0, pr->max, pr->err);
 }
 
 /* Python's repr of a float: the shortest digits that read back the same. */
@@ -143,13 +185,18 @@ static void format_float(fl_strbuf *out, double f)
         fl_strbuf_append_str(out, ".0");
 }
 
-static void repr_string(fl_strbuf *out, jv s)
+/* Escapes make a string up to four times longer, so the length is checked
+ * as it grows. */
+static int repr_string(const printer *pr, jv s)
 {
+    fl_strbuf *out = pr->out;
     /* Python picks ' unless the string has ' and no " */
     const int dq = memchr(s.s.p, '\'', s.s.n) && !memchr(s.s.p, '"', s.s.n);
     const char q = dq ? '"' : '\'';
     fl_strbuf_append_char(out, q);
     for (size_t i = 0; i < s.s.n; i++) {
+        if (too_long(pr) != 0)
+            return -1;
         unsigned char c = (unsigned char)s.s.p[i];
         if (c == '\\' || c == (unsigned char)q)
             fl_strbuf_appendf(out, "\\%c", c);
@@ -165,52 +212,79 @@ static void repr_string(fl_strbuf *out, jv s)
             fl_strbuf_append_char(out, (char)c);
     }
     fl_strbuf_append_char(out, q);
+    return 0;
 }
 
-static void repr(fl_strbuf *out, jv v)
+static int to_string(const printer *pr, jv v, int depth);
+
+static int repr(const printer *pr, jv v, int depth)
 {
-    if (v.t == JV_STR)
-        repr_string(out, v);
-    else
-        jv_to_string(out, v);
+    return v.t == JV_STR ? repr_string(pr, v) : to_string(pr, v, depth);
 }
 
-void jv_to_string(fl_strbuf *out, jv v)
+/* depth: of v in the value being printed. Each item checks the length
+ * first, so a long list stops as soon as the text is too long. */
+static int to_string(const printer *pr, jv v, int depth)
 {
+    fl_strbuf *out = pr->out;
+    if (too_long(pr) != 0)
+        return -1;
     switch (v.t) {
-    case JV_UNDEF: return;
-    case JV_NONE: fl_strbuf_append_str(out, "None"); return;
-    case JV_BOOL: fl_strbuf_append_str(out, v.i ? "True" : "False"); return;
-    case JV_INT: fl_strbuf_appendf(out, "%lld", (long long)v.i); return;
-    case JV_FLOAT: format_float(out, v.f); return;
-    case JV_STR: fl_strbuf_append(out, v.s.p, v.s.n); return;
+    case JV_UNDEF: return 0;
+    case JV_NONE: fl_strbuf_append_str(out, "None"); return 0;
+    case JV_BOOL: fl_strbuf_append_str(out, v.i ? "True" : "False"); return 0;
+    case JV_INT: fl_strbuf_appendf(out, "%lld", (long long)v.i); return 0;
+    case JV_FLOAT: format_float(out, v.f); return 0;
+    case JV_STR:
+        if (jv_room(out->len, v.s.n, pr->max, pr->err) != 0)
+            return -1;
+        fl_strbuf_append(out, v.s.p, v.s.n);
+        return 0;
     case JV_LIST:
+        if (depth > JINJA_MAX_DEPTH)
+            return too_deep(pr->err);
         fl_strbuf_append_char(out, '[');
         for (size_t i = 0; i < v.l->n; i++) {
             if (i)
                 fl_strbuf_append_str(out, ", ");
-            repr(out, v.l->items[i]);
+            if (repr(pr, v.l->items[i], depth + 1) != 0)
+                return -1;
         }
         fl_strbuf_append_char(out, ']');
-        return;
+        return 0;
     case JV_DICT:
+        if (depth > JINJA_MAX_DEPTH)
+            return too_deep(pr->err);
         fl_strbuf_append_char(out, '{');
         for (size_t i = 0; i < v.d->n; i++) {
             if (i)
                 fl_strbuf_append_str(out, ", ");
-            repr(out, v.d->keys[i]);
+            if (repr(pr, v.d->keys[i], depth + 1) != 0)
+                return -1;
             fl_strbuf_append_str(out, ": ");
-            repr(out, v.d->vals[i]);
+            if (repr(pr, v.d->vals[i], depth + 1) != 0)
+                return -1;
         }
         fl_strbuf_append_char(out, '}');
-        return;
+        return 0;
     }
+    return 0;
 }
 
-static void json_quote(fl_strbuf *out, jv s)
+int jv_to_string(fl_strbuf *out, jv v, size_t max, fl_error *err)
 {
+    const printer pr = { out, max, err };
+    return to_string(&pr, v, 1) != 0 || too_long(&pr) != 0 ? -1 : 0;
+}
+
+/* Escapes make a string up to six times longer: checked as it grows. */
+static int json_quote(const printer *pr, jv s)
+{
+    fl_strbuf *out = pr->out;
     fl_strbuf_append_char(out, '"');
     for (size_t i = 0; i < s.s.n; i++) {
+        if (too_long(pr) != 0)
+            return -1;
         unsigned char c = (unsigned char)s.s.p[i];
         switch (c) {
         case '"': fl_strbuf_append_str(out, "\\\""); break;
@@ -228,60 +302,77 @@ static void json_quote(fl_strbuf *out, jv s)
         }
     }
     fl_strbuf_append_char(out, '"');
+    return 0;
 }
 
-static void newline_indent(fl_strbuf *out, int indent, int depth)
+static int newline_indent(const printer *pr, int indent, int depth)
 {
-    fl_strbuf_append_char(out, '\n');
-    for (int i = 0; i < indent * depth; i++)
-        fl_strbuf_append_char(out, ' ');
+    const size_t spaces = (size_t)indent * (size_t)depth;
+    if (jv_room(pr->out->len, 1 + spaces, pr->max, pr->err) != 0)
+        return -1;
+    fl_strbuf_append_char(pr->out, '\n');
+    for (size_t i = 0; i < spaces; i++)
+        fl_strbuf_append_char(pr->out, ' ');
+    return 0;
 }
 
 /* json.dumps(v, ensure_ascii=False, indent=indent): with no indent the
- * separators are ", " and ": "; with one, "," and ": " plus newlines. */
-static void to_json(fl_strbuf *out, jv v, int indent, int depth)
+ * separators are ", " and ": "; with one, "," and ": " plus newlines.
+ * depth: the nesting around v (0 at the top), which indents its items. */
+static int to_json(const printer *pr, jv v, int indent, int depth)
 {
+    fl_strbuf *out = pr->out;
+    if (too_long(pr) != 0)
+        return -1;
     switch (v.t) {
     case JV_UNDEF:
-    case JV_NONE: fl_strbuf_append_str(out, "null"); return;
-    case JV_BOOL: fl_strbuf_append_str(out, v.i ? "true" : "false"); return;
-    case JV_INT: fl_strbuf_appendf(out, "%lld", (long long)v.i); return;
+    case JV_NONE: fl_strbuf_append_str(out, "null"); return 0;
+    case JV_BOOL: fl_strbuf_append_str(out, v.i ? "true" : "false"); return 0;
+    case JV_INT: fl_strbuf_appendf(out, "%lld", (long long)v.i); return 0;
     case JV_FLOAT:
         if (isnan(v.f) || isinf(v.f))
             fl_strbuf_append_str(out, isnan(v.f) ? "NaN" : v.f > 0 ? "Infinity" : "-Infinity");
         else
             format_float(out, v.f);
-        return;
-    case JV_STR: json_quote(out, v); return;
+        return 0;
+    case JV_STR: return json_quote(pr, v);
     case JV_LIST:
     case JV_DICT: {
+        if (depth >= JINJA_MAX_DEPTH)
+            return too_deep(pr->err);
         const int is_list = v.t == JV_LIST;
         const size_t n = is_list ? v.l->n : v.d->n;
         fl_strbuf_append_char(out, is_list ? '[' : '{');
         for (size_t i = 0; i < n; i++) {
             if (i)
                 fl_strbuf_append_str(out, indent >= 0 ? "," : ", ");
-            if (indent >= 0)
-                newline_indent(out, indent, depth + 1);
+            if (indent >= 0 && newline_indent(pr, indent, depth + 1) != 0)
+                return -1;
             if (!is_list) {
-                json_quote(out, v.d->keys[i]);
+                if (json_quote(pr, v.d->keys[i]) != 0)
+                    return -1;
                 fl_strbuf_append_str(out, ": ");
             }
-            to_json(out, is_list ? v.l->items[i] : v.d->vals[i], indent, depth + 1);
+            if (to_json(pr, is_list ? v.l->items[i] : v.d->vals[i], indent, depth + 1) != 0)
+                return -1;
         }
-        if (indent >= 0 && n)
-            newline_indent(out, indent, depth);
+        if (indent >= 0 && n && newline_indent(pr, indent, depth) != 0)
+            return -1;
         fl_strbuf_append_char(out, is_list ? ']' : '}');
-        return;
+        return 0;
     }
     }
+    return 0;
 }
 
-void jv_to_json(fl_strbuf *out, jv v, int indent)
+int jv_to_json(fl_strbuf *out, jv v, int indent, size_t max, fl_error *err)
 {
-    to_json(out, v, indent, 0);
+    const printer pr = { out, max, err };
+    return to_json(&pr, v, indent, 0) != 0 || too_long(&pr) != 0 ? -1 : 0;
 }
 
+/* Recurses as deep as j nests: request data comes from jansson's parser,
+ * which refuses more than JSON_PARSER_MAX_DEPTH (2048) levels. */
 jv jv_from_json(fl_arena *a, json_t *j)
 {
     switch (json_typeof(j)) {
@@ -319,21 +410,38 @@ const char *jv_type_name(jv v)
     return names[v.t];
 }
 
+/* Whether byte i of s continues a UTF-8 sequence. */
+static int continues(jv s, size_t i)
+{
+    return ((unsigned char)s.s.p[i] & 0xc0) == 0x80;
+}
+
 size_t jv_str_chars(jv s)
 {
     size_t n = 0;
     for (size_t i = 0; i < s.s.n; i++)
-        n += ((unsigned char)s.s.p[i] & 0xc0) != 0x80;
+        n += !continues(s, i);
     return n;
+}
+
+size_t jv_str_next(jv s, size_t i)
+{
+    for (i++; i < s.s.n && continues(s, i); i++)
+        ;
+    return i;
+}
+
+size_t jv_str_prev(jv s, size_t i)
+{
+    for (i--; i > 0 && continues(s, i); i--)
+        ;
+    return i;
 }
 
 size_t jv_str_char_offset(jv s, size_t index)
 {
     size_t i = 0;
-    for (size_t k = 0; k < index && i < s.s.n; k++) {
-        i++;
-        while (i < s.s.n && ((unsigned char)s.s.p[i] & 0xc0) == 0x80)
-            i++;
-    }
+    for (size_t k = 0; k < index && i < s.s.n; k++)
+        i = jv_str_next(s, i);
     return i;
 }
