@@ -7,6 +7,7 @@
  * exits 0; a signal while the model loads exits 0 at once. Signals are
  * caught by a handler, not a mask: threads made before main (OpenBLAS's
  * pool) would otherwise take SIGTERM's default and kill the process. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -162,6 +163,7 @@ static int signal_pipe[2] = { -1, -1 };
 
 static void on_signal(int sig)
 {
+    const int saved = errno;
     if (model_loading) {
         static const char msg[] = "INFO flashlm: signal while the model loads: exiting\n";
         ssize_t rc = write(2, msg, sizeof msg - 1);
@@ -171,6 +173,7 @@ static void on_signal(int sig)
     const char c = (char)sig;
     ssize_t rc = write(signal_pipe[1], &c, 1);
     (void)rc;
+    errno = saved;
 }
 
 /* Blocks until SIGINT or SIGTERM; returns which. */
@@ -232,6 +235,7 @@ int fl_cmd_serve(int argc, char **argv)
     fprintf(stderr, "INFO flashlm: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     srv.stopping = 1;
     fl_http_quiesce(&srv);
+    fl_engine_close(srv.engine); /* a request a worker is still admitting is refused */
     fl_server_abort_all(&srv);
     fl_server_stop_engine(&srv);
     fl_server_wait_runs(&srv, 10000);

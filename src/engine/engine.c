@@ -213,6 +213,12 @@ int fl_engine_add_prompts(fl_engine *e, uint64_t base_id, int num_prompts,
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&e->lock);
+    if (e->closed) {
+        pthread_mutex_unlock(&e->lock);
+        atomic_fetch_sub(&e->num_live, num_prompts * sp->n);
+        fl_fail(err, "the server is shutting down");
+        return FL_ENGINE_BUSY;
+    }
     const int more = num_prompts * sp->n;
     if (e->num_inbox + more > e->cap_inbox) {
         e->cap_inbox = (e->num_inbox + more) * 2;
@@ -251,6 +257,13 @@ int fl_engine_add(fl_engine *e, uint64_t request_id, const int32_t *prompt, int 
                   const fl_sampling_params *sp, fl_error *err)
 {
     return fl_engine_add_prompts(e, request_id, 1, &prompt, &num_prompt, sp, err);
+}
+
+void fl_engine_close(fl_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    e->closed = 1;
+    pthread_mutex_unlock(&e->lock);
 }
 
 void fl_engine_abort(fl_engine *e, uint64_t request_id)

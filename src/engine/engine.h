@@ -91,6 +91,10 @@ int fl_engine_add_prompts(fl_engine *e, uint64_t base_id, int num_prompts,
 int fl_engine_add(fl_engine *e, uint64_t request_id, const int32_t *prompt, int num_prompt,
                   const fl_sampling_params *sp, fl_error *err);
 
+/* Admits no more requests: fl_engine_add then answers FL_ENGINE_BUSY, so
+ * that nothing joins after a shutdown's abort of everything. Thread-safe. */
+void fl_engine_close(fl_engine *e);
+
 /* Ends a request: its sequences report finish_reason "abort" at the next
  * step and free their blocks. Unknown ids are ignored. Thread-safe; the
  * step takes any number of aborts in time linear in the queues. */

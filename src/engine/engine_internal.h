@@ -62,6 +62,7 @@ struct fl_engine {
     uint64_t *aborts;
     int num_aborts, cap_aborts;
     _Atomic int num_live;        /* sequences added and not yet freed */
+    int closed;                  /* fl_engine_close: no more adds (under lock) */
     /* step buffers, sized once */
     int32_t *ids, *pos, *tseq, *rows, *tables;
     fl_seq **step_seqs;

@@ -1,6 +1,7 @@
 /* sampling.c - the sampler (see sampling.h). */
 #include "engine/sampling.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,7 +198,10 @@ int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *c, floa
     int32_t *order = (int32_t *)(probs + vocab), *counts = order + vocab;
     if (lp) {
         memcpy(raw, logits, (size_t)vocab * sizeof(float));
-        clean_logits(raw, vocab); /* a finite maximum if the draw below has one */
+        clean_logits(raw, vocab);
+        for (int i = 0; i < vocab; i++) /* a +inf that min_tokens banned: logprobs stay finite */
+            if (raw[i] == INFINITY)
+                raw[i] = FLT_MAX;
     }
     if (c->num_output < sp->min_tokens) {
         for (int i = 0; i < c->num_eos && !sp->ignore_eos; i++)

@@ -43,10 +43,15 @@
 #define HEAD_TIMEOUT 10.0       /* a whole head, from its first byte (slow-header clients) */
 #define BODY_IDLE_TIMEOUT 30.0  /* no body byte for this long */
 #define WRITE_IDLE_TIMEOUT 60.0 /* a client that reads nothing of its response */
-#define MAX_PENDING_OUT (16u << 20) /* response bytes a client may leave unread */
+#define BODY_TIMEOUT 300.0      /* a whole body (8 MiB at 28 kB/s): a byte every 29 s is not a body */
+#define MAX_PENDING_OUT (16u << 20) /* stream bytes a client may leave unread */
+#define KEEP_OUT_CAP 65536      /* a drained output buffer larger than this is freed */
 #define LINGER_TIMEOUT 2.0     /* reading what a refused client still sends */
 #define SWEEP_INTERVAL 0.25     /* seconds between timeout sweeps */
 #define READ_CHUNK 65536
+#define READS_PER_EVENT 4       /* then the loop serves the others */
+#define ACCEPTS_PER_EVENT 256
+#define ACCEPT_PAUSE 0.1        /* out of descriptors or memory: the listener rests */
 
 typedef enum {
     C_IDLE,   /* between requests: nothing of the next one read */
@@ -104,6 +109,8 @@ typedef struct conn {
     int chunked_out;          /* the response is in chunked transfer coding */
     int job_out;              /* a worker holds this connection's request */
     double deadline;          /* the state's timeout; 0 for none */
+    double body_deadline;     /* the whole body's */
+    size_t head_scanned;      /* bytes of in searched for the head's end */
     double last_write;
     run_ctx *run;
 } conn;
@@ -143,6 +150,7 @@ typedef struct fl_http {
     uint64_t *ready;
     int num_ready, cap_ready;
     _Atomic int quiesce, stop;
+    double listen_paused_until; /* accept failed for want of resources */
 } fl_http;
 
 static void stream_ready(void *ctx, uint64_t tag);
@@ -239,6 +247,8 @@ static void queue_head(conn *c, int status, const char *type, long long length)
         c->close_after = 1;
     if (c->close_after)
         fl_strbuf_append_str(&c->out, "connection: close\r\n");
+    else if (c->head.minor_version == 0)
+        fl_strbuf_append_str(&c->out, "connection: keep-alive\r\n"); /* 1.0 closes unless told */
     fl_strbuf_append_str(&c->out, "\r\n");
 }
 
@@ -677,9 +687,12 @@ static void flush_out(fl_http *h, conn *c)
         return;
     }
     if (c->out_pos == c->out.len) {
-        fl_strbuf_clear(&c->out);
+        if (c->out.cap > KEEP_OUT_CAP)
+            fl_strbuf_free(&c->out); /* one big answer does not pin its buffer */
+        else
+            fl_strbuf_clear(&c->out);
         c->out_pos = 0;
-    } else if (c->out.len - c->out_pos > MAX_PENDING_OUT) {
+    } else if (c->state == C_RUN && c->out.len - c->out_pos > MAX_PENDING_OUT) {
         close_conn(h, c); /* it reads nothing of a stream that keeps coming */
         return;
     }
@@ -831,19 +844,39 @@ static void start_request(fl_http *h, conn *c)
         dispatch(h, c);
         return;
     }
-    if (hd->expect_continue)
+    if (hd->expect_continue && hd->minor_version == 1) /* no 1xx to an HTTP/1.0 client */
         fl_strbuf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
     memset(&c->chunked, 0, sizeof c->chunked);
     c->body_left = hd->chunked ? -1 : hd->content_length;
     c->state = C_BODY;
     c->deadline = fl_now_seconds() + BODY_IDLE_TIMEOUT;
+    c->body_deadline = fl_now_seconds() + BODY_TIMEOUT;
 }
 
 static void consume_in(conn *c, size_t n)
 {
+    c->head_scanned = 0;
+    if (n == c->in.len) {
+        fl_strbuf_free(&c->in); /* a connection between reads holds no buffer */
+        return;
+    }
     memmove(c->in.data, c->in.data + n, c->in.len - n);
     c->in.len -= n;
     c->in.data[c->in.len] = '\0';
+}
+
+/* Has the head's blank line arrived? Searches only the new bytes, so a head
+ * sent a byte at a time costs linear time, not quadratic. */
+static int head_complete(conn *c)
+{
+    size_t from = c->head_scanned > 3 ? c->head_scanned - 3 : 0;
+    for (size_t i = from; i + 1 < c->in.len; i++)
+        if (c->in.data[i] == '\n' && (c->in.data[i + 1] == '\n' ||
+                                       (c->in.data[i + 1] == '\r' && i + 2 < c->in.len &&
+                                        c->in.data[i + 2] == '\n')))
+            return 1;
+    c->head_scanned = c->in.len;
+    return c->in.len > FL_HTTP_MAX_HEAD_BYTES; /* the parser answers 431 */
 }
 
 /* Moves the connection on with the bytes it has read. */
@@ -857,11 +890,15 @@ static void parse_input(fl_http *h, conn *c)
                 c->state = C_HEAD;
                 c->deadline = fl_now_seconds() + HEAD_TIMEOUT;
             }
+            if (!head_complete(c))
+                break;
             int status;
             char msg[256];
             int n = fl_http_parse_head(c->in.data, c->in.len, &c->head, &status, msg, sizeof msg);
-            if (n == 0)
+            if (n == 0) { /* the blank line was a leading one: search on from here */
+                c->head_scanned = c->in.len;
                 break;
+            }
             if (n < 0) {
                 refuse(c, status, msg);
                 break;
@@ -890,6 +927,8 @@ static void parse_input(fl_http *h, conn *c)
             }
             consume_in(c, used);
             c->deadline = fl_now_seconds() + BODY_IDLE_TIMEOUT;
+            if (c->deadline > c->body_deadline)
+                c->deadline = c->body_deadline;
             if (c->body_limit == 0) {
                 refuse(c, 413, "the request body is too large");
                 break;
@@ -916,14 +955,15 @@ static void on_readable(fl_http *h, conn *c)
         return;
     }
     const int busy = c->state == C_WORK || c->state == C_RUN || c->state == C_WRITE;
-    for (;;) {
+    for (int reads = 0; reads < READS_PER_EVENT; reads++) {
         if (busy && c->in.len > FL_HTTP_MAX_HEAD_BYTES)
             break; /* a pipelined request waits; set_events stops reading */
-        char *at = fl_strbuf_reserve(&c->in, READ_CHUNK);
-        ssize_t n = recv(c->fd, at, READ_CHUNK, 0);
+        char buf[READ_CHUNK]; /* only what arrived is kept: a slow client holds bytes, not 64 KiB */
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
         if (n > 0) {
-            c->in.len += (size_t)n;
-            c->in.data[c->in.len] = '\0';
+            fl_strbuf_append(&c->in, buf, (size_t)n);
+            if ((c->state == C_IDLE || c->state == C_HEAD) && c->in.len > FL_HTTP_MAX_HEAD_BYTES)
+                break; /* enough to refuse */
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -965,16 +1005,27 @@ static void turn_away(int fd, const char *msg)
     close(fd);
 }
 
+static void listener_events(fl_http *h, uint32_t events)
+{
+    struct epoll_event e = { .events = events, .data.u32 = UINT32_MAX - 1 };
+    epoll_ctl(h->epoll_fd, EPOLL_CTL_MOD, h->listen_fd, &e);
+}
+
 static void accept_all(fl_http *h)
 {
-    for (;;) {
+    for (int k = 0; k < ACCEPTS_PER_EVENT; k++) {
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
         int fd = accept4(h->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            return; /* EAGAIN; EMFILE cannot happen below max_conns */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* the listener stays readable: rest it rather than spin */
+                listener_events(h, 0);
+                h->listen_paused_until = fl_now_seconds() + ACCEPT_PAUSE;
+            }
+            return;
         }
         const uint64_t key = client_key(&addr);
         uint64_t n = 0;
@@ -1123,6 +1174,10 @@ static void *loop_main(void *arg)
         }
         take_results(h);
         take_ready(h);
+        if (h->listen_paused_until && fl_now_seconds() > h->listen_paused_until && h->listen_fd >= 0) {
+            listener_events(h, EPOLLIN);
+            h->listen_paused_until = 0;
+        }
         if (atomic_load(&h->quiesce) && h->listen_fd >= 0) {
             close(h->listen_fd);
             h->listen_fd = -1;

@@ -278,12 +278,14 @@ int fl_http_parse_head(const char *buf, size_t len, fl_http_head *h, int *status
 }
 
 enum {
-    C_SIZE, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TRAILER, C_TRAILER_LINE,
+    C_SIZE, C_SIZE_WS, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TRAILER, C_TRAILER_LINE,
     C_TRAILER_LINE_LF, C_END_LF, C_DONE,
 };
 
 /* Longest chunk extension or trailer line accepted. */
 #define CHUNK_LINE_MAX 4096
+/* All trailers together: the head's limit. */
+#define CHUNK_TRAILERS_MAX FL_HTTP_MAX_HEAD_BYTES
 
 long fl_http_chunked_feed(fl_http_chunked *c, const char *in, size_t len,
                           void (*emit)(void *ctx, const char *data, size_t n), void *ctx, int *done,
@@ -305,9 +307,11 @@ long fl_http_chunked_feed(fl_http_chunked *c, const char *in, size_t len,
             }
             if (c->digits == 0)
                 return refuse(&status, 400, msg, msg_size, "a chunk does not start with its size");
-            if (b == ';' || b == ' ' || b == '\t') {
+            if (b == ';') {
                 c->state = C_EXT;
                 c->line = 0;
+            } else if (b == ' ' || b == '\t') {
+                c->state = C_SIZE_WS; /* BWS, then only ';' or the line's end (RFC 9112 7.1.1) */
             } else if (b == '\r') {
                 c->state = C_SIZE_LF;
             } else if (b == '\n') {
@@ -318,6 +322,19 @@ long fl_http_chunked_feed(fl_http_chunked *c, const char *in, size_t len,
             i++;
             continue;
         }
+        case C_SIZE_WS:
+            if (b == ';') {
+                c->state = C_EXT;
+                c->line = 0;
+            } else if (b == '\r') {
+                c->state = C_SIZE_LF;
+            } else if (b == '\n') {
+                c->state = c->left ? C_DATA : C_TRAILER;
+            } else if (b != ' ' && b != '\t') {
+                return refuse(&status, 400, msg, msg_size, "a chunk size is followed by more than an extension");
+            }
+            i++;
+            continue;
         case C_EXT:
             if (b == '\r')
                 c->state = C_SIZE_LF;
@@ -353,6 +370,8 @@ long fl_http_chunked_feed(fl_http_chunked *c, const char *in, size_t len,
             i++;
             continue;
         case C_TRAILER:
+            if (++c->trailers > CHUNK_TRAILERS_MAX)
+                return refuse(&status, 400, msg, msg_size, "the trailers are too long");
             c->state = b == '\r' ? C_END_LF : b == '\n' ? C_DONE : C_TRAILER_LINE;
             c->line = 1;
             i++;
@@ -362,7 +381,7 @@ long fl_http_chunked_feed(fl_http_chunked *c, const char *in, size_t len,
                 c->state = C_TRAILER_LINE_LF;
             else if (b == '\n')
                 c->state = C_TRAILER;
-            else if (!is_value_byte(b) || ++c->line > CHUNK_LINE_MAX)
+            else if (!is_value_byte(b) || ++c->line > CHUNK_LINE_MAX || ++c->trailers > CHUNK_TRAILERS_MAX)
                 return refuse(&status, 400, msg, msg_size, "a bad trailer line");
             i++;
             continue;

@@ -44,6 +44,7 @@ typedef struct fl_http_chunked {
     uint64_t left;            /* bytes left in the current chunk */
     int digits;
     size_t line;              /* bytes of the current extension or trailer line */
+    size_t trailers;          /* trailer bytes so far */
 } fl_http_chunked;
 
 /* Feeds in[0, len): appends body bytes through emit(ctx, data, n), returns

@@ -256,6 +256,7 @@ test("item 7: smuggling-shaped and malformed heads get 400 and a closed connecti
     ["bare CR", "GET /health HTTP/1.1\rHost: x\r\n\r\n", 400],
     ["HTTP/2.0", "GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 505],
     ["gzip coding", `POST /v1/completions HTTP/1.1\r\nHost: x\r\n${auth}Transfer-Encoding: gzip\r\n\r\n`, 501],
+    ["a chunk size followed by more", "POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 6\r\nhello\r\n0\r\n\r\n", 400],
     ["a head of 20 kB", `GET /health HTTP/1.1\r\nHost: x\r\nX-A: ${"a".repeat(20000)}\r\n\r\n`, 431],
   ];
   for (const [name, bytes, status] of cases) {
@@ -270,6 +271,10 @@ test("item 7: smuggling-shaped and malformed heads get 400 and a closed connecti
   // a chunked body is decoded
   const chunked = await rawHttp(`POST /v1/completions HTTP/1.1\r\nHost: x\r\n${auth}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n${body.slice(0, 5)}\r\n${(body.length - 5).toString(16)}\r\n${body.slice(5)}\r\n0\r\n\r\n`, { wait: 10000 });
   assert.equal(chunked.status, 200);
+  // HTTP/1.0 keep-alive is confirmed, so the client may send the next request
+  const ten = await rawHttp("GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.0\r\n\r\n");
+  assert.equal((ten.text.match(/HTTP\/1\.0 200 OK/g) || []).length, 2);
+  assert.match(ten.text, /connection: keep-alive/);
   // two pipelined requests on one connection: two answers, in order
   const two = await rawHttp("GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   assert.deepEqual([...two.text.matchAll(/HTTP\/1\.1 (\d{3}) [A-Z]/g)].map((m) => Number(m[1])), [200, 404]);
