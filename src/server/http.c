@@ -589,10 +589,7 @@ static void *worker_main(void *arg)
         if (!job)
             return NULL;
         handle_job(h, job);
-        pthread_mutex_lock(&h->results.lock);
-        job->next = h->results.head;
-        h->results.head = job;
-        pthread_mutex_unlock(&h->results.lock);
+        queue_push(&h->results, job);
         wake(h);
     }
 }
@@ -1064,7 +1061,7 @@ static void take_results(fl_http *h)
 {
     pthread_mutex_lock(&h->results.lock);
     http_job *list = h->results.head;
-    h->results.head = NULL;
+    h->results.head = h->results.tail = NULL;
     pthread_mutex_unlock(&h->results.lock);
     while (list) {
         http_job *job = list;
