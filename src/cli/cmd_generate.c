@@ -14,11 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "cli/cli.h"
-#include "cpu/cpu_runner.h"
+#include "cli/startup.h"
 #include "engine/engine.h"
 #include "tokenizer/tokenizer.h"
 
@@ -266,93 +265,57 @@ static void print_result(int prompt_index, int index, const result *r, int with_
     json_decref(o);
 }
 
-static int is_dir(const char *p)
+/* Before the runner: text prompts become ids (they and stop strings need
+ * the tokenizer; without them it is optional). */
+static int encode_prompts(void *ctx, const fl_tokenizer *tok, fl_error *err)
 {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* Loads the tokenizer if there is one (needed for text prompts and stop
- * strings, else optional). */
-static int load_tokenizer(generate_opts *o, fl_tokenizer *tok, int *have, fl_error *err)
-{
+    generate_opts *o = ctx;
     int needed = o->sp.num_stop > 0;
     for (int i = 0; i < o->num_prompts; i++)
         needed |= o->prompts[i].text != NULL;
-    const char *dir = o->tokenizer_dir ? o->tokenizer_dir : o->model.model;
-    char *path = fl_path_join(dir, "tokenizer.json");
-    struct stat st;
-    int exists = is_dir(dir) && stat(path, &st) == 0;
-    free(path);
-    *have = 0;
-    if (!exists && !o->tokenizer_dir) {
-        if (needed)
-            return fl_fail(err, "text prompts and stop strings need a tokenizer: '%s' has no "
-                           "tokenizer.json (give --tokenizer DIR)", dir);
-        return 0;
+    if (!tok)
+        return needed ? fl_fail(err, "text prompts and stop strings need a tokenizer: '%s' has no "
+                                "tokenizer.json (give --tokenizer DIR)", o->model.model) : 0;
+    fl_tok_scratch s;
+    fl_tok_scratch_init(&s, tok);
+    for (int i = 0; i < o->num_prompts; i++) {
+        prompt *p = &o->prompts[i];
+        if (!p->text)
+            continue;
+        fl_ids ids = { 0 };
+        fl_tokenizer_encode(tok, &s, p->text, strlen(p->text), 1, &ids);
+        p->ids = ids.data;
+        p->len = (int)ids.len;
     }
-    if (fl_tokenizer_load(tok, dir, err) != 0)
-        return -1;
-    *have = 1;
+    fl_tok_scratch_free(&s);
     return 0;
 }
 
 static int run(generate_opts *o, fl_error *err)
 {
-    fl_model m;
-    fl_tokenizer tok;
-    int have_tok = 0;
-    if (fl_model_load(&m, o->model.model, o->model.format, o->model.seed, err) != 0)
-        return -1;
-    if (load_tokenizer(o, &tok, &have_tok, err) != 0) {
-        fl_model_free(&m);
-        return -1;
-    }
-    if (have_tok) {
-        fl_tok_scratch s;
-        fl_tok_scratch_init(&s, &tok);
-        for (int i = 0; i < o->num_prompts; i++) {
-            prompt *p = &o->prompts[i];
-            if (!p->text)
-                continue;
-            fl_ids ids = { 0 };
-            fl_tokenizer_encode(&tok, &s, p->text, strlen(p->text), 1, &ids);
-            p->ids = ids.data;
-            p->len = (int)ids.len;
-        }
-        fl_tok_scratch_free(&s);
-    }
-    fl_model_runner runner;
-    if (fl_engine_opts_fit(&o->eng, &m.cfg, err) != 0 || fl_cli_runner_init(&o->eng, &m, &runner, err) != 0) {
-        fl_model_free(&m);
-        if (have_tok)
-            fl_tokenizer_free(&tok);
-        return -1;
-    }
-    int32_t eos[FL_MAX_EOS_IDS + 1];
-    const int num_eos = fl_eos_ids(&m.cfg, have_tok ? &tok : NULL, eos);
-    fl_model_free(&m); /* the runner keeps its own copy of the weights */
     collector c = { fl_calloc((size_t)o->num_prompts * o->sp.n, sizeof(result)), o->sp.n };
-    fl_engine *e = fl_engine_create(&o->eng.ec, &runner, have_tok ? &tok : NULL, eos, num_eos,
-                                    collect, &c);
+    fl_startup st;
+    if (fl_startup_open(&st, &o->model, &o->eng, o->tokenizer_dir, FL_TOKENIZER_OPTIONAL,
+                        encode_prompts, o, collect, &c, err) != 0) {
+        free(c.results);
+        return -1;
+    }
     int rc = 0;
     for (int i = 0; i < o->num_prompts && rc == 0; i++) {
-        if (fl_engine_add(e, (uint64_t)i, o->prompts[i].ids, o->prompts[i].len, &o->sp, err) != 0)
+        if (fl_engine_add(st.engine, (uint64_t)i, o->prompts[i].ids, o->prompts[i].len, &o->sp, err) != 0)
             rc = fl_fail_prefix(err, "prompt %d", i + 1);
     }
-    while (rc == 0 && fl_engine_step(e) > 0)
+    while (rc == 0 && fl_engine_step(st.engine) > 0)
         ;
     for (int i = 0; rc == 0 && i < o->num_prompts * o->sp.n; i++)
-        print_result(i / o->sp.n, i % o->sp.n, &c.results[i], have_tok);
+        print_result(i / o->sp.n, i % o->sp.n, &c.results[i], st.have_tok);
+    fl_startup_close(&st);
     for (int i = 0; i < o->num_prompts * o->sp.n; i++) {
         fl_ids_free(&c.results[i].ids);
         fl_strbuf_free(&c.results[i].text);
         json_decref(c.results[i].logprobs);
     }
     free(c.results);
-    fl_engine_destroy(e);
-    if (have_tok)
-        fl_tokenizer_free(&tok);
     return rc;
 }
 

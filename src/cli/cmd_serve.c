@@ -19,7 +19,7 @@
 #include "base/alloc.h"
 #include "base/mapped_file.h"
 #include "cli/cli.h"
-#include "cpu/cpu_runner.h"
+#include "cli/startup.h"
 #include "server/http.h"
 #include "server/server.h"
 
@@ -100,61 +100,53 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
 
 /* Everything the model needs, loaded while HTTP already answers 503. */
 typedef struct loaded {
-    fl_tokenizer tok;
+    fl_startup st;
+    const char *chat_template_file;
     fl_chat_template chat;
     int have_chat;
 } loaded;
 
+/* Before the runner: the chat template (--chat-template, else the
+ * tokenizer's), so that a bad one fails the start-up. */
+static int compile_chat_template(void *ctx, const fl_tokenizer *tok, fl_error *err)
+{
+    loaded *l = ctx;
+    char *file_text = NULL;
+    const char *source = tok->chat_template, *origin = "tokenizer_config.json";
+    if (l->chat_template_file) {
+        if (!(file_text = fl_read_text_file(l->chat_template_file, NULL, err)))
+            return fl_fail_prefix(err, "--chat-template");
+        source = file_text;
+        origin = l->chat_template_file;
+    }
+    int rc = source ? fl_chat_template_init(&l->chat, source, origin, tok, err) : 0;
+    free(file_text);
+    l->have_chat = rc == 0 && source != NULL;
+    return rc;
+}
+
 static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
 {
-    fl_model m;
-    if (fl_model_load(&m, o->model.model, o->model.format, o->model.seed, err) != 0)
-        return -1;
-    const char *tdir = o->tokenizer_dir ? o->tokenizer_dir : o->model.model;
-    if (fl_tokenizer_load(&l->tok, tdir, err) != 0) {
-        fl_model_free(&m);
-        return fl_fail_prefix(err, "the server needs a tokenizer (--tokenizer DIR)");
-    }
-    char *file_text = NULL;
-    const char *source = l->tok.chat_template, *origin = "tokenizer_config.json";
-    if (o->chat_template) {
-        if (!(file_text = fl_read_text_file(o->chat_template, NULL, err))) {
-            fl_model_free(&m);
-            return fl_fail_prefix(err, "--chat-template");
-        }
-        source = file_text;
-        origin = o->chat_template;
-    }
-    int rc = source ? fl_chat_template_init(&l->chat, source, origin, &l->tok, err) : 0;
-    free(file_text);
-    if (rc != 0) {
-        fl_model_free(&m);
-        return -1;
-    }
-    l->have_chat = source != NULL;
-    fl_model_runner runner;
-    if (fl_engine_opts_fit(&o->eng, &m.cfg, err) != 0 || fl_cli_runner_init(&o->eng, &m, &runner, err) != 0) {
-        fl_model_free(&m);
+    l->chat_template_file = o->chat_template;
+    /* admission: every running sequence and this many waiting; more is 503 */
+    o->eng.ec.max_live_seqs = o->eng.ec.max_num_seqs + 4096;
+    if (fl_startup_open(&l->st, &o->model, &o->eng, o->tokenizer_dir, FL_TOKENIZER_REQUIRED,
+                        compile_chat_template, l, fl_server_output_fn(), srv, err) != 0) {
         if (l->have_chat)
             fl_chat_template_free(&l->chat);
-        fl_tokenizer_free(&l->tok);
+        l->have_chat = 0;
         return -1;
     }
     const int max_len = o->eng.ec.max_model_len;
-    int32_t eos[FL_MAX_EOS_IDS + 1];
-    const int num_eos = fl_eos_ids(&m.cfg, &l->tok, eos);
-    srv->vocab_size = m.cfg.vocab_size;
-    fl_model_free(&m);
-    srv->tok = &l->tok;
+    srv->vocab_size = l->st.vocab_size;
+    srv->tok = &l->st.tok;
     srv->chat = l->have_chat ? &l->chat : NULL;
     srv->max_model_len = max_len;
+    srv->engine = l->st.engine;
     fprintf(stderr, "INFO flashlm: attention backend %s; KV cache %d blocks of %d = %d tokens; "
-            "maximum concurrency for %d tokens per request: %.2fx\n", o->eng.backend, runner.num_blocks,
-            runner.block_size, runner.num_blocks * runner.block_size, max_len,
-            (double)runner.num_blocks * runner.block_size / max_len);
-    /* admission: every running sequence and this many waiting; more is 503 */
-    o->eng.ec.max_live_seqs = o->eng.ec.max_num_seqs + 4096;
-    srv->engine = fl_engine_create(&o->eng.ec, &runner, &l->tok, eos, num_eos, fl_server_output_fn(), srv);
+            "maximum concurrency for %d tokens per request: %.2fx\n", o->eng.backend, l->st.num_blocks,
+            l->st.block_size, l->st.num_blocks * l->st.block_size, max_len,
+            (double)l->st.num_blocks * l->st.block_size / max_len);
     return 0;
 }
 
@@ -240,10 +232,9 @@ int fl_cmd_serve(int argc, char **argv)
     fl_server_stop_engine(&srv);
     fl_server_wait_runs(&srv, 10000);
     fl_http_stop(&srv);
-    fl_engine_destroy(srv.engine);
+    fl_startup_close(&l.st);
     if (l.have_chat)
         fl_chat_template_free(&l.chat);
-    fl_tokenizer_free(&l.tok);
     fl_server_free(&srv);
     fprintf(stderr, "INFO flashlm: stopped\n");
     return 0;
