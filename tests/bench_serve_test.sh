@@ -11,7 +11,7 @@ fx=$2
 tok=$3
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
-port=$((30000 + $$ % 10000))
+port=$((12000 + $$ % 4000)) # below the ephemeral ports (32768 and up)
 passed=0
 failed=0
 check() { # check NAME CONDITION...

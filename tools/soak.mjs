@@ -18,7 +18,7 @@ const { default: OpenAI } = await import(require.resolve("openai"));
 
 const [bin, modelDir, tokDir, secondsArg] = process.argv.slice(2);
 const seconds = Number(secondsArg || 300);
-const port = 30000 + (process.pid % 10000);
+const port = 8000 + (process.pid % 4000); // below the ephemeral ports
 const base = `http://127.0.0.1:${port}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -20,7 +20,9 @@ const vocabSize = JSON.parse(fs.readFileSync(path.join(modelDir, "config.json"))
 // a template that prints the contents alone, so that a chat can render to nothing
 const templateFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "flashlm-hostile-")), "t.jinja");
 fs.writeFileSync(templateFile, "{% for m in messages %}{{ m.content }}{% endfor %}");
-const port = 20000 + ((process.pid + 7919) % 20000);
+// below the ephemeral ports (32768 and up), which the thousands of client
+// sockets of these tests use and may still hold for a while
+const port = 24000 + (process.pid % 4000) * 2;
 const base = `http://127.0.0.1:${port}`;
 const key = "test-key";
 const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });

@@ -14,7 +14,8 @@ import path from "node:path";
 import OpenAI from "openai";
 
 const [bin, modelDir, tokDir] = process.argv.slice(2);
-const port = 20000 + (process.pid % 20000);
+// below the ephemeral ports (32768 and up), which client sockets use
+const port = 16000 + (process.pid % 4000) * 2;
 const base = `http://127.0.0.1:${port}`;
 const key = "test-key";
 const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
