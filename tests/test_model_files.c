@@ -335,24 +335,19 @@ static void make_fifo(const char *dir, const char *name)
  * turns a hang into a failure (SIGALRM ends the test). */
 static void test_fifo_files(void **state)
 {
-    static const char *const single[] = { "config.json", "model.safetensors" };
-    static const char *const sharded[] = { "model.safetensors.index.json",
-                                           "model-00003-of-00006.safetensors" };
+    /* each file a load opens: the single-file and the sharded fixture's */
+    static const char *const cases[][2] = {
+        { "tiny-qwen3", "config.json" }, { "tiny-qwen3", "model.safetensors" },
+        { "tiny-llama", "model.safetensors.index.json" }, { "tiny-llama", "model-00003-of-00006.safetensors" },
+    };
     char *dir = *state;
     alarm(10);
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tu_rmdir(dir);
         assert_int_equal(mkdir(dir, 0700), 0);
-        tu_copy_files(tu_fixture("tiny-qwen3"), dir);
-        make_fifo(dir, single[i]);
-        expect_load_error(dir, single[i], "not a regular file");
-    }
-    for (size_t i = 0; i < 2; i++) {
-        tu_rmdir(dir);
-        assert_int_equal(mkdir(dir, 0700), 0);
-        tu_copy_files(tu_fixture("tiny-llama"), dir);
-        make_fifo(dir, sharded[i]);
-        expect_load_error(dir, sharded[i], "not a regular file");
+        tu_copy_files(tu_fixture(cases[i][0]), dir);
+        make_fifo(dir, cases[i][1]);
+        expect_load_error(dir, cases[i][1], "not a regular file");
     }
     alarm(0);
 }

@@ -14,6 +14,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
+import { sleep, waitReady } from "./serve_util.mjs";
 
 const [bin, modelDir, tokDir, corpusDir] = process.argv.slice(2);
 const vocabSize = JSON.parse(fs.readFileSync(path.join(modelDir, "config.json"))).vocab_size;
@@ -28,7 +29,6 @@ const key = "test-key";
 const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
 let server, exited;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 before(async () => {
   server = spawn(bin, ["serve", modelDir, "--load-format", "dummy", "--tokenizer", tokDir,
@@ -37,13 +37,7 @@ before(async () => {
     "--max-connections-per-client", "3000", "--chat-template", templateFile],
     { stdio: ["ignore", "inherit", "inherit"] });
   exited = new Promise((resolve) => server.on("exit", (code, sig) => resolve({ code, sig })));
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${base}/health`)).status === 200) return;
-    } catch { /* not listening yet */ }
-    await sleep(100);
-  }
-  throw new Error("the server did not become ready");
+  await waitReady(base);
 });
 
 after(() => {

@@ -12,6 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
+import { sleep, waitReady } from "./serve_util.mjs";
 
 const [bin, modelDir, tokDir] = process.argv.slice(2);
 // below the ephemeral ports (32768 and up), which client sockets use
@@ -22,7 +23,6 @@ const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 })
 let server;
 let exited;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 before(async () => {
   server = spawn(bin, ["serve", modelDir, "--load-format", "dummy", "--tokenizer", tokDir,
@@ -30,13 +30,7 @@ before(async () => {
     "--max-model-len", "512", "--block-size", "16", "--max-num-seqs", "64"],
     { stdio: ["ignore", "inherit", "inherit"] });
   exited = new Promise((resolve) => server.on("exit", (code) => resolve(code)));
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${base}/health`)).status === 200) return;
-    } catch { /* not listening yet */ }
-    await sleep(100);
-  }
-  throw new Error("the server did not become ready");
+  await waitReady(base);
 });
 
 after(async () => {
