@@ -58,12 +58,12 @@ static void test_fixtures_load(void **state)
     (void)state;
     static const struct {
         const char *name;
-        fl_arch arch;
+        const char *arch;
         int tied, qkv_bias, qk_norm, llama3;
     } cases[] = {
-        { "tiny-qwen3", FL_ARCH_QWEN3, 1, 0, 1, 0 },
-        { "tiny-llama", FL_ARCH_LLAMA, 0, 0, 0, 1 },
-        { "tiny-qwen2", FL_ARCH_QWEN2, 0, 1, 0, 0 },
+        { "tiny-qwen3", "Qwen3ForCausalLM", 1, 0, 1, 0 },
+        { "tiny-llama", "LlamaForCausalLM", 0, 0, 0, 1 },
+        { "tiny-qwen2", "Qwen2ForCausalLM", 0, 1, 0, 0 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fl_model m;
@@ -72,13 +72,16 @@ static void test_fixtures_load(void **state)
         if (rc != 0)
             print_error("%s: %s\n", cases[i].name, err.msg);
         assert_int_equal(rc, 0);
-        assert_int_equal(m.cfg.arch, cases[i].arch);
+        assert_string_equal(m.cfg.arch->hf_class, cases[i].arch);
         assert_int_equal(m.cfg.tie_word_embeddings, cases[i].tied);
-        assert_int_equal(m.cfg.qkv_bias, cases[i].qkv_bias);
-        assert_int_equal(m.cfg.qk_norm, cases[i].qk_norm);
+        for (int l = 0; l < m.cfg.num_layers; l++) {
+            assert_int_equal(m.cfg.layers[l].qkv_bias, cases[i].qkv_bias);
+            assert_int_equal(m.cfg.layers[l].qk_norm, cases[i].qk_norm);
+            assert_int_equal(m.cfg.layers[l].window, 0);
+        }
         assert_int_equal(m.cfg.rope_llama3, cases[i].llama3);
         /* The tied head shares the embedding; an untied one has its own data. */
-        assert_int_equal(m.weights.lm_head.data == m.weights.embed.data, cases[i].tied);
+        assert_int_equal(m.weights.model[FL_LM_HEAD].data == m.weights.model[FL_EMBED].data, cases[i].tied);
         fl_model_free(&m);
     }
 }
@@ -436,8 +439,8 @@ static void test_dummy_deterministic(void **state)
     assert_int_equal(fl_model_load(&a, dir, FL_LOAD_DUMMY, 7, &err), 0);
     assert_int_equal(fl_model_load(&b, dir, FL_LOAD_DUMMY, 7, &err), 0);
     assert_int_equal(fl_model_load(&c, dir, FL_LOAD_DUMMY, 8, &err), 0);
-    const fl_tensor *ta = &a.weights.layers[1].w_down, *tb = &b.weights.layers[1].w_down,
-                    *tc = &c.weights.layers[1].w_down;
+    const fl_tensor *ta = &a.weights.layers[1].t[FL_W_DOWN], *tb = &b.weights.layers[1].t[FL_W_DOWN],
+                    *tc = &c.weights.layers[1].t[FL_W_DOWN];
     assert_int_equal(ta->dtype, FL_BF16);
     assert_memory_equal(ta->data, tb->data, ta->nbytes);
     assert_memory_not_equal(ta->data, tc->data, ta->nbytes);

@@ -22,7 +22,7 @@ static void print_config(const fl_model *m)
                          : m->builtin              ? "built-in config, dummy weights"
                                                    : "dummy weights";
     printf("model:                %s (%s)\n", m->name, source);
-    printf("architecture:         %s\n", c->arch_name);
+    printf("architecture:         %s\n", c->arch->hf_class);
     printf("dtype:                %s\n", fl_dtype_name(c->dtype));
     printf("layers:               %d\n", c->num_layers);
     printf("hidden size:          %d\n", c->hidden_size);

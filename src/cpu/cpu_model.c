@@ -1,8 +1,9 @@
 /* cpu_model.c - the float32 CPU forward pass (see cpu_model.h).
  *
- * One decoder layer: x += o_proj(attn(rope(norm_qk(qkv(rmsnorm(x))))));
- * x += down(silu(gate) * up)(rmsnorm(x)). Then logits = lm_head(rmsnorm(x))
- * for the requested rows only. */
+ * The runner implements ops (the attention block, the dense MLP block, the
+ * norms), each reading its layer's spec; the model's plan (cfg->layers)
+ * says which op each layer runs. Then logits = lm_head(rmsnorm(x)) for the
+ * requested rows only. */
 #include "cpu/cpu_model.h"
 
 #include <cblas.h>
@@ -53,67 +54,60 @@ static size_t put(float *dst, const fl_tensor *t)
     return n;
 }
 
-/* Lays out and (when c->base is set) fills all float32 weights. Called
- * twice: once to size the block, once to fill it. */
+/* Converts the concatenation of parts (rows of the same width) into one
+ * float32 block taken from c; NULL while sizing. */
+static float *put_rows(carve *c, const fl_tensor *const *parts, int num_parts)
+{
+    size_t n = 0;
+    for (int i = 0; i < num_parts; i++)
+        n += (size_t)fl_tensor_numel(parts[i]);
+    float *dst = carve_take(c, n);
+    for (size_t i = 0, at = 0; dst && i < (size_t)num_parts; i++)
+        at += put(dst + at, parts[i]);
+    return dst;
+}
+
+static float *put1(carve *c, const fl_tensor *t)
+{
+    return put_rows(c, &t, 1);
+}
+
+/* The attention op's weights: q/k/v fused into one matrix (one GEMM). */
+static void place_attention(fl_cpu_layer *l, const fl_layer_spec *spec, const fl_tensor *t, carve *c)
+{
+    const fl_tensor *qkv[3] = { &t[FL_WQ], &t[FL_WK], &t[FL_WV] };
+    const fl_tensor *bias[3] = { &t[FL_BQ], &t[FL_BK], &t[FL_BV] };
+    l->attn_norm = put1(c, &t[FL_ATTN_NORM]);
+    l->wqkv = put_rows(c, qkv, 3);
+    l->bqkv = spec->qkv_bias ? put_rows(c, bias, 3) : NULL;
+    l->q_norm = spec->qk_norm ? put1(c, &t[FL_Q_NORM]) : NULL;
+    l->k_norm = spec->qk_norm ? put1(c, &t[FL_K_NORM]) : NULL;
+    l->wo = put1(c, &t[FL_WO]);
+    l->bo = spec->o_bias ? put1(c, &t[FL_BO]) : NULL;
+}
+
+/* The dense SiLU MLP op's weights: gate/up fused into one matrix. */
+static void place_dense_mlp(fl_cpu_layer *l, const fl_tensor *t, carve *c)
+{
+    const fl_tensor *gate_up[2] = { &t[FL_W_GATE], &t[FL_W_UP] };
+    l->mlp_norm = put1(c, &t[FL_MLP_NORM]);
+    l->w_gate_up = put_rows(c, gate_up, 2);
+    l->w_down = put1(c, &t[FL_W_DOWN]);
+}
+
+/* Lays out and (when c->base is set) fills all float32 weights, op by op
+ * as the plan says. Called twice: once to size the block, once to fill it. */
 static void place_weights(fl_cpu_model *m, const fl_weights *w, carve *c)
 {
     const fl_model_config *cfg = &m->cfg;
-    const size_t h = cfg->hidden_size, hd = cfg->head_dim;
-    const size_t q = (size_t)cfg->num_heads * hd, kv = (size_t)cfg->num_kv_heads * hd;
-    const size_t ff = cfg->intermediate_size, vocab = cfg->vocab_size;
-    m->embed = carve_take(c, vocab * h);
-    put(m->embed, &w->embed);
-    m->final_norm = carve_take(c, h);
-    put(m->final_norm, &w->final_norm);
-    if (cfg->tie_word_embeddings) {
-        m->lm_head = m->embed;
-    } else {
-        m->lm_head = carve_take(c, vocab * h);
-        put(m->lm_head, &w->lm_head);
-    }
+    m->embed = put1(c, &w->model[FL_EMBED]);
+    m->final_norm = put1(c, &w->model[FL_FINAL_NORM]);
+    m->lm_head = cfg->tie_word_embeddings ? m->embed : put1(c, &w->model[FL_LM_HEAD]);
     for (int i = 0; i < cfg->num_layers; i++) {
-        const fl_layer_weights *lw = &w->layers[i];
-        fl_cpu_layer *l = &m->layers[i];
-        l->attn_norm = carve_take(c, h);
-        put(l->attn_norm, &lw->attn_norm);
-        l->wqkv = carve_take(c, (q + 2 * kv) * h);
-        if (l->wqkv) {
-            put(l->wqkv, &lw->wq);
-            put(l->wqkv + q * h, &lw->wk);
-            put(l->wqkv + (q + kv) * h, &lw->wv);
+        place_attention(&m->layers[i], &cfg->layers[i], w->layers[i].t, c);
+        switch ((fl_ffn_kind)cfg->layers[i].ffn) {
+        case FL_FFN_DENSE_SILU: place_dense_mlp(&m->layers[i], w->layers[i].t, c); break;
         }
-        l->bqkv = NULL;
-        if (cfg->qkv_bias) {
-            l->bqkv = carve_take(c, q + 2 * kv);
-            if (l->bqkv) {
-                put(l->bqkv, &lw->bq);
-                put(l->bqkv + q, &lw->bk);
-                put(l->bqkv + q + kv, &lw->bv);
-            }
-        }
-        l->q_norm = l->k_norm = NULL;
-        if (cfg->qk_norm) {
-            l->q_norm = carve_take(c, hd);
-            put(l->q_norm, &lw->q_norm);
-            l->k_norm = carve_take(c, hd);
-            put(l->k_norm, &lw->k_norm);
-        }
-        l->wo = carve_take(c, h * q);
-        put(l->wo, &lw->wo);
-        l->bo = NULL;
-        if (cfg->o_bias) {
-            l->bo = carve_take(c, h);
-            put(l->bo, &lw->bo);
-        }
-        l->mlp_norm = carve_take(c, h);
-        put(l->mlp_norm, &lw->mlp_norm);
-        l->w_gate_up = carve_take(c, 2 * ff * h);
-        if (l->w_gate_up) {
-            put(l->w_gate_up, &lw->w_gate);
-            put(l->w_gate_up + ff * h, &lw->w_up);
-        }
-        l->w_down = carve_take(c, h * ff);
-        put(l->w_down, &lw->w_down);
     }
 }
 
@@ -295,13 +289,50 @@ static void check_batch(const fl_cpu_model *m, const fl_cpu_kv_cache *kv, const 
         FL_ASSERT(b->logit_rows[r] >= 0 && b->logit_rows[r] < b->num_tokens);
 }
 
+/* x += o_proj(attention(rope(head_norms(qkv(rmsnorm(x)))))), writing the
+ * step's K/V into the cache on the way. */
+static void attention_block(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *b, int li)
+{
+    const fl_model_config *c = &m->cfg;
+    const fl_cpu_layer *l = &m->layers[li];
+    const int n = b->num_tokens, np = padded_rows(n), h = c->hidden_size, hd = c->head_dim;
+    const int q_dim = c->num_heads * hd, qkv_dim = q_dim + 2 * c->num_kv_heads * hd;
+    rmsnorm_rows(m->xn, m->x, l->attn_norm, n, h, c->rms_norm_eps);
+    matmul(m->qkv, m->xn, l->wqkv, np, h, qkv_dim, 0.0f);
+    if (l->bqkv)
+        add_bias(m->qkv, l->bqkv, n, qkv_dim);
+    qk_rope_and_cache(m, l, kv, li, b);
+    fl_attn_cpu_args attn = {
+        .batch = b, .q = m->qkv, .q_stride = qkv_dim,
+        .k_cache = fl_cpu_kv_k(kv, li), .v_cache = fl_cpu_kv_v(kv, li),
+        .block_size = kv->block_size, .num_heads = c->num_heads,
+        .num_kv_heads = c->num_kv_heads, .head_dim = hd,
+        .scale = 1.0f / sqrtf((float)hd), .out = m->attn,
+        .scratch = m->scores, .scratch_per_thread = m->max_context,
+    };
+    fl_attn_cpu(&attn);
+    matmul(m->x, m->attn, l->wo, np, q_dim, h, 1.0f); /* x += attn * wo^T */
+    if (l->bo)
+        add_bias(m->x, l->bo, n, h);
+}
+
+/* x += down(silu(gate(x')) * up(x')), x' = rmsnorm(x). */
+static void dense_mlp_block(fl_cpu_model *m, int li, int n)
+{
+    const fl_model_config *c = &m->cfg;
+    const fl_cpu_layer *l = &m->layers[li];
+    const int np = padded_rows(n), h = c->hidden_size, ff = c->intermediate_size;
+    rmsnorm_rows(m->xn, m->x, l->mlp_norm, n, h, c->rms_norm_eps);
+    matmul(m->gate_up, m->xn, l->w_gate_up, np, h, 2 * ff, 0.0f);
+    silu_mul(m->ffn, m->gate_up, n, ff);
+    matmul(m->x, m->ffn, l->w_down, np, ff, h, 1.0f); /* x += ffn * down^T */
+}
+
 void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *b, float *logits)
 {
     check_batch(m, kv, b);
     const fl_model_config *c = &m->cfg;
-    const int n = b->num_tokens, h = c->hidden_size, hd = c->head_dim, ff = c->intermediate_size;
-    const int q_dim = c->num_heads * hd, qkv_dim = q_dim + 2 * c->num_kv_heads * hd;
-
+    const int n = b->num_tokens, h = c->hidden_size;
     const int np = padded_rows(n);
     for (int t = 0; t < n; t++)
         memcpy(m->x + (size_t)t * h, m->embed + (size_t)b->token_ids[t] * h,
@@ -310,29 +341,10 @@ void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *
     memset(m->x + (size_t)n * h, 0, (size_t)(np - n) * h * sizeof(float));
 
     for (int li = 0; li < c->num_layers; li++) {
-        const fl_cpu_layer *l = &m->layers[li];
-        rmsnorm_rows(m->xn, m->x, l->attn_norm, n, h, c->rms_norm_eps);
-        matmul(m->qkv, m->xn, l->wqkv, np, h, qkv_dim, 0.0f);
-        if (l->bqkv)
-            add_bias(m->qkv, l->bqkv, n, qkv_dim);
-        qk_rope_and_cache(m, l, kv, li, b);
-        fl_attn_cpu_args attn = {
-            .batch = b, .q = m->qkv, .q_stride = qkv_dim,
-            .k_cache = fl_cpu_kv_k(kv, li), .v_cache = fl_cpu_kv_v(kv, li),
-            .block_size = kv->block_size, .num_heads = c->num_heads,
-            .num_kv_heads = c->num_kv_heads, .head_dim = hd,
-            .scale = 1.0f / sqrtf((float)hd), .out = m->attn,
-            .scratch = m->scores, .scratch_per_thread = m->max_context,
-        };
-        fl_attn_cpu(&attn);
-        matmul(m->x, m->attn, l->wo, np, q_dim, h, 1.0f); /* x += attn * wo^T */
-        if (l->bo)
-            add_bias(m->x, l->bo, n, h);
-
-        rmsnorm_rows(m->xn, m->x, l->mlp_norm, n, h, c->rms_norm_eps);
-        matmul(m->gate_up, m->xn, l->w_gate_up, np, h, 2 * ff, 0.0f);
-        silu_mul(m->ffn, m->gate_up, n, ff);
-        matmul(m->x, m->ffn, l->w_down, np, ff, h, 1.0f);  /* x += ffn * down^T */
+        attention_block(m, kv, b, li);
+        switch ((fl_ffn_kind)c->layers[li].ffn) {
+        case FL_FFN_DENSE_SILU: dense_mlp_block(m, li, n); break;
+        }
     }
 
     if (b->num_logits == 0)

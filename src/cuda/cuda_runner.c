@@ -117,47 +117,70 @@ static uint16_t *v_cache(cuda_runner *r, int layer)
     return r->kv + (size_t)(2 * layer + 1) * r->layer_elems;
 }
 
-/* Enqueues the model over the metadata on the device: T tokens of S
- * sequences, logits for n_logits rows. */
-static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_plan *plan)
+/* x += o_proj(attention(rope(head_norms(qkv(rmsnorm(x)))))) for T tokens,
+ * writing their K/V into the cache on the way. */
+static void attention_block(cuda_runner *r, int l, int T, const fl_attn_plan *plan)
 {
     const fl_model_config *c = &r->cfg;
-    const int H = c->hidden_size, I = c->intermediate_size, D = c->head_dim;
+    const fl_cuda_layer *w = &r->w.layers[l];
+    const int H = c->hidden_size, D = c->head_dim;
     const int qkv_n = (c->num_heads + 2 * c->num_kv_heads) * D;
     const int32_t *md = r->meta_dev;
     void *s = r->stream;
-    FL_CUDA_CHECK(fl_cuda_embed(r->w.embed, md + r->m.ids, r->x, T, H, s));
+    FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, NULL, w->attn_norm, r->h, T, H, c->rms_norm_eps, s));
+    fl_gemm_run(&r->gemm, w->w_qkv, r->h, r->qkv, T, qkv_n, H, FL_GEMM_BF16, s);
+    const fl_cuda_qkv_args qa = {
+        .qkv = r->qkv, .bias = w->b_qkv, .q_norm = w->q_norm, .k_norm = w->k_norm, .rope = r->rope,
+        .positions = md + r->m.pos, .slots = md + r->m.slots, .q_out = r->q,
+        .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .num_tokens = T,
+        .num_heads = c->num_heads, .num_kv_heads = c->num_kv_heads, .head_dim = D, .eps = c->rms_norm_eps,
+    };
+    FL_CUDA_CHECK(fl_cuda_qkv_rope_cache(&qa, s));
+    const fl_attn_args aa = {
+        .q = r->q, .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .out = r->attn,
+        .query_start = md + r->m.query_start, .seq_lens = md + r->m.seq_lens,
+        .block_tables = md + r->m.tables, .work = md + r->m.work, .scratch = r->attn_scratch,
+        .split_counters = r->split_counters,
+        .max_blocks_per_seq = r->width, .num_blocks = r->num_blocks + 1, .scale = 1.f / sqrtf((float)D),
+    };
+    FL_CUDA_CHECK(fl_attn_paged_run(&r->shape, plan, &aa, s));
+    fl_gemm_run(&r->gemm, w->w_o, r->attn, r->x, T, H, c->num_heads * D, FL_GEMM_F32_ADD, s);
+    if (w->b_o)
+        FL_CUDA_CHECK(fl_cuda_add_bias(r->x, w->b_o, T, H, s));
+}
+
+/* x += down(silu(gate(x')) * up(x')), x' = rmsnorm(x), for T tokens. */
+static void dense_mlp_block(cuda_runner *r, int l, int T)
+{
+    const fl_model_config *c = &r->cfg;
+    const fl_cuda_layer *w = &r->w.layers[l];
+    const int H = c->hidden_size, I = c->intermediate_size;
+    void *s = r->stream;
+    FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, NULL, w->mlp_norm, r->h, T, H, c->rms_norm_eps, s));
+    fl_gemm_run(&r->gemm, w->w_gate_up, r->h, r->gate_up, T, 2 * I, H, FL_GEMM_BF16, s);
+    FL_CUDA_CHECK(fl_cuda_silu_mul(r->gate_up, r->act, T, I, s));
+    fl_gemm_run(&r->gemm, w->w_down, r->act, r->x, T, H, I, FL_GEMM_F32_ADD, s);
+}
+
+/* Enqueues the model over the metadata on the device: T tokens, logits for
+ * n_logits rows; each layer runs the ops its spec names. */
+static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_plan *plan)
+{
+    const fl_model_config *c = &r->cfg;
+    const int32_t *md = r->meta_dev;
+    void *s = r->stream;
+    FL_CUDA_CHECK(fl_cuda_embed(r->w.embed, md + r->m.ids, r->x, T, c->hidden_size, s));
     for (int l = 0; l < c->num_layers; l++) {
-        const fl_cuda_layer *w = &r->w.layers[l];
-        FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, NULL, w->attn_norm, r->h, T, H, c->rms_norm_eps, s));
-        fl_gemm_run(&r->gemm, w->w_qkv, r->h, r->qkv, T, qkv_n, H, FL_GEMM_BF16, s);
-        const fl_cuda_qkv_args qa = {
-            .qkv = r->qkv, .bias = w->b_qkv, .q_norm = w->q_norm, .k_norm = w->k_norm, .rope = r->rope,
-            .positions = md + r->m.pos, .slots = md + r->m.slots, .q_out = r->q,
-            .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .num_tokens = T,
-            .num_heads = c->num_heads, .num_kv_heads = c->num_kv_heads, .head_dim = D, .eps = c->rms_norm_eps,
-        };
-        FL_CUDA_CHECK(fl_cuda_qkv_rope_cache(&qa, s));
-        const fl_attn_args aa = {
-            .q = r->q, .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .out = r->attn,
-            .query_start = md + r->m.query_start, .seq_lens = md + r->m.seq_lens,
-            .block_tables = md + r->m.tables, .work = md + r->m.work, .scratch = r->attn_scratch,
-            .split_counters = r->split_counters,
-            .max_blocks_per_seq = r->width, .num_blocks = r->num_blocks + 1, .scale = 1.f / sqrtf((float)D),
-        };
-        FL_CUDA_CHECK(fl_attn_paged_run(&r->shape, plan, &aa, s));
-        fl_gemm_run(&r->gemm, w->w_o, r->attn, r->x, T, H, c->num_heads * D, FL_GEMM_F32_ADD, s);
-        if (w->b_o)
-            FL_CUDA_CHECK(fl_cuda_add_bias(r->x, w->b_o, T, H, s));
-        FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, NULL, w->mlp_norm, r->h, T, H, c->rms_norm_eps, s));
-        fl_gemm_run(&r->gemm, w->w_gate_up, r->h, r->gate_up, T, 2 * I, H, FL_GEMM_BF16, s);
-        FL_CUDA_CHECK(fl_cuda_silu_mul(r->gate_up, r->act, T, I, s));
-        fl_gemm_run(&r->gemm, w->w_down, r->act, r->x, T, H, I, FL_GEMM_F32_ADD, s);
+        attention_block(r, l, T, plan);
+        switch ((fl_ffn_kind)c->layers[l].ffn) {
+        case FL_FFN_DENSE_SILU: dense_mlp_block(r, l, T); break;
+        }
     }
     if (n_logits == 0) /* a step of prompt chunks that end no prompt */
         return;
-    FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, md + r->m.rows, r->w.final_norm, r->h, n_logits, H, c->rms_norm_eps, s));
-    fl_gemm_run(&r->gemm, r->w.lm_head, r->h, r->logits, n_logits, c->vocab_size, H, FL_GEMM_F32, s);
+    FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, md + r->m.rows, r->w.final_norm, r->h, n_logits, c->hidden_size,
+                                  c->rms_norm_eps, s));
+    fl_gemm_run(&r->gemm, r->w.lm_head, r->h, r->logits, n_logits, c->vocab_size, c->hidden_size, FL_GEMM_F32, s);
 }
 
 /* Packs b into the host metadata, padded to pad_seqs decode sequences if

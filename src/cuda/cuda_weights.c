@@ -71,31 +71,43 @@ static const void *put1(upload *u, const fl_tensor *t, int as_f32)
     return put(u, &t, 1, as_f32);
 }
 
+/* The attention op's tensors: q/k/v fused into one matrix (one GEMM). */
+static void lay_out_attention(upload *u, fl_cuda_layer *d, const fl_layer_spec *spec, const fl_tensor *t)
+{
+    const fl_tensor *qkv[3] = { &t[FL_WQ], &t[FL_WK], &t[FL_WV] };
+    const fl_tensor *bias[3] = { &t[FL_BQ], &t[FL_BK], &t[FL_BV] };
+    d->w_qkv = put(u, qkv, 3, 0);
+    d->w_o = put1(u, &t[FL_WO], 0);
+    d->attn_norm = put1(u, &t[FL_ATTN_NORM], 1);
+    if (spec->qkv_bias)
+        d->b_qkv = put(u, bias, 3, 1);
+    if (spec->o_bias)
+        d->b_o = put1(u, &t[FL_BO], 1);
+    if (spec->qk_norm) {
+        d->q_norm = put1(u, &t[FL_Q_NORM], 1);
+        d->k_norm = put1(u, &t[FL_K_NORM], 1);
+    }
+}
+
+/* The dense SiLU MLP op's tensors: gate/up fused into one matrix. */
+static void lay_out_dense_mlp(upload *u, fl_cuda_layer *d, const fl_tensor *t)
+{
+    const fl_tensor *gate_up[2] = { &t[FL_W_GATE], &t[FL_W_UP] };
+    d->w_gate_up = put(u, gate_up, 2, 0);
+    d->w_down = put1(u, &t[FL_W_DOWN], 0);
+    d->mlp_norm = put1(u, &t[FL_MLP_NORM], 1);
+}
+
+/* Every device tensor, op by op as the plan says. */
 static void lay_out(upload *u, fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w)
 {
-    cw->embed = put1(u, &w->embed, 0);
-    cw->lm_head = cfg->tie_word_embeddings ? cw->embed : put1(u, &w->lm_head, 0);
-    cw->final_norm = put1(u, &w->final_norm, 1);
+    cw->embed = put1(u, &w->model[FL_EMBED], 0);
+    cw->lm_head = cfg->tie_word_embeddings ? cw->embed : put1(u, &w->model[FL_LM_HEAD], 0);
+    cw->final_norm = put1(u, &w->model[FL_FINAL_NORM], 1);
     for (int i = 0; i < cfg->num_layers; i++) {
-        const fl_layer_weights *l = &w->layers[i];
-        fl_cuda_layer *d = &cw->layers[i];
-        const fl_tensor *qkv[3] = { &l->wq, &l->wk, &l->wv };
-        const fl_tensor *gate_up[2] = { &l->w_gate, &l->w_up };
-        d->w_qkv = put(u, qkv, 3, 0);
-        d->w_o = put1(u, &l->wo, 0);
-        d->w_gate_up = put(u, gate_up, 2, 0);
-        d->w_down = put1(u, &l->w_down, 0);
-        d->attn_norm = put1(u, &l->attn_norm, 1);
-        d->mlp_norm = put1(u, &l->mlp_norm, 1);
-        if (cfg->qkv_bias) {
-            const fl_tensor *bias[3] = { &l->bq, &l->bk, &l->bv };
-            d->b_qkv = put(u, bias, 3, 1);
-        }
-        if (cfg->o_bias)
-            d->b_o = put1(u, &l->bo, 1);
-        if (cfg->qk_norm) {
-            d->q_norm = put1(u, &l->q_norm, 1);
-            d->k_norm = put1(u, &l->k_norm, 1);
+        lay_out_attention(u, &cw->layers[i], &cfg->layers[i], w->layers[i].t);
+        switch ((fl_ffn_kind)cfg->layers[i].ffn) {
+        case FL_FFN_DENSE_SILU: lay_out_dense_mlp(u, &cw->layers[i], w->layers[i].t); break;
         }
     }
 }

@@ -16,7 +16,7 @@ typedef struct fl_cuda_layer {
     const uint16_t *w_qkv, *w_o, *w_gate_up, *w_down;
     const float *b_qkv, *b_o;               /* NULL if the model has none */
     const float *attn_norm, *mlp_norm;
-    const float *q_norm, *k_norm;           /* NULL unless Qwen3 */
+    const float *q_norm, *k_norm;           /* NULL without head norms */
 } fl_cuda_layer;
 
 typedef struct fl_cuda_weights {

@@ -8,20 +8,11 @@
 
 #include "base/alloc.h"
 #include "base/mapped_file.h"
-
-static const struct {
-    const char *name;
-    fl_arch arch;
-} supported_archs[] = {
-    { "LlamaForCausalLM", FL_ARCH_LLAMA },
-    { "Qwen2ForCausalLM", FL_ARCH_QWEN2 },
-    { "Qwen3ForCausalLM", FL_ARCH_QWEN3 },
-};
-#define NUM_ARCHS (sizeof supported_archs / sizeof supported_archs[0])
+#include "model/config_fields.h"
 
 /* Reads an integer field in [lo, hi]. An absent or null field takes dflt, or
  * is an error if required. */
-static int get_int(json_t *obj, const char *key, int required, int dflt, long long lo,
+int fl_config_int(json_t *obj, const char *key, int required, int dflt, long long lo,
                    long long hi, int *out, const char *src, fl_error *err)
 {
     json_t *v = json_object_get(obj, key);
@@ -42,7 +33,7 @@ static int get_int(json_t *obj, const char *key, int required, int dflt, long lo
 }
 
 /* Reads a number field in (lo, hi]; absent or null takes dflt. */
-static int get_number(json_t *obj, const char *key, int required, double dflt, double lo,
+int fl_config_number(json_t *obj, const char *key, int required, double dflt, double lo,
                       double hi, double *out, const char *src, fl_error *err)
 {
     json_t *v = json_object_get(obj, key);
@@ -61,7 +52,7 @@ static int get_number(json_t *obj, const char *key, int required, double dflt, d
     return 0;
 }
 
-static int get_bool(json_t *obj, const char *key, int dflt, int *out, const char *src,
+int fl_config_bool(json_t *obj, const char *key, int dflt, int *out, const char *src,
                     fl_error *err)
 {
     json_t *v = json_object_get(obj, key);
@@ -82,17 +73,11 @@ static int parse_arch(fl_model_config *cfg, json_t *root, const char *src, fl_er
     if (!json_is_string(first))
         return fl_fail(err, "%s: missing field 'architectures' (a list of class names)", src);
     const char *name = json_string_value(first);
-    for (size_t i = 0; i < NUM_ARCHS; i++) {
-        if (strcmp(name, supported_archs[i].name) == 0) {
-            cfg->arch = supported_archs[i].arch;
-            cfg->arch_name = supported_archs[i].name;
-            return 0;
-        }
-    }
-    return fl_fail(err,
-                   "%s: field 'architectures' names '%s', which is not supported "
-                   "(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
-                   src, name);
+    cfg->arch = fl_arch_find(name);
+    if (!cfg->arch)
+        return fl_fail(err, "%s: field 'architectures' names '%s', which is not supported (supported: %s)", src,
+                       name, fl_arch_list());
+    return 0;
 }
 
 /* Rope settings: transformers 5 writes rope_parameters (theta inside it);
@@ -113,7 +98,7 @@ static int parse_rope(fl_model_config *cfg, json_t *root, const char *src, fl_er
         }
     }
     json_t *theta_holder = json_object_get(root, "rope_theta") ? root : params;
-    if (get_number(theta_holder, "rope_theta", 0, 10000.0, 0.0, 1e12, &cfg->rope_theta, src,
+    if (fl_config_number(theta_holder, "rope_theta", 0, 10000.0, 0.0, 1e12, &cfg->rope_theta, src,
                    err) != 0)
         return -1;
     if (!json_is_object(params))
@@ -131,12 +116,12 @@ static int parse_rope(fl_model_config *cfg, json_t *root, const char *src, fl_er
     cfg->rope_llama3 = 1;
     char where[256];
     snprintf(where, sizeof where, "%s (%s)", src, field);
-    if (get_number(params, "factor", 1, 0, 0.0, 1e6, &cfg->rope_factor, where, err) != 0 ||
-        get_number(params, "low_freq_factor", 1, 0, 0.0, 1e6, &cfg->rope_low_freq_factor, where,
+    if (fl_config_number(params, "factor", 1, 0, 0.0, 1e6, &cfg->rope_factor, where, err) != 0 ||
+        fl_config_number(params, "low_freq_factor", 1, 0, 0.0, 1e6, &cfg->rope_low_freq_factor, where,
                    err) != 0 ||
-        get_number(params, "high_freq_factor", 1, 0, 0.0, 1e6, &cfg->rope_high_freq_factor, where,
+        fl_config_number(params, "high_freq_factor", 1, 0, 0.0, 1e6, &cfg->rope_high_freq_factor, where,
                    err) != 0 ||
-        get_int(params, "original_max_position_embeddings", 1, 0, 1, 1 << 24,
+        fl_config_int(params, "original_max_position_embeddings", 1, 0, 1, 1 << 24,
                 &cfg->rope_original_max_position, where, err) != 0)
         return -1;
     if (cfg->rope_high_freq_factor <= cfg->rope_low_freq_factor)
@@ -146,14 +131,14 @@ static int parse_rope(fl_model_config *cfg, json_t *root, const char *src, fl_er
 
 static int parse_special_ids(fl_model_config *cfg, json_t *root, const char *src, fl_error *err)
 {
-    if (get_int(root, "bos_token_id", 0, -1, 0, INT32_MAX, &cfg->bos_token_id, src, err) != 0)
+    if (fl_config_int(root, "bos_token_id", 0, -1, 0, INT32_MAX, &cfg->bos_token_id, src, err) != 0)
         return -1;
     json_t *eos = json_object_get(root, "eos_token_id");
     cfg->num_eos_ids = 0;
     if (!eos || json_is_null(eos))
         return 0;
     if (json_is_integer(eos))
-        return get_int(root, "eos_token_id", 1, 0, 0, INT32_MAX, &cfg->eos_token_ids[cfg->num_eos_ids++],
+        return fl_config_int(root, "eos_token_id", 1, 0, 0, INT32_MAX, &cfg->eos_token_ids[cfg->num_eos_ids++],
                        src, err);
     if (!json_is_array(eos) || json_array_size(eos) > FL_MAX_EOS_IDS)
         return fl_fail(err, "%s: field 'eos_token_id' must be an id or a list of at most %d ids",
@@ -164,36 +149,6 @@ static int parse_special_ids(fl_model_config *cfg, json_t *root, const char *src
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
             return fl_fail(err, "%s: field 'eos_token_id' holds a non-id value", src);
         cfg->eos_token_ids[cfg->num_eos_ids++] = (int)json_integer_value(v);
-    }
-    return 0;
-}
-
-/* Features flashlm does not implement are refused, never ignored. */
-static int check_unsupported(json_t *root, const char *src, fl_error *err)
-{
-    json_t *act = json_object_get(root, "hidden_act");
-    if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
-        return fl_fail(err, "%s: field 'hidden_act' must be \"silu\" (the only one supported)", src);
-    int flag = 0;
-    if (get_bool(root, "mlp_bias", 0, &flag, src, err) != 0)
-        return -1;
-    if (flag)
-        return fl_fail(err, "%s: field 'mlp_bias' = true is not supported", src);
-    if (get_bool(root, "use_sliding_window", 0, &flag, src, err) != 0)
-        return -1;
-    if (flag)
-        return fl_fail(err, "%s: field 'use_sliding_window' = true is not supported", src);
-    json_t *types = json_object_get(root, "layer_types");
-    if (types && !json_is_null(types)) {
-        size_t i;
-        json_t *v;
-        if (!json_is_array(types))
-            return fl_fail(err, "%s: field 'layer_types' must be a list", src);
-        json_array_foreach(types, i, v) {
-            if (!json_is_string(v) || strcmp(json_string_value(v), "full_attention") != 0)
-                return fl_fail(err, "%s: field 'layer_types'[%zu] is not \"full_attention\" "
-                               "(the only layer type supported)", src, i);
-        }
     }
     return 0;
 }
@@ -219,8 +174,7 @@ static int parse_root(fl_model_config *cfg, json_t *root, const char *src, fl_er
 {
     if (!json_is_object(root))
         return fl_fail(err, "%s: not a JSON object", src);
-    if (parse_arch(cfg, root, src, err) != 0 || check_unsupported(root, src, err) != 0 ||
-        parse_dtype(cfg, root, src, err) != 0 || parse_rope(cfg, root, src, err) != 0 ||
+    if (parse_arch(cfg, root, src, err) != 0 || parse_dtype(cfg, root, src, err) != 0 || parse_rope(cfg, root, src, err) != 0 ||
         parse_special_ids(cfg, root, src, err) != 0)
         return -1;
     double eps;
@@ -228,18 +182,18 @@ static int parse_root(fl_model_config *cfg, json_t *root, const char *src, fl_er
      * range: the q/k/v widths (heads x head_dim <= 2^20) in an int, the
      * element count of all weights (< 2^50) in an int64. Whether those fit
      * in memory is each allocation plan's check (fl_memory_check). */
-    if (get_int(root, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size, src, err) != 0 ||
-        get_int(root, "hidden_size", 1, 0, 1, 1 << 16, &cfg->hidden_size, src, err) != 0 ||
-        get_int(root, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->intermediate_size, src,
+    if (fl_config_int(root, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size, src, err) != 0 ||
+        fl_config_int(root, "hidden_size", 1, 0, 1, 1 << 16, &cfg->hidden_size, src, err) != 0 ||
+        fl_config_int(root, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->intermediate_size, src,
                 err) != 0 ||
-        get_int(root, "num_hidden_layers", 1, 0, 1, 1024, &cfg->num_layers, src, err) != 0 ||
-        get_int(root, "num_attention_heads", 1, 0, 1, 1024, &cfg->num_heads, src, err) != 0 ||
-        get_int(root, "num_key_value_heads", 0, cfg->num_heads, 1, 1024, &cfg->num_kv_heads, src,
+        fl_config_int(root, "num_hidden_layers", 1, 0, 1, FL_MAX_LAYERS, &cfg->num_layers, src, err) != 0 ||
+        fl_config_int(root, "num_attention_heads", 1, 0, 1, 1024, &cfg->num_heads, src, err) != 0 ||
+        fl_config_int(root, "num_key_value_heads", 0, cfg->num_heads, 1, 1024, &cfg->num_kv_heads, src,
                 err) != 0 ||
-        get_int(root, "max_position_embeddings", 0, 2048, 1, 1 << 24,
+        fl_config_int(root, "max_position_embeddings", 0, 2048, 1, 1 << 24,
                 &cfg->max_position_embeddings, src, err) != 0 ||
-        get_number(root, "rms_norm_eps", 0, 1e-6, 0.0, 1.0, &eps, src, err) != 0 ||
-        get_bool(root, "tie_word_embeddings", 0, &cfg->tie_word_embeddings, src, err) != 0)
+        fl_config_number(root, "rms_norm_eps", 0, 1e-6, 0.0, 1.0, &eps, src, err) != 0 ||
+        fl_config_bool(root, "tie_word_embeddings", 0, &cfg->tie_word_embeddings, src, err) != 0)
         return -1;
     cfg->rms_norm_eps = (float)eps;
     if (cfg->num_heads % cfg->num_kv_heads != 0)
@@ -249,20 +203,15 @@ static int parse_root(fl_model_config *cfg, json_t *root, const char *src, fl_er
     if ((!hd || json_is_null(hd)) && cfg->hidden_size % cfg->num_heads != 0)
         return fl_fail(err, "%s: no 'head_dim', and hidden_size = %d is not a multiple of "
                        "num_attention_heads = %d", src, cfg->hidden_size, cfg->num_heads);
-    if (get_int(root, "head_dim", 0, cfg->hidden_size / cfg->num_heads, 2, 1024, &cfg->head_dim,
+    if (fl_config_int(root, "head_dim", 0, cfg->hidden_size / cfg->num_heads, 2, 1024, &cfg->head_dim,
                 src, err) != 0)
         return -1;
     if (cfg->head_dim % 2 != 0)
         return fl_fail(err, "%s: field 'head_dim' = %d must be even (rotary pairs)", src,
                        cfg->head_dim);
-    int attention_bias = 0;
-    if (get_bool(root, "attention_bias", 0, &attention_bias, src, err) != 0)
+    /* the layers' plan, and the fields only this architecture has */
+    if (cfg->arch->configure(cfg, root, src, err) != 0)
         return -1;
-    /* Qwen2 always has q/k/v bias and no o_proj bias; for Llama and Qwen3
-     * attention_bias adds a bias to all four projections. */
-    cfg->qkv_bias = cfg->arch == FL_ARCH_QWEN2 || attention_bias;
-    cfg->o_bias = cfg->arch != FL_ARCH_QWEN2 && attention_bias;
-    cfg->qk_norm = cfg->arch == FL_ARCH_QWEN3;
     if (cfg->bos_token_id >= cfg->vocab_size)
         return fl_fail(err, "%s: field 'bos_token_id' = %d is not below vocab_size = %d", src,
                        cfg->bos_token_id, cfg->vocab_size);

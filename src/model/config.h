@@ -10,18 +10,15 @@
 
 #include "base/dtype.h"
 #include "base/error.h"
-
-typedef enum fl_arch {
-    FL_ARCH_LLAMA,   /* LlamaForCausalLM */
-    FL_ARCH_QWEN2,   /* Qwen2ForCausalLM: q/k/v bias */
-    FL_ARCH_QWEN3,   /* Qwen3ForCausalLM: RMSNorm on each q and k head */
-} fl_arch;
+#include "model/arch.h"
 
 #define FL_MAX_EOS_IDS 8
+/* The most layers a config may have (the per-layer plan is held inline, so
+ * a config stays a plain value that runners copy). */
+#define FL_MAX_LAYERS 1024
 
 typedef struct fl_model_config {
-    fl_arch arch;
-    const char *arch_name;       /* "Qwen3ForCausalLM" (static string) */
+    const fl_arch *arch;         /* from config.json's architectures[0] */
     int vocab_size;
     int hidden_size;
     int intermediate_size;
@@ -33,9 +30,6 @@ typedef struct fl_model_config {
     float rms_norm_eps;
     double rope_theta;
     int tie_word_embeddings;
-    int qkv_bias;                /* q_proj/k_proj/v_proj have a bias */
-    int o_bias;                  /* o_proj has a bias */
-    int qk_norm;                 /* per-head RMSNorm of q and k (Qwen3) */
     /* rope_type "llama3" frequency scaling; rope_llama3 == 0 means none. */
     int rope_llama3;
     double rope_factor;
@@ -46,6 +40,7 @@ typedef struct fl_model_config {
     int bos_token_id;            /* -1 if none */
     int num_eos_ids;
     int eos_token_ids[FL_MAX_EOS_IDS];
+    fl_layer_spec layers[FL_MAX_LAYERS]; /* the plan of each layer, [0, num_layers) used */
 } fl_model_config;
 
 /* Parses config.json text; source names the file in error messages. */

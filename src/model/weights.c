@@ -1,9 +1,9 @@
-/* weights.c - the list of tensors each architecture needs, and the two ways
- * of filling it (checkpoint files or dummy values).
+/* weights.c - the tensors a model's plan needs, and the two ways of filling
+ * them (checkpoint files or dummy values).
  *
- * One walk, walk_tensors(), knows every tensor's HF name, slot and expected
- * shape; loading, dummy filling, counting and visiting all go through it, so
- * the list exists in one place. */
+ * One walk, walk_tensors(), reads the plan and the architecture's tables
+ * (model/arch.h) for every tensor's name, slot and expected shape;
+ * loading, dummy filling, counting and visiting all go through it. */
 #include "model/weights.h"
 
 #include <math.h>
@@ -13,60 +13,48 @@
 #include "base/alloc.h"
 #include "base/rng.h"
 
-typedef enum tensor_kind { KIND_MATRIX, KIND_NORM, KIND_BIAS } tensor_kind;
-
 /* Called for each expected tensor: its name, slot, expected shape, kind. */
 typedef int (*walk_fn)(const char *name, fl_tensor *slot, int ndim, const int64_t *shape,
-                       tensor_kind kind, void *ctx);
+                       fl_tensor_kind kind, void *ctx);
 
-static int walk_one(walk_fn fn, void *ctx, fl_tensor *slot, tensor_kind kind, int64_t d0,
-                    int64_t d1, const char *fmt, int layer)
+static int walk_model_role(fl_weights *w, const fl_model_config *c, fl_model_role role, walk_fn fn,
+                           void *ctx)
 {
-    char name[128];
-    snprintf(name, sizeof name, fmt, layer);
-    int64_t shape[2] = { d0, d1 };
-    return fn(name, slot, d1 ? 2 : 1, shape, kind, ctx);
+    int64_t shape[2];
+    const int ndim = fl_model_role_shape(c, role, shape);
+    return fn(c->arch->names->model[role], &w->model[role], ndim, shape, fl_model_role_kind(role), ctx);
 }
 
+static int walk_layer(fl_weights *w, const fl_model_config *c, int layer, walk_fn fn, void *ctx)
+{
+    for (int r = 0; r < FL_NUM_LAYER_ROLES; r++) {
+        const fl_layer_role role = (fl_layer_role)r;
+        if (!fl_layer_role_needed(&c->layers[layer], role))
+            continue;
+        char name[160];
+        int64_t shape[2];
+        snprintf(name, sizeof name, c->arch->names->layer[role], layer);
+        const int ndim = fl_layer_role_shape(c, role, shape);
+        const int rc = fn(name, &w->layers[layer].t[role], ndim, shape, fl_layer_role_kind(role), ctx);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Every tensor cfg's plan needs, in checkpoint order (which also orders
+ * the dummy values' RNG streams): the embedding, each layer's tensors in
+ * role order, the final norm, the lm_head unless tied. */
 static int walk_tensors(fl_weights *w, const fl_model_config *c, walk_fn fn, void *ctx)
 {
-    const int64_t h = c->hidden_size, q = (int64_t)c->num_heads * c->head_dim,
-                  kv = (int64_t)c->num_kv_heads * c->head_dim, ff = c->intermediate_size;
-#define WALK(slot, kind, d0, d1, fmt, layer)                                   \
-    do {                                                                       \
-        int rc_ = walk_one(fn, ctx, slot, kind, d0, d1, fmt, layer);           \
-        if (rc_ != 0)                                                          \
-            return rc_;                                                        \
-    } while (0)
-    WALK(&w->embed, KIND_MATRIX, c->vocab_size, h, "model.embed_tokens.weight", 0);
-    for (int i = 0; i < c->num_layers; i++) {
-        fl_layer_weights *l = &w->layers[i];
-        WALK(&l->attn_norm, KIND_NORM, h, 0, "model.layers.%d.input_layernorm.weight", i);
-        WALK(&l->wq, KIND_MATRIX, q, h, "model.layers.%d.self_attn.q_proj.weight", i);
-        WALK(&l->wk, KIND_MATRIX, kv, h, "model.layers.%d.self_attn.k_proj.weight", i);
-        WALK(&l->wv, KIND_MATRIX, kv, h, "model.layers.%d.self_attn.v_proj.weight", i);
-        if (c->qkv_bias) {
-            WALK(&l->bq, KIND_BIAS, q, 0, "model.layers.%d.self_attn.q_proj.bias", i);
-            WALK(&l->bk, KIND_BIAS, kv, 0, "model.layers.%d.self_attn.k_proj.bias", i);
-            WALK(&l->bv, KIND_BIAS, kv, 0, "model.layers.%d.self_attn.v_proj.bias", i);
-        }
-        if (c->qk_norm) {
-            WALK(&l->q_norm, KIND_NORM, c->head_dim, 0, "model.layers.%d.self_attn.q_norm.weight", i);
-            WALK(&l->k_norm, KIND_NORM, c->head_dim, 0, "model.layers.%d.self_attn.k_norm.weight", i);
-        }
-        WALK(&l->wo, KIND_MATRIX, h, q, "model.layers.%d.self_attn.o_proj.weight", i);
-        if (c->o_bias)
-            WALK(&l->bo, KIND_BIAS, h, 0, "model.layers.%d.self_attn.o_proj.bias", i);
-        WALK(&l->mlp_norm, KIND_NORM, h, 0, "model.layers.%d.post_attention_layernorm.weight", i);
-        WALK(&l->w_gate, KIND_MATRIX, ff, h, "model.layers.%d.mlp.gate_proj.weight", i);
-        WALK(&l->w_up, KIND_MATRIX, ff, h, "model.layers.%d.mlp.up_proj.weight", i);
-        WALK(&l->w_down, KIND_MATRIX, h, ff, "model.layers.%d.mlp.down_proj.weight", i);
-    }
-    WALK(&w->final_norm, KIND_NORM, h, 0, "model.norm.weight", 0);
-    if (!c->tie_word_embeddings)
-        WALK(&w->lm_head, KIND_MATRIX, c->vocab_size, h, "lm_head.weight", 0);
-#undef WALK
-    return 0;
+    int rc = walk_model_role(w, c, FL_EMBED, fn, ctx);
+    for (int i = 0; rc == 0 && i < c->num_layers; i++)
+        rc = walk_layer(w, c, i, fn, ctx);
+    if (rc == 0)
+        rc = walk_model_role(w, c, FL_FINAL_NORM, fn, ctx);
+    if (rc == 0 && !c->tie_word_embeddings)
+        rc = walk_model_role(w, c, FL_LM_HEAD, fn, ctx);
+    return rc;
 }
 
 static void alloc_layers(fl_weights *w, const fl_model_config *cfg)
@@ -78,7 +66,7 @@ static void alloc_layers(fl_weights *w, const fl_model_config *cfg)
 
 /* Adds the element count of one expected tensor to *(int64_t *)ctx. */
 static int count_params(const char *name, fl_tensor *slot, int ndim, const int64_t *shape,
-                        tensor_kind kind, void *ctx)
+                        fl_tensor_kind kind, void *ctx)
 {
     (void)name, (void)slot, (void)kind;
     int64_t n = 1;
@@ -91,7 +79,7 @@ static int count_params(const char *name, fl_tensor *slot, int ndim, const int64
 static void finish_weights(fl_weights *w, const fl_model_config *cfg)
 {
     if (cfg->tie_word_embeddings)
-        w->lm_head = w->embed;
+        w->model[FL_LM_HEAD] = w->model[FL_EMBED];
     w->num_params = 0;
     walk_tensors(w, cfg, count_params, &w->num_params);
 }
@@ -114,7 +102,7 @@ typedef struct load_ctx {
 } load_ctx;
 
 static int load_tensor(const char *name, fl_tensor *slot, int ndim, const int64_t *shape,
-                       tensor_kind kind, void *vctx)
+                       fl_tensor_kind kind, void *vctx)
 {
     (void)kind;
     load_ctx *ctx = vctx;
@@ -164,14 +152,14 @@ typedef struct dummy_ctx {
     uint64_t stream; /* tensor index: each tensor draws its own stream */
 } dummy_ctx;
 
-static void fill_dummy(fl_tensor *t, tensor_kind kind, int64_t fan_in, uint64_t seed,
+static void fill_dummy(fl_tensor *t, fl_tensor_kind kind, int64_t fan_in, uint64_t seed,
                        uint64_t stream)
 {
     const int64_t n = fl_tensor_numel(t);
     /* Uniform on [-a, a] has variance a^2/3: a = sqrt(3/fan_in) keeps
      * activations near unit scale through every matrix. */
-    const float scale = kind == KIND_MATRIX ? sqrtf(3.0f / (float)fan_in) : 0.1f;
-    const float center = kind == KIND_NORM ? 1.0f : 0.0f;
+    const float scale = kind == FL_KIND_MATRIX ? sqrtf(3.0f / (float)fan_in) : 0.1f;
+    const float center = kind == FL_KIND_NORM ? 1.0f : 0.0f;
     const uint64_t key = fl_rng_key(seed, stream);
     const int64_t chunk = 4096;
 #pragma omp parallel for schedule(static)
@@ -186,7 +174,7 @@ static void fill_dummy(fl_tensor *t, tensor_kind kind, int64_t fan_in, uint64_t 
 }
 
 static int place_dummy(const char *name, fl_tensor *slot, int ndim, const int64_t *shape,
-                       tensor_kind kind, void *vctx)
+                       fl_tensor_kind kind, void *vctx)
 {
     dummy_ctx *ctx = vctx;
     (void)name;
@@ -248,7 +236,7 @@ typedef struct visit_ctx {
 } visit_ctx;
 
 static int visit_one(const char *name, fl_tensor *slot, int ndim, const int64_t *shape,
-                     tensor_kind kind, void *vctx)
+                     fl_tensor_kind kind, void *vctx)
 {
     (void)ndim, (void)shape, (void)kind;
     visit_ctx *v = vctx;

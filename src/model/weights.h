@@ -4,7 +4,9 @@
  * every expected tensor checked for presence, shape and dtype) or from
  * --load-format dummy (deterministic random values from a seed, in the
  * config's dtype). Backends read these views and make their own copies in
- * the layout they compute with. */
+ * the layout they compute with. Which tensors exist, their names and shapes
+ * come from the architecture's tables (model/arch.h); this file knows no
+ * architecture. */
 #ifndef FL_WEIGHTS_H
 #define FL_WEIGHTS_H
 
@@ -14,28 +16,14 @@
 #include "model/config.h"
 #include "model/safetensors.h"
 
+/* The tensors of one layer by role (model/arch.h); a role the layer's
+ * spec does not need is all zero (data NULL, ndim 0). */
 typedef struct fl_layer_weights {
-    fl_tensor attn_norm;  /* (hidden) */
-    fl_tensor wq;         /* (num_heads * head_dim, hidden) */
-    fl_tensor wk;         /* (num_kv_heads * head_dim, hidden) */
-    fl_tensor wv;         /* (num_kv_heads * head_dim, hidden) */
-    fl_tensor bq;         /* (num_heads * head_dim), if cfg->qkv_bias */
-    fl_tensor bk;         /* (num_kv_heads * head_dim), if cfg->qkv_bias */
-    fl_tensor bv;         /* (num_kv_heads * head_dim), if cfg->qkv_bias */
-    fl_tensor q_norm;     /* (head_dim), if cfg->qk_norm */
-    fl_tensor k_norm;     /* (head_dim), if cfg->qk_norm */
-    fl_tensor wo;         /* (hidden, num_heads * head_dim) */
-    fl_tensor bo;         /* (hidden), if cfg->o_bias */
-    fl_tensor mlp_norm;   /* (hidden) */
-    fl_tensor w_gate;     /* (intermediate, hidden) */
-    fl_tensor w_up;       /* (intermediate, hidden) */
-    fl_tensor w_down;     /* (hidden, intermediate) */
+    fl_tensor t[FL_NUM_LAYER_ROLES];
 } fl_layer_weights;
 
 typedef struct fl_weights {
-    fl_tensor embed;          /* (vocab, hidden) */
-    fl_tensor final_norm;     /* (hidden) */
-    fl_tensor lm_head;        /* (vocab, hidden); the same data as embed when tied */
+    fl_tensor model[FL_NUM_MODEL_ROLES]; /* FL_LM_HEAD: the same data as FL_EMBED when tied */
     int num_layers;
     fl_layer_weights *layers; /* [num_layers] */
     int64_t num_params;       /* the tied lm_head counted once, as HF does */

@@ -1,0 +1,183 @@
+/* arch.c - the architecture registry and the tables every architecture
+ * shares: which tensors a layer spec needs, their shapes and kinds (see
+ * arch.h). */
+#include "model/arch.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "model/config.h"
+#include "model/config_fields.h"
+
+extern const fl_arch fl_arch_llama, fl_arch_qwen2, fl_arch_qwen3;
+
+static const fl_arch *const registry[] = {
+    &fl_arch_llama,
+    &fl_arch_qwen2,
+    &fl_arch_qwen3,
+};
+#define NUM_ARCHS (sizeof registry / sizeof registry[0])
+
+const fl_arch *fl_arch_find(const char *hf_class)
+{
+    for (size_t i = 0; i < NUM_ARCHS; i++)
+        if (strcmp(registry[i]->hf_class, hf_class) == 0)
+            return registry[i];
+    return NULL;
+}
+
+const char *fl_arch_list(void)
+{
+    static char list[256];
+    if (!list[0])
+        for (size_t i = 0, at = 0; i < NUM_ARCHS && at < sizeof list; i++)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", registry[i]->hf_class);
+    return list;
+}
+
+/* ---- the tensor table ---- */
+
+/* A dimension of a tensor, in terms of the config. */
+typedef enum dim { D_NONE, D_VOCAB, D_HIDDEN, D_Q, D_KV, D_FF, D_HEAD } dim;
+
+static int64_t dim_value(const fl_model_config *c, dim d)
+{
+    switch (d) {
+    case D_VOCAB: return c->vocab_size;
+    case D_HIDDEN: return c->hidden_size;
+    case D_Q: return (int64_t)c->num_heads * c->head_dim;
+    case D_KV: return (int64_t)c->num_kv_heads * c->head_dim;
+    case D_FF: return c->intermediate_size;
+    case D_HEAD: return c->head_dim;
+    case D_NONE: break;
+    }
+    return 0;
+}
+
+typedef struct role_row {
+    fl_tensor_kind kind;
+    dim rows, cols;   /* cols D_NONE: a vector */
+} role_row;
+
+static const role_row layer_roles[FL_NUM_LAYER_ROLES] = {
+    [FL_ATTN_NORM] = { FL_KIND_NORM, D_HIDDEN, D_NONE },
+    [FL_WQ] = { FL_KIND_MATRIX, D_Q, D_HIDDEN },
+    [FL_WK] = { FL_KIND_MATRIX, D_KV, D_HIDDEN },
+    [FL_WV] = { FL_KIND_MATRIX, D_KV, D_HIDDEN },
+    [FL_BQ] = { FL_KIND_BIAS, D_Q, D_NONE },
+    [FL_BK] = { FL_KIND_BIAS, D_KV, D_NONE },
+    [FL_BV] = { FL_KIND_BIAS, D_KV, D_NONE },
+    [FL_Q_NORM] = { FL_KIND_NORM, D_HEAD, D_NONE },
+    [FL_K_NORM] = { FL_KIND_NORM, D_HEAD, D_NONE },
+    [FL_WO] = { FL_KIND_MATRIX, D_HIDDEN, D_Q },
+    [FL_BO] = { FL_KIND_BIAS, D_HIDDEN, D_NONE },
+    [FL_MLP_NORM] = { FL_KIND_NORM, D_HIDDEN, D_NONE },
+    [FL_W_GATE] = { FL_KIND_MATRIX, D_FF, D_HIDDEN },
+    [FL_W_UP] = { FL_KIND_MATRIX, D_FF, D_HIDDEN },
+    [FL_W_DOWN] = { FL_KIND_MATRIX, D_HIDDEN, D_FF },
+};
+
+static const role_row model_roles[FL_NUM_MODEL_ROLES] = {
+    [FL_EMBED] = { FL_KIND_MATRIX, D_VOCAB, D_HIDDEN },
+    [FL_FINAL_NORM] = { FL_KIND_NORM, D_HIDDEN, D_NONE },
+    [FL_LM_HEAD] = { FL_KIND_MATRIX, D_VOCAB, D_HIDDEN },
+};
+
+int fl_layer_role_needed(const fl_layer_spec *s, fl_layer_role role)
+{
+    switch (role) {
+    case FL_BQ: case FL_BK: case FL_BV: return s->qkv_bias;
+    case FL_Q_NORM: case FL_K_NORM: return s->qk_norm;
+    case FL_BO: return s->o_bias;
+    case FL_W_GATE: case FL_W_UP: case FL_W_DOWN: return s->ffn == FL_FFN_DENSE_SILU;
+    default: return 1;
+    }
+}
+
+static int row_shape(const fl_model_config *c, const role_row *r, int64_t shape[2])
+{
+    shape[0] = dim_value(c, r->rows);
+    shape[1] = dim_value(c, r->cols);
+    return r->cols == D_NONE ? 1 : 2;
+}
+
+fl_tensor_kind fl_layer_role_kind(fl_layer_role role)
+{
+    return layer_roles[role].kind;
+}
+
+int fl_layer_role_shape(const fl_model_config *c, fl_layer_role role, int64_t shape[2])
+{
+    return row_shape(c, &layer_roles[role], shape);
+}
+
+fl_tensor_kind fl_model_role_kind(fl_model_role role)
+{
+    return model_roles[role].kind;
+}
+
+int fl_model_role_shape(const fl_model_config *c, fl_model_role role, int64_t shape[2])
+{
+    return row_shape(c, &model_roles[role], shape);
+}
+
+/* ---- the Llama family ---- */
+
+const fl_tensor_names fl_llama_tensor_names = {
+    .model = {
+        [FL_EMBED] = "model.embed_tokens.weight",
+        [FL_FINAL_NORM] = "model.norm.weight",
+        [FL_LM_HEAD] = "lm_head.weight",
+    },
+    .layer = {
+        [FL_ATTN_NORM] = "model.layers.%d.input_layernorm.weight",
+        [FL_WQ] = "model.layers.%d.self_attn.q_proj.weight",
+        [FL_WK] = "model.layers.%d.self_attn.k_proj.weight",
+        [FL_WV] = "model.layers.%d.self_attn.v_proj.weight",
+        [FL_BQ] = "model.layers.%d.self_attn.q_proj.bias",
+        [FL_BK] = "model.layers.%d.self_attn.k_proj.bias",
+        [FL_BV] = "model.layers.%d.self_attn.v_proj.bias",
+        [FL_Q_NORM] = "model.layers.%d.self_attn.q_norm.weight",
+        [FL_K_NORM] = "model.layers.%d.self_attn.k_norm.weight",
+        [FL_WO] = "model.layers.%d.self_attn.o_proj.weight",
+        [FL_BO] = "model.layers.%d.self_attn.o_proj.bias",
+        [FL_MLP_NORM] = "model.layers.%d.post_attention_layernorm.weight",
+        [FL_W_GATE] = "model.layers.%d.mlp.gate_proj.weight",
+        [FL_W_UP] = "model.layers.%d.mlp.up_proj.weight",
+        [FL_W_DOWN] = "model.layers.%d.mlp.down_proj.weight",
+    },
+};
+
+int fl_arch_llama_family_layers(fl_model_config *cfg, json_t *root, fl_layer_spec spec, const char *src,
+                                fl_error *err)
+{
+    json_t *act = json_object_get(root, "hidden_act");
+    if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
+        return fl_fail(err, "%s: field 'hidden_act' must be \"silu\" (the only one supported)", src);
+    int flag = 0;
+    if (fl_config_bool(root, "mlp_bias", 0, &flag, src, err) != 0)
+        return -1;
+    if (flag)
+        return fl_fail(err, "%s: field 'mlp_bias' = true is not supported", src);
+    if (fl_config_bool(root, "use_sliding_window", 0, &flag, src, err) != 0)
+        return -1;
+    if (flag)
+        return fl_fail(err, "%s: field 'use_sliding_window' = true is not supported", src);
+    json_t *types = json_object_get(root, "layer_types");
+    if (types && !json_is_null(types)) {
+        size_t i;
+        json_t *v;
+        if (!json_is_array(types))
+            return fl_fail(err, "%s: field 'layer_types' must be a list", src);
+        json_array_foreach(types, i, v) {
+            if (!json_is_string(v) || strcmp(json_string_value(v), "full_attention") != 0)
+                return fl_fail(err, "%s: field 'layer_types'[%zu] is not \"full_attention\" "
+                               "(the only layer type supported)", src, i);
+        }
+    }
+    spec.window = 0;
+    spec.ffn = FL_FFN_DENSE_SILU;
+    for (int i = 0; i < cfg->num_layers; i++)
+        cfg->layers[i] = spec;
+    return 0;
+}
