@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "attention/backend.h"
 #include "base/mapped_file.h"
 #include "cuda/cuda_runner.h"
 #include "model/model.h"
@@ -35,7 +36,18 @@ int main(int argc, char **argv)
     const int len = (int)fread(ids, sizeof(int32_t), (1 << 20), f);
     fclose(f);
     const int bs = 128, num_blocks = (len + bs - 1) / bs;
-    const fl_cuda_runner_opts o = { .max_tokens = CHUNK, .max_context = num_blocks * bs, .max_seqs = CHUNK,
+    int cc;
+    if (fl_cuda_device_cc(&cc, &err) != 0) {
+        fprintf(stderr, "dump_logits: %s\n", err.msg);
+        return 1;
+    }
+    const fl_attn_needs needs = fl_attn_needs_of(&m.cfg, FL_DEVICE_CUDA, cc, bs, FL_BF16);
+    const fl_attn_backend *attn = fl_attn_backend_select(getenv("FLASHLM_ATTENTION_BACKEND"), &needs, &err);
+    if (!attn) {
+        fprintf(stderr, "dump_logits: %s\n", err.msg);
+        return 1;
+    }
+    const fl_runner_opts o = { .attn = attn, .max_tokens = CHUNK, .max_context = num_blocks * bs, .max_seqs = CHUNK,
                                     .block_size = bs, .num_blocks = num_blocks, .gpu_memory_utilization = 0.9f };
     fl_model_runner r;
     if (fl_cuda_runner_init(&r, &m.cfg, &m.weights, &o, &err) != 0) {

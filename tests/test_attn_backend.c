@@ -1,9 +1,12 @@
 /* test_attn_backend.c - choosing an attention backend: auto picks one that
  * can run the model; a named one that cannot, or an unknown name, is one
- * message saying what is missing and what would work. */
+ * message saying what is missing and what would work; and the backend a
+ * runner is given is the code it runs. */
 #include "test_util.h"
 
 #include "attention/backend.h"
+#include "cpu/cpu_runner.h"
+#include "model/model.h"
 
 static fl_attn_needs cpu_needs(int head_dim, int block_size)
 {
@@ -76,8 +79,54 @@ static void test_select_cuda(void **state)
     assert_msg_contains(err.msg, "KV cache dtype F32 is not supported");
 }
 
+/* A CPU backend that counts its calls and then runs the reference. */
+static int counted_runs;
+
+static void counting_run(const fl_attn_cpu_args *a)
+{
+    counted_runs++;
+    tu_attention("cpu")->cpu->run(a);
+}
+
+static size_t counting_scratch(int max_context)
+{
+    return tu_attention("cpu")->cpu->scratch_floats(max_context);
+}
+
+/* The CPU runner names and calls the backend it is handed, once a layer:
+ * what start-up selects (and the server logs by the runner's name) is
+ * what runs. */
+static void test_runner_runs_its_backend(void **state)
+{
+    (void)state;
+    static const fl_attn_cpu_ops counting_ops = { counting_scratch, counting_run };
+    fl_attn_backend counting = *tu_attention("cpu");
+    counting.name = "counting";
+    counting.cpu = &counting_ops;
+    fl_model m;
+    fl_error err;
+    assert_int_equal(fl_model_load(&m, tu_fixture("tiny-qwen3"), FL_LOAD_AUTO, 0, &err), 0);
+    const fl_runner_opts o = { .attn = &counting, .max_tokens = 16, .max_context = 64, .block_size = 16,
+                               .num_blocks = 4, .max_seqs = 1 };
+    fl_model_runner r;
+    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, &o, &err), 0);
+    assert_string_equal(r.attn_backend, "counting");
+    const int32_t ids[3] = { 1, 2, 3 }, pos[3] = { 0, 1, 2 }, seq[3] = { 0 }, table[4] = { 3, 2, 1, 0 },
+                  rows[1] = { 2 };
+    const fl_batch b = { .num_tokens = 3, .token_ids = ids, .positions = pos, .token_seq = seq, .num_seqs = 1,
+                         .max_blocks_per_seq = 4, .block_tables = table, .num_logits = 1, .logit_rows = rows };
+    float *logits = malloc((size_t)m.cfg.vocab_size * sizeof(float));
+    counted_runs = 0;
+    r.forward(r.impl, &b, logits);
+    assert_int_equal(counted_runs, m.cfg.num_layers);
+    free(logits);
+    r.destroy(r.impl);
+    fl_model_free(&m);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_select), cmocka_unit_test(test_select_cuda) };
+    const struct CMUnitTest tests[] = { cmocka_unit_test(test_select), cmocka_unit_test(test_select_cuda),
+                                        cmocka_unit_test(test_runner_runs_its_backend) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,10 @@
  * 1e-2 x max |logit| of the top one.
  * (Bitwise equality with HF's 32 tokens is not a bf16 property: a
  * near-tie flips and the continuations part; how far they agree is
- * printed.) */
+ * printed.)
+ * All of it runs once for each CUDA attention backend that can run on this
+ * GPU, each wrapped so that the test sees the runner name it and call its
+ * code once a layer. */
 #include "test_util.h"
 
 #include "golden.h"
@@ -25,6 +28,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "attention/backend.h"
 #include "cuda/cuda_runner.h"
 #include "engine/engine.h"
 #include "model/model.h"
@@ -37,17 +41,31 @@
 
 static const int block_sizes[] = { 16, 32, 64, 128 };
 
+/* The backend under test, and the counting copy of it the runners get. */
+static const fl_attn_backend *under_test;
+static fl_attn_backend counting;
+static fl_attn_cuda_ops counting_ops;
+static int attn_runs;
+
+static int counting_run(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *args,
+                        void *stream)
+{
+    attn_runs++;
+    return under_test->cuda->run(shape, plan, args, stream);
+}
+
 static fl_model_runner make_runner(const fl_model *m, int block_size, int num_blocks, int max_tokens)
 {
-    const fl_cuda_runner_opts o = { .max_tokens = max_tokens, .max_context = MAX_CONTEXT, .max_seqs = 512,
-                                    .block_size = block_size, .num_blocks = num_blocks,
-                                    .gpu_memory_utilization = 0.9f };
+    const fl_runner_opts o = { .attn = &counting, .max_tokens = max_tokens, .max_context = MAX_CONTEXT,
+                               .max_seqs = 512, .block_size = block_size, .num_blocks = num_blocks,
+                               .gpu_memory_utilization = 0.9f };
     fl_model_runner r;
     fl_error err;
     if (fl_cuda_runner_init(&r, &m->cfg, &m->weights, &o, &err) != 0) {
         print_error("%s\n", err.msg);
         fail();
     }
+    assert_string_equal(r.attn_backend, under_test->name);
     return r;
 }
 
@@ -84,7 +102,9 @@ static float *prefill(const fl_model *m, int block_size, int num_seqs, const int
                          .num_seqs = num_seqs, .max_blocks_per_seq = max_blocks, .block_tables = tables,
                          .num_logits = total, .logit_rows = rows };
     float *logits = malloc((size_t)total * m->cfg.vocab_size * sizeof(float));
+    attn_runs = 0;
     r.forward(r.impl, &b, logits);
+    assert_int_equal(attn_runs, m->cfg.num_layers); /* one forward: one call a layer */
     free(ids), free(pos), free(seq), free(rows), free(tables);
     r.destroy(r.impl);
     return logits;
@@ -206,11 +226,28 @@ static void check_fixture(const char *name)
     assert_int_equal(fl_model_load(&model, dir, FL_LOAD_AUTO, 0, &err), 0);
     tu_golden g;
     tu_golden_load(&g, dir, model.cfg.vocab_size);
-    for (size_t i = 0; i < sizeof block_sizes / sizeof block_sizes[0]; i++) {
-        check_logits(&model, &g, block_sizes[i], name);
-        check_greedy(&model, &g, block_sizes[i], 256, name);
-        check_greedy(&model, &g, block_sizes[i], 7, name);
+    int cc, count, tested = 0;
+    assert_int_equal(fl_cuda_device_cc(&cc, &err), 0);
+    const fl_attn_backend *all = fl_attn_backends(&count);
+    for (int b = 0; b < count; b++) {
+        char why[256];
+        const fl_attn_needs needs = fl_attn_needs_of(&model.cfg, FL_DEVICE_CUDA, cc, 16, FL_BF16);
+        if (fl_attn_backend_unsupported(&all[b], &needs, why, sizeof why))
+            continue;
+        under_test = &all[b];
+        counting = *under_test;
+        counting_ops = *under_test->cuda;
+        counting_ops.run = counting_run;
+        counting.cuda = &counting_ops;
+        printf("%s: attention backend %s\n", name, under_test->name);
+        for (size_t i = 0; i < sizeof block_sizes / sizeof block_sizes[0]; i++) {
+            check_logits(&model, &g, block_sizes[i], name);
+            check_greedy(&model, &g, block_sizes[i], 256, name);
+            check_greedy(&model, &g, block_sizes[i], 7, name);
+        }
+        tested++;
     }
+    assert_true(tested > 0);
     tu_golden_free(&g);
     fl_model_free(&model);
 }

@@ -74,8 +74,9 @@ static fl_engine *make_engine(const run_cfg *rc, outputs *out)
     fl_model_runner runner;
     int blocks = rc->num_blocks ? rc->num_blocks : MAX_REQ * (MAX_CONTEXT / rc->block_size + 1);
     fl_error err;
-    assert_int_equal(fl_cpu_runner_init(&runner, &model.cfg, &model.weights, rc->budget, MAX_CONTEXT,
-                                        rc->block_size, blocks, MAX_REQ, &err), 0);
+    const fl_runner_opts ro = { .attn = tu_attention("cpu"), .max_tokens = rc->budget, .max_context = MAX_CONTEXT,
+                                .block_size = rc->block_size, .num_blocks = blocks, .max_seqs = MAX_REQ };
+    assert_int_equal(fl_cpu_runner_init(&runner, &model.cfg, &model.weights, &ro, &err), 0);
     fl_engine_config ec;
     fl_engine_config_default(&ec);
     ec.max_num_batched_tokens = rc->budget;
@@ -393,7 +394,9 @@ static void test_nan_weights(void **state)
     for (int greedy = 0; greedy < 2; greedy++) {
         reset(&together);
         fl_model_runner runner;
-        assert_int_equal(fl_cpu_runner_init(&runner, &model.cfg, &w, 64, MAX_CONTEXT, 16, 100, MAX_REQ, &err), 0);
+        const fl_runner_opts ro = { .attn = tu_attention("cpu"), .max_tokens = 64, .max_context = MAX_CONTEXT,
+                                    .block_size = 16, .num_blocks = 100, .max_seqs = MAX_REQ };
+        assert_int_equal(fl_cpu_runner_init(&runner, &model.cfg, &w, &ro, &err), 0);
         fl_engine_config ec;
         fl_engine_config_default(&ec);
         const int32_t eos = 2;

@@ -93,10 +93,11 @@ static void check_greedy(const fl_model *model, const tu_golden *g, int block_si
 {
     fl_model_runner runner;
     fl_error err;
-    assert_int_equal(fl_cpu_runner_init(&runner, &model->cfg, &model->weights, step_budget,
-                                        MAX_CONTEXT, block_size,
-                                        NUM_PROMPTS * (MAX_CONTEXT / block_size + 1), NUM_PROMPTS,
-                                        &err), 0);
+    const fl_runner_opts ro = { .attn = tu_attention("cpu"), .max_tokens = step_budget,
+                                .max_context = MAX_CONTEXT, .block_size = block_size,
+                                .num_blocks = NUM_PROMPTS * (MAX_CONTEXT / block_size + 1),
+                                .max_seqs = NUM_PROMPTS };
+    assert_int_equal(fl_cpu_runner_init(&runner, &model->cfg, &model->weights, &ro, &err), 0);
     int32_t tokens[NUM_PROMPTS][GREEDY_TOKENS];
     tu_golden_generate(g, &runner, step_budget, -1, tokens);
     for (int s = 0; s < NUM_PROMPTS; s++) {
@@ -120,8 +121,8 @@ static void check_fixture(const char *name)
     tu_golden_load(&g, dir, model.cfg.vocab_size);
     for (size_t i = 0; i < sizeof block_sizes / sizeof block_sizes[0]; i++) {
         fl_cpu_model whole;
-        assert_int_equal(fl_cpu_model_init(&whole, &model.cfg, &model.weights, 256, MAX_CONTEXT,
-                                           &err), 0);
+        assert_int_equal(fl_cpu_model_init(&whole, &model.cfg, &model.weights, tu_attention("cpu"), 256,
+                                           MAX_CONTEXT, &err), 0);
         check_logits(&whole, &g, block_sizes[i], name);
         fl_cpu_model_free(&whole);
         check_greedy(&model, &g, block_sizes[i], 256, name);

@@ -383,6 +383,10 @@ static void test_memory_plans(void **state)
     const char *dir = *state;
     fl_model m;
     fl_model_runner r;
+    const fl_runner_opts small = { .attn = tu_attention("cpu"), .max_tokens = 16, .max_context = 64,
+                                   .block_size = 16, .max_seqs = 1 };
+    fl_runner_opts many_blocks = small;
+    many_blocks.num_blocks = 1 << 24;
     fl_error err = { "" };
     set_config_fields(dir, huge_config);
     assert_int_equal(fl_model_load(&m, dir, FL_LOAD_DUMMY, 0, &err), -1);
@@ -391,7 +395,7 @@ static void test_memory_plans(void **state)
 
     /* shapes only (`info`) need no memory; the CPU runner's copy does */
     assert_int_equal(fl_model_load(&m, dir, FL_LOAD_SHAPES_ONLY, 0, &err), 0);
-    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, 16, 64, 16, 0, 1, &err), -1);
+    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, &small, &err), -1);
     assert_msg_contains(err.msg, "the CPU runner's float32 weights and run state needs");
     fl_model_free(&m);
 
@@ -402,7 +406,7 @@ static void test_memory_plans(void **state)
                            "\"num_key_value_heads\": 1024, \"head_dim\": 1024, "
                            "\"layer_types\": null}");
     assert_int_equal(fl_model_load(&m, dir, FL_LOAD_SHAPES_ONLY, 0, &err), 0);
-    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, 16, 64, 16, 0, 1, &err), -1);
+    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, &small, &err), -1);
     assert_msg_contains(err.msg, "one KV cache block (137438953472 bytes) exceeds");
     /* 2^24 blocks of 128 such tokens: 2^64 bytes, saturated past size_t */
     assert_true(fl_cpu_kv_cache_bytes(&m.cfg, 1 << 24, 128) == SIZE_MAX);
@@ -411,7 +415,7 @@ static void test_memory_plans(void **state)
     /* small weights (one such layer, hidden size 1), but 2^24 forced blocks */
     set_config_fields(dir, "{\"num_hidden_layers\": 1, \"hidden_size\": 1}");
     assert_int_equal(fl_model_load(&m, dir, FL_LOAD_DUMMY, 0, &err), 0);
-    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, 16, 64, 16, 1 << 24, 1, &err), -1);
+    assert_int_equal(fl_cpu_runner_init(&r, &m.cfg, &m.weights, &many_blocks, &err), -1);
     assert_msg_contains(err.msg, "16777216 KV cache blocks) needs 2097152.");
     fl_model_free(&m);
 }

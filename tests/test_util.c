@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attention/backend.h"
+
 char *tu_tempdir(void)
 {
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -171,4 +173,15 @@ void tu_check_draws(const char *what, const double *p, const int *count, int v, 
         print_error("%s: chi-square %.2f over %.2f (df %d)\n", what, chi2, critical[df], df);
         fail();
     }
+}
+
+const fl_attn_backend *tu_attention(const char *name)
+{
+    int count;
+    const fl_attn_backend *b = fl_attn_backends(&count);
+    for (int i = 0; i < count; i++)
+        if (strcmp(b[i].name, name) == 0)
+            return &b[i];
+    fail_msg("no attention backend '%s' is registered", name);
+    return NULL;
 }

@@ -22,6 +22,9 @@
         }                                                                            \
     } while (0)
 
+/* The registered attention backend of this name (fails the test if none). */
+const struct fl_attn_backend *tu_attention(const char *name);
+
 /* A fresh empty directory under $TMPDIR (or /tmp); caller frees the path. */
 char *tu_tempdir(void);
 /* Removes dir and the files in it (one level). */

@@ -5,6 +5,22 @@
 #include <stdio.h>
 #include <string.h>
 
+static size_t cpu_scratch_floats(int max_context)
+{
+    return (size_t)max_context; /* one row of scores */
+}
+
+static const fl_attn_cpu_ops cpu_ops = { cpu_scratch_floats, fl_attn_cpu };
+
+#ifdef FLASHLM_HAVE_CUDA
+static const fl_attn_cuda_ops paged_ops = {
+    fl_attn_plan_work_cap, fl_attn_plan_scratch_floats_max, fl_attn_plan_build, fl_attn_paged_run,
+};
+#define CUDA_OPS(ops) (&(ops))
+#else
+#define CUDA_OPS(ops) NULL
+#endif
+
 static const fl_attn_backend registry[] = {
     {
         .name = "paged",
@@ -16,6 +32,7 @@ static const fl_attn_backend registry[] = {
         .block_sizes = { 16, 32, 64, 128 },
         .kv_dtypes = { FL_BF16 },
         .features = FL_ATTN_CAUSAL,
+        .cuda = CUDA_OPS(paged_ops),
     },
     {
         .name = "cpu",
@@ -25,9 +42,21 @@ static const fl_attn_backend registry[] = {
         .block_sizes = { 16, 32, 64, 128 },
         .kv_dtypes = { FL_F32 },
         .features = FL_ATTN_CAUSAL,
+        .cpu = &cpu_ops,
     },
 };
 #define NUM_BACKENDS ((int)(sizeof registry / sizeof registry[0]))
+
+fl_attn_needs fl_attn_needs_of(const fl_model_config *cfg, fl_device_kind device, int cc, int block_size,
+                               fl_dtype kv_dtype)
+{
+    fl_attn_needs n = { .device = device, .cc = cc, .head_dim = cfg->head_dim, .block_size = block_size,
+                        .kv_dtype = kv_dtype, .features = FL_ATTN_CAUSAL };
+    for (int i = 0; i < cfg->num_layers; i++)
+        if (cfg->layers[i].window > 0)
+            n.features |= FL_ATTN_SLIDING_WINDOW;
+    return n;
+}
 
 const fl_attn_backend *fl_attn_backends(int *count)
 {

@@ -1,16 +1,23 @@
-/* backend.h - attention backends: what each supports, and choosing one.
+/* backend.h - attention backends: one interface, what each supports, and
+ * choosing one.
  *
- * Each backend declares the head sizes, KV block sizes, KV dtypes, features
- * and devices (with CUDA compute capabilities) it supports. `auto` picks the
- * first registered backend, best first, that supports the model on the
- * device; a named backend that cannot run the model is refused with one
- * message saying what it lacks and which backends would work. The CPU
- * reference is the first backend; CUDA backends register beside it. */
+ * A backend is an entry of the registry (backend.c, the one place that
+ * says what each supports): the head sizes, KV block sizes, KV cache
+ * dtypes, features and devices (with CUDA compute capabilities) it runs,
+ * and its code for that device: how to plan a step, how much workspace it
+ * needs, how to run one layer's attention. `auto` picks the first
+ * registered backend, best first, that supports the model on the device;
+ * a named backend that cannot run the model is refused with one message
+ * saying what it lacks and which backends would work. The backend chosen
+ * at start-up is handed to the runner, which calls only its code. */
 #ifndef FL_ATTN_BACKEND_H
 #define FL_ATTN_BACKEND_H
 
+#include "attention/attn_cpu.h"
+#include "attention/attn_paged.h"
 #include "base/dtype.h"
 #include "base/error.h"
+#include "model/config.h"
 
 typedef enum fl_device_kind { FL_DEVICE_CPU, FL_DEVICE_CUDA } fl_device_kind;
 
@@ -23,6 +30,26 @@ enum {
 
 #define FL_ATTN_MAX_LIST 8
 
+/* The code of a CPU backend. */
+typedef struct fl_attn_cpu_ops {
+    /* Floats of scratch one thread needs for contexts of max_context. */
+    size_t (*scratch_floats)(int max_context);
+    void (*run)(const fl_attn_cpu_args *args);
+} fl_attn_cpu_ops;
+
+/* The code of a CUDA backend (types of attention/attn_paged.h): the plan
+ * of a step is built on the host and uploaded with the step's metadata. */
+typedef struct fl_attn_cuda_ops {
+    /* int32 entries of a plan's work list for a step of this size */
+    int (*work_cap)(const fl_attn_shape *shape, int num_seqs, int num_tokens);
+    /* floats of device scratch for any step of at most max_seqs sequences */
+    size_t (*scratch_floats_max)(const fl_attn_shape *shape, int max_seqs);
+    void (*plan)(fl_attn_plan *plan, const fl_attn_shape *shape, const int32_t *query_start,
+                 const int32_t *seq_lens, int num_seqs, int max_seq_len);
+    /* one layer; returns a CUDA error code (0: launched) */
+    int (*run)(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *args, void *stream);
+} fl_attn_cuda_ops;
+
 typedef struct fl_attn_backend {
     const char *name;
     const char *description;
@@ -32,6 +59,9 @@ typedef struct fl_attn_backend {
     int block_sizes[FL_ATTN_MAX_LIST];        /* 0-terminated */
     fl_dtype kv_dtypes[FL_ATTN_MAX_LIST];     /* FL_DTYPE_INVALID-terminated */
     unsigned features;                        /* FL_ATTN_* bits */
+    const fl_attn_cpu_ops *cpu;               /* the code of a CPU backend */
+    const fl_attn_cuda_ops *cuda;             /* of a CUDA backend; NULL in a build without CUDA
+                                                 (which never selects the CUDA device) */
 } fl_attn_backend;
 
 /* What a model on a device asks of attention. */
@@ -43,6 +73,11 @@ typedef struct fl_attn_needs {
     fl_dtype kv_dtype;
     unsigned features;
 } fl_attn_needs;
+
+/* What a model asks of attention on a device: its head size, the
+ * features its layers use (causal; a sliding window if any layer has one). */
+fl_attn_needs fl_attn_needs_of(const fl_model_config *cfg, fl_device_kind device, int cc, int block_size,
+                               fl_dtype kv_dtype);
 
 /* The registered backends, best first. */
 const fl_attn_backend *fl_attn_backends(int *count);

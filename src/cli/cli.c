@@ -161,11 +161,9 @@ int fl_cli_device(const char *name, fl_device_kind *kind, int *cc, fl_error *err
 
 fl_attn_needs fl_engine_opts_attn_needs(const fl_engine_opts *o, const fl_model_config *cfg)
 {
-#ifdef FLASHLM_HAVE_CUDA
-    if (o->device_kind == FL_DEVICE_CUDA)
-        return fl_cuda_runner_attn_needs(cfg, o->block_size, o->cc);
-#endif
-    return fl_cpu_runner_attn_needs(cfg, o->block_size);
+    /* the KV cache is float32 on the CPU runner, bf16 on the CUDA one */
+    return fl_attn_needs_of(cfg, o->device_kind, o->cc, o->block_size,
+                            o->device_kind == FL_DEVICE_CUDA ? FL_BF16 : FL_F32);
 }
 
 int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, fl_error *err)
@@ -179,25 +177,22 @@ int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, fl_error *
     const fl_attn_backend *b = fl_attn_backend_select(name, &needs, err);
     if (!b)
         return -1;
-    o->backend = b->name;
+    o->backend = b;
     return 0;
 }
 
 int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runner *runner, fl_error *err)
 {
+    const fl_runner_opts ro = {
+        .attn = o->backend, .max_tokens = o->ec.max_num_batched_tokens, .max_context = o->ec.max_model_len,
+        .max_seqs = o->ec.max_num_seqs, .block_size = o->block_size, .num_blocks = o->num_blocks,
+        .gpu_memory_utilization = o->gpu_memory_utilization, .enforce_eager = o->enforce_eager,
+    };
 #ifdef FLASHLM_HAVE_CUDA
-    if (o->device_kind == FL_DEVICE_CUDA) {
-        const fl_cuda_runner_opts co = {
-            .max_tokens = o->ec.max_num_batched_tokens, .max_context = o->ec.max_model_len,
-            .max_seqs = o->ec.max_num_seqs, .block_size = o->block_size, .num_blocks = o->num_blocks,
-            .gpu_memory_utilization = o->gpu_memory_utilization, .enforce_eager = o->enforce_eager,
-        };
-        return fl_cuda_runner_init(runner, &m->cfg, &m->weights, &co, err);
-    }
+    if (o->device_kind == FL_DEVICE_CUDA)
+        return fl_cuda_runner_init(runner, &m->cfg, &m->weights, &ro, err);
 #endif
-    return fl_cpu_runner_init(runner, &m->cfg, &m->weights, o->ec.max_num_batched_tokens,
-                              o->ec.max_model_len, o->block_size, o->num_blocks, o->ec.max_num_seqs,
-                              err);
+    return fl_cpu_runner_init(runner, &m->cfg, &m->weights, &ro, err);
 }
 
 int fl_eos_ids(const fl_model_config *cfg, const fl_tokenizer *tok, int32_t eos[FL_MAX_EOS_IDS + 1])

@@ -72,7 +72,7 @@ typedef struct fl_engine_opts {
     /* settled by fl_engine_opts_fit */
     fl_device_kind device_kind;
     int cc;                  /* CUDA compute capability x10 */
-    const char *backend;     /* the chosen attention backend */
+    const fl_attn_backend *backend; /* the chosen attention backend: the runner runs it */
 } fl_engine_opts;
 
 #define FL_ENGINE_OPTS_LONG                                                           \

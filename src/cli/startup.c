@@ -50,6 +50,7 @@ int fl_startup_open(fl_startup *s, const fl_model_opts *model, fl_engine_opts *e
     s->vocab_size = m.cfg.vocab_size;
     s->num_blocks = runner.num_blocks;
     s->block_size = runner.block_size;
+    s->attn_backend = runner.attn_backend;
     fl_model_free(&m); /* the runner keeps its own copy of the weights */
     s->engine = fl_engine_create(&eng->ec, &runner, tok, eos, num_eos, on_output, out_ctx);
     return 0;

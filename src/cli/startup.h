@@ -19,6 +19,7 @@ typedef struct fl_startup {
     fl_engine *engine;             /* owns the runner */
     int vocab_size;
     int num_blocks, block_size;    /* the runner's KV cache */
+    const char *attn_backend;      /* the attention backend the runner runs */
 } fl_startup;
 
 /* What a command does with the tokenizer (NULL when there is none) before

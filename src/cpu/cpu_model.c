@@ -11,7 +11,6 @@
 #include <omp.h>
 #include <string.h>
 
-#include "attention/attn_cpu.h"
 #include "base/alloc.h"
 #include "model/rope.h"
 
@@ -124,15 +123,18 @@ static void place_state(fl_cpu_model *m, carve *c)
     m->attn = carve_take(c, t * q);
     m->gate_up = carve_take(c, t * 2 * ff);
     m->ffn = carve_take(c, t * ff);
-    m->scores = carve_take(c, (size_t)m->num_threads * m->max_context);
+    m->scores = carve_take(c, (size_t)m->num_threads * m->scores_per_thread);
     m->logits_tail = carve_take(c, (size_t)ROW_CHUNK * cfg->vocab_size);
 }
 
 int fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
-                      int max_tokens, int max_context, fl_error *err)
+                      const fl_attn_backend *attn, int max_tokens, int max_context, fl_error *err)
 {
+    FL_ASSERT(attn->cpu);
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    m->attn_backend = attn;
+    m->scores_per_thread = attn->cpu->scratch_floats(max_context);
     m->max_tokens = max_tokens;
     m->max_context = max_context;
     m->num_threads = omp_get_max_threads();
@@ -308,9 +310,9 @@ static void attention_block(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch
         .block_size = kv->block_size, .num_heads = c->num_heads,
         .num_kv_heads = c->num_kv_heads, .head_dim = hd,
         .scale = 1.0f / sqrtf((float)hd), .out = m->attn,
-        .scratch = m->scores, .scratch_per_thread = m->max_context,
+        .scratch = m->scores, .scratch_per_thread = (int)m->scores_per_thread,
     };
-    fl_attn_cpu(&attn);
+    m->attn_backend->cpu->run(&attn);
     matmul(m->x, m->attn, l->wo, np, q_dim, h, 1.0f); /* x += attn * wo^T */
     if (l->bo)
         add_bias(m->x, l->bo, n, h);

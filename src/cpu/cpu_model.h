@@ -9,6 +9,7 @@
 #ifndef FL_CPU_MODEL_H
 #define FL_CPU_MODEL_H
 
+#include "attention/backend.h"
 #include "cpu/cpu_kv_cache.h"
 #include "model/batch.h"
 #include "model/config.h"
@@ -29,6 +30,7 @@ typedef struct fl_cpu_layer {
 
 typedef struct fl_cpu_model {
     fl_model_config cfg;
+    const fl_attn_backend *attn_backend; /* its CPU attention runs every layer */
     float *embed;          /* (vocab, hidden) */
     float *final_norm;     /* (hidden) */
     float *lm_head;        /* (vocab, hidden); == embed when tied */
@@ -43,7 +45,8 @@ typedef struct fl_cpu_model {
     float *attn;           /* (max_tokens, q_dim) */
     float *gate_up;        /* (max_tokens, 2 * intermediate) */
     float *ffn;            /* (max_tokens, intermediate) */
-    float *scores;         /* (threads, max_context) attention scratch */
+    float *scores;         /* (threads, scores_per_thread) attention scratch */
+    size_t scores_per_thread;
     float *logits_tail;    /* (16, vocab) the last, partial chunk of logits */
     int num_threads;
     size_t bytes;          /* of weight_storage and state_storage together */
@@ -52,10 +55,11 @@ typedef struct fl_cpu_model {
 } fl_cpu_model;
 
 /* Converts w to float32 and plans run state for max_tokens tokens per step
- * and contexts of up to max_context tokens. Fails (m left empty) when that
- * would not fit in the machine's memory. The model keeps no pointer into w. */
+ * and contexts of up to max_context tokens, attention by attn (a CPU
+ * backend). Fails (m left empty) when that would not fit in the machine's
+ * memory. The model keeps no pointer into w. */
 int fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
-                      int max_tokens, int max_context, fl_error *err);
+                      const fl_attn_backend *attn, int max_tokens, int max_context, fl_error *err);
 void fl_cpu_model_free(fl_cpu_model *m);
 
 /* Runs one step: writes the K/V of every token of b into kv, and the logits

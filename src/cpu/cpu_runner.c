@@ -26,16 +26,13 @@ static void cpu_destroy(void *impl)
     free(r);
 }
 
-fl_attn_needs fl_cpu_runner_attn_needs(const fl_model_config *cfg, int block_size)
-{
-    return (fl_attn_needs){ .device = FL_DEVICE_CPU, .head_dim = cfg->head_dim,
-                            .block_size = block_size, .kv_dtype = FL_F32, .features = FL_ATTN_CAUSAL };
-}
-
 int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
-                       int max_tokens, int max_context, int block_size, int num_blocks,
-                       int max_seqs, fl_error *err)
+                       const fl_runner_opts *o, fl_error *err)
 {
+    FL_ASSERT(o->attn && o->attn->cpu);
+    const int max_tokens = o->max_tokens, max_context = o->max_context, block_size = o->block_size;
+    const int max_seqs = o->max_seqs;
+    int num_blocks = o->num_blocks;
     if (num_blocks <= 0) {
         const size_t per_block = fl_cpu_kv_cache_bytes(cfg, 1, block_size);
         const size_t by_memory = FL_CPU_KV_BYTES_DEFAULT / per_block;
@@ -50,7 +47,7 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
     char what[128];
     snprintf(what, sizeof what, "the CPU runner (float32 weights, run state and %d KV cache blocks)",
              num_blocks);
-    if (fl_cpu_model_init(&c->model, cfg, w, max_tokens, max_context, err) != 0 ||
+    if (fl_cpu_model_init(&c->model, cfg, w, o->attn, max_tokens, max_context, err) != 0 ||
         fl_memory_check(fl_size_add(c->model.bytes, fl_cpu_kv_cache_bytes(cfg, num_blocks, block_size)),
                         what, err) != 0) {
         cpu_destroy(c);
@@ -58,7 +55,7 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
     }
     fl_cpu_kv_cache_init(&c->kv, cfg, num_blocks, block_size);
     *r = (fl_model_runner){
-        .impl = c, .vocab_size = cfg->vocab_size, .max_tokens = max_tokens,
+        .impl = c, .attn_backend = o->attn->name, .vocab_size = cfg->vocab_size, .max_tokens = max_tokens,
         .max_context = max_context, .num_blocks = num_blocks, .block_size = block_size,
         .forward = cpu_forward, .destroy = cpu_destroy,
     };

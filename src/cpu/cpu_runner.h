@@ -11,17 +11,13 @@
  * forced (vLLM's CPU backend defaults its KV space to 4 GiB as well). */
 #define FL_CPU_KV_BYTES_DEFAULT ((size_t)4 << 30)
 
-/* What the CPU runner asks of attention for this model: the CPU, float32
- * KV in blocks of block_size, causal. */
-fl_attn_needs fl_cpu_runner_attn_needs(const fl_model_config *cfg, int block_size);
-
-/* Builds a CPU runner: float32 weights, and a KV cache of num_blocks blocks
- * (0: as many as FL_CPU_KV_BYTES_DEFAULT holds, at most what max_seqs full
- * sequences need). Fails when not one block fits that default, or when the
- * whole would not fit in the machine's memory. The runner keeps no pointer
- * into w. */
+/* Builds a CPU runner: float32 weights, o->attn's CPU attention (float32
+ * KV), and a KV cache of o->num_blocks blocks (0: as many as
+ * FL_CPU_KV_BYTES_DEFAULT holds, at most what max_seqs full sequences
+ * need). Fails when not one block fits that default, or when the whole
+ * would not fit in the machine's memory. The runner keeps no pointer into
+ * w. */
 int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
-                       int max_tokens, int max_context, int block_size, int num_blocks,
-                       int max_seqs, fl_error *err);
+                       const fl_runner_opts *o, fl_error *err);
 
 #endif

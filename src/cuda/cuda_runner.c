@@ -35,6 +35,7 @@ typedef struct meta_layout {  /* offsets in int32s into the metadata buffer */
 
 typedef struct cuda_runner {
     fl_model_config cfg;
+    const fl_attn_cuda_ops *attn_ops; /* the attention backend chosen at start-up */
     int max_tokens, max_seqs, max_context, block_size, num_blocks, width;
     int enforce_eager;
     cudaStream_t stream;
@@ -90,12 +91,6 @@ int fl_cuda_device_cc(int *cc, fl_error *err)
     return 0;
 }
 
-fl_attn_needs fl_cuda_runner_attn_needs(const fl_model_config *cfg, int block_size, int cc)
-{
-    return (fl_attn_needs){ .device = FL_DEVICE_CUDA, .cc = cc, .head_dim = cfg->head_dim,
-                            .block_size = block_size, .kv_dtype = FL_BF16, .features = FL_ATTN_CAUSAL };
-}
-
 /* Tokens and sequences a step may hold: the engine's, or a padded graph's. */
 static size_t token_cap(const cuda_runner *r)
 {
@@ -143,7 +138,7 @@ static void attention_block(cuda_runner *r, int l, int T, const fl_attn_plan *pl
         .split_counters = r->split_counters,
         .max_blocks_per_seq = r->width, .num_blocks = r->num_blocks + 1, .scale = 1.f / sqrtf((float)D),
     };
-    FL_CUDA_CHECK(fl_attn_paged_run(&r->shape, plan, &aa, s));
+    FL_CUDA_CHECK(r->attn_ops->run(&r->shape, plan, &aa, s));
     fl_gemm_run(&r->gemm, w->w_o, r->attn, r->x, T, H, c->num_heads * D, FL_GEMM_F32_ADD, s);
     if (w->b_o)
         FL_CUDA_CHECK(fl_cuda_add_bias(r->x, w->b_o, T, H, s));
@@ -227,7 +222,7 @@ static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max
         memcpy(mh + r->m.rows, b->logit_rows, (size_t)b->num_logits * sizeof(int32_t));
     }
     r->plan.work = mh + r->m.work;
-    fl_attn_plan_build(&r->plan, &r->shape, qs, sl, S, max_seq_len);
+    r->attn_ops->plan(&r->plan, &r->shape, qs, sl, S, max_seq_len);
     return r->m.tables + (size_t)S * r->width;
 }
 
@@ -338,7 +333,7 @@ static int alloc_activations(cuda_runner *r, size_t *total)
     const fl_model_config *c = &r->cfg;
     const size_t T = token_cap(r), rows = row_cap(r);
     const size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size, D = (size_t)c->head_dim;
-    const size_t scratch = fl_attn_plan_scratch_floats_max(&r->shape, (int)rows);
+    const size_t scratch = r->attn_ops->scratch_floats_max(&r->shape, (int)rows);
     return dev_alloc(&r->x, T * H * 4, total) || dev_alloc(&r->h, T * H * 2, total) ||
            dev_alloc(&r->qkv, T * (c->num_heads + 2 * c->num_kv_heads) * D * 2, total) ||
            dev_alloc(&r->q, T * c->num_heads * D * 2, total) || dev_alloc(&r->attn, T * c->num_heads * D * 2, total) ||
@@ -363,7 +358,7 @@ static void lay_out_meta(cuda_runner *r)
     m->seq_lens = m->query_start + S + 1;
     m->rows = m->seq_lens + S;
     m->work = m->rows + S;
-    m->tables = m->work + (size_t)fl_attn_plan_work_cap(&r->shape, (int)S, (int)T);
+    m->tables = m->work + (size_t)r->attn_ops->work_cap(&r->shape, (int)S, (int)T);
     m->total = m->tables + S * (size_t)r->width;
 }
 
@@ -381,14 +376,16 @@ static void fill_rope(cuda_runner *r, float *host)
 }
 
 int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const fl_weights *w,
-                        const fl_cuda_runner_opts *o, fl_error *err)
+                        const fl_runner_opts *o, fl_error *err)
 {
+    FL_ASSERT(o->attn && o->attn->cuda);
     struct cudaDeviceProp prop;
     int cc;
     if (fl_cuda_device_cc(&cc, err) != 0 || cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
         return -1;
     cuda_runner *r = fl_calloc(1, sizeof *r);
     r->cfg = *cfg;
+    r->attn_ops = o->attn->cuda;
     r->max_tokens = o->max_tokens;
     r->max_seqs = o->max_seqs;
     r->max_context = o->max_context;
@@ -402,7 +399,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     char why[160];
     if (fl_attn_paged_supports(&r->shape, why, sizeof why) != 0) {
         free(r);
-        return fl_fail(err, "attention backend paged: unsupported %s", why);
+        return fl_fail(err, "attention backend %s: unsupported %s", o->attn->name, why);
     }
     if (cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking) != cudaSuccess) {
         free(r);
@@ -456,7 +453,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
             (double)r->layer_elems * 4 * cfg->num_layers / (1 << 30), r->num_blocks, o->block_size,
             o->enforce_eager ? "off (--enforce-eager)" : "on for decode steps");
     *out = (fl_model_runner){
-        .impl = r, .vocab_size = cfg->vocab_size, .max_tokens = o->max_tokens, .max_context = o->max_context,
+        .impl = r, .attn_backend = o->attn->name, .vocab_size = cfg->vocab_size, .max_tokens = o->max_tokens, .max_context = o->max_context,
         .num_blocks = r->num_blocks, .block_size = o->block_size, .forward = cuda_forward,
         .sample = cuda_sample, .read_logits = cuda_read_logits, .destroy = cuda_destroy,
     };

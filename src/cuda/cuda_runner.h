@@ -1,6 +1,6 @@
 /* cuda_runner.h - the model on an NVIDIA GPU behind the model-runner
- * interface: bf16 weights and KV cache, cuBLASLt GEMMs, the `paged`
- * attention backend, sampling on the device, and CUDA graphs for decode
+ * interface: bf16 weights and KV cache, cuBLASLt GEMMs, a CUDA attention
+ * backend, sampling on the device, and CUDA graphs for decode
  * steps. */
 #ifndef FL_CUDA_RUNNER_H
 #define FL_CUDA_RUNNER_H
@@ -11,27 +11,15 @@
 #include "model/config.h"
 #include "model/weights.h"
 
-typedef struct fl_cuda_runner_opts {
-    int max_tokens;              /* tokens one step may hold */
-    int max_context;             /* max_model_len */
-    int max_seqs;
-    int block_size;
-    int num_blocks;              /* 0: from gpu_memory_utilization */
-    float gpu_memory_utilization;
-    int enforce_eager;           /* no CUDA graphs */
-} fl_cuda_runner_opts;
-
 /* 0 and the compute capability (x10) of GPU 0 if there is a usable one;
  * else -1 with the reason. */
 int fl_cuda_device_cc(int *cc, fl_error *err);
 
-/* What the CUDA runner asks of attention: bf16 KV on this GPU, causal. */
-fl_attn_needs fl_cuda_runner_attn_needs(const fl_model_config *cfg, int block_size, int cc);
-
 /* Uploads w, sizes the KV cache like vLLM (what is left of
- * gpu_memory_utilization x total memory after weights and activations) and
- * logs the plan. The runner keeps no pointer into w. */
+ * gpu_memory_utilization x total memory after weights and activations),
+ * runs attention by o->attn (a CUDA backend, bf16 KV) and logs the plan.
+ * The runner keeps no pointer into w. */
 int fl_cuda_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
-                        const fl_cuda_runner_opts *o, fl_error *err);
+                        const fl_runner_opts *o, fl_error *err);
 
 #endif

@@ -22,8 +22,21 @@ typedef struct fl_device_sampling {
     uint64_t step;
 } fl_device_sampling;
 
+/* What a runner is built for: the same options on every device. */
+typedef struct fl_runner_opts {
+    const struct fl_attn_backend *attn; /* chosen at start-up: the attention code the runner calls */
+    int max_tokens;                     /* tokens one step may hold */
+    int max_context;                    /* max_model_len */
+    int max_seqs;
+    int block_size;
+    int num_blocks;                     /* 0: from the memory budget */
+    float gpu_memory_utilization;       /* CUDA: the share of GPU memory to use */
+    int enforce_eager;                  /* CUDA: no decode graphs */
+} fl_runner_opts;
+
 typedef struct fl_model_runner {
     void *impl;
+    const char *attn_backend; /* the name of the attention backend it runs */
     int vocab_size;
     int max_tokens;      /* tokens one step may hold */
     int max_context;     /* the longest sequence it can attend over */
