@@ -12,8 +12,10 @@
 #     the CLI on the GPU (tests/gpu_cli_test.sh), the attention kernel
 #     check (tools/attn_check.py; again with the portable prefill forced,
 #     FLASHLM_PAGED_PREFILL=mma.sync), the GPU sampler and
-#     model tests (tiny fixtures vs HF goldens), the full-size Qwen3-0.6B
-#     parity (tools/model_parity.py), and, unless `quick`, the seed's two
+#     model tests (tiny fixtures vs HF goldens), model parity at full width
+#     (tools/model_parity.py over tools/parity_shapes: 2k and 32k tokens,
+#     block sizes 16 and 128, the last 64 positions through the decode
+#     graph; about 2-3 minutes on an H200), and, unless `quick`, the seed's two
 #     serving workloads through `flashlm serve` + `flashlm bench serve`.
 #     Logs go to $OUT (or gpu-logs/); a table of results is printed last.
 set -uo pipefail
@@ -74,7 +76,8 @@ step attn_check_mma 300 env FLASHLM_PAGED_PREFILL=mma.sync \
   python3 tools/attn_check.py --lib build/libflashlm_attn.so --quick --no-bench
 step sampling 120 build/tests/test_cuda_sampling
 step forward 300 build/tests/test_cuda_forward
-step model_parity 300 python3 tools/model_parity.py --bin build/tests/dump_logits
+step model_parity 420 python3 tools/model_parity.py tools/parity_shapes/*.json --bin build/tests/dump_logits \
+  --tokens 2048 32768 --block-size 16 128 --chunk 2048 --decode 64
 if [ "${2:-}" != quick ]; then
   step seed_1000x1000 300 serve_bench seed_1000x1000 1000 1000
   step seed_8000x1 300 serve_bench seed_8000x1 8000 1

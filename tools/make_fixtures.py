@@ -17,12 +17,24 @@ and in each directory golden.safetensors with, for every prompt i:
   margin_i  F32 [32]          HF's top-1 minus top-2 logit at each greedy step
 
 The goldens are computed in float32 from the weights as saved (so bf16/fp16
-rounding is in both HF's and flashlm's input). Usage:
-  python3 tools/make_fixtures.py [OUTDIR]
+rounding is in both HF's and flashlm's input).
+
+  long-qwen3/   tiny-qwen3's shape with 4,096 positions, bf16, and one
+                2,048-token prompt (tests/test_forward_long.c)
+
+with golden.safetensors holding HF's float64 log-probabilities:
+  prompt     I32 [2048]          the prompt's token ids
+  positions  I32 [n]             every 8th position (7, 15, ...) and all of
+                                 the last 32, which the test runs as decode steps
+  logprobs   F32 [n, vocab]      log-softmax of HF's float64 logits there
+
+Only the chosen rows are kept so the file stays small (about 440 KB, not
+3 MB for all 2,048), and in float32: that rounds a log-probability above
+-16 (checked) by at most 5e-7, far below the test's 1e-4. Usage:
+  python3 tools/make_fixtures.py [OUTDIR] [--only NAME...]
 """
-import json
+import argparse
 import os
-import sys
 
 import torch
 from safetensors.torch import save_file
@@ -32,6 +44,11 @@ PROMPT_LENS = [1, 6, 19, 45, 150]  # 150 + 32 spans two blocks of 128
 GREEDY_TOKENS = 32
 VOCAB = 384
 MIN_MARGIN = 1e-4
+LONG_PROMPT = 2048
+LONG_STRIDE = 8   # golden rows: every 8th position,
+LONG_TAIL = 32    # and every one of the last 32
+LONG_ROPE_THETA = 10000.0
+FIXTURES = ["tiny-qwen3", "tiny-llama", "tiny-qwen2", "long-qwen3"]  # the index seeds each
 
 
 def common(**kw):
@@ -73,6 +90,63 @@ def build(kind):
     raise ValueError(kind)
 
 
+def dtype_kwarg(dtype):
+    """from_pretrained's dtype argument: `dtype` in transformers 5, `torch_dtype` in 4.x."""
+    major = int(transformers.__version__.split(".")[0])
+    return {"dtype" if major >= 5 else "torch_dtype": dtype}
+
+
+class Float64Rope(torch.nn.Module):
+    """Default RoPE with its angles in float64, for the float64 golden.
+
+    HF's rotary embedding computes cos and sin in float32 whatever the model's
+    dtype (its forward forces float32), so at position p an angle is off by
+    about p x 6e-8 rad: 1.2e-4 at position 2047, an error of the reference
+    that grows with the position, where the test wants float64's. The
+    frequencies are HF's definition, theta^(-2i/d), evaluated in float64.
+    (HF's float64 run keeps one other float32 step, RMSNorm's normalisation;
+    its relative 6e-8 does not grow with the position and is negligible.)
+    """
+
+    def __init__(self, theta, head_dim):
+        super().__init__()
+        self.inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+
+    def forward(self, x, position_ids):
+        angles = position_ids[..., None].to(torch.float64) * self.inv_freq
+        emb = torch.cat((angles, angles), dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
+def make_long(outdir, seed):
+    """long-qwen3: one 2,048-token prompt with HF float64 log-probabilities."""
+    torch.manual_seed(1234 + seed)
+    cfg = transformers.Qwen3Config(**common(
+        intermediate_size=160, num_key_value_heads=2, head_dim=32,
+        tie_word_embeddings=True, max_position_embeddings=2 * LONG_PROMPT,
+        rope_parameters=rope(LONG_ROPE_THETA)))
+    path = os.path.join(outdir, "long-qwen3")
+    os.makedirs(path, exist_ok=True)
+    transformers.Qwen3ForCausalLM(cfg).to(torch.bfloat16).save_pretrained(path)
+    # SDPA: eager attention takes its softmax in float32 even in a float64 model.
+    ref = transformers.Qwen3ForCausalLM.from_pretrained(path, attn_implementation="sdpa",
+                                                        **dtype_kwarg(torch.float64)).eval()
+    ids = torch.randint(3, VOCAB, (1, LONG_PROMPT), generator=torch.Generator().manual_seed(99 + seed))
+    rows = sorted(set(range(LONG_STRIDE - 1, LONG_PROMPT, LONG_STRIDE)) |
+                  set(range(LONG_PROMPT - LONG_TAIL, LONG_PROMPT)))
+    positions = torch.tensor(rows)
+    with torch.no_grad():
+        hf_rope = ref(ids).logits[0, positions].log_softmax(-1)
+        ref.model.rotary_emb = Float64Rope(LONG_ROPE_THETA, cfg.head_dim)
+        logprobs = ref(ids).logits[0, positions].log_softmax(-1)
+    assert logprobs.dtype == torch.float64 and logprobs.min() > -16  # float32 storage then rounds by <= 5e-7
+    save_file({"prompt": ids[0].to(torch.int32), "positions": positions.to(torch.int32),
+               "logprobs": logprobs.float().contiguous()}, os.path.join(path, "golden.safetensors"))
+    print(f"long-qwen3: wrote {path}; {len(rows)} rows of log-probabilities; HF's float32 RoPE angles "
+          f"would move them by up to {(hf_rope - logprobs).abs().max().item():.2e}")
+    print(open(os.path.join(path, "config.json")).read())
+
+
 def greedy(ref, ids):
     """GREEDY_TOKENS argmax steps, recomputing the whole sequence each time."""
     seq, toks, margins = ids, [], []
@@ -87,19 +161,29 @@ def greedy(ref, ids):
 
 
 def main():
-    outdir = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures"
+    ap = argparse.ArgumentParser(description="Make the model fixtures and their HF goldens.")
+    ap.add_argument("outdir", nargs="?", default="tests/fixtures")
+    ap.add_argument("--only", nargs="+", choices=FIXTURES, default=FIXTURES, help="make only these")
+    args = ap.parse_args()
+    outdir = args.outdir
     print("transformers", transformers.__version__, "torch", torch.__version__)
-    for seed, kind in enumerate(["qwen3", "llama", "qwen2"]):
+    for seed, name in enumerate(FIXTURES):
+        if name not in args.only:
+            continue
+        if name == "long-qwen3":
+            make_long(outdir, seed)
+            continue
+        kind = name.removeprefix("tiny-")
         torch.manual_seed(1234 + seed)
         model, dtype, shard = build(kind)
-        path = os.path.join(outdir, "tiny-" + kind)
+        path = os.path.join(outdir, name)
         os.makedirs(path, exist_ok=True)
         model = model.to(dtype)
         kw = {"max_shard_size": shard} if shard else {}
         model.save_pretrained(path, **kw)
         # Reload what was saved, in float32, so the goldens see the rounded weights.
         cls = type(model)
-        ref = cls.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+        ref = cls.from_pretrained(path, attn_implementation="eager", **dtype_kwarg(torch.float32))
         ref.eval()
         gen = torch.Generator().manual_seed(99 + seed)
         golden = {}
