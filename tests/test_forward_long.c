@@ -119,8 +119,10 @@ static void run_prompt(const fl_model *model, const long_golden *g, int block_si
     const int num_blocks = (g->len + block_size - 1) / block_size;
     fl_model_runner r;
     fl_error err;
-    assert_int_equal(fl_cpu_runner_init(&r, &model->cfg, &model->weights, CHUNK, num_blocks * block_size,
-                                        block_size, num_blocks, 1, &err), 0);
+    const fl_runner_opts o = { .attn = tu_attention("cpu"), .max_tokens = CHUNK,
+                               .max_context = num_blocks * block_size, .block_size = block_size,
+                               .num_blocks = num_blocks, .max_seqs = 1 };
+    assert_int_equal(fl_cpu_runner_init(&r, &model->cfg, &model->weights, &o, &err), 0);
     int32_t *table = malloc((size_t)num_blocks * sizeof(int32_t));
     for (int i = 0; i < num_blocks; i++)
         table[i] = num_blocks - 1 - i;
