@@ -43,7 +43,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const int vocab = m.cfg.vocab_size;
-    int32_t *table = malloc(num_blocks * sizeof(int32_t)), pos[CHUNK], seq[CHUNK] = { 0 }, rows[CHUNK];
+    int32_t *table = malloc(num_blocks * sizeof(int32_t)), pos[CHUNK], slots[CHUNK], rows[CHUNK];
     for (int i = 0; i < num_blocks; i++)
         table[i] = num_blocks - 1 - i; /* scattered: last block first */
     float *logits = malloc((size_t)CHUNK * vocab * sizeof(float));
@@ -51,11 +51,16 @@ int main(int argc, char **argv)
     for (int at = 0; at < len; at += CHUNK) {
         const int n = len - at < CHUNK ? len - at : CHUNK;
         for (int i = 0; i < n; i++) {
-            pos[i] = at + i;
+            const int p = at + i;
+            pos[i] = p;
+            slots[i] = table[p / bs] * bs + p % bs;
             rows[i] = i;
         }
-        const fl_batch b = { .num_tokens = n, .token_ids = ids + at, .positions = pos, .token_seq = seq,
-                             .num_seqs = 1, .max_blocks_per_seq = num_blocks, .block_tables = table,
+        /* one sequence, a chunk of it a step: its context so far plus the chunk */
+        const int32_t query_start[2] = { 0, n }, seq_len = at + n;
+        const fl_batch b = { .num_tokens = n, .token_ids = ids + at, .positions = pos, .slots = slots,
+                             .num_seqs = 1, .query_start = query_start, .seq_lens = &seq_len,
+                             .max_blocks_per_seq = num_blocks, .block_tables = table,
                              .num_logits = n, .logit_rows = rows };
         r.forward(r.impl, &b, logits);
         fwrite(logits, sizeof(float), (size_t)n * vocab, out);
