@@ -17,8 +17,9 @@
  *     and query_start[num_seqs] is num_tokens.
  *  3. A sequence's tokens are the last of its context after the step, at
  *     consecutive positions: row query_start[i] + k is at position
- *     seq_lens[i] - n + k, where n is the sequence's token count. Its
- *     earlier positions' K/V are already in the cache.
+ *     seq_lens[i] - n + k, where n is the sequence's token count. (Its
+ *     earlier positions' K/V are already in the cache: the one promise
+ *     no check of the batch can see.)
  *  4. Sequence i's block table covers its context: its first
  *     ceil(seq_lens[i] / block_size) entries (at most max_blocks_per_seq)
  *     are block ids of the cache, in [0, num_blocks).
