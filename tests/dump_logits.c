@@ -164,20 +164,26 @@ static int run(fl_model_runner *r, const args *a, const int32_t *ids, int len, c
 {
     const int vocab = r->vocab_size, prefill = len - a->decode;
     int32_t *table = malloc((size_t)num_blocks * sizeof(int32_t));
-    int32_t *pos = malloc((size_t)a->chunk * sizeof(int32_t)), *seq = calloc((size_t)a->chunk, sizeof(int32_t));
+    int32_t *pos = malloc((size_t)a->chunk * sizeof(int32_t)), *slots = malloc((size_t)a->chunk * sizeof(int32_t));
+    int32_t query_start[2] = { 0, 0 }, seq_len[1];
     int32_t *rows = malloc((size_t)(max_rows > 0 ? max_rows : 1) * sizeof(int32_t));
     float *logits = malloc((size_t)(max_rows > 0 ? max_rows : 1) * vocab * sizeof(float));
     for (int i = 0; i < num_blocks; i++)
         table[i] = num_blocks - 1 - i;
-    fl_batch b = { .token_seq = seq, .num_seqs = 1, .max_blocks_per_seq = num_blocks, .block_tables = table,
-                   .positions = pos, .logit_rows = rows };
+    const int bs = a->block_size;
+    fl_batch b = { .slots = slots, .num_seqs = 1, .query_start = query_start, .seq_lens = seq_len,
+                   .max_blocks_per_seq = num_blocks, .block_tables = table, .positions = pos, .logit_rows = rows };
     int next = 0, rc = 0;
     for (int at = 0; at < prefill && rc == 0; at += a->chunk) {
         const int n = prefill - at < a->chunk ? prefill - at : a->chunk;
         b.num_tokens = n;
         b.token_ids = ids + at;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             pos[i] = at + i;
+            slots[i] = table[(at + i) / bs] * bs + (at + i) % bs;
+        }
+        query_start[1] = n;
+        seq_len[0] = at + n;
         b.num_logits = 0;
         for (; next < num_listed && listed[next] < at + n; next++)
             rows[b.num_logits++] = listed[next] - at;
@@ -190,6 +196,9 @@ static int run(fl_model_runner *r, const args *a, const int32_t *ids, int len, c
     for (int p = prefill; p < len && rc == 0; p++) {
         b.token_ids = ids + p;
         pos[0] = p;
+        slots[0] = table[p / bs] * bs + p % bs;
+        query_start[1] = 1;
+        seq_len[0] = p + 1;
         r->forward(r->impl, &b, logits);
         if (next < num_listed && listed[next] == p) {
             rc = write_rows(out, logits, 1, vocab, a->out);
@@ -200,7 +209,7 @@ static int run(fl_model_runner *r, const args *a, const int32_t *ids, int len, c
         fprintf(stderr, "dump_logits: %d tokens: prefill of %d in chunks of %d, %d decode steps, block size %d; "
                 "%d rows of %d logits written\n", len, prefill, a->chunk, len - prefill, a->block_size, num_listed,
                 vocab);
-    free(table), free(pos), free(seq), free(rows), free(logits);
+    free(table), free(pos), free(slots), free(rows), free(logits);
     return rc;
 }
 

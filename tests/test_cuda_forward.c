@@ -83,29 +83,35 @@ static float *prefill(const fl_model *m, int block_size, int num_seqs, const int
     }
     fl_model_runner r = make_runner(m, block_size, num_blocks, 512);
     int32_t *ids = malloc(total * sizeof(int32_t)), *pos = malloc(total * sizeof(int32_t));
-    int32_t *seq = malloc(total * sizeof(int32_t)), *rows = malloc(total * sizeof(int32_t));
+    int32_t *slots = malloc(total * sizeof(int32_t)), *rows = malloc(total * sizeof(int32_t));
     int32_t *tables = malloc(num_seqs * max_blocks * sizeof(int32_t));
+    int32_t *query_start = malloc((num_seqs + 1) * sizeof(int32_t)), *seq_lens = malloc(num_seqs * sizeof(int32_t));
     int next = num_blocks - 1; /* handed out round-robin from the top down */
     for (int k = 0; k < max_blocks; k++)
         for (int s = 0; s < num_seqs; s++)
             if (k * block_size < lens[s])
                 tables[s * max_blocks + k] = next--;
     int n = 0;
-    for (int s = 0; s < num_seqs; s++)
+    for (int s = 0; s < num_seqs; s++) {
+        query_start[s] = n;
+        seq_lens[s] = lens[s];
         for (int p = 0; p < lens[s]; p++, n++) {
             ids[n] = seqs[s][p];
             pos[n] = p;
-            seq[n] = s;
+            slots[n] = tables[s * max_blocks + p / block_size] * block_size + p % block_size;
             rows[n] = n;
         }
-    const fl_batch b = { .num_tokens = total, .token_ids = ids, .positions = pos, .token_seq = seq,
-                         .num_seqs = num_seqs, .max_blocks_per_seq = max_blocks, .block_tables = tables,
+    }
+    query_start[num_seqs] = n;
+    const fl_batch b = { .num_tokens = total, .token_ids = ids, .positions = pos, .slots = slots,
+                         .num_seqs = num_seqs, .query_start = query_start, .seq_lens = seq_lens,
+                         .max_blocks_per_seq = max_blocks, .block_tables = tables,
                          .num_logits = total, .logit_rows = rows };
     float *logits = malloc((size_t)total * m->cfg.vocab_size * sizeof(float));
     attn_runs = 0;
     r.forward(r.impl, &b, logits);
     assert_int_equal(attn_runs, m->cfg.num_layers); /* one forward: one call a layer */
-    free(ids), free(pos), free(seq), free(rows), free(tables);
+    free(ids), free(pos), free(slots), free(rows), free(tables), free(query_start), free(seq_lens);
     r.destroy(r.impl);
     return logits;
 }

@@ -43,8 +43,9 @@ static void check_logits(fl_cpu_model *m, const tu_golden *g, int block_size, co
     fl_cpu_kv_cache kv;
     fl_cpu_kv_cache_init(&kv, &m->cfg, num_blocks, block_size);
     int32_t *ids = malloc(total * sizeof(int32_t)), *pos = malloc(total * sizeof(int32_t));
-    int32_t *seq = malloc(total * sizeof(int32_t)), *rows = malloc(total * sizeof(int32_t));
+    int32_t *slots = malloc(total * sizeof(int32_t)), *rows = malloc(total * sizeof(int32_t));
     int32_t *tables = malloc(NUM_PROMPTS * max_blocks * sizeof(int32_t));
+    int32_t query_start[NUM_PROMPTS + 1], seq_lens[NUM_PROMPTS];
     /* Block k of sequence s: handed out round-robin from the top down. */
     int next = num_blocks - 1;
     for (int k = 0; k < max_blocks; k++)
@@ -53,16 +54,21 @@ static void check_logits(fl_cpu_model *m, const tu_golden *g, int block_size, co
                 tables[s * max_blocks + k] = next--;
     assert_int_equal(next, -1);
     int n = 0;
-    for (int s = 0; s < NUM_PROMPTS; s++)
+    for (int s = 0; s < NUM_PROMPTS; s++) {
+        query_start[s] = n;
+        seq_lens[s] = g->len[s];
         for (int p = 0; p < g->len[s]; p++, n++) {
             ids[n] = g->prompt[s][p];
             pos[n] = p;
-            seq[n] = s;
+            slots[n] = tables[s * max_blocks + p / block_size] * block_size + p % block_size;
             rows[n] = n;
         }
-    fl_batch b = { .num_tokens = total, .token_ids = ids, .positions = pos, .token_seq = seq,
-                   .num_seqs = NUM_PROMPTS, .max_blocks_per_seq = max_blocks,
-                   .block_tables = tables, .num_logits = total, .logit_rows = rows };
+    }
+    query_start[NUM_PROMPTS] = n;
+    fl_batch b = { .num_tokens = total, .token_ids = ids, .positions = pos, .slots = slots,
+                   .num_seqs = NUM_PROMPTS, .query_start = query_start, .seq_lens = seq_lens,
+                   .max_blocks_per_seq = max_blocks, .block_tables = tables,
+                   .num_logits = total, .logit_rows = rows };
     float *logits = malloc((size_t)total * vocab * sizeof(float));
     fl_cpu_model_forward(m, &kv, &b, logits);
     const float *row = logits;
@@ -81,7 +87,7 @@ static void check_logits(fl_cpu_model *m, const tu_golden *g, int block_size, co
         }
         row += (size_t)g->len[s] * vocab;
     }
-    free(ids), free(pos), free(seq), free(rows), free(tables), free(logits);
+    free(ids), free(pos), free(slots), free(rows), free(tables), free(logits);
     fl_cpu_kv_cache_free(&kv);
 }
 

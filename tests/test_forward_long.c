@@ -126,16 +126,21 @@ static void run_prompt(const fl_model *model, const long_golden *g, int block_si
     int32_t *table = malloc((size_t)num_blocks * sizeof(int32_t));
     for (int i = 0; i < num_blocks; i++)
         table[i] = num_blocks - 1 - i;
-    int32_t pos[CHUNK], seq[CHUNK] = { 0 }, rows[CHUNK];
+    int32_t pos[CHUNK], slots[CHUNK], rows[CHUNK], query_start[2] = { 0, 0 }, seq_len[1];
     float *logits = malloc((size_t)CHUNK * vocab * sizeof(float));
-    fl_batch b = { .positions = pos, .token_seq = seq, .num_seqs = 1, .max_blocks_per_seq = num_blocks,
-                   .block_tables = table, .logit_rows = rows };
+    fl_batch b = { .positions = pos, .slots = slots, .num_seqs = 1, .query_start = query_start,
+                   .seq_lens = seq_len, .max_blocks_per_seq = num_blocks, .block_tables = table,
+                   .logit_rows = rows };
     checked c = { .worst_pos = -1 };
     for (int at = 0; at < prefill; at += CHUNK) {
         b.num_tokens = prefill - at < CHUNK ? prefill - at : CHUNK;
         b.token_ids = g->prompt + at;
-        for (int i = 0; i < b.num_tokens; i++)
+        for (int i = 0; i < b.num_tokens; i++) {
             pos[i] = at + i;
+            slots[i] = table[pos[i] / block_size] * block_size + pos[i] % block_size;
+        }
+        query_start[1] = b.num_tokens;
+        seq_len[0] = at + b.num_tokens;
         b.num_logits = 0;
         for (int k = c.next; k < g->num_positions && g->positions[k] < at + b.num_tokens; k++)
             rows[b.num_logits++] = g->positions[k] - at;
@@ -147,6 +152,9 @@ static void run_prompt(const fl_model *model, const long_golden *g, int block_si
     for (int p = prefill; p < g->len; p++) {
         b.token_ids = g->prompt + p;
         pos[0] = p;
+        slots[0] = table[p / block_size] * block_size + p % block_size;
+        query_start[1] = 1;
+        seq_len[0] = p + 1;
         r.forward(r.impl, &b, logits);
         if (c.next < g->num_positions && g->positions[c.next] == p)
             check_rows(&c, g, logits, 1, vocab);

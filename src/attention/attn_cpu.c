@@ -7,6 +7,21 @@
 
 #include "base/error.h"
 
+/* The sequence of row t: the last i with query_start[i] <= t (the batch's
+ * sequences are contiguous and in order, so query_start increases). */
+static int seq_of_row(const fl_batch *b, int t)
+{
+    int lo = 0, hi = b->num_seqs - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (b->query_start[mid] <= t)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
 void fl_attn_cpu(const fl_attn_cpu_args *a)
 {
     const fl_batch *b = a->batch;
@@ -19,7 +34,7 @@ void fl_attn_cpu(const fl_attn_cpu_args *a)
         const int t = item / a->num_heads, h = item % a->num_heads, kvh = h / group;
         const int ctx = b->positions[t] + 1;
         FL_ASSERT(ctx <= a->scratch_per_thread);
-        const int32_t *table = b->block_tables + (size_t)b->token_seq[t] * b->max_blocks_per_seq;
+        const int32_t *table = b->block_tables + (size_t)seq_of_row(b, t) * b->max_blocks_per_seq;
         const float *q = a->q + (size_t)t * a->q_stride + (size_t)h * hd;
         float *scores = a->scratch + (size_t)omp_get_thread_num() * a->scratch_per_thread;
         float max_score = -INFINITY;

@@ -234,7 +234,7 @@ static void qk_rope_and_cache(fl_cpu_model *m, const fl_cpu_layer *l, fl_cpu_kv_
                               int layer, const fl_batch *b)
 {
     const fl_model_config *c = &m->cfg;
-    const int hd = c->head_dim, half = hd / 2, bs = kv->block_size;
+    const int hd = c->head_dim, half = hd / 2;
     const int q_dim = c->num_heads * hd, kv_dim = c->num_kv_heads * hd;
     const int stride = q_dim + 2 * kv_dim;
     float *k_cache = fl_cpu_kv_k(kv, layer), *v_cache = fl_cpu_kv_v(kv, layer);
@@ -254,12 +254,9 @@ static void qk_rope_and_cache(fl_cpu_model *m, const fl_cpu_layer *l, fl_cpu_kv_
                 rmsnorm_row(x, x, h < c->num_heads ? l->q_norm : l->k_norm, hd, c->rms_norm_eps);
             rope_head(x, cos_t, sin_t, half);
         }
-        const int32_t *table = b->block_tables + (size_t)b->token_seq[t] * b->max_blocks_per_seq;
-        const int block = table[pos / bs];
-        FL_ASSERT(block >= 0 && block < kv->num_blocks);
-        const size_t slot = ((size_t)block * bs + pos % bs) * kv_dim;
-        memcpy(k_cache + slot, row + q_dim, (size_t)kv_dim * sizeof(float));
-        memcpy(v_cache + slot, row + q_dim + kv_dim, (size_t)kv_dim * sizeof(float));
+        const size_t at = (size_t)b->slots[t] * kv_dim;
+        memcpy(k_cache + at, row + q_dim, (size_t)kv_dim * sizeof(float));
+        memcpy(v_cache + at, row + q_dim + kv_dim, (size_t)kv_dim * sizeof(float));
     }
 }
 
@@ -274,21 +271,19 @@ static void silu_mul(float *out, const float *gate_up, int rows, int ff)
     }
 }
 
+/* The batch's invariant (model/batch.h), then what it leaves to the model:
+ * sizes, token ids, the longest context. */
 static void check_batch(const fl_cpu_model *m, const fl_cpu_kv_cache *kv, const fl_batch *b)
 {
-    FL_ASSERT(b->num_tokens > 0 && b->num_tokens <= m->max_tokens);
+    fl_batch_assert(b, kv->block_size, kv->num_blocks);
+    FL_ASSERT(b->num_tokens <= m->max_tokens);
     FL_ASSERT(kv->num_layers == m->cfg.num_layers && kv->num_kv_heads == m->cfg.num_kv_heads &&
               kv->head_dim == m->cfg.head_dim);
     FL_ASSERT(m->cfg.head_dim / 2 <= 512);
-    for (int t = 0; t < b->num_tokens; t++) {
+    for (int t = 0; t < b->num_tokens; t++)
         FL_ASSERT(b->token_ids[t] >= 0 && b->token_ids[t] < m->cfg.vocab_size);
-        FL_ASSERT(b->positions[t] >= 0 && b->positions[t] < m->max_context);
-        FL_ASSERT(b->token_seq[t] >= 0 && b->token_seq[t] < b->num_seqs);
-        FL_ASSERT(b->positions[t] / kv->block_size < b->max_blocks_per_seq);
-    }
-    FL_ASSERT(b->num_logits <= b->num_tokens);
-    for (int r = 0; r < b->num_logits; r++)
-        FL_ASSERT(b->logit_rows[r] >= 0 && b->logit_rows[r] < b->num_tokens);
+    for (int i = 0; i < b->num_seqs; i++)
+        FL_ASSERT(b->seq_lens[i] <= m->max_context);
 }
 
 /* x += o_proj(attention(rope(head_norms(qkv(rmsnorm(x)))))), writing the

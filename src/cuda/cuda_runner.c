@@ -178,29 +178,25 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
     fl_gemm_run(&r->gemm, r->w.lm_head, r->h, r->logits, n_logits, c->vocab_size, c->hidden_size, FL_GEMM_F32, s);
 }
 
-/* Packs b into the host metadata, padded to pad_seqs decode sequences if
- * pad_seqs > b->num_seqs; returns the int32s to upload. */
+/* Packs b into the host metadata as it is (model/batch.h's invariant is
+ * what the kernels assume), padded to pad_seqs decode sequences if
+ * pad_seqs > b->num_seqs: the padding sequences follow the real ones, a
+ * token each in the scratch block. Returns the int32s to upload. */
 static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max_seq_len)
 {
+    fl_batch_assert(b, r->block_size, r->num_blocks);
     int32_t *mh = r->meta_host;
     const int S = b->num_seqs > pad_seqs ? b->num_seqs : pad_seqs;
     const int T = b->num_tokens + (S - b->num_seqs); /* one token per padding sequence */
     int32_t *qs = mh + r->m.query_start, *sl = mh + r->m.seq_lens, *tables = mh + r->m.tables;
     const int32_t scratch_block = r->num_blocks;
-    qs[0] = 0;
-    int seq = 0;
-    for (int t = 0; t < b->num_tokens; t++) {
-        FL_ASSERT(b->token_seq[t] == seq || b->token_seq[t] == seq + 1);
-        if (b->token_seq[t] != seq)
-            qs[++seq] = t;
-        const int32_t *table = b->block_tables + (size_t)seq * b->max_blocks_per_seq;
-        const int p = b->positions[t];
-        mh[r->m.ids + t] = b->token_ids[t];
-        mh[r->m.pos + t] = p;
-        mh[r->m.slots + t] = table[p / r->block_size] * r->block_size + p % r->block_size;
-        sl[seq] = p + 1;
-    }
-    FL_ASSERT(seq == b->num_seqs - 1);
+    const size_t token_bytes = (size_t)b->num_tokens * sizeof(int32_t);
+    memcpy(mh + r->m.ids, b->token_ids, token_bytes);
+    memcpy(mh + r->m.pos, b->positions, token_bytes);
+    memcpy(mh + r->m.slots, b->slots, token_bytes);
+    memcpy(qs, b->query_start, (size_t)b->num_seqs * sizeof(int32_t));
+    memcpy(sl, b->seq_lens, (size_t)b->num_seqs * sizeof(int32_t));
+    /* the runner's tables are r->width wide; only the blocks in use travel */
     for (int i = 0; i < b->num_seqs; i++) {
         const int used = (sl[i] + r->block_size - 1) / r->block_size;
         memcpy(tables + (size_t)i * r->width, b->block_tables + (size_t)i * b->max_blocks_per_seq,
@@ -216,6 +212,8 @@ static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max
     }
     qs[S] = T;
     if (pad_seqs > 0) {
+        /* a decode step: its logit rows are all its rows in order (rows
+         * increase and num_logits is num_tokens), the padding's too */
         for (int i = 0; i < S; i++)
             mh[r->m.rows + i] = i;
     } else {

@@ -1,5 +1,6 @@
 /* engine.c - the engine's API, its step, and what happens to each new
- * token: sampling, stop conditions, text (see engine.h). */
+ * token: sampling, stop conditions, text (see engine.h). Which sequences
+ * run, their queues and their blocks are the scheduler's (scheduler.h). */
 #include "engine/engine.h"
 
 #include <stdlib.h>
@@ -36,17 +37,10 @@ fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner
         memcpy(e->eos_ids, eos_ids, (size_t)num_eos * sizeof(int32_t));
     e->on_output = on_output;
     e->ctx = ctx;
-    fl_block_pool_init(&e->pool, runner->num_blocks, runner->block_size, cfg->enable_prefix_caching);
-    e->max_blocks_per_seq = (e->cfg.max_model_len + runner->block_size - 1) / runner->block_size;
+    fl_scheduler_init(&e->sched, &e->cfg, runner->num_blocks, runner->block_size);
     pthread_mutex_init(&e->lock, NULL);
-    const size_t T = (size_t)e->cfg.max_num_batched_tokens, S = (size_t)e->cfg.max_num_seqs;
+    const size_t S = (size_t)e->cfg.max_num_seqs;
     const size_t V = (size_t)runner->vocab_size;
-    e->ids = fl_malloc(T * sizeof(int32_t));
-    e->pos = fl_malloc(T * sizeof(int32_t));
-    e->tseq = fl_malloc(T * sizeof(int32_t));
-    e->rows = fl_malloc(S * sizeof(int32_t));
-    e->tables = fl_malloc(S * (size_t)e->max_blocks_per_seq * sizeof(int32_t));
-    e->step_seqs = fl_malloc(S * sizeof(fl_seq *));
     e->row_seqs = fl_malloc(S * sizeof(fl_seq *));
     e->logits = fl_malloc((runner->sample ? 1 : S) * V * sizeof(float));
     if (runner->sample) {
@@ -56,7 +50,6 @@ fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner
     e->sample_scratch = fl_calloc(1, fl_sample_scratch_bytes((int)V));
     e->lp_ids = fl_malloc((V < 64 ? V : 64) * sizeof(int32_t));
     e->lp_values = fl_malloc((V < 64 ? V : 64) * sizeof(float));
-    e->running = fl_malloc(S * sizeof(fl_seq *));
     return e;
 }
 
@@ -79,22 +72,16 @@ static void free_seq(fl_engine *e, fl_seq *s)
 
 void fl_engine_destroy(fl_engine *e)
 {
-    for (int i = 0; i < e->num_running; i++)
-        free_seq(e, e->running[i]);
-    for (int i = 0; i < e->num_waiting; i++)
-        free_seq(e, e->waiting[i]);
+    for (int i = 0; i < e->sched.num_running; i++)
+        free_seq(e, e->sched.running[i]);
+    for (int i = 0; i < e->sched.num_waiting; i++)
+        free_seq(e, e->sched.waiting[i]);
     for (int i = 0; i < e->num_inbox; i++)
         free_seq(e, e->inbox[i]);
     e->runner.destroy(e->runner.impl);
-    fl_block_pool_free(&e->pool);
+    fl_scheduler_free(&e->sched);
     pthread_mutex_destroy(&e->lock);
     free(e->eos_ids);
-    free(e->ids);
-    free(e->pos);
-    free(e->tseq);
-    free(e->rows);
-    free(e->tables);
-    free(e->step_seqs);
     free(e->row_seqs);
     free(e->logits);
     free(e->sample_scratch);
@@ -102,8 +89,6 @@ void fl_engine_destroy(fl_engine *e)
     free(e->dev_tokens);
     free(e->lp_ids);
     free(e->lp_values);
-    free(e->running);
-    free(e->waiting);
     free(e->inbox);
     free(e->aborts);
     free(e);
@@ -144,10 +129,11 @@ static int check_request(const fl_engine *e, const int32_t *prompt, int num_prom
     if (total > e->cfg.max_model_len)
         return fl_fail(err, "this request needs %lld tokens (%d prompt + %d max_tokens), more than "
                        "max_model_len %d", total, num_prompt, sp->max_tokens, e->cfg.max_model_len);
-    const long long blocks = (total + e->pool.block_size - 1) / e->pool.block_size;
-    if (blocks > e->pool.num_blocks)
+    const fl_block_pool *pool = &e->sched.pool;
+    const long long blocks = (total + pool->block_size - 1) / pool->block_size;
+    if (blocks > pool->num_blocks)
         return fl_fail(err, "this request needs %lld KV blocks, more than the %d the cache holds",
-                       blocks, e->pool.num_blocks);
+                       blocks, pool->num_blocks);
     return 0;
 }
 
@@ -237,7 +223,6 @@ int fl_engine_add_prompts(fl_engine *e, uint64_t base_id, int num_prompts,
             s->num_prompt = lens[p];
             for (int k = 0; k < lens[p]; k++)
                 fl_ids_push(&s->tokens, prompts[p][k]);
-            s->chain_hash = FL_BLOCK_HASH_ROOT;
             /* seeded: the seed alone decides; else the engine seed and the
              * request id do */
             s->rng_key = sp->has_seed ? fl_rng_key(sp->seed, (uint64_t)i)
@@ -279,17 +264,6 @@ void fl_engine_abort(fl_engine *e, uint64_t request_id)
 
 /* ---- finishing and reporting ---- */
 
-static void remove_seq(fl_seq **list, int *n, fl_seq *s)
-{
-    for (int i = 0; i < *n; i++) {
-        if (list[i] == s) {
-            memmove(list + i, list + i + 1, (size_t)(*n - i - 1) * sizeof(fl_seq *));
-            (*n)--;
-            return;
-        }
-    }
-}
-
 /* Reports the sequence's new text (all of it if finished, else all but
  * what could still turn out to start a stop string) and token. */
 static void report(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp,
@@ -319,8 +293,8 @@ static void report(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp
     e->on_output(e->ctx, &out);
 }
 
-/* Reports the end of s, gives its blocks back and frees it; the caller
- * takes it off its queue. */
+/* Reports the end of s and frees it; the scheduler has already taken it
+ * off its queue and taken its blocks back. */
 static void retire(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp,
                    const char *reason, const char *stop_string, int32_t stop_token)
 {
@@ -329,19 +303,20 @@ static void retire(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp
     if (e->tok && !stop_string && (strcmp(reason, "stop") == 0 || strcmp(reason, "length") == 0))
         fl_detokenizer_finish(&s->detok, &s->text);
     report(e, s, token, lp, reason, stop_string, stop_token);
-    fl_seq_release_blocks(e, s);
-    s->state = SEQ_FINISHED;
     free_seq(e, s);
 }
 
 static void finish(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp,
                    const char *reason, const char *stop_string, int32_t stop_token)
 {
-    if (s->state == SEQ_RUNNING)
-        remove_seq(e->running, &e->num_running, s);
-    else
-        remove_seq(e->waiting, &e->num_waiting, s);
+    fl_scheduler_finish(&e->sched, s);
     retire(e, s, token, lp, reason, stop_string, stop_token);
+}
+
+/* fl_scheduler_finish_requests' retire for aborted requests. */
+static void retire_aborted(void *ctx, fl_seq *s)
+{
+    retire(ctx, s, -1, NULL, "abort", NULL, -1);
 }
 
 /* The earliest stop string in the text that is new enough to matter;
@@ -414,16 +389,9 @@ static void accept_token(fl_engine *e, fl_seq *s, int32_t token, const fl_logpro
 static void take_inbox(fl_engine *e)
 {
     pthread_mutex_lock(&e->lock);
-    /* room for every live sequence: preemption moves running ones here */
-    const int live = e->num_waiting + e->num_running + e->num_inbox;
-    if (live > e->cap_seqs) {
-        e->cap_seqs = live * 2;
-        e->waiting = fl_realloc(e->waiting, (size_t)e->cap_seqs * sizeof(fl_seq *));
-    }
-    for (int i = 0; i < e->num_inbox; i++) {
-        e->waiting[e->num_waiting++] = e->inbox[i];
+    for (int i = 0; i < e->num_inbox; i++)
         e->stats.prompt_tokens += e->inbox[i]->num_prompt;
-    }
+    fl_scheduler_add(&e->sched, e->inbox, e->num_inbox);
     e->num_inbox = 0;
     /* the aborted ids are taken whole (the set is built outside the lock)
      * and made a set, so one pass over the queues finds and removes them
@@ -443,18 +411,7 @@ static void take_inbox(fl_engine *e)
     for (int k = 0; k < n; k++)
         fl_u64_map_put(&aborted, ids[k], 0);
     free(ids);
-    for (int pass = 0; pass < 2; pass++) {
-        fl_seq **list = pass ? e->waiting : e->running;
-        int *count = pass ? &e->num_waiting : &e->num_running;
-        int kept = 0; /* the queue compacted in place, order kept */
-        for (int i = 0; i < *count; i++) {
-            if (fl_u64_map_get(&aborted, list[i]->req->id, NULL))
-                retire(e, list[i], -1, NULL, "abort", NULL, -1);
-            else
-                list[kept++] = list[i];
-        }
-        *count = kept;
-    }
+    fl_scheduler_finish_requests(&e->sched, &aborted, retire_aborted, e);
     fl_u64_map_free(&aborted);
 }
 
@@ -485,16 +442,12 @@ static void sample_on_device(fl_engine *e, int num_rows)
 int fl_engine_step(fl_engine *e)
 {
     take_inbox(e);
-    fl_batch b = fl_schedule(e);
+    fl_batch b = fl_scheduler_plan(&e->sched, e->row_seqs);
     if (b.num_tokens > 0) {
         const int on_device = e->runner.sample != NULL;
         e->runner.forward(e->runner.impl, &b, on_device ? NULL : e->logits);
         e->stats.steps++;
-        for (int i = 0; i < b.num_seqs; i++) {
-            fl_seq *s = e->step_seqs[i];
-            s->num_computed += s->scheduled;
-            fl_seq_publish_blocks(e, s);
-        }
+        fl_scheduler_commit(&e->sched);
         if (on_device)
             sample_on_device(e, b.num_logits);
         const int V = e->runner.vocab_size;
@@ -529,14 +482,19 @@ int fl_engine_step(fl_engine *e)
     pthread_mutex_lock(&e->lock);
     int pending = e->num_inbox + e->num_aborts;
     pthread_mutex_unlock(&e->lock);
-    return e->num_running + e->num_waiting + pending;
+    return e->sched.num_running + e->sched.num_waiting + pending;
 }
 
 void fl_engine_get_stats(fl_engine *e, fl_engine_stats *s)
 {
+    const fl_scheduler *sch = &e->sched;
     *s = e->stats;
-    s->num_running = e->num_running;
-    s->num_waiting = e->num_waiting;
-    s->num_blocks = e->pool.num_blocks;
-    s->num_free_blocks = e->pool.num_free;
+    s->num_running = sch->num_running;
+    s->num_waiting = sch->num_waiting;
+    s->num_blocks = sch->pool.num_blocks;
+    s->num_free_blocks = sch->pool.num_free;
+    s->prefix_queries = sch->prefix_queries;
+    s->prefix_hits = sch->prefix_hits;
+    s->preemptions = sch->preemptions;
+    s->computed_tokens = sch->computed_tokens;
 }

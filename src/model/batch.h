@@ -1,27 +1,60 @@
 /* batch.h - what one model step computes: the per-step batch struct that the
- * engine builds and every backend reads. No hidden state: all a forward pass
- * needs to know about the sequences is here.
+ * engine's scheduler builds and every runner reads as it is. No hidden
+ * state: all a forward pass needs to know about the sequences is here, in
+ * the form the runners consume (so no runner rebuilds or reorders it).
  *
  * Tokens of several sequences are packed in one list; a sequence may bring
  * a whole prompt, a chunk of one, or a single decode token. A token at
  * position p attends to positions 0..p of its own sequence, read through the
  * sequence's block table: position p lives in block
- * block_tables[seq][p / block_size] at offset p % block_size. */
+ * block_tables[seq][p / block_size] at offset p % block_size.
+ *
+ * The invariant (the producer guarantees it, fl_batch_check tests it):
+ *  1. A step holds at least one sequence, and each sequence at least one
+ *     token.
+ *  2. Each sequence's tokens are contiguous, sequences in order: sequence i
+ *     is rows query_start[i] .. query_start[i + 1] - 1, query_start[0] is 0
+ *     and query_start[num_seqs] is num_tokens.
+ *  3. A sequence's tokens are the last of its context after the step, at
+ *     consecutive positions: row query_start[i] + k is at position
+ *     seq_lens[i] - n + k, where n is the sequence's token count. (Its
+ *     earlier positions' K/V are already in the cache: the one promise
+ *     no check of the batch can see.)
+ *  4. Sequence i's block table covers its context: its first
+ *     ceil(seq_lens[i] / block_size) entries (at most max_blocks_per_seq)
+ *     are block ids of the cache, in [0, num_blocks).
+ *  5. slots[t] is where row t's K/V go: block * block_size + offset of its
+ *     position, through its sequence's table.
+ *  6. logit_rows are rows of the step in increasing order, at most one a
+ *     row (so num_logits <= num_tokens).
+ * Token ids and the longest context are the model's to check. */
 #ifndef FL_BATCH_H
 #define FL_BATCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct fl_batch {
     int num_tokens;
     const int32_t *token_ids;     /* [num_tokens] */
     const int32_t *positions;     /* [num_tokens] position of each token in its sequence */
-    const int32_t *token_seq;     /* [num_tokens] each token's sequence, in [0, num_seqs) */
+    const int32_t *slots;         /* [num_tokens] cache slot of each token's K/V */
     int num_seqs;
+    const int32_t *query_start;   /* [num_seqs + 1] first row of each sequence, then num_tokens */
+    const int32_t *seq_lens;      /* [num_seqs] context length after the step (new tokens included) */
     int max_blocks_per_seq;
     const int32_t *block_tables;  /* [num_seqs, max_blocks_per_seq] KV block ids */
     int num_logits;
     const int32_t *logit_rows;    /* [num_logits] rows of the tokens whose logits are wanted */
 } fl_batch;
+
+/* Tests the invariant above for a cache of num_blocks blocks of block_size
+ * tokens. Returns 0 if b holds it; else -1 with the first violation
+ * described in why. */
+int fl_batch_check(const fl_batch *b, int block_size, int num_blocks, char *why, size_t why_len);
+
+/* A runner's guard: aborts, naming the first violation, if b breaks the
+ * invariant (a bug in whatever built b, never bad input). */
+void fl_batch_assert(const fl_batch *b, int block_size, int num_blocks);
 
 #endif

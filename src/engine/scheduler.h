@@ -1,0 +1,101 @@
+/* scheduler.h - which sequences run in the next step, and their KV blocks.
+ *
+ * The scheduler owns the two queues (running in admission order, waiting
+ * in arrival order with preempted sequences in front) and the block pool;
+ * only scheduler.c moves a sequence between queues or gives it blocks. Each
+ * step it plans one fl_batch (holding model/batch.h's invariant), and once
+ * the runner has run it, records the planned tokens' K/V as computed. The
+ * engine (engine.c) creates sequences, hands them over with
+ * fl_scheduler_add, and, from each sampled token, decides when one ends
+ * (fl_scheduler_finish); the sequences' memory stays the engine's. */
+#ifndef FL_SCHEDULER_H
+#define FL_SCHEDULER_H
+
+#include "base/strbuf.h"
+#include "base/u64_map.h"
+#include "engine/block_pool.h"
+#include "engine/engine.h"
+
+/* What the n sequences of one request share. */
+typedef struct fl_request {
+    uint64_t id;
+    fl_sampling_params sp;
+    int live;                   /* sequences not yet finished */
+    struct fl_seq *first;       /* sibling 0: the others fork its prompt blocks */
+} fl_request;
+
+typedef enum { SEQ_WAITING, SEQ_RUNNING } seq_state;
+
+/* One sequence. The engine writes its tokens and text; the scheduler its
+ * state, progress and blocks. */
+typedef struct fl_seq {
+    fl_request *req;
+    int index;
+    fl_ids tokens;              /* prompt, then output */
+    int num_prompt;
+    uint64_t rng_key;
+    fl_detokenizer detok;
+    fl_strbuf text;             /* output text so far */
+    size_t text_sent;           /* bytes of text already reported */
+    /* the scheduler's */
+    seq_state state;
+    int num_computed;           /* tokens whose K/V are in the cache */
+    int num_cached;             /* prompt tokens the prefix cache served */
+    int32_t *blocks;            /* block table */
+    int num_blocks, cap_blocks;
+    int num_published;          /* leading full blocks whose hash is known */
+    uint64_t chain_hash;        /* hash of block num_published - 1 (or the root) */
+    int scheduled;              /* tokens in the planned step */
+} fl_seq;
+
+typedef struct fl_scheduler {
+    int max_num_seqs;
+    int max_num_batched_tokens;
+    int max_blocks_per_seq;
+    fl_block_pool pool;
+    fl_seq **running;           /* [max_num_seqs]; the last is the newest, preempted first */
+    int num_running;
+    fl_seq **waiting;           /* room for every sequence: preemption moves running ones here */
+    int num_waiting, cap_waiting;
+    /* the planned step: the batch's arrays, and its sequences in batch order */
+    int32_t *ids, *pos, *slots, *query_start, *seq_lens, *tables, *rows;
+    fl_seq **step_seqs;
+    int num_step_seqs, num_rows;
+    /* counters for fl_engine_stats */
+    int64_t prefix_queries, prefix_hits, preemptions, computed_tokens;
+} fl_scheduler;
+
+/* cfg's max_model_len and max_num_batched_tokens as the engine resolved
+ * them; num_blocks blocks of block_size tokens. */
+void fl_scheduler_init(fl_scheduler *s, const fl_engine_config *cfg, int num_blocks, int block_size);
+/* Frees the queues and the pool, not the sequences still on them. */
+void fl_scheduler_free(fl_scheduler *s);
+
+/* Queues new sequences at the back of waiting, in order. */
+void fl_scheduler_add(fl_scheduler *s, fl_seq *const *seqs, int n);
+
+/* Plans the next step: running sequences first, in admission order (each
+ * its next decode token or prefill chunk, within max_num_batched_tokens;
+ * the newest preempted while blocks run out), then, if none was preempted,
+ * waiting ones in order while budget, blocks and max_num_seqs allow.
+ * Returns the batch (num_tokens 0 if nothing can run; its arrays are the
+ * scheduler's until the next plan); row_seqs[r] is the sequence whose next
+ * token logit row r gives. */
+fl_batch fl_scheduler_plan(fl_scheduler *s, fl_seq **row_seqs);
+
+/* The planned step ran: its tokens' K/V are in the cache, and the blocks
+ * they filled join the prefix table. */
+void fl_scheduler_commit(fl_scheduler *s);
+
+/* Takes seq off its queue and gives its blocks back (last first, so its
+ * early blocks stay cached longest); the caller then frees it. */
+void fl_scheduler_finish(fl_scheduler *s, fl_seq *seq);
+
+/* fl_scheduler_finish for every queued sequence of the requests in
+ * request_ids, in one pass over the queues (running, then waiting; order
+ * kept), handing each to retire, which frees it and must not call the
+ * scheduler. */
+void fl_scheduler_finish_requests(fl_scheduler *s, const fl_u64_map *request_ids,
+                                  void (*retire)(void *ctx, fl_seq *seq), void *ctx);
+
+#endif
