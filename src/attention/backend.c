@@ -5,17 +5,36 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The CUDA backends are the two kernel sets of attention/attn_paged.h: the
+ * same model features and lists (attn_paged.h's, which its supports check
+ * reads too), different machine code. */
 static const fl_attn_backend registry[] = {
     {
-        .name = "paged",
-        .description = "paged attention on CUDA: prefill on the tensor cores (wgmma on Hopper), "
-                       "split-KV decode with GQA packing (attention/attn_paged)",
+        /* named for the hardware whose instructions it is made of: wgmma,
+         * tensor copies (TMA), warp specialisation are sm_90a's */
+        .name = "hopper",
+        .description = "paged attention on Hopper: prefill on warpgroup MMAs (wgmma) fed by tensor copies "
+                       "from a producer warp for head sizes 64 and 128 (mma.sync for the others), split-KV "
+                       "decode with GQA packing and K/V by tensor copies (attention/attn_paged)",
         .device = FL_DEVICE_CUDA,
-        .min_cc = 80, .max_cc = 90, /* sm_80 and sm_90a machine code, no PTX */
-        .head_dims = { 16, 32, 64, 96, 128, 256 },
-        .block_sizes = { 16, 32, 64, 128 },
-        .kv_dtypes = { FL_BF16 },
+        .min_cc = FL_ATTN_HOPPER_MIN_CC, .max_cc = FL_ATTN_HOPPER_MAX_CC,
+        .head_dims = { FL_ATTN_PAGED_HEAD_DIMS },
+        .block_sizes = { FL_ATTN_PAGED_BLOCK_SIZES },
+        .kv_dtypes = { FL_ATTN_PAGED_KV_DTYPES },
         .features = FL_ATTN_CAUSAL,
+        .kernels = FL_ATTN_HOPPER,
+    },
+    {
+        .name = "paged",
+        .description = "portable paged attention on CUDA: prefill on mma.sync, split-KV decode with GQA "
+                       "packing, K/V by cp.async (attention/attn_paged)",
+        .device = FL_DEVICE_CUDA,
+        .min_cc = FL_ATTN_PORTABLE_MIN_CC, .max_cc = FL_ATTN_PORTABLE_MAX_CC,
+        .head_dims = { FL_ATTN_PAGED_HEAD_DIMS },
+        .block_sizes = { FL_ATTN_PAGED_BLOCK_SIZES },
+        .kv_dtypes = { FL_ATTN_PAGED_KV_DTYPES },
+        .features = FL_ATTN_CAUSAL,
+        .kernels = FL_ATTN_PORTABLE,
     },
     {
         .name = "cpu",
@@ -66,8 +85,12 @@ const char *fl_attn_backend_unsupported(const fl_attn_backend *b, const fl_attn_
         return why;
     }
     if (b->device == FL_DEVICE_CUDA && (n->cc < b->min_cc || n->cc > b->max_cc)) {
-        snprintf(why, len, "needs compute capability %d.%d to %d.%d, the GPU has %d.%d", b->min_cc / 10,
-                 b->min_cc % 10, b->max_cc / 10, b->max_cc % 10, n->cc / 10, n->cc % 10);
+        if (b->min_cc == b->max_cc)
+            snprintf(why, len, "needs compute capability %d.%d, the GPU has %d.%d", b->min_cc / 10, b->min_cc % 10,
+                     n->cc / 10, n->cc % 10);
+        else
+            snprintf(why, len, "needs compute capability %d.%d to %d.%d, the GPU has %d.%d", b->min_cc / 10,
+                     b->min_cc % 10, b->max_cc / 10, b->max_cc % 10, n->cc / 10, n->cc % 10);
         return why;
     }
     if (!in_list(b->head_dims, n->head_dim)) {
@@ -139,7 +162,9 @@ void fl_attn_backend_describe(const fl_attn_backend *b, char *out, size_t len)
     format_list(b->head_dims, dims, sizeof dims);
     format_list(b->block_sizes, blocks, sizeof blocks);
     char cc[48] = "";
-    if (b->device == FL_DEVICE_CUDA)
+    if (b->device == FL_DEVICE_CUDA && b->min_cc == b->max_cc)
+        snprintf(cc, sizeof cc, " sm_%d", b->min_cc);
+    else if (b->device == FL_DEVICE_CUDA)
         snprintf(cc, sizeof cc, " sm_%d..sm_%d", b->min_cc, b->max_cc);
     snprintf(out, len, "%-10s %s%s; head sizes %s; block sizes %s; %s%s%s%s. %s", b->name,
              device_name(b->device), cc, dims, blocks,

@@ -4,11 +4,13 @@
  * and devices (with CUDA compute capabilities) it supports. `auto` picks the
  * first registered backend, best first, that supports the model on the
  * device; a named backend that cannot run the model is refused with one
- * message saying what it lacks and which backends would work. The CPU
- * reference is the first backend; CUDA backends register beside it. */
+ * message saying what it lacks and which backends would work. The CUDA
+ * backends come first (`hopper`, then the portable `paged`), then the CPU
+ * reference. */
 #ifndef FL_ATTN_BACKEND_H
 #define FL_ATTN_BACKEND_H
 
+#include "attention/attn_paged.h"
 #include "base/dtype.h"
 #include "base/error.h"
 
@@ -32,6 +34,7 @@ typedef struct fl_attn_backend {
     int block_sizes[FL_ATTN_MAX_LIST];        /* 0-terminated */
     fl_dtype kv_dtypes[FL_ATTN_MAX_LIST];     /* FL_DTYPE_INVALID-terminated */
     unsigned features;                        /* FL_ATTN_* bits */
+    fl_attn_kernel_set kernels;               /* CUDA: the kernel set of attn_paged.h that runs it */
 } fl_attn_backend;
 
 /* What a model on a device asks of attention. */

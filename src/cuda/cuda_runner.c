@@ -53,6 +53,7 @@ typedef struct cuda_runner {
     meta_layout m;
     int32_t *meta_host, *meta_dev;
     fl_attn_shape shape;
+    fl_attn_kernel_set attn_kernels;
     fl_attn_plan plan;
     fl_cuda_sample_params *sp_host, *sp_dev;
     int32_t *tok_host, *tok_dev;
@@ -145,7 +146,7 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
             .split_counters = r->split_counters,
             .max_blocks_per_seq = r->width, .num_blocks = r->num_blocks + 1, .scale = 1.f / sqrtf((float)D),
         };
-        FL_CUDA_CHECK(fl_attn_paged_run(&r->shape, plan, &aa, s));
+        FL_CUDA_CHECK(fl_attn_paged_run(&r->shape, r->attn_kernels, plan, &aa, s));
         fl_gemm_run(&r->gemm, w->w_o, r->attn, r->x, T, H, c->num_heads * D, FL_GEMM_F32_ADD, s);
         if (w->b_o)
             FL_CUDA_CHECK(fl_cuda_add_bias(r->x, w->b_o, T, H, s));
@@ -375,11 +376,18 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     r->shape = (fl_attn_shape){ .num_heads = cfg->num_heads, .num_kv_heads = cfg->num_kv_heads,
                                 .head_dim = cfg->head_dim, .block_size = o->block_size,
                                 .num_sms = prop.multiProcessorCount,
-                                .smem_per_sm = (int)prop.sharedMemPerMultiprocessor };
-    char why[160];
-    if (fl_attn_paged_supports(&r->shape, why, sizeof why) != 0) {
+                                .smem_per_sm = (int)prop.sharedMemPerMultiprocessor, .cc = cc };
+    const fl_attn_needs needs = fl_cuda_runner_attn_needs(cfg, o->block_size, cc);
+    const fl_attn_backend *attention = o->attention ? o->attention : fl_attn_backend_select(NULL, &needs, err);
+    if (!attention) {
         free(r);
-        return fl_fail(err, "attention backend paged: unsupported %s", why);
+        return -1;
+    }
+    r->attn_kernels = attention->kernels;
+    char why[160];
+    if (fl_attn_paged_supports(&r->shape, r->attn_kernels, why, sizeof why) != 0) {
+        free(r);
+        return fl_fail(err, "attention backend %s: unsupported %s", attention->name, why);
     }
     if (cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking) != cudaSuccess) {
         free(r);

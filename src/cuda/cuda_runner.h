@@ -1,7 +1,7 @@
 /* cuda_runner.h - the model on an NVIDIA GPU behind the model-runner
- * interface: bf16 weights and KV cache, cuBLASLt GEMMs, the `paged`
- * attention backend, sampling on the device, and CUDA graphs for decode
- * steps. */
+ * interface: bf16 weights and KV cache, cuBLASLt GEMMs, attention by a
+ * CUDA backend's kernels (`hopper` or `paged`), sampling on the device, and
+ * CUDA graphs for decode steps. */
 #ifndef FL_CUDA_RUNNER_H
 #define FL_CUDA_RUNNER_H
 
@@ -19,6 +19,7 @@ typedef struct fl_cuda_runner_opts {
     int num_blocks;              /* 0: from gpu_memory_utilization */
     float gpu_memory_utilization;
     int enforce_eager;           /* no CUDA graphs */
+    const fl_attn_backend *attention; /* a CUDA backend (fl_attn_backend_select); NULL: the best that can */
 } fl_cuda_runner_opts;
 
 /* 0 and the compute capability (x10) of GPU 0 if there is a usable one;
