@@ -72,7 +72,7 @@ expect_error "badprompts:2: 'five' is not a token id" "$bin" generate "$q3" --pr
 expect_error "unexpected argument 'extra'" "$bin" info "$q3" extra
 expect_error "model '/nonexistent/m': no such directory" "$bin" info /nonexistent/m
 expect_error "runs with --load-format dummy" "$bin" generate Qwen/Qwen3-0.6B --prompt-ids 1
-expect_error "unknown attention backend 'flash' \(this build has: auto, paged, cpu\)" \
+expect_error "unknown attention backend 'flash' \(this build has: auto, hopper, paged, cpu\)" \
     "$bin" generate "$q3" --prompt-ids 1 --attention-backend flash
 # No GPU here (CI): asking for one is one clear error, and so is a bad name.
 expect_error "--device cuda: (no CUDA GPU is usable|this flashlm was built without CUDA)" \

@@ -19,7 +19,7 @@ sampled=(generate "${m[@]}" --prompt-ids 9707,11,1879 --max-tokens 8 --temperatu
 expect_ok "^$(sed 's/[][\\.*^$(){}?+|]/\\&/g' "$tmp/first")\$" "$bin" "${sampled[@]}"
 expect_ok '"token_ids":\[([0-9]+,){3}[0-9]+\]' "$bin" generate tests/fixtures/tiny-qwen3 --device cpu \
     --prompt-ids 1,2,3 --max-tokens 4 --temperature 0
-expect_error "attention backend 'cpu' cannot run this model: runs on CPU, not CUDA \(backends that can: paged\)" \
+expect_error "attention backend 'cpu' cannot run this model: runs on CPU, not CUDA \(backends that can: hopper, paged\)" \
     "$bin" generate "${m[@]}" --prompt-ids 1 --attention-backend cpu
 expect_error 'no GPU memory left for the KV cache: .* raise --gpu-memory-utilization \(now 0.01\)' \
     "$bin" generate "${m[@]}" --prompt-ids 1 --gpu-memory-utilization 0.01

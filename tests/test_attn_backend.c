@@ -4,6 +4,7 @@
  * runner is given is the code it runs. */
 #include "test_util.h"
 
+#include "attention/attn_paged.h"
 #include "attention/backend.h"
 #include "cpu/cpu_runner.h"
 #include "model/model.h"
@@ -26,7 +27,7 @@ static void test_select(void **state)
     assert_ptr_equal(fl_attn_backend_select("cpu", &n, &err), b);
 
     assert_null(fl_attn_backend_select("flash", &n, &err));
-    assert_msg_contains(err.msg, "unknown attention backend 'flash' (this build has: auto, paged, cpu)");
+    assert_msg_contains(err.msg, "unknown attention backend 'flash' (this build has: auto, hopper, paged, cpu)");
     assert_null(fl_attn_backend_select("paged", &n, &err));
     assert_msg_contains(err.msg, "attention backend 'paged' cannot run this model: runs on CUDA, not CPU "
                                  "(backends that can: cpu)");
@@ -54,7 +55,9 @@ static void test_select(void **state)
     assert_msg_contains(why, "runs on CPU, not CUDA");
 }
 
-/* The CUDA side: auto takes paged where it can run, and says why not. */
+/* The CUDA side: auto takes hopper on Hopper and the portable paged on
+ * Ampere and Ada; a backend the GPU cannot run says so and names the
+ * ones that can. */
 static void test_select_cuda(void **state)
 {
     (void)state;
@@ -63,20 +66,67 @@ static void test_select_cuda(void **state)
                         .kv_dtype = FL_BF16, .features = FL_ATTN_CAUSAL };
     const fl_attn_backend *b = fl_attn_backend_select(NULL, &n, &err);
     assert_non_null(b);
+    assert_string_equal(b->name, "hopper");
+    b = fl_attn_backend_select("paged", &n, &err); /* the portable one stays runnable on Hopper */
+    assert_non_null(b);
     assert_string_equal(b->name, "paged");
+    static const int ampere_ada[] = { 80, 86, 89 };
+    for (int i = 0; i < 3; i++) {
+        n.cc = ampere_ada[i];
+        b = fl_attn_backend_select("auto", &n, &err);
+        assert_non_null(b);
+        assert_string_equal(b->name, "paged");
+    }
+    n.cc = 80;
+    assert_null(fl_attn_backend_select("hopper", &n, &err));
+    assert_msg_contains(err.msg, "attention backend 'hopper' cannot run this model: needs compute capability 9.0, "
+                                 "the GPU has 8.0 (backends that can: paged)");
     n.cc = 75;
     assert_null(fl_attn_backend_select("paged", &n, &err));
-    assert_msg_contains(err.msg, "needs compute capability 8.0 to 9.0, the GPU has 7.5");
-    n.cc = 80;
+    assert_msg_contains(err.msg, "needs compute capability 8.0 to 9.0, the GPU has 7.5 (backends that can: none)");
+    n.cc = 90;
     n.head_dim = 80;
     assert_null(fl_attn_backend_select("auto", &n, &err));
     assert_msg_contains(err.msg, "no attention backend can run this model on this device");
-    assert_null(fl_attn_backend_select("paged", &n, &err));
+    assert_null(fl_attn_backend_select("hopper", &n, &err));
     assert_msg_contains(err.msg, "head size 80 is not supported (supported: 16, 32, 64, 96, 128, 256)");
     n.head_dim = 64;
     n.kv_dtype = FL_F32;
     assert_null(fl_attn_backend_select("paged", &n, &err));
     assert_msg_contains(err.msg, "KV cache dtype F32 is not supported");
+}
+
+/* What the registry declares of each CUDA backend is what its kernels'
+ * supports check accepts: every head size, block size and compute
+ * capability in a range around theirs. */
+static void test_registry_matches_kernels(void **state)
+{
+    (void)state;
+    int count, cuda = 0;
+    const fl_attn_backend *all = fl_attn_backends(&count);
+    for (int i = 0; i < count; i++) {
+        const fl_attn_backend *b = &all[i];
+        if (b->device != FL_DEVICE_CUDA)
+            continue;
+        cuda++;
+        if (!b->cuda) /* a build without CUDA has no kernel code to compare with */
+            continue;
+        for (int cc = 70; cc <= 120; cc++)
+            for (int d = 1; d <= 512; d++)
+                for (int bs = 1; bs <= 256; bs *= 2) {
+                    const fl_attn_needs n = { .device = FL_DEVICE_CUDA, .cc = cc, .head_dim = d, .block_size = bs,
+                                              .kv_dtype = FL_BF16, .features = FL_ATTN_CAUSAL };
+                    const fl_attn_shape s = { .num_heads = 16, .num_kv_heads = 8, .head_dim = d, .block_size = bs,
+                                              .num_sms = 132, .smem_per_sm = 228 * 1024, .cc = cc };
+                    char why[256], why2[256];
+                    const int registry_ok = !fl_attn_backend_unsupported(b, &n, why, sizeof why);
+                    const int kernels_ok = b->cuda->supports(&s, why2, sizeof why2) == 0;
+                    if (registry_ok != kernels_ok)
+                        fail_msg("%s, cc %d, head size %d, block size %d: registry %s, kernels %s", b->name, cc, d,
+                                 bs, registry_ok ? "yes" : why, kernels_ok ? "yes" : why2);
+                }
+    }
+    assert_int_equal(cuda, 2);
 }
 
 /* A CPU backend that counts its calls and then runs the reference. */
@@ -128,6 +178,7 @@ static void test_runner_runs_its_backend(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = { cmocka_unit_test(test_select), cmocka_unit_test(test_select_cuda),
+                                        cmocka_unit_test(test_registry_matches_kernels),
                                         cmocka_unit_test(test_runner_runs_its_backend) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

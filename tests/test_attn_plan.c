@@ -10,7 +10,7 @@
 static fl_attn_shape h100(int hq, int hkv, int d)
 {
     return (fl_attn_shape){ .num_heads = hq, .num_kv_heads = hkv, .head_dim = d, .block_size = 128,
-                            .num_sms = 132, .smem_per_sm = 228 * 1024 };
+                            .num_sms = 132, .smem_per_sm = 228 * 1024, .cc = 90 };
 }
 
 /* Plans q_lens/seq_lens and checks the work list covers every sequence's
@@ -101,17 +101,41 @@ static void test_supports(void **state)
     (void)state;
     char why[128];
     fl_attn_shape s = h100(16, 8, 128);
-    assert_int_equal(fl_attn_paged_supports(&s, why, sizeof why), 0);
+    assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_HOPPER, why, sizeof why), 0);
+    assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_PORTABLE, why, sizeof why), 0);
     s.head_dim = 80;
-    assert_int_equal(fl_attn_paged_supports(&s, why, sizeof why), -1);
-    assert_msg_contains(why, "head dim 80");
+    assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_PORTABLE, why, sizeof why), -1);
+    assert_msg_contains(why, "head dim 80 (supported: 16, 32, 64, 96, 128, 256)");
     s = h100(64, 2, 128);
-    assert_int_equal(fl_attn_paged_supports(&s, why, sizeof why), -1);
+    assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_PORTABLE, why, sizeof why), -1);
     assert_msg_contains(why, "GQA group of 32");
     s = h100(16, 8, 128);
     s.block_size = 48;
-    assert_int_equal(fl_attn_paged_supports(&s, why, sizeof why), -1);
-    assert_msg_contains(why, "block size 48");
+    assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_HOPPER, why, sizeof why), -1);
+    assert_msg_contains(why, "block size 48 (supported: 16, 32, 64, 128)");
+}
+
+/* Each kernel set runs where its machine code does: the portable one on
+ * 8.x and 9.0, the Hopper one on 9.0 alone; a value that is neither set
+ * (through the ABI) is refused. */
+static void test_supports_cc(void **state)
+{
+    (void)state;
+    char why[128];
+    fl_attn_shape s = h100(16, 8, 128);
+    for (s.cc = 80; s.cc <= 90; s.cc++)
+        assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_PORTABLE, why, sizeof why), 0);
+    s.cc = 89;
+    assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_HOPPER, why, sizeof why), -1);
+    assert_msg_contains(why, "compute capability 8.9 (the Hopper kernels run on 9.0 only)");
+    s.cc = 100;
+    assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_PORTABLE, why, sizeof why), -1);
+    assert_msg_contains(why, "compute capability 10.0 (the portable kernels run on 8.0 to 9.0)");
+    s.cc = 75;
+    assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_PORTABLE, why, sizeof why), -1);
+    s.cc = 90;
+    assert_int_equal(fl_attn_paged_supports(&s, (fl_attn_kernel_set)2, why, sizeof why), -1);
+    assert_msg_contains(why, "unknown kernel set 2");
 }
 
 int main(void)
@@ -120,6 +144,7 @@ int main(void)
         cmocka_unit_test(test_mixed_batch),
         cmocka_unit_test(test_splits),
         cmocka_unit_test(test_supports),
+        cmocka_unit_test(test_supports_cc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
-"""attn_check.py - checks and times the paged attention kernels on the GPU.
+"""attn_check.py - checks and times the CUDA attention backends on the GPU.
 
 Loads build/libflashlm_attn.so (the C API of src/attention/attn_paged.h) with
-ctypes. Correctness: for every supported head dim, block size and GQA ratio,
-a mixed batch (decode tokens, short chunks, whole prompts, chunked prefill
-over a longer context) on fresh random inputs, scattered block tables, the
-output poisoned with NaN first; compared with a float64 torch reference:
-every element must be finite and each sequence's relative error
-||out - ref|| / ||ref|| under 1e-2. Speed: the DEVICE.md shapes, timed with
-triton's do_bench (median) beside torch SDPA with the cuDNN and
-FlashAttention-2 backends on dense tensors and a device-to-device copy, all
-in the same run; decode also after an L2 flush that leaves no dirty lines
-(bench_clean_l2_ms), for us and cuDNN. Prints one table; exits 1 if any check fails.
+ctypes and runs its kernel sets as the registry's backends: `hopper` (wgmma
+prefill, tensor-copy decode; compute capability 9.0) and `paged` (the
+portable mma.sync and cp.async kernels, 8.0 to 9.0). --backend names one, or
+all (the default): every backend this GPU runs, in the same run.
+Correctness, for each backend: every head dim and block size the library
+supports (asked of fl_attn_paged_supports, so the list is the library's)
+times five GQA ratios (120 configurations today), a mixed batch (decode
+tokens, short chunks, whole prompts, chunked prefill over a longer context)
+on fresh random inputs, scattered block tables, the output poisoned with
+NaN first; compared with a float64 torch reference: every element must be
+finite and each sequence's relative error ||out - ref|| / ||ref|| under
+1e-2. Speed: the DEVICE.md shapes, each backend timed with triton's
+do_bench (median) beside torch SDPA with the cuDNN and FlashAttention-2
+backends on dense tensors and a device-to-device copy, all in the same run;
+decode also after an L2 flush that leaves no dirty lines
+(bench_clean_l2_ms), for ours and cuDNN. Prints one table; exits 1 if any
+check fails, 2 if a named backend cannot run on this GPU.
 
-usage: tools/attn_check.py [--lib build/libflashlm_attn.so] [--quick] [--no-bench]
+usage: tools/attn_check.py [--lib build/libflashlm_attn.so] [--backend hopper|paged|all] [--quick] [--no-bench]
 """
 import argparse
 import ctypes
@@ -26,9 +33,21 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from triton.testing import do_bench
 
 
+# the registry's CUDA backends, best first, and the kernel set (attn_paged.h's
+# fl_attn_kernel_set) that runs each
+BACKENDS = {"hopper": 1, "paged": 0}
+
+
 class Shape(ctypes.Structure):
     _fields_ = [("num_heads", ctypes.c_int), ("num_kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int),
-                ("block_size", ctypes.c_int), ("num_sms", ctypes.c_int), ("smem_per_sm", ctypes.c_int)]
+                ("block_size", ctypes.c_int), ("num_sms", ctypes.c_int), ("smem_per_sm", ctypes.c_int),
+                ("cc", ctypes.c_int)]
+
+    @staticmethod
+    def of_gpu(hq, hkv, d, bs):
+        props = torch.cuda.get_device_properties(0)
+        smem = getattr(props, "shared_memory_per_multiprocessor", 228 * 1024)
+        return Shape(hq, hkv, d, bs, props.multi_processor_count, smem, 10 * props.major + props.minor)
 
 
 class Plan(ctypes.Structure):
@@ -44,13 +63,12 @@ class Args(ctypes.Structure):
 
 
 class PagedAttention:
-    """One step of the paged kernels: planned once, run many times."""
+    """One step of a backend's kernels: planned once, run many times."""
 
-    def __init__(self, lib, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len=0):
+    def __init__(self, lib, backend, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len=0):
         self.lib = lib
-        props = torch.cuda.get_device_properties(0)
-        smem = getattr(props, "shared_memory_per_multiprocessor", 228 * 1024)
-        self.shape = Shape(hq, hkv, d, bs, props.multi_processor_count, smem)
+        self.kernels = BACKENDS[backend]
+        self.shape = Shape.of_gpu(hq, hkv, d, bs)
         n = len(q_lens)
         qs = [0]
         for q in q_lens:
@@ -77,8 +95,8 @@ class PagedAttention:
                  self.query_start.data_ptr(), self.seq_lens.data_ptr(), self.tables.data_ptr(),
                  self.work.data_ptr(), self.scratch.data_ptr(), self.counters.data_ptr(), self.tables.shape[1],
                  self.k_cache.shape[0], 1.0 / math.sqrt(q.shape[-1]))
-        rc = self.lib.fl_attn_paged_run(ctypes.byref(self.shape), ctypes.byref(self.plan), ctypes.byref(a),
-                                        ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
+        rc = self.lib.fl_attn_paged_run(ctypes.byref(self.shape), self.kernels, ctypes.byref(self.plan),
+                                        ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
         if rc != 0:
             raise RuntimeError(f"fl_attn_paged_run: CUDA error {rc}")
 
@@ -88,7 +106,22 @@ def load_lib(path):
     lib.fl_attn_plan_work_cap.restype = ctypes.c_int
     lib.fl_attn_plan_scratch_floats.restype = ctypes.c_size_t
     lib.fl_attn_paged_run.restype = ctypes.c_int
+    lib.fl_attn_paged_supports.restype = ctypes.c_int
     return lib
+
+
+def unsupported(lib, backend, shape):
+    """Why the backend's kernels cannot run shape on this GPU, or None."""
+    why = ctypes.create_string_buffer(256)
+    rc = lib.fl_attn_paged_supports(ctypes.byref(shape), BACKENDS[backend], why, ctypes.c_size_t(len(why)))
+    return why.value.decode() if rc != 0 else None
+
+
+def supported_sizes(lib, backend):
+    """The head dims and block sizes the library builds the backend for."""
+    dims = [d for d in range(1, 1025) if not unsupported(lib, backend, Shape.of_gpu(8, 8, d, 16))]
+    blocks = [1 << i for i in range(11) if not unsupported(lib, backend, Shape.of_gpu(8, 8, dims[0], 1 << i))]
+    return dims, blocks
 
 
 def make_cache(seq_lens, hkv, d, bs, gen, dev):
@@ -131,10 +164,10 @@ def reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs):
     return outs
 
 
-def check_case(lib, d, bs, hq, hkv, q_lens, seq_lens, gen, max_seq_len=0):
+def check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen, max_seq_len=0):
     dev = torch.device("cuda")
     k_cache, v_cache, tables = make_cache(seq_lens, hkv, d, bs, gen, dev)
-    attn = PagedAttention(lib, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len)
+    attn = PagedAttention(lib, backend, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len)
     q = torch.randn(attn.num_tokens, hq, d, generator=gen).to(dev, torch.bfloat16)
     out = torch.full_like(q, float("nan"))
     attn(q, out)
@@ -150,12 +183,11 @@ def check_case(lib, d, bs, hq, hkv, q_lens, seq_lens, gen, max_seq_len=0):
     return finite and worst < 1e-2, worst, attn.plan
 
 
-def correctness(lib, quick):
+def correctness(lib, backend, quick):
     gen = torch.Generator().manual_seed(torch.seed() % (1 << 62))
     rows = []
     ok_all = True
-    head_dims = (16, 32, 64, 96, 128, 256)
-    block_sizes = (16, 32, 64, 128)
+    head_dims, block_sizes = supported_sizes(lib, backend)
     groups = ((8, 8), (16, 8), (16, 4), (8, 1), (16, 1)) if not quick else ((16, 8), (8, 1))
     for d in head_dims:
         for bs in block_sizes:
@@ -166,18 +198,20 @@ def correctness(lib, quick):
                         (17, 300), (1, 3000 + int(torch.randint(0, 500, (1,), generator=gen)))]
                 q_lens = [a for a, _ in lens]
                 seq_lens = [b for _, b in lens]
-                ok, err, plan = check_case(lib, d, bs, hq, hkv, q_lens, seq_lens, gen)
+                ok, err, plan = check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen)
                 # the same decode tokens forced to many splits (a graph planned for long contexts)
-                ok2, err2, plan2 = check_case(lib, d, bs, hq, hkv, [1, 1, 1], [5, 900, 2500], gen,
+                ok2, err2, plan2 = check_case(lib, backend, d, bs, hq, hkv, [1, 1, 1], [5, 900, 2500], gen,
                                               max_seq_len=32768)
                 ok_all &= ok and ok2
                 rows.append((d, bs, f"{hq}/{hkv}", plan.num_prefill, plan.num_decode, plan.num_splits, err,
                              plan2.num_splits, err2, "ok" if ok and ok2 else "FAIL"))
-    print("correctness: relative error vs float64 torch (limit 1e-2, NaN fails)")
+    print(f"correctness of {backend}, {len(rows)} configurations: relative error vs float64 torch "
+          f"(limit 1e-2, NaN fails)")
     print(f"{'D':>4} {'bs':>4} {'Hq/Hkv':>7} {'pre':>4} {'dec':>4} {'spl':>4} {'rel.err':>9} "
           f"{'spl2':>5} {'rel.err2':>9}  result")
     for r in rows:
         print(f"{r[0]:>4} {r[1]:>4} {r[2]:>7} {r[3]:>4} {r[4]:>4} {r[5]:>4} {r[6]:>9.2e} {r[7]:>5} {r[8]:>9.2e}  {r[9]}")
+    print(f"correctness of {backend}: {'PASS' if ok_all else 'FAIL'}\n")
     return ok_all
 
 
@@ -224,17 +258,17 @@ def bench_clean_l2_ms(fn):
     return sorted(times)[len(times) // 2]
 
 
-def bench(lib):
+def bench(lib, backends):
     dev = torch.device("cuda")
     gen = None
-    results = []
+    results = []  # (case, [(figure, ratio) per backend], peers)
     # the copy ceiling: bytes read + written; eager (captured, the copy
     # becomes a copy-engine memcpy node, measured at 2.44 instead of 3.00 TB/s)
     big = torch.empty(1 << 30, dtype=torch.uint8, device=dev)
     dst = torch.empty_like(big)
     t = bench_ms(lambda: dst.copy_(big), graph=False)
     copy_tbs = 2 * big.numel() / t / 1e9
-    results.append(("copy 1 GiB (read+write)", f"{copy_tbs:.2f} TB/s", "", ""))
+    results.append(("copy 1 GiB (read+write)", [(f"{copy_tbs:.2f} TB/s", "")] + [("", "")] * (len(backends) - 1), ""))
     del big, dst
 
     def sdpa(backend, q, k, v, causal):
@@ -246,12 +280,15 @@ def bench(lib):
                                (64, 4096, 64, 8, 64)):
         bs = 128
         k_cache, v_cache, tables = make_cache([ctx] * b, hkv, d, bs, gen, dev)
-        attn = PagedAttention(lib, hq, hkv, d, bs, [1] * b, [ctx] * b, k_cache, v_cache, tables)
         q = torch.randn(b, hq, d, device=dev, dtype=torch.bfloat16)
         out = torch.empty_like(q)
         kv_bytes = 2 * b * ctx * hkv * d * 2
-        ours = kv_bytes / bench_ms(lambda: attn(q, out)) / 1e9
-        ours_clean = kv_bytes / bench_clean_l2_ms(lambda: attn(q, out)) / 1e9
+        ours, clean = [], []
+        for backend in backends:
+            attn = PagedAttention(lib, backend, hq, hkv, d, bs, [1] * b, [ctx] * b, k_cache, v_cache, tables)
+            tbs = kv_bytes / bench_ms(lambda: attn(q, out)) / 1e9
+            ours.append((f"{tbs:.2f} TB/s", f"{100 * tbs / copy_tbs:.0f}% of copy"))
+            clean.append(f"{backend} {100 * kv_bytes / bench_clean_l2_ms(lambda: attn(q, out)) / 1e9 / copy_tbs:.0f}%")
         del k_cache, v_cache
         qd = q.view(b, 1, hq, d).transpose(1, 2)
         kd = torch.randn(b, hkv, ctx, d, device=dev, dtype=torch.bfloat16)
@@ -262,23 +299,24 @@ def bench(lib):
                 ms = bench_ms(lambda: sdpa(be, qd, kd, vd, False))
                 peers.append(f"{name} {kv_bytes / ms / 1e9:.2f}")
                 if name == "cuDNN":
-                    clean = kv_bytes / bench_clean_l2_ms(lambda: sdpa(be, qd, kd, vd, False)) / 1e9
-                    peers.append(f"clean L2: paged {100 * ours_clean / copy_tbs:.0f}%, "
-                                 f"cuDNN {100 * clean / copy_tbs:.0f}% of copy")
+                    cudnn_clean = kv_bytes / bench_clean_l2_ms(lambda: sdpa(be, qd, kd, vd, False)) / 1e9
+                    peers.append(f"clean L2: {', '.join(clean)}, cuDNN {100 * cudnn_clean / copy_tbs:.0f}% of copy")
             except RuntimeError as e:
                 peers.append(f"{name} n/a ({str(e).splitlines()[0][:40]})")
         del kd, vd
-        results.append((f"decode B{b} L{ctx} Hq{hq}/Hkv{hkv} D{d} bs{bs} splits {attn.plan.num_splits}",
-                        f"{ours:.2f} TB/s", f"{100 * ours / copy_tbs:.0f}% of copy", ", ".join(peers)))
+        results.append((f"decode B{b} L{ctx} Hq{hq}/Hkv{hkv} D{d} bs{bs} splits {attn.plan.num_splits}", ours,
+                        ", ".join(peers)))
     # prefill, causal: (batch, seq, hq, hkv, d)
     for b, s, hq, hkv, d in ((4, 8192, 16, 8, 128), (32, 1024, 16, 8, 128), (4, 8192, 64, 8, 64)):
         bs = 128
         k_cache, v_cache, tables = make_cache([s] * b, hkv, d, bs, gen, dev)
-        attn = PagedAttention(lib, hq, hkv, d, bs, [s] * b, [s] * b, k_cache, v_cache, tables)
         q = torch.randn(b * s, hq, d, device=dev, dtype=torch.bfloat16)
         out = torch.empty_like(q)
         flops = 4 * b * hq * s * s * d / 2
-        ours = flops / bench_ms(lambda: attn(q, out)) / 1e9
+        tflops = []
+        for backend in backends:
+            attn = PagedAttention(lib, backend, hq, hkv, d, bs, [s] * b, [s] * b, k_cache, v_cache, tables)
+            tflops.append(flops / bench_ms(lambda: attn(q, out)) / 1e9)
         qd = q.view(b, s, hq, d).transpose(1, 2)
         kd = torch.randn(b, hkv, s, d, device=dev, dtype=torch.bfloat16)
         vd = torch.randn(b, hkv, s, d, device=dev, dtype=torch.bfloat16)
@@ -291,28 +329,42 @@ def bench(lib):
                 peers.append(f"{name} {tf:.0f}")
             except RuntimeError as e:
                 peers.append(f"{name} n/a ({str(e).splitlines()[0][:40]})")
-        ratio = f"{100 * ours / cudnn:.0f}% of cuDNN" if cudnn else ""
         del k_cache, v_cache, kd, vd
-        results.append((f"prefill causal B{b} S{s} Hq{hq}/Hkv{hkv} D{d} bs{bs}", f"{ours:.0f} TFLOP/s", ratio,
+        results.append((f"prefill causal B{b} S{s} Hq{hq}/Hkv{hkv} D{d} bs{bs}",
+                        [(f"{tf:.0f} TFLOP/s", f"{100 * tf / cudnn:.0f}% of cuDNN" if cudnn else "") for tf in tflops],
                         ", ".join(peers)))
     print(f"\nspeed on {torch.cuda.get_device_name(0)} (median of do_bench over CUDA graph replays; peers: torch "
           f"SDPA, dense KV)")
-    print(f"{'case':<52} {'paged':>13} {'ratio':>16}  peers")
-    for r in results:
-        print(f"{r[0]:<52} {r[1]:>13} {r[2]:>16}  {r[3]}")
+    print(f"{'case':<52}" + "".join(f" {name:>13} {'ratio':>16}" for name in backends) + "  peers")
+    for case, figures, peers in results:
+        print(f"{case:<52}" + "".join(f" {fig:>13} {ratio:>16}" for fig, ratio in figures) + f"  {peers}")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", default="build/libflashlm_attn.so")
+    ap.add_argument("--backend", choices=list(BACKENDS) + ["all"], default="all",
+                    help="the backend to check and time; all: each this GPU runs")
     ap.add_argument("--quick", action="store_true", help="fewer GQA ratios")
     ap.add_argument("--no-bench", action="store_true")
     args = ap.parse_args()
     lib = load_lib(args.lib)
-    ok = correctness(lib, args.quick)
+    backends = []
+    for name in BACKENDS if args.backend == "all" else [args.backend]:
+        why = unsupported(lib, name, Shape.of_gpu(16, 8, 128, 128))
+        if why and args.backend != "all":
+            print(f"attn_check: backend {name} cannot run on {torch.cuda.get_device_name(0)}: {why}", file=sys.stderr)
+            return 2
+        if why:
+            print(f"backend {name} skipped: {why}\n")
+        else:
+            backends.append(name)
+    ok = True
+    for name in backends:
+        ok &= correctness(lib, name, args.quick)
     if not args.no_bench:
-        bench(lib)
-    print("\nattn_check:", "PASS" if ok else "FAIL")
+        bench(lib, backends)
+    print(f"\nattn_check ({', '.join(backends)}):", "PASS" if ok else "FAIL")
     return 0 if ok else 1
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""attn_profile.py - runs the paged kernels on a few DEVICE.md shapes, a
-few calls each, for a profiler (ncu) to look at; computes nothing itself.
+"""attn_profile.py - runs one CUDA attention backend's kernels (hopper, the
+default, or paged) on a few DEVICE.md shapes, a few calls each, for a
+profiler (ncu) to look at; computes nothing itself.
 
-usage: ncu --kernel-name regex:'prefill|decode' python3 tools/attn_profile.py
+usage: ncu --kernel-name regex:'prefill|decode' python3 tools/attn_profile.py [LIB [BACKEND]]
 """
 import sys
 
@@ -14,12 +15,13 @@ from attn_check import PagedAttention, load_lib, make_cache  # noqa: E402
 
 def main():
     lib = load_lib(sys.argv[1] if len(sys.argv) > 1 else "build/libflashlm_attn.so")
+    backend = sys.argv[2] if len(sys.argv) > 2 else "hopper"
     dev = torch.device("cuda")
     for kind, b, s, hq, hkv, d in (("decode", 1, 32768, 16, 8, 128), ("decode", 256, 1536, 16, 8, 128),
                                    ("prefill", 4, 8192, 16, 8, 128)):
         k, v, tables = make_cache([s] * b, hkv, d, 128, None, dev)
         q_lens = [1] * b if kind == "decode" else [s] * b
-        attn = PagedAttention(lib, hq, hkv, d, 128, q_lens, [s] * b, k, v, tables)
+        attn = PagedAttention(lib, backend, hq, hkv, d, 128, q_lens, [s] * b, k, v, tables)
         q = torch.randn(sum(q_lens), hq, d, device=dev, dtype=torch.bfloat16)
         out = torch.empty_like(q)
         for _ in range(2):

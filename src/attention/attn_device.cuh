@@ -1,7 +1,8 @@
 /* attn_device.cuh - device pieces the paged attention kernels share
- * (attn_paged.cu: the portable kernels and the launch; attn_prefill_sm90.cu:
- * Hopper's prefill): PTX wrappers, the step's parameters, a warp's online
- * softmax, the swizzled tile layout, tensor copies and mbarriers.
+ * (attn_paged.cu: the kernels but Hopper's prefill, and the launch;
+ * attn_prefill_sm90.cu: Hopper's prefill): PTX wrappers, the step's
+ * parameters, a warp's online softmax, the swizzled tile layout, tensor
+ * copies and mbarriers.
  * Functions are inline, not static: each kernel file uses a different part. */
 #ifndef FL_ATTN_DEVICE_CUH
 #define FL_ATTN_DEVICE_CUH
@@ -286,9 +287,10 @@ template <int D, int BN, int THREADS> __device__ __forceinline__ void zero_v_row
 
 /* ---- tensor copies and barriers ---- */
 
-/* A slot of K and V tiles is filled by tensor copies (TMA) on sm_90,
- * announced by the slot's mbarrier with the bytes to expect; consumers
- * wait on the barrier's phase. */
+/* In the Hopper kernel set a slot of K and V tiles is filled by tensor
+ * copies (TMA), announced by the slot's mbarrier with the bytes to expect;
+ * consumers wait on the barrier's phase (the portable decode's cp.async
+ * copies arrive on the same kind of barrier). */
 
 __device__ __forceinline__ void mbar_init(uint64_t *bar, int count)
 {

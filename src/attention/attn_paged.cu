@@ -1,6 +1,8 @@
-/* attn_paged.cu - the portable paged attention kernels (sm_80+) and the
- * launch of a step (see attn_paged.h); on Hopper, prefill for head dims 64
- * and 128 runs attn_prefill_sm90.cu's kernel instead.
+/* attn_paged.cu - the paged attention kernels but Hopper's prefill, and
+ * the launch of a step by either kernel set (see attn_paged.h): the Hopper
+ * set runs attn_prefill_sm90.cu's prefill for head dims 64 and 128 and this
+ * file's prefill for the others; the sets differ here only in how decode
+ * K/V tiles arrive.
  *
  * Both kernels here share one warp routine: one or two 16-row tiles of packed
  * query rows against a run of keys in shared memory, S = QK^T and O += PV
@@ -19,7 +21,8 @@
  *   KV tile and are merged by log-sum-exp at the end; with several splits
  *   the last split to finish merges the others' partial results. Its K/V
  *   tiles come through a ring of mbarrier-announced slots, filled by
- *   tensor copies (TMA) on sm_90 and by cp.async on sm_80.
+ *   tensor copies (TMA) in the Hopper set and by cp.async in the portable
+ *   one (both built for sm_90a, so both run on Hopper).
  *
  * Prefill's shared-memory rows are padded by 16 bytes: a row is an odd
  * number of 16-byte chunks, so ldmatrix's eight row reads hit eight
@@ -29,7 +32,6 @@
  * in V (masked scores times garbage V would be NaN). */
 #include "attention/attn_device.cuh"
 
-#include <stdlib.h>
 #include <string.h>
 
 #define NUM_THREADS 128
@@ -417,30 +419,30 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, const 
 
 /* The decode K/V ring: S slots, each a K and a V tile of BN rows in
  * panels (panel_offset), filled whole and announced by the slot's mbarrier.
- * On sm_90 one thread fills a slot with tensor copies (TMA), a box of 64
- * columns by the rows of one cache block per panel: streaming the B256
- * cache that way took 371 us where 16-byte copies from every thread took
- * 396 (docs/PERF.md, step 14). On sm_80 every thread copies 16-byte
- * chunks and its cp.async arrives on the barrier. Rows past the context
- * are not copied: the tile's user zeroes V there (their scores are
- * masked, but zero times stale V could be NaN). */
+ * With TMA (the Hopper set) one thread fills a slot with tensor copies, a
+ * box of 64 columns by the rows of one cache block per panel: streaming the
+ * B256 cache that way took 371 us where 16-byte copies from every thread
+ * took 396 (docs/PERF.md, step 14). Without (the portable set) every
+ * thread copies 16-byte chunks and its cp.async arrives on the barrier.
+ * Rows past the context are not copied: the tile's user zeroes V there
+ * (their scores are masked, but zero times stale V could be NaN). */
 
 /* Fills a slot (k_tile, v_tile) with keys [key0, key0 + BN) of the
  * sequence (table) for kv_head; block is tile_block() of the tile (read
  * by the tensor copies only). */
-template <int D>
+template <int D, bool TMA>
 static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, uint64_t *bar, const step_params &p,
                                                    const CUtensorMap *tk, const CUtensorMap *tv,
                                                    const int32_t *table, int key0, int ctx, int kv_head, int block)
 {
     constexpr int BN = FL_ATTN_DECODE_TILE;
-#if ARCH_SM90
-    if (threadIdx.x == 0)
-        tma_fill<D, BN>(k_tile, v_tile, bar, p, tk, tv, table, key0, ctx, kv_head, block);
-#else
-    (void)tk;
-    (void)tv;
-    (void)block;
+    if (TMA) {
+#if ARCH_SM90 /* the sm_80 build of the TMA kernel is empty (decode_kernel) */
+        if (threadIdx.x == 0)
+            tma_fill<D, BN>(k_tile, v_tile, bar, p, tk, tv, table, key0, ctx, kv_head, block);
+#endif
+        return;
+    }
     constexpr int CH = D / 8;
     const int mask = (1 << p.block_shift) - 1;
     for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
@@ -454,14 +456,17 @@ static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, u
         }
     }
     asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
-#endif
 }
 
-template <int D>
+/* TMA: K/V tiles by tensor copies (the Hopper set; sm_90), else by
+ * cp.async (the portable set). */
+template <int D, bool TMA>
 __global__ void __launch_bounds__(NUM_THREADS)
     decode_kernel(step_params p, int work_offset, int num_splits, const __grid_constant__ CUtensorMap k_map,
                   const __grid_constant__ CUtensorMap v_map)
 {
+    if (TMA && !ARCH_SM90) /* no tensor copies before sm_90: its sm_80 build is empty, never launched */
+        return;
     constexpr int BN = FL_ATTN_DECODE_TILE, ROWS = FL_ATTN_DECODE_ROWS, NK = BN / NUM_WARPS;
     constexpr int S = FL_ATTN_DECODE_STAGES, TILE_BYTES = decode_panels<D>() * BN * 128;
     extern __shared__ uint4 smem_raw[];
@@ -482,9 +487,10 @@ __global__ void __launch_bounds__(NUM_THREADS)
 
     if (threadIdx.x == 0) {
         for (int i = 0; i < S; i++)
-            mbar_init(&full[i], ARCH_SM90 ? 1 : NUM_THREADS);
+            mbar_init(&full[i], TMA ? 1 : NUM_THREADS);
 #if ARCH_SM90
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); /* for the tensor copies */
+        if (TMA)
+            asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); /* for the tensor copies */
 #endif
     }
     load_q<D>(q_smem, p, q0, rows, 0, ROWS, kv_head);
@@ -494,11 +500,11 @@ __global__ void __launch_bounds__(NUM_THREADS)
     auto v_slot = [&](int i) { return (bf16 *)(kv_smem + (2 * i + 1) * TILE_BYTES); };
     /* a tile's block id, read only by the thread that fills slots with it */
     auto fill_block = [&](int t) {
-        return ARCH_SM90 && threadIdx.x == 0 && t < tile1 ? tile_block<BN>(p, table, t * BN, ctx) : 0;
+        return TMA && threadIdx.x == 0 && t < tile1 ? tile_block<BN>(p, table, t * BN, ctx) : 0;
     };
     for (int i = 0; i < S && tile0 + i < tile1; i++)
-        decode_fill<D>(k_slot(i), v_slot(i), &full[i], p, &k_map, &v_map, table, (tile0 + i) * BN, ctx, kv_head,
-                       fill_block(tile0 + i));
+        decode_fill<D, TMA>(k_slot(i), v_slot(i), &full[i], p, &k_map, &v_map, table, (tile0 + i) * BN, ctx,
+                            kv_head, fill_block(tile0 + i));
     /* the block id of the next tile to fill lands while tiles compute */
     int block = fill_block(tile0 + S);
     cp_async_wait<0>(); /* Q */
@@ -522,8 +528,8 @@ __global__ void __launch_bounds__(NUM_THREADS)
                                         key0 + NK - 1 > min_limit, p.scale_log2);
         __syncthreads(); /* the slot is free */
         if (tile + S < tile1) {
-            decode_fill<D>(k_slot(slot), v_slot(slot), &full[slot], p, &k_map, &v_map, table, (tile + S) * BN, ctx,
-                           kv_head, block);
+            decode_fill<D, TMA>(k_slot(slot), v_slot(slot), &full[slot], p, &k_map, &v_map, table, (tile + S) * BN,
+                                ctx, kv_head, block);
             block = fill_block(tile + S + 1);
         }
     }
@@ -606,10 +612,10 @@ __global__ void __launch_bounds__(NUM_THREADS)
 /* ---- launch ---- */
 
 /* D: head dim; BN: prefill keys per tile; MT: 16-row tiles per prefill
- * warp; S: prefill pipeline stages. wgmma: run Hopper's prefill kernel
- * where it is built for D. */
+ * warp; S: prefill pipeline stages. hopper: the Hopper set (its prefill
+ * kernel where it is built for D, decode by tensor copies). */
 template <int D, int BN, int MT, int S>
-static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const CUtensorMap maps[2], bool wgmma,
+static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const CUtensorMap maps[2], bool hopper,
                           cudaStream_t stream)
 {
     constexpr int LD = D + 8;
@@ -620,7 +626,10 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const 
         cudaError_t e = cudaFuncSetAttribute(prefill_kernel<D, BN, MT, S>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)prefill_smem);
         if (e == cudaSuccess)
-            e = cudaFuncSetAttribute(decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+            e = cudaFuncSetAttribute(decode_kernel<D, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)decode_smem);
+        if (e == cudaSuccess)
+            e = cudaFuncSetAttribute(decode_kernel<D, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      (int)decode_smem);
         if (e != cudaSuccess)
             return e;
@@ -628,7 +637,7 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const 
     }
     if (plan->num_prefill > 0) {
         const dim3 grid(plan->num_prefill, p.num_kv_heads);
-        if (wgmma && prefill_sm90_supports(D)) {
+        if (hopper && prefill_sm90_supports(D)) {
             const cudaError_t e = prefill_sm90_launch(D, grid, p, maps, stream);
             if (e != cudaSuccess)
                 return e;
@@ -638,13 +647,14 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const 
     }
     if (plan->num_decode > 0) {
         const int offset = 2 * plan->num_prefill;
-        decode_kernel<D><<<dim3(plan->num_decode, p.num_kv_heads, plan->num_splits), NUM_THREADS, decode_smem,
-                           stream>>>(p, offset, plan->num_splits, maps[0], maps[1]);
+        const auto decode = hopper ? decode_kernel<D, true> : decode_kernel<D, false>;
+        decode<<<dim3(plan->num_decode, p.num_kv_heads, plan->num_splits), NUM_THREADS, decode_smem, stream>>>(
+            p, offset, plan->num_splits, maps[0], maps[1]);
     }
     return cudaGetLastError();
 }
 
-/* The tensor maps of the Hopper kernels' copies (tma_fill): each cache as
+/* The tensor maps of the Hopper set's copies (tma_fill): each cache as
  * (tokens, KV heads, head dim), boxes of 64 columns by the rows of one
  * cache block (at most TMA_BOX_ROWS), 128-byte swizzle. The encoder is
  * the driver's, reached through cudart: nothing links libcuda. */
@@ -675,11 +685,11 @@ static cudaError_t kv_tensor_maps(const fl_attn_shape *s, const fl_attn_args *a,
     return cudaSuccess;
 }
 
-extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *a,
-                                 void *stream)
+extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set kernels, const fl_attn_plan *plan,
+                                 const fl_attn_args *a, void *stream)
 {
     char why[128];
-    if (fl_attn_paged_supports(shape, why, sizeof why) != 0)
+    if (fl_attn_paged_supports(shape, kernels, why, sizeof why) != 0)
         return (int)cudaErrorInvalidValue;
     step_params p;
     p.q = (const bf16 *)a->q;
@@ -698,33 +708,24 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan 
     p.group = shape->num_heads / shape->num_kv_heads;
     p.block_shift = __builtin_ctz((unsigned)shape->block_size);
     p.scale_log2 = a->scale * 1.4426950408889634f;
-    int dev, major;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e == cudaSuccess)
-        e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-    if (e != cudaSuccess)
-        return (int)e;
-    /* the sm_90a kernels (tensor copies, wgmma) run on compute capability 9.0 */
-    const bool hopper = major == 9;
-    const char *prefill_kernel_name = getenv("FLASHLM_PAGED_PREFILL");
-    const bool wgmma = hopper && !(prefill_kernel_name && strcmp(prefill_kernel_name, "mma.sync") == 0);
+    const bool hopper = kernels == FL_ATTN_HOPPER;
     CUtensorMap maps[2];
-    memset(maps, 0, sizeof maps); /* unused off Hopper: those kernels copy without them */
-    const bool maps_read = plan->num_decode > 0 ||
-                           (plan->num_prefill > 0 && wgmma && prefill_sm90_supports(shape->head_dim));
-    if (hopper && maps_read) { /* by the decode kernel and Hopper's prefill */
-        e = kv_tensor_maps(shape, a, maps);
+    memset(maps, 0, sizeof maps); /* unread by the portable set: it copies without them */
+    const bool maps_read = hopper && (plan->num_decode > 0 ||
+                                      (plan->num_prefill > 0 && prefill_sm90_supports(shape->head_dim)));
+    if (maps_read) {
+        const cudaError_t e = kv_tensor_maps(shape, a, maps);
         if (e != cudaSuccess)
             return (int)e;
     }
     cudaStream_t s = (cudaStream_t)stream;
     switch (shape->head_dim) {
     /* MT must match fl_attn_prefill_rows() */
-    case 16: return (int)launch<16, 16, 2, 3>(p, plan, maps, wgmma, s);
-    case 32: return (int)launch<32, 32, 2, 3>(p, plan, maps, wgmma, s);
-    case 64: return (int)launch<64, 64, 2, 3>(p, plan, maps, wgmma, s);
-    case 96: return (int)launch<96, 32, 2, 3>(p, plan, maps, wgmma, s);
-    case 128: return (int)launch<128, 64, 2, 2>(p, plan, maps, wgmma, s);
-    default: return (int)launch<256, 32, 1, 2>(p, plan, maps, wgmma, s);
+    case 16: return (int)launch<16, 16, 2, 3>(p, plan, maps, hopper, s);
+    case 32: return (int)launch<32, 32, 2, 3>(p, plan, maps, hopper, s);
+    case 64: return (int)launch<64, 64, 2, 3>(p, plan, maps, hopper, s);
+    case 96: return (int)launch<96, 32, 2, 3>(p, plan, maps, hopper, s);
+    case 128: return (int)launch<128, 64, 2, 2>(p, plan, maps, hopper, s);
+    default: return (int)launch<256, 32, 1, 2>(p, plan, maps, hopper, s);
     }
 }

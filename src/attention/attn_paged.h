@@ -1,5 +1,13 @@
-/* attn_paged.h - the `paged` attention backend: causal GQA attention over a
- * paged bf16 KV cache on CUDA (sm_80+), as a C API.
+/* attn_paged.h - the CUDA attention kernels: causal GQA attention over a
+ * paged bf16 KV cache, as a C API. Two kernel sets run them, each a backend
+ * of the registry (attention/backend.c), chosen by the caller:
+ * - FL_ATTN_HOPPER (backend `hopper`, compute capability 9.0 only): prefill
+ *   on warpgroup MMAs (wgmma) fed by tensor copies (TMA) from a producer
+ *   warp, for head dims 64 and 128 (the portable prefill for the others),
+ *   and decode K/V tiles by tensor copies.
+ * - FL_ATTN_PORTABLE (backend `paged`, 8.0 to 9.0): prefill on mma.sync
+ *   with a cp.async ring, decode K/V tiles by cp.async. Built into the
+ *   sm_90a code as well, so it stays runnable, and checked, on Hopper.
  *
  * One step's queries come packed: sequence s owns query rows
  * query_start[s] .. query_start[s+1]-1, which are its last q_len positions
@@ -10,18 +18,18 @@
  * head_dim) bf16, the layout vLLM's flash backends use.
  *
  * A step runs in at most two launches. The host first plans it
- * (fl_attn_plan_build: pure host code, no GPU): sequences whose rows fit
- * one 16-row tile (q_len x query heads per KV head <= 16: decode tokens and
- * short chunks) go to the decode kernel, which packs the query heads that
- * share a KV head into one tile and splits long contexts over several CTAs
- * (flash-decoding), the last split of each merging them all by their
- * log-sum-exp; the rest go to the prefill kernel, 128 packed rows per CTA,
- * tiled online softmax on the tensor cores: warpgroup MMAs (wgmma) fed by
- * tensor copies on Hopper for head dims 64 and 128, mma.sync bf16
- * elsewhere (FLASHLM_PAGED_PREFILL=mma.sync in the environment forces the
- * latter on Hopper too, to check it there). The plan's work list is
- * uploaded by the caller (it is part of the step's metadata) and read by
- * the kernels.
+ * (fl_attn_plan_build: pure host code, no GPU; the same plan for both
+ * kernel sets): sequences whose rows fit one 16-row tile (q_len x query
+ * heads per KV head <= 16: decode tokens and short chunks) go to the
+ * decode kernel, which packs the query heads that share a KV head into one
+ * tile and splits long contexts over several CTAs (flash-decoding), the
+ * last split of each merging them all by their log-sum-exp; the rest go to
+ * the prefill kernel, 128 packed rows per CTA, tiled online softmax on the
+ * tensor cores. The plan's work list is uploaded by the caller (it is part
+ * of the step's metadata) and read by the kernels.
+ *
+ * The library reads no environment and queries no device: the caller
+ * names the kernel set and gives the device's facts in the shape.
  *
  * This header is also the ABI of libflashlm_attn.so, which tools/attn_check.py
  * loads with ctypes: device pointers are passed as plain pointers. */
@@ -59,19 +67,41 @@ static inline int fl_attn_prefill_rows(int head_dim)
 /* The most CTAs one sequence's KV head is split over. */
 #define FL_ATTN_MAX_SPLITS 64
 
+/* The kernel sets (see the top). */
+typedef enum fl_attn_kernel_set {
+    FL_ATTN_PORTABLE,
+    FL_ATTN_HOPPER,
+} fl_attn_kernel_set;
+
+/* What the kernels are built for, listed once: the registry's CUDA
+ * backends declare these (attention/backend.c) and fl_attn_paged_supports
+ * checks a shape against them. Both kernel sets take every head dim (16
+ * and 32 are for small test models) and block size; the compute
+ * capabilities (x10) are each set's machine code: sm_80 SASS runs on 8.x,
+ * sm_90a on 9.0 only, and there is no PTX for later GPUs. The caches are
+ * bf16 (base/dtype.h's FL_BF16, for the registry's kv_dtypes). */
+#define FL_ATTN_PAGED_HEAD_DIMS 16, 32, 64, 96, 128, 256
+#define FL_ATTN_PAGED_BLOCK_SIZES 16, 32, 64, 128
+#define FL_ATTN_PAGED_KV_DTYPES FL_BF16
+#define FL_ATTN_PORTABLE_MIN_CC 80
+#define FL_ATTN_PORTABLE_MAX_CC 90
+#define FL_ATTN_HOPPER_MIN_CC 90
+#define FL_ATTN_HOPPER_MAX_CC 90
+
 /* The shape of one attention call (constant over a model's steps). */
 typedef struct fl_attn_shape {
     int num_heads;      /* query heads */
     int num_kv_heads;   /* divides num_heads */
-    int head_dim;       /* 64, 96, 128 or 256 (and 16, 32 for small test models) */
-    int block_size;     /* 16, 32, 64 or 128 */
+    int head_dim;       /* one of FL_ATTN_PAGED_HEAD_DIMS */
+    int block_size;     /* one of FL_ATTN_PAGED_BLOCK_SIZES */
     int num_sms;        /* the GPU's multiprocessors (split heuristic) */
     int smem_per_sm;    /* bytes of shared memory per multiprocessor */
+    int cc;             /* the GPU's compute capability x10 (90 = 9.0): which kernel sets run */
 } fl_attn_shape;
 
-/* Which shapes the kernels are built for; 0 if supported, else -1 and a
+/* Whether the kernel set runs shape (on its GPU); 0 if so, else -1 and a
  * message in why. */
-int fl_attn_paged_supports(const fl_attn_shape *shape, char *why, size_t why_len);
+int fl_attn_paged_supports(const fl_attn_shape *shape, fl_attn_kernel_set kernels, char *why, size_t why_len);
 
 /* A step's plan. work holds, first, the prefill items as (seq, first packed
  * row) pairs, then the decode sequences' ids. */
@@ -115,15 +145,16 @@ typedef struct fl_attn_args {
     float *scratch;                /* fl_attn_plan_scratch_floats() floats */
     int32_t *split_counters;       /* one a (decode sequence, KV head): zeroed when allocated, left zero */
     int max_blocks_per_seq;
-    int num_blocks;                /* blocks in each cache (bounds the decode kernel's tensor copies) */
+    int num_blocks;                /* blocks in each cache (bounds the Hopper kernels' tensor copies) */
     float scale;                   /* softmax scale */
 } fl_attn_args;
 
-/* Launches the plan's kernels on stream (a cudaStream_t). Returns 0, or a
- * CUDA error code (also for an unsupported shape). Needs no host sync:
- * only the plan's counts are read on the host. */
-int fl_attn_paged_run(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *args,
-                      void *stream);
+/* Launches the plan's kernels of the kernel set `kernels` on stream (a
+ * cudaStream_t). Returns 0, or a CUDA error code (cudaErrorInvalidValue
+ * for what fl_attn_paged_supports refuses). Needs no host sync: only the
+ * plan's counts are read on the host. */
+int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set kernels, const fl_attn_plan *plan,
+                      const fl_attn_args *args, void *stream);
 
 #ifdef __cplusplus
 }

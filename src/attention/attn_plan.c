@@ -1,19 +1,57 @@
-/* attn_plan.c - the host half of the paged attention backend: which
- * sequences take the decode kernel, the prefill CTAs, and the split-KV
- * count (see attn_paged.h). Pure host code, tested without a GPU. */
+/* attn_plan.c - the host half of the CUDA attention kernels (both kernel
+ * sets): which shapes they run, which sequences take the decode kernel, the
+ * prefill CTAs, and the split-KV count (see attn_paged.h). Pure host code,
+ * tested without a GPU. */
 #include "attention/attn_paged.h"
 
 #include <stdio.h>
 
-int fl_attn_paged_supports(const fl_attn_shape *s, char *why, size_t len)
+static int listed(const int *list, int n, int x)
 {
-    const int d = s->head_dim;
-    if (d != 16 && d != 32 && d != 64 && d != 96 && d != 128 && d != 256) {
-        snprintf(why, len, "head dim %d (supported: 16, 32, 64, 96, 128, 256)", d);
+    for (int i = 0; i < n; i++)
+        if (list[i] == x)
+            return 1;
+    return 0;
+}
+
+/* "what x (supported: a, b, c)" into why. */
+static void refuse(char *why, size_t len, const char *what, int x, const int *list, int n)
+{
+    size_t at = (size_t)snprintf(why, len, "%s %d (supported:", what, x);
+    for (int i = 0; i < n && at < len; i++)
+        at += (size_t)snprintf(why + at, len - at, "%s %d", i ? "," : "", list[i]);
+    if (at < len)
+        snprintf(why + at, len - at, ")");
+}
+
+int fl_attn_paged_supports(const fl_attn_shape *s, fl_attn_kernel_set kernels, char *why, size_t len)
+{
+    static const struct { const char *name; int min_cc, max_cc; } sets[] = {
+        [FL_ATTN_PORTABLE] = { "portable", FL_ATTN_PORTABLE_MIN_CC, FL_ATTN_PORTABLE_MAX_CC },
+        [FL_ATTN_HOPPER] = { "Hopper", FL_ATTN_HOPPER_MIN_CC, FL_ATTN_HOPPER_MAX_CC },
+    };
+    static const int head_dims[] = { FL_ATTN_PAGED_HEAD_DIMS }, block_sizes[] = { FL_ATTN_PAGED_BLOCK_SIZES };
+    const int n_dims = (int)(sizeof head_dims / sizeof head_dims[0]);
+    const int n_blocks = (int)(sizeof block_sizes / sizeof block_sizes[0]);
+    if ((unsigned)kernels >= sizeof sets / sizeof sets[0]) { /* through the ABI, any int */
+        snprintf(why, len, "unknown kernel set %d", (int)kernels);
         return -1;
     }
-    if (s->block_size != 16 && s->block_size != 32 && s->block_size != 64 && s->block_size != 128) {
-        snprintf(why, len, "block size %d (supported: 16, 32, 64, 128)", s->block_size);
+    const int min_cc = sets[kernels].min_cc, max_cc = sets[kernels].max_cc;
+    if (s->cc < min_cc || s->cc > max_cc) {
+        char upto[32] = " only";
+        if (max_cc != min_cc)
+            snprintf(upto, sizeof upto, " to %d.%d", max_cc / 10, max_cc % 10);
+        snprintf(why, len, "compute capability %d.%d (the %s kernels run on %d.%d%s)", s->cc / 10, s->cc % 10,
+                 sets[kernels].name, min_cc / 10, min_cc % 10, upto);
+        return -1;
+    }
+    if (!listed(head_dims, n_dims, s->head_dim)) {
+        refuse(why, len, "head dim", s->head_dim, head_dims, n_dims);
+        return -1;
+    }
+    if (!listed(block_sizes, n_blocks, s->block_size)) {
+        refuse(why, len, "block size", s->block_size, block_sizes, n_blocks);
         return -1;
     }
     if (s->num_kv_heads <= 0 || s->num_heads % s->num_kv_heads != 0) {

@@ -12,10 +12,34 @@ static size_t cpu_scratch_floats(int max_context)
 
 static const fl_attn_cpu_ops cpu_ops = { cpu_scratch_floats, fl_attn_cpu };
 
+/* The CUDA backends are the two kernel sets of attention/attn_paged.h: the
+ * same model features, lists (attn_paged.h's, which its supports check
+ * reads too) and planner, different machine code. */
 #ifdef FLASHLM_HAVE_CUDA
-static const fl_attn_cuda_ops paged_ops = {
-    fl_attn_plan_work_cap, fl_attn_plan_scratch_floats_max, fl_attn_plan_build, fl_attn_paged_run,
-};
+static int hopper_supports(const fl_attn_shape *shape, char *why, size_t why_len)
+{
+    return fl_attn_paged_supports(shape, FL_ATTN_HOPPER, why, why_len);
+}
+
+static int hopper_run(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *a, void *stream)
+{
+    return fl_attn_paged_run(shape, FL_ATTN_HOPPER, plan, a, stream);
+}
+
+static int paged_supports(const fl_attn_shape *shape, char *why, size_t why_len)
+{
+    return fl_attn_paged_supports(shape, FL_ATTN_PORTABLE, why, why_len);
+}
+
+static int paged_run(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *a, void *stream)
+{
+    return fl_attn_paged_run(shape, FL_ATTN_PORTABLE, plan, a, stream);
+}
+
+static const fl_attn_cuda_ops hopper_ops = { hopper_supports, fl_attn_plan_work_cap, fl_attn_plan_scratch_floats_max,
+                                             fl_attn_plan_build, hopper_run };
+static const fl_attn_cuda_ops paged_ops = { paged_supports, fl_attn_plan_work_cap, fl_attn_plan_scratch_floats_max,
+                                            fl_attn_plan_build, paged_run };
 #define CUDA_OPS(ops) (&(ops))
 #else
 #define CUDA_OPS(ops) NULL
@@ -23,14 +47,29 @@ static const fl_attn_cuda_ops paged_ops = {
 
 static const fl_attn_backend registry[] = {
     {
-        .name = "paged",
-        .description = "paged attention on CUDA: prefill on the tensor cores (wgmma on Hopper), "
-                       "split-KV decode with GQA packing (attention/attn_paged)",
+        /* named for the hardware whose instructions it is made of: wgmma,
+         * tensor copies (TMA), warp specialisation are sm_90a's */
+        .name = "hopper",
+        .description = "paged attention on Hopper: prefill on warpgroup MMAs (wgmma) fed by tensor copies "
+                       "from a producer warp for head sizes 64 and 128 (mma.sync for the others), split-KV "
+                       "decode with GQA packing and K/V by tensor copies (attention/attn_paged)",
         .device = FL_DEVICE_CUDA,
-        .min_cc = 80, .max_cc = 90, /* sm_80 and sm_90a machine code, no PTX */
-        .head_dims = { 16, 32, 64, 96, 128, 256 },
-        .block_sizes = { 16, 32, 64, 128 },
-        .kv_dtypes = { FL_BF16 },
+        .min_cc = FL_ATTN_HOPPER_MIN_CC, .max_cc = FL_ATTN_HOPPER_MAX_CC,
+        .head_dims = { FL_ATTN_PAGED_HEAD_DIMS },
+        .block_sizes = { FL_ATTN_PAGED_BLOCK_SIZES },
+        .kv_dtypes = { FL_ATTN_PAGED_KV_DTYPES },
+        .features = FL_ATTN_CAUSAL,
+        .cuda = CUDA_OPS(hopper_ops),
+    },
+    {
+        .name = "paged",
+        .description = "portable paged attention on CUDA: prefill on mma.sync, split-KV decode with GQA "
+                       "packing, K/V by cp.async (attention/attn_paged)",
+        .device = FL_DEVICE_CUDA,
+        .min_cc = FL_ATTN_PORTABLE_MIN_CC, .max_cc = FL_ATTN_PORTABLE_MAX_CC,
+        .head_dims = { FL_ATTN_PAGED_HEAD_DIMS },
+        .block_sizes = { FL_ATTN_PAGED_BLOCK_SIZES },
+        .kv_dtypes = { FL_ATTN_PAGED_KV_DTYPES },
         .features = FL_ATTN_CAUSAL,
         .cuda = CUDA_OPS(paged_ops),
     },
@@ -95,8 +134,12 @@ const char *fl_attn_backend_unsupported(const fl_attn_backend *b, const fl_attn_
         return why;
     }
     if (b->device == FL_DEVICE_CUDA && (n->cc < b->min_cc || n->cc > b->max_cc)) {
-        snprintf(why, len, "needs compute capability %d.%d to %d.%d, the GPU has %d.%d", b->min_cc / 10,
-                 b->min_cc % 10, b->max_cc / 10, b->max_cc % 10, n->cc / 10, n->cc % 10);
+        if (b->min_cc == b->max_cc)
+            snprintf(why, len, "needs compute capability %d.%d, the GPU has %d.%d", b->min_cc / 10, b->min_cc % 10,
+                     n->cc / 10, n->cc % 10);
+        else
+            snprintf(why, len, "needs compute capability %d.%d to %d.%d, the GPU has %d.%d", b->min_cc / 10,
+                     b->min_cc % 10, b->max_cc / 10, b->max_cc % 10, n->cc / 10, n->cc % 10);
         return why;
     }
     if (!in_list(b->head_dims, n->head_dim)) {
@@ -168,7 +211,9 @@ void fl_attn_backend_describe(const fl_attn_backend *b, char *out, size_t len)
     format_list(b->head_dims, dims, sizeof dims);
     format_list(b->block_sizes, blocks, sizeof blocks);
     char cc[48] = "";
-    if (b->device == FL_DEVICE_CUDA)
+    if (b->device == FL_DEVICE_CUDA && b->min_cc == b->max_cc)
+        snprintf(cc, sizeof cc, " sm_%d", b->min_cc);
+    else if (b->device == FL_DEVICE_CUDA)
         snprintf(cc, sizeof cc, " sm_%d..sm_%d", b->min_cc, b->max_cc);
     snprintf(out, len, "%-10s %s%s; head sizes %s; block sizes %s; %s%s%s%s. %s", b->name,
              device_name(b->device), cc, dims, blocks,

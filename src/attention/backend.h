@@ -9,7 +9,9 @@
  * registered backend, best first, that supports the model on the device;
  * a named backend that cannot run the model is refused with one message
  * saying what it lacks and which backends would work. The backend chosen
- * at start-up is handed to the runner, which calls only its code. */
+ * at start-up is handed to the runner, which calls only its code. The
+ * CUDA backends come first (`hopper`, then the portable `paged`: two
+ * kernel sets of attention/attn_paged.h), then the CPU reference. */
 #ifndef FL_ATTN_BACKEND_H
 #define FL_ATTN_BACKEND_H
 
@@ -40,6 +42,8 @@ typedef struct fl_attn_cpu_ops {
 /* The code of a CUDA backend (types of attention/attn_paged.h): the plan
  * of a step is built on the host and uploaded with the step's metadata. */
 typedef struct fl_attn_cuda_ops {
+    /* 0 if its kernels are built for this shape, else -1 with why */
+    int (*supports)(const fl_attn_shape *shape, char *why, size_t why_len);
     /* int32 entries of a plan's work list for a step of this size */
     int (*work_cap)(const fl_attn_shape *shape, int num_seqs, int num_tokens);
     /* floats of device scratch for any step of at most max_seqs sequences */

@@ -393,9 +393,9 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     r->shape = (fl_attn_shape){ .num_heads = cfg->num_heads, .num_kv_heads = cfg->num_kv_heads,
                                 .head_dim = cfg->head_dim, .block_size = o->block_size,
                                 .num_sms = prop.multiProcessorCount,
-                                .smem_per_sm = (int)prop.sharedMemPerMultiprocessor };
+                                .smem_per_sm = (int)prop.sharedMemPerMultiprocessor, .cc = cc };
     char why[160];
-    if (fl_attn_paged_supports(&r->shape, why, sizeof why) != 0) {
+    if (r->attn_ops->supports(&r->shape, why, sizeof why) != 0) {
         free(r);
         return fl_fail(err, "attention backend %s: unsupported %s", o->attn->name, why);
     }

@@ -1,7 +1,7 @@
 /* cuda_runner.h - the model on an NVIDIA GPU behind the model-runner
- * interface: bf16 weights and KV cache, cuBLASLt GEMMs, a CUDA attention
- * backend, sampling on the device, and CUDA graphs for decode
- * steps. */
+ * interface: bf16 weights and KV cache, cuBLASLt GEMMs, attention by a
+ * CUDA backend's kernels (`hopper` or `paged`), sampling on the device, and
+ * CUDA graphs for decode steps. */
 #ifndef FL_CUDA_RUNNER_H
 #define FL_CUDA_RUNNER_H
 
