@@ -61,7 +61,7 @@ void tu_golden_generate(const tu_golden *g, fl_model_runner *runner, int step_bu
     fl_engine *e = fl_engine_create(&ec, runner, NULL, NULL, 0, collect, &c);
     fl_sampling_params sp;
     fl_sampling_params_default(&sp);
-    sp.temperature = 0;
+    sp.draw.temperature = 0;
     sp.max_tokens = TU_GOLDEN_TOKENS;
     sp.ignore_eos = 1;
     sp.logprobs = logprobs;

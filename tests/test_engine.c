@@ -127,12 +127,12 @@ static void make_requests(request *reqs, int n, uint64_t seed, int greedy)
         r->sp.max_tokens = 8 + (int)(fl_rng_at(fl_rng_key(seed, 3), (uint64_t)i) % 24);
         r->sp.ignore_eos = 1;
         if (greedy)
-            r->sp.temperature = 0;
+            r->sp.draw.temperature = 0;
         else {
             r->sp.has_seed = 1;
             r->sp.seed = 1000 + (uint64_t)i;
-            r->sp.top_k = 50;
-            r->sp.top_p = 0.9f;
+            r->sp.draw.top_k = 50;
+            r->sp.draw.top_p = 0.9f;
         }
     }
 }
@@ -405,7 +405,7 @@ static void test_nan_weights(void **state)
         int32_t prompt[3] = { 5, 6, 7 };
         fl_sampling_params sp;
         fl_sampling_params_default(&sp);
-        sp.temperature = greedy ? 0.f : 0.8f;
+        sp.draw.temperature = greedy ? 0.f : 0.8f;
         sp.logprobs = greedy ? -1 : 2;
         fl_error err;
         assert_int_equal(fl_engine_add(e, 0, prompt, 3, &sp, &err), 0);
@@ -490,7 +490,7 @@ static void test_stop_strings(void **state)
         fl_engine *e = fl_engine_create(&ec, &runner, &tok, NULL, 0, collect, &together);
         fl_sampling_params sp;
         fl_sampling_params_default(&sp);
-        sp.temperature = 0;
+        sp.draw.temperature = 0;
         sp.max_tokens = script_len;
         char *stops[1] = { (char *)cases[c].stop };
         sp.stop = stops;

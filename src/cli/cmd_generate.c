@@ -143,10 +143,10 @@ static int take_option(generate_opts *o, int opt, const char *arg, fl_error *err
     case OPT_MAX_TOKENS: return fl_cli_int32("--max-tokens", arg, 1, 1 << 24, &sp->max_tokens, err);
     case OPT_MIN_TOKENS: return fl_cli_int32("--min-tokens", arg, 0, 1 << 24, &sp->min_tokens, err);
     case OPT_N: return fl_cli_int32("--n", arg, 1, 256, &sp->n, err);
-    case OPT_TEMPERATURE: return fl_cli_float("--temperature", arg, 0, 100, &sp->temperature, err);
-    case OPT_TOP_K: return fl_cli_int32("--top-k", arg, -1, 1 << 24, &sp->top_k, err);
-    case OPT_TOP_P: return fl_cli_float("--top-p", arg, 1e-9, 1, &sp->top_p, err);
-    case OPT_MIN_P: return fl_cli_float("--min-p", arg, 0, 1, &sp->min_p, err);
+    case OPT_TEMPERATURE: return fl_cli_float("--temperature", arg, 0, 100, &sp->draw.temperature, err);
+    case OPT_TOP_K: return fl_cli_int32("--top-k", arg, -1, 1 << 24, &sp->draw.top_k, err);
+    case OPT_TOP_P: return fl_cli_float("--top-p", arg, 1e-9, 1, &sp->draw.top_p, err);
+    case OPT_MIN_P: return fl_cli_float("--min-p", arg, 0, 1, &sp->draw.min_p, err);
     case OPT_REP_PENALTY:
         return fl_cli_float("--repetition-penalty", arg, 1e-6, 100, &sp->repetition_penalty, err);
     case OPT_PRES_PENALTY:

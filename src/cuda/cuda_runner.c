@@ -55,7 +55,7 @@ typedef struct cuda_runner {
     int32_t *meta_host, *meta_dev;
     fl_attn_shape shape;
     fl_attn_plan plan;
-    fl_cuda_sample_params *sp_host, *sp_dev;
+    fl_draw *sp_host, *sp_dev;
     int32_t *tok_host, *tok_dev;
     int num_logits;          /* rows of the last forward */
     /* decode graphs, by bucket */
@@ -268,14 +268,11 @@ static void cuda_forward(void *impl, const fl_batch *b, float *logits)
     }
 }
 
-static void cuda_sample(void *impl, int num_rows, const fl_device_sampling *rows, int32_t *tokens)
+static void cuda_sample(void *impl, int num_rows, const fl_draw *rows, int32_t *tokens)
 {
     cuda_runner *r = impl;
     FL_ASSERT(num_rows <= r->num_logits);
-    for (int i = 0; i < num_rows; i++)
-        r->sp_host[i] = (fl_cuda_sample_params){ .temperature = rows[i].temperature, .top_p = rows[i].top_p,
-                                                 .min_p = rows[i].min_p, .top_k = rows[i].top_k,
-                                                 .rng_key = rows[i].rng_key, .step = rows[i].step };
+    memcpy(r->sp_host, rows, (size_t)num_rows * sizeof *rows); /* pinned, for the async upload */
     FL_CUDA_CHECK(cudaMemcpyAsync(r->sp_dev, r->sp_host, (size_t)num_rows * sizeof *r->sp_host,
                                   cudaMemcpyHostToDevice, r->stream));
     FL_CUDA_CHECK(fl_cuda_sample(r->logits, num_rows, r->cfg.vocab_size, r->sp_dev, r->tok_dev, r->stream));
@@ -341,7 +338,7 @@ static int alloc_activations(cuda_runner *r, size_t *total)
            dev_alloc(&r->split_counters, rows * c->num_kv_heads * 4, total) ||
            cudaMemset(r->split_counters, 0, rows * c->num_kv_heads * 4) != cudaSuccess ||
            dev_alloc(&r->meta_dev, r->m.total * 4, total) ||
-           dev_alloc(&r->sp_dev, rows * sizeof(fl_cuda_sample_params), total) ||
+           dev_alloc(&r->sp_dev, rows * sizeof(fl_draw), total) ||
            dev_alloc(&r->tok_dev, rows * 4, total) ? -1 : 0;
 }
 
@@ -416,7 +413,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
         cudaMemcpy(r->rope, rope_host, (size_t)r->max_context * cfg->head_dim * 4, cudaMemcpyHostToDevice) !=
             cudaSuccess ||
         cudaMallocHost((void **)&r->meta_host, r->m.total * 4) != cudaSuccess ||
-        cudaMallocHost((void **)&r->sp_host, row_cap(r) * sizeof(fl_cuda_sample_params)) != cudaSuccess ||
+        cudaMallocHost((void **)&r->sp_host, row_cap(r) * sizeof(fl_draw)) != cudaSuccess ||
         cudaMallocHost((void **)&r->tok_host, row_cap(r) * sizeof(int32_t)) != cudaSuccess) {
         free(rope_host);
         cudaGetLastError();

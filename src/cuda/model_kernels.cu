@@ -8,8 +8,6 @@
 #include <cuda_runtime.h>
 #include <math.h>
 
-#include "base/rng.h"
-
 typedef __nv_bfloat16 bf16;
 
 static __device__ __forceinline__ float to_f(uint16_t h)
@@ -178,24 +176,38 @@ extern "C" int fl_cuda_silu_mul(const uint16_t *gate_up, uint16_t *out, int num_
     return (int)cudaGetLastError();
 }
 
-/* ---- sampling: one CTA per row ---- */
+/* ---- sampling: one CTA per row, the draw of engine/sample_draw.h ----
+ *
+ * The host sampler's token, by other means over the same integer weights
+ * (recomputed from the logits in each pass rather than stored: a row of
+ * 152k weights does not fit on chip). Three selections of the same kind,
+ * by radix, one histogram pass a digit: the top-k threshold (a count), the
+ * top-p threshold and the drawn weight (masses); then the drawn weight's
+ * tie of the drawn rank in index order, by a descent that splits the row
+ * into one segment a warp, keeps the segment where the count passes the
+ * rank, and splits again. A selection takes at most 1 + 3 passes (weights
+ * are below 2^39: a coarse 11-bit key, then digits of 11 bits), the descent
+ * a little over one, the max one: 6 passes for a row with temperature
+ * only, 14 with top-k and top-p. */
 
 #define SAMPLE_THREADS 1024
+#define SAMPLE_WARPS (SAMPLE_THREADS / 32)
+#define SAMPLE_BINS 2048 /* 2 a thread: 11-bit digits */
+#define DIGIT_BITS 11
 
-/* Float order as unsigned order. */
-static __device__ __forceinline__ uint32_t order_key(float f)
-{
-    const uint32_t u = __float_as_uint(f);
-    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-
-static __device__ __forceinline__ float key_value(uint32_t k)
-{
-    return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
-}
+typedef struct sample_smem {
+    /* a bin's sum is hi * 2^32 + lo: shared atomics add 32 bits natively,
+     * so the adds to lo that wrap carry into hi */
+    uint32_t lo[SAMPLE_BINS], hi[SAMPLE_BINS];
+    uint64_t part[SAMPLE_WARPS];
+    float best_value[SAMPLE_WARPS];
+    int best_index[SAMPLE_WARPS];
+    uint64_t found_above; /* a selection's sum above the chosen bin; the descent's rank left */
+    int found;
+} sample_smem;
 
 /* The block's largest value and its lowest index. */
-static __device__ void block_argmax(float &v, int &idx, float *sv, int *si)
+static __device__ __forceinline__ void block_argmax(float &v, int &idx, float *sv, int *si)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
@@ -222,87 +234,219 @@ static __device__ void block_argmax(float &v, int &idx, float *sv, int *si)
         }
 }
 
-/* The largest order key k with f(k) >= target, f decreasing in k: f(k) is
- * the count (weighted: the softmax mass) of values whose key is >= k. */
-static __device__ uint32_t search_threshold(const float *row, int vocab, uint32_t floor_key, float target, bool mass,
-                                            float mx, float inv_t, float *scratch)
+static __device__ __forceinline__ uint64_t warp_inclusive_sum_u64(uint64_t v)
 {
-    uint64_t lo = floor_key, hi = 0x100000000ull; /* f(lo) >= target > f(hi) */
-    while (hi - lo > 1) {
-        const uint32_t mid = (uint32_t)((lo + hi) / 2);
-        float part = 0.f;
-        for (int i = threadIdx.x; i < vocab; i += blockDim.x)
-            if (order_key(row[i]) >= mid)
-                part += mass ? __expf((row[i] - mx) * inv_t) : 1.f;
-        if (block_sum(part, scratch) >= target)
-            lo = mid;
-        else
-            hi = mid;
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const uint64_t n = __shfl_up_sync(0xffffffff, v, o);
+        if (lane >= o)
+            v += n;
     }
-    return (uint32_t)lo;
+    return v;
 }
 
-__global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float *logits, int vocab,
-                                                              const fl_cuda_sample_params *params, int32_t *tokens)
+/* The sum of v over the threads before this one; *total: over all. */
+static __device__ __forceinline__ uint64_t block_exclusive_sum_u64(uint64_t v, uint64_t *part, uint64_t *total)
 {
-    __shared__ float sv[32];
-    __shared__ int si[32];
-    const float *row = logits + (size_t)blockIdx.x * vocab;
-    const fl_cuda_sample_params p = params[blockIdx.x];
-    float mx = -INFINITY;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const uint64_t incl = warp_inclusive_sum_u64(v);
+    __syncthreads(); /* part may still be read from the last call */
+    if (lane == 31)
+        part[warp] = incl;
+    __syncthreads();
+    /* every warp scans the warp totals: no third barrier */
+    const uint64_t w = part[lane], w_incl = warp_inclusive_sum_u64(w);
+    *total = __shfl_sync(0xffffffff, w_incl, 31);
+    return __shfl_sync(0xffffffff, w_incl - w, warp) + incl - v;
+}
+
+/* A row and what its weights need. */
+typedef struct row_weights {
+    const float *x;
+    int n;
+    float max, inv_t;
+} row_weights;
+
+static __device__ __forceinline__ uint64_t weight_at(const row_weights &r, int i)
+{
+    return fl_draw_weight(r.x[i], r.max, r.inv_t);
+}
+
+/* An order-keeping 11-bit key of a weight w in [1, 2^39): below 64, w; else
+ * its top 6 bits and their shift (a float's exponent and 5 mantissa bits),
+ * shift * 32 + (w >> shift), at most 33 * 32 + 63. Weights spread over it by
+ * magnitude, so the first pass has no crowded bin for atomics to queue on
+ * (w's own top bits would put most of a row into bin 0). */
+static __device__ __forceinline__ int coarse_key(uint64_t w)
+{
+    const int top = 63 - __clzll((long long)w), shift = top > 5 ? top - 5 : 0;
+    return shift * 32 + (int)(w >> shift);
+}
+
+static __device__ __forceinline__ void bin_add(sample_smem &sm, int bin, uint64_t v)
+{
+    const uint32_t low = (uint32_t)v, old = atomicAdd(&sm.lo[bin], low);
+    const uint32_t high = (uint32_t)(v >> 32) + (old + low < old ? 1u : 0u);
+    if (high)
+        atomicAdd(&sm.hi[bin], high);
+}
+
+static __device__ __forceinline__ uint64_t bin_sum(const sample_smem &sm, int bin)
+{
+    return (uint64_t)sm.hi[bin] << 32 | sm.lo[bin];
+}
+
+typedef enum { SELECT_TOP_K, SELECT_TOP_P, SELECT_DRAW } select_goal;
+
+/* The largest weight t >= least at which F(t), the sum of g(w) over the
+ * row's weights w >= t, reaches a target set by F(least), the total: for
+ * top-k g(w) = 1 and the target top_k (least itself when the total is
+ * below it: no more tokens kept than k); for top-p g(w) = w and the top-p
+ * target of the kept mass; for the draw g(w) = w and the target one more
+ * than the draw's point in the kept mass (*point), so t is the weight whose
+ * group of ties holds the point. *above: F over the weights above t.
+ * Each pass histograms F over the next digit of the weights that share the
+ * digits chosen so far; going down from the top bin, the bin where the sum
+ * reaches the target is chosen. The first pass's digit is the coarse key,
+ * whose bin fixes the top bits and the shift below them. */
+static __device__ __forceinline__ uint64_t select_weight(const row_weights &r, uint64_t least, const fl_draw &d,
+                                                         select_goal goal, uint64_t *above_out, uint64_t *point,
+                                                         sample_smem &sm)
+{
+    const bool mass = goal != SELECT_TOP_K;
+    const int top_bin = SAMPLE_BINS - 1 - 2 * (int)threadIdx.x; /* thread 0: the two highest */
+    int shift = -1; /* the first pass; then the bits below the chosen prefix */
+    uint64_t prefix = 0, target = 0, above = 0;
+    do {
+        const int bits = shift < 0 ? DIGIT_BITS : min(shift, DIGIT_BITS);
+        sm.lo[top_bin] = sm.lo[top_bin - 1] = sm.hi[top_bin] = sm.hi[top_bin - 1] = 0;
+        __syncthreads();
+        for (int i = threadIdx.x; i < r.n; i += SAMPLE_THREADS) {
+            const uint64_t w = weight_at(r, i);
+            if (w < least)
+                continue;
+            if (shift < 0)
+                bin_add(sm, coarse_key(w), mass ? w : 1);
+            else if ((w >> shift) == prefix)
+                bin_add(sm, (int)((w >> (shift - bits)) & ((1u << bits) - 1)), mass ? w : 1);
+        }
+        __syncthreads();
+        const uint64_t a = bin_sum(sm, top_bin), b = bin_sum(sm, top_bin - 1);
+        uint64_t total;
+        const uint64_t before = block_exclusive_sum_u64(a + b, sm.part, &total);
+        if (shift < 0) {
+            if (goal == SELECT_TOP_K) {
+                target = (uint64_t)d.params.top_k;
+                if (total < target)
+                    return least;
+            } else if (goal == SELECT_TOP_P) {
+                target = fl_draw_top_p_target(d.params.top_p, total);
+            } else {
+                *point = fl_draw_point(&d, total); /* < total */
+                target = *point + 1;
+            }
+        }
+        const uint64_t need = target - above; /* in [1, this pass's total]: one bin holds it */
+        if (before < need && need <= before + a) {
+            sm.found = top_bin;
+            sm.found_above = above + before;
+        } else if (before + a < need && need <= before + a + b) {
+            sm.found = top_bin - 1;
+            sm.found_above = above + before + a;
+        }
+        __syncthreads();
+        const int found = sm.found;
+        above = sm.found_above;
+        if (shift < 0) {
+            shift = found < 64 ? 0 : found / 32 - 1;
+            prefix = (uint64_t)(found - 32 * shift);
+        } else {
+            shift -= bits;
+            prefix = prefix << bits | (uint64_t)found;
+        }
+    } while (shift > 0);
+    *above_out = above;
+    return prefix;
+}
+
+/* The index of the token of weight value with rank tokens of that weight
+ * before it, found by narrowing [lo, lo + n) to the warp segment where the
+ * count of such tokens passes the rank until one token is left. */
+static __device__ __forceinline__ int find_tie(const row_weights &r, uint64_t value, uint64_t rank, sample_smem &sm)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int lo = 0, n = r.n;
+    while (n > 1) {
+        const int piece = (n + SAMPLE_WARPS - 1) / SAMPLE_WARPS;
+        const int start = lo + warp * piece, end = min(lo + n, start + piece);
+        int count = 0;
+        for (int i = start + lane; i < end; i += 32)
+            count += weight_at(r, i) == value;
+        count = __reduce_add_sync(0xffffffff, count);
+        __syncthreads(); /* the last round's reads of part and found are done */
+        if (lane == 0)
+            sm.part[warp] = (uint64_t)count;
+        __syncthreads();
+        if (threadIdx.x == 0) { /* the rank is below the segments' count: one passes it */
+            int k = 0;
+            while (sm.part[k] <= rank)
+                rank -= sm.part[k++];
+            sm.found = k;
+            sm.found_above = rank;
+        }
+        __syncthreads();
+        const int k = sm.found;
+        rank = sm.found_above;
+        lo += k * piece;
+        n = min(piece, n - k * piece);
+    }
+    return lo;
+}
+
+/* One CTA an SM, so up to 64 registers a thread: the weight's float steps
+ * beside the 64-bit sums need more than the 32 of two CTAs (ptxas spilled). */
+__global__ void __launch_bounds__(SAMPLE_THREADS, 1) sample_kernel(const float *logits, int vocab, const fl_draw *draws,
+                                                              int32_t *tokens)
+{
+    __shared__ sample_smem sm;
+    const fl_draw d = draws[blockIdx.x];
+    row_weights r = { logits + (size_t)blockIdx.x * vocab, vocab, -INFINITY, 0.f };
     int arg = 0x7fffffff;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x)
-        if (row[i] > mx) {
-            mx = row[i];
+        if (r.x[i] > r.max) { /* NaN never wins */
+            r.max = r.x[i];
             arg = i;
         }
-    block_argmax(mx, arg, sv, si);
-    if (p.temperature <= 0.f || p.top_k == 1) {
+    block_argmax(r.max, arg, sm.best_value, sm.best_index);
+    if (!isfinite(r.max)) { /* nothing to draw: fl_sample's -1 */
+        if (threadIdx.x == 0)
+            tokens[blockIdx.x] = vocab;
+        return;
+    }
+    if (fl_draw_is_greedy(&d.params)) {
         if (threadIdx.x == 0)
             tokens[blockIdx.x] = arg;
         return;
     }
-    const float inv_t = 1.f / p.temperature;
-    uint32_t floor_key = 0; /* keep values whose key >= floor_key */
-    if (p.min_p > 0.f)
-        floor_key = order_key(mx + p.temperature * logf(p.min_p));
-    if (p.top_k > 0 && p.top_k < vocab) {
-        const uint32_t k = search_threshold(row, vocab, 0, (float)p.top_k, false, mx, inv_t, sv);
-        floor_key = max(floor_key, k);
-    }
-    if (p.top_p < 1.f) {
-        float part = 0.f;
-        for (int i = threadIdx.x; i < vocab; i += blockDim.x)
-            if (order_key(row[i]) >= floor_key)
-                part += __expf((row[i] - mx) * inv_t);
-        const float total = block_sum(part, sv);
-        floor_key = search_threshold(row, vocab, floor_key, p.top_p * total, true, mx, inv_t, sv);
-    }
-    const float floor_value = key_value(floor_key);
-    float best = -INFINITY;
-    int best_i = 0x7fffffff;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        if (floor_key && row[i] < floor_value)
-            continue;
-        /* 23 bits, so that u = (bits + 1/2) / 2^23 is exact in float and
-         * strictly inside (0, 1): a u rounded to 1 would score +inf */
-        const uint64_t bits = fl_rng_at(p.rng_key, p.step * (uint64_t)vocab + (uint64_t)i) >> 41;
-        const float u = ((float)bits + 0.5f) * (1.0f / 8388608.0f);
-        const float score = (row[i] - mx) * inv_t - logf(-logf(u));
-        if (score > best) {
-            best = score;
-            best_i = i;
-        }
-    }
-    block_argmax(best, best_i, sv, si);
+    r.inv_t = fl_draw_inv_temperature(d.params.temperature);
+    uint64_t least = fl_draw_min_weight(d.params.min_p), above, point;
+    if (d.params.top_k > 0 && d.params.top_k < vocab)
+        least = select_weight(r, least, d, SELECT_TOP_K, &above, &point, sm);
+    if (d.params.top_p < 1.0f)
+        least = select_weight(r, least, d, SELECT_TOP_P, &above, &point, sm);
+    const uint64_t value = select_weight(r, least, d, SELECT_DRAW, &above, &point, sm);
+    const int token = find_tie(r, value, (point - above) / value, sm);
     if (threadIdx.x == 0)
-        tokens[blockIdx.x] = best_i;
+        tokens[blockIdx.x] = token;
 }
 
-extern "C" int fl_cuda_sample(const float *logits, int num_rows, int vocab, const fl_cuda_sample_params *params,
-                              int32_t *tokens, void *stream)
+extern "C" int fl_cuda_sample(const float *logits, int num_rows, int vocab, const fl_draw *draws, int32_t *tokens,
+                              void *stream)
 {
+    if (vocab > FL_DRAW_MAX_VOCAB)
+        return (int)cudaErrorInvalidValue;
     if (num_rows > 0)
-        sample_kernel<<<num_rows, SAMPLE_THREADS, 0, as_stream(stream)>>>(logits, vocab, params, tokens);
+        sample_kernel<<<num_rows, SAMPLE_THREADS, 0, as_stream(stream)>>>(logits, vocab, draws, tokens);
     return (int)cudaGetLastError();
 }

@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "engine/sample_draw.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -40,22 +42,11 @@ int fl_cuda_qkv_rope_cache(const fl_cuda_qkv_args *a, void *stream);
 /* out[t][i] = silu(gate_up[t][i]) * gate_up[t][inter + i], bf16. */
 int fl_cuda_silu_mul(const uint16_t *gate_up, uint16_t *out, int num_tokens, int inter, void *stream);
 
-/* How one logits row is sampled (vLLM's semantics: temperature, min-p,
- * top-k, then top-p over what is left). temperature 0 (or top_k 1): the
- * argmax, lowest id on ties. Otherwise an exact draw from the truncated
- * softmax by the Gumbel-max trick, with the uniform numbers of the counter
- * RNG at (rng_key, step * vocab + token): the same request, seed and output
- * index give the same token whatever else is in the batch. */
-typedef struct fl_cuda_sample_params {
-    float temperature;
-    float top_p;        /* 1: off */
-    float min_p;        /* 0: off */
-    int top_k;          /* <= 0: off */
-    uint64_t rng_key;
-    uint64_t step;      /* the output index being drawn */
-} fl_cuda_sample_params;
-int fl_cuda_sample(const float *logits, int num_rows, int vocab, const fl_cuda_sample_params *params,
-                   int32_t *tokens, void *stream);
+/* tokens[i] = the draw d[i] from logits row i (engine/sample_draw.h: the
+ * host sampler's token, bit for bit), or vocab when the row has no finite
+ * largest logit (every one -inf or NaN, or one +inf). vocab at most
+ * FL_DRAW_MAX_VOCAB. */
+int fl_cuda_sample(const float *logits, int num_rows, int vocab, const fl_draw *d, int32_t *tokens, void *stream);
 
 #ifdef __cplusplus
 }

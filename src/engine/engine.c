@@ -416,7 +416,9 @@ static void take_inbox(fl_engine *e)
 }
 
 /* Can the device sample for s? Not with what needs the host sampler:
- * penalties, logit bias, logprobs, or EOS still banned by min_tokens. */
+ * penalties, logit bias, logprobs, or EOS still banned by min_tokens. (A
+ * row drawn on the host gets the token the device would have drawn from
+ * the same logits: sample_draw.h.) */
 static int device_samples(const fl_seq *s)
 {
     const fl_sampling_params *sp = &s->req->sp;
@@ -425,15 +427,15 @@ static int device_samples(const fl_seq *s)
            (int)s->tokens.len - s->num_prompt >= sp->min_tokens;
 }
 
-/* Draws every row on the device (rows it cannot do are drawn again here). */
+/* Draws every row on the device (rows it cannot do are drawn again here),
+ * each at the output index fl_sample would use. */
 static void sample_on_device(fl_engine *e, int num_rows)
 {
     for (int r = 0; r < num_rows; r++) {
         const fl_seq *s = e->row_seqs[r];
-        const fl_sampling_params *sp = &s->req->sp;
-        e->dev_rows[r] = (fl_device_sampling){
-            .temperature = sp->temperature, .top_p = sp->top_p, .min_p = sp->min_p, .top_k = sp->top_k,
-            .rng_key = s->rng_key, .step = (uint64_t)((int)s->tokens.len - s->num_prompt),
+        e->dev_rows[r] = (fl_draw){
+            .params = s->req->sp.draw, .rng_key = s->rng_key,
+            .index = (uint64_t)((int)s->tokens.len - s->num_prompt),
         };
     }
     e->runner.sample(e->runner.impl, num_rows, e->dev_rows, e->dev_tokens);

@@ -30,7 +30,7 @@ struct fl_engine {
     fl_seq **row_seqs;           /* the sequence of each logit row of the step */
     float *logits;               /* (rows, vocab): every row, or one with device sampling */
     void *sample_scratch;
-    fl_device_sampling *dev_rows; /* with device sampling: [max_num_seqs] */
+    fl_draw *dev_rows;           /* with device sampling: [max_num_seqs] */
     int32_t *dev_tokens;
     int32_t *lp_ids;
     float *lp_values;

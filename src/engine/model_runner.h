@@ -5,22 +5,12 @@
  * turns a batch into logits. A runner on a GPU can also sample there, so
  * that only token ids cross to the host; the engine then fetches logits
  * only for rows whose sampling the device does not do (penalties, logit
- * bias, logprobs, min_tokens). */
+ * bias, logprobs, min_tokens). Both draw the same token (sample_draw.h). */
 #ifndef FL_MODEL_RUNNER_H
 #define FL_MODEL_RUNNER_H
 
+#include "engine/sample_draw.h"
 #include "model/batch.h"
-
-/* One row's sampling on the device (see cuda/model_kernels.h for the
- * semantics; the same fields). */
-typedef struct fl_device_sampling {
-    float temperature;
-    float top_p;
-    float min_p;
-    int top_k;
-    uint64_t rng_key;
-    uint64_t step;
-} fl_device_sampling;
 
 /* What a runner is built for: the same options on every device. */
 typedef struct fl_runner_opts {
@@ -46,8 +36,10 @@ typedef struct fl_model_runner {
      * (num_logits, vocab_size) into logits; with logits NULL (only if
      * sample is set) they stay on the device for sample/read_logits. */
     void (*forward)(void *impl, const fl_batch *b, float *logits);
-    /* Optional: draws tokens[i] from logit row i of the last forward. */
-    void (*sample)(void *impl, int num_rows, const fl_device_sampling *rows, int32_t *tokens);
+    /* Optional: draws tokens[i] from logit row i of the last forward as
+     * rows[i] says; vocab_size or more where the row has nothing to draw
+     * (fl_sample's -1). */
+    void (*sample)(void *impl, int num_rows, const fl_draw *rows, int32_t *tokens);
     /* With sample: copies logit row `row` of the last forward into out. */
     void (*read_logits)(void *impl, int row, float *out);
     void (*destroy)(void *impl);

@@ -7,14 +7,14 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "base/rng.h"
+#include "base/error.h"
 
 void fl_sampling_params_default(fl_sampling_params *sp)
 {
     memset(sp, 0, sizeof *sp);
     sp->n = 1;
-    sp->temperature = 1.0f;
-    sp->top_p = 1.0f;
+    sp->draw.temperature = 1.0f;
+    sp->draw.top_p = 1.0f;
     sp->repetition_penalty = 1.0f;
     sp->max_tokens = 16;
     sp->logprobs = -1;
@@ -52,7 +52,7 @@ void fl_sampling_params_free(fl_sampling_params *sp)
 
 size_t fl_sample_scratch_bytes(int vocab)
 {
-    return (size_t)vocab * (2 * sizeof(float) + 2 * sizeof(int32_t));
+    return (size_t)vocab * (3 * sizeof(uint64_t) + sizeof(float) + sizeof(int32_t));
 }
 
 /* counts[vocab] is all zero on entry and on return: it tallies tokens
@@ -90,13 +90,31 @@ static void apply_penalties(const fl_sampling_params *sp, const fl_sample_contex
     }
 }
 
-static int compare_desc(const void *a, const void *b, void *probs)
+/* Sorts w[n] largest first, through tmp[n]; returns the one holding the
+ * result. A radix sort by bytes, least significant first (stable, so each
+ * pass keeps the order of the bytes below): weights are below 2^40, five
+ * passes, a few milliseconds for 152k weights where qsort took tens. */
+static uint64_t *sort_desc(uint64_t *w, uint64_t *tmp, int n)
 {
-    const float *p = probs;
-    float x = p[*(const int32_t *)a], y = p[*(const int32_t *)b];
-    return x < y ? 1 : x > y ? -1 : (*(const int32_t *)a > *(const int32_t *)b) - (*(const int32_t *)a < *(const int32_t *)b);
+    for (int shift = 0; shift < 40; shift += 8) {
+        size_t at[256] = { 0 }, next = 0;
+        for (int i = 0; i < n; i++)
+            at[(w[i] >> shift) & 255]++;
+        for (int b = 255; b >= 0; b--) { /* larger bytes first */
+            const size_t count = at[b];
+            at[b] = next;
+            next += count;
+        }
+        for (int i = 0; i < n; i++)
+            tmp[at[(w[i] >> shift) & 255]++] = w[i];
+        uint64_t *t = w;
+        w = tmp;
+        tmp = t;
+    }
+    return w;
 }
 
+/* The first largest logit: the greedy token. */
 static int32_t argmax(const float *x, int n)
 {
     int32_t best = 0;
@@ -107,8 +125,9 @@ static int32_t argmax(const float *x, int n)
 }
 
 /* NaN logits become -inf (no candidate, as in the device sampler, where a
- * NaN loses every comparison). 1 if a finite logit is left: a draw needs
- * one, and +inf would make the softmax NaN. */
+ * NaN loses every comparison). 1 if the largest logit is finite: the
+ * weights are scaled to it (a +inf would leave every other weight 0 and
+ * its own NaN). */
 static int clean_logits(float *logits, int vocab)
 {
     float max = -INFINITY;
@@ -146,56 +165,74 @@ static void fill_logprobs(const fl_sampling_params *sp, const float *raw, int vo
     }
 }
 
-/* Draws from the distribution softmax(logits / T) cut by min-p, top-k and
- * top-p (renormalised over what is kept). */
-static int32_t draw(const fl_sampling_params *sp, const fl_sample_context *c, const float *logits,
-                    int vocab, float *probs, int32_t *order)
+/* The draw of sample_draw.h, written from its definitions: the weights in
+ * w[vocab], the kept ones sorted largest first (in kept or tmp, [vocab]
+ * each); the thresholds and the drawn weight read off the sorted list, the
+ * token the drawn weight's tie of that rank in index order. The device
+ * reaches the same values by radix selection; the integers make the two
+ * agree. logits holds no NaN and a finite largest value. */
+static int32_t draw(const fl_draw *d, const float *logits, int vocab, uint64_t *w, uint64_t *kept,
+                    uint64_t *tmp)
 {
+    const fl_draw_params *p = &d->params;
+    const float inv_t = fl_draw_inv_temperature(p->temperature);
     const float max = logits[argmax(logits, vocab)];
-    double sum = 0;
+    uint64_t least = fl_draw_min_weight(p->min_p);
+    int n = 0; /* kept weights; at least the largest logit's FL_DRAW_ONE */
     for (int i = 0; i < vocab; i++) {
-        probs[i] = expf((logits[i] - max) / sp->temperature);
-        sum += probs[i];
+        w[i] = fl_draw_weight(logits[i], max, inv_t);
+        if (w[i] >= least)
+            kept[n++] = w[i];
     }
-    const double pmax = 1.0 / sum; /* the largest token has exp(0) = 1 */
-    int n = 0;
-    for (int i = 0; i < vocab; i++) {
-        probs[i] = (float)(probs[i] / sum);
-        if (probs[i] > 0 && (sp->min_p <= 0 || probs[i] >= sp->min_p * pmax))
-            order[n++] = i;
+    const uint64_t *sorted = sort_desc(kept, tmp, n);
+    if (p->top_k > 0 && p->top_k < n) {
+        least = sorted[p->top_k - 1];
+        while (sorted[n - 1] < least) /* ties with the k-th stay */
+            n--;
     }
-    if ((sp->top_k > 0 && sp->top_k < n) || sp->top_p < 1.0f) {
-        qsort_r(order, (size_t)n, sizeof(int32_t), compare_desc, probs);
-        if (sp->top_k > 0 && sp->top_k < n)
-            n = sp->top_k;
-        if (sp->top_p < 1.0f) {
-            double total = 0, kept = 0;
-            for (int i = 0; i < n; i++)
-                total += probs[order[i]];
-            int m = 0;
-            while (m < n && (m == 0 || kept < sp->top_p * total))
-                kept += probs[order[m++]];
-            n = m;
-        }
+    uint64_t mass = 0, acc = 0;
+    for (int j = 0; j < n; j++)
+        mass += sorted[j];
+    if (p->top_p < 1.0f) {
+        const uint64_t target = fl_draw_top_p_target(p->top_p, mass); /* <= mass */
+        int j = 0;
+        while ((acc += sorted[j]) < target)
+            j++;
+        while (j + 1 < n && sorted[j + 1] == sorted[j]) /* its ties stay too */
+            acc += sorted[++j];
+        n = j + 1;
+        mass = acc;
     }
-    double total = 0;
-    for (int i = 0; i < n; i++)
-        total += probs[order[i]];
-    const double u = fl_rng_uniform(c->rng_key, (uint64_t)c->num_output) * total;
-    double acc = 0;
-    for (int i = 0; i < n; i++) {
-        acc += probs[order[i]];
-        if (u < acc)
-            return order[i];
+    /* the drawn weight: the group of equal weights where the running sum
+     * passes u (< mass), and the rank in it */
+    const uint64_t u = fl_draw_point(d, mass);
+    int j = 0;
+    acc = 0;
+    for (;;) {
+        int end = j;
+        while (end < n && sorted[end] == sorted[j])
+            end++;
+        const uint64_t group = (uint64_t)(end - j) * sorted[j];
+        if (u < acc + group)
+            break;
+        acc += group;
+        j = end;
     }
-    return order[n - 1];
+    const uint64_t value = sorted[j];
+    uint64_t rank = (u - acc) / value;
+    int32_t i = 0;
+    while (w[i] != value || rank-- > 0)
+        i++;
+    return i;
 }
 
 int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *c, float *logits,
                   int vocab, void *scratch, fl_logprobs *lp)
 {
-    float *raw = scratch, *probs = raw + vocab;
-    int32_t *order = (int32_t *)(probs + vocab), *counts = order + vocab;
+    FL_ASSERT(vocab <= FL_DRAW_MAX_VOCAB);
+    uint64_t *weights = scratch, *kept = weights + vocab, *tmp = kept + vocab;
+    float *raw = (float *)(tmp + vocab);
+    int32_t *counts = (int32_t *)(raw + vocab);
     if (lp) {
         memcpy(raw, logits, (size_t)vocab * sizeof(float));
         clean_logits(raw, vocab);
@@ -214,8 +251,9 @@ int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *c, floa
     apply_penalties(sp, c, logits, counts);
     if (!clean_logits(logits, vocab))
         return -1;
-    const int32_t token = sp->temperature < 1e-5f ? argmax(logits, vocab)
-                                                  : draw(sp, c, logits, vocab, probs, order);
+    const fl_draw d = { .params = sp->draw, .rng_key = c->rng_key, .index = (uint64_t)c->num_output };
+    const int32_t token = fl_draw_is_greedy(&sp->draw) ? argmax(logits, vocab)
+                                                       : draw(&d, logits, vocab, weights, kept, tmp);
     if (lp)
         fill_logprobs(sp, raw, vocab, token, lp);
     return token;

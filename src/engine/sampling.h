@@ -3,17 +3,20 @@
  *
  * Order, as in vLLM's sampler: min_tokens (EOS and stop ids banned until
  * enough tokens exist) and logit_bias; the repetition penalty (on prompt and
- * output tokens), presence and frequency penalties (output tokens); then
- * greedy (temperature 0), or temperature, min-p, top-k, top-p and a draw.
- * The draw is an inverse-CDF lookup of one uniform number from a
- * counter-based RNG keyed by (request key, output index): the same seed
- * gives the same tokens whatever else is in the batch, and after a
- * preemption. Logprobs are of the raw logits (vLLM's default). */
+ * output tokens), presence and frequency penalties (output tokens); then the
+ * draw of engine/sample_draw.h: greedy, or temperature, min-p, top-k, top-p
+ * over integer weights and one value of a counter-based RNG keyed by
+ * (request key, output index). The same seed gives the same tokens whatever
+ * else is in the batch, after a preemption, and on the device sampler,
+ * which draws the same way (this file is its reference). Logprobs are of
+ * the raw logits (vLLM's default). */
 #ifndef FL_SAMPLING_H
 #define FL_SAMPLING_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "engine/sample_draw.h"
 
 typedef struct fl_logit_bias {
     int32_t token;
@@ -22,10 +25,7 @@ typedef struct fl_logit_bias {
 
 typedef struct fl_sampling_params {
     int n;                      /* sequences per request (default 1) */
-    float temperature;          /* 0: greedy (default 1) */
-    int top_k;                  /* <= 0: off */
-    float top_p;                /* 1: off */
-    float min_p;                /* 0: off */
+    fl_draw_params draw;        /* temperature, top-k, top-p, min-p */
     int has_seed;
     uint64_t seed;
     float repetition_penalty;   /* 1: off */
@@ -70,12 +70,14 @@ typedef struct fl_logprobs {
     float *values;              /* [logprobs] caller-provided */
 } fl_logprobs;
 
-/* Samples from logits[vocab] (modified in place). Returns the token, or -1
- * when no token can be drawn: after min_tokens, bias and penalties no logit
- * is finite (every one -inf or NaN, or one +inf). scratch has
- * fl_sample_scratch_bytes(vocab) bytes, zeroed once when allocated (the
- * sampler leaves its counting part zero again). If lp is not NULL, fills it from
- * the raw logits. Token ids in sp and ctx must be below vocab. */
+/* Samples from logits[vocab] (modified in place; vocab at most
+ * FL_DRAW_MAX_VOCAB). Returns the token, or -1 when no token can be drawn:
+ * after min_tokens, bias and penalties no logit is finite (every one -inf
+ * or NaN, or one +inf). The draw is the one at (ctx->rng_key,
+ * ctx->num_output). scratch has fl_sample_scratch_bytes(vocab) bytes,
+ * zeroed once when allocated (the sampler leaves its counting part zero
+ * again). If lp is not NULL, fills it from the raw logits. Token ids in sp
+ * and ctx must be below vocab. */
 int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *ctx, float *logits,
                   int vocab, void *scratch, fl_logprobs *lp);
 

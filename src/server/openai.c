@@ -155,10 +155,10 @@ static int parse_sampling(fl_server *srv, json_t *body, fl_api_request *req, fl_
         get_int(body, "max_completion_tokens", 1, srv->max_model_len, &sp->max_tokens, err) ||
         get_int(body, "min_tokens", 0, srv->max_model_len, &sp->min_tokens, err) ||
         get_int(body, "n", 1, 128, &sp->n, err) ||
-        get_number(body, "temperature", 0, 100, &sp->temperature, err) ||
-        get_number(body, "top_p", 1e-9, 1, &sp->top_p, err) ||
-        get_int(body, "top_k", -1, 1 << 24, &sp->top_k, err) ||
-        get_number(body, "min_p", 0, 1, &sp->min_p, err) ||
+        get_number(body, "temperature", 0, 100, &sp->draw.temperature, err) ||
+        get_number(body, "top_p", 1e-9, 1, &sp->draw.top_p, err) ||
+        get_int(body, "top_k", -1, 1 << 24, &sp->draw.top_k, err) ||
+        get_number(body, "min_p", 0, 1, &sp->draw.min_p, err) ||
         get_number(body, "presence_penalty", -2, 2, &sp->presence_penalty, err) ||
         get_number(body, "frequency_penalty", -2, 2, &sp->frequency_penalty, err) ||
         get_number(body, "repetition_penalty", 1e-6, 100, &sp->repetition_penalty, err) ||
