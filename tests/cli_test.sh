@@ -82,7 +82,13 @@ expect_error "attention backend 'paged' cannot run this model: runs on CUDA, not
     "$bin" generate "$q3" --prompt-ids 1 --attention-backend paged
 expect_error "unknown attention backend 'fa4'" env FLASHLM_ATTENTION_BACKEND=fa4 "$bin" generate "$q3" --prompt-ids 1
 expect_ok '"token_ids":\[' env FLASHLM_ATTENTION_BACKEND=cpu "$bin" generate "$q3" --prompt-ids 1 --max-tokens 2
+# the backend start-up logs is the runner's own (the one it calls)
+expect_ok '^INFO flashlm: attention backend cpu$' \
+    bash -c '"$0" generate "$1" --prompt-ids 1 --max-tokens 1 2>&1 >/dev/null' "$bin" "$q3"
+expect_ok '^INFO flashlm: attention backend cpu$' \
+    bash -c 'FLASHLM_ATTENTION_BACKEND=auto "$0" generate "$1" --prompt-ids 1 --max-tokens 1 2>&1 >/dev/null' "$bin" "$q3"
 expect_ok '^  cpu +CPU; head sizes any even; block sizes 16, 32, 64, 128; causal' "$bin" info "$q3"
+expect_ok '^attention backend at start-up: cpu$' "$bin" info "$q3"
 
 # ---- tokenize ----
 text=$'Hello, wörld 😀 <|im_end|>\n  x=1'

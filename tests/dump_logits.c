@@ -13,8 +13,9 @@
  * a paging bug cannot hide behind contiguous blocks. FILE lists the
  * positions (raw int32, ascending) whose logits OUT_FILE gets, as
  * (listed positions, vocab) float32 in position order; without it, every
- * position. Only the runner's public API is used, so the same source builds
- * and runs against the forward pass before and after a change to it. */
+ * position. --attention-backend names the CUDA backend (default auto). Only
+ * the runner's public API is used, so a change to the forward pass behind
+ * it is judged by the same tool. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -32,7 +33,8 @@ static const char usage[] =
     "  --chunk N         prefill chunk size in tokens (default 256)\n"
     "  --decode N        run the last N positions as one-token decode steps (default 0)\n"
     "  --block-size B    KV cache block size (default 128)\n"
-    "  --positions FILE  raw int32 positions, ascending, whose logits to write (default: all)\n";
+    "  --positions FILE  raw int32 positions, ascending, whose logits to write (default: all)\n"
+    "  --attention-backend NAME  the CUDA attention backend (default auto)\n";
 
 /* Longest prompt (and position list): the longest context a config may declare. */
 #define MAX_ENTRIES (1 << 24)
@@ -180,7 +182,7 @@ static int run(fl_model_runner *r, const args *a, const int32_t *ids, int len, c
         b.token_ids = ids + at;
         for (int i = 0; i < n; i++) {
             pos[i] = at + i;
-            slots[i] = table[(at + i) / bs] * bs + (at + i) % bs;
+            slots[i] = fl_batch_slot(table, bs, at + i);
         }
         query_start[1] = n;
         seq_len[0] = at + n;
@@ -196,7 +198,7 @@ static int run(fl_model_runner *r, const args *a, const int32_t *ids, int len, c
     for (int p = prefill; p < len && rc == 0; p++) {
         b.token_ids = ids + p;
         pos[0] = p;
-        slots[0] = table[p / bs] * bs + p % bs;
+        slots[0] = fl_batch_slot(table, bs, p);
         query_start[1] = 1;
         seq_len[0] = p + 1;
         r->forward(r->impl, &b, logits);

@@ -19,6 +19,14 @@ sampled=(generate "${m[@]}" --prompt-ids 9707,11,1879 --max-tokens 8 --temperatu
 expect_ok "^$(sed 's/[][\\.*^$(){}?+|]/\\&/g' "$tmp/first")\$" "$bin" "${sampled[@]}"
 expect_ok '"token_ids":\[([0-9]+,){3}[0-9]+\]' "$bin" generate tests/fixtures/tiny-qwen3 --device cpu \
     --prompt-ids 1,2,3 --max-tokens 4 --temperature 0
+# the backend start-up logs is the runner's own: auto takes hopper here, and
+# the portable one runs when named (by flag or environment)
+expect_ok '^INFO flashlm: attention backend hopper$' \
+    bash -c '"$0" generate "${@}" --prompt-ids 1 --max-tokens 2 2>&1 >/dev/null' "$bin" "${m[@]}"
+expect_ok '^INFO flashlm: attention backend paged$' \
+    bash -c '"$0" generate "${@}" --prompt-ids 1 --max-tokens 2 --attention-backend paged 2>&1 >/dev/null' "$bin" "${m[@]}"
+expect_ok '^INFO flashlm: attention backend paged$' \
+    bash -c 'FLASHLM_ATTENTION_BACKEND=paged "$0" generate "${@}" --prompt-ids 1 --max-tokens 2 2>&1 >/dev/null' "$bin" "${m[@]}"
 expect_error "attention backend 'cpu' cannot run this model: runs on CPU, not CUDA \(backends that can: hopper, paged\)" \
     "$bin" generate "${m[@]}" --prompt-ids 1 --attention-backend cpu
 expect_error 'no GPU memory left for the KV cache: .* raise --gpu-memory-utilization \(now 0.01\)' \

@@ -98,7 +98,7 @@ static float *prefill(const fl_model *m, int block_size, int num_seqs, const int
         for (int p = 0; p < lens[s]; p++, n++) {
             ids[n] = seqs[s][p];
             pos[n] = p;
-            slots[n] = tables[s * max_blocks + p / block_size] * block_size + p % block_size;
+            slots[n] = fl_batch_slot(tables + s * max_blocks, block_size, p);
             rows[n] = n;
         }
     }

@@ -60,7 +60,7 @@ static void check_logits(fl_cpu_model *m, const tu_golden *g, int block_size, co
         for (int p = 0; p < g->len[s]; p++, n++) {
             ids[n] = g->prompt[s][p];
             pos[n] = p;
-            slots[n] = tables[s * max_blocks + p / block_size] * block_size + p % block_size;
+            slots[n] = fl_batch_slot(tables + s * max_blocks, block_size, p);
             rows[n] = n;
         }
     }

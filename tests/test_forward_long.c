@@ -137,7 +137,7 @@ static void run_prompt(const fl_model *model, const long_golden *g, int block_si
         b.token_ids = g->prompt + at;
         for (int i = 0; i < b.num_tokens; i++) {
             pos[i] = at + i;
-            slots[i] = table[pos[i] / block_size] * block_size + pos[i] % block_size;
+            slots[i] = fl_batch_slot(table, block_size, pos[i]);
         }
         query_start[1] = b.num_tokens;
         seq_len[0] = at + b.num_tokens;
@@ -152,7 +152,7 @@ static void run_prompt(const fl_model *model, const long_golden *g, int block_si
     for (int p = prefill; p < g->len; p++) {
         b.token_ids = g->prompt + p;
         pos[0] = p;
-        slots[0] = table[p / block_size] * block_size + p % block_size;
+        slots[0] = fl_batch_slot(table, block_size, p);
         query_start[1] = 1;
         seq_len[0] = p + 1;
         r.forward(r.impl, &b, logits);

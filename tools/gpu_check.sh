@@ -83,6 +83,9 @@ step sampling 120 build/tests/test_cuda_sampling
 step forward 300 build/tests/test_cuda_forward
 step model_parity 420 python3 tools/model_parity.py tools/parity_shapes/*.json --bin build/tests/dump_logits \
   --tokens 2048 32768 --block-size 16 128 --chunk 2048 --decode 64
+# the portable backend through the same harness (auto takes hopper here)
+step model_parity_paged 300 python3 tools/model_parity.py tools/parity_shapes/*.json --bin build/tests/dump_logits \
+  --tokens 2048 --block-size 16 --chunk 2048 --decode 64 --attention-backend paged
 if [ "${2:-}" != quick ]; then
   step seed_1000x1000 300 serve_bench seed_1000x1000 1000 1000
   step seed_8000x1 300 serve_bench seed_8000x1 8000 1

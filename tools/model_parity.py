@@ -49,7 +49,7 @@ import torch
 import transformers
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-# The architectures flashlm loads (src/model/config.c).
+# The architectures flashlm loads (the registry in src/model/arch.c).
 ARCHITECTURES = {
     "LlamaForCausalLM": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
     "Qwen2ForCausalLM": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
@@ -107,7 +107,8 @@ def run_flashlm(args, model_dir, work, ids, positions, block_size, vocab):
     ids.astype(np.int32).tofile(ids_path)
     positions.astype(np.int32).tofile(pos_path)
     subprocess.run([args.bin, "--chunk", str(args.chunk), "--decode", str(args.decode),
-                    "--block-size", str(block_size), "--positions", pos_path, model_dir, ids_path, out_path],
+                    "--block-size", str(block_size), "--positions", pos_path,
+                    "--attention-backend", args.attention_backend, model_dir, ids_path, out_path],
                    check=True)
     sha = hashlib.sha256()
     with open(out_path, "rb") as f:
@@ -232,6 +233,7 @@ def main():
     ap.add_argument("--decode", type=int, default=64)
     ap.add_argument("--per-bucket", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--attention-backend", default="auto", help="the CUDA attention backend dump_logits runs")
     args = ap.parse_args()
     if min(args.tokens) <= args.decode or args.per_bucket < 1:
         ap.error("every --tokens must exceed --decode, and --per-bucket must be positive")

@@ -39,7 +39,7 @@ void fl_attn_cpu(const fl_attn_cpu_args *a)
         float *scores = a->scratch + (size_t)omp_get_thread_num() * a->scratch_per_thread;
         float max_score = -INFINITY;
         for (int j = 0; j < ctx; j++) {
-            const float *k = a->k_cache + ((size_t)table[j / bs] * bs + j % bs) * token_stride +
+            const float *k = a->k_cache + (size_t)fl_batch_slot(table, bs, j) * token_stride +
                              (size_t)kvh * hd;
             float dot = 0.0f;
             for (int d = 0; d < hd; d++)
@@ -54,7 +54,7 @@ void fl_attn_cpu(const fl_attn_cpu_args *a)
         for (int j = 0; j < ctx; j++) {
             const float p = expf(scores[j] - max_score);
             sum += p;
-            const float *v = a->v_cache + ((size_t)table[j / bs] * bs + j % bs) * token_stride +
+            const float *v = a->v_cache + (size_t)fl_batch_slot(table, bs, j) * token_stride +
                              (size_t)kvh * hd;
             for (int d = 0; d < hd; d++)
                 out[d] += p * v[d];

@@ -166,19 +166,22 @@ fl_attn_needs fl_engine_opts_attn_needs(const fl_engine_opts *o, const fl_model_
                             o->device_kind == FL_DEVICE_CUDA ? FL_BF16 : FL_F32);
 }
 
+const fl_attn_backend *fl_engine_opts_select_backend(const fl_engine_opts *o, const fl_model_config *cfg,
+                                                     fl_error *err)
+{
+    const char *name = o->attention_backend ? o->attention_backend : getenv("FLASHLM_ATTENTION_BACKEND");
+    const fl_attn_needs needs = fl_engine_opts_attn_needs(o, cfg);
+    return fl_attn_backend_select(name, &needs, err);
+}
+
 int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, fl_error *err)
 {
     if (o->ec.max_model_len <= 0 || o->ec.max_model_len > cfg->max_position_embeddings)
         o->ec.max_model_len = cfg->max_position_embeddings;
     if (fl_cli_device(o->device, &o->device_kind, &o->cc, err) != 0)
         return -1;
-    const char *name = o->attention_backend ? o->attention_backend : getenv("FLASHLM_ATTENTION_BACKEND");
-    const fl_attn_needs needs = fl_engine_opts_attn_needs(o, cfg);
-    const fl_attn_backend *b = fl_attn_backend_select(name, &needs, err);
-    if (!b)
-        return -1;
-    o->backend = b;
-    return 0;
+    o->backend = fl_engine_opts_select_backend(o, cfg, err);
+    return o->backend ? 0 : -1;
 }
 
 int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runner *runner, fl_error *err)

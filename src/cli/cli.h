@@ -127,6 +127,11 @@ int fl_cli_device(const char *name, fl_device_kind *kind, int *cc, fl_error *err
 /* What attention the runner for o's device asks of for cfg. */
 fl_attn_needs fl_engine_opts_attn_needs(const fl_engine_opts *o, const fl_model_config *cfg);
 
+/* The attention backend for o's device and cfg: --attention-backend, else
+ * $FLASHLM_ATTENTION_BACKEND, else auto; NULL with err if it cannot run. */
+const fl_attn_backend *fl_engine_opts_select_backend(const fl_engine_opts *o, const fl_model_config *cfg,
+                                                     fl_error *err);
+
 /* Builds the runner of the settled device for model m (after _fit). */
 int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runner *runner,
                        fl_error *err);

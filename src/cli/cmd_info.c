@@ -102,6 +102,9 @@ int fl_cmd_info(int argc, char **argv)
         const char *no = fl_attn_backend_unsupported(&backends[i], &needs, why, sizeof why);
         printf("  %s\n    this model: %s%s\n", line, no ? "no, " : "yes", no ? no : "");
     }
+    /* the choice start-up would make (FLASHLM_ATTENTION_BACKEND, else auto) */
+    const fl_attn_backend *chosen = fl_engine_opts_select_backend(&eo, &m.cfg, &err);
+    printf("attention backend at start-up: %s\n", chosen ? chosen->name : err.msg);
     printf("tensors:\n");
     fl_weights_visit(&m.weights, &m.cfg, print_tensor, NULL);
     fl_model_free(&m);

@@ -2,6 +2,7 @@
  * command (see startup.h). */
 #include "cli/startup.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -51,6 +52,8 @@ int fl_startup_open(fl_startup *s, const fl_model_opts *model, fl_engine_opts *e
     s->num_blocks = runner.num_blocks;
     s->block_size = runner.block_size;
     s->attn_backend = runner.attn_backend;
+    /* the runner's own name for the code it calls: what runs is what is logged */
+    fprintf(stderr, "INFO flashlm: attention backend %s\n", runner.attn_backend);
     fl_model_free(&m); /* the runner keeps its own copy of the weights */
     s->engine = fl_engine_create(&eng->ec, &runner, tok, eos, num_eos, on_output, out_ctx);
     return 0;

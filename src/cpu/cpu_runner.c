@@ -30,6 +30,11 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
                        const fl_runner_opts *o, fl_error *err)
 {
     FL_ASSERT(o->attn && o->attn->cpu);
+    /* start-up selected it for this model; a caller that picks its own is held to the same */
+    char unsupported[256];
+    const fl_attn_needs needs = fl_attn_needs_of(cfg, FL_DEVICE_CPU, 0, o->block_size, FL_F32);
+    if (fl_attn_backend_unsupported(o->attn, &needs, unsupported, sizeof unsupported))
+        return fl_fail(err, "attention backend '%s' cannot run this model: %s", o->attn->name, unsupported);
     const int max_tokens = o->max_tokens, max_context = o->max_context, block_size = o->block_size;
     const int max_seqs = o->max_seqs;
     int num_blocks = o->num_blocks;

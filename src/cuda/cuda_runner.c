@@ -198,6 +198,8 @@ static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max
     memcpy(sl, b->seq_lens, (size_t)b->num_seqs * sizeof(int32_t));
     /* the runner's tables are r->width wide; only the blocks in use travel */
     for (int i = 0; i < b->num_seqs; i++) {
+        /* the rope table and the runner's tables end at max_context */
+        FL_ASSERT(sl[i] <= r->max_context);
         const int used = (sl[i] + r->block_size - 1) / r->block_size;
         memcpy(tables + (size_t)i * r->width, b->block_tables + (size_t)i * b->max_blocks_per_seq,
                (size_t)used * sizeof(int32_t));
@@ -378,6 +380,10 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     int cc;
     if (fl_cuda_device_cc(&cc, err) != 0 || cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
         return -1;
+    char unsupported[256];
+    const fl_attn_needs needs = fl_attn_needs_of(cfg, FL_DEVICE_CUDA, cc, o->block_size, FL_BF16);
+    if (fl_attn_backend_unsupported(o->attn, &needs, unsupported, sizeof unsupported))
+        return fl_fail(err, "attention backend '%s' cannot run this model: %s", o->attn->name, unsupported);
     cuda_runner *r = fl_calloc(1, sizeof *r);
     r->cfg = *cfg;
     r->attn_ops = o->attn->cuda;

@@ -165,6 +165,24 @@ static void fill_logprobs(const fl_sampling_params *sp, const float *raw, int vo
     }
 }
 
+/* The row's weights into w, the kept ones (>= least) into kept; returns
+ * how many are kept. Cloned for CPUs with FMA: fmaf is correctly rounded
+ * either way (in software without the instruction, at ~10x the cost), and
+ * ISO C mode never contracts the other operations, so both clones give the
+ * same bits. */
+__attribute__((target_clones("fma", "default"))) static int row_weights(const float *logits, int vocab, float max,
+                                                                        float inv_t, uint64_t least, uint64_t *w,
+                                                                        uint64_t *kept)
+{
+    int n = 0;
+    for (int i = 0; i < vocab; i++) {
+        w[i] = fl_draw_weight(logits[i], max, inv_t);
+        if (w[i] >= least)
+            kept[n++] = w[i];
+    }
+    return n;
+}
+
 /* The draw of sample_draw.h, written from its definitions: the weights in
  * w[vocab], the kept ones sorted largest first (in kept or tmp, [vocab]
  * each); the thresholds and the drawn weight read off the sorted list, the
@@ -178,12 +196,8 @@ static int32_t draw(const fl_draw *d, const float *logits, int vocab, uint64_t *
     const float inv_t = fl_draw_inv_temperature(p->temperature);
     const float max = logits[argmax(logits, vocab)];
     uint64_t least = fl_draw_min_weight(p->min_p);
-    int n = 0; /* kept weights; at least the largest logit's FL_DRAW_ONE */
-    for (int i = 0; i < vocab; i++) {
-        w[i] = fl_draw_weight(logits[i], max, inv_t);
-        if (w[i] >= least)
-            kept[n++] = w[i];
-    }
+    /* kept weights; at least the largest logit's FL_DRAW_ONE */
+    int n = row_weights(logits, vocab, max, inv_t, least, w, kept);
     const uint64_t *sorted = sort_desc(kept, tmp, n);
     if (p->top_k > 0 && p->top_k < n) {
         least = sorted[p->top_k - 1];

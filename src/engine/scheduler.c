@@ -238,7 +238,7 @@ static void add_to_step(fl_scheduler *s, fl_seq *seq, int count, fl_seq **row_se
         const int p = seq->num_computed + k;
         s->ids[t] = seq->tokens.data[p];
         s->pos[t] = p;
-        s->slots[t] = seq->blocks[p / bs] * bs + p % bs;
+        s->slots[t] = fl_batch_slot(seq->blocks, bs, p);
     }
     s->query_start[i + 1] = t;
     s->seq_lens[i] = seq->num_computed + count;

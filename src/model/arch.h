@@ -16,7 +16,9 @@
 #ifndef FL_ARCH_H
 #define FL_ARCH_H
 
-#include <jansson.h>
+/* jansson's JSON value (the configure hooks read config.json through it) */
+typedef struct json_t json_t;
+
 #include <stdint.h>
 
 #include "base/error.h"

@@ -38,7 +38,7 @@ static int check_seq(const fl_batch *b, int i, int first, int end, int block_siz
             return violation(why, why_len, "row %d (sequence %d) is at position %d, not %d: a "
                              "sequence's rows are the last %d positions of seq_lens %d", t, i,
                              b->positions[t], p, n, len);
-        const int32_t slot = table[p / block_size] * block_size + p % block_size;
+        const int32_t slot = fl_batch_slot(table, block_size, p);
         if (b->slots[t] != slot)
             return violation(why, why_len, "row %d (sequence %d, position %d) has slot %d, not %d "
                              "(block %d, offset %d)", t, i, p, b->slots[t], slot,

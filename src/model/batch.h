@@ -48,6 +48,12 @@ typedef struct fl_batch {
     const int32_t *logit_rows;    /* [num_logits] rows of the tokens whose logits are wanted */
 } fl_batch;
 
+/* Where position p's K/V live, through a sequence's block table (rule 5). */
+static inline int32_t fl_batch_slot(const int32_t *table, int block_size, int p)
+{
+    return table[p / block_size] * block_size + p % block_size;
+}
+
 /* Tests the invariant above for a cache of num_blocks blocks of block_size
  * tokens. Returns 0 if b holds it; else -1 with the first violation
  * described in why. */
