@@ -16,13 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/rng.h"
 #include "base/strbuf.h"
 #include "bench/bench.h"
+#include "bench/bench_print.h"
 #include "bench/serve_stats.h"
 #include "cli/cli.h"
 #include "tokenizer/tokenizer.h"
@@ -300,17 +300,6 @@ static CURL *make_handle(const bench_opts *o, request *r, const prompt *p, const
     return c;
 }
 
-static void progress(int done, int total)
-{
-    if (!isatty(2))
-        return;
-    int width = 40, filled = total ? done * width / total : width;
-    fprintf(stderr, "\r[%.*s%*s] %d/%d", filled, "========================================", width - filled,
-            "", done, total);
-    if (done == total)
-        fputc('\n', stderr);
-}
-
 /* Runs every request; returns the benchmark duration. */
 static double run_requests(const bench_opts *o, prompt *p, int n, request *reqs)
 {
@@ -374,7 +363,7 @@ static double run_requests(const bench_opts *o, prompt *p, int n, request *reqs)
             curl_multi_remove_handle(m, msg->easy_handle);
             curl_easy_cleanup(msg->easy_handle);
             running--;
-            progress(++done, n);
+            fl_bench_progress(++done, n);
         }
         double wait_ms = 50;
         if (next < n && (o->max_concurrency <= 0 || running < o->max_concurrency))
@@ -387,36 +376,6 @@ static double run_requests(const bench_opts *o, prompt *p, int n, request *reqs)
 }
 
 /* ---- results ---- */
-
-static void line(const char *label, const char *value)
-{
-    printf("%-40s %-10s\n", label, value);
-}
-
-static void line_f(const char *label, double v)
-{
-    char buf[64];
-    snprintf(buf, sizeof buf, "%.2f", v);
-    line(label, buf);
-}
-
-static void line_i(const char *label, long long v)
-{
-    char buf[64];
-    snprintf(buf, sizeof buf, "%lld", v);
-    line(label, buf);
-}
-
-static void header(const char *title, char fill)
-{
-    int n = (int)strlen(title), left = (50 - n) / 2, right = 50 - n - left;
-    for (int i = 0; i < left; i++)
-        putchar(fill);
-    fputs(title, stdout);
-    for (int i = 0; i < right; i++)
-        putchar(fill);
-    putchar('\n');
-}
 
 typedef struct metric_def {
     const char *key, *title, *name;
@@ -476,21 +435,21 @@ static json_t *report(const bench_opts *o, request *reqs, int n, double duration
         vals[3][counts[3]++] = t[i].latency * 1000;
     }
     json_t *result = json_object();
-    header(" Serving Benchmark Result ", '=');
-    line_i("Successful requests:", ok);
+    fl_bench_header(" Serving Benchmark Result ", '=');
+    fl_bench_line_i("Successful requests:", ok);
     if (ok < n)
-        line_i("Failed requests:", n - ok);
+        fl_bench_line_i("Failed requests:", n - ok);
     if (o->max_concurrency > 0)
-        line_i("Maximum request concurrency:", o->max_concurrency);
-    line_f("Benchmark duration (s):", duration);
-    line_i("Total input tokens:", in_tokens);
-    line_i("Total generated tokens:", out_tokens);
-    line_f("Request throughput (req/s):", ok / duration);
-    line_f("Output token throughput (tok/s):", out_tokens / duration);
+        fl_bench_line_i("Maximum request concurrency:", o->max_concurrency);
+    fl_bench_line_f("Benchmark duration (s):", duration);
+    fl_bench_line_i("Total input tokens:", in_tokens);
+    fl_bench_line_i("Total generated tokens:", out_tokens);
+    fl_bench_line_f("Request throughput (req/s):", ok / duration);
+    fl_bench_line_f("Output token throughput (tok/s):", out_tokens / duration);
     const double peak_tps = fl_peak_output_throughput(t, (size_t)n), peak_conc = fl_peak_concurrency(t, (size_t)n);
-    line_f("Peak output token throughput (tok/s):", peak_tps);
-    line_f("Peak concurrent requests:", peak_conc);
-    line_f("Total Token throughput (tok/s):", (in_tokens + out_tokens) / duration);
+    fl_bench_line_f("Peak output token throughput (tok/s):", peak_tps);
+    fl_bench_line_f("Peak concurrent requests:", peak_conc);
+    fl_bench_line_f("Total Token throughput (tok/s):", (in_tokens + out_tokens) / duration);
     json_object_set_new(result, "duration", json_real(duration));
     json_object_set_new(result, "completed", json_integer(ok));
     json_object_set_new(result, "failed", json_integer(n - ok));
@@ -518,18 +477,18 @@ static json_t *report(const bench_opts *o, request *reqs, int n, double duration
         }
         if (!strstr(o->percentile_metrics, d->key))
             continue;
-        header(d->title, '-');
+        fl_bench_header(d->title, '-');
         char label[80];
         snprintf(label, sizeof label, "Mean %s (ms):", d->name);
-        line_f(label, s.mean);
+        fl_bench_line_f(label, s.mean);
         snprintf(label, sizeof label, "Median %s (ms):", d->name);
-        line_f(label, s.median);
+        fl_bench_line_f(label, s.median);
         for (int i = 0; i < num_pcts; i++) {
             snprintf(label, sizeof label, "P%g %s (ms):", pcts[i], d->name);
-            line_f(label, s.percentiles[i]);
+            fl_bench_line_f(label, s.percentiles[i]);
         }
     }
-    header("", '=');
+    fl_bench_header("", '=');
     for (int k = 0; k < 4; k++)
         free(vals[k]);
     free(t);
