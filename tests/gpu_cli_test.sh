@@ -21,6 +21,8 @@ expect_ok '"token_ids":\[([0-9]+,){3}[0-9]+\]' "$bin" generate tests/fixtures/ti
     --prompt-ids 1,2,3 --max-tokens 4 --temperature 0
 expect_error "attention backend 'cpu' cannot run this model: runs on CPU, not CUDA \(backends that can: hopper, paged\)" \
     "$bin" generate "${m[@]}" --prompt-ids 1 --attention-backend cpu
+# gpt-oss's windows and sinks are the CPU reference's alone so far
+expect_ok 'this model: no, sliding window is not supported' "$bin" info openai/gpt-oss-20b --load-format dummy
 expect_error 'no GPU memory left for the KV cache: .* raise --gpu-memory-utilization \(now 0.01\)' \
     "$bin" generate "${m[@]}" --prompt-ids 1 --gpu-memory-utilization 0.01
 
