@@ -21,6 +21,11 @@ expect_ok 'KV bytes per token: +114688 ' "$bin" info --model Qwen/Qwen3-0.6B --l
 expect_ok 'model\.layers\.27\.mlp\.down_proj\.weight +BF16 +\[1024, 3072\]' \
     "$bin" info Qwen/Qwen3-0.6B --load-format dummy
 expect_ok 'llama3 scaling' "$bin" info "$fx/tiny-llama"
+# gpt-oss-20b's published size: 20.91B parameters
+expect_ok 'parameters: +20914757184 \(20914\.8M\)' "$bin" info openai/gpt-oss-20b --load-format dummy
+expect_ok 'model\.layers\.23\.mlp\.experts\.gate_up_proj +BF16 +\[32, 2880, 5760\]' \
+    "$bin" info openai/gpt-oss-20b --load-format dummy
+expect_ok 'yarn \(factor 32, original context 4096' "$bin" info openai/gpt-oss-20b --load-format dummy
 expect_ok '^usage: flashlm generate' "$bin" generate --help
 expect_ok '^\{"prompt":0,"index":0,"token_ids":\[[0-9]+(,[0-9]+){7}\],"finish_reason":"length"\}$' \
     "$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 8 --temperature 0

@@ -1,8 +1,10 @@
-/* test_forward_golden.c - the CPU forward pass against HF transformers.
+/* test_forward_golden.c [FIXTURE...] - the CPU forward pass against HF
+ * transformers.
  *
- * For each tiny fixture (Qwen3, Llama with llama3 rope and MQA, Qwen2 with
- * bias) and each KV block size, the five golden prompts (1 to 150 tokens)
- * run as ONE mixed-length batch with logits at every position; each must
+ * For each tiny fixture named (by default Qwen3, Llama with llama3 rope and
+ * MQA, Qwen2 with bias; gpt-oss's bf16 and MXFP4 fixtures run as a ctest
+ * of their own) and each KV block size, the five golden prompts (1 to 150
+ * tokens) run as ONE mixed-length batch with logits at every position; each must
  * match HF's float32 logits within 1e-3 x their largest magnitude. Then
  * greedy generation through the engine, all prompts at once, must reproduce
  * HF's 32-token continuations, both with whole prompts in one step and with
@@ -140,16 +142,22 @@ static void check_fixture(const char *name)
     fl_model_free(&model);
 }
 
-static void test_qwen3(void **state) { (void)state; check_fixture("tiny-qwen3"); }
-static void test_llama(void **state) { (void)state; check_fixture("tiny-llama"); }
-static void test_qwen2(void **state) { (void)state; check_fixture("tiny-qwen2"); }
-
-int main(void)
+static void test_fixture(void **state)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_qwen3),
-        cmocka_unit_test(test_llama),
-        cmocka_unit_test(test_qwen2),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    check_fixture(*state);
+}
+
+/* The fixtures named on the command line, or the dense ones. */
+int main(int argc, char **argv)
+{
+    static const char *const dense[] = { "tiny-qwen3", "tiny-llama", "tiny-qwen2" };
+    enum { MAX_FIXTURES = 16 };
+    struct CMUnitTest tests[MAX_FIXTURES];
+    const int n = argc > 1 ? argc - 1 : 3;
+    assert_true(n <= MAX_FIXTURES);
+    for (int i = 0; i < n; i++) {
+        const char *name = argc > 1 ? argv[i + 1] : dense[i];
+        tests[i] = (struct CMUnitTest){ .name = name, .test_func = test_fixture, .initial_state = (void *)name };
+    }
+    return _cmocka_run_group_tests("forward_golden", tests, (size_t)n, NULL, NULL);
 }

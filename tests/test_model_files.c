@@ -79,7 +79,7 @@ static void test_fixtures_load(void **state)
             assert_int_equal(m.cfg.layers[l].qk_norm, cases[i].qk_norm);
             assert_int_equal(m.cfg.layers[l].window, 0);
         }
-        assert_int_equal(m.cfg.rope_llama3, cases[i].llama3);
+        assert_int_equal(m.cfg.rope_type == FL_ROPE_LLAMA3, cases[i].llama3);
         /* The tied head shares the embedding; an untied one has its own data. */
         assert_int_equal(m.weights.model[FL_LM_HEAD].data == m.weights.model[FL_EMBED].data, cases[i].tied);
         fl_model_free(&m);
@@ -125,8 +125,23 @@ static void test_config_fields(void **state)
         { "tie_word_embeddings", "1", "'tie_word_embeddings' must be true or false" },
         { "dtype", "\"int8\"", "'dtype' must be" },
         { "eos_token_id", "100000", "'eos_token_id' = 100000 is not below vocab_size" },
-        { "rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 10000}",
-          "rope_type 'yarn' is not supported" },
+        { "rope_parameters", "{\"rope_type\": \"longrope\", \"rope_theta\": 10000}",
+          "rope_type 'longrope' is not supported (supported: default, llama3, yarn)" },
+        { "rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 10000, \"factor\": 4}",
+          "missing field 'original_max_position_embeddings'" },
+        { "rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 10000, \"factor\": 4, "
+                             "\"original_max_position_embeddings\": 64, \"mscale\": 1}",
+          "yarn's 'mscale' is not supported" },
+        { "rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 10000, \"factor\": 4, "
+                             "\"original_max_position_embeddings\": 64, \"beta_fast\": 1, \"beta_slow\": 2}",
+          "yarn's beta_fast must exceed beta_slow" },
+        { "rope_parameters", "{\"full_attention\": {\"rope_type\": \"default\"}}",
+          "field 'rope_parameters.full_attention': rope parameters by layer type are not supported" },
+        { "partial_rotary_factor", "0.5", "field 'partial_rotary_factor' = 0.5 is not supported (only 1)" },
+        { "rope_parameters", "{\"rope_theta\": 10000, \"partial_rotary_factor\": 0.25}",
+          "field 'partial_rotary_factor' = 0.25 is not supported" },
+        { "quantization_config", "{\"quant_method\": \"awq\"}",
+          "field 'quantization_config' is not supported for Qwen3ForCausalLM" },
         { "rope_parameters", "{\"rope_type\": \"llama3\", \"rope_theta\": 10000}",
           "missing field 'factor'" },
         { "layer_types", "[\"full_attention\", \"sliding_attention\"]", "'layer_types'[1]" },

@@ -19,6 +19,27 @@ and in each directory golden.safetensors with, for every prompt i:
 The goldens are computed in float32 from the weights as saved (so bf16/fp16
 rounding is in both HF's and flashlm's input).
 
+  tiny-gpt-oss/        GptOssForCausalLM: 3 layers (sliding window 12, full, sliding),
+                       sinks, q/k/v/o biases, 8 experts of which 3 per token, random
+                       router and expert biases large enough that the SwiGLU clamps
+                       bite, gpt-oss-20b's YaRN; bf16, the experts in HF's
+                       dequantized layout (gate_up_proj (E, hidden, 2 * ff))
+  tiny-gpt-oss-mxfp4/  the same weights with the experts as MXFP4 blocks and
+                       scales and gpt-oss-20b's quantization_config. transformers
+                       cannot write MXFP4 without the GPU-only triton kernels from
+                       the Hub, so this script quantizes: the expert weights are
+                       first rounded to MXFP4 values (blocks of 32 along the input
+                       features, the OCP shared exponent floor(log2 amax) - 2,
+                       nearest E2M1), then both checkpoints are written from them,
+                       exactly (MXFP4 values are exact in bf16); one golden serves
+                       both. If transformers can load the MXFP4 save
+                       (Mxfp4Config(dequantize=True)), its experts are checked
+                       equal to the bf16 save's.
+
+with the same golden.safetensors (a prompt is also redrawn while any token's
+routing passes within 1e-4 of a tie: the k-th and (k+1)-th router logits
+must differ by that much, or float32 rounding could route differently), and
+
   long-qwen3/   tiny-qwen3's shape with 4,096 positions, bf16, and one
                 2,048-token prompt (tests/test_forward_long.c)
 
@@ -34,10 +55,12 @@ Only the chosen rows are kept so the file stays small (about 440 KB, not
   python3 tools/make_fixtures.py [OUTDIR] [--only NAME...]
 """
 import argparse
+import json
+import math
 import os
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 import transformers
 
 PROMPT_LENS = [1, 6, 19, 45, 150]  # 150 + 32 spans two blocks of 128
@@ -48,7 +71,11 @@ LONG_PROMPT = 2048
 LONG_STRIDE = 8   # golden rows: every 8th position,
 LONG_TAIL = 32    # and every one of the last 32
 LONG_ROPE_THETA = 10000.0
-FIXTURES = ["tiny-qwen3", "tiny-llama", "tiny-qwen2", "long-qwen3"]  # the index seeds each
+FIXTURES = ["tiny-qwen3", "tiny-llama", "tiny-qwen2", "long-qwen3", "tiny-gpt-oss"]  # the index seeds each
+GPT_OSS_WINDOW = 12     # shorter than three of the prompts, and no KV block size
+MIN_ROUTER_MARGIN = 1e-4
+# gpt-oss-20b's: what stays bf16 in an MXFP4 checkpoint
+GPT_OSS_NOT_CONVERTED = ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]
 
 
 def common(**kw):
@@ -160,6 +187,180 @@ def greedy(ref, ids):
     return toks, margins
 
 
+def make_goldens(ref, gen, routing_margin=None):
+    """The golden prompts of PROMPT_LENS with HF's logits and greedy paths.
+
+    A prompt is redrawn while its greedy path passes near a tie (a margin
+    under MIN_MARGIN could flip on float32 rounding differences), or, when
+    routing_margin is given, while it reports a routing decision nearer a
+    tie than MIN_ROUTER_MARGIN over the prompt's forward passes."""
+    golden = {}
+    worst = float("inf")
+    with torch.no_grad():
+        for i, n in enumerate(PROMPT_LENS):
+            while True:
+                ids = torch.randint(3, VOCAB, (1, n), generator=gen)
+                if routing_margin:
+                    routing_margin.reset()
+                toks, margins = greedy(ref, ids)
+                logits = ref(ids).logits[0].float().contiguous()
+                if min(margins) >= MIN_MARGIN and (not routing_margin or routing_margin.smallest >= MIN_ROUTER_MARGIN):
+                    break
+            golden[f"prompt_{i}"] = ids[0].to(torch.int32)
+            golden[f"logits_{i}"] = logits
+            golden[f"greedy_{i}"] = torch.tensor(toks, dtype=torch.int32)
+            golden[f"margin_{i}"] = torch.tensor(margins, dtype=torch.float32)
+            worst = min(worst, min(margins))
+    return golden, worst
+
+
+# ---- gpt-oss ----
+
+FP4_MAGNITUDES = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
+
+
+def mxfp4_quantize(w):
+    """An expert stack w (E, in, out), x @ W per expert, as MXFP4 (the OCP
+    Microscaling format, in the layout transformers' Mxfp4 experts and
+    gpt-oss-20b's checkpoint use): blocks (E, out, in/32, 16) uint8, two
+    E2M1 codes a byte, low nibble first, and scales (E, out, in/32) uint8,
+    the biased shared exponent. A block of 32 runs along the input features
+    of one output feature; its exponent is floor(log2(amax)) - 2 (E2M1's
+    largest exponent), its values the nearest E2M1 (saturating at 6)."""
+    E, n_in, n_out = w.shape
+    v = w.float().transpose(1, 2).reshape(E, n_out, n_in // 32, 32)
+    amax = v.abs().amax(-1, keepdim=True)
+    shared = torch.where(amax > 0, torch.floor(torch.log2(amax)) - 2, torch.full_like(amax, -127)).clamp(-127, 127)
+    q = v / torch.exp2(shared)
+    idx = (q.abs()[..., None] - FP4_MAGNITUDES).abs().argmin(-1)
+    code = idx | (((q < 0) & (idx > 0)).long() << 3)
+    blocks = (code[..., 0::2] | (code[..., 1::2] << 4)).to(torch.uint8)
+    return blocks.contiguous(), (shared[..., 0] + 127).to(torch.uint8).contiguous()
+
+
+def mxfp4_dequantize(blocks, scales):
+    """The values of mxfp4_quantize's output, as (E, in, out) float32, read
+    from the format's definition: code c is (-1)^(c >> 3) * magnitude[c & 7],
+    times 2^(scale - 127)."""
+    lut = torch.cat([FP4_MAGNITUDES, -FP4_MAGNITUDES])
+    v = torch.stack([lut[(blocks & 15).long()], lut[(blocks >> 4).long()]], -1)
+    E, n_out, groups = scales.shape
+    v = v.reshape(E, n_out, groups, 32) * torch.exp2(scales.float() - 127)[..., None]
+    return v.reshape(E, n_out, groups * 32).transpose(1, 2).contiguous()
+
+
+class RoutingMargin:
+    """Hooks every router: the smallest gap between the k-th and (k+1)-th
+    router logit of any token since the last reset."""
+
+    def __init__(self, model):
+        self.smallest = float("inf")
+        for layer in model.model.layers:
+            layer.mlp.router.register_forward_pre_hook(self.hook)
+
+    def reset(self):
+        self.smallest = float("inf")
+
+    def hook(self, router, args):
+        x = args[0].reshape(-1, router.weight.shape[1])
+        top = torch.nn.functional.linear(x, router.weight, router.bias).topk(router.top_k + 1, dim=-1).values
+        self.smallest = min(self.smallest, float((top[:, -2] - top[:, -1]).min()))
+
+
+def gpt_oss_config():
+    return transformers.GptOssConfig(**common(
+        hidden_size=64, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, num_local_experts=8, num_experts_per_tok=3,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        sliding_window=GPT_OSS_WINDOW, attention_bias=True, tie_word_embeddings=False,
+        rms_norm_eps=1e-5, swiglu_limit=7.0, max_position_embeddings=131072,
+        # gpt-oss-20b's YaRN; max_position_embeddings / original = factor, so
+        # transformers 4.x (which derives the factor from them) agrees
+        rope_parameters=rope(150000.0, {
+            "rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+            "original_max_position_embeddings": 4096, "truncate": False})))
+
+
+def make_gpt_oss(outdir, seed):
+    """tiny-gpt-oss (bf16) and tiny-gpt-oss-mxfp4, one set of weights and goldens."""
+    torch.manual_seed(1234 + seed)
+    model = transformers.GptOssForCausalLM(gpt_oss_config())
+    with torch.no_grad():
+        for layer in model.model.layers:  # HF zeroes biases and sets norms to 1: draw them
+            att, mlp = layer.self_attn, layer.mlp
+            for lin in (att.q_proj, att.k_proj, att.v_proj, att.o_proj):
+                lin.bias.normal_(0.0, 0.1)
+            att.sinks.normal_(0.0, 1.0)
+            layer.input_layernorm.weight.normal_(1.0, 0.1)
+            layer.post_attention_layernorm.weight.normal_(1.0, 0.1)
+            mlp.router.bias.normal_(0.0, 0.5)
+            # std 4 puts about 8% of the gate and up pre-activations past the limit of 7
+            mlp.experts.gate_up_proj_bias.normal_(0.0, 4.0)
+            mlp.experts.down_proj_bias.normal_(0.0, 0.1)
+            for w in (mlp.experts.gate_up_proj, mlp.experts.down_proj):
+                w.copy_(mxfp4_dequantize(*mxfp4_quantize(w)))
+        model.model.norm.weight.normal_(1.0, 0.1)
+    path = os.path.join(outdir, "tiny-gpt-oss")
+    mx_path = os.path.join(outdir, "tiny-gpt-oss-mxfp4")
+    os.makedirs(path, exist_ok=True)
+    os.makedirs(mx_path, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(path)
+
+    # The bf16 save must be HF's dequantized layout, which flashlm reads.
+    saved = load_file(os.path.join(path, "model.safetensors"))
+    expect = {"model.layers.0.mlp.experts.gate_up_proj": [8, 64, 128],
+              "model.layers.0.mlp.experts.down_proj": [8, 64, 64],
+              "model.layers.0.mlp.experts.gate_up_proj_bias": [8, 128],
+              "model.layers.0.mlp.router.weight": [8, 64], "model.layers.0.self_attn.sinks": [4]}
+    for name, shape in expect.items():
+        assert name in saved and list(saved[name].shape) == shape, \
+            f"{name}: saved as {list(saved[name].shape) if name in saved else 'nothing'}, flashlm expects {shape}"
+
+    # The MXFP4 save: the same tensors, the expert matrices as blocks and scales.
+    mx = {}
+    for name, t in saved.items():
+        if name.endswith(("experts.gate_up_proj", "experts.down_proj")):
+            blocks, scales = mxfp4_quantize(t)
+            assert torch.equal(mxfp4_dequantize(blocks, scales), t.float()), f"{name} is not MXFP4-exact"
+            mx[name + "_blocks"], mx[name + "_scales"] = blocks, scales
+        else:
+            mx[name] = t
+    save_file(mx, os.path.join(mx_path, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(path, "config.json")) as f:
+        cfg = json.load(f)
+    rope_params = cfg.get("rope_parameters") or cfg.get("rope_scaling")
+    assert rope_params.get("rope_type") == "yarn", f"config.json's rope is not one yarn dict: {rope_params}"
+    cfg["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": GPT_OSS_NOT_CONVERTED}
+    with open(os.path.join(mx_path, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+
+    ref = transformers.GptOssForCausalLM.from_pretrained(path, attn_implementation="eager",
+                                                        **dtype_kwarg(torch.float32)).eval()
+    want = 0.1 * math.log(32.0) + 1.0
+    scaling = [m.attention_scaling for m in ref.modules() if hasattr(m, "attention_scaling")]
+    assert scaling and all(abs(a - want) < 1e-6 for a in scaling), \
+        f"HF's rope is not the YaRN asked for (attention scaling {scaling}, expected {want})"
+    try:
+        hf_mx = transformers.GptOssForCausalLM.from_pretrained(
+            mx_path, quantization_config=transformers.Mxfp4Config(dequantize=True), attn_implementation="eager",
+            **dtype_kwarg(torch.float32))
+    except Exception as e:  # transformers without a usable MXFP4 path: flashlm's test alone checks the save
+        print(f"WARNING: transformers could not load {mx_path} ({type(e).__name__}: {e}); "
+              "its MXFP4 layout is checked by flashlm's test only")
+    else:
+        mine, theirs = dict(ref.named_parameters()), dict(hf_mx.named_parameters())
+        for name in mine:
+            if "experts" in name:
+                assert torch.equal(mine[name].float().cpu(), theirs[name].float().cpu()), \
+                    f"transformers reads {name} of the MXFP4 save differently"
+        print("transformers reads the MXFP4 save's experts as the bf16 save's, bit for bit")
+    golden, worst = make_goldens(ref, torch.Generator().manual_seed(99 + seed), RoutingMargin(ref))
+    for p in (path, mx_path):
+        save_file(golden, os.path.join(p, "golden.safetensors"))
+    print(f"gpt-oss: wrote {path} and {mx_path}; smallest greedy top-1 margin {worst:.3e}")
+    print(open(os.path.join(mx_path, "config.json")).read())
+
+
 def main():
     ap = argparse.ArgumentParser(description="Make the model fixtures and their HF goldens.")
     ap.add_argument("outdir", nargs="?", default="tests/fixtures")
@@ -173,6 +374,9 @@ def main():
         if name == "long-qwen3":
             make_long(outdir, seed)
             continue
+        if name == "tiny-gpt-oss":
+            make_gpt_oss(outdir, seed)
+            continue
         kind = name.removeprefix("tiny-")
         torch.manual_seed(1234 + seed)
         model, dtype, shard = build(kind)
@@ -185,23 +389,7 @@ def main():
         cls = type(model)
         ref = cls.from_pretrained(path, attn_implementation="eager", **dtype_kwarg(torch.float32))
         ref.eval()
-        gen = torch.Generator().manual_seed(99 + seed)
-        golden = {}
-        worst = float("inf")
-        with torch.no_grad():
-            for i, n in enumerate(PROMPT_LENS):
-                # Redraw a prompt whose greedy path passes near a tie: a margin
-                # under MIN_MARGIN could flip on float32 rounding differences.
-                while True:
-                    ids = torch.randint(3, VOCAB, (1, n), generator=gen)
-                    toks, margins = greedy(ref, ids)
-                    if min(margins) >= MIN_MARGIN:
-                        break
-                golden[f"prompt_{i}"] = ids[0].to(torch.int32)
-                golden[f"logits_{i}"] = ref(ids).logits[0].float().contiguous()
-                golden[f"greedy_{i}"] = torch.tensor(toks, dtype=torch.int32)
-                golden[f"margin_{i}"] = torch.tensor(margins, dtype=torch.float32)
-                worst = min(worst, min(margins))
+        golden, worst = make_goldens(ref, torch.Generator().manual_seed(99 + seed))
         save_file(golden, os.path.join(path, "golden.safetensors"))
         print(f"{kind}: wrote {path}; smallest greedy top-1 margin {worst:.3e}")
         print(open(os.path.join(path, "config.json")).read())

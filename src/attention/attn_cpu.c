@@ -33,26 +33,28 @@ void fl_attn_cpu(const fl_attn_cpu_args *a)
     for (int item = 0; item < work; item++) {
         const int t = item / a->num_heads, h = item % a->num_heads, kvh = h / group;
         const int ctx = b->positions[t] + 1;
-        FL_ASSERT(ctx <= a->scratch_per_thread);
+        const int first = a->window > 0 && ctx > a->window ? ctx - a->window : 0;
+        FL_ASSERT(ctx - first <= a->scratch_per_thread);
         const int32_t *table = b->block_tables + (size_t)seq_of_row(b, t) * b->max_blocks_per_seq;
         const float *q = a->q + (size_t)t * a->q_stride + (size_t)h * hd;
         float *scores = a->scratch + (size_t)omp_get_thread_num() * a->scratch_per_thread;
-        float max_score = -INFINITY;
-        for (int j = 0; j < ctx; j++) {
+        /* the sink joins the maximum and the denominator, never the values */
+        float max_score = a->sinks ? a->sinks[h] : -INFINITY;
+        for (int j = first; j < ctx; j++) {
             const float *k = a->k_cache + (size_t)fl_batch_slot(table, bs, j) * token_stride +
                              (size_t)kvh * hd;
             float dot = 0.0f;
             for (int d = 0; d < hd; d++)
                 dot += q[d] * k[d];
-            scores[j] = dot * a->scale;
-            if (scores[j] > max_score)
-                max_score = scores[j];
+            scores[j - first] = dot * a->scale;
+            if (scores[j - first] > max_score)
+                max_score = scores[j - first];
         }
         float *out = a->out + (size_t)t * a->num_heads * hd + (size_t)h * hd;
         memset(out, 0, (size_t)hd * sizeof(float));
-        float sum = 0.0f;
-        for (int j = 0; j < ctx; j++) {
-            const float p = expf(scores[j] - max_score);
+        float sum = a->sinks ? expf(a->sinks[h] - max_score) : 0.0f;
+        for (int j = first; j < ctx; j++) {
+            const float p = expf(scores[j - first] - max_score);
             sum += p;
             const float *v = a->v_cache + (size_t)fl_batch_slot(table, bs, j) * token_stride +
                              (size_t)kvh * hd;

@@ -1,4 +1,5 @@
-/* attn_cpu.h - causal GQA attention over a paged KV cache, on the CPU.
+/* attn_cpu.h - causal GQA attention over a paged KV cache, on the CPU,
+ * optionally over a sliding window and with attention sinks.
  *
  * The reference attention: plain float32 loops, two passes (scores, then the
  * softmax-weighted sum of V). Every GPU attention backend is checked against
@@ -19,13 +20,16 @@ typedef struct fl_attn_cpu_args {
     int num_kv_heads;
     int head_dim;
     float scale;           /* softmax scale, usually head_dim^-0.5 */
+    int window;            /* > 0: position p attends to max(0, p - window + 1) .. p only */
+    const float *sinks;    /* (num_heads) or NULL: head h's softmax denominator gains
+                              e^sinks[h], a logit with no value */
     float *out;            /* (num_tokens, num_heads * head_dim) */
     float *scratch;        /* (num_threads, scratch_per_thread) */
     int scratch_per_thread;/* at least the longest context in the batch */
 } fl_attn_cpu_args;
 
-/* Computes out for every token of the batch. Positions 0..p of each token's
- * sequence must already be in the cache. */
+/* Computes out for every token of the batch. The positions each token
+ * attends to (0..p, or its window) must already be in the cache. */
 void fl_attn_cpu(const fl_attn_cpu_args *a);
 
 #endif

@@ -80,7 +80,7 @@ static const fl_attn_backend registry[] = {
         .head_dims = { -1 },
         .block_sizes = { 16, 32, 64, 128 },
         .kv_dtypes = { FL_F32 },
-        .features = FL_ATTN_CAUSAL,
+        .features = FL_ATTN_CAUSAL | FL_ATTN_SLIDING_WINDOW | FL_ATTN_SINKS,
         .cpu = &cpu_ops,
     },
 };
@@ -91,9 +91,12 @@ fl_attn_needs fl_attn_needs_of(const fl_model_config *cfg, fl_device_kind device
 {
     fl_attn_needs n = { .device = device, .cc = cc, .head_dim = cfg->head_dim, .block_size = block_size,
                         .kv_dtype = kv_dtype, .features = FL_ATTN_CAUSAL };
-    for (int i = 0; i < cfg->num_layers; i++)
+    for (int i = 0; i < cfg->num_layers; i++) {
         if (cfg->layers[i].window > 0)
             n.features |= FL_ATTN_SLIDING_WINDOW;
+        if (cfg->layers[i].sinks)
+            n.features |= FL_ATTN_SINKS;
+    }
     return n;
 }
 
@@ -193,9 +196,16 @@ const fl_attn_backend *fl_attn_backend_select(const char *name, const fl_attn_ne
             return NULL;
         }
     }
-    if (automatic)
-        fl_fail(err, "no attention backend can run this model on this device");
-    else {
+    if (automatic) {
+        /* why each backend of this device cannot, which is what to change */
+        char reasons[512] = "";
+        size_t k = 0;
+        for (int i = 0; i < NUM_BACKENDS && k < sizeof reasons; i++)
+            if (registry[i].device == needs->device)
+                k += (size_t)snprintf(reasons + k, sizeof reasons - k, "%s%s: %s", k ? "; " : "", registry[i].name,
+                                      fl_attn_backend_unsupported(&registry[i], needs, why, sizeof why));
+        fl_fail(err, "no attention backend can run this model on this device (%s)", reasons);
+    } else {
         char all[256] = "";
         size_t k = 0;
         for (int i = 0; i < NUM_BACKENDS && k < sizeof all; i++)

@@ -79,7 +79,8 @@ typedef struct fl_attn_needs {
 } fl_attn_needs;
 
 /* What a model asks of attention on a device: its head size, the
- * features its layers use (causal; a sliding window if any layer has one). */
+ * features its layers use (causal; a sliding window if any layer has one;
+ * sinks if any layer has them). */
 fl_attn_needs fl_attn_needs_of(const fl_model_config *cfg, fl_device_kind device, int cc, int block_size,
                                fl_dtype kv_dtype);
 

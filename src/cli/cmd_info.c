@@ -15,6 +15,44 @@ static const char info_help[] =
     "Prints a model's architecture, parameter count, KV cache bytes per token\n"
     "and tensors.\n\n" FL_MODEL_OPTS_HELP;
 
+static void print_rope(const fl_model_config *c)
+{
+    switch (c->rope_type) {
+    case FL_ROPE_DEFAULT:
+        printf("rope:                 theta %g\n", c->rope_theta);
+        break;
+    case FL_ROPE_LLAMA3:
+        printf("rope:                 theta %g, llama3 scaling (factor %g, original context %d)\n", c->rope_theta,
+               c->rope_factor, c->rope_original_max_position);
+        break;
+    case FL_ROPE_YARN:
+        printf("rope:                 theta %g, yarn (factor %g, original context %d, beta fast %g, slow %g, %s; "
+               "cos/sin x %.6g)\n", c->rope_theta, c->rope_factor, c->rope_original_max_position, c->rope_beta_fast,
+               c->rope_beta_slow, c->rope_truncate ? "truncated" : "not truncated", c->rope_attention_factor);
+        break;
+    }
+}
+
+/* What the plan's layers do, when they are not all the same causal,
+ * dense layer. */
+static void print_layers(const fl_model_config *c)
+{
+    int sliding = 0, sinks = 0, window = 0, moe = 0;
+    for (int i = 0; i < c->num_layers; i++) {
+        sliding += c->layers[i].window > 0;
+        window = c->layers[i].window > window ? c->layers[i].window : window;
+        sinks += c->layers[i].sinks;
+        moe += c->layers[i].ffn == FL_FFN_MOE;
+    }
+    if (sliding || sinks)
+        printf("attention:            %d layers over a sliding window of %d, %d over the full context%s\n", sliding,
+               window, c->num_layers - sliding, sinks ? "; sinks" : "");
+    if (moe)
+        printf("experts:              %d layers of %d experts, %d per token, clamped SwiGLU (alpha %g, limit %g)%s\n",
+               moe, c->num_experts, c->experts_per_token, c->swiglu_alpha, c->swiglu_limit,
+               c->experts_mxfp4 ? "; MXFP4 in the checkpoint" : "");
+}
+
 static void print_config(const fl_model *m)
 {
     const fl_model_config *c = &m->cfg;
@@ -31,7 +69,8 @@ static void print_config(const fl_model *m)
            c->num_kv_heads, c->head_dim);
     printf("vocab size:           %d\n", c->vocab_size);
     printf("max positions:        %d\n", c->max_position_embeddings);
-    printf("rope:                 theta %g%s\n", c->rope_theta, c->rope_llama3 ? ", llama3 scaling" : "");
+    print_rope(c);
+    print_layers(c);
     printf("tied lm_head:         %s\n", c->tie_word_embeddings ? "yes" : "no");
     printf("parameters:           %lld (%.1fM)\n", (long long)m->weights.num_params,
            (double)m->weights.num_params / 1e6);

@@ -1,9 +1,9 @@
 /* cpu_model.c - the float32 CPU forward pass (see cpu_model.h).
  *
  * The runner implements ops (the attention block, the dense MLP block, the
- * norms), each reading its layer's spec; the model's plan (cfg->layers)
- * says which op each layer runs. Then logits = lm_head(rmsnorm(x)) for the
- * requested rows only. */
+ * routed-experts block, the norms), each reading its layer's spec; the
+ * model's plan (cfg->layers) says which op each layer runs. Then
+ * logits = lm_head(rmsnorm(x)) for the requested rows only. */
 #include "cpu/cpu_model.h"
 
 #include <cblas.h>
@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "model/rope.h"
 
 /* Products run in chunks of exactly ROW_CHUNK rows, the last chunk padded
  * (run-state buffers have room for it), so that every row goes through the
@@ -83,6 +82,7 @@ static void place_attention(fl_cpu_layer *l, const fl_layer_spec *spec, const fl
     l->k_norm = spec->qk_norm ? put1(c, &t[FL_K_NORM]) : NULL;
     l->wo = put1(c, &t[FL_WO]);
     l->bo = spec->o_bias ? put1(c, &t[FL_BO]) : NULL;
+    l->sinks = spec->sinks ? put1(c, &t[FL_SINKS]) : NULL;
 }
 
 /* The dense SiLU MLP op's weights: gate/up fused into one matrix. */
@@ -92,6 +92,69 @@ static void place_dense_mlp(fl_cpu_layer *l, const fl_tensor *t, carve *c)
     l->mlp_norm = put1(c, &t[FL_MLP_NORM]);
     l->w_gate_up = put_rows(c, gate_up, 2);
     l->w_down = put1(c, &t[FL_W_DOWN]);
+}
+
+/* The output column j of an expert's gate/up matrix lands in row
+ * gate_up_row(j, width): HF interleaves gate (even columns) and up (odd);
+ * the runner keeps gate rows, then up rows, as the dense MLP does. */
+static int64_t gate_up_row(int64_t j, int64_t width)
+{
+    return j % 2 ? width / 2 + j / 2 : j / 2;
+}
+
+/* An expert stack t (E, in, out), x @ W per expert, as float32 (E, out, in)
+ * (the (out, in) form matmul takes), its columns de-interleaved when
+ * gate_up. NULL while sizing. */
+static float *put_experts(carve *c, const fl_tensor *t, int gate_up)
+{
+    const int64_t E = t->shape[0], in = t->shape[1], out = t->shape[2];
+    float *dst = carve_take(c, (size_t)(E * in * out));
+    if (!dst)
+        return NULL;
+    const size_t row_bytes = (size_t)out * fl_dtype_size(t->dtype);
+#pragma omp parallel
+    {
+        float *row = fl_malloc((size_t)out * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < E * in; r++) {
+            fl_convert_to_f32(row, (const char *)t->data + (size_t)r * row_bytes, t->dtype, (size_t)out);
+            float *d = dst + (size_t)(r / in) * out * in + r % in;
+            for (int64_t j = 0; j < out; j++)
+                d[(size_t)(gate_up ? gate_up_row(j, out) : j) * in] = row[j];
+        }
+        free(row);
+    }
+    return dst;
+}
+
+/* An expert stack's gate/up biases (E, 2 * ff) as gate biases, then up. */
+static float *put_gate_up_bias(carve *c, const fl_tensor *t)
+{
+    const int64_t E = t->shape[0], width = t->shape[1];
+    float *dst = carve_take(c, (size_t)(E * width));
+    if (!dst)
+        return NULL;
+    float *row = fl_malloc((size_t)width * sizeof(float));
+    const size_t row_bytes = (size_t)width * fl_dtype_size(t->dtype);
+    for (int64_t e = 0; e < E; e++) {
+        fl_convert_to_f32(row, (const char *)t->data + (size_t)e * row_bytes, t->dtype, (size_t)width);
+        for (int64_t j = 0; j < width; j++)
+            dst[e * width + gate_up_row(j, width)] = row[j];
+    }
+    free(row);
+    return dst;
+}
+
+/* The routed experts' weights: each expert in the dense MLP's form. */
+static void place_moe(fl_cpu_layer *l, const fl_tensor *t, carve *c)
+{
+    l->mlp_norm = put1(c, &t[FL_MLP_NORM]);
+    l->router = put1(c, &t[FL_ROUTER]);
+    l->router_bias = put1(c, &t[FL_ROUTER_BIAS]);
+    l->experts_gate_up = put_experts(c, &t[FL_EXPERTS_GATE_UP], 1);
+    l->experts_gate_up_bias = put_gate_up_bias(c, &t[FL_EXPERTS_GATE_UP_BIAS]);
+    l->experts_down = put_experts(c, &t[FL_EXPERTS_DOWN], 0);
+    l->experts_down_bias = put1(c, &t[FL_EXPERTS_DOWN_BIAS]);
 }
 
 /* Lays out and (when c->base is set) fills all float32 weights, op by op
@@ -106,6 +169,7 @@ static void place_weights(fl_cpu_model *m, const fl_weights *w, carve *c)
         place_attention(&m->layers[i], &cfg->layers[i], w->layers[i].t, c);
         switch ((fl_ffn_kind)cfg->layers[i].ffn) {
         case FL_FFN_DENSE_SILU: place_dense_mlp(&m->layers[i], w->layers[i].t, c); break;
+        case FL_FFN_MOE: place_moe(&m->layers[i], w->layers[i].t, c); break;
         }
     }
 }
@@ -123,6 +187,11 @@ static void place_state(fl_cpu_model *m, carve *c)
     m->attn = carve_take(c, t * q);
     m->gate_up = carve_take(c, t * 2 * ff);
     m->ffn = carve_take(c, t * ff);
+    m->router_logits = carve_take(c, t * cfg->num_experts);
+    m->expert_in = carve_take(c, t * h);
+    m->expert_out = carve_take(c, t * h);
+    m->moe_sum = carve_take(c, t * h);
+    m->route_weight = carve_take(c, t * cfg->experts_per_token);
     m->scores = carve_take(c, (size_t)m->num_threads * m->scores_per_thread);
     m->logits_tail = carve_take(c, (size_t)ROW_CHUNK * cfg->vocab_size);
 }
@@ -156,8 +225,13 @@ int fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weig
     state = (carve){ m->state_storage, 0 };
     place_state(m, &state);
 
-    m->inv_freq = fl_malloc((size_t)cfg->head_dim / 2 * sizeof(double));
-    fl_rope_inv_freq(cfg, m->inv_freq);
+    /* the routes: each token's experts, then the (token, slot) pairs by expert */
+    const size_t pairs = (size_t)max_tokens * cfg->experts_per_token;
+    m->route_storage = fl_malloc((2 * pairs + 2 * (size_t)cfg->num_experts + 1) * sizeof(int32_t));
+    m->route_expert = m->route_storage;
+    m->expert_rows = m->route_expert + pairs;
+    m->expert_start = m->expert_rows + pairs;
+    fl_rope_init(&m->rope, cfg);
     openblas_set_num_threads(1); /* BLAS runs inside our OpenMP threads */
     return 0;
 }
@@ -167,7 +241,7 @@ void fl_cpu_model_free(fl_cpu_model *m)
     free(m->weight_storage);
     free(m->state_storage);
     free(m->layers);
-    free(m->inv_freq);
+    free(m->route_storage);
     memset(m, 0, sizeof *m);
 }
 
@@ -240,13 +314,8 @@ static void qk_rope_and_cache(fl_cpu_model *m, const fl_cpu_layer *l, fl_cpu_kv_
     float *k_cache = fl_cpu_kv_k(kv, layer), *v_cache = fl_cpu_kv_v(kv, layer);
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < b->num_tokens; t++) {
-        float cos_t[512], sin_t[512];
-        const int pos = b->positions[t];
-        for (int i = 0; i < half; i++) {
-            const double angle = (double)pos * m->inv_freq[i];
-            cos_t[i] = (float)cos(angle);
-            sin_t[i] = (float)sin(angle);
-        }
+        float cos_t[FL_ROPE_MAX_PAIRS], sin_t[FL_ROPE_MAX_PAIRS];
+        fl_rope_at(&m->rope, b->positions[t], cos_t, sin_t);
         float *row = m->qkv + (size_t)t * stride;
         for (int h = 0; h < c->num_heads + c->num_kv_heads; h++) {
             float *x = row + (size_t)h * hd;
@@ -279,7 +348,6 @@ static void check_batch(const fl_cpu_model *m, const fl_cpu_kv_cache *kv, const 
     FL_ASSERT(b->num_tokens <= m->max_tokens);
     FL_ASSERT(kv->num_layers == m->cfg.num_layers && kv->num_kv_heads == m->cfg.num_kv_heads &&
               kv->head_dim == m->cfg.head_dim);
-    FL_ASSERT(m->cfg.head_dim / 2 <= 512);
     for (int t = 0; t < b->num_tokens; t++)
         FL_ASSERT(b->token_ids[t] >= 0 && b->token_ids[t] < m->cfg.vocab_size);
     for (int i = 0; i < b->num_seqs; i++)
@@ -304,7 +372,8 @@ static void attention_block(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch
         .k_cache = fl_cpu_kv_k(kv, li), .v_cache = fl_cpu_kv_v(kv, li),
         .block_size = kv->block_size, .num_heads = c->num_heads,
         .num_kv_heads = c->num_kv_heads, .head_dim = hd,
-        .scale = 1.0f / sqrtf((float)hd), .out = m->attn,
+        .scale = 1.0f / sqrtf((float)hd), .window = c->layers[li].window, .sinks = l->sinks,
+        .out = m->attn,
         .scratch = m->scores, .scratch_per_thread = (int)m->scores_per_thread,
     };
     m->attn_backend->cpu->run(&attn);
@@ -325,6 +394,115 @@ static void dense_mlp_block(fl_cpu_model *m, int li, int n)
     matmul(m->x, m->ffn, l->w_down, np, ff, h, 1.0f); /* x += ffn * down^T */
 }
 
+/* Each token's experts: the experts_per_token largest router logits (ties
+ * to the lower index), weighted by the softmax of those logits alone; then
+ * the (token, slot) pairs grouped by expert, in token order. */
+static void route(fl_cpu_model *m, int n)
+{
+    const int E = m->cfg.num_experts, k = m->cfg.experts_per_token;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < n; t++) {
+        const float *logit = m->router_logits + (size_t)t * E;
+        int32_t *chosen = m->route_expert + (size_t)t * k;
+        float *w = m->route_weight + (size_t)t * k;
+        for (int s = 0; s < k; s++) {
+            int best = -1;
+            for (int e = 0; e < E; e++) {
+                int taken = 0;
+                for (int q = 0; q < s; q++)
+                    taken |= chosen[q] == e;
+                if (!taken && (best < 0 || logit[e] > logit[best]))
+                    best = e;
+            }
+            chosen[s] = best;
+            w[s] = logit[best];
+        }
+        const float max = w[0];
+        float sum = 0.0f;
+        for (int s = 0; s < k; s++) {
+            w[s] = expf(w[s] - max);
+            sum += w[s];
+        }
+        for (int s = 0; s < k; s++)
+            w[s] /= sum;
+    }
+    int32_t *start = m->expert_start, *fill = start + E + 1;
+    memset(start, 0, (size_t)(E + 1) * sizeof(int32_t));
+    for (int i = 0; i < n * k; i++)
+        start[m->route_expert[i] + 1]++;
+    for (int e = 0; e < E; e++)
+        start[e + 1] += start[e];
+    memcpy(fill, start, (size_t)E * sizeof(int32_t));
+    for (int i = 0; i < n * k; i++)
+        m->expert_rows[fill[m->route_expert[i]]++] = i;
+}
+
+/* gate/up (rows, 2 * ff, gate then up) plus bias into act (rows, ff):
+ * gpt-oss's clamped SwiGLU. NaN passes through the clamps, as torch's. */
+static void clamped_swiglu(float *act, const float *gate_up, const float *bias, int rows, int ff, float alpha,
+                           float limit)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const float *gu = gate_up + (size_t)r * 2 * ff;
+        float *o = act + (size_t)r * ff;
+        for (int i = 0; i < ff; i++) {
+            float g = gu[i] + bias[i], u = gu[ff + i] + bias[ff + i];
+            g = g > limit ? limit : g;
+            u = u > limit ? limit : u < -limit ? -limit : u;
+            o[i] = g / (1.0f + expf(-alpha * g)) * (u + 1.0f);
+        }
+    }
+}
+
+/* x += sum over the token's experts of weight * expert(x'), x' = rmsnorm(x).
+ * The experts run one at a time, in index order, each on its rows alone
+ * (gathered, padded to whole row chunks): a row's products never see
+ * another token, and every token's sum runs in expert order, as HF's
+ * loop over experts adds them. */
+static void moe_block(fl_cpu_model *m, int li, int n)
+{
+    const fl_model_config *c = &m->cfg;
+    const fl_cpu_layer *l = &m->layers[li];
+    const int np = padded_rows(n), h = c->hidden_size, ff = c->intermediate_size;
+    const int E = c->num_experts, k = c->experts_per_token;
+    rmsnorm_rows(m->xn, m->x, l->mlp_norm, n, h, c->rms_norm_eps);
+    matmul(m->router_logits, m->xn, l->router, np, h, E, 0.0f);
+    add_bias(m->router_logits, l->router_bias, n, E);
+    route(m, n);
+    memset(m->moe_sum, 0, (size_t)n * h * sizeof(float));
+    for (int e = 0; e < E; e++) {
+        const int32_t *pair = m->expert_rows + m->expert_start[e];
+        const int rows = m->expert_start[e + 1] - m->expert_start[e], rp = padded_rows(rows);
+        if (rows == 0)
+            continue;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < rp; r++) {
+            float *dst = m->expert_in + (size_t)r * h;
+            if (r < rows)
+                memcpy(dst, m->xn + (size_t)(pair[r] / k) * h, (size_t)h * sizeof(float));
+            else
+                memset(dst, 0, (size_t)h * sizeof(float));
+        }
+        matmul(m->gate_up, m->expert_in, l->experts_gate_up + (size_t)e * 2 * ff * h, rp, h, 2 * ff, 0.0f);
+        clamped_swiglu(m->ffn, m->gate_up, l->experts_gate_up_bias + (size_t)e * 2 * ff, rp, ff,
+                       c->swiglu_alpha, c->swiglu_limit);
+        matmul(m->expert_out, m->ffn, l->experts_down + (size_t)e * h * ff, rp, ff, h, 0.0f);
+        const float *bias = l->experts_down_bias + (size_t)e * h;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < rows; r++) { /* a token meets an expert once: rows are distinct tokens */
+            const float w = m->route_weight[pair[r]], *out = m->expert_out + (size_t)r * h;
+            float *sum = m->moe_sum + (size_t)(pair[r] / k) * h;
+            for (int i = 0; i < h; i++)
+                sum[i] += (out[i] + bias[i]) * w;
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < h; i++)
+            m->x[(size_t)t * h + i] += m->moe_sum[(size_t)t * h + i];
+}
+
 void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *b, float *logits)
 {
     check_batch(m, kv, b);
@@ -341,6 +519,7 @@ void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *
         attention_block(m, kv, b, li);
         switch ((fl_ffn_kind)c->layers[li].ffn) {
         case FL_FFN_DENSE_SILU: dense_mlp_block(m, li, n); break;
+        case FL_FFN_MOE: moe_block(m, li, n); break;
         }
     }
 

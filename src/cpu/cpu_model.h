@@ -1,7 +1,8 @@
 /* cpu_model.h - the whole forward pass on the CPU, in float32.
  *
  * The oracle for every GPU test and what CI runs. Weights are converted once
- * to float32 (q/k/v fused into one matrix, gate/up into another); GEMMs go
+ * to float32 (q/k/v fused into one matrix, gate/up into another, each
+ * expert's matrices transposed to the same (out, in) form); GEMMs go
  * through OpenBLAS in fixed chunks of rows (batch-invariant: a row's result
  * does not depend on the other rows), the rest is OpenMP loops. All run
  * state is allocated at init for at most max_tokens tokens per step: a step
@@ -13,6 +14,7 @@
 #include "cpu/cpu_kv_cache.h"
 #include "model/batch.h"
 #include "model/config.h"
+#include "model/rope.h"
 #include "model/weights.h"
 
 typedef struct fl_cpu_layer {
@@ -26,6 +28,14 @@ typedef struct fl_cpu_layer {
     float *mlp_norm;   /* (hidden) */
     float *w_gate_up;  /* (2 * intermediate, hidden): rows of gate, then up */
     float *w_down;     /* (hidden, intermediate) */
+    float *sinks;      /* (num_heads), or NULL */
+    /* FL_FFN_MOE (E experts, ff = intermediate) */
+    float *router;     /* (E, hidden) */
+    float *router_bias;/* (E) */
+    float *experts_gate_up;      /* (E, 2 * ff, hidden): per expert rows of gate, then up */
+    float *experts_gate_up_bias; /* (E, 2 * ff): gate, then up */
+    float *experts_down;         /* (E, hidden, ff) */
+    float *experts_down_bias;    /* (E, hidden) */
 } fl_cpu_layer;
 
 typedef struct fl_cpu_model {
@@ -35,7 +45,7 @@ typedef struct fl_cpu_model {
     float *final_norm;     /* (hidden) */
     float *lm_head;        /* (vocab, hidden); == embed when tied */
     fl_cpu_layer *layers;  /* [num_layers] */
-    double *inv_freq;      /* (head_dim / 2) rotary frequencies */
+    fl_rope rope;          /* cos and sin of each position */
     int max_tokens;        /* tokens per step the run state holds */
     int max_context;       /* longest sequence attention may see */
     /* run state, all (max_tokens rounded up to the row chunk, ...) */
@@ -45,6 +55,15 @@ typedef struct fl_cpu_model {
     float *attn;           /* (max_tokens, q_dim) */
     float *gate_up;        /* (max_tokens, 2 * intermediate) */
     float *ffn;            /* (max_tokens, intermediate) */
+    /* FL_FFN_MOE: one expert's rows at a time (at most max_tokens) */
+    float *router_logits;  /* (max_tokens, E) */
+    float *expert_in;      /* (max_tokens, hidden) the rows routed to the expert */
+    float *expert_out;     /* (max_tokens, hidden) */
+    float *moe_sum;        /* (max_tokens, hidden) the weighted sum over a token's experts */
+    float *route_weight;   /* (max_tokens, experts_per_token) */
+    int32_t *route_expert; /* (max_tokens, experts_per_token) */
+    int32_t *expert_rows;  /* (max_tokens * experts_per_token) (token, slot) pairs by expert */
+    int32_t *expert_start; /* (E + 1) where each expert's pairs begin */
     float *scores;         /* (threads, scores_per_thread) attention scratch */
     size_t scores_per_thread;
     float *logits_tail;    /* (16, vocab) the last, partial chunk of logits */
@@ -52,6 +71,7 @@ typedef struct fl_cpu_model {
     size_t bytes;          /* of weight_storage and state_storage together */
     float *weight_storage; /* owns every float32 weight above */
     float *state_storage;  /* owns the run state */
+    int32_t *route_storage;/* owns route_expert, expert_rows, expert_start */
 } fl_cpu_model;
 
 /* Converts w to float32 and plans run state for max_tokens tokens per step

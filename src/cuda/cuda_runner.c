@@ -169,6 +169,7 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
         attention_block(r, l, T, plan);
         switch ((fl_ffn_kind)c->layers[l].ffn) {
         case FL_FFN_DENSE_SILU: dense_mlp_block(r, l, T); break;
+        case FL_FFN_MOE: FL_ASSERT(!"refused by missing_op at init"); break;
         }
     }
     if (n_logits == 0) /* a step of prompt chunks that end no prompt */
@@ -359,23 +360,43 @@ static void lay_out_meta(cuda_runner *r)
     m->total = m->tables + S * (size_t)r->width;
 }
 
+/* The rope table, (max_context, head_dim): each position's cos, then sin,
+ * as model/rope.h defines them for both runners (scaling included). */
 static void fill_rope(cuda_runner *r, float *host)
 {
-    const int D = r->cfg.head_dim, half = D / 2;
-    double inv_freq[512];
-    fl_rope_inv_freq(&r->cfg, inv_freq);
+    const int D = r->cfg.head_dim;
+    fl_rope rope;
+    fl_rope_init(&rope, &r->cfg);
     for (int p = 0; p < r->max_context; p++)
-        for (int i = 0; i < half; i++) {
-            const double a = p * inv_freq[i];
-            host[(size_t)p * D + i] = (float)cos(a);
-            host[(size_t)p * D + half + i] = (float)sin(a);
+        fl_rope_at(&rope, p, host + (size_t)p * D, host + (size_t)p * D + D / 2);
+}
+
+/* What the model's plan asks that this runner has no op for, or NULL.
+ * Attention backends that lack windows or sinks are refused when chosen;
+ * this runner also hands the kernels neither yet. */
+static const char *missing_op(const fl_model_config *cfg, char *why, size_t len)
+{
+    for (int l = 0; l < cfg->num_layers; l++) {
+        const fl_layer_spec *s = &cfg->layers[l];
+        const char *what = s->ffn == FL_FFN_MOE ? "its feed-forward is routed experts (a mixture-of-experts block)"
+                           : s->window > 0      ? "it attends over a sliding window"
+                           : s->sinks           ? "its attention has sinks"
+                                                : NULL;
+        if (what) {
+            snprintf(why, len, "layer %d: %s, which only the CPU runner implements so far (--device cpu)", l, what);
+            return why;
         }
+    }
+    return NULL;
 }
 
 int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const fl_weights *w,
                         const fl_runner_opts *o, fl_error *err)
 {
     FL_ASSERT(o->attn && o->attn->cuda);
+    char missing[192];
+    if (missing_op(cfg, missing, sizeof missing))
+        return fl_fail(err, "the CUDA runner cannot run this model yet: %s", missing);
     struct cudaDeviceProp prop;
     int cc;
     if (fl_cuda_device_cc(&cc, err) != 0 || cudaGetDeviceProperties(&prop, 0) != cudaSuccess)

@@ -108,6 +108,7 @@ static void lay_out(upload *u, fl_cuda_weights *cw, const fl_model_config *cfg, 
         lay_out_attention(u, &cw->layers[i], &cfg->layers[i], w->layers[i].t);
         switch ((fl_ffn_kind)cfg->layers[i].ffn) {
         case FL_FFN_DENSE_SILU: lay_out_dense_mlp(u, &cw->layers[i], w->layers[i].t); break;
+        case FL_FFN_MOE: FL_ASSERT(!"refused by the runner before its weights"); break;
         }
     }
 }

@@ -9,12 +9,13 @@
 #include "model/config.h"
 #include "model/config_fields.h"
 
-extern const fl_arch fl_arch_llama, fl_arch_qwen2, fl_arch_qwen3;
+extern const fl_arch fl_arch_llama, fl_arch_qwen2, fl_arch_qwen3, fl_arch_gpt_oss;
 
 static const fl_arch *const registry[] = {
     &fl_arch_llama,
     &fl_arch_qwen2,
     &fl_arch_qwen3,
+    &fl_arch_gpt_oss,
 };
 #define NUM_ARCHS (sizeof registry / sizeof registry[0])
 
@@ -38,7 +39,7 @@ const char *fl_arch_list(void)
 /* ---- the tensor table ---- */
 
 /* A dimension of a tensor, in terms of the config. */
-typedef enum dim { D_NONE, D_VOCAB, D_HIDDEN, D_Q, D_KV, D_FF, D_HEAD } dim;
+typedef enum dim { D_NONE, D_VOCAB, D_HIDDEN, D_Q, D_KV, D_FF, D_FF2, D_HEAD, D_HEADS, D_EXPERTS } dim;
 
 static int64_t dim_value(const fl_model_config *c, dim d)
 {
@@ -48,7 +49,10 @@ static int64_t dim_value(const fl_model_config *c, dim d)
     case D_Q: return (int64_t)c->num_heads * c->head_dim;
     case D_KV: return (int64_t)c->num_kv_heads * c->head_dim;
     case D_FF: return c->intermediate_size;
+    case D_FF2: return 2 * (int64_t)c->intermediate_size;
     case D_HEAD: return c->head_dim;
+    case D_HEADS: return c->num_heads;
+    case D_EXPERTS: return c->num_experts;
     case D_NONE: break;
     }
     return 0;
@@ -56,31 +60,39 @@ static int64_t dim_value(const fl_model_config *c, dim d)
 
 typedef struct role_row {
     fl_tensor_kind kind;
-    dim rows, cols;   /* cols D_NONE: a vector */
+    dim dims[FL_ROLE_MAX_DIMS]; /* the shape; trailing D_NONE: fewer dimensions */
+    uint8_t mxfp4;              /* stored as _blocks/_scales in an MXFP4 checkpoint */
 } role_row;
 
 static const role_row layer_roles[FL_NUM_LAYER_ROLES] = {
-    [FL_ATTN_NORM] = { FL_KIND_NORM, D_HIDDEN, D_NONE },
-    [FL_WQ] = { FL_KIND_MATRIX, D_Q, D_HIDDEN },
-    [FL_WK] = { FL_KIND_MATRIX, D_KV, D_HIDDEN },
-    [FL_WV] = { FL_KIND_MATRIX, D_KV, D_HIDDEN },
-    [FL_BQ] = { FL_KIND_BIAS, D_Q, D_NONE },
-    [FL_BK] = { FL_KIND_BIAS, D_KV, D_NONE },
-    [FL_BV] = { FL_KIND_BIAS, D_KV, D_NONE },
-    [FL_Q_NORM] = { FL_KIND_NORM, D_HEAD, D_NONE },
-    [FL_K_NORM] = { FL_KIND_NORM, D_HEAD, D_NONE },
-    [FL_WO] = { FL_KIND_MATRIX, D_HIDDEN, D_Q },
-    [FL_BO] = { FL_KIND_BIAS, D_HIDDEN, D_NONE },
-    [FL_MLP_NORM] = { FL_KIND_NORM, D_HIDDEN, D_NONE },
-    [FL_W_GATE] = { FL_KIND_MATRIX, D_FF, D_HIDDEN },
-    [FL_W_UP] = { FL_KIND_MATRIX, D_FF, D_HIDDEN },
-    [FL_W_DOWN] = { FL_KIND_MATRIX, D_HIDDEN, D_FF },
+    [FL_ATTN_NORM] = { FL_KIND_NORM, { D_HIDDEN } },
+    [FL_WQ] = { FL_KIND_MATRIX, { D_Q, D_HIDDEN } },
+    [FL_WK] = { FL_KIND_MATRIX, { D_KV, D_HIDDEN } },
+    [FL_WV] = { FL_KIND_MATRIX, { D_KV, D_HIDDEN } },
+    [FL_BQ] = { FL_KIND_BIAS, { D_Q } },
+    [FL_BK] = { FL_KIND_BIAS, { D_KV } },
+    [FL_BV] = { FL_KIND_BIAS, { D_KV } },
+    [FL_Q_NORM] = { FL_KIND_NORM, { D_HEAD } },
+    [FL_K_NORM] = { FL_KIND_NORM, { D_HEAD } },
+    [FL_WO] = { FL_KIND_MATRIX, { D_HIDDEN, D_Q } },
+    [FL_BO] = { FL_KIND_BIAS, { D_HIDDEN } },
+    [FL_SINKS] = { FL_KIND_BIAS, { D_HEADS } },
+    [FL_MLP_NORM] = { FL_KIND_NORM, { D_HIDDEN } },
+    [FL_W_GATE] = { FL_KIND_MATRIX, { D_FF, D_HIDDEN } },
+    [FL_W_UP] = { FL_KIND_MATRIX, { D_FF, D_HIDDEN } },
+    [FL_W_DOWN] = { FL_KIND_MATRIX, { D_HIDDEN, D_FF } },
+    [FL_ROUTER] = { FL_KIND_MATRIX, { D_EXPERTS, D_HIDDEN } },
+    [FL_ROUTER_BIAS] = { FL_KIND_BIAS, { D_EXPERTS } },
+    [FL_EXPERTS_GATE_UP] = { FL_KIND_MATRIX, { D_EXPERTS, D_HIDDEN, D_FF2 }, 1 },
+    [FL_EXPERTS_GATE_UP_BIAS] = { FL_KIND_BIAS, { D_EXPERTS, D_FF2 } },
+    [FL_EXPERTS_DOWN] = { FL_KIND_MATRIX, { D_EXPERTS, D_FF, D_HIDDEN }, 1 },
+    [FL_EXPERTS_DOWN_BIAS] = { FL_KIND_BIAS, { D_EXPERTS, D_HIDDEN } },
 };
 
 static const role_row model_roles[FL_NUM_MODEL_ROLES] = {
-    [FL_EMBED] = { FL_KIND_MATRIX, D_VOCAB, D_HIDDEN },
-    [FL_FINAL_NORM] = { FL_KIND_NORM, D_HIDDEN, D_NONE },
-    [FL_LM_HEAD] = { FL_KIND_MATRIX, D_VOCAB, D_HIDDEN },
+    [FL_EMBED] = { FL_KIND_MATRIX, { D_VOCAB, D_HIDDEN } },
+    [FL_FINAL_NORM] = { FL_KIND_NORM, { D_HIDDEN } },
+    [FL_LM_HEAD] = { FL_KIND_MATRIX, { D_VOCAB, D_HIDDEN } },
 };
 
 int fl_layer_role_needed(const fl_layer_spec *s, fl_layer_role role)
@@ -89,16 +101,23 @@ int fl_layer_role_needed(const fl_layer_spec *s, fl_layer_role role)
     case FL_BQ: case FL_BK: case FL_BV: return s->qkv_bias;
     case FL_Q_NORM: case FL_K_NORM: return s->qk_norm;
     case FL_BO: return s->o_bias;
+    case FL_SINKS: return s->sinks;
     case FL_W_GATE: case FL_W_UP: case FL_W_DOWN: return s->ffn == FL_FFN_DENSE_SILU;
+    case FL_ROUTER: case FL_ROUTER_BIAS: case FL_EXPERTS_GATE_UP: case FL_EXPERTS_GATE_UP_BIAS:
+    case FL_EXPERTS_DOWN: case FL_EXPERTS_DOWN_BIAS:
+        return s->ffn == FL_FFN_MOE;
     default: return 1;
     }
 }
 
-static int row_shape(const fl_model_config *c, const role_row *r, int64_t shape[2])
+static int row_shape(const fl_model_config *c, const role_row *r, int64_t shape[FL_ROLE_MAX_DIMS])
 {
-    shape[0] = dim_value(c, r->rows);
-    shape[1] = dim_value(c, r->cols);
-    return r->cols == D_NONE ? 1 : 2;
+    int ndim = 0;
+    while (ndim < FL_ROLE_MAX_DIMS && r->dims[ndim] != D_NONE) {
+        shape[ndim] = dim_value(c, r->dims[ndim]);
+        ndim++;
+    }
+    return ndim;
 }
 
 fl_tensor_kind fl_layer_role_kind(fl_layer_role role)
@@ -106,7 +125,12 @@ fl_tensor_kind fl_layer_role_kind(fl_layer_role role)
     return layer_roles[role].kind;
 }
 
-int fl_layer_role_shape(const fl_model_config *c, fl_layer_role role, int64_t shape[2])
+int fl_layer_role_mxfp4(fl_layer_role role)
+{
+    return layer_roles[role].mxfp4;
+}
+
+int fl_layer_role_shape(const fl_model_config *c, fl_layer_role role, int64_t shape[FL_ROLE_MAX_DIMS])
 {
     return row_shape(c, &layer_roles[role], shape);
 }
@@ -116,7 +140,7 @@ fl_tensor_kind fl_model_role_kind(fl_model_role role)
     return model_roles[role].kind;
 }
 
-int fl_model_role_shape(const fl_model_config *c, fl_model_role role, int64_t shape[2])
+int fl_model_role_shape(const fl_model_config *c, fl_model_role role, int64_t shape[FL_ROLE_MAX_DIMS])
 {
     return row_shape(c, &model_roles[role], shape);
 }
@@ -163,6 +187,10 @@ int fl_arch_llama_family_layers(fl_model_config *cfg, json_t *root, fl_layer_spe
         return -1;
     if (flag)
         return fl_fail(err, "%s: field 'use_sliding_window' = true is not supported", src);
+    json_t *quant = json_object_get(root, "quantization_config");
+    if (quant && !json_is_null(quant))
+        return fl_fail(err, "%s: field 'quantization_config' is not supported for %s (flashlm reads "
+                       "unquantized F32, F16 and BF16 checkpoints of it)", src, cfg->arch->hf_class);
     json_t *types = json_object_get(root, "layer_types");
     if (types && !json_is_null(types)) {
         size_t i;

@@ -80,6 +80,53 @@ static int parse_arch(fl_model_config *cfg, json_t *root, const char *src, fl_er
     return 0;
 }
 
+static int parse_llama3(fl_model_config *cfg, json_t *params, const char *where, fl_error *err)
+{
+    cfg->rope_type = FL_ROPE_LLAMA3;
+    if (fl_config_number(params, "factor", 1, 0, 0.0, 1e6, &cfg->rope_factor, where, err) != 0 ||
+        fl_config_number(params, "low_freq_factor", 1, 0, 0.0, 1e6, &cfg->rope_low_freq_factor, where,
+                   err) != 0 ||
+        fl_config_number(params, "high_freq_factor", 1, 0, 0.0, 1e6, &cfg->rope_high_freq_factor, where,
+                   err) != 0 ||
+        fl_config_int(params, "original_max_position_embeddings", 1, 0, 1, 1 << 24,
+                &cfg->rope_original_max_position, where, err) != 0)
+        return -1;
+    if (cfg->rope_high_freq_factor <= cfg->rope_low_freq_factor)
+        return fl_fail(err, "%s: high_freq_factor must exceed low_freq_factor", where);
+    return 0;
+}
+
+/* YaRN as transformers 5 reads it: factor and original_max_position_embeddings
+ * required (4.x replaced factor by max_position_embeddings over the
+ * original; the two agree when the config is consistent, as gpt-oss's is),
+ * beta_fast 32 and beta_slow 1 and truncate true by default, the cos/sin
+ * factor attention_factor or else 0.1 ln(factor) + 1 (1 for factor <= 1).
+ * DeepSeek's mscale and mscale_all_dim are refused. */
+static int parse_yarn(fl_model_config *cfg, json_t *params, const char *where, fl_error *err)
+{
+    cfg->rope_type = FL_ROPE_YARN;
+    static const char *const refused[] = { "mscale", "mscale_all_dim" };
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_object_get(params, refused[i]);
+        if (v && !json_is_null(v))
+            return fl_fail(err, "%s: yarn's '%s' is not supported", where, refused[i]);
+    }
+    if (fl_config_number(params, "factor", 1, 0, 0.0, 1e6, &cfg->rope_factor, where, err) != 0 ||
+        fl_config_int(params, "original_max_position_embeddings", 1, 0, 1, 1 << 24,
+                      &cfg->rope_original_max_position, where, err) != 0 ||
+        fl_config_number(params, "beta_fast", 0, 32.0, 0.0, 1e6, &cfg->rope_beta_fast, where, err) != 0 ||
+        fl_config_number(params, "beta_slow", 0, 1.0, 0.0, 1e6, &cfg->rope_beta_slow, where, err) != 0 ||
+        fl_config_bool(params, "truncate", 1, &cfg->rope_truncate, where, err) != 0)
+        return -1;
+    const double dflt_attention = cfg->rope_factor <= 1.0 ? 1.0 : 0.1 * log(cfg->rope_factor) + 1.0;
+    if (fl_config_number(params, "attention_factor", 0, dflt_attention, 0.0, 1e6, &cfg->rope_attention_factor,
+                         where, err) != 0)
+        return -1;
+    if (cfg->rope_beta_fast <= cfg->rope_beta_slow)
+        return fl_fail(err, "%s: yarn's beta_fast must exceed beta_slow", where);
+    return 0;
+}
+
 /* Rope settings: transformers 5 writes rope_parameters (theta inside it);
  * 4.x writes rope_theta and rope_scaling at the top level. Both are read,
  * rope_parameters first; either, when present, must be an object or null. */
@@ -101,8 +148,27 @@ static int parse_rope(fl_model_config *cfg, json_t *root, const char *src, fl_er
     if (fl_config_number(theta_holder, "rope_theta", 0, 10000.0, 0.0, 1e12, &cfg->rope_theta, src,
                    err) != 0)
         return -1;
+    /* the rotation covers the whole head, wherever the factor is written */
+    json_t *const holders[2] = { root, params };
+    for (int i = 0; i < 2; i++) {
+        double partial;
+        if (holders[i] && fl_config_number(holders[i], "partial_rotary_factor", 0, 1.0, 0.0, 1.0, &partial, src,
+                                           err) != 0)
+            return -1;
+        if (holders[i] && partial != 1.0)
+            return fl_fail(err, "%s: field 'partial_rotary_factor' = %g is not supported (only 1)", src, partial);
+    }
     if (!json_is_object(params))
         return 0;
+    /* transformers 5 may key the parameters by layer type (Gemma 3's
+     * full_attention and sliding_attention); flashlm has one rope */
+    const char *key;
+    json_t *v;
+    json_object_foreach(params, key, v) {
+        if (json_is_object(v))
+            return fl_fail(err, "%s: field '%s.%s': rope parameters by layer type are not supported", src, field,
+                           key);
+    }
     const char *type_key = json_object_get(params, "rope_type") ? "rope_type" : "type";
     json_t *type = json_object_get(params, type_key);
     if (type && !json_is_null(type) && !json_is_string(type))
@@ -110,23 +176,14 @@ static int parse_rope(fl_model_config *cfg, json_t *root, const char *src, fl_er
     const char *type_name = json_is_string(type) ? json_string_value(type) : "default";
     if (strcmp(type_name, "default") == 0)
         return 0;
-    if (strcmp(type_name, "llama3") != 0)
-        return fl_fail(err, "%s: %s.rope_type '%s' is not supported (supported: default, llama3)",
-                       src, field, type_name);
-    cfg->rope_llama3 = 1;
     char where[256];
     snprintf(where, sizeof where, "%s (%s)", src, field);
-    if (fl_config_number(params, "factor", 1, 0, 0.0, 1e6, &cfg->rope_factor, where, err) != 0 ||
-        fl_config_number(params, "low_freq_factor", 1, 0, 0.0, 1e6, &cfg->rope_low_freq_factor, where,
-                   err) != 0 ||
-        fl_config_number(params, "high_freq_factor", 1, 0, 0.0, 1e6, &cfg->rope_high_freq_factor, where,
-                   err) != 0 ||
-        fl_config_int(params, "original_max_position_embeddings", 1, 0, 1, 1 << 24,
-                &cfg->rope_original_max_position, where, err) != 0)
-        return -1;
-    if (cfg->rope_high_freq_factor <= cfg->rope_low_freq_factor)
-        return fl_fail(err, "%s: high_freq_factor must exceed low_freq_factor", where);
-    return 0;
+    if (strcmp(type_name, "llama3") == 0)
+        return parse_llama3(cfg, params, where, err);
+    if (strcmp(type_name, "yarn") == 0)
+        return parse_yarn(cfg, params, where, err);
+    return fl_fail(err, "%s: %s.rope_type '%s' is not supported (supported: default, llama3, yarn)", src,
+                   field, type_name);
 }
 
 static int parse_special_ids(fl_model_config *cfg, json_t *root, const char *src, fl_error *err)

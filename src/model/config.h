@@ -17,6 +17,13 @@
  * a config stays a plain value that runners copy). */
 #define FL_MAX_LAYERS 1024
 
+/* The rotary frequencies: theta^(-2i/d), or rescaled (model/rope.h). */
+typedef enum fl_rope_type {
+    FL_ROPE_DEFAULT,
+    FL_ROPE_LLAMA3,  /* Llama 3.1's low-frequency rescaling */
+    FL_ROPE_YARN,    /* YaRN: NTK-by-parts frequencies, cos/sin scaled */
+} fl_rope_type;
+
 typedef struct fl_model_config {
     const fl_arch *arch;         /* from config.json's architectures[0] */
     int vocab_size;
@@ -30,12 +37,22 @@ typedef struct fl_model_config {
     float rms_norm_eps;
     double rope_theta;
     int tie_word_embeddings;
-    /* rope_type "llama3" frequency scaling; rope_llama3 == 0 means none. */
-    int rope_llama3;
-    double rope_factor;
-    double rope_low_freq_factor;
-    double rope_high_freq_factor;
-    int rope_original_max_position;
+    fl_rope_type rope_type;
+    double rope_factor;            /* llama3, yarn */
+    int rope_original_max_position;/* llama3, yarn */
+    double rope_low_freq_factor;   /* llama3 */
+    double rope_high_freq_factor;  /* llama3 */
+    double rope_beta_fast;         /* yarn: rotations above which a pair keeps its frequency */
+    double rope_beta_slow;         /* yarn: rotations below which it is divided by factor */
+    int rope_truncate;             /* yarn: the ramp's ends rounded to whole pairs */
+    double rope_attention_factor;  /* yarn: what cos and sin are multiplied by */
+    /* the experts of FL_FFN_MOE layers (model-level: every such layer has
+     * the same); 0 when no layer routes */
+    int num_experts;               /* num_local_experts */
+    int experts_per_token;         /* num_experts_per_tok */
+    float swiglu_alpha;
+    float swiglu_limit;
+    int experts_mxfp4;             /* the checkpoint stores the expert matrices as MXFP4 */
     fl_dtype dtype;              /* the checkpoint's torch dtype */
     int bos_token_id;            /* -1 if none */
     int num_eos_ids;

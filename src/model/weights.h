@@ -1,7 +1,8 @@
 /* weights.h - the model's tensors, by role, as views in the checkpoint dtype.
  *
  * The weights come either from a Hugging Face directory (mmap'ed safetensors,
- * every expected tensor checked for presence, shape and dtype) or from
+ * every expected tensor checked for presence, shape and dtype; MXFP4
+ * experts dequantized to bfloat16 at load) or from
  * --load-format dummy (deterministic random values from a seed, in the
  * config's dtype). Backends read these views and make their own copies in
  * the layout they compute with. Which tensors exist, their names and shapes
@@ -28,7 +29,8 @@ typedef struct fl_weights {
     fl_layer_weights *layers; /* [num_layers] */
     int64_t num_params;       /* the tied lm_head counted once, as HF does */
     fl_safetensors files;     /* owns the mappings (file-loaded weights) */
-    void *dummy_data;         /* owns the values (dummy weights) */
+    void *owned;              /* owns the values the weights made: dummy values, or
+                                 the dequantized experts of an MXFP4 checkpoint */
 } fl_weights;
 
 /* Loads and checks the weights of the model directory dir for cfg. */
