@@ -1,9 +1,9 @@
 /* tokenizer.h - Hugging Face tokenizer.json (byte-level BPE) in C.
  *
  * Produces the ids the HF tokenizers library produces for the Qwen2/Qwen3,
- * Llama-3 and GPT-2 families: added/special tokens matched first, NFC,
- * the Split regex pre-tokenizer (PCRE2 with JIT), the ByteLevel mapping, BPE
- * merges by rank, and the post-processor template. A component the file
+ * Llama-3, GPT-2 and gpt-oss (o200k) families: added/special tokens matched
+ * first, NFC, the Split regex pre-tokenizer (PCRE2 with JIT), the ByteLevel
+ * mapping, BPE merges by rank, and the post-processor template. A component the file
  * uses that flashlm does not implement is a load error naming it.
  *
  * A loaded fl_tokenizer is read-only and may be shared by threads; each
