@@ -89,6 +89,14 @@ void fl_tok_scratch_free(fl_tok_scratch *s);
 void fl_tokenizer_encode(const fl_tokenizer *t, fl_tok_scratch *s, const char *text, size_t len,
                          int add_special_tokens, fl_ids *out);
 
+/* fl_tokenizer_encode without the post-processor template and without
+ * matching added tokens: text that spells a special token ("<|end|>") is
+ * encoded as ordinary text, as tiktoken's encode_ordinary does. The harmony
+ * format encodes message text this way, so a message cannot forge the
+ * format's structure. */
+void fl_tokenizer_encode_ordinary(const fl_tokenizer *t, fl_tok_scratch *s, const char *text,
+                                  size_t len, fl_ids *out);
+
 /* Appends the text of ids to out: their bytes concatenated, then cleaned as
  * UTF-8 (U+FFFD for broken sequences). Ids outside the vocabulary are
  * skipped, as are special tokens if skip_special_tokens. */
