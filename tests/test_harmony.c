@@ -342,8 +342,8 @@ static void parse_ids(const int32_t *ids, size_t n, parsed *out)
         fl_harmony_parser_push(&p, ids[i], &out->reasoning, &out->content);
         const size_t dr = out->reasoning.len - r0, dc = out->content.len - c0;
         assert_false(dr && dc);
-        assert_true(valid_utf8(out->reasoning.data + r0, dr));
-        assert_true(valid_utf8(out->content.data + c0, dc));
+        assert_true(!dr || valid_utf8(out->reasoning.data + r0, dr));
+        assert_true(!dc || valid_utf8(out->content.data + c0, dc));
         out->pieces += dr || dc;
     }
     fl_harmony_parser_free(&p);
