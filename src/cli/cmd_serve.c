@@ -104,13 +104,28 @@ typedef struct loaded {
     const char *chat_template_file;
     fl_chat_template chat;
     int have_chat;
+    fl_harmony harmony;
+    int have_harmony;
 } loaded;
 
-/* Before the runner: the chat template (--chat-template, else the
- * tokenizer's), so that a bad one fails the start-up. */
-static int compile_chat_template(void *ctx, const fl_tokenizer *tok, fl_error *err)
+/* Before the runner, so that a bad one fails the start-up: how chat
+ * requests become prompts. gpt-oss is prompted in the harmony format, as
+ * vLLM decides by the model (not through a template: --chat-template is
+ * refused rather than ignored); any other model through the chat template
+ * (--chat-template, else the tokenizer's). */
+static int prepare_chat(void *ctx, const fl_model_config *cfg, const fl_tokenizer *tok,
+                        fl_error *err)
 {
     loaded *l = ctx;
+    if (strcmp(cfg->arch->hf_class, "GptOssForCausalLM") == 0) {
+        if (l->chat_template_file)
+            return fl_fail(err, "--chat-template: %s is prompted in the harmony format, not "
+                           "through a chat template", cfg->arch->hf_class);
+        if (fl_harmony_init(&l->harmony, tok, err) != 0)
+            return fl_fail_prefix(err, "%s", cfg->arch->hf_class);
+        l->have_harmony = 1;
+        return 0;
+    }
     char *file_text = NULL;
     const char *source = tok->chat_template, *origin = "tokenizer_config.json";
     if (l->chat_template_file) {
@@ -131,7 +146,7 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
     /* admission: every running sequence and this many waiting; more is 503 */
     o->eng.ec.max_live_seqs = o->eng.ec.max_num_seqs + 4096;
     if (fl_startup_open(&l->st, &o->model, &o->eng, o->tokenizer_dir, FL_TOKENIZER_REQUIRED,
-                        compile_chat_template, l, fl_server_output_fn(), srv, err) != 0) {
+                        prepare_chat, l, fl_server_output_fn(), srv, err) != 0) {
         if (l->have_chat)
             fl_chat_template_free(&l->chat);
         l->have_chat = 0;
@@ -141,6 +156,7 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
     srv->vocab_size = l->st.vocab_size;
     srv->tok = &l->st.tok;
     srv->chat = l->have_chat ? &l->chat : NULL;
+    srv->harmony = l->have_harmony ? &l->harmony : NULL;
     srv->max_model_len = max_len;
     srv->engine = l->st.engine;
     fprintf(stderr, "INFO flashlm: KV cache %d blocks of %d = %d tokens; "

@@ -38,7 +38,7 @@ int fl_startup_open(fl_startup *s, const fl_model_opts *model, fl_engine_opts *e
     }
     const fl_tokenizer *tok = s->have_tok ? &s->tok : NULL;
     fl_model_runner runner;
-    if ((prepare && prepare(ctx, tok, err) != 0) || fl_engine_opts_fit(eng, &m.cfg, err) != 0 ||
+    if ((prepare && prepare(ctx, &m.cfg, tok, err) != 0) || fl_engine_opts_fit(eng, &m.cfg, err) != 0 ||
         fl_cli_runner_init(eng, &m, &runner, err) != 0) {
         fl_model_free(&m);
         if (s->have_tok)

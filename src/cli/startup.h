@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "model/config.h"
 #include "tokenizer/tokenizer.h"
 
 typedef enum { FL_TOKENIZER_OPTIONAL, FL_TOKENIZER_REQUIRED } fl_tokenizer_need;
@@ -22,9 +23,11 @@ typedef struct fl_startup {
     const char *attn_backend;      /* the attention backend the runner runs */
 } fl_startup;
 
-/* What a command does with the tokenizer (NULL when there is none) before
- * the runner is built; -1 with err stops the start-up. */
-typedef int (*fl_startup_prepare_fn)(void *ctx, const fl_tokenizer *tok, fl_error *err);
+/* What a command does with the model's config and the tokenizer (NULL when
+ * there is none) before the runner is built; -1 with err stops the
+ * start-up. */
+typedef int (*fl_startup_prepare_fn)(void *ctx, const fl_model_config *cfg, const fl_tokenizer *tok,
+                                     fl_error *err);
 
 /* Opens, in order: the model, the tokenizer (tokenizer_dir, else the model
  * directory; FL_TOKENIZER_OPTIONAL loads it only when tokenizer_dir is

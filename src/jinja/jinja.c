@@ -71,6 +71,30 @@ static int check(const jnode *n, int depth, fl_error *err)
     return 0;
 }
 
+static int reads(const jnode *n, const char *name)
+{
+    if (!n)
+        return 0;
+    if (n->kind == JN_NAME && strcmp(n->name, name) == 0)
+        return 1;
+    if (reads(n->a, name) || reads(n->b, name) || reads(n->c, name) || reads(n->body, name) ||
+        reads(n->orelse, name))
+        return 1;
+    int nargs = n->kind == JN_DICT ? 2 * n->nargs : n->nargs;
+    for (int i = 0; i < nargs; i++)
+        if (reads(n->args[i], name))
+            return 1;
+    for (int i = 0; i < n->nstmts; i++)
+        if (reads(n->stmts[i], name))
+            return 1;
+    return 0;
+}
+
+int fl_jinja_reads(const fl_jinja *t, const char *name)
+{
+    return reads(t->root, name);
+}
+
 fl_jinja *fl_jinja_parse(const char *source, size_t len, fl_error *err)
 {
     fl_jinja *t = fl_calloc(1, sizeof *t);

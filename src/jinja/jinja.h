@@ -27,6 +27,11 @@ fl_jinja *fl_jinja_parse(const char *source, size_t len, fl_error *err);
  * message and line in err; out may hold partial output. */
 int fl_jinja_render(const fl_jinja *t, json_t *vars, fl_strbuf *out, fl_error *err);
 
+/* 1 if an expression of the template names the variable, in any branch (a
+ * local the template sets under that name counts too); 0 if no render can
+ * see a value given under that name. */
+int fl_jinja_reads(const fl_jinja *t, const char *name);
+
 void fl_jinja_free(fl_jinja *t);
 
 #endif

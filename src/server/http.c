@@ -88,6 +88,7 @@ typedef struct run_ctx {
     int prompt_tokens, completion_tokens, cached_tokens;
     int model_error;          /* a choice ended "error": no token could be sampled */
     fl_api_collect col;       /* non-streamed: the answer so far */
+    fl_api_channels ch;       /* the events' text, per choice */
 } run_ctx;
 
 typedef struct conn {
@@ -296,6 +297,7 @@ static void run_free(run_ctx *r)
     }
     if (!r->req.stream && r->col.text)
         fl_api_collect_free(&r->col);
+    fl_api_channels_free(&r->ch);
     fl_api_request_free(&r->req);
     free(r->t_last);
     free(r->started);
@@ -356,6 +358,7 @@ static int start_completion(fl_http *h, http_job *job, json_t *body, int chat)
         return -1;
     }
     const int choices = r->req.num_prompts * r->req.sp.n;
+    fl_api_channels_init(&r->ch, srv, &r->req);
     r->t_last = fl_calloc((size_t)choices, sizeof(double));
     r->started = fl_calloc((size_t)choices, sizeof(int));
     r->stream = fl_stream_open(&srv->streams, r->req.num_prompts, r->req.sp.n, &r->base_id,
@@ -411,13 +414,14 @@ static void drain_run(conn *c)
     while (fl_stream_pop(r->stream, &ev)) {
         account(r, &ev);
         if (r->req.stream) {
-            json_t *chunk = fl_api_stream_chunk(srv, &r->req, r->id, &ev, !r->started[ev.choice]);
+            json_t *chunk = fl_api_stream_chunk(srv, &r->req, &r->ch, r->id, &ev,
+                                                !r->started[ev.choice]);
             if (chunk) {
                 r->started[ev.choice] = 1;
                 append_sse(&sse, chunk);
             }
         } else {
-            fl_api_collect_add(srv, &r->col, &r->req, &ev);
+            fl_api_collect_add(srv, &r->col, &r->req, &r->ch, &ev);
         }
         fl_stream_event_free(&ev);
     }

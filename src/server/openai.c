@@ -256,6 +256,126 @@ static int parse_prompt(fl_server *srv, json_t *body, fl_api_request *req, fl_ap
     return rc;
 }
 
+/* reasoning_effort: one of the values vLLM takes, or NULL when absent. */
+static int get_effort(json_t *body, const char **out, fl_api_error *err)
+{
+    static const char *const values[] = { "none", "minimal", "low", "medium", "high", "xhigh", "max" };
+    json_t *v = json_object_get(body, "reasoning_effort");
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    for (size_t i = 0; json_is_string(v) && i < sizeof values / sizeof values[0]; i++)
+        if (strcmp(json_string_value(v), values[i]) == 0) {
+            *out = values[i];
+            return 0;
+        }
+    return fl_api_fail(err, 400, "reasoning_effort", "'reasoning_effort' must be one of none, minimal, "
+                       "low, medium, high, xhigh, max");
+}
+
+/* Adds id to the stop token ids unless it is there. */
+static void add_stop_id(fl_sampling_params *sp, int32_t id)
+{
+    for (int i = 0; i < sp->num_stop_token_ids; i++)
+        if (sp->stop_token_ids[i] == id)
+            return;
+    sp->stop_token_ids = fl_realloc(sp->stop_token_ids, (size_t)(sp->num_stop_token_ids + 1) *
+                                    sizeof(int32_t));
+    sp->stop_token_ids[sp->num_stop_token_ids++] = id;
+}
+
+/* A chat request of a model in the harmony format (gpt-oss), as vLLM serves
+ * one: no chat template; the prompt rendered from the messages with the
+ * request's reasoning effort and today's date (vLLM's non-determinism too:
+ * the prompt changes at midnight); the format's <|return|> and <|call|> end
+ * generation. The reply is parsed from tokens, so what acts on the engine's
+ * text cannot be honoured and is refused, as is tool calling for now. */
+static int harmony_messages(fl_server *srv, json_t *body, json_t *msgs, const char *effort_name,
+                            fl_api_request *req, fl_api_error *err)
+{
+    fl_harmony_effort effort = FL_HARMONY_MEDIUM; /* harmony's default; vLLM leaves it unset */
+    if (effort_name && strcmp(effort_name, "low") == 0)
+        effort = FL_HARMONY_LOW;
+    else if (effort_name && strcmp(effort_name, "high") == 0)
+        effort = FL_HARMONY_HIGH;
+    else if (effort_name && strcmp(effort_name, "medium") != 0)
+        return fl_api_fail(err, 400, "reasoning_effort", "'reasoning_effort' = '%s' is not supported "
+                           "by the harmony format (gpt-oss): low, medium or high", effort_name);
+    json_t *tools = json_object_get(body, "tools");
+    if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0))
+        return fl_api_fail(err, 400, "tools", "'tools': tool calling is not supported with the "
+                           "harmony format yet");
+    json_t *choice = json_object_get(body, "tool_choice");
+    if (choice && !json_is_null(choice) &&
+        !(json_is_string(choice) && (strcmp(json_string_value(choice), "none") == 0 ||
+                                     strcmp(json_string_value(choice), "auto") == 0)))
+        return fl_api_fail(err, 400, "tool_choice", "'tool_choice' must be \"none\" or \"auto\": "
+                           "tool calling is not supported with the harmony format yet");
+    json_t *kwargs = json_object_get(body, "chat_template_kwargs");
+    if (kwargs && !json_is_null(kwargs) && !(json_is_object(kwargs) && json_object_size(kwargs) == 0))
+        return fl_api_fail(err, 400, "chat_template_kwargs", "'chat_template_kwargs': this model "
+                           "uses the harmony format, which has no chat template");
+    int add_gen = 1;
+    if (get_bool(body, "add_generation_prompt", &add_gen, err) ||
+        get_bool(body, "include_reasoning", &req->include_reasoning, err))
+        return -1;
+    if (!add_gen)
+        return fl_api_fail(err, 400, "add_generation_prompt", "'add_generation_prompt' = false is "
+                           "not supported with the harmony format: the prompt always ends with "
+                           "the assistant's turn");
+    if (req->sp.num_stop > 0)
+        return fl_api_fail(err, 400, "stop", "'stop' is not supported with the harmony format: the "
+                           "reply is parsed from its tokens, and ends at <|return|> or <|call|>");
+    if (!req->sp.skip_special_tokens)
+        return fl_api_fail(err, 400, "skip_special_tokens", "'skip_special_tokens' = false is not "
+                           "supported with the harmony format: the reply's special tokens are its "
+                           "structure, parsed into reasoning_content and content");
+    char date[16];
+    const time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof date, "%Y-%m-%d", &tm);
+    req->prompts = fl_calloc(1, sizeof(fl_ids));
+    req->num_prompts = 1;
+    fl_tok_scratch *sc = fl_server_scratch_take(srv);
+    fl_error herr;
+    const int rc = fl_harmony_render(srv->harmony, sc, msgs, effort, date, &req->prompts[0], &herr);
+    fl_server_scratch_give(srv, sc);
+    if (rc != 0)
+        return fl_api_fail(err, 400, "messages", "%s", herr.msg);
+    add_stop_id(&req->sp, srv->harmony->ret);
+    add_stop_id(&req->sp, srv->harmony->call);
+    req->harmony = 1;
+    return 0;
+}
+
+/* The template's variables from chat_template_kwargs and reasoning_effort,
+ * as vLLM passes them: reasoning_effort over the kwargs' one, and
+ * enable_thinking (false for "none") unless the kwargs set it. vLLM drops
+ * what the template does not read; here an effort that reaches no variable
+ * the template reads is refused, not dropped. Returns a new object, or
+ * NULL with err. */
+static json_t *template_vars(fl_server *srv, json_t *kwargs, const char *effort, fl_api_error *err)
+{
+    json_t *vars = json_is_object(kwargs) ? json_deep_copy(kwargs) : json_object();
+    if (!effort)
+        return vars;
+    json_object_set_new(vars, "reasoning_effort", json_string(effort));
+    const int thinking = !json_object_get(vars, "enable_thinking");
+    if (thinking)
+        json_object_set_new(vars, "enable_thinking", json_boolean(strcmp(effort, "none") != 0));
+    if (!fl_chat_template_reads(srv->chat, "reasoning_effort") &&
+        !(thinking && fl_chat_template_reads(srv->chat, "enable_thinking"))) {
+        json_decref(vars);
+        fl_api_fail(err, 400, "reasoning_effort", "'reasoning_effort' cannot be honoured: this "
+                    "model's chat template reads %s", thinking ? "neither reasoning_effort nor "
+                    "enable_thinking" : "no reasoning_effort (and chat_template_kwargs sets "
+                    "enable_thinking)");
+        return NULL;
+    }
+    return vars;
+}
+
 static int parse_messages(fl_server *srv, json_t *body, fl_api_request *req, fl_api_error *err)
 {
     json_t *msgs = json_object_get(body, "messages");
@@ -270,19 +390,33 @@ static int parse_messages(fl_server *srv, json_t *body, fl_api_request *req, fl_
         if (content && !json_is_null(content) && !json_is_string(content))
             return fl_api_fail(err, 400, "messages", "'messages'[%zu].content must be a string", i);
     }
+    const char *effort;
+    if (get_effort(body, &effort, err))
+        return -1;
+    if (srv->harmony)
+        return harmony_messages(srv, body, msgs, effort, req, err);
     if (!srv->chat)
         return fl_api_fail(err, 400, "messages", "this model has no chat template (start the "
                            "server with --chat-template FILE)");
     json_t *kwargs = json_object_get(body, "chat_template_kwargs");
     if (kwargs && !json_is_null(kwargs) && !json_is_object(kwargs))
         return fl_api_fail(err, 400, "chat_template_kwargs", "'chat_template_kwargs' must be an object");
-    int add_gen = 1;
-    if (get_bool(body, "add_generation_prompt", &add_gen, err))
+    int add_gen = 1, include_reasoning = 1;
+    if (get_bool(body, "add_generation_prompt", &add_gen, err) ||
+        get_bool(body, "include_reasoning", &include_reasoning, err))
+        return -1;
+    if (!include_reasoning)
+        return fl_api_fail(err, 400, "include_reasoning", "'include_reasoning' = false cannot be "
+                           "honoured: this model's replies are not split into reasoning and "
+                           "content (only the harmony format's are)");
+    json_t *vars = template_vars(srv, kwargs, effort, err);
+    if (!vars)
         return -1;
     fl_strbuf prompt = { 0 };
     fl_error terr;
-    if (fl_chat_template_render(srv->chat, msgs, json_is_object(kwargs) ? kwargs : NULL, add_gen,
-                                &prompt, &terr) != 0) {
+    const int rc = fl_chat_template_render(srv->chat, msgs, vars, add_gen, &prompt, &terr);
+    json_decref(vars);
+    if (rc != 0) {
         fl_strbuf_free(&prompt);
         return fl_api_fail(err, 400, "messages", "%s", terr.msg);
     }
@@ -297,6 +431,7 @@ static int parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl
 {
     memset(req, 0, sizeof *req);
     req->chat = chat;
+    req->include_reasoning = 1;
     if (!json_is_object(body))
         return fl_api_fail(err, 400, NULL, "the request body must be a JSON object");
     json_t *model = json_object_get(body, "model");
@@ -395,25 +530,72 @@ static json_t *stop_reason(const fl_stream_event *ev)
     return ev->stop_token >= 0 ? json_integer(ev->stop_token) : json_null();
 }
 
-json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, const char *id,
-                            const fl_stream_event *ev, int first_of_choice)
+void fl_api_channels_init(fl_api_channels *ch, fl_server *srv, const fl_api_request *req)
 {
-    if (ev->text_len == 0 && !ev->finish_reason && !first_of_choice && !ev->has_logprob)
+    memset(ch, 0, sizeof *ch);
+    ch->num_choices = req->num_prompts * req->sp.n;
+    if (!req->harmony)
+        return;
+    ch->parsers = fl_malloc((size_t)ch->num_choices * sizeof *ch->parsers);
+    for (int i = 0; i < ch->num_choices; i++)
+        fl_harmony_parser_init(&ch->parsers[i], srv->harmony);
+}
+
+void fl_api_channels_free(fl_api_channels *ch)
+{
+    for (int i = 0; ch->parsers && i < ch->num_choices; i++)
+        fl_harmony_parser_free(&ch->parsers[i]);
+    free(ch->parsers);
+    fl_strbuf_free(&ch->reasoning);
+    fl_strbuf_free(&ch->content);
+    memset(ch, 0, sizeof *ch);
+}
+
+/* What ev adds to its choice, into ch->reasoning and ch->content: the
+ * engine's text, or under the harmony format what the choice's parser
+ * makes of the token. */
+static void split_event(const fl_api_request *req, fl_api_channels *ch, const fl_stream_event *ev)
+{
+    fl_strbuf_clear(&ch->reasoning);
+    fl_strbuf_clear(&ch->content);
+    if (!ch->parsers) {
+        fl_strbuf_append(&ch->content, ev->text, ev->text_len);
+        return;
+    }
+    if (ev->token >= 0)
+        fl_harmony_parser_push(&ch->parsers[ev->choice], ev->token, &ch->reasoning, &ch->content);
+    if (!req->include_reasoning)
+        fl_strbuf_clear(&ch->reasoning);
+}
+
+static json_t *strbuf_json(const fl_strbuf *b)
+{
+    return json_stringn(b->data ? b->data : "", b->len);
+}
+
+json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, fl_api_channels *ch,
+                            const char *id, const fl_stream_event *ev, int first_of_choice)
+{
+    split_event(req, ch, ev);
+    const size_t text_len = ch->content.len + ch->reasoning.len;
+    if (text_len == 0 && !ev->finish_reason && !first_of_choice && !ev->has_logprob)
         return NULL;
     json_t *choice = json_pack("{s:i}", "index", ev->choice);
     if (req->chat) {
         json_t *delta = json_object();
         if (first_of_choice)
             json_object_set_new(delta, "role", json_string("assistant"));
-        if (ev->text_len || first_of_choice)
-            json_object_set_new(delta, "content", json_stringn(ev->text, ev->text_len));
+        if (ch->content.len || first_of_choice)
+            json_object_set_new(delta, "content", strbuf_json(&ch->content));
+        if (ch->reasoning.len)
+            json_object_set_new(delta, "reasoning_content", strbuf_json(&ch->reasoning));
         json_object_set_new(choice, "delta", delta);
         if (ev->has_logprob && ev->token >= 0)
             json_object_set_new(choice, "logprobs", json_pack("{s:[o]}", "content", chat_logprobs(srv, ev)));
         else
             json_object_set_new(choice, "logprobs", json_null());
     } else {
-        json_object_set_new(choice, "text", json_stringn(ev->text, ev->text_len));
+        json_object_set_new(choice, "text", strbuf_json(&ch->content));
         if (ev->has_logprob && ev->token >= 0) {
             json_t *top = json_object();
             for (int i = 0; i < ev->num_top; i++) {
@@ -459,6 +641,7 @@ void fl_api_collect_init(fl_api_collect *c, const fl_api_request *req)
     memset(c, 0, sizeof *c);
     c->num_choices = req->num_prompts * req->sp.n;
     c->text = fl_calloc((size_t)c->num_choices, sizeof(fl_strbuf));
+    c->reasoning = fl_calloc((size_t)c->num_choices, sizeof(fl_strbuf));
     c->finish = fl_calloc((size_t)c->num_choices, sizeof(char *));
     c->stop_reason = fl_calloc((size_t)c->num_choices, sizeof(json_t *));
     c->logprobs = fl_calloc((size_t)c->num_choices, sizeof(json_t *));
@@ -466,9 +649,11 @@ void fl_api_collect_init(fl_api_collect *c, const fl_api_request *req)
 }
 
 void fl_api_collect_add(fl_server *srv, fl_api_collect *c, const fl_api_request *req,
-                        const fl_stream_event *ev)
+                        fl_api_channels *ch, const fl_stream_event *ev)
 {
-    fl_strbuf_append(&c->text[ev->choice], ev->text, ev->text_len);
+    split_event(req, ch, ev);
+    fl_strbuf_append(&c->text[ev->choice], ch->content.data, ch->content.len);
+    fl_strbuf_append(&c->reasoning[ev->choice], ch->reasoning.data, ch->reasoning.len);
     if (ev->has_logprob && ev->token >= 0) {
         if (!c->logprobs[ev->choice])
             c->logprobs[ev->choice] = json_array();
@@ -516,17 +701,26 @@ json_t *fl_api_collect_response(fl_server *srv, fl_api_collect *c, const fl_api_
     for (int p = 0; p < req->num_prompts; p++)
         prompt_tokens += c->prompt_tokens[p];
     for (int i = 0; i < c->num_choices; i++) {
-        json_t *text = json_stringn(c->text[i].data ? c->text[i].data : "", c->text[i].len);
+        json_t *text = strbuf_json(&c->text[i]);
         json_t *lp = json_null();
         if (c->logprobs[i])
             lp = req->chat ? json_pack("{s:O}", "content", c->logprobs[i]) : completion_logprobs(c->logprobs[i]);
-        json_t *choice = req->chat
-            ? json_pack("{s:i,s:{s:s,s:o},s:o,s:s,s:O}", "index", i, "message", "role", "assistant",
-                        "content", text, "logprobs", lp, "finish_reason", c->finish[i] ? c->finish[i] : "abort",
-                        "stop_reason", c->stop_reason[i] ? c->stop_reason[i] : json_null())
-            : json_pack("{s:i,s:o,s:o,s:s,s:O}", "index", i, "text", text, "logprobs", lp,
-                        "finish_reason", c->finish[i] ? c->finish[i] : "abort",
-                        "stop_reason", c->stop_reason[i] ? c->stop_reason[i] : json_null());
+        json_t *choice = json_pack("{s:i}", "index", i);
+        if (!req->chat) {
+            json_object_set_new(choice, "text", text);
+        } else {
+            json_t *message = json_pack("{s:s,s:o}", "role", "assistant", "content", text);
+            if (req->harmony) { /* as vLLM: null for what the reply does not have */
+                if (c->text[i].len == 0)
+                    json_object_set_new(message, "content", json_null());
+                json_object_set_new(message, "reasoning_content",
+                                    c->reasoning[i].len ? strbuf_json(&c->reasoning[i]) : json_null());
+            }
+            json_object_set_new(choice, "message", message);
+        }
+        json_object_set_new(choice, "logprobs", lp);
+        json_object_set_new(choice, "finish_reason", json_string(c->finish[i] ? c->finish[i] : "abort"));
+        json_object_set(choice, "stop_reason", c->stop_reason[i] ? c->stop_reason[i] : json_null());
         json_array_append_new(choices, choice);
     }
     return json_pack("{s:s,s:s,s:i,s:s,s:o,s:o}", "id", id, "object",
@@ -539,10 +733,12 @@ void fl_api_collect_free(fl_api_collect *c)
 {
     for (int i = 0; i < c->num_choices; i++) {
         fl_strbuf_free(&c->text[i]);
+        fl_strbuf_free(&c->reasoning[i]);
         json_decref(c->stop_reason[i]);
         json_decref(c->logprobs[i]);
     }
     free(c->text);
+    free(c->reasoning);
     free(c->finish);
     free(c->stop_reason);
     free(c->logprobs);

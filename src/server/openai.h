@@ -8,6 +8,7 @@
 #include "engine/sampling.h"
 #include "server/server.h"
 #include "server/stream.h"
+#include "tokenizer/harmony.h"
 
 /* A request error: HTTP status, OpenAI error type, the field, a message. */
 typedef struct fl_api_error {
@@ -19,6 +20,9 @@ typedef struct fl_api_error {
 
 typedef struct fl_api_request {
     int chat;
+    int harmony;                /* chat in the harmony format: replies split into reasoning
+                                   and content */
+    int include_reasoning;      /* harmony: the reasoning is shown (vLLM's default) */
     int stream, include_usage;
     int num_prompts;
     fl_ids *prompts;            /* [num_prompts] */
@@ -40,9 +44,22 @@ int fl_api_fail(fl_api_error *err, int status, const char *param, const char *fm
 /* The id of a response ("cmpl-..." or "chatcmpl-...") from a request id. */
 void fl_api_response_id(int chat, uint64_t id, char *out, size_t n);
 
+/* Per choice, what turns its events into the text a response shows: under
+ * the harmony format a parser that splits the tokens into reasoning and
+ * content; otherwise the engine's text is the content. Streamed and
+ * collected responses both go through it, so they show the same text. */
+typedef struct fl_api_channels {
+    int num_choices;
+    fl_harmony_parser *parsers; /* [num_choices]; NULL without the harmony format */
+    fl_strbuf reasoning, content; /* one event's pieces */
+} fl_api_channels;
+
+void fl_api_channels_init(fl_api_channels *ch, fl_server *srv, const fl_api_request *req);
+void fl_api_channels_free(fl_api_channels *ch);
+
 /* One SSE chunk for a stream event; NULL if it carries nothing to send. */
-json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, const char *id,
-                            const fl_stream_event *ev, int first_of_choice);
+json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, fl_api_channels *ch,
+                            const char *id, const fl_stream_event *ev, int first_of_choice);
 /* The final usage-only chunk (choices empty). */
 json_t *fl_api_usage_chunk(fl_server *srv, const fl_api_request *req, const char *id,
                            int prompt_tokens, int completion_tokens, int cached_tokens);
@@ -50,7 +67,8 @@ json_t *fl_api_usage_chunk(fl_server *srv, const fl_api_request *req, const char
 /* Accumulates the events of a non-streamed response. */
 typedef struct fl_api_collect {
     int num_choices;
-    fl_strbuf *text;            /* [num_choices] */
+    fl_strbuf *text;            /* [num_choices] the content */
+    fl_strbuf *reasoning;       /* [num_choices] harmony: the reasoning */
     const char **finish;        /* [num_choices] */
     json_t **stop_reason;       /* [num_choices] */
     json_t **logprobs;          /* [num_choices] content list, or NULL */
@@ -60,7 +78,7 @@ typedef struct fl_api_collect {
 
 void fl_api_collect_init(fl_api_collect *c, const fl_api_request *req);
 void fl_api_collect_add(fl_server *srv, fl_api_collect *c, const fl_api_request *req,
-                        const fl_stream_event *ev);
+                        fl_api_channels *ch, const fl_stream_event *ev);
 json_t *fl_api_collect_response(fl_server *srv, fl_api_collect *c, const fl_api_request *req,
                                 const char *id);
 void fl_api_collect_free(fl_api_collect *c);

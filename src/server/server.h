@@ -16,6 +16,7 @@
 #include "server/metrics.h"
 #include "server/stream.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/harmony.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct fl_server_config {
@@ -41,7 +42,8 @@ typedef struct fl_server {
     fl_engine *engine;
     const char *model_root;        /* the MODEL argument, for /v1/models */
     const fl_tokenizer *tok;
-    const fl_chat_template *chat;  /* NULL: chat completions answer 400 */
+    const fl_chat_template *chat;  /* NULL: chat completions answer 400 (unless harmony) */
+    const fl_harmony *harmony;     /* non-NULL: chat is in the harmony format (gpt-oss) */
     int max_model_len;
     int vocab_size;
     fl_stream_registry streams;

@@ -47,6 +47,11 @@ int fl_chat_template_render(const fl_chat_template *ct, json_t *messages, json_t
     return rc == 0 ? 0 : fl_fail_prefix(err, "chat template");
 }
 
+int fl_chat_template_reads(const fl_chat_template *ct, const char *name)
+{
+    return fl_jinja_reads(ct->jinja, name);
+}
+
 void fl_chat_template_free(fl_chat_template *ct)
 {
     fl_jinja_free(ct->jinja);

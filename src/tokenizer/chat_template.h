@@ -27,6 +27,9 @@ int fl_chat_template_init(fl_chat_template *ct, const char *source, const char *
 int fl_chat_template_render(const fl_chat_template *ct, json_t *messages, json_t *kwargs,
                             int add_generation_prompt, fl_strbuf *out, fl_error *err);
 
+/* 1 if the template reads the variable name (a kwarg it would see), else 0. */
+int fl_chat_template_reads(const fl_chat_template *ct, const char *name);
+
 void fl_chat_template_free(fl_chat_template *ct);
 
 #endif

@@ -132,17 +132,17 @@ static const fl_added_token *added_at(const fl_tokenizer *t, const char *text, s
     return best;
 }
 
-void fl_tokenizer_encode(const fl_tokenizer *t, fl_tok_scratch *s, const char *text, size_t len,
-                         int add_special_tokens, fl_ids *out)
+/* Cleans text to UTF-8 and encodes it, cutting it at added tokens first
+ * when match_added. */
+static void encode_text(const fl_tokenizer *t, fl_tok_scratch *s, const char *text, size_t len,
+                        int match_added, fl_ids *out)
 {
-    for (int i = 0; add_special_tokens && i < t->num_prefix; i++)
-        fl_ids_push(out, t->prefix_ids[i]);
     fl_strbuf_clear(&s->text);
     fl_utf8_append_lossy(&s->text, (const unsigned char *)text, len, 1);
     const char *p = s->text.data ? s->text.data : "";
     const size_t n = s->text.len;
     size_t seg = 0;
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; match_added && i < n;) {
         const fl_added_token *a = t->added_first[(unsigned char)p[i]] ? added_at(t, p, n, i) : NULL;
         if (!a) {
             i++;
@@ -154,8 +154,22 @@ void fl_tokenizer_encode(const fl_tokenizer *t, fl_tok_scratch *s, const char *t
         seg = i;
     }
     encode_segment(t, s, p + seg, n - seg, out);
+}
+
+void fl_tokenizer_encode(const fl_tokenizer *t, fl_tok_scratch *s, const char *text, size_t len,
+                         int add_special_tokens, fl_ids *out)
+{
+    for (int i = 0; add_special_tokens && i < t->num_prefix; i++)
+        fl_ids_push(out, t->prefix_ids[i]);
+    encode_text(t, s, text, len, 1, out);
     for (int i = 0; add_special_tokens && i < t->num_suffix; i++)
         fl_ids_push(out, t->suffix_ids[i]);
+}
+
+void fl_tokenizer_encode_ordinary(const fl_tokenizer *t, fl_tok_scratch *s, const char *text,
+                                  size_t len, fl_ids *out)
+{
+    encode_text(t, s, text, len, 0, out);
 }
 
 /* Appends the bytes of id unless it is skipped. */

