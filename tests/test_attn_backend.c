@@ -85,6 +85,15 @@ static void test_select_cuda(void **state)
     assert_null(fl_attn_backend_select("paged", &n, &err));
     assert_msg_contains(err.msg, "needs compute capability 8.0 to 9.0, the GPU has 7.5 (backends that can: none)");
     n.cc = 90;
+    n.features = FL_ATTN_CAUSAL | FL_ATTN_SLIDING_WINDOW | FL_ATTN_SINKS; /* gpt-oss */
+    b = fl_attn_backend_select(NULL, &n, &err);
+    assert_non_null(b);
+    assert_string_equal(b->name, "hopper");
+    assert_non_null(fl_attn_backend_select("paged", &n, &err));
+    n.features |= FL_ATTN_SOFTCAP;
+    assert_null(fl_attn_backend_select("hopper", &n, &err));
+    assert_msg_contains(err.msg, "logit softcap is not supported");
+    n.features = FL_ATTN_CAUSAL;
     n.head_dim = 80;
     assert_null(fl_attn_backend_select("auto", &n, &err));
     assert_msg_contains(err.msg, "no attention backend can run this model on this device (hopper: head size 80 is "

@@ -96,6 +96,41 @@ static void test_splits(void **state)
     free(work);
 }
 
+/* A windowed layer's decode splits follow the same rule over the keys a
+ * decode CTA reads there (the window, 15 more rows' positions, up to 63
+ * keys of the first tile before the window), never more than the plan's. */
+static void test_window_splits(void **state)
+{
+    (void)state;
+    const fl_attn_shape s = h100(16, 8, 128);
+    const int per_sm = s.smem_per_sm / (fl_attn_decode_smem(128) + 1024), wave = per_sm * 132 / 8;
+    int32_t *work;
+    int ones[256], lens[256];
+    for (int i = 0; i < 256; i++)
+        ones[i] = 1, lens[i] = 32768;
+    fl_attn_plan p = plan(&s, 1, ones, lens, 0, &work);
+    assert_int_equal(fl_attn_plan_splits(&p, &s, 0), p.num_splits);
+    assert_int_equal(fl_attn_plan_splits(&p, &s, 128), 2); /* 206 keys, 4 tiles */
+    assert_int_equal(fl_attn_plan_splits(&p, &s, 1), 1);
+    assert_true(wave > 33);
+    assert_int_equal(fl_attn_plan_splits(&p, &s, 4096), 33); /* 4174 keys, 66 tiles */
+    assert_int_equal(fl_attn_plan_splits(&p, &s, 1 << 20), p.num_splits);
+    free(work);
+    /* a context shorter than the window: the plan's count, from the context */
+    lens[0] = 300;
+    p = plan(&s, 1, ones, lens, 0, &work);
+    assert_int_equal(fl_attn_plan_splits(&p, &s, 4096), 2);
+    free(work);
+    /* a graph's plan (for every context up to 32k) gives its windowed layers the same small count */
+    p = plan(&s, 1, ones, lens, 32768, &work);
+    assert_int_equal(fl_attn_plan_splits(&p, &s, 128), 2);
+    free(work);
+    /* a batch that fills the GPU: one split either way */
+    p = plan(&s, 256, ones, lens, 0, &work);
+    assert_int_equal(fl_attn_plan_splits(&p, &s, 4096), 1);
+    free(work);
+}
+
 static void test_supports(void **state)
 {
     (void)state;
@@ -143,6 +178,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mixed_batch),
         cmocka_unit_test(test_splits),
+        cmocka_unit_test(test_window_splits),
         cmocka_unit_test(test_supports),
         cmocka_unit_test(test_supports_cc),
     };

@@ -13,12 +13,23 @@ tokens, short chunks, whole prompts, chunked prefill over a longer context)
 on fresh random inputs, scattered block tables, the output poisoned with
 NaN first; compared with a float64 torch reference: every element must be
 finite and each sequence's relative error ||out - ref|| / ||ref|| under
-1e-2. Speed: the DEVICE.md shapes, each backend timed with triton's
-do_bench (median) beside torch SDPA with the cuDNN and FlashAttention-2
-backends on dense tensors and a device-to-device copy, all in the same run;
-decode also after an L2 flush that leaves no dirty lines
-(bench_clean_l2_ms), for ours and cuDNN. Prints one table; exits 1 if any
-check fails, 2 if a named backend cannot run on this GPU.
+1e-2. Then sliding windows and sinks: every head dim and block size times
+eight (window, sinks) pairs (WINDOWED: windows of 1, 37, 128 and 1000
+keys, with and without sinks, and sinks without a window), a mixed batch
+with contexts shorter and longer than the window and a prompt longer than
+the largest, and decode tokens planned for 32k contexts (the splits a
+windowed layer takes). The window is HF transformers' sliding_window: the
+query at position p sees keys p - W + 1 .. p (masking_utils'
+sliding_window_overlay, kv_idx > q_idx - W, which GptOss's mask uses); a
+sink is a per-head logit in the scaled-score units that joins the softmax
+denominator (GptOss's eager attention). Speed: the DEVICE.md shapes, each
+backend timed with triton's do_bench (median) beside torch SDPA with the
+cuDNN and FlashAttention-2 backends on dense tensors and a device-to-device
+copy, all in the same run; decode also after an L2 flush that leaves no
+dirty lines (bench_clean_l2_ms), for ours and cuDNN; gpt-oss's windowed
+layers (W128 with sinks) beside the full-context decode and prefill of
+the same shape. Prints one table; exits 1 if any check fails, 2 if a named
+backend cannot run on this GPU.
 
 usage: tools/attn_check.py [--lib build/libflashlm_attn.so] [--backend hopper|paged|all] [--quick] [--no-bench]
 """
@@ -59,13 +70,17 @@ class Args(ctypes.Structure):
     _fields_ = [(n, ctypes.c_void_p) for n in
                 ("q", "k_cache", "v_cache", "out", "query_start", "seq_lens", "block_tables", "work",
                  "scratch", "split_counters")] + [("max_blocks_per_seq", ctypes.c_int), ("num_blocks", ctypes.c_int),
-                                                  ("scale", ctypes.c_float)]
+                                                  ("scale", ctypes.c_float), ("window", ctypes.c_int),
+                                                  ("sinks", ctypes.c_void_p)]
 
 
 class PagedAttention:
-    """One step of a backend's kernels: planned once, run many times."""
+    """One step of a backend's kernels for one layer (its window, 0 for
+    none, and sinks, a float32 tensor of hq logits or None): planned once,
+    run many times."""
 
-    def __init__(self, lib, backend, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len=0):
+    def __init__(self, lib, backend, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len=0,
+                 window=0, sinks=None):
         self.lib = lib
         self.kernels = BACKENDS[backend]
         self.shape = Shape.of_gpu(hq, hkv, d, bs)
@@ -79,6 +94,9 @@ class PagedAttention:
         self.work_host = (ctypes.c_int32 * max(cap, 1))()
         self.plan = Plan(0, 0, 0, 0, self.work_host)
         lib.fl_attn_plan_build(ctypes.byref(self.plan), ctypes.byref(self.shape), qs_c, sl_c, n, max_seq_len)
+        self.window, self.sinks = window, sinks
+        # the decode CTAs per sequence and KV head this layer runs with
+        self.splits = lib.fl_attn_plan_splits(ctypes.byref(self.plan), ctypes.byref(self.shape), window)
         dev = k_cache.device
         self.work = torch.tensor(list(self.work_host[:max(self.plan.work_len, 1)]), dtype=torch.int32, device=dev)
         self.query_start = torch.tensor(qs, dtype=torch.int32, device=dev)
@@ -94,7 +112,8 @@ class PagedAttention:
         a = Args(q.data_ptr(), self.k_cache.data_ptr(), self.v_cache.data_ptr(), out.data_ptr(),
                  self.query_start.data_ptr(), self.seq_lens.data_ptr(), self.tables.data_ptr(),
                  self.work.data_ptr(), self.scratch.data_ptr(), self.counters.data_ptr(), self.tables.shape[1],
-                 self.k_cache.shape[0], 1.0 / math.sqrt(q.shape[-1]))
+                 self.k_cache.shape[0], 1.0 / math.sqrt(q.shape[-1]), self.window,
+                 self.sinks.data_ptr() if self.sinks is not None else None)
         rc = self.lib.fl_attn_paged_run(ctypes.byref(self.shape), self.kernels, ctypes.byref(self.plan),
                                         ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
         if rc != 0:
@@ -105,6 +124,7 @@ def load_lib(path):
     lib = ctypes.CDLL(path)
     lib.fl_attn_plan_work_cap.restype = ctypes.c_int
     lib.fl_attn_plan_scratch_floats.restype = ctypes.c_size_t
+    lib.fl_attn_plan_splits.restype = ctypes.c_int
     lib.fl_attn_paged_run.restype = ctypes.c_int
     lib.fl_attn_paged_supports.restype = ctypes.c_int
     return lib
@@ -124,8 +144,20 @@ def supported_sizes(lib, backend):
     return dims, blocks
 
 
+def on_device(gen, dev):
+    """A generator on dev seeded from the host generator gen (None: None,
+    torch's default): the checks' caches and queries are drawn on the GPU,
+    where tens of millions of values take no time."""
+    if gen is None:
+        return None
+    g = torch.Generator(device=dev)
+    g.manual_seed(int(torch.randint(1 << 62, (1,), generator=gen)))
+    return g
+
+
 def make_cache(seq_lens, hkv, d, bs, gen, dev):
-    """A paged cache holding each sequence's context at shuffled blocks."""
+    """A paged cache holding each sequence's context at shuffled blocks
+    (drawn from gen, or unseeded if None)."""
     blocks = [(s + bs - 1) // bs for s in seq_lens]
     total = sum(blocks) + 3
     perm = torch.randperm(total, generator=gen or torch.Generator().manual_seed(1)).tolist()
@@ -135,17 +167,16 @@ def make_cache(seq_lens, hkv, d, bs, gen, dev):
     for i, b in enumerate(blocks):
         tables[i, :b] = torch.tensor(perm[at:at + b], dtype=torch.int32)
         at += b
-    if gen is None:  # large benchmark caches: drawn on the GPU
-        k = torch.randn(total, bs, hkv, d, device=dev, dtype=torch.bfloat16)
-        v = torch.randn(total, bs, hkv, d, device=dev, dtype=torch.bfloat16)
-    else:
-        k = torch.randn(total, bs, hkv, d, generator=gen).to(dev, torch.bfloat16)
-        v = torch.randn(total, bs, hkv, d, generator=gen).to(dev, torch.bfloat16)
+    g = on_device(gen, dev)
+    k = torch.randn(total, bs, hkv, d, device=dev, dtype=torch.bfloat16, generator=g)
+    v = torch.randn(total, bs, hkv, d, device=dev, dtype=torch.bfloat16, generator=g)
     return k, v, tables.to(dev)
 
 
-def reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs):
-    """float64 causal attention of each sequence's rows over its own context."""
+def reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs, window=0, sinks=None):
+    """float64 causal attention of each sequence's rows over its own
+    context: over keys p - window + 1 .. p for a window, with each head's
+    sink logit in the denominator for sinks."""
     outs = []
     at = 0
     g = hq // hkv
@@ -158,21 +189,33 @@ def reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs):
         s = torch.einsum("qhd,khd->hqk", qi, k) / math.sqrt(q.shape[-1])
         pos_q = torch.arange(sl - ql, sl, device=q.device)[:, None]
         pos_k = torch.arange(sl, device=q.device)[None, :]
-        s = s.masked_fill(pos_k > pos_q, float("-inf"))
-        outs.append(torch.einsum("hqk,khd->qhd", torch.softmax(s, dim=-1), v))
+        unseen = pos_k > pos_q
+        if window > 0:
+            unseen |= pos_k <= pos_q - window
+        s = s.masked_fill(unseen, float("-inf"))
+        if sinks is None:
+            p = torch.softmax(s, dim=-1)
+        else:
+            sink = sinks.double()[:, None, None].expand(-1, ql, 1)
+            p = torch.softmax(torch.cat([s, sink], dim=-1), dim=-1)[..., :-1]
+        outs.append(torch.einsum("hqk,khd->qhd", p, v))
         at += ql
     return outs
 
 
-def check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen, max_seq_len=0):
+def check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen, max_seq_len=0, window=0, sinks=False):
+    """One step against the reference: (passed, worst relative error, the attention)."""
     dev = torch.device("cuda")
     k_cache, v_cache, tables = make_cache(seq_lens, hkv, d, bs, gen, dev)
-    attn = PagedAttention(lib, backend, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len)
-    q = torch.randn(attn.num_tokens, hq, d, generator=gen).to(dev, torch.bfloat16)
+    # sinks from negligible to dominant: e^10 outweighs the ~1.6 n of n keys' e^s up to n ~ 10^4
+    sink_logits = (torch.rand(hq, generator=gen) * 12 - 2).to(dev) if sinks else None
+    attn = PagedAttention(lib, backend, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len,
+                          window, sink_logits)
+    q = torch.randn(attn.num_tokens, hq, d, device=dev, dtype=torch.bfloat16, generator=on_device(gen, dev))
     out = torch.full_like(q, float("nan"))
     attn(q, out)
     torch.cuda.synchronize()
-    refs = reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs)
+    refs = reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs, window, sink_logits)
     worst = 0.0
     finite = bool(torch.isfinite(out).all())
     at = 0
@@ -180,7 +223,7 @@ def check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen, max_seq_len=
         o = out[at:at + ql].double()
         worst = max(worst, float((o - ref).norm() / ref.norm()))
         at += ql
-    return finite and worst < 1e-2, worst, attn.plan
+    return finite and worst < 1e-2, worst, attn
 
 
 def correctness(lib, backend, quick):
@@ -198,13 +241,13 @@ def correctness(lib, backend, quick):
                         (17, 300), (1, 3000 + int(torch.randint(0, 500, (1,), generator=gen)))]
                 q_lens = [a for a, _ in lens]
                 seq_lens = [b for _, b in lens]
-                ok, err, plan = check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen)
+                ok, err, attn = check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen)
                 # the same decode tokens forced to many splits (a graph planned for long contexts)
-                ok2, err2, plan2 = check_case(lib, backend, d, bs, hq, hkv, [1, 1, 1], [5, 900, 2500], gen,
+                ok2, err2, attn2 = check_case(lib, backend, d, bs, hq, hkv, [1, 1, 1], [5, 900, 2500], gen,
                                               max_seq_len=32768)
                 ok_all &= ok and ok2
-                rows.append((d, bs, f"{hq}/{hkv}", plan.num_prefill, plan.num_decode, plan.num_splits, err,
-                             plan2.num_splits, err2, "ok" if ok and ok2 else "FAIL"))
+                rows.append((d, bs, f"{hq}/{hkv}", attn.plan.num_prefill, attn.plan.num_decode, attn.splits, err,
+                             attn2.splits, err2, "ok" if ok and ok2 else "FAIL"))
     print(f"correctness of {backend}, {len(rows)} configurations: relative error vs float64 torch "
           f"(limit 1e-2, NaN fails)")
     print(f"{'D':>4} {'bs':>4} {'Hq/Hkv':>7} {'pre':>4} {'dec':>4} {'spl':>4} {'rel.err':>9} "
@@ -212,6 +255,52 @@ def correctness(lib, backend, quick):
     for r in rows:
         print(f"{r[0]:>4} {r[1]:>4} {r[2]:>7} {r[3]:>4} {r[4]:>4} {r[5]:>4} {r[6]:>9.2e} {r[7]:>5} {r[8]:>9.2e}  {r[9]}")
     print(f"correctness of {backend}: {'PASS' if ok_all else 'FAIL'}\n")
+    return ok_all
+
+
+# (window, sinks, (Hq, Hkv)) of the windowed checks: each window with and
+# without sinks, sinks over the full context; windows of one key, of a
+# number of keys no block size divides (37, 1000), gpt-oss's (128, with its
+# 64/8 heads); GQA groups 1, 8 and 16
+WINDOWED = ((0, True, (16, 2)), (1, False, (8, 8)), (37, False, (8, 8)), (37, True, (16, 2)),
+            (128, False, (8, 8)), (128, True, (64, 8)), (1000, False, (16, 1)), (1000, True, (16, 2)))
+
+
+def correctness_windowed(lib, backend, quick):
+    """Sliding windows and sinks: every head dim and block size times
+    WINDOWED (or its gpt-oss entry and one other with --quick)."""
+    gen = torch.Generator().manual_seed(torch.seed() % (1 << 62))
+    rows = []
+    ok_all = True
+    head_dims, block_sizes = supported_sizes(lib, backend)
+    variants = WINDOWED if not quick else (WINDOWED[5], WINDOWED[6])
+    for d in head_dims:
+        for bs in block_sizes:
+            for window, sinks, (hq, hkv) in variants:
+                # decode tokens over contexts shorter and longer than the window, a 3-token chunk, whole
+                # prompts (one longer than every window), chunks over a longer context, a long decode
+                lens = [(1, 1), (1, 37), (1, 200), (3, 150), (5, 5), (64, 64), (130, 130), (1200, 1200),
+                        (100, 700), (17, 300), (1, 3000 + int(torch.randint(0, 500, (1,), generator=gen)))]
+                q_lens = [a for a, _ in lens]
+                seq_lens = [b for _, b in lens]
+                ok, err, attn = check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen, window=window,
+                                           sinks=sinks)
+                # decode tokens planned for 32k contexts: the splits share the window's tiles, the sinks
+                # join the merge once
+                ok2, err2, attn2 = check_case(lib, backend, d, bs, hq, hkv, [1, 1, 1], [5, 900, 2500], gen,
+                                              max_seq_len=32768, window=window, sinks=sinks)
+                ok_all &= ok and ok2
+                rows.append((d, bs, window, "yes" if sinks else "no", f"{hq}/{hkv}", attn.plan.num_prefill,
+                             attn.plan.num_decode, attn.splits, err, attn2.splits, err2,
+                             "ok" if ok and ok2 else "FAIL"))
+    print(f"sliding windows and sinks of {backend}, {len(rows)} configurations: relative error vs float64 torch "
+          f"(limit 1e-2, NaN fails); spl: the decode splits of the window's layer")
+    print(f"{'D':>4} {'bs':>4} {'W':>5} {'sinks':>5} {'Hq/Hkv':>7} {'pre':>4} {'dec':>4} {'spl':>4} {'rel.err':>9} "
+          f"{'spl2':>5} {'rel.err2':>9}  result")
+    for r in rows:
+        print(f"{r[0]:>4} {r[1]:>4} {r[2]:>5} {r[3]:>5} {r[4]:>7} {r[5]:>4} {r[6]:>4} {r[7]:>4} {r[8]:>9.2e} "
+              f"{r[9]:>5} {r[10]:>9.2e}  {r[11]}")
+    print(f"sliding windows and sinks of {backend}: {'PASS' if ok_all else 'FAIL'}\n")
     return ok_all
 
 
@@ -258,6 +347,12 @@ def bench_clean_l2_ms(fn):
     return sorted(times)[len(times) // 2]
 
 
+# gpt-oss's attention: 64 query heads over 8 KV heads of 64, its even
+# layers over a window of 128 keys, sinks on every layer
+GPT_OSS_HEADS = (64, 8, 64)
+GPT_OSS_WINDOW = 128
+
+
 def bench(lib, backends):
     dev = torch.device("cuda")
     gen = None
@@ -283,12 +378,20 @@ def bench(lib, backends):
         q = torch.randn(b, hq, d, device=dev, dtype=torch.bfloat16)
         out = torch.empty_like(q)
         kv_bytes = 2 * b * ctx * hkv * d * 2
-        ours, clean = [], []
+        ours, clean, windowed = [], [], []
+        gpt_oss = (hq, hkv, d) == GPT_OSS_HEADS
+        sinks = torch.rand(hq, device=dev) * 4 if gpt_oss else None
         for backend in backends:
             attn = PagedAttention(lib, backend, hq, hkv, d, bs, [1] * b, [ctx] * b, k_cache, v_cache, tables)
-            tbs = kv_bytes / bench_ms(lambda: attn(q, out)) / 1e9
+            full_ms = bench_ms(lambda: attn(q, out))
+            tbs = kv_bytes / full_ms / 1e9
             ours.append((f"{tbs:.2f} TB/s", f"{100 * tbs / copy_tbs:.0f}% of copy"))
             clean.append(f"{backend} {100 * kv_bytes / bench_clean_l2_ms(lambda: attn(q, out)) / 1e9 / copy_tbs:.0f}%")
+            if gpt_oss:  # its windowed layers: the same step, the tiles of the last 128 keys only
+                win = PagedAttention(lib, backend, hq, hkv, d, bs, [1] * b, [ctx] * b, k_cache, v_cache, tables,
+                                     window=GPT_OSS_WINDOW, sinks=sinks)
+                ms = bench_ms(lambda: win(q, out))
+                windowed.append((f"{1000 * ms:.1f} us", f"{100 * ms / full_ms:.1f}% of L{ctx}"))
         del k_cache, v_cache
         qd = q.view(b, 1, hq, d).transpose(1, 2)
         kd = torch.randn(b, hkv, ctx, d, device=dev, dtype=torch.bfloat16)
@@ -306,6 +409,10 @@ def bench(lib, backends):
         del kd, vd
         results.append((f"decode B{b} L{ctx} Hq{hq}/Hkv{hkv} D{d} bs{bs} splits {attn.plan.num_splits}", ours,
                         ", ".join(peers)))
+        if gpt_oss:
+            window_us = 2 * b * GPT_OSS_WINDOW * hkv * d * 2 / copy_tbs / 1e6
+            results.append((f"  same, W{GPT_OSS_WINDOW} + sinks (gpt-oss) splits {win.splits}", windowed,
+                            f"the window's K/V at copy speed: {window_us:.1f} us (SDPA has no window)"))
     # prefill, causal: (batch, seq, hq, hkv, d)
     for b, s, hq, hkv, d in ((4, 8192, 16, 8, 128), (32, 1024, 16, 8, 128), (4, 8192, 64, 8, 64)):
         bs = 128
@@ -313,10 +420,18 @@ def bench(lib, backends):
         q = torch.randn(b * s, hq, d, device=dev, dtype=torch.bfloat16)
         out = torch.empty_like(q)
         flops = 4 * b * hq * s * s * d / 2
-        tflops = []
+        tflops, windowed = [], []
+        gpt_oss = (hq, hkv, d) == GPT_OSS_HEADS
+        sinks = torch.rand(hq, device=dev) * 4 if gpt_oss else None
         for backend in backends:
             attn = PagedAttention(lib, backend, hq, hkv, d, bs, [s] * b, [s] * b, k_cache, v_cache, tables)
-            tflops.append(flops / bench_ms(lambda: attn(q, out)) / 1e9)
+            full_ms = bench_ms(lambda: attn(q, out))
+            tflops.append(flops / full_ms / 1e9)
+            if gpt_oss:
+                win = PagedAttention(lib, backend, hq, hkv, d, bs, [s] * b, [s] * b, k_cache, v_cache, tables,
+                                     window=GPT_OSS_WINDOW, sinks=sinks)
+                ms = bench_ms(lambda: win(q, out))
+                windowed.append((f"{1000 * ms:.0f} us", f"{100 * ms / full_ms:.1f}% of causal"))
         qd = q.view(b, s, hq, d).transpose(1, 2)
         kd = torch.randn(b, hkv, s, d, device=dev, dtype=torch.bfloat16)
         vd = torch.randn(b, hkv, s, d, device=dev, dtype=torch.bfloat16)
@@ -333,6 +448,9 @@ def bench(lib, backends):
         results.append((f"prefill causal B{b} S{s} Hq{hq}/Hkv{hkv} D{d} bs{bs}",
                         [(f"{tf:.0f} TFLOP/s", f"{100 * tf / cudnn:.0f}% of cuDNN" if cudnn else "") for tf in tflops],
                         ", ".join(peers)))
+        if gpt_oss:
+            # each query sees at most 128 keys instead of up to 8192
+            results.append((f"  same, W{GPT_OSS_WINDOW} + sinks (gpt-oss)", windowed, ""))
     print(f"\nspeed on {torch.cuda.get_device_name(0)} (median of do_bench over CUDA graph replays; peers: torch "
           f"SDPA, dense KV)")
     print(f"{'case':<52}" + "".join(f" {name:>13} {'ratio':>16}" for name in backends) + "  peers")
@@ -345,7 +463,7 @@ def main():
     ap.add_argument("--lib", default="build/libflashlm_attn.so")
     ap.add_argument("--backend", choices=list(BACKENDS) + ["all"], default="all",
                     help="the backend to check and time; all: each this GPU runs")
-    ap.add_argument("--quick", action="store_true", help="fewer GQA ratios")
+    ap.add_argument("--quick", action="store_true", help="fewer GQA ratios and windows")
     ap.add_argument("--no-bench", action="store_true")
     args = ap.parse_args()
     lib = load_lib(args.lib)
@@ -362,6 +480,7 @@ def main():
     ok = True
     for name in backends:
         ok &= correctness(lib, name, args.quick)
+        ok &= correctness_windowed(lib, name, args.quick)
     if not args.no_bench:
         bench(lib, backends)
     print(f"\nattn_check ({', '.join(backends)}):", "PASS" if ok else "FAIL")

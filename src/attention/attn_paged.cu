@@ -15,11 +15,14 @@
  * - prefill: a CTA is 128 packed rows of one sequence and KV head (64 for
  *   head dim 256); its four warps take two 16-row tiles each (one), so
  *   every K/V fragment read from shared memory feeds two MMAs, and walk the
- *   keys up to the causal limit in tiles through a ring of cp.async stages.
+ *   keys up to the causal limit in tiles through a ring of cp.async stages,
+ *   from the tile that holds the first row's window start (0 without one).
  * - decode: a CTA is one 16-row tile (a decode token, or a short chunk) of
  *   one sequence, KV head and split; its four warps take a quarter of each
- *   KV tile and are merged by log-sum-exp at the end; with several splits
- *   the last split to finish merges the others' partial results. Its K/V
+ *   KV tile and are merged by log-sum-exp at the end; the splits share the
+ *   tiles from the one holding the window start of the first row, and with
+ *   several the last split to finish merges the others' partial results,
+ *   adding the sinks once. Its K/V
  *   tiles come through a ring of mbarrier-announced slots, filled by
  *   tensor copies (TMA) in the Hopper set and by cp.async in the portable
  *   one (both built for sm_90a, so both run on Hopper).
@@ -212,18 +215,20 @@ template <int S> static __device__ __forceinline__ void ring_release(void)
 /* The warp routine: the warp's MT x 16 rows (q at q_base) against NK keys
  * (k and v at k_base, v_base: padded rows, or panel_offset<TILE_ROWS> if
  * PANELS) whose first position is key0. Row sums come from the tensor cores
- * (warp_state) only with padded tiles: panels have no column of ones. The warp's
+ * (warp_state) if SUMS_BY_MMA, with padded tiles only: panels have no
+ * column of ones. The warp's
  * first row is packed row wrow; packed row r may see keys up to position
- * first_pos + r / group. Each K and V fragment read
+ * first_pos + r / group, and from its window's start on (need_mask and
+ * window: softmax_step). Each K and V fragment read
  * from shared memory feeds MT tiles: with MT = 2 the tensor cores, not
  * ldmatrix bandwidth, bound the loop. */
-template <int D, int NK, int MT, bool PANELS = false, int TILE_ROWS = 0>
+template <int D, int NK, int MT, bool SUMS_BY_MMA, bool PANELS = false, int TILE_ROWS = 0>
 static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32_t q_base, uint32_t k_base,
                                                    uint32_t v_base, int key0, int first_pos, int wrow, int group,
-                                                   bool need_mask, float scale_log2)
+                                                   bool need_mask, int window, float scale_log2)
 {
     constexpr int LD = D + 8;
-    constexpr bool SUMS_BY_MMA = ROW_SUMS_BY_MMA && !PANELS;
+    static_assert(!(SUMS_BY_MMA && PANELS), "panels have no column of ones");
     const int lane = threadIdx.x & 31;
     float s[MT][NK / 8][4];
 #pragma unroll
@@ -250,7 +255,7 @@ static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32
             }
         }
     }
-    softmax_step<D, NK, MT, SUMS_BY_MMA>(st, s, key0, first_pos, wrow, group, need_mask, scale_log2);
+    softmax_step<D, NK, MT, SUMS_BY_MMA>(st, s, key0, first_pos, wrow, group, need_mask, window, scale_log2);
 #pragma unroll
     for (int kk = 0; kk < NK / 16; kk++) {
         uint32_t a[MT][4];
@@ -293,10 +298,19 @@ static __device__ __forceinline__ void fill_ones(bf16 *v_smem, int num_rows)
 
 /* ---- prefill: 64 x MT packed rows per CTA ---- */
 
-template <int D, int BN, int MT, int S>
+/* WINDOW: the layer has a sliding window (p.window > 0). A compile-time
+ * choice because head dim 128 uses all 255 registers: the window's tile
+ * bounds and masks in the loop spilled it, so the kernel of the plain
+ * causal case is built without them, and the windowed one adds its row
+ * sums (the tensor cores' row sums keep 4 more accumulators live on
+ * sm_90, which the mask needs; about 2% of the plain kernel's speed,
+ * docs/PERF.md step 11, and Hopper runs the windowed prefill of head
+ * dims 64 and 128 on wgmma anyway). */
+template <int D, int BN, int MT, int S, bool WINDOW>
 __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
 {
     constexpr int LD = D + 8, ROWS = NUM_WARPS * 16 * MT;
+    constexpr bool SUMS_BY_MMA = ROW_SUMS_BY_MMA && !WINDOW;
     extern __shared__ uint4 smem_raw[];
     bf16 *q_smem = (bf16 *)smem_raw;
     bf16 *k_smem = q_smem + ROWS * LD; /* [S][BN][LD] */
@@ -309,11 +323,16 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
     const int32_t *table = p.block_tables + (size_t)seq * p.max_blocks_per_seq;
     const int last_row = min(row0 + ROWS, rows) - 1;
     const int kv_end = ctx - q_len + last_row / p.group + 1;
+    if (WINDOW) /* launched only then (launch); one mask loop, not two, and fewer registers */
+        __builtin_assume(p.window > 0);
+    /* tiles before the one holding the first row's window start hold no key any row sees */
+    const int first = WINDOW ? window_start(p, ctx - q_len + row0 / p.group) / BN : 0;
     const int num_tiles = (kv_end + BN - 1) / BN;
 
-    fill_ones<D>(v_smem, S * BN);
+    if (SUMS_BY_MMA)
+        fill_ones<D>(v_smem, S * BN);
     load_q<D>(q_smem, p, q0, rows, row0, ROWS, kv_head);
-    int block = ring_start<D, BN, S>(k_smem, v_smem, p, table, 0, num_tiles, kv_end, kv_head);
+    int block = ring_start<D, BN, S>(k_smem, v_smem, p, table, first, num_tiles, kv_end, kv_head);
 
     const int warp = threadIdx.x >> 5;
     const int wrow = row0 + warp * 16 * MT;
@@ -322,15 +341,18 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
     warp_state<D, MT> st;
     state_init<D, MT>(st);
     const uint32_t q_base = smem_addr(q_smem + warp * 16 * MT * LD);
-    for (int tile = 0; tile < num_tiles; tile++) {
-        const int slot = ring_next<D, BN, S>(k_smem, v_smem, p, table, 0, tile, num_tiles, kv_end, kv_head, block);
+    for (int tile = first; tile < num_tiles; tile++) {
+        const int slot = ring_next<D, BN, S>(k_smem, v_smem, p, table, first, tile, num_tiles, kv_end, kv_head, block);
         const int key0 = tile * BN;
-        if (key0 <= warp_max_limit) /* else every key is past this warp's rows */
-            warp_attend<D, BN, MT>(st, q_base, smem_addr(k_smem + slot * BN * LD), smem_addr(v_smem + slot * BN * LD),
-                                   key0, ctx - q_len, wrow, p.group, key0 + BN - 1 > warp_min_limit, p.scale_log2);
+        /* else every key is past this warp's rows, or before their windows */
+        if (key0 <= warp_max_limit && (!WINDOW || key0 + BN > window_start(p, warp_min_limit)))
+            warp_attend<D, BN, MT, SUMS_BY_MMA>(
+                st, q_base, smem_addr(k_smem + slot * BN * LD), smem_addr(v_smem + slot * BN * LD), key0, ctx - q_len,
+                wrow, p.group, key0 + BN - 1 > warp_min_limit || (WINDOW && before_window(p, key0, warp_max_limit)),
+                WINDOW ? p.window : 0, p.scale_log2);
         ring_release<S>();
     }
-    row_sums_finish<D, MT, ROW_SUMS_BY_MMA>(st);
+    row_sums_finish<D, MT, SUMS_BY_MMA>(st);
     store_rows<D, MT>(p, st, q0, rows, wrow, kv_head);
 }
 
@@ -348,10 +370,11 @@ template <int D> static constexpr __host__ __device__ int decode_panels(void)
  * made this tail ~5 us at B1 L32k, ~4 us now (docs/PERF.md, step 13).
  * parts and lse are the sequence and KV head's first split's; smem is
  * the CTA's K/V slots: the weights [ROWS][FL_ATTN_MAX_SPLITS], then
- * partials; out is the output of packed row 0. */
+ * partials; out is the output of packed row 0, whose query head is head0.
+ * A row's sink joins its denominator here, once, beside the splits' sums. */
 template <int D>
 static __device__ __forceinline__ void merge_splits(const step_params &p, const float *parts, const float *lse,
-                                                    float *smem, int num_splits, int rows, bf16 *out)
+                                                    float *smem, int num_splits, int rows, int head0, bf16 *out)
 {
     constexpr int ROWS = FL_ATTN_DECODE_ROWS, PER_THREAD = ROWS * D / NUM_THREADS;
     constexpr int stage_floats =
@@ -389,6 +412,7 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, const 
 #pragma unroll
                 for (int o = 16; o > 0; o >>= 1)
                     den += __shfl_xor_sync(0xffffffff, den, o);
+                den = with_sink(p, den, head0 + row % p.group, mx);
 #pragma unroll
                 for (int k = 0; k < FL_ATTN_MAX_SPLITS / 32; k++)
                     weight[row * FL_ATTN_MAX_SPLITS + lane + 32 * k] = lw[k] / den;
@@ -481,9 +505,10 @@ __global__ void __launch_bounds__(NUM_THREADS)
     const int q0 = p.query_start[seq], q_len = p.query_start[seq + 1] - q0;
     const int ctx = p.seq_lens[seq], rows = q_len * p.group;
     const int32_t *table = p.block_tables + (size_t)seq * p.max_blocks_per_seq;
-    const int num_tiles = (ctx + BN - 1) / BN;
-    const int per_split = (num_tiles + num_splits - 1) / num_splits;
-    const int tile0 = split * per_split, tile1 = min(num_tiles, tile0 + per_split);
+    /* the splits share the tiles from the one holding the first row's window start */
+    const int first_tile = window_start(p, ctx - q_len) / BN, num_tiles = (ctx + BN - 1) / BN;
+    const int per_split = (num_tiles - first_tile + num_splits - 1) / num_splits;
+    const int tile0 = first_tile + split * per_split, tile1 = min(num_tiles, tile0 + per_split);
 
     if (threadIdx.x == 0) {
         for (int i = 0; i < S; i++)
@@ -523,9 +548,10 @@ __global__ void __launch_bounds__(NUM_THREADS)
             __syncthreads();
         }
         const int key0 = tile * BN + warp * NK;
-        warp_attend<D, NK, 1, true, BN>(st, q_base, smem_addr(k_slot(slot)) + warp * NK * 128,
-                                        smem_addr(v_slot(slot)) + warp * NK * 128, key0, ctx - q_len, 0, p.group,
-                                        key0 + NK - 1 > min_limit, p.scale_log2);
+        warp_attend<D, NK, 1, false, true, BN>(st, q_base, smem_addr(k_slot(slot)) + warp * NK * 128,
+                                               smem_addr(v_slot(slot)) + warp * NK * 128, key0, ctx - q_len, 0,
+                                               p.group, key0 + NK - 1 > min_limit || before_window(p, key0, ctx - 1),
+                                               p.window, p.scale_log2);
         __syncthreads(); /* the slot is free */
         if (tile + S < tile1) {
             decode_fill<D, TMA>(k_slot(slot), v_slot(slot), &full[slot], p, &k_map, &v_map, table, (tile + S) * BN,
@@ -578,7 +604,8 @@ __global__ void __launch_bounds__(NUM_THREADS)
             }
         }
         if (num_splits == 1) {
-            p.out[row_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(o / l);
+            p.out[row_offset(p, q0, row, kv_head, D) + col] =
+                __float2bfloat16(o / with_sink(p, l, kv_head * p.group + row % p.group, mx * p.scale_log2));
         } else {
             o_part[e] = l > 0.f ? o / l : 0.f;
             if (col == 0)
@@ -606,25 +633,29 @@ __global__ void __launch_bounds__(NUM_THREADS)
         return;
     __threadfence();
     merge_splits<D>(p, p.scratch + first * ROWS * D, lse + first * ROWS, (float *)kv_smem, num_splits, rows,
-                    p.out + row_offset(p, q0, 0, kv_head, D));
+                    kv_head * p.group, p.out + row_offset(p, q0, 0, kv_head, D));
 }
 
 /* ---- launch ---- */
 
 /* D: head dim; BN: prefill keys per tile; MT: 16-row tiles per prefill
  * warp; S: prefill pipeline stages. hopper: the Hopper set (its prefill
- * kernel where it is built for D, decode by tensor copies). */
+ * kernel where it is built for D, decode by tensor copies). splits: the
+ * decode CTAs per sequence and KV head (fl_attn_plan_splits). */
 template <int D, int BN, int MT, int S>
-static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const CUtensorMap maps[2], bool hopper,
-                          cudaStream_t stream)
+static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, int splits, const CUtensorMap maps[2],
+                          bool hopper, cudaStream_t stream)
 {
     constexpr int LD = D + 8;
     const size_t prefill_smem = (size_t)(NUM_WARPS * 16 * MT + 2 * S * BN) * LD * sizeof(bf16);
     const size_t decode_smem = (size_t)fl_attn_decode_smem(D);
     static int configured;
     if (!configured) {
-        cudaError_t e = cudaFuncSetAttribute(prefill_kernel<D, BN, MT, S>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)prefill_smem);
+        cudaError_t e = cudaFuncSetAttribute(prefill_kernel<D, BN, MT, S, false>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem);
+        if (e == cudaSuccess)
+            e = cudaFuncSetAttribute(prefill_kernel<D, BN, MT, S, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)prefill_smem);
         if (e == cudaSuccess)
             e = cudaFuncSetAttribute(decode_kernel<D, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      (int)decode_smem);
@@ -642,14 +673,16 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, const 
             if (e != cudaSuccess)
                 return e;
         } else {
-            prefill_kernel<D, BN, MT, S><<<grid, NUM_THREADS, prefill_smem, stream>>>(p);
+            const auto prefill =
+                p.window > 0 ? prefill_kernel<D, BN, MT, S, true> : prefill_kernel<D, BN, MT, S, false>;
+            prefill<<<grid, NUM_THREADS, prefill_smem, stream>>>(p);
         }
     }
     if (plan->num_decode > 0) {
         const int offset = 2 * plan->num_prefill;
         const auto decode = hopper ? decode_kernel<D, true> : decode_kernel<D, false>;
-        decode<<<dim3(plan->num_decode, p.num_kv_heads, plan->num_splits), NUM_THREADS, decode_smem, stream>>>(
-            p, offset, plan->num_splits, maps[0], maps[1]);
+        decode<<<dim3(plan->num_decode, p.num_kv_heads, splits), NUM_THREADS, decode_smem, stream>>>(
+            p, offset, splits, maps[0], maps[1]);
     }
     return cudaGetLastError();
 }
@@ -689,7 +722,7 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set 
                                  const fl_attn_args *a, void *stream)
 {
     char why[128];
-    if (fl_attn_paged_supports(shape, kernels, why, sizeof why) != 0)
+    if (fl_attn_paged_supports(shape, kernels, why, sizeof why) != 0 || a->window < 0)
         return (int)cudaErrorInvalidValue;
     step_params p;
     p.q = (const bf16 *)a->q;
@@ -702,12 +735,14 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set 
     p.work = a->work;
     p.scratch = a->scratch;
     p.split_counters = a->split_counters;
+    p.sinks = a->sinks;
     p.max_blocks_per_seq = a->max_blocks_per_seq;
     p.num_heads = shape->num_heads;
     p.num_kv_heads = shape->num_kv_heads;
     p.group = shape->num_heads / shape->num_kv_heads;
     p.block_shift = __builtin_ctz((unsigned)shape->block_size);
-    p.scale_log2 = a->scale * 1.4426950408889634f;
+    p.window = a->window;
+    p.scale_log2 = a->scale * LOG2E;
     const bool hopper = kernels == FL_ATTN_HOPPER;
     CUtensorMap maps[2];
     memset(maps, 0, sizeof maps); /* unread by the portable set: it copies without them */
@@ -719,13 +754,14 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set 
             return (int)e;
     }
     cudaStream_t s = (cudaStream_t)stream;
+    const int splits = fl_attn_plan_splits(plan, shape, a->window);
     switch (shape->head_dim) {
     /* MT must match fl_attn_prefill_rows() */
-    case 16: return (int)launch<16, 16, 2, 3>(p, plan, maps, hopper, s);
-    case 32: return (int)launch<32, 32, 2, 3>(p, plan, maps, hopper, s);
-    case 64: return (int)launch<64, 64, 2, 3>(p, plan, maps, hopper, s);
-    case 96: return (int)launch<96, 32, 2, 3>(p, plan, maps, hopper, s);
-    case 128: return (int)launch<128, 64, 2, 2>(p, plan, maps, hopper, s);
-    default: return (int)launch<256, 32, 1, 2>(p, plan, maps, hopper, s);
+    case 16: return (int)launch<16, 16, 2, 3>(p, plan, splits, maps, hopper, s);
+    case 32: return (int)launch<32, 32, 2, 3>(p, plan, splits, maps, hopper, s);
+    case 64: return (int)launch<64, 64, 2, 3>(p, plan, splits, maps, hopper, s);
+    case 96: return (int)launch<96, 32, 2, 3>(p, plan, splits, maps, hopper, s);
+    case 128: return (int)launch<128, 64, 2, 2>(p, plan, splits, maps, hopper, s);
+    default: return (int)launch<256, 32, 1, 2>(p, plan, splits, maps, hopper, s);
     }
 }

@@ -1,6 +1,7 @@
 /* attn_paged.h - the CUDA attention kernels: causal GQA attention over a
- * paged bf16 KV cache, as a C API. Two kernel sets run them, each a backend
- * of the registry (attention/backend.c), chosen by the caller:
+ * paged bf16 KV cache, with sliding windows and sinks, as a C API. Two
+ * kernel sets run them, each a backend of the registry
+ * (attention/backend.c), chosen by the caller:
  * - FL_ATTN_HOPPER (backend `hopper`, compute capability 9.0 only): prefill
  *   on warpgroup MMAs (wgmma) fed by tensor copies (TMA) from a producer
  *   warp, for head dims 64 and 128 (the portable prefill for the others),
@@ -16,6 +17,18 @@
  * block_tables[s * max_blocks_per_seq + p / block_size], offset
  * p % block_size; each cache is (num_blocks, block_size, num_kv_heads,
  * head_dim) bf16, the layout vLLM's flash backends use.
+ *
+ * Each call is one layer, and two of its properties are per call: a
+ * sliding window W (the query at position p attends keys max(0, p - W + 1)
+ * .. p, HF transformers' sliding_window; 0: all keys up to p) and sinks
+ * (one logit per query head that joins the softmax denominator and adds no
+ * value: p_j = e^{s_j} / (e^{sink} + sum_k e^{s_k}), s the scaled scores).
+ * With a window the kernels read only the KV tiles that hold keys of the
+ * window: the first may start up to a tile (64 keys; 128 in Hopper's
+ * prefill) before the window, its keys read and masked. So a table entry
+ * of a block before the window must still name a block of the cache: an
+ * engine that frees the blocks a window has left points their entries at
+ * one spare block (vLLM's null block), never at nothing.
  *
  * A step runs in at most two launches. The host first plans it
  * (fl_attn_plan_build: pure host code, no GPU; the same plan for both
@@ -87,6 +100,9 @@ typedef enum fl_attn_kernel_set {
 #define FL_ATTN_PORTABLE_MAX_CC 90
 #define FL_ATTN_HOPPER_MIN_CC 90
 #define FL_ATTN_HOPPER_MAX_CC 90
+/* The model features both sets run (attention/backend.h's bits): causal
+ * attention, with a sliding window and sinks per call (fl_attn_args). */
+#define FL_ATTN_PAGED_FEATURES (FL_ATTN_CAUSAL | FL_ATTN_SLIDING_WINDOW | FL_ATTN_SINKS)
 
 /* The shape of one attention call (constant over a model's steps). */
 typedef struct fl_attn_shape {
@@ -103,12 +119,12 @@ typedef struct fl_attn_shape {
  * message in why. */
 int fl_attn_paged_supports(const fl_attn_shape *shape, fl_attn_kernel_set kernels, char *why, size_t why_len);
 
-/* A step's plan. work holds, first, the prefill items as (seq, first packed
- * row) pairs, then the decode sequences' ids. */
+/* A step's plan, one for all its layers. work holds, first, the prefill
+ * items as (seq, first packed row) pairs, then the decode sequences' ids. */
 typedef struct fl_attn_plan {
     int num_prefill;     /* prefill CTAs per KV head */
     int num_decode;      /* decode sequences */
-    int num_splits;      /* CTAs per decode sequence and KV head */
+    int num_splits;      /* CTAs per decode sequence and KV head of a layer without a window */
     int work_len;        /* int32s used in work */
     int32_t *work;       /* caller's, fl_attn_plan_work_cap() entries */
 } fl_attn_plan;
@@ -120,11 +136,21 @@ int fl_attn_plan_work_cap(const fl_attn_shape *shape, int num_seqs, int num_toke
  * seq_lens[num_seqs]. Splits fill the GPU: when the decode CTAs are fewer
  * than the SMs can hold at once (from the decode kernel's shared memory),
  * each is split so that one wave holds them all, capped so that each split
- * keeps at least two KV tiles of the longest context: that of the batch,
- * or max_seq_len if larger (a CUDA graph is planned once for every context
- * it will see). */
+ * keeps at least two KV tiles of the longest range of keys a decode CTA
+ * reads: for a layer without a window, the longest context, that of the
+ * batch or max_seq_len if larger (a CUDA graph is planned once for every
+ * context it will see). */
 void fl_attn_plan_build(fl_attn_plan *plan, const fl_attn_shape *shape, const int32_t *query_start,
                         const int32_t *seq_lens, int num_seqs, int max_seq_len);
+
+/* The decode CTAs per sequence and KV head of a layer with this window (0:
+ * none) under the plan: num_splits, or for a window the same rule over the
+ * most keys a decode CTA reads there (the window, the later rows of its
+ * tile, the first tile's keys before the window), at most num_splits. A
+ * function of the plan and the window only, so a CUDA graph's plan gives
+ * its windowed layers the same count at every replay, and the plan's
+ * scratch holds them. */
+int fl_attn_plan_splits(const fl_attn_plan *plan, const fl_attn_shape *shape, int window);
 
 /* Floats of split-KV scratch the plan needs (0 without splits). */
 size_t fl_attn_plan_scratch_floats(const fl_attn_plan *plan, const fl_attn_shape *shape);
@@ -147,12 +173,15 @@ typedef struct fl_attn_args {
     int max_blocks_per_seq;
     int num_blocks;                /* blocks in each cache (bounds the Hopper kernels' tensor copies) */
     float scale;                   /* softmax scale */
+    int window;                    /* this layer's sliding window (see the top), >= 0; 0: none */
+    const float *sinks;            /* float32 [num_heads], this layer's sink logits, in the units of the
+                                      scaled scores; NULL: none */
 } fl_attn_args;
 
 /* Launches the plan's kernels of the kernel set `kernels` on stream (a
  * cudaStream_t). Returns 0, or a CUDA error code (cudaErrorInvalidValue
- * for what fl_attn_paged_supports refuses). Needs no host sync: only the
- * plan's counts are read on the host. */
+ * for what fl_attn_paged_supports refuses, or a negative window). Needs
+ * no host sync: only the plan's counts are read on the host. */
 int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set kernels, const fl_attn_plan *plan,
                       const fl_attn_args *args, void *stream);
 

@@ -4,6 +4,7 @@
  * tested without a GPU. */
 #include "attention/attn_paged.h"
 
+#include <limits.h>
 #include <stdio.h>
 
 static int listed(const int *list, int n, int x)
@@ -80,7 +81,8 @@ static int ceil_div(long a, long b)
     return (int)((a + b - 1) / b);
 }
 
-/* Splits per decode CTA (see attn_paged.h). */
+/* Splits per decode CTA when the longest range of keys one reads is
+ * `longest` (see attn_paged.h). */
 static int split_count(const fl_attn_shape *s, int num_decode, int longest)
 {
     if (num_decode == 0)
@@ -127,6 +129,19 @@ void fl_attn_plan_build(fl_attn_plan *p, const fl_attn_shape *s, const int32_t *
     p->num_decode = n - 2 * p->num_prefill;
     p->work_len = n;
     p->num_splits = split_count(s, p->num_decode, longest);
+}
+
+int fl_attn_plan_splits(const fl_attn_plan *p, const fl_attn_shape *s, int window)
+{
+    if (window <= 0)
+        return p->num_splits;
+    /* the window of a tile's first row, the positions of its later rows
+     * (up to a tile of 16 query tokens), the first KV tile's keys before
+     * the window: a bound from the window alone, not the batch's contexts
+     * (a graph replays the count); shorter contexts are in num_splits */
+    const long keys = (long)window + (FL_ATTN_DECODE_ROWS - 1) + (FL_ATTN_DECODE_TILE - 1);
+    const int n = split_count(s, p->num_decode, keys < INT_MAX ? (int)keys : INT_MAX);
+    return n < p->num_splits ? n : p->num_splits;
 }
 
 size_t fl_attn_plan_scratch_floats(const fl_attn_plan *p, const fl_attn_shape *s)

@@ -11,7 +11,8 @@
  * both), and O += PV with P from registers and V read as N-major
  * (m64n64k16 per 64 columns of V). The warpgroups release a slot through
  * the slot's `empty` barrier and run a slot apart at most, so one's
- * softmax overlaps the other's MMAs. */
+ * softmax overlaps the other's MMAs. With a sliding window the ring starts
+ * at the tile holding the first row's window start. */
 #include "attention/attn_device.cuh"
 
 #define WG_KEYS 128
@@ -122,6 +123,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
     const int ctx = p.seq_lens[seq], rows = q_len * p.group;
     const int32_t *table = p.block_tables + (size_t)seq * p.max_blocks_per_seq;
     const int kv_end = ctx - q_len + (min(row0 + ROWS, rows) - 1) / p.group + 1;
+    /* tiles before the one holding the first row's window start hold no key any row sees */
+    const int first = window_start(p, ctx - q_len + row0 / p.group) / BN;
     const int num_tiles = (kv_end + BN - 1) / BN;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
@@ -136,10 +139,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
 
     if (warp == 8) { /* the producer */
         if (lane == 0)
-            for (int tile = 0; tile < num_tiles; tile++) {
-                const int slot = tile % S;
-                if (tile >= S)
-                    mbar_wait(&empty[slot], (tile / S - 1) & 1);
+            for (int tile = first; tile < num_tiles; tile++) {
+                const int n = tile - first, slot = n % S; /* n: the tile's place in the ring */
+                if (n >= S)
+                    mbar_wait(&empty[slot], (n / S - 1) & 1);
                 char *k_tile = kv_smem + 2 * slot * TILE_BYTES;
                 tma_fill<D, BN>((bf16 *)k_tile, (bf16 *)(k_tile + TILE_BYTES), &full[slot], p, &k_map, &v_map,
                                 table, tile * BN, kv_end, kv_head, tile_block<BN>(p, table, tile * BN, kv_end));
@@ -168,10 +171,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
     const uint32_t q_base = smem_addr(q_smem) + 64 * wg * 128;
     warp_state<D, 1> st;
     state_init<D, 1>(st);
-    for (int tile = 0; tile < num_tiles; tile++) {
-        const int slot = tile % S, key0 = tile * BN;
+    for (int tile = first; tile < num_tiles; tile++) {
+        const int n = tile - first, slot = n % S, key0 = tile * BN;
         const uint32_t k_base = smem_addr(kv_smem) + 2 * slot * TILE_BYTES, v_base = k_base + TILE_BYTES;
-        mbar_wait(&full[slot], (tile / S) & 1);
+        mbar_wait(&full[slot], (n / S) & 1);
         if (key0 + BN > kv_end) {
             /* keys past the end: masked, but zero times stale V could be
              * NaN; both warpgroups zero and wait (the last tile only) */
@@ -179,7 +182,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
             asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
             bar_sync(3, 256);
         }
-        if (wg_row0 < rows && key0 <= wg_max_limit) {
+        /* else every key is past this warpgroup's rows, or before their windows */
+        if (wg_row0 < rows && key0 <= wg_max_limit && key0 + BN > window_start(p, wg_min_limit)) {
             float s[1][BN / 8][4];
 #pragma unroll
             for (int i = 0; i < BN / 8; i++)
@@ -194,8 +198,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
             }
             wgmma_commit_wait();
             hold_registers<BN / 8>(s[0]);
-            softmax_step<D, BN, 1, false>(st, s, key0, ctx - q_len, wrow, p.group, key0 + BN - 1 > wg_min_limit,
-                                          p.scale_log2);
+            softmax_step<D, BN, 1, false>(st, s, key0, ctx - q_len, wrow, p.group,
+                                          key0 + BN - 1 > wg_min_limit || before_window(p, key0, wg_max_limit),
+                                          p.window, p.scale_log2);
             uint32_t a[BN / 16][4];
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++)

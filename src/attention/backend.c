@@ -58,7 +58,7 @@ static const fl_attn_backend registry[] = {
         .head_dims = { FL_ATTN_PAGED_HEAD_DIMS },
         .block_sizes = { FL_ATTN_PAGED_BLOCK_SIZES },
         .kv_dtypes = { FL_ATTN_PAGED_KV_DTYPES },
-        .features = FL_ATTN_CAUSAL,
+        .features = FL_ATTN_PAGED_FEATURES,
         .cuda = CUDA_OPS(hopper_ops),
     },
     {
@@ -70,7 +70,7 @@ static const fl_attn_backend registry[] = {
         .head_dims = { FL_ATTN_PAGED_HEAD_DIMS },
         .block_sizes = { FL_ATTN_PAGED_BLOCK_SIZES },
         .kv_dtypes = { FL_ATTN_PAGED_KV_DTYPES },
-        .features = FL_ATTN_CAUSAL,
+        .features = FL_ATTN_PAGED_FEATURES,
         .cuda = CUDA_OPS(paged_ops),
     },
     {
