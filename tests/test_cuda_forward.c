@@ -1,7 +1,8 @@
 /* test_cuda_forward.c - the CUDA runner against HF transformers (GPU only).
  *
  * The golden prompts of each tiny fixture (Qwen3 bf16, Llama fp16 with MQA
- * and llama3 rope, Qwen2 fp32 with biases) run as ONE mixed-length batch
+ * and llama3 rope, Qwen2 fp32 with biases, gpt-oss bf16 and MXFP4 with
+ * sliding windows, sinks, YaRN and routed experts) run as ONE mixed-length batch
  * with logits at every position, for each KV block size, blocks scattered.
  * The GPU computes with bf16 weights, activations and KV (float32
  * accumulation and residual), HF in float32: the tolerance is bf16's, max
@@ -261,6 +262,8 @@ static void check_fixture(const char *name)
 static void test_qwen3(void **state) { (void)state; check_fixture("tiny-qwen3"); }
 static void test_llama(void **state) { (void)state; check_fixture("tiny-llama"); }
 static void test_qwen2(void **state) { (void)state; check_fixture("tiny-qwen2"); }
+static void test_gpt_oss(void **state) { (void)state; check_fixture("tiny-gpt-oss"); }
+static void test_gpt_oss_mxfp4(void **state) { (void)state; check_fixture("tiny-gpt-oss-mxfp4"); }
 
 int main(void)
 {
@@ -268,6 +271,8 @@ int main(void)
         cmocka_unit_test(test_qwen3),
         cmocka_unit_test(test_llama),
         cmocka_unit_test(test_qwen2),
+        cmocka_unit_test(test_gpt_oss),
+        cmocka_unit_test(test_gpt_oss_mxfp4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

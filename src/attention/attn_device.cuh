@@ -15,6 +15,8 @@
 #include <cuda_runtime.h>
 #include <math.h>
 
+#include "cuda/mma_sync.cuh"
+
 typedef __nv_bfloat16 bf16;
 
 /* Compiling for Hopper: tensor copies, mbarrier try_wait, and wgmma, which
@@ -28,28 +30,7 @@ typedef __nv_bfloat16 bf16;
 #define ARCH_SM90 0
 #endif
 
-/* ---- PTX wrappers ---- */
-
-__device__ __forceinline__ uint32_t smem_addr(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-/* 16 bytes global -> shared; src_bytes 0 writes zeros. */
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-
-__device__ __forceinline__ void cp_async_commit(void)
-{
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-
-template <int N> __device__ __forceinline__ void cp_async_wait(void)
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
+/* ---- PTX wrappers (the mma.sync ones: cuda/mma_sync.cuh) ---- */
 
 /* 2^x in one MUFU op: flush-to-zero is fine for softmax weights, and
  * exp2f's denormal handling costs instructions per score. */
@@ -58,12 +39,6 @@ __device__ __forceinline__ float fast_exp2(float x)
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *(uint32_t *)&v;
 }
 
 /* ---- the step, a warp's softmax ---- */

@@ -21,6 +21,7 @@
 #include "cuda/cuda_weights.h"
 #include "cuda/gemm.h"
 #include "cuda/model_kernels.h"
+#include "cuda/moe.h"
 #include "model/rope.h"
 
 /* Batch sizes with a decode graph: 1, 2, 4, 8, then every 16 up to 512. */
@@ -48,6 +49,9 @@ typedef struct cuda_runner {
     float *x;                /* residual (max_tokens, hidden) */
     uint16_t *h, *qkv, *q, *attn, *gate_up, *act;
     float *logits;           /* (max(max_seqs, graph rows), vocab) */
+    /* routed experts, if any layer has them */
+    fl_cuda_moe_shape moe;
+    void *moe_workspace;
     float *attn_scratch;
     int32_t *split_counters; /* (row cap, KV heads), zero */
     /* step metadata */
@@ -137,6 +141,7 @@ static void attention_block(cuda_runner *r, int l, int T, const fl_attn_plan *pl
         .block_tables = md + r->m.tables, .work = md + r->m.work, .scratch = r->attn_scratch,
         .split_counters = r->split_counters,
         .max_blocks_per_seq = r->width, .num_blocks = r->num_blocks + 1, .scale = 1.f / sqrtf((float)D),
+        .window = c->layers[l].window, .sinks = w->sinks,
     };
     FL_CUDA_CHECK(r->attn_ops->run(&r->shape, plan, &aa, s));
     fl_gemm_run(&r->gemm, w->w_o, r->attn, r->x, T, H, c->num_heads * D, FL_GEMM_F32_ADD, s);
@@ -157,6 +162,23 @@ static void dense_mlp_block(cuda_runner *r, int l, int T)
     fl_gemm_run(&r->gemm, w->w_down, r->act, r->x, T, H, I, FL_GEMM_F32_ADD, s);
 }
 
+/* x += the routed experts of x' = rmsnorm(x), for T tokens (cuda/moe.h). */
+static void moe_block(cuda_runner *r, int l, int T)
+{
+    const fl_model_config *c = &r->cfg;
+    const fl_cuda_layer *w = &r->w.layers[l];
+    void *s = r->stream;
+    FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, NULL, w->mlp_norm, r->h, T, c->hidden_size, c->rms_norm_eps, s));
+    const fl_cuda_moe_args a = {
+        .num_tokens = T, .residual_in = r->x, .norm_weight = w->mlp_norm, .eps = c->rms_norm_eps, .x = r->h,
+        .router = w->router, .router_bias = w->router_bias,
+        .gate_up = w->experts_gate_up, .gate_up_bias = w->experts_gate_up_bias, .down = w->experts_down,
+        .down_bias = w->experts_down_bias, .residual = r->x, .workspace = r->moe_workspace,
+        .max_tokens = (int)token_cap(r),
+    };
+    FL_CUDA_CHECK(fl_cuda_moe(&r->moe, &a, s));
+}
+
 /* Enqueues the model over the metadata on the device: T tokens, logits for
  * n_logits rows; each layer runs the ops its spec names. */
 static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_plan *plan)
@@ -169,7 +191,7 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
         attention_block(r, l, T, plan);
         switch ((fl_ffn_kind)c->layers[l].ffn) {
         case FL_FFN_DENSE_SILU: dense_mlp_block(r, l, T); break;
-        case FL_FFN_MOE: FL_ASSERT(!"refused by missing_op at init"); break;
+        case FL_FFN_MOE: moe_block(r, l, T); break;
         }
     }
     if (n_logits == 0) /* a step of prompt chunks that end no prompt */
@@ -302,7 +324,8 @@ static void cuda_destroy(void *impl)
         if (r->graphs[i])
             cudaGraphExecDestroy(r->graphs[i]);
     void *dev[] = { r->kv, r->rope, r->x, r->h, r->qkv, r->q, r->attn, r->gate_up, r->act, r->logits,
-                    r->attn_scratch, r->split_counters, r->meta_dev, r->sp_dev, r->tok_dev };
+                    r->moe_workspace, r->attn_scratch, r->split_counters, r->meta_dev,
+                    r->sp_dev, r->tok_dev };
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i])
             cudaFree(dev[i]);
@@ -326,6 +349,16 @@ static int dev_alloc(void *p, size_t bytes, size_t *total)
     return cudaMalloc((void **)p, bytes) == cudaSuccess ? 0 : -1;
 }
 
+/* The routed experts' buffers, if any layer has them. */
+static int alloc_moe(cuda_runner *r, size_t *total)
+{
+    if (r->moe.num_experts == 0)
+        return 0;
+    const size_t T = token_cap(r), bytes = fl_cuda_moe_workspace_bytes(&r->moe, (int)T);
+    return dev_alloc(&r->moe_workspace, bytes, total) || cudaMemset(r->moe_workspace, 0, bytes) != cudaSuccess ? -1
+                                                                                                             : 0;
+}
+
 static int alloc_activations(cuda_runner *r, size_t *total)
 {
     const fl_model_config *c = &r->cfg;
@@ -342,7 +375,7 @@ static int alloc_activations(cuda_runner *r, size_t *total)
            cudaMemset(r->split_counters, 0, rows * c->num_kv_heads * 4) != cudaSuccess ||
            dev_alloc(&r->meta_dev, r->m.total * 4, total) ||
            dev_alloc(&r->sp_dev, rows * sizeof(fl_draw), total) ||
-           dev_alloc(&r->tok_dev, rows * 4, total) ? -1 : 0;
+           dev_alloc(&r->tok_dev, rows * 4, total) || alloc_moe(r, total) ? -1 : 0;
 }
 
 static void lay_out_meta(cuda_runner *r)
@@ -371,32 +404,33 @@ static void fill_rope(cuda_runner *r, float *host)
         fl_rope_at(&rope, p, host + (size_t)p * D, host + (size_t)p * D + D / 2);
 }
 
-/* What the model's plan asks that this runner has no op for, or NULL.
- * Attention backends that lack windows or sinks are refused when chosen;
- * this runner also hands the kernels neither yet. */
-static const char *missing_op(const fl_model_config *cfg, char *why, size_t len)
+/* The routed experts' shape, if any layer has them; -1 with a message if
+ * cuda/moe.h cannot run it. */
+static int moe_shape(cuda_runner *r, fl_error *err)
 {
-    for (int l = 0; l < cfg->num_layers; l++) {
-        const fl_layer_spec *s = &cfg->layers[l];
-        const char *what = s->ffn == FL_FFN_MOE ? "its feed-forward is routed experts (a mixture-of-experts block)"
-                           : s->window > 0      ? "it attends over a sliding window"
-                           : s->sinks           ? "its attention has sinks"
-                                                : NULL;
-        if (what) {
-            snprintf(why, len, "layer %d: %s, which only the CPU runner implements so far (--device cpu)", l, what);
-            return why;
-        }
-    }
-    return NULL;
+    const fl_model_config *c = &r->cfg;
+    int any = 0;
+    for (int l = 0; l < c->num_layers; l++)
+        any |= c->layers[l].ffn == FL_FFN_MOE;
+    if (!any)
+        return 0;
+    if (c->hidden_size % 8 || c->intermediate_size % 8 || c->num_experts > FL_CUDA_MOE_MAX_EXPERTS ||
+        c->experts_per_token > 8)
+        return fl_fail(err, "the CUDA runner's experts need hidden_size and intermediate_size multiples of 8, at "
+                       "most %d experts and at most 8 per token (this model: %d, %d, %d, %d)", FL_CUDA_MOE_MAX_EXPERTS,
+                       c->hidden_size, c->intermediate_size, c->num_experts, c->experts_per_token);
+    r->moe = (fl_cuda_moe_shape){ .hidden = c->hidden_size, .ff = c->intermediate_size,
+                                  .num_experts = c->num_experts, .top_k = c->experts_per_token,
+                                  .swiglu_alpha = c->swiglu_alpha, .swiglu_limit = c->swiglu_limit };
+    if (fl_cuda_moe_init() != 0)
+        return fl_fail(err, "cannot set up the expert GEMM's shared memory on this GPU");
+    return 0;
 }
 
 int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const fl_weights *w,
                         const fl_runner_opts *o, fl_error *err)
 {
     FL_ASSERT(o->attn && o->attn->cuda);
-    char missing[192];
-    if (missing_op(cfg, missing, sizeof missing))
-        return fl_fail(err, "the CUDA runner cannot run this model yet: %s", missing);
     struct cudaDeviceProp prop;
     int cc;
     if (fl_cuda_device_cc(&cc, err) != 0 || cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
@@ -427,7 +461,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
         free(r);
         return fl_fail(err, "cannot create a CUDA stream");
     }
-    if (fl_gemm_init(&r->gemm, err) != 0 || fl_cuda_weights_init(&r->w, cfg, w, err) != 0) {
+    if (moe_shape(r, err) != 0 || fl_gemm_init(&r->gemm, err) != 0 || fl_cuda_weights_init(&r->w, cfg, w, err) != 0) {
         cuda_destroy(r);
         return -1;
     }

@@ -87,6 +87,8 @@ static void lay_out_attention(upload *u, fl_cuda_layer *d, const fl_layer_spec *
         d->q_norm = put1(u, &t[FL_Q_NORM], 1);
         d->k_norm = put1(u, &t[FL_K_NORM], 1);
     }
+    if (spec->sinks)
+        d->sinks = put1(u, &t[FL_SINKS], 1);
 }
 
 /* The dense SiLU MLP op's tensors: gate/up fused into one matrix. */
@@ -96,6 +98,19 @@ static void lay_out_dense_mlp(upload *u, fl_cuda_layer *d, const fl_tensor *t)
     d->w_gate_up = put(u, gate_up, 2, 0);
     d->w_down = put1(u, &t[FL_W_DOWN], 0);
     d->mlp_norm = put1(u, &t[FL_MLP_NORM], 1);
+}
+
+/* The routed experts' tensors, in the layouts cuda/moe.h reads: the
+ * checkpoint's own, the router in float32. */
+static void lay_out_moe(upload *u, fl_cuda_layer *d, const fl_tensor *t)
+{
+    d->mlp_norm = put1(u, &t[FL_MLP_NORM], 1);
+    d->router = put1(u, &t[FL_ROUTER], 1);
+    d->router_bias = put1(u, &t[FL_ROUTER_BIAS], 1);
+    d->experts_gate_up = put1(u, &t[FL_EXPERTS_GATE_UP], 0);
+    d->experts_gate_up_bias = put1(u, &t[FL_EXPERTS_GATE_UP_BIAS], 1);
+    d->experts_down = put1(u, &t[FL_EXPERTS_DOWN], 0);
+    d->experts_down_bias = put1(u, &t[FL_EXPERTS_DOWN_BIAS], 1);
 }
 
 /* Every device tensor, op by op as the plan says. */
@@ -108,7 +123,7 @@ static void lay_out(upload *u, fl_cuda_weights *cw, const fl_model_config *cfg, 
         lay_out_attention(u, &cw->layers[i], &cfg->layers[i], w->layers[i].t);
         switch ((fl_ffn_kind)cfg->layers[i].ffn) {
         case FL_FFN_DENSE_SILU: lay_out_dense_mlp(u, &cw->layers[i], w->layers[i].t); break;
-        case FL_FFN_MOE: FL_ASSERT(!"refused by the runner before its weights"); break;
+        case FL_FFN_MOE: lay_out_moe(u, &cw->layers[i], w->layers[i].t); break;
         }
     }
 }

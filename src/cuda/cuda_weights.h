@@ -1,7 +1,9 @@
 /* cuda_weights.h - the model's weights on the GPU, in the layout the CUDA
  * runner computes with: matrices bf16 (q/k/v fused into one (Hq + 2 Hkv) *
- * D by hidden matrix, gate and up into one 2 * intermediate by hidden),
- * norms and biases float32. One allocation holds everything. */
+ * D by hidden matrix, gate and up into one 2 * intermediate by hidden;
+ * expert stacks as the checkpoint has them, (E, in, out), MXFP4 ones
+ * dequantized at load), norms, biases and sinks float32. One allocation
+ * holds everything. */
 #ifndef FL_CUDA_WEIGHTS_H
 #define FL_CUDA_WEIGHTS_H
 
@@ -17,6 +19,11 @@ typedef struct fl_cuda_layer {
     const float *b_qkv, *b_o;               /* NULL if the model has none */
     const float *attn_norm, *mlp_norm;
     const float *q_norm, *k_norm;           /* NULL without head norms */
+    const float *sinks;                     /* (num_heads), NULL without sinks */
+    /* routed experts (FL_FFN_MOE; cuda/moe.h's layouts) */
+    const float *router, *router_bias;      /* (E, hidden) float32 (see cuda/moe.h), (E) */
+    const uint16_t *experts_gate_up, *experts_down;
+    const float *experts_gate_up_bias, *experts_down_bias;
 } fl_cuda_layer;
 
 typedef struct fl_cuda_weights {
