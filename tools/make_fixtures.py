@@ -34,7 +34,9 @@ rounding is in both HF's and flashlm's input).
                        exactly (MXFP4 values are exact in bf16); one golden serves
                        both. If transformers can load the MXFP4 save
                        (Mxfp4Config(dequantize=True)), its experts are checked
-                       equal to the bf16 save's.
+                       equal to the bf16 save's. (tools/model_parity.py builds
+                       its full-width gpt-oss shape with the same two steps,
+                       gpt_oss_draw and save_mxfp4.)
 
 with the same golden.safetensors (a prompt is also redrawn while any token's
 routing passes within 1e-4 of a tie: the k-th and (k+1)-th router logits
@@ -226,23 +228,30 @@ def mxfp4_quantize(w):
     E2M1 codes a byte, low nibble first, and scales (E, out, in/32) uint8,
     the biased shared exponent. A block of 32 runs along the input features
     of one output feature; its exponent is floor(log2(amax)) - 2 (E2M1's
-    largest exponent), its values the nearest E2M1 (saturating at 6)."""
+    largest exponent), its values the nearest E2M1 (saturating at 6).
+    Computed on w's device, an expert at a time (the nearest-value search
+    holds 8 floats an element: 0.5 GB an expert of gpt-oss-20b, not 17)."""
     E, n_in, n_out = w.shape
-    v = w.float().transpose(1, 2).reshape(E, n_out, n_in // 32, 32)
-    amax = v.abs().amax(-1, keepdim=True)
-    shared = torch.where(amax > 0, torch.floor(torch.log2(amax)) - 2, torch.full_like(amax, -127)).clamp(-127, 127)
-    q = v / torch.exp2(shared)
-    idx = (q.abs()[..., None] - FP4_MAGNITUDES).abs().argmin(-1)
-    code = idx | (((q < 0) & (idx > 0)).long() << 3)
-    blocks = (code[..., 0::2] | (code[..., 1::2] << 4)).to(torch.uint8)
-    return blocks.contiguous(), (shared[..., 0] + 127).to(torch.uint8).contiguous()
+    magnitudes = FP4_MAGNITUDES.to(w.device)
+    blocks, scales = [], []
+    for e in range(E):
+        v = w[e:e + 1].float().transpose(1, 2).reshape(1, n_out, n_in // 32, 32)
+        amax = v.abs().amax(-1, keepdim=True)
+        shared = torch.where(amax > 0, torch.floor(torch.log2(amax)) - 2,
+                             torch.full_like(amax, -127)).clamp(-127, 127)
+        q = v / torch.exp2(shared)
+        idx = (q.abs()[..., None] - magnitudes).abs().argmin(-1)
+        code = idx | (((q < 0) & (idx > 0)).long() << 3)
+        blocks.append((code[..., 0::2] | (code[..., 1::2] << 4)).to(torch.uint8))
+        scales.append((shared[..., 0] + 127).to(torch.uint8))
+    return torch.cat(blocks).contiguous(), torch.cat(scales).contiguous()
 
 
 def mxfp4_dequantize(blocks, scales):
     """The values of mxfp4_quantize's output, as (E, in, out) float32, read
     from the format's definition: code c is (-1)^(c >> 3) * magnitude[c & 7],
     times 2^(scale - 127)."""
-    lut = torch.cat([FP4_MAGNITUDES, -FP4_MAGNITUDES])
+    lut = torch.cat([FP4_MAGNITUDES, -FP4_MAGNITUDES]).to(blocks.device)
     v = torch.stack([lut[(blocks & 15).long()], lut[(blocks >> 4).long()]], -1)
     E, n_out, groups = scales.shape
     v = v.reshape(E, n_out, groups, 32) * torch.exp2(scales.float() - 127)[..., None]
@@ -281,25 +290,85 @@ def gpt_oss_config():
             "original_max_position_embeddings": 4096, "truncate": False})))
 
 
+def gpt_oss_draw(model, sinks=(0.0, 1.0), gate_up_bias_std=4.0, down_scale=None):
+    """Draws what HF's initialisation leaves trivial in a GptOss model, in place:
+    HF zeroes the biases, sets the norms to 1 and draws the sinks near 0, so
+    the sinks would take no mass and the SwiGLU clamps would never bite.
+    Attention biases N(0, 0.1), sinks N(sinks), norms N(1, 0.1), router bias
+    N(0, 0.5), gate/up bias N(0, gate_up_bias_std) (4: about 8% of the tiny
+    fixture's gate and up pre-activations pass the limit of 7), down bias
+    N(0, 0.1); the down matrices times down_scale if given; then every
+    expert matrix rounded to MXFP4 values, so a bf16 and an MXFP4 save of
+    the model hold the same numbers. Draws in one order whatever the
+    arguments (the tiny fixture's bits depend on it); runs on the model's
+    device."""
+    with torch.no_grad():
+        for layer in model.model.layers:
+            att, mlp = layer.self_attn, layer.mlp
+            for lin in (att.q_proj, att.k_proj, att.v_proj, att.o_proj):
+                lin.bias.normal_(0.0, 0.1)
+            att.sinks.normal_(*sinks)
+            layer.input_layernorm.weight.normal_(1.0, 0.1)
+            layer.post_attention_layernorm.weight.normal_(1.0, 0.1)
+            mlp.router.bias.normal_(0.0, 0.5)
+            mlp.experts.gate_up_proj_bias.normal_(0.0, gate_up_bias_std)
+            mlp.experts.down_proj_bias.normal_(0.0, 0.1)
+            if down_scale is not None:
+                mlp.experts.down_proj.mul_(down_scale)
+            for w in (mlp.experts.gate_up_proj, mlp.experts.down_proj):
+                w.copy_(mxfp4_dequantize(*mxfp4_quantize(w)))
+        model.model.norm.weight.normal_(1.0, 0.1)
+
+
+MXFP4_MATRICES = ("experts.gate_up_proj", "experts.down_proj")
+
+
+def save_mxfp4(src, dst, device="cpu"):
+    """Writes dst, the MXFP4 checkpoint of the bf16 GptOss save in src (one
+    file or shards with their index, as save_pretrained wrote them): the
+    same tensors in the same files, each expert matrix as NAME_blocks and
+    NAME_scales (checked to dequantize to it exactly, so its values must be
+    MXFP4's: gpt_oss_draw's), and src's config.json with gpt-oss-20b's
+    quantization_config. transformers cannot write this itself without the
+    Hub's GPU kernels. The quantization runs on device."""
+    os.makedirs(dst, exist_ok=True)
+    index_path = os.path.join(src, "model.safetensors.index.json")
+    if os.path.exists(index_path):
+        with open(index_path) as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        shards = ["model.safetensors"]
+    weight_map, total = {}, 0
+    for shard in shards:
+        mx = {}
+        for name, t in load_file(os.path.join(src, shard)).items():
+            if name.endswith(MXFP4_MATRICES):
+                blocks, scales = mxfp4_quantize(t.to(device))
+                assert torch.equal(mxfp4_dequantize(blocks, scales), t.to(device).float()), \
+                    f"{name} is not MXFP4-exact"
+                mx[name + "_blocks"], mx[name + "_scales"] = blocks.cpu(), scales.cpu()
+            else:
+                mx[name] = t
+        save_file(mx, os.path.join(dst, shard), metadata={"format": "pt"})
+        weight_map.update((name, shard) for name in mx)
+        total += sum(t.numel() * t.element_size() for t in mx.values())
+        del mx
+    if len(shards) > 1 or os.path.exists(index_path):
+        with open(os.path.join(dst, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f,
+                      indent=2)
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": GPT_OSS_NOT_CONVERTED}
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+
+
 def make_gpt_oss(outdir, seed):
     """tiny-gpt-oss (bf16) and tiny-gpt-oss-mxfp4, one set of weights and goldens."""
     torch.manual_seed(1234 + seed)
     model = transformers.GptOssForCausalLM(gpt_oss_config())
-    with torch.no_grad():
-        for layer in model.model.layers:  # HF zeroes biases and sets norms to 1: draw them
-            att, mlp = layer.self_attn, layer.mlp
-            for lin in (att.q_proj, att.k_proj, att.v_proj, att.o_proj):
-                lin.bias.normal_(0.0, 0.1)
-            att.sinks.normal_(0.0, 1.0)
-            layer.input_layernorm.weight.normal_(1.0, 0.1)
-            layer.post_attention_layernorm.weight.normal_(1.0, 0.1)
-            mlp.router.bias.normal_(0.0, 0.5)
-            # std 4 puts about 8% of the gate and up pre-activations past the limit of 7
-            mlp.experts.gate_up_proj_bias.normal_(0.0, 4.0)
-            mlp.experts.down_proj_bias.normal_(0.0, 0.1)
-            for w in (mlp.experts.gate_up_proj, mlp.experts.down_proj):
-                w.copy_(mxfp4_dequantize(*mxfp4_quantize(w)))
-        model.model.norm.weight.normal_(1.0, 0.1)
+    gpt_oss_draw(model)
     path = os.path.join(outdir, "tiny-gpt-oss")
     mx_path = os.path.join(outdir, "tiny-gpt-oss-mxfp4")
     os.makedirs(path, exist_ok=True)
@@ -316,23 +385,11 @@ def make_gpt_oss(outdir, seed):
         assert name in saved and list(saved[name].shape) == shape, \
             f"{name}: saved as {list(saved[name].shape) if name in saved else 'nothing'}, flashlm expects {shape}"
 
-    # The MXFP4 save: the same tensors, the expert matrices as blocks and scales.
-    mx = {}
-    for name, t in saved.items():
-        if name.endswith(("experts.gate_up_proj", "experts.down_proj")):
-            blocks, scales = mxfp4_quantize(t)
-            assert torch.equal(mxfp4_dequantize(blocks, scales), t.float()), f"{name} is not MXFP4-exact"
-            mx[name + "_blocks"], mx[name + "_scales"] = blocks, scales
-        else:
-            mx[name] = t
-    save_file(mx, os.path.join(mx_path, "model.safetensors"), metadata={"format": "pt"})
+    save_mxfp4(path, mx_path)
     with open(os.path.join(path, "config.json")) as f:
         cfg = json.load(f)
     rope_params = cfg.get("rope_parameters") or cfg.get("rope_scaling")
     assert rope_params.get("rope_type") == "yarn", f"config.json's rope is not one yarn dict: {rope_params}"
-    cfg["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": GPT_OSS_NOT_CONVERTED}
-    with open(os.path.join(mx_path, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
 
     ref = transformers.GptOssForCausalLM.from_pretrained(path, attn_implementation="eager",
                                                         **dtype_kwarg(torch.float32)).eval()

@@ -20,6 +20,22 @@ width, few layers):
      prompt and lm_head only the chosen rows, so 32k positions x 150k logits
      never exist at once.
 
+GptOssForCausalLM (tools/parity_shapes/gpt-oss-20b.json: 4 layers, window,
+full, window, full) differs in three ways. Its random model is drawn as the
+tiny fixture's (make_fixtures.gpt_oss_draw: biases, sinks, norms, router and
+expert biases HF leaves trivial; expert matrices rounded to MXFP4 values), at
+the scales of gpt_oss_draw. --checkpoints mxfp4 adds a second checkpoint of
+the same numbers with the experts as MXFP4 blocks and scales
+(make_fixtures.save_mxfp4): flashlm loads it, and so do both references (HF's
+Mxfp4Config(dequantize=True), the path transformers takes without the Hub's
+triton kernels; its bf16 experts cast to the reference's dtype, exactly), so
+the rule is checked per checkpoint. And HF runs eager attention, the only
+one of its implementations with sinks, through gpt_oss_reference: the same
+operations as HF's eager_attention_forward, QUERY_ROWS query rows at a time
+over the keys they can see, and the experts EXPERT_ROWS tokens at a time, so
+16k tokens fit (HF's own would hold (64, T, T) scores: 69 GB a copy in
+float32 at 16k).
+
 Per bucket, in float64: mean KL(HF32 || x) in nats, max |x - HF32| over the
 logits, and top-1 agreement with HF32, for x = flashlm and x = HF bf16. The
 rule: flashlm's KL is at most 2x HF bf16's in every bucket (the decode tail
@@ -29,9 +45,11 @@ digests agree computed the same numbers), and PASS or FAIL; exits 1 on FAIL.
 
 usage: tools/model_parity.py SHAPE.json... [--bin build/tests/dump_logits]
            [--tokens T...] [--block-size B...] [--chunk 2048] [--decode 64]
-           [--per-bucket 128] [--seed 0]
+           [--per-bucket 128] [--seed 0] [--checkpoints bf16 [mxfp4]]
 Every T runs at every B (defaults: --tokens 2048, --block-size 16 128).
-tools/gpu_check.sh runs tools/parity_shapes/*.json at 2048 and 32768 tokens.
+tools/gpu_check.sh runs the dense shapes at 2048 and 32768 tokens (step
+model_parity) and gpt-oss-20b.json, bf16 and MXFP4, at 2048 and 16384
+(step model_parity_gptoss).
 """
 import argparse
 import contextlib
@@ -49,15 +67,21 @@ import torch
 import transformers
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+import make_fixtures  # gpt-oss's random draw and MXFP4 writer, shared with the tiny fixtures
+
 # The architectures flashlm loads (the registry in src/model/arch.c).
 ARCHITECTURES = {
     "LlamaForCausalLM": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
     "Qwen2ForCausalLM": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
     "Qwen3ForCausalLM": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM),
+    "GptOssForCausalLM": (transformers.GptOssConfig, transformers.GptOssForCausalLM),
 }
+GPT_OSS = "GptOssForCausalLM"
 FIRST_BUCKET = 128   # bucket edges: 0, 128, then 4x each (512, 2k, 8k, 32k, ...)
 KL_RATIO_LIMIT = 2.0
 ROWS_AT_ONCE = 256   # logit rows computed (and compared) at once: bounds GPU memory
+QUERY_ROWS = 512     # gpt-oss reference: query rows a step (float32 scores 64 x 512 x 16k: 2.1 GB a copy)
+EXPERT_ROWS = 4096   # gpt-oss reference: tokens through a layer's experts at once
 
 
 def log(msg):
@@ -70,8 +94,28 @@ def dtype_kwarg(dtype):
     return {"dtype" if major >= 5 else "torch_dtype": dtype}
 
 
-def build_checkpoint(shape_path, out_dir, seed):
-    """HF's initialisation of the shape from seed, saved in bf16; returns the model class and vocab size."""
+def gpt_oss_draw(config):
+    """make_fixtures.gpt_oss_draw's scales at full width (the tiny fixture's are
+    for hidden 64). Estimates for hidden 2880 and HF's std 0.02: a projection
+    of a normed row has std 0.02 x sqrt(2880) = 1.07, so attention logits
+    q.k / 8 have std about 1.15 and a 128-key window sums exp to about
+    128 x e^0.66 = 250; sinks N(ln 128, 1) (e^4.85 = 128) then take about a
+    third of a windowed row's mass, a few percent of a full row's at 2k, and
+    ever less further on. Gate/up bias std 3: pre-activations of std 3.2, of
+    which about 1.5% of the gates and 3% of the ups pass the limit of 7. HF's
+    down matrices would make an expert's output about 8 (1.07 x the rms of
+    (up + 1) x glu, about 7.6): times 0.15 that is about 1, beside a windowed
+    attention output of about 0.3 after o_proj, so neither the experts nor
+    the attention (its window, its sinks) drowns the other in the residual."""
+    return {"sinks": (math.log(config.sliding_window), 1.0), "gate_up_bias_std": 3.0, "down_scale": 0.15}
+
+
+def build_checkpoint(shape_path, out_dir, seed, checkpoints):
+    """HF's initialisation of the shape from seed, saved in bf16 to out_dir (and,
+    for gpt-oss with "mxfp4" in checkpoints, as MXFP4 to out_dir-mxfp4).
+
+    Returns the model class, the vocab size and the checkpoints to compare:
+    [(suffix of the shape's name, directory, from_pretrained keyword arguments)]."""
     with open(shape_path) as f:
         arch = json.load(f)["architectures"][0]
     if arch not in ARCHITECTURES:
@@ -81,10 +125,21 @@ def build_checkpoint(shape_path, out_dir, seed):
     torch.manual_seed(seed)
     with torch.device("cuda"):  # initialising a few billion values is seconds on the GPU, minutes on the CPU
         model = model_cls(config)
+    if arch == GPT_OSS:
+        make_fixtures.gpt_oss_draw(model, **gpt_oss_draw(config))
     model.to(device="cpu", dtype=torch.bfloat16).save_pretrained(out_dir)
     del model
     torch.cuda.empty_cache()
-    return model_cls, config.vocab_size
+    out = [("", out_dir, {})] if "bf16" in checkpoints else []
+    if "mxfp4" in checkpoints:
+        if arch == GPT_OSS:
+            make_fixtures.save_mxfp4(out_dir, out_dir + "-mxfp4", device="cuda")
+            out.append(("-mxfp4", out_dir + "-mxfp4",
+                        {"quantization_config": transformers.Mxfp4Config(dequantize=True)}))
+        else:
+            log(f"{shape_path}: {arch} has no MXFP4 checkpoint; bf16 only")
+    torch.cuda.empty_cache()
+    return model_cls, config.vocab_size, out
 
 
 def buckets(tokens, decode, per_bucket):
@@ -148,12 +203,102 @@ def float32_attention():
         torch.nn.functional.scaled_dot_product_attention = sdpa
 
 
+class GptOssReference:
+    """HF's GptOss forward pass in pieces that fit 16k tokens (a context manager).
+
+    attention: transformers' modeling_gpt_oss.eager_attention_forward,
+    replaced while the manager is open by one computing the same operations
+    (HF's mask added to the scores, the head's sink logit joined, the row's
+    maximum subtracted, softmax in the scores' dtype, the sink dropped,
+    times V) QUERY_ROWS query rows at a time over the keys those rows can
+    see (up to the last row; from the window's start on a windowed layer):
+    the keys left out are the ones HF's mask sets to the dtype's minimum,
+    whose probability is exactly 0. experts: each layer's mlp runs
+    EXPERT_ROWS tokens at a time (a token's experts depend on that token
+    only). `calls` counts the attention calls, so a transformers whose
+    attention no longer goes through that function fails loudly instead of
+    holding (64, T, T) scores."""
+
+    def __init__(self, model):
+        from transformers.models.gpt_oss import modeling_gpt_oss
+        self.module, self.model, self.calls = modeling_gpt_oss, model, 0
+
+    def __enter__(self):
+        self.saved = self.module.eager_attention_forward
+        self.module.eager_attention_forward = self.attention
+        self.forwards = []
+        for layer in self.model.model.layers:
+            self.forwards.append((layer.mlp, layer.mlp.forward))
+            layer.mlp.forward = self.chunked(layer.mlp.forward)
+        return self
+
+    def __exit__(self, *exc):
+        self.module.eager_attention_forward = self.saved
+        for mlp, forward in self.forwards:
+            mlp.forward = forward
+
+    def attention(self, module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+        """query (B, Hq, T, D), key and value (B, Hkv, T, D) -> ((B, T, Hq, D), None)."""
+        self.calls += 1
+        if attention_mask is None or not attention_mask.is_floating_point():
+            got = None if attention_mask is None else attention_mask.dtype
+            raise RuntimeError(f"HF's eager attention got the mask {got}, not an additive float one")
+        key = key.repeat_interleave(module.num_key_value_groups, dim=1)  # HF's repeat_kv
+        value = value.repeat_interleave(module.num_key_value_groups, dim=1)
+        window = getattr(module, "sliding_window", None)
+        out, rows = torch.empty_like(query), query.shape[-2]
+        for q0 in range(0, rows, QUERY_ROWS):
+            q1 = min(rows, q0 + QUERY_ROWS)
+            k0 = max(0, q0 - window - 1) if window else 0  # one key more than any window spelling sees
+            scores = torch.matmul(query[:, :, q0:q1], key[:, :, k0:q1].transpose(2, 3)) * scaling
+            scores = scores + attention_mask[:, :, q0:q1, k0:q1]
+            sinks = module.sinks.reshape(1, -1, 1, 1).expand(query.shape[0], -1, q1 - q0, -1)
+            logits = torch.cat([scores, sinks], dim=-1)
+            logits = logits - logits.max(dim=-1, keepdim=True).values
+            probs = torch.nn.functional.softmax(logits, dim=-1, dtype=logits.dtype)[..., :-1]
+            out[:, :, q0:q1] = torch.matmul(probs, value[:, :, k0:q1])
+        return out.transpose(1, 2).contiguous(), None
+
+    @staticmethod
+    def chunked(forward):
+        """forward over (B, T, H) or (T, H) rows, EXPERT_ROWS tokens at a time. Of a
+        tuple only the first output is joined; the others (the router's scores,
+        which the decoder layer drops) come back as None."""
+        def run(hidden, *args, **kwargs):
+            dim = hidden.dim() - 2
+            if hidden.shape[dim] <= EXPERT_ROWS:
+                return forward(hidden, *args, **kwargs)
+            parts = [forward(hidden.narrow(dim, i, min(EXPERT_ROWS, hidden.shape[dim] - i)), *args, **kwargs)
+                     for i in range(0, hidden.shape[dim], EXPERT_ROWS)]
+            if not isinstance(parts[0], tuple):
+                return torch.cat(parts, dim=dim)
+            return (torch.cat([p[0] for p in parts], dim=dim),) + (None,) * (len(parts[0]) - 1)
+        return run
+
+
 @torch.no_grad()
-def reference_logits(model_cls, model_dir, dtype, prompts):
+def reference_logits(model_cls, model_dir, dtype, prompts, load_kwargs):
     """HF loaded from model_dir in dtype: for each (ids, positions), the logits at positions (on the GPU)."""
-    model = model_cls.from_pretrained(model_dir, attn_implementation="sdpa", **dtype_kwarg(dtype)).to("cuda").eval()
+    gpt_oss = model_cls is transformers.GptOssForCausalLM
+    model = model_cls.from_pretrained(model_dir, attn_implementation="eager" if gpt_oss else "sdpa",
+                                      **load_kwargs, **dtype_kwarg(dtype))
+    if load_kwargs:
+        # HF's MXFP4 dequantization: bf16 experts whatever the dtype asked (exact: MXFP4 values are bf16 values)
+        loaded = sorted({f"{name.rsplit('.', 1)[-1]} {p.dtype}" for name, p in model.named_parameters()
+                         if ".experts." in name})
+        log(f"{model_dir}: HF's experts as loaded in {dtype}: {', '.join(loaded)}")
+        for name, p in model.named_parameters():
+            if ".experts." in name and p.dtype != dtype:
+                p.data = p.data.to(dtype)
+    model = model.to("cuda").eval()
     out = []
-    with float32_attention() if dtype == torch.float32 else contextlib.nullcontext():
+    if gpt_oss:
+        context = GptOssReference(model)
+    elif dtype == torch.float32:
+        context = float32_attention()
+    else:
+        context = contextlib.nullcontext()
+    with context:
         for ids, positions in prompts:
             ids = torch.from_numpy(ids).long().cuda()[None]
             hidden = model.model(input_ids=ids, use_cache=False).last_hidden_state
@@ -161,6 +306,9 @@ def reference_logits(model_cls, model_dir, dtype, prompts):
             del hidden
             out.append(torch.cat([model.lm_head(rows[i:i + ROWS_AT_ONCE])
                                   for i in range(0, len(rows), ROWS_AT_ONCE)]))
+    if gpt_oss and context.calls == 0:
+        sys.exit("transformers' GptOss attention did not call modeling_gpt_oss.eager_attention_forward: "
+                 "GptOssReference must follow its new path")
     del model
     torch.cuda.empty_cache()
     return out
@@ -180,25 +328,35 @@ def compare(ref, x):
 
 
 def run_shape(args, shape_path):
-    """Builds the shape, then runs flashlm and both references on each prompt.
+    """Builds the shape, then runs flashlm and both references on each prompt, per checkpoint.
 
-    Returns [(tokens, buckets, {block size: (flashlm logits, sha256)}, HF32 logits, HF bf16 logits)].
-    """
+    Returns [(suffix, tokens, buckets, {block size: (flashlm logits, sha256)}, HF32 logits, HF bf16 logits)]."""
+    out = []
     with tempfile.TemporaryDirectory() as work:
-        model_dir = os.path.join(work, "model")
-        model_cls, vocab = build_checkpoint(shape_path, model_dir, args.seed)
+        model_cls, vocab, checkpoints = build_checkpoint(shape_path, os.path.join(work, "model"), args.seed,
+                                                         args.checkpoints)
         prompts = []  # (tokens, buckets, ids, positions)
         for tokens in args.tokens:
             ids = np.random.default_rng([args.seed, tokens]).integers(0, vocab, tokens, dtype=np.int32)
             bk = buckets(tokens, args.decode, args.per_bucket)
             prompts.append((tokens, bk, ids, np.concatenate([p for _, p in bk])))
-        # flashlm first, while torch holds no model on the GPU
-        ours = [{bs: run_flashlm(args, model_dir, work, ids, positions, bs, vocab) for bs in args.block_size}
-                for _, _, ids, positions in prompts]
         pairs = [(ids, positions) for _, _, ids, positions in prompts]
-        ref32 = reference_logits(model_cls, model_dir, torch.float32, pairs)
-        ref16 = reference_logits(model_cls, model_dir, torch.bfloat16, pairs)
-    return [(tokens, bk, fl, r32, r16) for (tokens, bk, _, _), fl, r32, r16 in zip(prompts, ours, ref32, ref16)]
+        for suffix, model_dir, load_kwargs in checkpoints:
+            # flashlm first, while torch holds no model on the GPU
+            ours = [{bs: run_flashlm(args, model_dir, work, ids, positions, bs, vocab) for bs in args.block_size}
+                    for _, _, ids, positions in prompts]
+            ref32 = reference_logits(model_cls, model_dir, torch.float32, pairs, load_kwargs)
+            ref16 = reference_logits(model_cls, model_dir, torch.bfloat16, pairs, load_kwargs)
+            out += [(suffix, tokens, bk, fl, r32, r16)
+                    for (tokens, bk, _, _), fl, r32, r16 in zip(prompts, ours, ref32, ref16)]
+    # The checkpoints hold the same numbers: HF's float32 logits from each should agree.
+    name = lambda suffix: suffix.lstrip("-") or "bf16"
+    first = {tokens: r32 for suffix, tokens, _, _, r32, _ in out if suffix == out[0][0]}
+    for suffix, tokens, _, _, r32, _ in out:
+        if suffix != out[0][0]:
+            log(f"HF float32, {tokens} tokens, the {name(suffix)} checkpoint against the {name(out[0][0])} one: "
+                f"max |logit difference| {(r32 - first[tokens]).abs().max().item():.3g}")
+    return out
 
 
 def bucket_rows(where, bk, fl, hf, finite):
@@ -234,6 +392,8 @@ def main():
     ap.add_argument("--per-bucket", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--attention-backend", default="auto", help="the CUDA attention backend dump_logits runs")
+    ap.add_argument("--checkpoints", nargs="+", choices=["bf16", "mxfp4"], default=["bf16"],
+                    help="which saves of each shape to compare (mxfp4: gpt-oss's experts as MXFP4)")
     args = ap.parse_args()
     if min(args.tokens) <= args.decode or args.per_bucket < 1:
         ap.error("every --tokens must exceed --decode, and --per-bucket must be positive")
@@ -244,22 +404,23 @@ def main():
     for shape_path in args.shapes:
         shape = os.path.splitext(os.path.basename(shape_path))[0]
         t0 = time.time()
-        for tokens, bk, ours, r32, r16 in run_shape(args, shape_path):
+        runs = run_shape(args, shape_path)
+        for suffix, tokens, bk, ours, r32, r16 in runs:
             hf = compare(r32, r16)
             for bs, (logits, digest) in ours.items():
-                where = f"{shape} | {tokens} | {bs}"
-                digests.append(f"- {shape}, {tokens} tokens, block {bs}: `{digest}`")
+                where = f"{shape}{suffix} | {tokens} | {bs}"
+                digests.append(f"- {shape}{suffix}, {tokens} tokens, block {bs}: `{digest}`")
                 for row, ratio, label, ok in bucket_rows(where, bk, compare(r32, logits), hf,
                                                          bool(torch.isfinite(logits).all())):
                     table.append(row)
-                    case = f"{shape} {tokens} tokens, block {bs}, {label}"
+                    case = f"{shape}{suffix} {tokens} tokens, block {bs}, {label}"
                     if not ok:
                         failures.append(f"FAIL {case}: KL ratio {ratio:.3g} (limit {KL_RATIO_LIMIT}, "
                                         "and every logit finite)")
                     if severity(ratio) > severity(worst[0]):
                         worst = (ratio, case)
         torch.cuda.empty_cache()
-        log(f"{shape}: built, {len(args.tokens) * len(args.block_size)} flashlm runs and the references in "
+        log(f"{shape}: built, {len(runs) * len(args.block_size)} flashlm runs and the references in "
             f"{time.time() - t0:.0f} s")
     print("| shape | tokens | block | positions | n | KL flashlm | KL HF bf16 | ratio | max err flashlm | "
           "max err HF bf16 | top-1 flashlm | top-1 HF bf16 | |")

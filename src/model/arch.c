@@ -145,9 +145,12 @@ int fl_model_role_shape(const fl_model_config *c, fl_model_role role, int64_t sh
     return row_shape(c, &model_roles[role], shape);
 }
 
-/* ---- the Llama family ---- */
+/* ---- transformers' decoder names ---- */
 
-const fl_tensor_names fl_llama_tensor_names = {
+/* Each role spelled once. A layer names only the roles its spec needs
+ * (fl_layer_role_needed), so the Llama family never asks for the sinks or
+ * the experts, nor gpt-oss for q/k norms or a dense MLP. */
+const fl_tensor_names fl_hf_tensor_names = {
     .model = {
         [FL_EMBED] = "model.embed_tokens.weight",
         [FL_FINAL_NORM] = "model.norm.weight",
@@ -165,12 +168,21 @@ const fl_tensor_names fl_llama_tensor_names = {
         [FL_K_NORM] = "model.layers.%d.self_attn.k_norm.weight",
         [FL_WO] = "model.layers.%d.self_attn.o_proj.weight",
         [FL_BO] = "model.layers.%d.self_attn.o_proj.bias",
+        [FL_SINKS] = "model.layers.%d.self_attn.sinks",
         [FL_MLP_NORM] = "model.layers.%d.post_attention_layernorm.weight",
         [FL_W_GATE] = "model.layers.%d.mlp.gate_proj.weight",
         [FL_W_UP] = "model.layers.%d.mlp.up_proj.weight",
         [FL_W_DOWN] = "model.layers.%d.mlp.down_proj.weight",
+        [FL_ROUTER] = "model.layers.%d.mlp.router.weight",
+        [FL_ROUTER_BIAS] = "model.layers.%d.mlp.router.bias",
+        [FL_EXPERTS_GATE_UP] = "model.layers.%d.mlp.experts.gate_up_proj",
+        [FL_EXPERTS_GATE_UP_BIAS] = "model.layers.%d.mlp.experts.gate_up_proj_bias",
+        [FL_EXPERTS_DOWN] = "model.layers.%d.mlp.experts.down_proj",
+        [FL_EXPERTS_DOWN_BIAS] = "model.layers.%d.mlp.experts.down_proj_bias",
     },
 };
+
+/* ---- the Llama family ---- */
 
 int fl_arch_llama_family_layers(fl_model_config *cfg, json_t *root, fl_layer_spec spec, const char *src,
                                 fl_error *err)

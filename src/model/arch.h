@@ -134,8 +134,9 @@ fl_tensor_kind fl_model_role_kind(fl_model_role role);
 
 /* ---- for architecture files ---- */
 
-/* The tensor names of the Llama family (Llama, Qwen2, Qwen3). */
-extern const fl_tensor_names fl_llama_tensor_names;
+/* transformers' decoder tensor names, every role's (Llama, Qwen2, Qwen3
+ * and GptOss spell the roles they share the same way). */
+extern const fl_tensor_names fl_hf_tensor_names;
 
 /* The Llama family's layers: every layer full causal attention with spec's
  * biases and norms and the dense SiLU MLP. Refuses what the family's

@@ -22,33 +22,6 @@
 #include "model/config.h"
 #include "model/config_fields.h"
 
-static const fl_tensor_names gpt_oss_names = {
-    .model = {
-        [FL_EMBED] = "model.embed_tokens.weight",
-        [FL_FINAL_NORM] = "model.norm.weight",
-        [FL_LM_HEAD] = "lm_head.weight",
-    },
-    .layer = {
-        [FL_ATTN_NORM] = "model.layers.%d.input_layernorm.weight",
-        [FL_WQ] = "model.layers.%d.self_attn.q_proj.weight",
-        [FL_WK] = "model.layers.%d.self_attn.k_proj.weight",
-        [FL_WV] = "model.layers.%d.self_attn.v_proj.weight",
-        [FL_BQ] = "model.layers.%d.self_attn.q_proj.bias",
-        [FL_BK] = "model.layers.%d.self_attn.k_proj.bias",
-        [FL_BV] = "model.layers.%d.self_attn.v_proj.bias",
-        [FL_WO] = "model.layers.%d.self_attn.o_proj.weight",
-        [FL_BO] = "model.layers.%d.self_attn.o_proj.bias",
-        [FL_SINKS] = "model.layers.%d.self_attn.sinks",
-        [FL_MLP_NORM] = "model.layers.%d.post_attention_layernorm.weight",
-        [FL_ROUTER] = "model.layers.%d.mlp.router.weight",
-        [FL_ROUTER_BIAS] = "model.layers.%d.mlp.router.bias",
-        [FL_EXPERTS_GATE_UP] = "model.layers.%d.mlp.experts.gate_up_proj",
-        [FL_EXPERTS_GATE_UP_BIAS] = "model.layers.%d.mlp.experts.gate_up_proj_bias",
-        [FL_EXPERTS_DOWN] = "model.layers.%d.mlp.experts.down_proj",
-        [FL_EXPERTS_DOWN_BIAS] = "model.layers.%d.mlp.experts.down_proj_bias",
-    },
-};
-
 static int parse_rope_presence(json_t *root, const char *src, fl_error *err)
 {
     json_t *params = json_object_get(root, "rope_parameters");
@@ -223,4 +196,4 @@ static int configure(fl_model_config *cfg, json_t *root, const char *src, fl_err
                : 0;
 }
 
-const fl_arch fl_arch_gpt_oss = { "GptOssForCausalLM", &gpt_oss_names, configure };
+const fl_arch fl_arch_gpt_oss = { "GptOssForCausalLM", &fl_hf_tensor_names, configure };

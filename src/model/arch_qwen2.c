@@ -10,4 +10,4 @@ static int configure(fl_model_config *cfg, json_t *root, const char *src, fl_err
     return fl_arch_llama_family_layers(cfg, root, spec, src, err);
 }
 
-const fl_arch fl_arch_qwen2 = { "Qwen2ForCausalLM", &fl_llama_tensor_names, configure };
+const fl_arch fl_arch_qwen2 = { "Qwen2ForCausalLM", &fl_hf_tensor_names, configure };
