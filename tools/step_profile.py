@@ -56,7 +56,7 @@ import numpy as np
 # (category, regex over the kernel's function name, lower case); the first match wins
 CATEGORIES = [
     ("attention", r"decode_kernel|prefill_kernel|prefill_sm90|attn|flash|fmha"),
-    ("MoE", r"moe|expert|rout|topk|swiglu|permute|scatter|gather"),
+    ("MoE", r"grouped_gemm|router_kernel|route_kernel|permute_kernel|combine_kernel"),  # cuda/moe.cu
     ("GEMM", r"gemm|nvjet|cutlass|xmma|cublas|splitk|sm90_|sm80_"),
     ("norm/rope", r"norm|rope|embed"),
     ("sampling", r"sampl|argmax"),

@@ -414,11 +414,12 @@ static int moe_shape(cuda_runner *r, fl_error *err)
         any |= c->layers[l].ffn == FL_FFN_MOE;
     if (!any)
         return 0;
-    if (c->hidden_size % 8 || c->intermediate_size % 8 || c->num_experts > FL_CUDA_MOE_MAX_EXPERTS ||
-        c->experts_per_token > 8)
-        return fl_fail(err, "the CUDA runner's experts need hidden_size and intermediate_size multiples of 8, at "
-                       "most %d experts and at most 8 per token (this model: %d, %d, %d, %d)", FL_CUDA_MOE_MAX_EXPERTS,
-                       c->hidden_size, c->intermediate_size, c->num_experts, c->experts_per_token);
+    if (c->hidden_size % 8 || c->intermediate_size % 8 || c->hidden_size > FL_CUDA_MOE_MAX_HIDDEN ||
+        c->num_experts > FL_CUDA_MOE_MAX_EXPERTS || c->experts_per_token > 8)
+        return fl_fail(err, "the CUDA runner's experts need hidden_size (at most %d) and intermediate_size multiples "
+                       "of 8, at most %d experts and at most 8 per token (this model: %d, %d, %d, %d)",
+                       FL_CUDA_MOE_MAX_HIDDEN, FL_CUDA_MOE_MAX_EXPERTS, c->hidden_size, c->intermediate_size,
+                       c->num_experts, c->experts_per_token);
     r->moe = (fl_cuda_moe_shape){ .hidden = c->hidden_size, .ff = c->intermediate_size,
                                   .num_experts = c->num_experts, .top_k = c->experts_per_token,
                                   .swiglu_alpha = c->swiglu_alpha, .swiglu_limit = c->swiglu_limit };

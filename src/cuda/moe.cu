@@ -92,68 +92,62 @@ static size_t carve(workspace *w, char *base, const fl_cuda_moe_shape *s, int ma
 
 /* ---- routing and permutation ---- */
 
-#define ROUTER_TOKENS_PER_WARP 4
-#define ROUTER_CHUNK 32 /* hidden features staged at a time */
+#define ROUTER_TOKENS 4 /* tokens a CTA: each router row read from L2 serves four */
 
-/* The router's logits of 32 tokens a CTA (4 a warp), float32 throughout:
- * each warp norms its tokens' residual rows (RMSNorm as the CPU runner:
- * sum of squares, then x * rsqrt(mean + eps) * weight); the CTA stages the
- * router's weights ROUTER_CHUNK features at a time, transposed so that
- * lane e reads expert e's weight without bank conflicts, and lane e sums
- * experts e, e + 32, ... of its 4 tokens in feature order. */
+/* The router's logits of ROUTER_TOKENS tokens a CTA, float32 throughout:
+ * the CTA norms the tokens' residual rows into shared memory (RMSNorm as
+ * the CPU runner: sum of squares, x * rsqrt(mean + eps) * weight), then
+ * warp w takes experts w, w + 8, ...: each lane sums a strided share of
+ * the features for the four tokens, and the warp adds the lanes' sums in a
+ * fixed tree. */
 __global__ void __launch_bounds__(THREADS) router_kernel(const float *x, const float *norm_weight, float eps,
                                                          const float *router, int num_tokens, int H, int E,
                                                          workspace w)
 {
-    /* padded: the staging stores (32 features of one expert) hit 32 banks */
-    __shared__ float ws[ROUTER_CHUNK][FL_CUDA_MOE_MAX_EXPERTS + 1];
-    __shared__ float xs[THREADS / 32][ROUTER_TOKENS_PER_WARP][ROUTER_CHUNK];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int t0 = (blockIdx.x * (THREADS / 32) + warp) * ROUTER_TOKENS_PER_WARP;
-    float inv_rms[ROUTER_TOKENS_PER_WARP];
-#pragma unroll
-    for (int q = 0; q < ROUTER_TOKENS_PER_WARP; q++) {
+    extern __shared__ float xn[]; /* [ROUTER_TOKENS][H] */
+    __shared__ float partial[THREADS / 32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, t0 = blockIdx.x * ROUTER_TOKENS;
+    const int tokens = min(ROUTER_TOKENS, num_tokens - t0);
+    for (int q = 0; q < ROUTER_TOKENS; q++) {
+        const float *row = x + (size_t)(t0 + q) * H;
         float ss = 0.f;
-        if (t0 + q < num_tokens)
-            for (int i = lane; i < H; i += 32) {
-                const float v = x[(size_t)(t0 + q) * H + i];
-                ss += v * v;
-            }
+        if (q < tokens)
+            for (int i = threadIdx.x; i < H; i += THREADS)
+                ss += row[i] * row[i];
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1)
             ss += __shfl_xor_sync(0xffffffff, ss, o);
-        inv_rms[q] = rsqrtf(ss / H + eps);
+        if (lane == 0)
+            partial[warp] = ss;
+        __syncthreads();
+        ss = 0.f;
+#pragma unroll
+        for (int i = 0; i < THREADS / 32; i++)
+            ss += partial[i];
+        const float inv = rsqrtf(ss / H + eps);
+        for (int i = threadIdx.x; i < H; i += THREADS)
+            xn[q * H + i] = q < tokens ? row[i] * inv * norm_weight[i] : 0.f;
+        __syncthreads(); /* partial is reused */
     }
-    float acc[ROUTER_TOKENS_PER_WARP][FL_CUDA_MOE_MAX_EXPERTS / 32] = {};
-    for (int f0 = 0; f0 < H; f0 += ROUTER_CHUNK) {
-        const int fc = min(ROUTER_CHUNK, H - f0);
-        for (int i = threadIdx.x; i < E * ROUTER_CHUNK; i += THREADS) {
-            const int e = i / ROUTER_CHUNK, f = i % ROUTER_CHUNK;
-            ws[f][e] = f < fc ? router[(size_t)e * H + f0 + f] : 0.f;
+    for (int e = warp; e < E; e += THREADS / 32) {
+        const float *wr = router + (size_t)e * H;
+        float acc[ROUTER_TOKENS] = {};
+#pragma unroll 4
+        for (int i = lane; i < H; i += 32) {
+            const float wv = wr[i];
+#pragma unroll
+            for (int q = 0; q < ROUTER_TOKENS; q++)
+                acc[q] = fmaf(xn[q * H + i], wv, acc[q]);
         }
 #pragma unroll
-        for (int q = 0; q < ROUTER_TOKENS_PER_WARP; q++)
-            xs[warp][q][lane] = t0 + q < num_tokens && lane < fc
-                                    ? x[(size_t)(t0 + q) * H + f0 + lane] * inv_rms[q] * norm_weight[f0 + lane]
-                                    : 0.f;
-        __syncthreads();
-        for (int f = 0; f < fc; f++)
+        for (int q = 0; q < ROUTER_TOKENS; q++) {
 #pragma unroll
-            for (int j = 0; j < FL_CUDA_MOE_MAX_EXPERTS / 32; j++)
-                if (lane + 32 * j < E) {
-                    const float wv = ws[f][lane + 32 * j];
-#pragma unroll
-                    for (int q = 0; q < ROUTER_TOKENS_PER_WARP; q++)
-                        acc[q][j] = fmaf(xs[warp][q][f], wv, acc[q][j]);
-                }
-        __syncthreads();
+            for (int o = 16; o > 0; o >>= 1)
+                acc[q] += __shfl_xor_sync(0xffffffff, acc[q], o);
+            if (lane == 0 && q < tokens)
+                w.logits[(size_t)(t0 + q) * E + e] = acc[q];
+        }
     }
-#pragma unroll
-    for (int q = 0; q < ROUTER_TOKENS_PER_WARP; q++)
-#pragma unroll
-        for (int j = 0; j < FL_CUDA_MOE_MAX_EXPERTS / 32; j++)
-            if (t0 + q < num_tokens && lane + 32 * j < E)
-                w.logits[(size_t)(t0 + q) * E + lane + 32 * j] = acc[q][j];
 }
 
 /* One warp per token: the top_k largest biased logits (ties to the lower
@@ -453,7 +447,10 @@ extern "C" size_t fl_cuda_moe_workspace_bytes(const fl_cuda_moe_shape *s, int ma
 
 extern "C" int fl_cuda_moe_init(void)
 {
-    cudaError_t e = cudaFuncSetAttribute(grouped_gemm_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    cudaError_t e = cudaFuncSetAttribute(router_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         ROUTER_TOKENS * FL_CUDA_MOE_MAX_HIDDEN * (int)sizeof(float));
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(grouped_gemm_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          SMEM_BYTES);
     if (e == cudaSuccess)
         e = cudaFuncSetAttribute(grouped_gemm_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -465,13 +462,14 @@ extern "C" int fl_cuda_moe(const fl_cuda_moe_shape *s, const fl_cuda_moe_args *a
 {
     const int T = a->num_tokens, k = s->top_k, E = s->num_experts;
     if (T <= 0 || T > a->max_tokens || k < 1 || k > 8 || k > E || E > FL_CUDA_MOE_MAX_EXPERTS ||
-        s->hidden % 8 || s->ff % 8)
+        s->hidden % 8 || s->ff % 8 || s->hidden > FL_CUDA_MOE_MAX_HIDDEN)
         return (int)cudaErrorInvalidValue;
     cudaStream_t st = (cudaStream_t)stream;
     workspace w;
     carve(&w, (char *)a->workspace, s, a->max_tokens);
-    const int pairs = T * k, router_tokens = THREADS / 32 * ROUTER_TOKENS_PER_WARP;
-    router_kernel<<<(T + router_tokens - 1) / router_tokens, THREADS, 0, st>>>(
+    const int pairs = T * k;
+    router_kernel<<<(T + ROUTER_TOKENS - 1) / ROUTER_TOKENS, THREADS, ROUTER_TOKENS * s->hidden * sizeof(float),
+                    st>>>(
         a->residual_in, a->norm_weight, a->eps, a->router, T, s->hidden, E, w);
     route_kernel<<<(T + THREADS / 32 - 1) / (THREADS / 32), THREADS, 0, st>>>(a->router_bias, T, E, k, w);
     permute_kernel<<<1, 1024, 0, st>>>(pairs, E, k, w);

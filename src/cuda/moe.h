@@ -25,7 +25,8 @@
 extern "C" {
 #endif
 
-/* The sizes of one MoE layer; hidden and ff multiples of 8. */
+/* The sizes of one MoE layer; hidden and ff multiples of 8, hidden at most
+ * FL_CUDA_MOE_MAX_HIDDEN. */
 typedef struct fl_cuda_moe_shape {
     int hidden, ff;                  /* model width, expert intermediate width */
     int num_experts, top_k;          /* top_k <= num_experts <= FL_CUDA_MOE_MAX_EXPERTS, top_k <= 8 */
@@ -33,6 +34,7 @@ typedef struct fl_cuda_moe_shape {
 } fl_cuda_moe_shape;
 
 #define FL_CUDA_MOE_MAX_EXPERTS 256
+#define FL_CUDA_MOE_MAX_HIDDEN 12288 /* the router stages 4 normed rows in shared memory */
 
 typedef struct fl_cuda_moe_args {
     int num_tokens;
