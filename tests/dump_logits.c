@@ -164,16 +164,17 @@ static int write_rows(FILE *out, const float *logits, int rows, int vocab, const
 static int run(fl_model_runner *r, const args *a, const int32_t *ids, int len, const int32_t *listed,
                int num_listed, int max_rows, int num_blocks, FILE *out)
 {
-    const int vocab = r->vocab_size, prefill = len - a->decode;
-    int32_t *table = malloc((size_t)num_blocks * sizeof(int32_t));
-    int32_t *pos = malloc((size_t)a->chunk * sizeof(int32_t)), *slots = malloc((size_t)a->chunk * sizeof(int32_t));
+    const int vocab = r->vocab_size, prefill = len - a->decode, G = r->kv_groups->num_groups;
+    int32_t *table = malloc((size_t)num_blocks * G * sizeof(int32_t)); /* [G, num_blocks]: one per group */
+    int32_t *pos = malloc((size_t)a->chunk * sizeof(int32_t)), *slots = malloc((size_t)a->chunk * G * sizeof(int32_t));
     int32_t query_start[2] = { 0, 0 }, seq_len[1];
     int32_t *rows = malloc((size_t)(max_rows > 0 ? max_rows : 1) * sizeof(int32_t));
     float *logits = malloc((size_t)(max_rows > 0 ? max_rows : 1) * vocab * sizeof(float));
-    for (int i = 0; i < num_blocks; i++)
-        table[i] = num_blocks - 1 - i;
+    for (int g = 0; g < G; g++)
+        for (int i = 0; i < num_blocks; i++)
+            table[g * num_blocks + i] = num_blocks * G - 1 - (i * G + g);
     const int bs = a->block_size;
-    fl_batch b = { .slots = slots, .num_seqs = 1, .query_start = query_start, .seq_lens = seq_len,
+    fl_batch b = { .num_kv_groups = G, .slots = slots, .num_seqs = 1, .query_start = query_start, .seq_lens = seq_len,
                    .max_blocks_per_seq = num_blocks, .block_tables = table, .positions = pos, .logit_rows = rows };
     int next = 0, rc = 0;
     for (int at = 0; at < prefill && rc == 0; at += a->chunk) {
@@ -182,7 +183,8 @@ static int run(fl_model_runner *r, const args *a, const int32_t *ids, int len, c
         b.token_ids = ids + at;
         for (int i = 0; i < n; i++) {
             pos[i] = at + i;
-            slots[i] = fl_batch_slot(table, bs, at + i);
+            for (int g = 0; g < G; g++)
+                slots[i * G + g] = fl_batch_slot(table + g * num_blocks, bs, at + i);
         }
         query_start[1] = n;
         seq_len[0] = at + n;
@@ -198,7 +200,8 @@ static int run(fl_model_runner *r, const args *a, const int32_t *ids, int len, c
     for (int p = prefill; p < len && rc == 0; p++) {
         b.token_ids = ids + p;
         pos[0] = p;
-        slots[0] = fl_batch_slot(table, bs, p);
+        for (int g = 0; g < G; g++)
+            slots[g] = fl_batch_slot(table + g * num_blocks, bs, p);
         query_start[1] = 1;
         seq_len[0] = p + 1;
         r->forward(r->impl, &b, logits);
@@ -226,6 +229,8 @@ static int dump(const args *a, const int32_t *ids, int len, const int32_t *liste
     }
     int rc = 1;
     const int bs = a->block_size, num_blocks = (len + bs - 1) / bs, prefill = len - a->decode;
+    fl_kv_groups groups;
+    fl_kv_groups_init(&groups, &m.cfg);
     const int max_rows = max_rows_per_chunk(listed, num_listed, prefill, a->chunk);
     int cc;
     const fl_attn_backend *attn = NULL;
@@ -235,7 +240,7 @@ static int dump(const args *a, const int32_t *ids, int len, const int32_t *liste
     }
     const fl_runner_opts o = {
         .attn = attn, .max_tokens = prefill == 0 ? 1 : prefill < a->chunk ? prefill : a->chunk, .max_context = num_blocks * bs,
-        .max_seqs = max_rows > 0 ? max_rows : 1, .block_size = bs, .num_blocks = num_blocks,
+        .max_seqs = max_rows > 0 ? max_rows : 1, .block_size = bs, .num_blocks = num_blocks * groups.num_groups,
         .gpu_memory_utilization = 0.9f,
     };
     fl_model_runner r;

@@ -1,6 +1,8 @@
 /* golden.c - see golden.h. */
 #include "golden.h"
 
+#include <stdlib.h>
+
 #include "engine/engine.h"
 #include "test_util.h"
 
@@ -73,4 +75,57 @@ void tu_golden_generate(const tu_golden *g, fl_model_runner *runner, int step_bu
     fl_engine_destroy(e);
     for (int i = 0; i < TU_GOLDEN_PROMPTS; i++)
         assert_int_equal(c.count[i], TU_GOLDEN_TOKENS);
+}
+
+void tu_prefill_init(tu_prefill *p, const fl_kv_groups *groups, int block_size, int num_seqs,
+                     const int32_t *const *seqs, const int *lens)
+{
+    const int G = groups->num_groups;
+    int total = 0, max_blocks = 0, num_blocks = 0;
+    for (int s = 0; s < num_seqs; s++) {
+        const int nb = (lens[s] + block_size - 1) / block_size;
+        total += lens[s];
+        num_blocks += nb * G;
+        max_blocks = nb > max_blocks ? nb : max_blocks;
+    }
+    const int reserved = fl_kv_groups_have_window(groups); /* block 0, handed out last */
+    num_blocks += reserved;
+    p->num_blocks = num_blocks;
+    p->storage = malloc(((size_t)total * (3 + G) + 2 * (size_t)num_seqs + 1 +
+                         (size_t)num_seqs * G * max_blocks) * sizeof(int32_t));
+    int32_t *ids = p->storage, *pos = ids + total, *rows = pos + total, *slots = rows + total;
+    int32_t *query_start = slots + (size_t)total * G, *seq_lens = query_start + num_seqs + 1;
+    int32_t *tables = seq_lens + num_seqs;
+    int next = num_blocks - 1;
+    for (int k = 0; k < max_blocks; k++)
+        for (int s = 0; s < num_seqs; s++)
+            for (int g = 0; g < G; g++)
+                if (k * block_size < lens[s])
+                    tables[((size_t)s * G + g) * max_blocks + k] = next--;
+    assert_int_equal(next, reserved - 1);
+    int n = 0;
+    for (int s = 0; s < num_seqs; s++) {
+        query_start[s] = n;
+        seq_lens[s] = lens[s];
+        for (int q = 0; q < lens[s]; q++, n++) {
+            ids[n] = seqs[s][q];
+            pos[n] = q;
+            rows[n] = n;
+            for (int g = 0; g < G; g++)
+                slots[(size_t)n * G + g] =
+                    fl_batch_slot(tables + ((size_t)s * G + g) * max_blocks, block_size, q);
+        }
+    }
+    query_start[num_seqs] = n;
+    p->batch = (fl_batch){
+        .num_tokens = total, .token_ids = ids, .positions = pos, .num_kv_groups = G, .slots = slots,
+        .num_seqs = num_seqs, .query_start = query_start, .seq_lens = seq_lens,
+        .max_blocks_per_seq = max_blocks, .block_tables = tables, .num_logits = total, .logit_rows = rows,
+    };
+}
+
+void tu_prefill_free(tu_prefill *p)
+{
+    free(p->storage);
+    memset(p, 0, sizeof *p);
 }

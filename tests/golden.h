@@ -1,13 +1,15 @@
 /* golden.h - the HF goldens of the tiny fixtures, shared by the CPU and
  * GPU forward tests: the five prompts, HF's float32 logits at every
- * position, and HF's 32-token greedy continuations; and the run of all
- * prompts through an engine, greedy. */
+ * position, and HF's 32-token greedy continuations; the run of all
+ * prompts through an engine, greedy; and a one-step prefill batch with
+ * scattered blocks. */
 #ifndef FL_TEST_GOLDEN_H
 #define FL_TEST_GOLDEN_H
 
 #include <stdint.h>
 
 #include "engine/model_runner.h"
+#include "model/kv_groups.h"
 #include "model/safetensors.h"
 
 #define TU_GOLDEN_PROMPTS 5
@@ -31,5 +33,22 @@ void tu_golden_free(tu_golden *g);
  * runner. */
 void tu_golden_generate(const tu_golden *g, fl_model_runner *runner, int step_budget, int logprobs,
                         int32_t tokens[TU_GOLDEN_PROMPTS][TU_GOLDEN_TOKENS]);
+
+/* One step that prefills whole sequences (from position 0), logits at
+ * every row, for a cache laid out as groups: the blocks handed out from the
+ * top down, round-robin over block indices, sequences and groups, so a
+ * paging bug cannot hide behind contiguous blocks. num_blocks is what the
+ * cache must hold: every block is used, but for the null block
+ * (FL_KV_NULL_BLOCK, kept out as the engine keeps it) in a layout with a
+ * window. */
+typedef struct tu_prefill {
+    fl_batch batch;
+    int num_blocks;
+    int32_t *storage;
+} tu_prefill;
+
+void tu_prefill_init(tu_prefill *p, const fl_kv_groups *groups, int block_size, int num_seqs,
+                     const int32_t *const *seqs, const int *lens);
+void tu_prefill_free(tu_prefill *p);
 
 #endif

@@ -184,7 +184,8 @@ static void test_runner_runs_its_backend(void **state)
     assert_string_equal(r.attn_backend, "counting");
     const int32_t ids[3] = { 1, 2, 3 }, pos[3] = { 0, 1, 2 }, table[4] = { 3, 2, 1, 0 }, rows[1] = { 2 };
     const int32_t slots[3] = { 48, 49, 50 }, query_start[2] = { 0, 3 }, seq_lens[1] = { 3 };
-    const fl_batch b = { .num_tokens = 3, .token_ids = ids, .positions = pos, .slots = slots, .num_seqs = 1,
+    const fl_batch b = { .num_tokens = 3, .token_ids = ids, .positions = pos, .num_kv_groups = 1, .slots = slots,
+                         .num_seqs = 1,
                          .query_start = query_start, .seq_lens = seq_lens, .max_blocks_per_seq = 4,
                          .block_tables = table, .num_logits = 1, .logit_rows = rows };
     float *logits = malloc((size_t)m.cfg.vocab_size * sizeof(float));

@@ -61,9 +61,9 @@ static void random_operations(int n, uint64_t seed)
                 for (int k = 0; k < BS; k++)
                     ids[b][k] = (int32_t)(fl_rng_at(key, (uint64_t)step * 7 + k) % 5);
                 hashes[b] = fl_block_hash(FL_BLOCK_HASH_ROOT, ids[b], BS);
-                fl_block_pool_publish(&p, b, hashes[b], FL_BLOCK_HASH_ROOT, ids[b]);
+                fl_block_pool_publish(&p, b, 0, hashes[b], FL_BLOCK_HASH_ROOT, ids[b]);
                 /* the same contents elsewhere stay with their first block */
-                int32_t owner = fl_block_pool_lookup(&p, hashes[b], FL_BLOCK_HASH_ROOT, ids[b]);
+                int32_t owner = fl_block_pool_lookup(&p, 0, hashes[b], FL_BLOCK_HASH_ROOT, ids[b]);
                 assert_true(owner >= 0);
                 published[b] = owner == b;
             }
@@ -73,9 +73,9 @@ static void random_operations(int n, uint64_t seed)
             free_count += refs[i] == 0;
             assert_int_equal(p.ref_count[i], refs[i]);
             if (published[i]) {
-                assert_int_equal(fl_block_pool_lookup(&p, hashes[i], FL_BLOCK_HASH_ROOT, ids[i]), i);
+                assert_int_equal(fl_block_pool_lookup(&p, 0, hashes[i], FL_BLOCK_HASH_ROOT, ids[i]), i);
                 /* a different parent is never a hit */
-                assert_int_equal(fl_block_pool_lookup(&p, hashes[i], 1, ids[i]), -1);
+                assert_int_equal(fl_block_pool_lookup(&p, 0, hashes[i], 1, ids[i]), -1);
             }
         }
         assert_int_equal(p.num_free, free_count);
@@ -99,18 +99,43 @@ static void test_lru_order(void **state)
     fl_block_pool_init(&p, 4, BS, 1);
     int32_t a = fl_block_pool_alloc(&p), b = fl_block_pool_alloc(&p), c = fl_block_pool_alloc(&p);
     int32_t tokens[BS] = { 1, 2, 3, 4 };
-    fl_block_pool_publish(&p, a, 11, FL_BLOCK_HASH_ROOT, tokens);
-    fl_block_pool_publish(&p, b, 22, FL_BLOCK_HASH_ROOT, tokens);
+    fl_block_pool_publish(&p, a, 0, 11, FL_BLOCK_HASH_ROOT, tokens);
+    fl_block_pool_publish(&p, b, 0, 22, FL_BLOCK_HASH_ROOT, tokens);
     fl_block_pool_release(&p, a); /* cached blocks queue at the tail in release order */
     fl_block_pool_release(&p, b);
     fl_block_pool_release(&p, c); /* c holds nothing: reused first */
     assert_int_equal(fl_block_pool_alloc(&p), c);
     assert_int_equal(fl_block_pool_alloc(&p), 3);
-    assert_int_equal(fl_block_pool_lookup(&p, 11, FL_BLOCK_HASH_ROOT, tokens), a);
+    assert_int_equal(fl_block_pool_lookup(&p, 0, 11, FL_BLOCK_HASH_ROOT, tokens), a);
     assert_int_equal(fl_block_pool_alloc(&p), a); /* least recently freed cached block */
-    assert_int_equal(fl_block_pool_lookup(&p, 11, FL_BLOCK_HASH_ROOT, tokens), -1); /* evicted */
-    assert_int_equal(fl_block_pool_lookup(&p, 22, FL_BLOCK_HASH_ROOT, tokens), b);
+    assert_int_equal(fl_block_pool_lookup(&p, 0, 11, FL_BLOCK_HASH_ROOT, tokens), -1); /* evicted */
+    assert_int_equal(fl_block_pool_lookup(&p, 0, 22, FL_BLOCK_HASH_ROOT, tokens), b);
     assert_int_equal(p.evictions, 1);
+    fl_block_pool_free(&p);
+}
+
+/* One prefix in two KV cache groups: two blocks (their layers differ),
+ * each found only under its own group, evicted alone. */
+static void test_groups(void **state)
+{
+    (void)state;
+    fl_block_pool p;
+    fl_block_pool_init(&p, 4, BS, 1);
+    const int32_t a = fl_block_pool_alloc(&p), b = fl_block_pool_alloc(&p);
+    int32_t tokens[BS] = { 1, 2, 3, 4 };
+    const uint64_t h = fl_block_hash(FL_BLOCK_HASH_ROOT, tokens, BS);
+    fl_block_pool_publish(&p, a, 0, h, FL_BLOCK_HASH_ROOT, tokens);
+    fl_block_pool_publish(&p, b, 1, h, FL_BLOCK_HASH_ROOT, tokens);
+    assert_int_equal(fl_block_pool_lookup(&p, 0, h, FL_BLOCK_HASH_ROOT, tokens), a);
+    assert_int_equal(fl_block_pool_lookup(&p, 1, h, FL_BLOCK_HASH_ROOT, tokens), b);
+    assert_int_equal(fl_block_pool_lookup(&p, 2, h, FL_BLOCK_HASH_ROOT, tokens), -1);
+    fl_block_pool_release(&p, a);
+    fl_block_pool_release(&p, b);
+    assert_int_equal(fl_block_pool_alloc(&p), 2); /* the never-used blocks first */
+    assert_int_equal(fl_block_pool_alloc(&p), 3);
+    assert_int_equal(fl_block_pool_alloc(&p), a); /* evicts group 0's block only */
+    assert_int_equal(fl_block_pool_lookup(&p, 0, h, FL_BLOCK_HASH_ROOT, tokens), -1);
+    assert_int_equal(fl_block_pool_lookup(&p, 1, h, FL_BLOCK_HASH_ROOT, tokens), b);
     fl_block_pool_free(&p);
 }
 
@@ -119,6 +144,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_operations),
         cmocka_unit_test(test_lru_order),
+        cmocka_unit_test(test_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,44 +76,16 @@ static fl_model_runner make_runner(const fl_model *m, int block_size, int num_bl
 static float *prefill(const fl_model *m, int block_size, int num_seqs, const int32_t *const *seqs,
                       const int *lens)
 {
-    int total = 0, max_blocks = 0, num_blocks = 0;
-    for (int i = 0; i < num_seqs; i++) {
-        const int nb = (lens[i] + block_size - 1) / block_size;
-        total += lens[i];
-        num_blocks += nb;
-        max_blocks = nb > max_blocks ? nb : max_blocks;
-    }
-    fl_model_runner r = make_runner(m, block_size, num_blocks, 512);
-    int32_t *ids = malloc(total * sizeof(int32_t)), *pos = malloc(total * sizeof(int32_t));
-    int32_t *slots = malloc(total * sizeof(int32_t)), *rows = malloc(total * sizeof(int32_t));
-    int32_t *tables = malloc(num_seqs * max_blocks * sizeof(int32_t));
-    int32_t *query_start = malloc((num_seqs + 1) * sizeof(int32_t)), *seq_lens = malloc(num_seqs * sizeof(int32_t));
-    int next = num_blocks - 1; /* handed out round-robin from the top down */
-    for (int k = 0; k < max_blocks; k++)
-        for (int s = 0; s < num_seqs; s++)
-            if (k * block_size < lens[s])
-                tables[s * max_blocks + k] = next--;
-    int n = 0;
-    for (int s = 0; s < num_seqs; s++) {
-        query_start[s] = n;
-        seq_lens[s] = lens[s];
-        for (int p = 0; p < lens[s]; p++, n++) {
-            ids[n] = seqs[s][p];
-            pos[n] = p;
-            slots[n] = fl_batch_slot(tables + s * max_blocks, block_size, p);
-            rows[n] = n;
-        }
-    }
-    query_start[num_seqs] = n;
-    const fl_batch b = { .num_tokens = total, .token_ids = ids, .positions = pos, .slots = slots,
-                         .num_seqs = num_seqs, .query_start = query_start, .seq_lens = seq_lens,
-                         .max_blocks_per_seq = max_blocks, .block_tables = tables,
-                         .num_logits = total, .logit_rows = rows };
-    float *logits = malloc((size_t)total * m->cfg.vocab_size * sizeof(float));
+    fl_kv_groups groups;
+    fl_kv_groups_init(&groups, &m->cfg);
+    tu_prefill step;
+    tu_prefill_init(&step, &groups, block_size, num_seqs, seqs, lens);
+    fl_model_runner r = make_runner(m, block_size, step.num_blocks, 512);
+    float *logits = malloc((size_t)step.batch.num_tokens * m->cfg.vocab_size * sizeof(float));
     attn_runs = 0;
-    r.forward(r.impl, &b, logits);
+    r.forward(r.impl, &step.batch, logits);
     assert_int_equal(attn_runs, m->cfg.num_layers); /* one forward: one call a layer */
-    free(ids), free(pos), free(slots), free(rows), free(tables), free(query_start), free(seq_lens);
+    tu_prefill_free(&step);
     r.destroy(r.impl);
     return logits;
 }

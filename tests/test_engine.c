@@ -456,6 +456,8 @@ static void scripted_forward(void *impl, const fl_batch *b, float *logits)
 
 static void scripted_destroy(void *impl) { (void)impl; }
 
+static const fl_kv_groups scripted_groups = { .num_groups = 1, .layers_per_group = 1, .num_layers = 1 };
+
 static void test_stop_strings(void **state)
 {
     (void)state;
@@ -482,7 +484,7 @@ static void test_stop_strings(void **state)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         fl_model_runner runner = { .vocab_size = 151936, .max_tokens = 64, .max_context = 64,
-                                   .num_blocks = 8, .block_size = 16,
+                                   .kv_groups = &scripted_groups, .num_blocks = 8, .block_size = 16,
                                    .forward = scripted_forward, .destroy = scripted_destroy };
         reset(&together);
         fl_engine_config ec;

@@ -34,45 +34,14 @@ static const int block_sizes[] = { 16, 32, 64, 128 };
 static void check_logits(fl_cpu_model *m, const tu_golden *g, int block_size, const char *name)
 {
     const int vocab = m->cfg.vocab_size;
-    int total = 0, max_blocks = 0, num_blocks = 0;
-    for (int i = 0; i < NUM_PROMPTS; i++) {
-        int nb = (g->len[i] + block_size - 1) / block_size;
-        total += g->len[i];
-        num_blocks += nb;
-        if (nb > max_blocks)
-            max_blocks = nb;
-    }
+    fl_kv_groups groups;
+    fl_kv_groups_init(&groups, &m->cfg);
+    tu_prefill step;
+    tu_prefill_init(&step, &groups, block_size, NUM_PROMPTS, g->prompt, g->len);
     fl_cpu_kv_cache kv;
-    fl_cpu_kv_cache_init(&kv, &m->cfg, num_blocks, block_size);
-    int32_t *ids = malloc(total * sizeof(int32_t)), *pos = malloc(total * sizeof(int32_t));
-    int32_t *slots = malloc(total * sizeof(int32_t)), *rows = malloc(total * sizeof(int32_t));
-    int32_t *tables = malloc(NUM_PROMPTS * max_blocks * sizeof(int32_t));
-    int32_t query_start[NUM_PROMPTS + 1], seq_lens[NUM_PROMPTS];
-    /* Block k of sequence s: handed out round-robin from the top down. */
-    int next = num_blocks - 1;
-    for (int k = 0; k < max_blocks; k++)
-        for (int s = 0; s < NUM_PROMPTS; s++)
-            if (k * block_size < g->len[s])
-                tables[s * max_blocks + k] = next--;
-    assert_int_equal(next, -1);
-    int n = 0;
-    for (int s = 0; s < NUM_PROMPTS; s++) {
-        query_start[s] = n;
-        seq_lens[s] = g->len[s];
-        for (int p = 0; p < g->len[s]; p++, n++) {
-            ids[n] = g->prompt[s][p];
-            pos[n] = p;
-            slots[n] = fl_batch_slot(tables + s * max_blocks, block_size, p);
-            rows[n] = n;
-        }
-    }
-    query_start[NUM_PROMPTS] = n;
-    fl_batch b = { .num_tokens = total, .token_ids = ids, .positions = pos, .slots = slots,
-                   .num_seqs = NUM_PROMPTS, .query_start = query_start, .seq_lens = seq_lens,
-                   .max_blocks_per_seq = max_blocks, .block_tables = tables,
-                   .num_logits = total, .logit_rows = rows };
-    float *logits = malloc((size_t)total * vocab * sizeof(float));
-    fl_cpu_model_forward(m, &kv, &b, logits);
+    fl_cpu_kv_cache_init(&kv, &m->cfg, step.num_blocks, block_size);
+    float *logits = malloc((size_t)step.batch.num_tokens * vocab * sizeof(float));
+    fl_cpu_model_forward(m, &kv, &step.batch, logits);
     const float *row = logits;
     for (int s = 0; s < NUM_PROMPTS; s++) {
         double max_err = 0, max_mag = 0;
@@ -89,7 +58,8 @@ static void check_logits(fl_cpu_model *m, const tu_golden *g, int block_size, co
         }
         row += (size_t)g->len[s] * vocab;
     }
-    free(ids), free(pos), free(slots), free(rows), free(tables), free(logits);
+    free(logits);
+    tu_prefill_free(&step);
     fl_cpu_kv_cache_free(&kv);
 }
 

@@ -128,7 +128,7 @@ static void run_prompt(const fl_model *model, const long_golden *g, int block_si
         table[i] = num_blocks - 1 - i;
     int32_t pos[CHUNK], slots[CHUNK], rows[CHUNK], query_start[2] = { 0, 0 }, seq_len[1];
     float *logits = malloc((size_t)CHUNK * vocab * sizeof(float));
-    fl_batch b = { .positions = pos, .slots = slots, .num_seqs = 1, .query_start = query_start,
+    fl_batch b = { .positions = pos, .num_kv_groups = 1, .slots = slots, .num_seqs = 1, .query_start = query_start,
                    .seq_lens = seq_len, .max_blocks_per_seq = num_blocks, .block_tables = table,
                    .logit_rows = rows };
     checked c = { .worst_pos = -1 };

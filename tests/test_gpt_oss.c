@@ -19,6 +19,8 @@
  *     each one message naming what is wrong. */
 #include "test_util.h"
 
+#include "golden.h"
+
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -268,7 +270,7 @@ static void test_attention_window_sinks(void **state)
             positions[t] = p;
             slots[t] = tables[s * MAXB + p / BS] * BS + p % BS;
         }
-    const fl_batch b = { .num_tokens = 34, .positions = positions, .slots = slots, .num_seqs = S,
+    const fl_batch b = { .num_tokens = 34, .positions = positions, .num_kv_groups = 1, .slots = slots, .num_seqs = S,
                          .query_start = query_start, .seq_lens = seq_lens, .max_blocks_per_seq = MAXB,
                          .block_tables = tables };
     static float q[34 * H * D], out[34 * H * D];
@@ -583,34 +585,19 @@ static void forward_ref(const fl_model_config *c, const fl_weights *w, const int
     free(x), free(xn), free(q), free(k), free(v), free(att), free(o), free(gu), free(xns), free(p);
 }
 
-/* All tokens of seqs (from position 0) in one step, blocks of 16 handed
- * out in reverse; logits at every position. */
+/* All tokens of seqs (from position 0) in one step, blocks of 16
+ * scattered; logits at every position. */
 static void forward_batch(fl_cpu_model *m, int num_seqs, const int32_t *const *ids, const int *lens, float *logits)
 {
-    enum { BS = 16, MAXB = 8 };
-    int total = 0, next = 63;
-    int32_t tables[4 * MAXB], query_start[5], seq_lens[4];
-    int32_t tok[256], pos[256], slots[256], rows[256];
-    for (int s = 0; s < num_seqs; s++) {
-        query_start[s] = total;
-        seq_lens[s] = lens[s];
-        for (int b = 0; b * BS < lens[s]; b++)
-            tables[s * MAXB + b] = next--;
-        for (int p = 0; p < lens[s]; p++, total++) {
-            tok[total] = ids[s][p];
-            pos[total] = p;
-            slots[total] = tables[s * MAXB + p / BS] * BS + p % BS;
-            rows[total] = total;
-        }
-    }
-    query_start[num_seqs] = total;
+    fl_kv_groups groups;
+    fl_kv_groups_init(&groups, &m->cfg);
+    tu_prefill step;
+    tu_prefill_init(&step, &groups, 16, num_seqs, ids, lens);
     fl_cpu_kv_cache kv;
-    fl_cpu_kv_cache_init(&kv, &m->cfg, 64, BS);
-    const fl_batch b = { .num_tokens = total, .token_ids = tok, .positions = pos, .slots = slots,
-                         .num_seqs = num_seqs, .query_start = query_start, .seq_lens = seq_lens,
-                         .max_blocks_per_seq = MAXB, .block_tables = tables, .num_logits = total, .logit_rows = rows };
-    fl_cpu_model_forward(m, &kv, &b, logits);
+    fl_cpu_kv_cache_init(&kv, &m->cfg, step.num_blocks, 16);
+    fl_cpu_model_forward(m, &kv, &step.batch, logits);
     fl_cpu_kv_cache_free(&kv);
+    tu_prefill_free(&step);
 }
 
 /* Overwrites a bf16 tensor of dummy weights with uniform values in [-a, a]. */

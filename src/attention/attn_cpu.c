@@ -35,7 +35,7 @@ void fl_attn_cpu(const fl_attn_cpu_args *a)
         const int ctx = b->positions[t] + 1;
         const int first = a->window > 0 && ctx > a->window ? ctx - a->window : 0;
         FL_ASSERT(ctx - first <= a->scratch_per_thread);
-        const int32_t *table = b->block_tables + (size_t)seq_of_row(b, t) * b->max_blocks_per_seq;
+        const int32_t *table = fl_batch_table(b, seq_of_row(b, t), a->kv_group);
         const float *q = a->q + (size_t)t * a->q_stride + (size_t)h * hd;
         float *scores = a->scratch + (size_t)omp_get_thread_num() * a->scratch_per_thread;
         /* the sink joins the maximum and the denominator, never the values */

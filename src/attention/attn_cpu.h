@@ -11,6 +11,7 @@
 
 typedef struct fl_attn_cpu_args {
     const fl_batch *batch;
+    int kv_group;          /* the layer's KV cache group: which of each sequence's tables it reads */
     const float *q;        /* row t, head h at q + t * q_stride + h * head_dim */
     int q_stride;
     const float *k_cache;  /* (num_blocks, block_size, num_kv_heads, head_dim) */

@@ -9,6 +9,7 @@
 #include "attention/backend.h"
 #include "cli/cli.h"
 #include "cpu/cpu_runner.h"
+#include "model/kv_groups.h"
 
 static const char info_help[] =
     "usage: flashlm info MODEL [options]\n"
@@ -77,6 +78,12 @@ static void print_config(const fl_model *m)
     printf("KV bytes per token:   %lld (%s cache: %d layers x K,V x %d heads x %d)\n",
            (long long)fl_model_config_kv_bytes_per_token(c, c->dtype), fl_dtype_name(c->dtype),
            c->num_layers, c->num_kv_heads, c->head_dim);
+    fl_kv_groups groups;
+    char layout[256];
+    fl_kv_groups_init(&groups, c);
+    fl_kv_groups_describe(&groups, layout, sizeof layout);
+    printf("KV cache groups:      %s%s\n", layout,
+           fl_kv_groups_have_window(&groups) ? "; a windowed group keeps only its window's blocks" : "");
 }
 
 static int print_tensor(const char *name, const fl_tensor *t, void *ctx)

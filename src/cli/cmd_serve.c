@@ -159,10 +159,6 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
     srv->harmony = l->have_harmony ? &l->harmony : NULL;
     srv->max_model_len = max_len;
     srv->engine = l->st.engine;
-    fprintf(stderr, "INFO flashlm: KV cache %d blocks of %d = %d tokens; "
-            "maximum concurrency for %d tokens per request: %.2fx\n", l->st.num_blocks,
-            l->st.block_size, l->st.num_blocks * l->st.block_size, max_len,
-            (double)l->st.num_blocks * l->st.block_size / max_len);
     return 0;
 }
 

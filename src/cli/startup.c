@@ -56,6 +56,9 @@ int fl_startup_open(fl_startup *s, const fl_model_opts *model, fl_engine_opts *e
     fprintf(stderr, "INFO flashlm: attention backend %s\n", runner.attn_backend);
     fl_model_free(&m); /* the runner keeps its own copy of the weights */
     s->engine = fl_engine_create(&eng->ec, &runner, tok, eos, num_eos, on_output, out_ctx);
+    char kv[512];
+    fl_engine_describe_kv(s->engine, eng->ec.max_model_len, kv, sizeof kv);
+    fprintf(stderr, "INFO flashlm: %s\n", kv);
     return 0;
 }
 

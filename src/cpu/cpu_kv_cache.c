@@ -7,14 +7,16 @@
 
 size_t fl_cpu_kv_cache_bytes(const fl_model_config *cfg, int num_blocks, int block_size)
 {
+    fl_kv_groups groups;
+    fl_kv_groups_init(&groups, cfg);
     return fl_size_mul((size_t)num_blocks * (size_t)block_size,
-                       (size_t)fl_model_config_kv_bytes_per_token(cfg, FL_F32));
+                       (size_t)fl_model_config_kv_bytes_per_token(cfg, FL_F32) / (size_t)groups.num_groups);
 }
 
 void fl_cpu_kv_cache_init(fl_cpu_kv_cache *kv, const fl_model_config *cfg, int num_blocks,
                           int block_size)
 {
-    kv->num_layers = cfg->num_layers;
+    fl_kv_groups_init(&kv->groups, cfg);
     kv->num_blocks = num_blocks;
     kv->block_size = block_size;
     kv->num_kv_heads = cfg->num_kv_heads;

@@ -312,6 +312,7 @@ static void qk_rope_and_cache(fl_cpu_model *m, const fl_cpu_layer *l, fl_cpu_kv_
     const int q_dim = c->num_heads * hd, kv_dim = c->num_kv_heads * hd;
     const int stride = q_dim + 2 * kv_dim;
     float *k_cache = fl_cpu_kv_k(kv, layer), *v_cache = fl_cpu_kv_v(kv, layer);
+    const int G = b->num_kv_groups, group = kv->groups.group[layer];
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < b->num_tokens; t++) {
         float cos_t[FL_ROPE_MAX_PAIRS], sin_t[FL_ROPE_MAX_PAIRS];
@@ -323,7 +324,7 @@ static void qk_rope_and_cache(fl_cpu_model *m, const fl_cpu_layer *l, fl_cpu_kv_
                 rmsnorm_row(x, x, h < c->num_heads ? l->q_norm : l->k_norm, hd, c->rms_norm_eps);
             rope_head(x, cos_t, sin_t, half);
         }
-        const size_t at = (size_t)b->slots[t] * kv_dim;
+        const size_t at = (size_t)b->slots[(size_t)t * G + group] * kv_dim;
         memcpy(k_cache + at, row + q_dim, (size_t)kv_dim * sizeof(float));
         memcpy(v_cache + at, row + q_dim + kv_dim, (size_t)kv_dim * sizeof(float));
     }
@@ -344,9 +345,9 @@ static void silu_mul(float *out, const float *gate_up, int rows, int ff)
  * sizes, token ids, the longest context. */
 static void check_batch(const fl_cpu_model *m, const fl_cpu_kv_cache *kv, const fl_batch *b)
 {
-    fl_batch_assert(b, kv->block_size, kv->num_blocks);
+    fl_batch_assert(b, &kv->groups, kv->block_size, kv->num_blocks);
     FL_ASSERT(b->num_tokens <= m->max_tokens);
-    FL_ASSERT(kv->num_layers == m->cfg.num_layers && kv->num_kv_heads == m->cfg.num_kv_heads &&
+    FL_ASSERT(kv->groups.num_layers == m->cfg.num_layers && kv->num_kv_heads == m->cfg.num_kv_heads &&
               kv->head_dim == m->cfg.head_dim);
     for (int t = 0; t < b->num_tokens; t++)
         FL_ASSERT(b->token_ids[t] >= 0 && b->token_ids[t] < m->cfg.vocab_size);
@@ -368,7 +369,7 @@ static void attention_block(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch
         add_bias(m->qkv, l->bqkv, n, qkv_dim);
     qk_rope_and_cache(m, l, kv, li, b);
     fl_attn_cpu_args attn = {
-        .batch = b, .q = m->qkv, .q_stride = qkv_dim,
+        .batch = b, .kv_group = kv->groups.group[li], .q = m->qkv, .q_stride = qkv_dim,
         .k_cache = fl_cpu_kv_k(kv, li), .v_cache = fl_cpu_kv_v(kv, li),
         .block_size = kv->block_size, .num_heads = c->num_heads,
         .num_kv_heads = c->num_kv_heads, .head_dim = hd,

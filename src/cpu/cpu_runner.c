@@ -41,7 +41,11 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
     if (num_blocks <= 0) {
         const size_t per_block = fl_cpu_kv_cache_bytes(cfg, 1, block_size);
         const size_t by_memory = FL_CPU_KV_BYTES_DEFAULT / per_block;
-        const size_t by_need = (size_t)max_seqs * ((size_t)(max_context + block_size - 1) / block_size);
+        fl_kv_groups groups;
+        fl_kv_groups_init(&groups, cfg);
+        /* every group's blocks for max_seqs whole contexts, and the null block */
+        const size_t by_need = (size_t)max_seqs * ((size_t)(max_context + block_size - 1) / block_size) *
+                               (size_t)groups.num_groups + (size_t)fl_kv_groups_have_window(&groups);
         if (by_memory == 0)
             return fl_fail(err, "one KV cache block (%zu bytes) exceeds the CPU KV cache's "
                            "%zu bytes (give --num-gpu-blocks-override)", per_block,
@@ -61,7 +65,7 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
     fl_cpu_kv_cache_init(&c->kv, cfg, num_blocks, block_size);
     *r = (fl_model_runner){
         .impl = c, .attn_backend = o->attn->name, .vocab_size = cfg->vocab_size, .max_tokens = max_tokens,
-        .max_context = max_context, .num_blocks = num_blocks, .block_size = block_size,
+        .max_context = max_context, .kv_groups = &c->kv.groups, .num_blocks = num_blocks, .block_size = block_size,
         .forward = cpu_forward, .destroy = cpu_destroy,
     };
     return 0;

@@ -8,7 +8,14 @@
  * batch-size bucket and replayed from a CUDA graph captured the first time
  * that bucket is seen: the host's work per step is then its planning, one
  * upload and one graph launch. Padding tokens write their K/V to a scratch
- * block past the engine's blocks and their logits are never read. */
+ * block past the engine's blocks and their logits are never read.
+ *
+ * The KV cache is laid out as the model's KV cache groups
+ * (model/kv_groups.h): layers_per_group K/V arrays, layer l in array
+ * slot[l] at the blocks of its group's table. The metadata holds each
+ * group's slots (group-major, token_cap apart) and each sequence's tables
+ * of its groups side by side, so a layer's kernels get fixed pointers (a
+ * graph's) into the one upload. */
 #include "cuda/cuda_runner.h"
 
 #include <cuda_runtime.h>
@@ -32,17 +39,19 @@
 
 typedef struct meta_layout {  /* offsets in int32s into the metadata buffer */
     size_t ids, pos, slots, query_start, seq_lens, rows, work, tables, total;
+    /* slots: [num_groups, token_cap]; tables: [row_cap, num_groups, width] */
 } meta_layout;
 
 typedef struct cuda_runner {
     fl_model_config cfg;
+    fl_kv_groups groups;              /* the KV cache's layout */
     const fl_attn_cuda_ops *attn_ops; /* the attention backend chosen at start-up */
     int max_tokens, max_seqs, max_context, block_size, num_blocks, width;
     int enforce_eager;
     cudaStream_t stream;
     fl_gemm gemm;
     fl_cuda_weights w;
-    uint16_t *kv;            /* per layer: K then V, (num_blocks + 1, bs, Hkv, D) each */
+    uint16_t *kv;            /* per array (a group's layer): K then V, (num_blocks + 1, bs, Hkv, D) each */
     size_t layer_elems;
     float *rope;             /* (max_context, head_dim): cos then sin */
     /* activations */
@@ -106,14 +115,32 @@ static size_t row_cap(const cuda_runner *r)
     return (size_t)(r->max_seqs > MAX_GRAPH_SEQS ? r->max_seqs : MAX_GRAPH_SEQS);
 }
 
+/* Layer l's K and V arrays: those of its index within its group. */
 static uint16_t *k_cache(cuda_runner *r, int layer)
 {
-    return r->kv + (size_t)2 * layer * r->layer_elems;
+    return r->kv + (size_t)2 * r->groups.slot[layer] * r->layer_elems;
 }
 
 static uint16_t *v_cache(cuda_runner *r, int layer)
 {
-    return r->kv + (size_t)(2 * layer + 1) * r->layer_elems;
+    return r->kv + (size_t)(2 * r->groups.slot[layer] + 1) * r->layer_elems;
+}
+
+/* Layer l's group's slots and block tables in the metadata on the device;
+ * the tables' row stride is kv_table_stride(r). */
+static const int32_t *kv_slots(const cuda_runner *r, int layer)
+{
+    return r->meta_dev + r->m.slots + (size_t)r->groups.group[layer] * token_cap(r);
+}
+
+static const int32_t *kv_tables(const cuda_runner *r, int layer)
+{
+    return r->meta_dev + r->m.tables + (size_t)r->groups.group[layer] * r->width;
+}
+
+static int kv_table_stride(const cuda_runner *r)
+{
+    return r->groups.num_groups * r->width;
 }
 
 /* x += o_proj(attention(rope(head_norms(qkv(rmsnorm(x)))))) for T tokens,
@@ -130,7 +157,7 @@ static void attention_block(cuda_runner *r, int l, int T, const fl_attn_plan *pl
     fl_gemm_run(&r->gemm, w->w_qkv, r->h, r->qkv, T, qkv_n, H, FL_GEMM_BF16, s);
     const fl_cuda_qkv_args qa = {
         .qkv = r->qkv, .bias = w->b_qkv, .q_norm = w->q_norm, .k_norm = w->k_norm, .rope = r->rope,
-        .positions = md + r->m.pos, .slots = md + r->m.slots, .q_out = r->q,
+        .positions = md + r->m.pos, .slots = kv_slots(r, l), .q_out = r->q,
         .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .num_tokens = T,
         .num_heads = c->num_heads, .num_kv_heads = c->num_kv_heads, .head_dim = D, .eps = c->rms_norm_eps,
     };
@@ -138,9 +165,9 @@ static void attention_block(cuda_runner *r, int l, int T, const fl_attn_plan *pl
     const fl_attn_args aa = {
         .q = r->q, .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .out = r->attn,
         .query_start = md + r->m.query_start, .seq_lens = md + r->m.seq_lens,
-        .block_tables = md + r->m.tables, .work = md + r->m.work, .scratch = r->attn_scratch,
+        .block_tables = kv_tables(r, l), .work = md + r->m.work, .scratch = r->attn_scratch,
         .split_counters = r->split_counters,
-        .max_blocks_per_seq = r->width, .num_blocks = r->num_blocks + 1, .scale = 1.f / sqrtf((float)D),
+        .max_blocks_per_seq = kv_table_stride(r), .num_blocks = r->num_blocks + 1, .scale = 1.f / sqrtf((float)D),
         .window = c->layers[l].window, .sinks = w->sinks,
     };
     FL_CUDA_CHECK(r->attn_ops->run(&r->shape, plan, &aa, s));
@@ -207,16 +234,21 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
  * token each in the scratch block. Returns the int32s to upload. */
 static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max_seq_len)
 {
-    fl_batch_assert(b, r->block_size, r->num_blocks);
+    fl_batch_assert(b, &r->groups, r->block_size, r->num_blocks);
     int32_t *mh = r->meta_host;
     const int S = b->num_seqs > pad_seqs ? b->num_seqs : pad_seqs;
     const int T = b->num_tokens + (S - b->num_seqs); /* one token per padding sequence */
+    const int G = r->groups.num_groups;
     int32_t *qs = mh + r->m.query_start, *sl = mh + r->m.seq_lens, *tables = mh + r->m.tables;
+    int32_t *slots = mh + r->m.slots;
     const int32_t scratch_block = r->num_blocks;
     const size_t token_bytes = (size_t)b->num_tokens * sizeof(int32_t);
     memcpy(mh + r->m.ids, b->token_ids, token_bytes);
     memcpy(mh + r->m.pos, b->positions, token_bytes);
-    memcpy(mh + r->m.slots, b->slots, token_bytes);
+    /* the batch's slots are (token, group); each group's kernels read theirs as one array */
+    for (int t = 0; t < b->num_tokens; t++)
+        for (int g = 0; g < G; g++)
+            slots[(size_t)g * token_cap(r) + t] = b->slots[(size_t)t * G + g];
     memcpy(qs, b->query_start, (size_t)b->num_seqs * sizeof(int32_t));
     memcpy(sl, b->seq_lens, (size_t)b->num_seqs * sizeof(int32_t));
     /* the runner's tables are r->width wide; only the blocks in use travel */
@@ -224,16 +256,18 @@ static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max
         /* the rope table and the runner's tables end at max_context */
         FL_ASSERT(sl[i] <= r->max_context);
         const int used = (sl[i] + r->block_size - 1) / r->block_size;
-        memcpy(tables + (size_t)i * r->width, b->block_tables + (size_t)i * b->max_blocks_per_seq,
-               (size_t)used * sizeof(int32_t));
+        for (int g = 0; g < G; g++)
+            memcpy(tables + ((size_t)i * G + g) * r->width, fl_batch_table(b, i, g), (size_t)used * sizeof(int32_t));
     }
     for (int i = b->num_seqs, t = b->num_tokens; i < S; i++, t++) {
         qs[i] = t;
         mh[r->m.ids + t] = 0;
         mh[r->m.pos + t] = 0;
-        mh[r->m.slots + t] = scratch_block * r->block_size;
         sl[i] = 1;
-        tables[(size_t)i * r->width] = scratch_block;
+        for (int g = 0; g < G; g++) {
+            slots[(size_t)g * token_cap(r) + t] = scratch_block * r->block_size;
+            tables[((size_t)i * G + g) * r->width] = scratch_block;
+        }
     }
     qs[S] = T;
     if (pad_seqs > 0) {
@@ -246,7 +280,7 @@ static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max
     }
     r->plan.work = mh + r->m.work;
     r->attn_ops->plan(&r->plan, &r->shape, qs, sl, S, max_seq_len);
-    return r->m.tables + (size_t)S * r->width;
+    return r->m.tables + (size_t)S * G * r->width;
 }
 
 static void upload(cuda_runner *r, size_t count)
@@ -385,12 +419,12 @@ static void lay_out_meta(cuda_runner *r)
     m->ids = 0;
     m->pos = m->ids + T;
     m->slots = m->pos + T;
-    m->query_start = m->slots + T;
+    m->query_start = m->slots + T * (size_t)r->groups.num_groups;
     m->seq_lens = m->query_start + S + 1;
     m->rows = m->seq_lens + S;
     m->work = m->rows + S;
     m->tables = m->work + (size_t)r->attn_ops->work_cap(&r->shape, (int)S, (int)T);
-    m->total = m->tables + S * (size_t)r->width;
+    m->total = m->tables + S * (size_t)r->groups.num_groups * r->width;
 }
 
 /* The rope table, (max_context, head_dim): each position's cos, then sin,
@@ -442,6 +476,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
         return fl_fail(err, "attention backend '%s' cannot run this model: %s", o->attn->name, unsupported);
     cuda_runner *r = fl_calloc(1, sizeof *r);
     r->cfg = *cfg;
+    fl_kv_groups_init(&r->groups, cfg);
     r->attn_ops = o->attn->cuda;
     r->max_tokens = o->max_tokens;
     r->max_seqs = o->max_seqs;
@@ -484,8 +519,9 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
                        "--max-num-batched-tokens or --max-num-seqs", r->max_tokens, (double)act_bytes / (1 << 30));
     }
     free(rope_host);
-    /* the KV cache: what is left of the budget */
-    const size_t block_bytes = (size_t)2 * cfg->num_layers * o->block_size * cfg->num_kv_heads * cfg->head_dim * 2;
+    /* the KV cache: what is left of the budget, in blocks of a group's layers */
+    const int arrays = r->groups.layers_per_group;
+    const size_t block_bytes = (size_t)2 * arrays * o->block_size * cfg->num_kv_heads * cfg->head_dim * 2;
     size_t free_b, total_b;
     FL_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const double budget = o->gpu_memory_utilization * (double)total_b - (double)(total_b - free_b) - RESERVE_BYTES;
@@ -499,7 +535,11 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     }
     r->num_blocks = (int)(blocks > (1 << 30) / o->block_size ? (1 << 30) / o->block_size : blocks);
     r->layer_elems = (size_t)(r->num_blocks + 1) * o->block_size * cfg->num_kv_heads * cfg->head_dim;
-    if (cudaMalloc((void **)&r->kv, r->layer_elems * 2 * cfg->num_layers * 2) != cudaSuccess) {
+    /* zeroed, as vLLM's: the null block (kv_groups.h), whose keys the
+     * windowed kernels read and mask, must hold finite values, or a masked
+     * score times its value would be NaN */
+    if (cudaMalloc((void **)&r->kv, r->layer_elems * 2 * arrays * 2) != cudaSuccess ||
+        cudaMemset(r->kv, 0, r->layer_elems * 2 * arrays * 2) != cudaSuccess) {
         cudaGetLastError();
         cuda_destroy(r);
         return fl_fail(err, "cannot allocate the KV cache (%d blocks)", r->num_blocks);
@@ -507,11 +547,11 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     fprintf(stderr, "INFO flashlm: GPU %s (sm_%d, %d SMs): weights %.2f GiB, activations %.2f GiB, KV cache %.2f GiB "
             "(%d blocks of %d tokens), CUDA graphs %s\n", prop.name, cc, prop.multiProcessorCount,
             (double)r->w.bytes / (1 << 30), (double)act_bytes / (1 << 30),
-            (double)r->layer_elems * 4 * cfg->num_layers / (1 << 30), r->num_blocks, o->block_size,
+            (double)r->layer_elems * 4 * arrays / (1 << 30), r->num_blocks, o->block_size,
             o->enforce_eager ? "off (--enforce-eager)" : "on for decode steps");
     *out = (fl_model_runner){
         .impl = r, .attn_backend = o->attn->name, .vocab_size = cfg->vocab_size, .max_tokens = o->max_tokens, .max_context = o->max_context,
-        .num_blocks = r->num_blocks, .block_size = o->block_size, .forward = cuda_forward,
+        .kv_groups = &r->groups, .num_blocks = r->num_blocks, .block_size = o->block_size, .forward = cuda_forward,
         .sample = cuda_sample, .read_logits = cuda_read_logits, .destroy = cuda_destroy,
     };
     return 0;

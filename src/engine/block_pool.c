@@ -56,6 +56,7 @@ void fl_block_pool_init(fl_block_pool *p, int num_blocks, int block_size, int pr
     p->hashed = fl_calloc((size_t)num_blocks, 1);
     p->hash = fl_calloc((size_t)num_blocks, sizeof(uint64_t));
     p->parent_hash = fl_calloc((size_t)num_blocks, sizeof(uint64_t));
+    p->group = fl_calloc((size_t)num_blocks, sizeof(int16_t));
     p->tokens = prefix_caching ? fl_malloc((size_t)num_blocks * block_size * sizeof(int32_t)) : NULL;
     fl_u64_map_init(&p->table, num_blocks); /* at most one entry a block */
     p->free_head = p->free_tail = -1;
@@ -71,14 +72,23 @@ void fl_block_pool_free(fl_block_pool *p)
     free(p->hashed);
     free(p->hash);
     free(p->parent_hash);
+    free(p->group);
     free(p->tokens);
     fl_u64_map_free(&p->table);
     memset(p, 0, sizeof *p);
 }
 
+/* The prefix table's key of a group's block: the hash itself in group 0
+ * (so a cache of one group keys as it would without groups), mixed with
+ * the group in the others. */
+static uint64_t table_key(int group, uint64_t hash)
+{
+    return group == 0 ? hash : fl_rng_mix(hash ^ ((uint64_t)group * 0x94d049bb133111ebull));
+}
+
 static void unpublish(fl_block_pool *p, int32_t b)
 {
-    fl_u64_map_remove(&p->table, p->hash[b]); /* a block is hashed only if it owns its entry */
+    fl_u64_map_remove(&p->table, table_key(p->group[b], p->hash[b])); /* a block is hashed only if it owns its entry */
     p->hashed[b] = 0;
 }
 
@@ -118,30 +128,32 @@ uint64_t fl_block_hash(uint64_t parent, const int32_t *ids, int n)
     return h;
 }
 
-int32_t fl_block_pool_lookup(const fl_block_pool *p, uint64_t hash, uint64_t parent,
+int32_t fl_block_pool_lookup(const fl_block_pool *p, int group, uint64_t hash, uint64_t parent,
                              const int32_t *ids)
 {
     if (!p->prefix_caching)
         return -1;
     uint64_t found;
-    if (!fl_u64_map_get(&p->table, hash, &found))
+    if (!fl_u64_map_get(&p->table, table_key(group, hash), &found))
         return -1;
     const int32_t b = (int32_t)found;
-    if (!p->hashed[b] || p->hash[b] != hash || p->parent_hash[b] != parent ||
+    if (!p->hashed[b] || p->group[b] != group || p->hash[b] != hash || p->parent_hash[b] != parent ||
         memcmp(p->tokens + (size_t)b * p->block_size, ids, (size_t)p->block_size * sizeof(int32_t)) != 0)
         return -1;
     return b;
 }
 
-void fl_block_pool_publish(fl_block_pool *p, int32_t b, uint64_t hash, uint64_t parent,
+void fl_block_pool_publish(fl_block_pool *p, int32_t b, int group, uint64_t hash, uint64_t parent,
                            const int32_t *ids)
 {
     if (!p->prefix_caching || p->hashed[b])
         return;
-    if (fl_u64_map_get(&p->table, hash, NULL))
+    const uint64_t key = table_key(group, hash);
+    if (fl_u64_map_get(&p->table, key, NULL))
         return; /* another block caches this prefix already */
-    fl_u64_map_put(&p->table, hash, (uint64_t)b);
+    fl_u64_map_put(&p->table, key, (uint64_t)b);
     p->hashed[b] = 1;
+    p->group[b] = (int16_t)group;
     p->hash[b] = hash;
     p->parent_hash[b] = parent;
     memcpy(p->tokens + (size_t)b * p->block_size, ids, (size_t)p->block_size * sizeof(int32_t));

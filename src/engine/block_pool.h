@@ -7,8 +7,10 @@
  * back (a prefix-cache hit). The free list is least-recently-freed first,
  * intrusive and doubly linked, so a hit removes a block from its middle in
  * O(1). Block hashes chain: hash(parent's hash, the block's token ids); a
- * hit is confirmed against the stored ids and parent hash, so a hash
- * collision can never serve wrong KV. Device-agnostic: ids only. */
+ * hit is confirmed against the stored ids, parent hash and KV cache group
+ * (model/kv_groups.h: the blocks of one prefix in two groups hold different
+ * layers), so a hash collision can never serve wrong KV. Device-agnostic:
+ * ids only. */
 #ifndef FL_BLOCK_POOL_H
 #define FL_BLOCK_POOL_H
 
@@ -27,6 +29,7 @@ typedef struct fl_block_pool {
     uint8_t *hashed;        /* [num_blocks] 1 if the block is in the prefix table */
     uint64_t *hash;         /* [num_blocks] its chained hash */
     uint64_t *parent_hash;  /* [num_blocks] the hash it was chained from */
+    int16_t *group;         /* [num_blocks] the KV cache group whose layers it holds */
     int32_t *tokens;        /* [num_blocks, block_size] ids, to confirm hits */
     fl_u64_map table;       /* prefix table: hash -> block id */
     int64_t evictions;      /* cached blocks handed out for new contents */
@@ -53,13 +56,15 @@ void fl_block_pool_release(fl_block_pool *p, int32_t block);
 /* The hash of a full block of ids chained after parent. */
 uint64_t fl_block_hash(uint64_t parent, const int32_t *ids, int n);
 
-/* The cached block with this hash, parent hash and ids, or -1. */
-int32_t fl_block_pool_lookup(const fl_block_pool *p, uint64_t hash, uint64_t parent,
+/* The cached block of KV cache group `group` with this hash, parent hash
+ * and ids, or -1. */
+int32_t fl_block_pool_lookup(const fl_block_pool *p, int group, uint64_t hash, uint64_t parent,
                              const int32_t *ids);
 
-/* Records that block now holds the full block of ids with this hash (its
- * KV written). A hash already cached by another block is left as it is. */
-void fl_block_pool_publish(fl_block_pool *p, int32_t block, uint64_t hash, uint64_t parent,
+/* Records that block now holds group's layers of the full block of ids
+ * with this hash (its KV written). A (group, hash) already cached by
+ * another block is left as it is. */
+void fl_block_pool_publish(fl_block_pool *p, int32_t block, int group, uint64_t hash, uint64_t parent,
                            const int32_t *ids);
 
 #endif

@@ -3,6 +3,7 @@
  * run, their queues and their blocks are the scheduler's (scheduler.h). */
 #include "engine/engine.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,7 @@ fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner
         memcpy(e->eos_ids, eos_ids, (size_t)num_eos * sizeof(int32_t));
     e->on_output = on_output;
     e->ctx = ctx;
-    fl_scheduler_init(&e->sched, &e->cfg, runner->num_blocks, runner->block_size);
+    fl_scheduler_init(&e->sched, &e->cfg, runner->kv_groups, runner->num_blocks, runner->block_size);
     pthread_mutex_init(&e->lock, NULL);
     const size_t S = (size_t)e->cfg.max_num_seqs;
     const size_t V = (size_t)runner->vocab_size;
@@ -129,11 +130,10 @@ static int check_request(const fl_engine *e, const int32_t *prompt, int num_prom
     if (total > e->cfg.max_model_len)
         return fl_fail(err, "this request needs %lld tokens (%d prompt + %d max_tokens), more than "
                        "max_model_len %d", total, num_prompt, sp->max_tokens, e->cfg.max_model_len);
-    const fl_block_pool *pool = &e->sched.pool;
-    const long long blocks = (total + pool->block_size - 1) / pool->block_size;
-    if (blocks > pool->num_blocks)
-        return fl_fail(err, "this request needs %lld KV blocks, more than the %d the cache holds",
-                       blocks, pool->num_blocks);
+    const int blocks = fl_scheduler_seq_blocks(&e->sched, (int)total);
+    if (blocks > fl_scheduler_usable_blocks(&e->sched))
+        return fl_fail(err, "this request needs %d KV blocks, more than the %d the cache holds",
+                       blocks, fl_scheduler_usable_blocks(&e->sched));
     return 0;
 }
 
@@ -487,13 +487,24 @@ int fl_engine_step(fl_engine *e)
     return e->sched.num_running + e->sched.num_waiting + pending;
 }
 
+void fl_engine_describe_kv(const fl_engine *e, int num_tokens, char *out, size_t len)
+{
+    const fl_scheduler *s = &e->sched;
+    char groups[256];
+    fl_kv_groups_describe(&s->groups, groups, sizeof groups);
+    const int usable = fl_scheduler_usable_blocks(s), per_seq = fl_scheduler_seq_blocks(s, num_tokens);
+    snprintf(out, len, "KV cache: %s, %d blocks of %d tokens; a sequence of %d tokens holds at most %d blocks: "
+             "maximum concurrency %.2fx", groups, usable, s->pool.block_size, num_tokens, per_seq,
+             (double)usable / per_seq);
+}
+
 void fl_engine_get_stats(fl_engine *e, fl_engine_stats *s)
 {
     const fl_scheduler *sch = &e->sched;
     *s = e->stats;
     s->num_running = sch->num_running;
     s->num_waiting = sch->num_waiting;
-    s->num_blocks = sch->pool.num_blocks;
+    s->num_blocks = fl_scheduler_usable_blocks(sch);
     s->num_free_blocks = sch->pool.num_free;
     s->prefix_queries = sch->prefix_queries;
     s->prefix_hits = sch->prefix_hits;

@@ -56,7 +56,8 @@ typedef void (*fl_output_fn)(void *ctx, const fl_seq_output *out);
 
 typedef struct fl_engine_stats {
     int num_running, num_waiting;
-    int num_blocks, num_free_blocks;  /* free includes cached-but-unused blocks */
+    int num_blocks, num_free_blocks;  /* the pool's blocks but the null block (model/kv_groups.h);
+                                         free includes cached-but-unused blocks */
     int64_t prefix_queries, prefix_hits;  /* in tokens, as vLLM counts them */
     int64_t preemptions;
     int64_t prompt_tokens, generation_tokens;
@@ -104,6 +105,12 @@ void fl_engine_abort(fl_engine *e, uint64_t request_id);
  * model once if anything is schedulable, reports outputs. Returns the
  * number of unfinished sequences. */
 int fl_engine_step(fl_engine *e);
+
+/* Writes the KV cache's layout into out: "KV cache: 2 groups of 12 layers
+ * (window 128; full), 9000 blocks of 128 tokens; a sequence of
+ * num_tokens tokens holds at most 1033 blocks: maximum concurrency 8.71x"
+ * (a windowed group holds only its window's blocks, model/kv_groups.h). */
+void fl_engine_describe_kv(const fl_engine *e, int num_tokens, char *out, size_t len);
 
 /* Snapshot of the counters (engine thread, or after it stops). */
 void fl_engine_get_stats(fl_engine *e, fl_engine_stats *s);

@@ -30,7 +30,8 @@ typedef struct fl_model_runner {
     int vocab_size;
     int max_tokens;      /* tokens one step may hold */
     int max_context;     /* the longest sequence it can attend over */
-    int num_blocks;      /* KV cache blocks it holds */
+    const fl_kv_groups *kv_groups; /* how its KV cache is laid out (the runner's, for its life) */
+    int num_blocks;      /* KV cache blocks it holds, each of kv_groups->layers_per_group layers */
     int block_size;
     /* Writes the K/V of b's tokens and the logits of its logit rows,
      * (num_logits, vocab_size) into logits; with logits NULL (only if

@@ -11,31 +11,49 @@
  * sibling (n > 1), or cached blocks of its prefix. Sequences enter the
  * batch in the order they are planned, so each one's tokens are
  * contiguous and the batch's invariant (model/batch.h) holds by
- * construction. */
+ * construction.
+ *
+ * Every block index of a sequence takes a block in each KV cache group
+ * (model/kv_groups.h), so a step that grows a table needs num_kv_groups
+ * free blocks per new index; a windowed group's blocks before its window
+ * go back to the pool after each step (drop_left_blocks) and come from
+ * the prefix cache only as far as the window reaches. */
 #include "engine/scheduler.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/error.h"
 
-void fl_scheduler_init(fl_scheduler *s, const fl_engine_config *cfg, int num_blocks, int block_size)
+void fl_scheduler_init(fl_scheduler *s, const fl_engine_config *cfg, const fl_kv_groups *groups,
+                       int num_blocks, int block_size)
 {
     memset(s, 0, sizeof *s);
     s->max_num_seqs = cfg->max_num_seqs;
     s->max_num_batched_tokens = cfg->max_num_batched_tokens;
     s->max_blocks_per_seq = (cfg->max_model_len + block_size - 1) / block_size;
+    s->groups = *groups;
     fl_block_pool_init(&s->pool, num_blocks, block_size, cfg->enable_prefix_caching);
+    s->null_block = -1;
+    if (fl_kv_groups_have_window(groups)) {
+        /* the first block handed out: the free list starts in id order */
+        s->null_block = fl_block_pool_alloc(&s->pool);
+        FL_ASSERT(s->null_block == FL_KV_NULL_BLOCK);
+    }
     const size_t T = (size_t)s->max_num_batched_tokens, S = (size_t)s->max_num_seqs;
+    const size_t G = (size_t)groups->num_groups, B = (size_t)s->max_blocks_per_seq;
     s->running = fl_malloc(S * sizeof(fl_seq *));
     s->ids = fl_malloc(T * sizeof(int32_t));
     s->pos = fl_malloc(T * sizeof(int32_t));
-    s->slots = fl_malloc(T * sizeof(int32_t));
+    s->slots = fl_malloc(T * G * sizeof(int32_t));
     s->query_start = fl_malloc((S + 1) * sizeof(int32_t));
     s->seq_lens = fl_malloc(S * sizeof(int32_t));
-    s->tables = fl_malloc(S * (size_t)s->max_blocks_per_seq * sizeof(int32_t));
+    s->tables = fl_malloc(S * G * B * sizeof(int32_t));
     s->rows = fl_malloc(S * sizeof(int32_t));
     s->step_seqs = fl_malloc(S * sizeof(fl_seq *));
+    s->hits = fl_malloc(B * G * sizeof(int32_t));
+    s->hit_hashes = fl_malloc(B * sizeof(uint64_t));
 }
 
 void fl_scheduler_free(fl_scheduler *s)
@@ -51,6 +69,32 @@ void fl_scheduler_free(fl_scheduler *s)
     free(s->tables);
     free(s->rows);
     free(s->step_seqs);
+    free(s->hits);
+    free(s->hit_hashes);
+}
+
+int fl_scheduler_usable_blocks(const fl_scheduler *s)
+{
+    return s->pool.num_blocks - (s->null_block >= 0);
+}
+
+/* The first block index that a query at position p, or a later one,
+ * attends to in a group of this window (0: full attention). */
+static int first_needed_block(int window, int block_size, int p)
+{
+    return window > 0 && p - window + 1 > 0 ? (p - window + 1) / block_size : 0;
+}
+
+int fl_scheduler_seq_blocks(const fl_scheduler *s, int num_tokens)
+{
+    const int bs = s->pool.block_size, all = (num_tokens + bs - 1) / bs;
+    int total = 0;
+    for (int g = 0; g < s->groups.num_groups; g++) {
+        const int w = s->groups.window[g];
+        const int held = w > 0 ? (w - 1 + s->max_num_batched_tokens + bs - 1) / bs + 1 : all;
+        total += held < all ? held : all;
+    }
+    return total;
 }
 
 void fl_scheduler_add(fl_scheduler *s, fl_seq *const *seqs, int n)
@@ -69,25 +113,32 @@ void fl_scheduler_add(fl_scheduler *s, fl_seq *const *seqs, int n)
 
 /* ---- blocks ---- */
 
-static void push_block(fl_seq *s, int32_t b)
+/* Appends block index num_blocks to seq's tables, one entry a group, as
+ * entries[num_groups]. */
+static void push_blocks(fl_seq *seq, const int32_t *entries, int num_groups)
 {
-    if (s->num_blocks == s->cap_blocks) {
-        s->cap_blocks = s->cap_blocks ? 2 * s->cap_blocks : 8;
-        s->blocks = fl_realloc(s->blocks, (size_t)s->cap_blocks * sizeof(int32_t));
+    if (seq->num_blocks == seq->cap_blocks) {
+        seq->cap_blocks = seq->cap_blocks ? 2 * seq->cap_blocks : 8;
+        seq->blocks = fl_realloc(seq->blocks, (size_t)seq->cap_blocks * num_groups * sizeof(int32_t));
     }
-    s->blocks[s->num_blocks++] = b;
+    memcpy(seq->blocks + (size_t)seq->num_blocks * num_groups, entries, (size_t)num_groups * sizeof(int32_t));
+    seq->num_blocks++;
 }
 
-/* Grows seq's block table to cover num_tokens tokens; -1 if the pool runs
- * dry (the blocks taken so far stay with seq). */
+/* Grows seq's tables to cover num_tokens tokens, a block of every group
+ * per index; -1 if the pool runs dry (the indices covered so far stay
+ * with seq). */
 static int ensure_blocks(fl_scheduler *s, fl_seq *seq, int num_tokens)
 {
+    const int G = s->groups.num_groups;
     const int need = (num_tokens + s->pool.block_size - 1) / s->pool.block_size;
+    int32_t entries[FL_MAX_LAYERS];
     while (seq->num_blocks < need) {
-        int32_t b = fl_block_pool_alloc(&s->pool);
-        if (b < 0)
+        if (s->pool.num_free < G)
             return -1;
-        push_block(seq, b);
+        for (int g = 0; g < G; g++)
+            entries[g] = fl_block_pool_alloc(&s->pool);
+        push_blocks(seq, entries, G);
     }
     return 0;
 }
@@ -96,48 +147,118 @@ static int ensure_blocks(fl_scheduler *s, fl_seq *seq, int num_tokens)
  * longest) and forgets its progress. */
 static void release_blocks(fl_scheduler *s, fl_seq *seq)
 {
-    for (int i = seq->num_blocks - 1; i >= 0; i--)
-        fl_block_pool_release(&s->pool, seq->blocks[i]);
+    const int G = s->groups.num_groups;
+    for (int i = seq->num_blocks * G - 1; i >= 0; i--)
+        if (seq->blocks[i] != s->null_block)
+            fl_block_pool_release(&s->pool, seq->blocks[i]);
     seq->num_blocks = 0;
     seq->num_computed = 0;
     seq->num_published = 0;
     seq->chain_hash = FL_BLOCK_HASH_ROOT;
 }
 
-/* Publishes the hashes of seq's newly full, computed blocks. */
+/* Gives back the blocks of seq's windowed groups that no query from its
+ * next token on attends to, pointing their entries at the null block. The
+ * entries before a null one are null already (the window only moves on). */
+static void drop_left_blocks(fl_scheduler *s, fl_seq *seq)
+{
+    const int G = s->groups.num_groups;
+    for (int g = 0; g < G; g++) {
+        const int left = first_needed_block(s->groups.window[g], s->pool.block_size, seq->num_computed);
+        for (int k = left - 1; k >= 0 && seq->blocks[(size_t)k * G + g] != s->null_block; k--) {
+            fl_block_pool_release(&s->pool, seq->blocks[(size_t)k * G + g]);
+            seq->blocks[(size_t)k * G + g] = s->null_block;
+        }
+    }
+}
+
+/* Publishes the hashes of seq's newly full, computed blocks, in every
+ * group that still holds them. */
 static void publish_blocks(fl_scheduler *s, fl_seq *seq)
 {
     if (!s->pool.prefix_caching)
         return;
-    const int bs = s->pool.block_size, full = seq->num_computed / bs;
+    const int bs = s->pool.block_size, full = seq->num_computed / bs, G = s->groups.num_groups;
     for (int k = seq->num_published; k < full; k++) {
         const int32_t *ids = seq->tokens.data + (size_t)k * bs;
         uint64_t h = fl_block_hash(seq->chain_hash, ids, bs);
-        fl_block_pool_publish(&s->pool, seq->blocks[k], h, seq->chain_hash, ids);
+        for (int g = 0; g < G; g++) {
+            const int32_t b = seq->blocks[(size_t)k * G + g];
+            if (b != s->null_block)
+                fl_block_pool_publish(&s->pool, b, g, h, seq->chain_hash, ids);
+        }
         seq->chain_hash = h;
     }
     if (full > seq->num_published)
         seq->num_published = full;
 }
 
+/* Takes, as seq's first num_blocks indices, the blocks that found[k * G +
+ * g] names for a sequence whose next token is at position num_blocks *
+ * block_size: all of a full group's, a windowed group's from the first
+ * its window needs (the null block before it). A reference each. */
+static void take_blocks(fl_scheduler *s, fl_seq *seq, const int32_t *found, int num_blocks)
+{
+    const int G = s->groups.num_groups, bs = s->pool.block_size;
+    int32_t entries[FL_MAX_LAYERS];
+    for (int k = 0; k < num_blocks; k++) {
+        for (int g = 0; g < G; g++) {
+            const int needed = k >= first_needed_block(s->groups.window[g], bs, num_blocks * bs);
+            entries[g] = needed ? found[(size_t)k * G + g] : s->null_block;
+            if (needed)
+                fl_block_pool_ref(&s->pool, entries[g]);
+        }
+        push_blocks(seq, entries, G);
+    }
+}
+
+/* Whether found (as take_blocks reads it) holds, for a hit of num_blocks
+ * indices, every block each group needs: a block is missing where it is
+ * -1 or the null block. */
+static int hit_complete(const fl_scheduler *s, const int32_t *found, int num_blocks)
+{
+    const int G = s->groups.num_groups, bs = s->pool.block_size;
+    for (int g = 0; g < G; g++)
+        for (int k = first_needed_block(s->groups.window[g], bs, num_blocks * bs); k < num_blocks; k++)
+            if (found[(size_t)k * G + g] < 0 || found[(size_t)k * G + g] == s->null_block)
+                return 0;
+    return 1;
+}
+
 /* Cached blocks of the sequence's known tokens, leaving at least one token
- * to compute (its logits give the next token). */
+ * to compute (its logits give the next token). The hit is the longest
+ * prefix whose blocks each group needs are all cached: a full group every
+ * block of it, a windowed group those its window reaches from the hit's
+ * end (vLLM's rule; earlier ones may long be evicted). */
 static void take_prefix_hits(fl_scheduler *s, fl_seq *seq)
 {
-    const int bs = s->pool.block_size, max_blocks = ((int)seq->tokens.len - 1) / bs;
+    const int bs = s->pool.block_size, max_blocks = ((int)seq->tokens.len - 1) / bs, G = s->groups.num_groups;
     s->prefix_queries += (int)seq->tokens.len;
-    for (int k = 0; k < max_blocks; k++) {
-        const int32_t *ids = seq->tokens.data + (size_t)k * bs;
-        uint64_t h = fl_block_hash(seq->chain_hash, ids, bs);
-        int32_t b = fl_block_pool_lookup(&s->pool, h, seq->chain_hash, ids);
-        if (b < 0)
-            break;
-        fl_block_pool_ref(&s->pool, b);
-        push_block(seq, b);
-        seq->chain_hash = h;
-        seq->num_published = k + 1;
+    /* look every group up, block by block, until a full group misses (its
+     * hits are prefixes: a later block cannot be used without this one) */
+    int looked = 0, missed = 0;
+    uint64_t parent = seq->chain_hash;
+    while (looked < max_blocks && !missed) {
+        const int32_t *ids = seq->tokens.data + (size_t)looked * bs;
+        const uint64_t h = fl_block_hash(parent, ids, bs);
+        for (int g = 0; g < G; g++) {
+            int32_t *b = &s->hits[(size_t)looked * G + g];
+            *b = fl_block_pool_lookup(&s->pool, g, h, parent, ids);
+            missed |= *b < 0 && s->groups.window[g] == 0;
+        }
+        s->hit_hashes[looked] = h;
+        parent = h;
+        looked += !missed;
     }
-    seq->num_computed = seq->num_blocks * bs;
+    int k = looked;
+    while (k > 0 && !hit_complete(s, s->hits, k))
+        k--;
+    take_blocks(s, seq, s->hits, k);
+    if (k > 0) {
+        seq->chain_hash = s->hit_hashes[k - 1];
+        seq->num_published = k;
+    }
+    seq->num_computed = k * bs;
     s->prefix_hits += seq->num_computed;
     if (seq->num_cached == 0)
         seq->num_cached = seq->num_computed < seq->num_prompt ? seq->num_computed : seq->num_prompt;
@@ -145,18 +266,20 @@ static void take_prefix_hits(fl_scheduler *s, fl_seq *seq)
 
 /* Siblings of an n > 1 request share the first sibling's full prompt
  * blocks once it has computed them (all but the block of the last prompt
- * token, whose logits each sibling computes itself). */
-static void fork_from_first(fl_scheduler *s, fl_seq *seq)
+ * token, whose logits each sibling computes itself). Returns 0, taking
+ * nothing, if a windowed group of the first has already given back blocks
+ * the sibling's window needs. */
+static int fork_from_first(fl_scheduler *s, fl_seq *seq)
 {
     fl_seq *f = seq->req->first;
     const int k = (seq->num_prompt - 1) / s->pool.block_size;
-    for (int i = 0; i < k; i++) {
-        fl_block_pool_ref(&s->pool, f->blocks[i]);
-        push_block(seq, f->blocks[i]);
-    }
+    if (!hit_complete(s, f->blocks, k))
+        return 0;
+    take_blocks(s, seq, f->blocks, k);
     seq->num_computed = k * s->pool.block_size;
     seq->num_cached = seq->num_computed;
     publish_blocks(s, seq);
+    return 1;
 }
 
 /* ---- the queues ---- */
@@ -232,18 +355,22 @@ static int may_admit(const fl_seq *seq)
  * sequence; a logit row if they reach its last known token. */
 static void add_to_step(fl_scheduler *s, fl_seq *seq, int count, fl_seq **row_seqs)
 {
-    const int i = s->num_step_seqs, bs = s->pool.block_size;
+    const int i = s->num_step_seqs, bs = s->pool.block_size, G = s->groups.num_groups;
     int t = s->query_start[i];
     for (int k = 0; k < count; k++, t++) {
         const int p = seq->num_computed + k;
         s->ids[t] = seq->tokens.data[p];
         s->pos[t] = p;
-        s->slots[t] = fl_batch_slot(seq->blocks, bs, p);
+        for (int g = 0; g < G; g++)
+            s->slots[(size_t)t * G + g] = seq->blocks[(size_t)(p / bs) * G + g] * bs + p % bs;
     }
     s->query_start[i + 1] = t;
     s->seq_lens[i] = seq->num_computed + count;
-    memcpy(s->tables + (size_t)i * s->max_blocks_per_seq, seq->blocks,
-           (size_t)seq->num_blocks * sizeof(int32_t));
+    for (int g = 0; g < G; g++) {
+        int32_t *table = s->tables + ((size_t)i * G + g) * s->max_blocks_per_seq;
+        for (int k = 0; k < seq->num_blocks; k++)
+            table[k] = seq->blocks[(size_t)k * G + g];
+    }
     if (s->seq_lens[i] == (int)seq->tokens.len) {
         s->rows[s->num_rows] = t - 1;
         row_seqs[s->num_rows++] = seq;
@@ -283,9 +410,7 @@ fl_batch fl_scheduler_plan(fl_scheduler *s, fl_seq **row_seqs)
         }
         if (seq->num_computed == 0) {
             fl_seq *f = seq->req->first;
-            if (f && f != seq && f->state == SEQ_RUNNING)
-                fork_from_first(s, seq);
-            else
+            if (!(f && f != seq && f->state == SEQ_RUNNING && fork_from_first(s, seq)))
                 take_prefix_hits(s, seq);
         }
         int want = (int)seq->tokens.len - seq->num_computed;
@@ -304,7 +429,8 @@ fl_batch fl_scheduler_plan(fl_scheduler *s, fl_seq **row_seqs)
     const int num_tokens = s->query_start[s->num_step_seqs];
     s->computed_tokens += num_tokens;
     return (fl_batch){
-        .num_tokens = num_tokens, .token_ids = s->ids, .positions = s->pos, .slots = s->slots,
+        .num_tokens = num_tokens, .token_ids = s->ids, .positions = s->pos,
+        .num_kv_groups = s->groups.num_groups, .slots = s->slots,
         .num_seqs = s->num_step_seqs, .query_start = s->query_start, .seq_lens = s->seq_lens,
         .max_blocks_per_seq = s->max_blocks_per_seq, .block_tables = s->tables,
         .num_logits = s->num_rows, .logit_rows = s->rows,
@@ -317,6 +443,7 @@ void fl_scheduler_commit(fl_scheduler *s)
         fl_seq *seq = s->step_seqs[i];
         seq->num_computed += seq->scheduled;
         publish_blocks(s, seq);
+        drop_left_blocks(s, seq);
     }
     s->num_step_seqs = 0; /* the step's sequences may finish from here on */
 }

@@ -4,7 +4,17 @@
  * in arrival order with preempted sequences in front) and the block pool;
  * only scheduler.c moves a sequence between queues or gives it blocks. Each
  * step it plans one fl_batch (holding model/batch.h's invariant), and once
- * the runner has run it, records the planned tokens' K/V as computed. The
+ * the runner has run it, records the planned tokens' K/V as computed.
+ *
+ * The KV cache is laid out in groups of layers (model/kv_groups.h): one
+ * pool of blocks, and each sequence a block table per group, all tables
+ * covering the same block indices. A full-attention group holds every block
+ * of the context; a windowed group gives back, once a step has run, the
+ * blocks its window has left (no later query of the sequence attends to
+ * them), and its table names the null block there (FL_KV_NULL_BLOCK,
+ * reserved at init for as long as the scheduler lives). So with chunked
+ * prefill a windowed group holds a chunk's blocks during its step, and about
+ * window / block_size of them between steps. The
  * engine (engine.c) creates sequences, hands them over with
  * fl_scheduler_add, and, from each sampled token, decides when one ends
  * (fl_scheduler_finish); the sequences' memory stays the engine's. */
@@ -41,8 +51,10 @@ typedef struct fl_seq {
     seq_state state;
     int num_computed;           /* tokens whose K/V are in the cache */
     int num_cached;             /* prompt tokens the prefix cache served */
-    int32_t *blocks;            /* block table */
-    int num_blocks, cap_blocks;
+    int32_t *blocks;            /* [cap_blocks, num_kv_groups] the block tables, side by side:
+                                   entry (k, g) is group g's block k (FL_KV_NULL_BLOCK where
+                                   a window has left it) */
+    int num_blocks, cap_blocks; /* block indices covered, and room */
     int num_published;          /* leading full blocks whose hash is known */
     uint64_t chain_hash;        /* hash of block num_published - 1 (or the root) */
     int scheduled;              /* tokens in the planned step */
@@ -52,6 +64,8 @@ typedef struct fl_scheduler {
     int max_num_seqs;
     int max_num_batched_tokens;
     int max_blocks_per_seq;
+    fl_kv_groups groups;        /* the runner's cache layout */
+    int32_t null_block;         /* FL_KV_NULL_BLOCK if a group has a window (reserved), else -1 */
     fl_block_pool pool;
     fl_seq **running;           /* [max_num_seqs]; the last is the newest, preempted first */
     int num_running;
@@ -59,6 +73,8 @@ typedef struct fl_scheduler {
     int num_waiting, cap_waiting;
     /* the planned step: the batch's arrays, and its sequences in batch order */
     int32_t *ids, *pos, *slots, *query_start, *seq_lens, *tables, *rows;
+    int32_t *hits;              /* [max_blocks_per_seq, num_kv_groups] a prefix lookup's blocks */
+    uint64_t *hit_hashes;       /* [max_blocks_per_seq] their chained hashes */
     fl_seq **step_seqs;
     int num_step_seqs, num_rows;
     /* counters for fl_engine_stats */
@@ -66,10 +82,22 @@ typedef struct fl_scheduler {
 } fl_scheduler;
 
 /* cfg's max_model_len and max_num_batched_tokens as the engine resolved
- * them; num_blocks blocks of block_size tokens. */
-void fl_scheduler_init(fl_scheduler *s, const fl_engine_config *cfg, int num_blocks, int block_size);
+ * them; a pool of num_blocks blocks of block_size tokens, laid out as
+ * groups (copied). */
+void fl_scheduler_init(fl_scheduler *s, const fl_engine_config *cfg, const fl_kv_groups *groups,
+                       int num_blocks, int block_size);
 /* Frees the queues and the pool, not the sequences still on them. */
 void fl_scheduler_free(fl_scheduler *s);
+
+/* The blocks the pool can hand out: all of them but the null block. */
+int fl_scheduler_usable_blocks(const fl_scheduler *s);
+
+/* The most blocks, over all groups, that one sequence of num_tokens tokens
+ * holds at once: a full group a block per block_size tokens; a windowed
+ * group at most the blocks of its window and of a step's chunk
+ * (ceil((window - 1 + max_num_batched_tokens) / block_size) + 1), or the
+ * full count if that is fewer. */
+int fl_scheduler_seq_blocks(const fl_scheduler *s, int num_tokens);
 
 /* Queues new sequences at the back of waiting, in order. */
 void fl_scheduler_add(fl_scheduler *s, fl_seq *const *seqs, int n);

@@ -16,9 +16,31 @@ static int __attribute__((format(printf, 3, 4))) violation(char *why, size_t why
     return -1;
 }
 
+/* Rule 4 for sequence i's table of group g: the first `used` entries are
+ * blocks of the cache, the null block only where the window has left them
+ * (the blocks wholly before position first - window + 1). */
+static int check_table(const fl_batch *b, const fl_kv_groups *groups, int i, int g, int first, int used,
+                       int block_size, int num_blocks, char *why, size_t why_len)
+{
+    const int32_t *table = fl_batch_table(b, i, g);
+    const int window = groups->window[g];
+    const int left = window > 0 && first - window + 1 > 0 ? (first - window + 1) / block_size : 0;
+    const int null_block = fl_kv_groups_have_window(groups) ? FL_KV_NULL_BLOCK : -1;
+    for (int k = 0; k < used; k++) {
+        if (table[k] < 0 || table[k] >= num_blocks)
+            return violation(why, why_len, "sequence %d: group %d's block table entry %d is %d, outside [0, %d)",
+                             i, g, k, table[k], num_blocks);
+        if (table[k] == null_block && k >= left)
+            return violation(why, why_len, "sequence %d: group %d's block table entry %d is the null block %d, "
+                             "but its first row (position %d) attends to the block (window %d)", i, g, k,
+                             table[k], first, window);
+    }
+    return 0;
+}
+
 /* Rules 3 to 5 for sequence i, whose rows are [first, end). */
-static int check_seq(const fl_batch *b, int i, int first, int end, int block_size, int num_blocks,
-                     char *why, size_t why_len)
+static int check_seq(const fl_batch *b, const fl_kv_groups *groups, int i, int first, int end, int block_size,
+                     int num_blocks, char *why, size_t why_len)
 {
     const int len = b->seq_lens[i], n = end - first;
     if (len < n)
@@ -27,28 +49,34 @@ static int check_seq(const fl_batch *b, int i, int first, int end, int block_siz
     if (used > b->max_blocks_per_seq)
         return violation(why, why_len, "sequence %d: seq_lens %d needs %d blocks, more than "
                          "max_blocks_per_seq %d", i, len, used, b->max_blocks_per_seq);
-    const int32_t *table = b->block_tables + (size_t)i * b->max_blocks_per_seq;
-    for (int k = 0; k < used; k++)
-        if (table[k] < 0 || table[k] >= num_blocks)
-            return violation(why, why_len, "sequence %d: block table entry %d is %d, outside [0, %d)",
-                             i, k, table[k], num_blocks);
+    for (int g = 0; g < b->num_kv_groups; g++)
+        if (check_table(b, groups, i, g, len - n, used, block_size, num_blocks, why, why_len) != 0)
+            return -1;
     for (int t = first; t < end; t++) {
         const int p = len - n + (t - first);
         if (b->positions[t] != p)
             return violation(why, why_len, "row %d (sequence %d) is at position %d, not %d: a "
                              "sequence's rows are the last %d positions of seq_lens %d", t, i,
                              b->positions[t], p, n, len);
-        const int32_t slot = fl_batch_slot(table, block_size, p);
-        if (b->slots[t] != slot)
-            return violation(why, why_len, "row %d (sequence %d, position %d) has slot %d, not %d "
-                             "(block %d, offset %d)", t, i, p, b->slots[t], slot,
-                             table[p / block_size], p % block_size);
+        for (int g = 0; g < b->num_kv_groups; g++) {
+            const int32_t *table = fl_batch_table(b, i, g);
+            const int32_t slot = fl_batch_slot(table, block_size, p);
+            if (b->slots[(size_t)t * b->num_kv_groups + g] != slot)
+                return violation(why, why_len, "row %d (sequence %d, position %d) has slot %d in group %d, "
+                                 "not %d (block %d, offset %d)", t, i, p,
+                                 b->slots[(size_t)t * b->num_kv_groups + g], g, slot, table[p / block_size],
+                                 p % block_size);
+        }
     }
     return 0;
 }
 
-int fl_batch_check(const fl_batch *b, int block_size, int num_blocks, char *why, size_t why_len)
+int fl_batch_check(const fl_batch *b, const fl_kv_groups *groups, int block_size, int num_blocks, char *why,
+                   size_t why_len)
 {
+    if (b->num_kv_groups != groups->num_groups)
+        return violation(why, why_len, "num_kv_groups is %d, but the cache has %d groups", b->num_kv_groups,
+                         groups->num_groups);
     if (b->num_seqs < 1)
         return violation(why, why_len, "num_seqs is %d: a step holds at least one sequence", b->num_seqs);
     if (b->query_start[0] != 0)
@@ -62,7 +90,7 @@ int fl_batch_check(const fl_batch *b, int block_size, int num_blocks, char *why,
                              "%d has no tokens, or sequences are out of order", i, b->query_start[i],
                              i + 1, b->query_start[i + 1], i);
     for (int i = 0; i < b->num_seqs; i++)
-        if (check_seq(b, i, b->query_start[i], b->query_start[i + 1], block_size, num_blocks, why,
+        if (check_seq(b, groups, i, b->query_start[i], b->query_start[i + 1], block_size, num_blocks, why,
                       why_len) != 0)
             return -1;
     if (b->num_logits < 0 || b->num_logits > b->num_tokens)
@@ -77,10 +105,10 @@ int fl_batch_check(const fl_batch *b, int block_size, int num_blocks, char *why,
     return 0;
 }
 
-void fl_batch_assert(const fl_batch *b, int block_size, int num_blocks)
+void fl_batch_assert(const fl_batch *b, const fl_kv_groups *groups, int block_size, int num_blocks)
 {
     char why[256];
-    if (fl_batch_check(b, block_size, num_blocks, why, sizeof why) != 0) {
+    if (fl_batch_check(b, groups, block_size, num_blocks, why, sizeof why) != 0) {
         fprintf(stderr, "flashlm: internal error: the batch breaks its invariant (model/batch.h): %s\n", why);
         abort();
     }
