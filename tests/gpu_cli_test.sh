@@ -32,7 +32,7 @@ expect_error "attention backend 'cpu' cannot run this model: runs on CPU, not CU
 # gpt-oss: both kernel sets take its windows and sinks, the runner its experts
 expect_ok '^attention backend at start-up: hopper$' "$bin" info openai/gpt-oss-20b --load-format dummy
 expect_ok '^INFO flashlm: attention backend paged$' \
-    bash -c '"$0" generate "$1" --prompt-ids 1 2 3 --max-tokens 4 --attention-backend paged 2>&1 >/dev/null' \
+    bash -c '"$0" generate "$1" --prompt-ids 1,2,3 --max-tokens 4 --attention-backend paged 2>&1 >/dev/null' \
     "$bin" tests/fixtures/tiny-gpt-oss
 expect_error 'no GPU memory left for the KV cache: .* raise --gpu-memory-utilization \(now 0.01\)' \
     "$bin" generate "${m[@]}" --prompt-ids 1 --gpu-memory-utilization 0.01
