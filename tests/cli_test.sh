@@ -29,6 +29,12 @@ expect_ok 'yarn \(factor 32, original context 4096' "$bin" info openai/gpt-oss-2
 expect_ok '^usage: flashlm generate' "$bin" generate --help
 expect_ok '^\{"prompt":0,"index":0,"token_ids":\[[0-9]+(,[0-9]+){7}\],"finish_reason":"length"\}$' \
     "$bin" generate "$q3" --prompt-ids 5,6,7 --max-tokens 8 --temperature 0
+# the batch defaults on the CPU, and a flag over them
+expect_ok '^INFO flashlm: max-num-batched-tokens 2048, max-num-seqs 256$' \
+    bash -c '"$0" generate "$1" --device cpu --prompt-ids 5 --max-tokens 1 2>&1 >/dev/null' "$bin" "$q3"
+expect_ok '^INFO flashlm: max-num-batched-tokens 512, max-num-seqs 3$' \
+    bash -c '"$0" generate "$1" --device cpu --prompt-ids 5 --max-tokens 1 --max-num-batched-tokens 512 \
+             --max-num-seqs 3 2>&1 >/dev/null' "$bin" "$q3"
 expect_ok '"token_ids":\[[0-9]+(,[0-9]+){3}\]' "$bin" generate Qwen/Qwen3-0.6B --load-format dummy \
     --prompt-ids 9707,11,1879 --max-tokens 4 --temperature 0
 expect_ok '^\{"prompt":0,"index":0,"token_ids":\[[0-9,]+\],"finish_reason":"length","text":".*"\}$' \

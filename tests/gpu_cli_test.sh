@@ -29,6 +29,9 @@ expect_ok '^INFO flashlm: attention backend paged$' \
     bash -c 'FLASHLM_ATTENTION_BACKEND=paged "$0" generate "${@}" --prompt-ids 1 --max-tokens 2 2>&1 >/dev/null' "$bin" "${m[@]}"
 expect_error "attention backend 'cpu' cannot run this model: runs on CPU, not CUDA \(backends that can: hopper, paged\)" \
     "$bin" generate "${m[@]}" --prompt-ids 1 --attention-backend cpu
+# vLLM's batch defaults on an H200 (70 GiB or more): offline 16384 tokens a step, 1024 sequences
+expect_ok '^INFO flashlm: max-num-batched-tokens 16384, max-num-seqs 1024$' \
+    bash -c '"$0" generate "${@}" --prompt-ids 1 --max-tokens 2 2>&1 >/dev/null' "$bin" "${m[@]}"
 # gpt-oss: both kernel sets take its windows and sinks, the runner its experts
 expect_ok '^attention backend at start-up: hopper$' "$bin" info openai/gpt-oss-20b --load-format dummy
 expect_ok '^INFO flashlm: attention backend paged$' \

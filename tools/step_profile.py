@@ -121,7 +121,7 @@ def decode_passes(launches):
 def prefill_steps(args):
     """P, the scheduler's prefill steps, estimated with a margin of 2."""
     words = shlex.split(args.engine_args)
-    budget = 2048  # generate's default max-num-batched-tokens
+    budget = 16384  # generate's default max-num-batched-tokens on a GPU of 70 GiB or more (vLLM's offline one)
     for i, w in enumerate(words):
         if w == "--max-num-batched-tokens" and i + 1 < len(words):
             budget = int(words[i + 1])

@@ -7,6 +7,7 @@
 #include "cuda/cuda_runner.h"
 #endif
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,7 @@ int fl_cli_bad_option(fl_error *err, const char *cmd, int opt, char **argv, int 
 void fl_engine_opts_default(fl_engine_opts *o)
 {
     fl_engine_config_default(&o->ec);
+    o->ec.max_num_seqs = o->ec.max_num_batched_tokens = 0; /* fit picks them unless a flag does */
     o->block_size = 128;
     o->num_blocks = 0;
     o->gpu_memory_utilization = 0.9f;
@@ -174,12 +176,44 @@ const fl_attn_backend *fl_engine_opts_select_backend(const fl_engine_opts *o, co
     return fl_attn_backend_select(name, &needs, err);
 }
 
+/* vLLM's batch defaults (EngineArgs' get_batch_defaults): on GPUs of 70
+ * GiB or more that are not A100s (H100, H200 class), the API server takes
+ * 8192 tokens a step and 1024 sequences, offline use 16384 and 1024; on
+ * other GPUs 2048 and 256, offline 8192 and 256. (vLLM keeps A100s on
+ * the small values: a large token budget lowered their throughput.) The
+ * CPU runner keeps 2048 and 256: its steps are long and its KV cache is 4
+ * GiB. */
+static void batch_defaults(fl_engine_opts *o)
+{
+    int tokens = 2048, seqs = 256;
+    if (o->device_kind == FL_DEVICE_CUDA) {
+        size_t total = 0;
+        char name[256] = "";
+#ifdef FLASHLM_HAVE_CUDA
+        if (fl_cuda_device_memory(&total, name, sizeof name) != 0)
+            total = 0;
+#endif
+        for (char *c = name; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        const int large = total >= ((size_t)70 << 30) && !strstr(name, "a100");
+        tokens = large ? (o->usage == FL_USAGE_OFFLINE ? 16384 : 8192) : (o->usage == FL_USAGE_OFFLINE ? 8192 : 2048);
+        seqs = large ? 1024 : 256;
+    }
+    if (o->ec.max_num_batched_tokens == 0)
+        o->ec.max_num_batched_tokens = tokens;
+    if (o->ec.max_num_seqs == 0)
+        o->ec.max_num_seqs = seqs;
+}
+
 int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, fl_error *err)
 {
     if (o->ec.max_model_len <= 0 || o->ec.max_model_len > cfg->max_position_embeddings)
         o->ec.max_model_len = cfg->max_position_embeddings;
     if (fl_cli_device(o->device, &o->device_kind, &o->cc, err) != 0)
         return -1;
+    batch_defaults(o);
+    if (o->max_waiting > 0)
+        o->ec.max_live_seqs = o->ec.max_num_seqs + o->max_waiting;
     o->backend = fl_engine_opts_select_backend(o, cfg, err);
     return o->backend ? 0 : -1;
 }

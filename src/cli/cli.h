@@ -61,8 +61,13 @@ enum {
     { "seed", required_argument, NULL, FL_OPT_SEED }
 
 /* The engine options of every subcommand that runs the engine (vLLM's). */
+/* Whose defaults the batch sizes take (vLLM's usage contexts). */
+typedef enum fl_usage { FL_USAGE_API_SERVER, FL_USAGE_OFFLINE } fl_usage;
+
 typedef struct fl_engine_opts {
-    fl_engine_config ec;
+    fl_engine_config ec;     /* max_num_seqs, max_num_batched_tokens: 0 until the flag or fit sets them */
+    fl_usage usage;          /* serve: the API server's defaults; generate: offline */
+    int max_waiting;         /* admission: sequences waiting beyond the running ones (0: no limit) */
     int block_size;          /* default 128 */
     int num_blocks;          /* --num-gpu-blocks-override; 0: from memory */
     const char *attention_backend; /* --attention-backend, else $FLASHLM_ATTENTION_BACKEND, else auto */
@@ -91,8 +96,11 @@ typedef struct fl_engine_opts {
     "engine:\n"                                                                                   \
     "  --device D             auto (default: CUDA if a GPU is usable, else the CPU), cuda, cpu\n" \
     "  --max-model-len N      context length (default: the model's)\n"                           \
-    "  --max-num-seqs N       sequences in the running batch (default 256)\n"                    \
-    "  --max-num-batched-tokens N  tokens per step (default 2048)\n"                             \
+    "  --max-num-seqs N       sequences in the running batch (default: vLLM's, see below)\n"     \
+    "  --max-num-batched-tokens N  tokens per step (default: vLLM's for the GPU: serve 8192\n"     \
+    "                         and 1024 sequences on GPUs of 70 GiB or more but A100s, generate\n" \
+    "                         16384 and 1024; else serve 2048 and 256, generate 8192 and 256;\n"  \
+    "                         on the CPU 2048 and 256)\n"                                        \
     "  --block-size N         KV block size: 16, 32, 64, 128 (default 128)\n"                    \
     "  --num-gpu-blocks-override N  KV blocks, whatever the memory\n"                            \
     "  --gpu-memory-utilization F   share of GPU memory for weights, activations and KV\n"       \

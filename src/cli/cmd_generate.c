@@ -326,6 +326,7 @@ int fl_cmd_generate(int argc, char **argv)
     generate_opts o = { 0 };
     fl_sampling_params_default(&o.sp);
     fl_engine_opts_default(&o.eng);
+    o.eng.usage = FL_USAGE_OFFLINE;
     fl_error err = { "" };
     int rc = parse_args(&o, argc, argv, &err);
     if (rc == 0)

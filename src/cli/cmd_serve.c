@@ -144,7 +144,7 @@ static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
 {
     l->chat_template_file = o->chat_template;
     /* admission: every running sequence and this many waiting; more is 503 */
-    o->eng.ec.max_live_seqs = o->eng.ec.max_num_seqs + 4096;
+    o->eng.max_waiting = 4096;
     if (fl_startup_open(&l->st, &o->model, &o->eng, o->tokenizer_dir, FL_TOKENIZER_REQUIRED,
                         prepare_chat, l, fl_server_output_fn(), srv, err) != 0) {
         if (l->have_chat)

@@ -54,6 +54,8 @@ int fl_startup_open(fl_startup *s, const fl_model_opts *model, fl_engine_opts *e
     s->attn_backend = runner.attn_backend;
     /* the runner's own name for the code it calls: what runs is what is logged */
     fprintf(stderr, "INFO flashlm: attention backend %s\n", runner.attn_backend);
+    fprintf(stderr, "INFO flashlm: max-num-batched-tokens %d, max-num-seqs %d\n", eng->ec.max_num_batched_tokens,
+            eng->ec.max_num_seqs);
     fl_model_free(&m); /* the runner keeps its own copy of the weights */
     s->engine = fl_engine_create(&eng->ec, &runner, tok, eos, num_eos, on_output, out_ctx);
     char kv[512];

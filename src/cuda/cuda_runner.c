@@ -104,6 +104,18 @@ int fl_cuda_device_cc(int *cc, fl_error *err)
     return 0;
 }
 
+int fl_cuda_device_memory(size_t *total_bytes, char *name, size_t name_len)
+{
+    struct cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    *total_bytes = p.totalGlobalMem;
+    snprintf(name, name_len, "%s", p.name);
+    return 0;
+}
+
 /* Tokens and sequences a step may hold: the engine's, or a padded graph's. */
 static size_t token_cap(const cuda_runner *r)
 {

@@ -15,6 +15,9 @@
  * else -1 with the reason. */
 int fl_cuda_device_cc(int *cc, fl_error *err);
 
+/* GPU 0's total memory in bytes and its name; 0, or -1 if it has none. */
+int fl_cuda_device_memory(size_t *total_bytes, char *name, size_t name_len);
+
 /* Uploads w, sizes the KV cache like vLLM (what is left of
  * gpu_memory_utilization x total memory after weights and activations),
  * runs attention by o->attn (a CUDA backend, bf16 KV) and logs the plan.
