@@ -195,12 +195,39 @@ static void test_log_tick(void **state)
     fl_metrics_free(&m);
 }
 
+/* --enable-log-requests' lines, in vLLM's words. */
+static void test_request_lines(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    fl_sampling_params sp;
+    fl_sampling_params_default(&sp);
+    sp.has_seed = 1;
+    sp.seed = 5;
+    const int32_t ids[3] = { 9, 8, 7 };
+    fl_metrics_log_received(f, "cmpl-1", 0, ids, 3, &sp);
+    fl_metrics_log_received(f, "cmpl-1", 1, ids, 1, &sp);
+    fl_metrics_log_finished(f, "cmpl-1", 0);
+    fl_metrics_log_finished(f, "cmpl-2", 1);
+    fclose(f);
+    assert_non_null(strstr(text, "INFO flashlm: Received request cmpl-1: prompt_token_ids: [9, 8, 7], params: "
+                                 "SamplingParams(n=1, "));
+    assert_non_null(strstr(text, "seed=5, stop=[], ignore_eos=False, max_tokens=16, min_tokens=0, logprobs=None).\n"
+                                 "INFO flashlm: Received request cmpl-1-1: prompt_token_ids: [9], "));
+    assert_non_null(strstr(text, ").\nINFO flashlm: Finished request cmpl-1.\nINFO flashlm: Aborted request cmpl-2.\n"));
+    free(text);
+    fl_sampling_params_free(&sp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_1_2_5),         cmocka_unit_test(test_histogram_edges),
         cmocka_unit_test(test_histogram_random), cmocka_unit_test(test_text),
         cmocka_unit_test(test_phases),        cmocka_unit_test(test_log_tick),
+        cmocka_unit_test(test_request_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
