@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/rng.h"
 #include "base/u64_map.h"
 #include "engine/engine_internal.h"
@@ -210,6 +211,7 @@ int fl_engine_add_prompts(fl_engine *e, uint64_t base_id, int num_prompts,
         e->cap_inbox = (e->num_inbox + more) * 2;
         e->inbox = fl_realloc(e->inbox, (size_t)e->cap_inbox * sizeof(fl_seq *));
     }
+    const double now = fl_now_seconds();
     for (int p = 0; p < num_prompts; p++) {
         const uint64_t request_id = base_id + (uint64_t)p;
         fl_request *r = fl_calloc(1, sizeof *r);
@@ -221,6 +223,7 @@ int fl_engine_add_prompts(fl_engine *e, uint64_t base_id, int num_prompts,
             s->req = r;
             s->index = i;
             s->num_prompt = lens[p];
+            s->t_arrival = now;
             for (int k = 0; k < lens[p]; k++)
                 fl_ids_push(&s->tokens, prompts[p][k]);
             /* seeded: the seed alone decides; else the engine seed and the
@@ -288,6 +291,9 @@ static void report(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp
         .stop_string = stop_string, .stop_token = stop_token,
         .num_prompt_tokens = s->num_prompt, .num_cached_tokens = s->num_cached,
         .num_output_tokens = (int)s->tokens.len - s->num_prompt,
+        .arrival_time = s->t_arrival, .scheduled_time = s->t_scheduled,
+        .first_token_time = s->t_first_token, .last_token_time = s->t_last_token,
+        .prev_token_time = s->t_prev_token, .params = &s->req->sp,
     };
     s->text_sent = end;
     e->on_output(e->ctx, &out);
@@ -358,6 +364,10 @@ static void accept_token(fl_engine *e, fl_seq *s, int32_t token, const fl_logpro
     const fl_sampling_params *sp = &s->req->sp;
     fl_ids_push(&s->tokens, token);
     e->stats.generation_tokens++;
+    s->t_prev_token = s->t_last_token;
+    s->t_last_token = e->step_time;
+    if (s->t_first_token == 0)
+        s->t_first_token = e->step_time;
     const size_t old_len = s->text.len;
     if (e->tok)
         fl_detokenizer_push(&s->detok, token, &s->text);
@@ -446,8 +456,13 @@ int fl_engine_step(fl_engine *e)
     take_inbox(e);
     fl_batch b = fl_scheduler_plan(&e->sched, e->row_seqs);
     if (b.num_tokens > 0) {
+        const double planned = fl_now_seconds();
+        for (int i = 0; i < e->sched.num_step_seqs; i++)
+            if (e->sched.step_seqs[i]->t_scheduled == 0)
+                e->sched.step_seqs[i]->t_scheduled = planned;
         const int on_device = e->runner.sample != NULL;
         e->runner.forward(e->runner.impl, &b, on_device ? NULL : e->logits);
+        e->step_time = fl_now_seconds();
         e->stats.steps++;
         fl_scheduler_commit(&e->sched);
         if (on_device)
@@ -510,4 +525,6 @@ void fl_engine_get_stats(fl_engine *e, fl_engine_stats *s)
     s->prefix_hits = sch->prefix_hits;
     s->preemptions = sch->preemptions;
     s->computed_tokens = sch->computed_tokens;
+    s->block_size = sch->pool.block_size;
+    s->enable_prefix_caching = e->cfg.enable_prefix_caching;
 }

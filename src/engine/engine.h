@@ -50,6 +50,13 @@ typedef struct fl_seq_output {
     int num_prompt_tokens;
     int num_cached_tokens;        /* prompt tokens served by the prefix cache */
     int num_output_tokens;
+    /* for the metrics: fl_now_seconds() when the sequence was added, first
+     * scheduled, got its first token, its latest token (this output's, if
+     * it has one) and the token before that; 0 where it has not happened
+     * (a sequence aborted while waiting was never scheduled). A step's
+     * tokens share the time its forward pass ended. */
+    double arrival_time, scheduled_time, first_token_time, last_token_time, prev_token_time;
+    const fl_sampling_params *params; /* the request's, valid during the callback */
 } fl_seq_output;
 
 typedef void (*fl_output_fn)(void *ctx, const fl_seq_output *out);
@@ -63,6 +70,8 @@ typedef struct fl_engine_stats {
     int64_t prompt_tokens, generation_tokens;
     int64_t computed_tokens;          /* tokens the model actually ran */
     int64_t steps;
+    int block_size;                   /* tokens a KV block holds */
+    int enable_prefix_caching;
 } fl_engine_stats;
 
 typedef struct fl_engine fl_engine;

@@ -34,6 +34,7 @@ struct fl_engine {
     int32_t *dev_tokens;
     int32_t *lp_ids;
     float *lp_values;
+    double step_time;            /* fl_now_seconds() after the step's forward pass: its tokens' time */
     fl_engine_stats stats;       /* the engine's counters; fl_engine_get_stats adds the scheduler's */
 };
 

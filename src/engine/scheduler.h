@@ -47,6 +47,8 @@ typedef struct fl_seq {
     fl_detokenizer detok;
     fl_strbuf text;             /* output text so far */
     size_t text_sent;           /* bytes of text already reported */
+    /* timestamps for the metrics (fl_now_seconds(); 0: not yet), engine.h's fl_seq_output */
+    double t_arrival, t_scheduled, t_first_token, t_last_token, t_prev_token;
     /* the scheduler's */
     seq_state state;
     int num_computed;           /* tokens whose K/V are in the cache */

@@ -82,8 +82,6 @@ typedef struct run_ctx {
     fl_stream *stream;
     uint64_t base_id;
     char id[64];
-    double t_arrival;
-    double *t_last;           /* [choices] time of the last token, 0 before the first */
     int *started;             /* [choices] a chunk was sent (chat's role delta) */
     int prompt_tokens, completion_tokens, cached_tokens;
     int model_error;          /* a choice ended "error": no token could be sampled */
@@ -289,6 +287,8 @@ static void run_free(run_ctx *r)
     atomic_fetch_sub(&r->srv->active_runs, 1);
     if (r->stream) {
         if (!fl_stream_done(r->stream)) { /* the client left early: stop the work */
+            if (r->srv->cfg.enable_log_requests)
+                fl_metrics_log_finished(stderr, r->id, 1);
             for (int p = 0; p < r->req.num_prompts; p++)
                 fl_engine_abort(r->srv->engine, r->base_id + (uint64_t)p);
             fl_server_kick(r->srv);
@@ -299,30 +299,20 @@ static void run_free(run_ctx *r)
         fl_api_collect_free(&r->col);
     fl_api_channels_free(&r->ch);
     fl_api_request_free(&r->req);
-    free(r->t_last);
     free(r->started);
     free(r);
 }
 
-/* Latency metrics and usage from one event. */
+/* Usage from one event (the metrics come from the engine's outputs:
+ * server.c). */
 static void account(run_ctx *r, const fl_stream_event *ev)
 {
-    fl_metrics *m = &r->srv->metrics;
-    if (ev->token >= 0) {
-        double *last = &r->t_last[ev->choice];
-        if (*last == 0)
-            fl_metrics_observe(m, &m->ttft, ev->time - r->t_arrival);
-        else
-            fl_metrics_observe(m, &m->itl, ev->time - *last);
-        *last = ev->time;
-    }
     if (ev->finish_reason) {
         r->completion_tokens += ev->num_output_tokens;
         if (ev->choice % r->req.sp.n == 0) {
             r->prompt_tokens += ev->num_prompt_tokens;
             r->cached_tokens += ev->num_cached_tokens;
         }
-        fl_metrics_observe(m, &m->e2e, ev->time - r->t_arrival);
         if (strcmp(ev->finish_reason, "error") == 0)
             r->model_error = 1;
     }
@@ -349,7 +339,6 @@ static int start_completion(fl_http *h, http_job *job, json_t *body, int chat)
     run_ctx *r = fl_calloc(1, sizeof *r);
     r->srv = srv;
     atomic_fetch_add(&srv->active_runs, 1);
-    r->t_arrival = fl_now_seconds();
     fl_api_error err;
     if (fl_api_parse(srv, body, chat, &r->req, &err) != 0) {
         run_free(r);
@@ -359,7 +348,6 @@ static int start_completion(fl_http *h, http_job *job, json_t *body, int chat)
     }
     const int choices = r->req.num_prompts * r->req.sp.n;
     fl_api_channels_init(&r->ch, srv, &r->req);
-    r->t_last = fl_calloc((size_t)choices, sizeof(double));
     r->started = fl_calloc((size_t)choices, sizeof(int));
     r->stream = fl_stream_open(&srv->streams, r->req.num_prompts, r->req.sp.n, &r->base_id,
                                stream_ready, h, (uint64_t)job->gen << 32 | job->slot);
@@ -396,6 +384,9 @@ static int start_completion(fl_http *h, http_job *job, json_t *body, int chat)
         error_body(job->status, rc == FL_ENGINE_BUSY ? NULL : "prompt", eerr.msg, &job->reply);
         return -1;
     }
+    if (srv->cfg.enable_log_requests)
+        for (int p = 0; p < r->req.num_prompts; p++)
+            fl_metrics_log_received(stderr, r->id, p, r->req.prompts[p].data, (int)r->req.prompts[p].len, &sp);
     if (!r->req.stream)
         fl_api_collect_init(&r->col, &r->req);
     fl_server_kick(srv);
@@ -457,8 +448,8 @@ static void drain_run(conn *c)
     }
     fl_strbuf_free(&sse);
     if (done) {
-        if (!r->model_error)
-            fl_metrics_request_done(&srv->metrics);
+        if (srv->cfg.enable_log_requests)
+            fl_metrics_log_finished(stderr, r->id, 0);
         run_free(r);
         c->run = NULL;
     }

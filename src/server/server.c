@@ -1,10 +1,12 @@
 /* server.c - the server's engine thread and shared state (see server.h). */
 #include "server/server.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 
 fl_tok_scratch *fl_server_scratch_take(fl_server *s)
 {
@@ -47,10 +49,28 @@ static void *engine_main(void *arg)
         fl_engine_stats st;
         fl_engine_get_stats(s->engine, &st);
         fl_metrics_set_engine(&s->metrics, &st);
+        const double now = fl_now_seconds();
+        const double log_due = fl_metrics_log_tick(&s->metrics, now, stderr);
         pthread_mutex_lock(&s->work_lock);
         if (s->stopping && left == 0) {
             pthread_mutex_unlock(&s->work_lock);
             return NULL;
+        }
+        if (left == 0 && s->pending == 0 && !s->stopping && log_due > 0) {
+            /* idle with a stat line still due: sleep until it (or work) */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            const double wait = log_due - now;
+            until.tv_sec += (time_t)wait;
+            until.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            if (pthread_cond_timedwait(&s->work, &s->work_lock, &until) == ETIMEDOUT) {
+                pthread_mutex_unlock(&s->work_lock);
+                continue;
+            }
         }
         while (left == 0 && s->pending == 0 && !s->stopping)
             pthread_cond_wait(&s->work, &s->work_lock);
@@ -62,6 +82,7 @@ static void *engine_main(void *arg)
 static void on_output(void *ctx, const fl_seq_output *out)
 {
     fl_server *s = ctx;
+    fl_metrics_on_output(&s->metrics, out, fl_now_seconds());
     fl_stream_deliver(&s->streams, out);
 }
 
@@ -72,7 +93,11 @@ void fl_server_init(fl_server *s, const fl_server_config *cfg)
     pthread_mutex_init(&s->work_lock, NULL);
     pthread_cond_init(&s->work, NULL);
     fl_stream_registry_init(&s->streams, 65536);
-    fl_metrics_init(&s->metrics);
+    double interval = 10.0;
+    const char *env = getenv("FLASHLM_LOG_STATS_INTERVAL");
+    if (env && strtod(env, NULL) > 0)
+        interval = strtod(env, NULL);
+    fl_metrics_init(&s->metrics, cfg->disable_log_stats ? 0 : interval);
 }
 
 fl_output_fn fl_server_output_fn(void)
@@ -82,6 +107,7 @@ fl_output_fn fl_server_output_fn(void)
 
 void fl_server_start_engine(fl_server *s)
 {
+    fl_metrics_configure(&s->metrics, s->max_model_len);
     pthread_create(&s->engine_thread, NULL, engine_main, s);
 }
 

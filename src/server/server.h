@@ -28,6 +28,9 @@ typedef struct fl_server_config {
     size_t max_unauthenticated_body_bytes; /* with api_key: /tokenize, /detokenize without it */
     int max_connections;          /* open at once (at most the descriptors allow) */
     int max_connections_per_client; /* from one IP address */
+    int disable_log_stats;        /* vLLM's --disable-log-stats: no periodic stat line */
+    int enable_log_requests;      /* vLLM's --enable-log-requests: a line as each request
+                                     arrives and as it ends */
 } fl_server_config;
 
 /* Encoding state for HTTP threads, lent out one at a time. */
@@ -60,6 +63,9 @@ typedef struct fl_server {
     struct fl_http *http;         /* the HTTP side (http.c) */
 } fl_server;
 
+/* The stat line comes every 10 s (vLLM's interval) unless cfg disables it;
+ * FLASHLM_LOG_STATS_INTERVAL (seconds, > 0) changes the interval: for the
+ * tests, which cannot wait 10 s a line. */
 void fl_server_init(fl_server *s, const fl_server_config *cfg);
 void fl_server_free(fl_server *s);
 /* The engine output callback that routes to the streams (ctx: the server). */

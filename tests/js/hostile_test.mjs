@@ -70,7 +70,7 @@ function rawHttp(bytes, { wait = 3000, from } = {}) {
 
 async function metric(name) {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`flashlm:${name}`));
+  const line = text.split("\n").find((l) => l.startsWith(`vllm:${name}{`));
   return line ? Number(line.split(" ").pop()) : NaN;
 }
 

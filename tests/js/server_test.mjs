@@ -131,7 +131,7 @@ test("logprobs: chat and completions shapes", async () => {
 
 async function metric(name) {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`flashlm:${name}{`));
+  const line = text.split("\n").find((l) => l.startsWith(`vllm:${name}{`));
   return Number(line.split(" ").pop());
 }
 
