@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "model/generation_config.h"
 #include "server/metrics.h"
 #include "server/stream.h"
 #include "tokenizer/chat_template.h"
@@ -28,6 +29,9 @@ typedef struct fl_server_config {
     size_t max_unauthenticated_body_bytes; /* with api_key: /tokenize, /detokenize without it */
     int max_connections;          /* open at once (at most the descriptors allow) */
     int max_connections_per_client; /* from one IP address */
+    const char *generation_config; /* vLLM's --generation-config: NULL or "auto" reads the
+                                      model directory's generation_config.json, "vllm" none,
+                                      else a directory holding one (fl_api_load_defaults) */
 } fl_server_config;
 
 /* Encoding state for HTTP threads, lent out one at a time. */
@@ -46,6 +50,7 @@ typedef struct fl_server {
     const fl_harmony *harmony;     /* non-NULL: chat is in the harmony format (gpt-oss) */
     int max_model_len;
     int vocab_size;
+    fl_generation_defaults defaults; /* sampling defaults for fields a request leaves unset */
     fl_stream_registry streams;
     fl_scratch_pool scratch;
     fl_metrics metrics;
