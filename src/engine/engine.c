@@ -62,6 +62,9 @@ static void free_seq(fl_engine *e, fl_seq *s)
     free(s->blocks);
     fl_detokenizer_free(&s->detok);
     fl_strbuf_free(&s->text);
+    free(s->plp_ids);
+    free(s->plp_ranks);
+    free(s->plp_values);
     fl_request *r = s->req;
     if (r->first == s)
         r->first = NULL;
@@ -152,6 +155,8 @@ static int check_params(const fl_engine *e, const fl_sampling_params *sp, fl_err
                            sp->stop_token_ids[i], vocab);
     if (sp->num_stop > 0 && !e->tok)
         return fl_fail(err, "stop strings need a tokenizer");
+    if (sp->has_prompt_logprobs && (sp->prompt_logprobs < 0 || sp->prompt_logprobs > 20))
+        return fl_fail(err, "prompt_logprobs must be in [0, 20]");
     if (sp->n < 1 || sp->max_tokens < 1)
         return fl_fail(err, "n and max_tokens must be at least 1");
     if (sp->min_tokens > sp->max_tokens)
@@ -232,6 +237,12 @@ int fl_engine_add_prompts(fl_engine *e, uint64_t base_id, int num_prompts,
                                       : fl_rng_key(e->cfg.seed ^ fl_rng_mix(request_id), (uint64_t)i);
             if (e->tok)
                 fl_detokenizer_init(&s->detok, e->tok, sp->skip_special_tokens);
+            if (i == 0 && sp->has_prompt_logprobs && lens[p] > 1) {
+                const size_t cells = (size_t)(lens[p] - 1) * (size_t)(1 + sp->prompt_logprobs);
+                s->plp_ids = fl_malloc(cells * sizeof(int32_t));
+                s->plp_ranks = fl_malloc(cells * sizeof(int32_t));
+                s->plp_values = fl_malloc(cells * sizeof(float));
+            }
             if (i == 0)
                 r->first = s;
             e->inbox[e->num_inbox++] = s;
@@ -295,6 +306,14 @@ static void report(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp
         .first_token_time = s->t_first_token, .last_token_time = s->t_last_token,
         .prev_token_time = s->t_prev_token, .params = &s->req->sp,
     };
+    fl_prompt_logprobs plp;
+    if (s->index == 0 && s->req->sp.has_prompt_logprobs && !s->plp_sent &&
+        s->plp_done == s->num_prompt - 1) {
+        plp = (fl_prompt_logprobs){ .num = s->num_prompt - 1, .per = 1 + s->req->sp.prompt_logprobs,
+                                    .ids = s->plp_ids, .ranks = s->plp_ranks, .values = s->plp_values };
+        out.prompt_logprobs = &plp;
+        s->plp_sent = 1;
+    }
     s->text_sent = end;
     e->on_output(e->ctx, &out);
 }
@@ -451,6 +470,30 @@ static void sample_on_device(fl_engine *e, int num_rows)
     e->runner.sample(e->runner.impl, num_rows, e->dev_rows, e->dev_tokens);
 }
 
+/* Fills s's prompt_logprobs entry for position pos (its logits predict
+ * prompt token pos + 1) from the row's raw logits. Rows come in position
+ * order; one already filled (a preempted sequence recomputes) is skipped. */
+static void record_prompt_row(fl_engine *e, fl_seq *s, int pos, const float *logits)
+{
+    if (pos != s->plp_done)
+        return;
+    const int V = e->runner.vocab_size, k = s->req->sp.prompt_logprobs, per = 1 + k;
+    const int32_t token = s->tokens.data[pos + 1];
+    fl_logprobs lp = { .ids = e->lp_ids, .values = e->lp_values };
+    fl_logprobs_fill(logits, V, token, k, &lp);
+    int32_t *ids = s->plp_ids + (size_t)pos * per, *ranks = s->plp_ranks + (size_t)pos * per;
+    float *values = s->plp_values + (size_t)pos * per;
+    ids[0] = token;
+    values[0] = lp.chosen;
+    ranks[0] = fl_logprobs_rank(logits, V, token);
+    for (int j = 0; j < k; j++) { /* a vocabulary smaller than k: -1 ids past its end */
+        ids[1 + j] = j < lp.count ? lp.ids[j] : -1;
+        values[1 + j] = j < lp.count ? lp.values[j] : 0.f;
+        ranks[1 + j] = j + 1;
+    }
+    s->plp_done++;
+}
+
 int fl_engine_step(fl_engine *e)
 {
     take_inbox(e);
@@ -471,6 +514,14 @@ int fl_engine_step(fl_engine *e)
         for (int r = 0; r < b.num_logits; r++) {
             fl_seq *s = e->row_seqs[r];
             const fl_sampling_params *sp = &s->req->sp;
+            const int pos = b.positions[b.logit_rows[r]];
+            if (pos < (int)s->tokens.len - 1) { /* a prompt position: prompt_logprobs */
+                float *logits = e->logits + (on_device ? 0 : (size_t)r * V);
+                if (on_device)
+                    e->runner.read_logits(e->runner.impl, r, logits);
+                record_prompt_row(e, s, pos, logits);
+                continue;
+            }
             fl_logprobs lp = { .ids = e->lp_ids, .values = e->lp_values };
             int32_t token;
             if (on_device && device_samples(s)) {

@@ -34,6 +34,16 @@ typedef struct fl_engine_config {
 
 void fl_engine_config_default(fl_engine_config *c);
 
+/* A prompt's prompt_logprobs: entry j (prompt token j + 1) is per = 1 + k
+ * triples, the token's (id, log-probability, rank) and then the k most
+ * likely tokens'. */
+typedef struct fl_prompt_logprobs {
+    int num;                      /* the prompt's length - 1 */
+    int per;
+    const int32_t *ids, *ranks;   /* [num, per] */
+    const float *values;          /* [num, per] */
+} fl_prompt_logprobs;
+
 /* One new token (or the end) of one sequence of one request. */
 typedef struct fl_seq_output {
     uint64_t request_id;
@@ -42,6 +52,8 @@ typedef struct fl_seq_output {
     const char *text;             /* new text for the client (stop strings held back) */
     size_t text_len;
     const fl_logprobs *logprobs;  /* NULL unless asked for */
+    const fl_prompt_logprobs *prompt_logprobs; /* with the first report of sequence 0 of a
+                                     request that asked (sp.prompt_logprobs); else NULL */
     int finished;
     const char *finish_reason;    /* "stop", "length", "abort", or "error" (the model gave no
                                      token that can be sampled: every logit -inf or NaN) */

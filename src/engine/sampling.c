@@ -140,8 +140,7 @@ static int clean_logits(float *logits, int vocab)
     return isfinite(max);
 }
 
-static void fill_logprobs(const fl_sampling_params *sp, const float *raw, int vocab, int32_t chosen,
-                          fl_logprobs *lp)
+void fl_logprobs_fill(const float *raw, int vocab, int32_t chosen, int k, fl_logprobs *lp)
 {
     float max = raw[argmax(raw, vocab)];
     double sum = 0;
@@ -151,7 +150,7 @@ static void fill_logprobs(const fl_sampling_params *sp, const float *raw, int vo
     lp->chosen = raw[chosen] - log_z;
     lp->count = 0;
     /* top-N by repeated selection: N is small (vLLM caps it at 20) */
-    for (int k = 0; k < sp->logprobs && k < vocab; k++) {
+    for (int n = 0; n < k && n < vocab; n++) {
         int32_t best = -1;
         for (int i = 0; i < vocab; i++) {
             int taken = 0;
@@ -163,6 +162,14 @@ static void fill_logprobs(const fl_sampling_params *sp, const float *raw, int vo
         lp->ids[lp->count] = best;
         lp->values[lp->count++] = raw[best] - log_z;
     }
+}
+
+int fl_logprobs_rank(const float *raw, int vocab, int32_t token)
+{
+    int rank = 1;
+    for (int i = 0; i < vocab; i++)
+        rank += raw[i] > raw[token];
+    return rank;
 }
 
 /* The row's weights into w, the kept ones (>= least) into kept; returns
@@ -269,6 +276,6 @@ int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *c, floa
     const int32_t token = fl_draw_is_greedy(&sp->draw) ? argmax(logits, vocab)
                                                        : draw(&d, logits, vocab, weights, kept, tmp);
     if (lp)
-        fill_logprobs(sp, raw, vocab, token, lp);
+        fl_logprobs_fill(raw, vocab, token, sp->logprobs, lp);
     return token;
 }

@@ -42,6 +42,11 @@ typedef struct fl_sampling_params {
     int min_tokens;
     int ignore_eos;
     int logprobs;               /* -1: none; else top alternatives to report */
+    int has_prompt_logprobs;    /* vLLM's prompt_logprobs: for each prompt token after the
+                                   first, its log-probability and rank and prompt_logprobs top
+                                   alternatives (computed by the request's first sequence,
+                                   which then takes no prefix-cache hits) */
+    int prompt_logprobs;
     int skip_special_tokens;    /* default 1 */
 } fl_sampling_params;
 
@@ -82,5 +87,12 @@ int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *ctx, fl
                   int vocab, void *scratch, fl_logprobs *lp);
 
 size_t fl_sample_scratch_bytes(int vocab);
+
+/* lp from raw logits[vocab]: chosen's log-probability and the k most
+ * likely tokens (ties to the lower id); lp's arrays hold k entries. */
+void fl_logprobs_fill(const float *raw, int vocab, int32_t chosen, int k, fl_logprobs *lp);
+/* token's rank in raw logits[vocab]: 1 + the tokens with a larger logit
+ * (vLLM's Logprob.rank). */
+int fl_logprobs_rank(const float *raw, int vocab, int32_t token);
 
 #endif

@@ -232,6 +232,8 @@ static int hit_complete(const fl_scheduler *s, const int32_t *found, int num_blo
  * end (vLLM's rule; earlier ones may long be evicted). */
 static void take_prefix_hits(fl_scheduler *s, fl_seq *seq)
 {
+    if (fl_scheduler_wants_plp(seq))
+        return; /* every prompt position's logits are wanted: nothing is skipped (as vLLM) */
     const int bs = s->pool.block_size, max_blocks = ((int)seq->tokens.len - 1) / bs, G = s->groups.num_groups;
     s->prefix_queries += (int)seq->tokens.len;
     /* look every group up, block by block, until a full group misses (its
@@ -351,14 +353,33 @@ static int may_admit(const fl_seq *seq)
            seq->num_computed > 0;
 }
 
+int fl_scheduler_wants_plp(const fl_seq *seq)
+{
+    return seq->req->sp.has_prompt_logprobs && seq->index == 0 && seq->plp_done < seq->num_prompt - 1;
+}
+
+/* The logit rows seq may take this step: max_num_seqs in all, less one for
+ * each of the `later` sequences that may still join it. */
+static int rows_left(const fl_scheduler *s, int later)
+{
+    return s->max_num_seqs - s->num_rows - later;
+}
+
 /* Appends seq's next count tokens to the planned step as its next
- * sequence; a logit row if they reach its last known token. */
+ * sequence; a logit row if they reach its last known token, and one for
+ * each prompt position whose prompt logprobs it still needs (count is at
+ * most the rows left then). */
 static void add_to_step(fl_scheduler *s, fl_seq *seq, int count, fl_seq **row_seqs)
 {
     const int i = s->num_step_seqs, bs = s->pool.block_size, G = s->groups.num_groups;
+    const int plp = fl_scheduler_wants_plp(seq);
     int t = s->query_start[i];
     for (int k = 0; k < count; k++, t++) {
         const int p = seq->num_computed + k;
+        if (plp && p >= seq->plp_done && p + 1 < seq->num_prompt) {
+            s->rows[s->num_rows] = t;
+            row_seqs[s->num_rows++] = seq;
+        }
         s->ids[t] = seq->tokens.data[p];
         s->pos[t] = p;
         for (int g = 0; g < G; g++)
@@ -389,6 +410,8 @@ fl_batch fl_scheduler_plan(fl_scheduler *s, fl_seq **row_seqs)
         int want = (int)seq->tokens.len - seq->num_computed;
         if (want > budget)
             want = budget;
+        if (fl_scheduler_wants_plp(seq) && want > rows_left(s, s->num_running - i - 1))
+            want = rows_left(s, s->num_running - i - 1);
         int self_preempted = 0;
         while (!self_preempted && ensure_blocks(s, seq, seq->num_computed + want) != 0) {
             fl_seq *victim = s->running[s->num_running - 1];
@@ -402,7 +425,7 @@ fl_batch fl_scheduler_plan(fl_scheduler *s, fl_seq **row_seqs)
         budget -= want;
     }
     for (int i = 0; !preempted && i < s->num_waiting && budget > 0 &&
-                    s->num_running < s->max_num_seqs;) {
+                    s->num_running < s->max_num_seqs && rows_left(s, 0) > 0;) {
         fl_seq *seq = s->waiting[i];
         if (!may_admit(seq)) {
             i++;
@@ -416,6 +439,8 @@ fl_batch fl_scheduler_plan(fl_scheduler *s, fl_seq **row_seqs)
         int want = (int)seq->tokens.len - seq->num_computed;
         if (want > budget)
             want = budget;
+        if (fl_scheduler_wants_plp(seq) && want > rows_left(s, 0))
+            want = rows_left(s, 0);
         if (ensure_blocks(s, seq, seq->num_computed + want) != 0) {
             release_blocks(s, seq); /* try again when blocks are free */
             break;

@@ -46,6 +46,13 @@ typedef struct fl_seq {
     uint64_t rng_key;
     fl_detokenizer detok;
     fl_strbuf text;             /* output text so far */
+    /* prompt_logprobs (the request's first sequence only): entry j, for
+     * prompt token j + 1, is 1 + k (id, log-probability, rank) triples: the
+     * token's, then the k most likely */
+    int plp_done;               /* prompt positions whose entry is filled, in order */
+    int plp_sent;               /* the entries went out with the first report */
+    int32_t *plp_ids, *plp_ranks; /* [num_prompt - 1, 1 + k] */
+    float *plp_values;          /* [num_prompt - 1, 1 + k] */
     size_t text_sent;           /* bytes of text already reported */
     /* timestamps for the metrics (fl_now_seconds(); 0: not yet), engine.h's fl_seq_output */
     double t_arrival, t_scheduled, t_first_token, t_last_token, t_prev_token;
@@ -110,8 +117,13 @@ void fl_scheduler_add(fl_scheduler *s, fl_seq *const *seqs, int n);
  * waiting ones in order while budget, blocks and max_num_seqs allow.
  * Returns the batch (num_tokens 0 if nothing can run; its arrays are the
  * scheduler's until the next plan); row_seqs[r] is the sequence whose next
- * token logit row r gives. */
+ * token logit row r gives, or, for a row before its last known token, whose
+ * prompt logprobs (a prompt position it still needs: fl_scheduler_wants_plp).
+ * A step holds at most max_num_seqs logit rows. */
 fl_batch fl_scheduler_plan(fl_scheduler *s, fl_seq **row_seqs);
+
+/* Does seq still need the logits of prompt positions (prompt_logprobs)? */
+int fl_scheduler_wants_plp(const fl_seq *seq);
 
 /* The planned step ran: its tokens' K/V are in the cache, and the blocks
  * they filled join the prefix table. */

@@ -64,13 +64,14 @@ typedef enum {
                  dropped, so that closing does not reset the answer away (RFC 9112 9.6) */
 } conn_state;
 
-typedef enum { R_HEALTH, R_METRICS, R_MODELS, R_COMPLETIONS, R_CHAT, R_TOKENIZE, R_DETOKENIZE } route_kind;
+typedef enum { R_HEALTH, R_VERSION, R_METRICS, R_MODELS, R_COMPLETIONS, R_CHAT, R_TOKENIZE, R_DETOKENIZE } route_kind;
 
 static const struct route {
     const char *path, *method;
     route_kind kind;
 } routes[] = {
-    { "/health", "GET", R_HEALTH }, { "/metrics", "GET", R_METRICS }, { "/v1/models", "GET", R_MODELS },
+    { "/health", "GET", R_HEALTH }, { "/ping", "GET", R_HEALTH }, { "/version", "GET", R_VERSION },
+    { "/metrics", "GET", R_METRICS }, { "/v1/models", "GET", R_MODELS },
     { "/v1/completions", "POST", R_COMPLETIONS }, { "/v1/chat/completions", "POST", R_CHAT },
     { "/tokenize", "POST", R_TOKENIZE }, { "/detokenize", "POST", R_DETOKENIZE },
 };
@@ -81,7 +82,7 @@ typedef struct run_ctx {
     fl_api_request req;
     fl_stream *stream;
     uint64_t base_id;
-    char id[64];
+    char id[FL_API_ID_MAX];
     int *started;             /* [choices] a chunk was sent (chat's role delta) */
     int prompt_tokens, completion_tokens, cached_tokens;
     int model_error;          /* a choice ended "error": no token could be sampled */
@@ -357,7 +358,7 @@ static int start_completion(fl_http *h, http_job *job, json_t *body, int chat)
         error_body(503, NULL, "the server is overloaded: too many requests in flight", &job->reply);
         return -1;
     }
-    fl_api_response_id(chat, r->base_id, r->id, sizeof r->id);
+    fl_api_response_id(&r->req, r->id, sizeof r->id);
     const int32_t **prompts = fl_malloc((size_t)r->req.num_prompts * sizeof *prompts);
     int *lens = fl_malloc((size_t)r->req.num_prompts * sizeof *lens);
     for (int p = 0; p < r->req.num_prompts; p++) {
@@ -762,6 +763,11 @@ static void dispatch(fl_http *h, conn *c)
             respond_error(c, 503, NULL, "the model is loading");
         return;
     }
+    if (rt->kind == R_VERSION) { /* vLLM's {"version": ...} */
+        static const char version[] = "{\"version\":\"" FLASHLM_VERSION "\"}";
+        respond(c, 200, "application/json", version, sizeof version - 1);
+        return;
+    }
     if (rt->kind == R_METRICS) {
         fl_strbuf m = { 0 };
         fl_metrics_render(&srv->metrics, srv->cfg.served_model_name, &m);
@@ -817,7 +823,8 @@ static void start_request(fl_http *h, conn *c)
         respond_error(c, 404, NULL, "Not Found");
         return;
     }
-    if (strcmp(hd->method, rt->method) != 0) {
+    const int post_ping = strcmp(hd->path, "/ping") == 0 && strcmp(hd->method, "POST") == 0; /* as vLLM */
+    if (strcmp(hd->method, rt->method) != 0 && !post_ping) {
         respond_error(c, 405, NULL, "Method Not Allowed");
         return;
     }

@@ -1,13 +1,18 @@
 /* openai.c - request validation and response shapes (see openai.h). */
 #include "server/openai.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/error.h"
 #include "base/utf8.h"
 
 int fl_api_fail(fl_api_error *err, int status, const char *param, const char *fmt, ...)
@@ -31,9 +36,218 @@ json_t *fl_api_error_json(const fl_api_error *err)
                      err->status);
 }
 
-void fl_api_response_id(int chat, uint64_t id, char *out, size_t n)
+/* n bytes from the kernel's CSPRNG (getrandom, else /dev/urandom). */
+static void random_bytes(unsigned char *b, size_t n)
 {
-    snprintf(out, n, "%s-%016llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)id);
+    size_t got = 0;
+    while (got < n) {
+        const ssize_t k = getrandom(b + got, n - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    if (got < n) {
+        FILE *f = fopen("/dev/urandom", "rb");
+        if (f) {
+            got += fread(b + got, 1, n - got, f);
+            fclose(f);
+        }
+    }
+    FL_ASSERT(got == n);
+}
+
+void fl_api_response_id(const fl_api_request *req, char *out, size_t n)
+{
+    const char *prefix = req->chat ? "chatcmpl" : "cmpl";
+    if (req->request_id) {
+        snprintf(out, n, "%s-%s", prefix, req->request_id);
+        return;
+    }
+    unsigned char r[16];
+    random_bytes(r, sizeof r);
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", r[i]);
+    snprintf(out, n, "%s-%s", prefix, hex);
+}
+
+/* ---- the fields: every field of vLLM's CompletionRequest and
+ * ChatCompletionRequest is known; each is honoured or refused by name
+ * (tests/fixtures/vllm_request_fields.json lists them with the decision).
+ * A field vLLM does not know is refused too, not ignored. ---- */
+
+enum { F_CMPL = 1, F_CHAT = 2, F_BOTH = 3 };
+
+static const struct known_field {
+    const char *name;
+    int endpoints;
+} known_fields[] = {
+    { "model", F_BOTH }, { "prompt", F_CMPL }, { "messages", F_CHAT },
+    { "prompt_embeds", F_CMPL }, { "suffix", F_CMPL }, { "echo", F_BOTH },
+    { "best_of", F_BOTH }, { "use_beam_search", F_BOTH }, { "length_penalty", F_BOTH },
+    { "frequency_penalty", F_BOTH }, { "presence_penalty", F_BOTH }, { "repetition_penalty", F_BOTH },
+    { "logit_bias", F_BOTH }, { "logprobs", F_BOTH }, { "top_logprobs", F_CHAT },
+    { "prompt_logprobs", F_BOTH }, { "max_tokens", F_BOTH }, { "max_completion_tokens", F_CHAT },
+    { "min_tokens", F_BOTH }, { "n", F_BOTH }, { "seed", F_BOTH }, { "stop", F_BOTH },
+    { "stop_token_ids", F_BOTH }, { "include_stop_str_in_output", F_BOTH }, { "ignore_eos", F_BOTH },
+    { "stream", F_BOTH }, { "stream_options", F_BOTH }, { "temperature", F_BOTH },
+    { "top_p", F_BOTH }, { "top_k", F_BOTH }, { "min_p", F_BOTH }, { "user", F_BOTH },
+    { "skip_special_tokens", F_BOTH }, { "spaces_between_special_tokens", F_BOTH },
+    { "truncate_prompt_tokens", F_BOTH }, { "allowed_token_ids", F_BOTH }, { "bad_words", F_CHAT },
+    { "add_special_tokens", F_BOTH }, { "response_format", F_BOTH }, { "guided_json", F_BOTH },
+    { "guided_regex", F_BOTH }, { "guided_choice", F_BOTH }, { "guided_grammar", F_BOTH },
+    { "guided_decoding_backend", F_BOTH }, { "guided_whitespace_pattern", F_BOTH },
+    { "structural_tag", F_CHAT }, { "structured_outputs", F_BOTH }, { "priority", F_BOTH },
+    { "request_id", F_BOTH }, { "logits_processors", F_BOTH }, { "return_tokens_as_token_ids", F_BOTH },
+    { "cache_salt", F_BOTH }, { "kv_transfer_params", F_BOTH }, { "vllm_xargs", F_BOTH },
+    { "tools", F_CHAT }, { "tool_choice", F_CHAT }, { "parallel_tool_calls", F_CHAT },
+    { "reasoning_effort", F_CHAT }, { "include_reasoning", F_CHAT }, { "add_generation_prompt", F_CHAT },
+    { "continue_final_message", F_CHAT }, { "documents", F_CHAT }, { "chat_template", F_CHAT },
+    { "chat_template_kwargs", F_CHAT }, { "mm_processor_kwargs", F_CHAT },
+};
+
+static int check_known_fields(json_t *body, int chat, fl_api_error *err)
+{
+    const int mask = chat ? F_CHAT : F_CMPL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        int known = 0;
+        for (size_t i = 0; i < sizeof known_fields / sizeof known_fields[0] && !known; i++)
+            known = strcmp(key, known_fields[i].name) == 0 && (known_fields[i].endpoints & mask);
+        if (!known)
+            return fl_api_fail(err, 400, key, "'%s' is not a field of %s (an unknown field is "
+                               "refused, not ignored)", key, chat ? "/v1/chat/completions" : "/v1/completions");
+    }
+    return 0;
+}
+
+static int is_set(json_t *v)
+{
+    return v && !json_is_null(v);
+}
+
+/* The fields that ask for what flashlm does not do: a 400 naming each when
+ * it is set to anything but its no-op value. */
+static int check_refused(json_t *body, int chat, fl_api_error *err)
+{
+    static const struct {
+        const char *name, *why;
+    } refused[] = {
+        { "guided_json", "structured output is not implemented yet" },
+        { "guided_regex", "structured output is not implemented yet" },
+        { "guided_choice", "structured output is not implemented yet" },
+        { "guided_grammar", "structured output is not implemented yet" },
+        { "guided_decoding_backend", "structured output is not implemented yet" },
+        { "guided_whitespace_pattern", "structured output is not implemented yet" },
+        { "structural_tag", "structured output is not implemented yet" },
+        { "structured_outputs", "structured output is not implemented yet" },
+        { "prompt_embeds", "prompt embeddings are not supported" },
+        { "suffix", "suffix (fill in the middle) is not supported" },
+        { "logits_processors", "custom logits processors are not supported" },
+        { "cache_salt", "salting the prefix cache is not implemented yet" },
+        { "kv_transfer_params", "disaggregated serving (KV transfer) is not supported" },
+        { "vllm_xargs", "no extension reads extra arguments" },
+        { "mm_processor_kwargs", "multimodal input is not supported" },
+        { "documents", "documents for the chat template are not implemented yet" },
+        { "chat_template", "a chat template per request is not accepted (vLLM refuses it too "
+          "without --trust-request-chat-template); start the server with --chat-template FILE" },
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (is_set(json_object_get(body, refused[i].name)))
+            return fl_api_fail(err, 400, refused[i].name, "'%s': %s", refused[i].name, refused[i].why);
+    json_t *rf = json_object_get(body, "response_format");
+    if (is_set(rf)) {
+        json_t *type = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
+        if (!json_is_string(type))
+            return fl_api_fail(err, 400, "response_format", "'response_format' must be an object with "
+                               "a 'type'");
+        const char *t = json_string_value(type);
+        if (strcmp(t, "json_object") == 0 || strcmp(t, "json_schema") == 0 || strcmp(t, "structural_tag") == 0)
+            return fl_api_fail(err, 400, "response_format", "'response_format' of type '%s': structured "
+                               "output is not implemented yet", t);
+        if (strcmp(t, "text") != 0)
+            return fl_api_fail(err, 400, "response_format", "'response_format'.type must be text, "
+                               "json_object, json_schema or structural_tag");
+    }
+    int spaces = 1;
+    json_t *beam = json_object_get(body, "use_beam_search");
+    if (is_set(beam) && !json_is_boolean(beam))
+        return fl_api_fail(err, 400, "use_beam_search", "'use_beam_search' must be true or false");
+    if (is_set(beam) && json_is_true(beam))
+        return fl_api_fail(err, 400, "use_beam_search", "'use_beam_search': beam search is not implemented");
+    json_t *lp = json_object_get(body, "length_penalty");
+    if (is_set(lp) && (!json_is_number(lp) || json_number_value(lp) != 1.0))
+        return fl_api_fail(err, 400, "length_penalty", "'length_penalty' applies to beam search, which is "
+                           "not implemented: only 1.0");
+    json_t *prio = json_object_get(body, "priority");
+    if (is_set(prio) && (!json_is_integer(prio) || json_integer_value(prio) != 0))
+        return fl_api_fail(err, 400, "priority", "'priority': the scheduler has no priorities (first come, "
+                           "first served): only 0");
+    json_t *sp = json_object_get(body, "spaces_between_special_tokens");
+    if (is_set(sp)) {
+        if (!json_is_boolean(sp))
+            return fl_api_fail(err, 400, "spaces_between_special_tokens", "'spaces_between_special_tokens' "
+                               "must be true or false");
+        spaces = json_is_true(sp);
+    }
+    if (!spaces)
+        return fl_api_fail(err, 400, "spaces_between_special_tokens", "'spaces_between_special_tokens' = "
+                           "false is not supported (the byte-level detokenizer adds no spaces)");
+    json_t *bw = json_object_get(body, "bad_words");
+    if (is_set(bw) && !(json_is_array(bw) && json_array_size(bw) == 0))
+        return fl_api_fail(err, 400, "bad_words", "'bad_words' is not implemented yet");
+    json_t *user = json_object_get(body, "user");
+    if (is_set(user) && !json_is_string(user))
+        return fl_api_fail(err, 400, "user", "'user' must be a string");
+    if (!chat)
+        return 0;
+    json_t *ptc = json_object_get(body, "parallel_tool_calls");
+    if (is_set(ptc) && !json_is_boolean(ptc))
+        return fl_api_fail(err, 400, "parallel_tool_calls", "'parallel_tool_calls' must be true or false");
+    /* tools: vLLM's rules, then none of them can be honoured but "no tool" */
+    json_t *tools = json_object_get(body, "tools"), *choice = json_object_get(body, "tool_choice");
+    if (is_set(tools) && !json_is_array(tools))
+        return fl_api_fail(err, 400, "tools", "'tools' must be a list");
+    const int have_tools = is_set(tools) && json_array_size(tools) > 0;
+    if (is_set(choice)) {
+        const char *c = json_is_string(choice) ? json_string_value(choice) : NULL;
+        if (!json_is_object(choice) && !(c && (strcmp(c, "none") == 0 || strcmp(c, "auto") == 0 ||
+                                               strcmp(c, "required") == 0)))
+            return fl_api_fail(err, 400, "tool_choice", "'tool_choice' must be \"none\", \"auto\", "
+                               "\"required\" or a named tool");
+        if (!(c && strcmp(c, "none") == 0) && !is_set(tools))
+            return fl_api_fail(err, 400, "tool_choice", "When using `tool_choice`, `tools` must be set "
+                               "(and tool calling is not implemented yet).");
+        if (!(c && strcmp(c, "none") == 0) && have_tools)
+            return fl_api_fail(err, 400, "tool_choice", "'tool_choice': tool calling is not implemented yet "
+                               "(only \"none\")");
+    }
+    if (have_tools && !(is_set(choice) && json_is_string(choice) && strcmp(json_string_value(choice), "none") == 0))
+        return fl_api_fail(err, 400, "tools", "'tools': tool calling is not implemented yet (tool_choice "
+                           "defaults to \"auto\" with tools)");
+    if (have_tools)
+        return fl_api_fail(err, 400, "tools", "'tools' with tool_choice \"none\": putting tool "
+                           "definitions in the prompt is not implemented yet");
+    return 0;
+}
+
+int fl_api_load_defaults(fl_server *srv, const char *model_dir, fl_error *err)
+{
+    const char *g = srv->cfg.generation_config;
+    memset(&srv->defaults, 0, sizeof srv->defaults);
+    if (g && strcmp(g, "vllm") == 0)
+        return 0;
+    if (fl_generation_defaults_load(!g || strcmp(g, "auto") == 0 ? model_dir : g, &srv->defaults, err) != 0)
+        return -1;
+    char desc[512];
+    if (fl_generation_defaults_describe(&srv->defaults, desc, sizeof desc) > 0)
+        fprintf(stderr, "INFO flashlm: Default sampling parameters have been overridden by the model's "
+                "Hugging Face generation config recommended from the model creator: {%s}. If this is "
+                "not intended, relaunch with `--generation-config vllm`.\n", desc);
+    return 0;
 }
 
 /* ---- field readers: absent or null keeps the default ---- */
@@ -144,6 +358,57 @@ static int parse_logit_bias(json_t *body, int vocab, fl_sampling_params *sp, fl_
     return 0;
 }
 
+/* allowed_token_ids: every other token's logit to -inf, as a bias (the
+ * logprobs stay those of the raw logits, as vLLM's). */
+static int parse_allowed(json_t *body, int vocab, fl_sampling_params *sp, fl_api_error *err)
+{
+    json_t *v = json_object_get(body, "allowed_token_ids");
+    if (!is_set(v))
+        return 0;
+    int32_t *ids = NULL;
+    int n = 0;
+    if (parse_ids_field(v, "allowed_token_ids", vocab, &ids, &n, err) != 0) {
+        free(ids);
+        return -1;
+    }
+    if (n == 0) {
+        free(ids);
+        return fl_api_fail(err, 400, "allowed_token_ids", "'allowed_token_ids' must not be empty");
+    }
+    uint8_t *allowed = fl_calloc((size_t)vocab, 1);
+    for (int i = 0; i < n; i++)
+        allowed[ids[i]] = 1;
+    free(ids);
+    sp->logit_bias = fl_realloc(sp->logit_bias, ((size_t)sp->num_logit_bias + (size_t)vocab + 1) *
+                                                    sizeof(fl_logit_bias));
+    for (int t = 0; t < vocab; t++)
+        if (!allowed[t])
+            sp->logit_bias[sp->num_logit_bias++] = (fl_logit_bias){ t, -INFINITY };
+    free(allowed);
+    return 0;
+}
+
+/* The model's generation_config.json defaults (fl_server.defaults) for the
+ * fields the request leaves unset, as vLLM's default_sampling_params. */
+static void apply_defaults(const fl_server *srv, json_t *body, fl_sampling_params *sp)
+{
+    const fl_generation_defaults *d = &srv->defaults;
+    if (d->has_temperature && !is_set(json_object_get(body, "temperature")))
+        sp->draw.temperature = d->temperature;
+    if (d->has_top_p && !is_set(json_object_get(body, "top_p")))
+        sp->draw.top_p = d->top_p;
+    if (d->has_top_k && !is_set(json_object_get(body, "top_k")))
+        sp->draw.top_k = d->top_k;
+    if (d->has_min_p && !is_set(json_object_get(body, "min_p")))
+        sp->draw.min_p = d->min_p;
+    if (d->has_repetition_penalty && !is_set(json_object_get(body, "repetition_penalty")))
+        sp->repetition_penalty = d->repetition_penalty;
+    /* max_new_tokens caps max_tokens, set or not (vLLM's get_max_tokens
+     * takes the least of the limits) */
+    if (d->max_tokens > 0 && (sp->max_tokens == 0 || sp->max_tokens > d->max_tokens))
+        sp->max_tokens = d->max_tokens;
+}
+
 static int parse_sampling(fl_server *srv, json_t *body, fl_api_request *req, fl_api_error *err)
 {
     fl_sampling_params *sp = &req->sp;
@@ -152,7 +417,8 @@ static int parse_sampling(fl_server *srv, json_t *body, fl_api_request *req, fl_
     sp->max_tokens = req->chat ? 0 : 16;
     int logprobs_flag = 0, top_logprobs = 0, skip = 1;
     if (get_int(body, "max_tokens", 1, srv->max_model_len, &sp->max_tokens, err) ||
-        get_int(body, "max_completion_tokens", 1, srv->max_model_len, &sp->max_tokens, err) ||
+        /* chat: max_completion_tokens wins over max_tokens, as in vLLM */
+        (req->chat && get_int(body, "max_completion_tokens", 1, srv->max_model_len, &sp->max_tokens, err)) ||
         get_int(body, "min_tokens", 0, srv->max_model_len, &sp->min_tokens, err) ||
         get_int(body, "n", 1, 128, &sp->n, err) ||
         get_number(body, "temperature", 0, 100, &sp->draw.temperature, err) ||
@@ -165,9 +431,14 @@ static int parse_sampling(fl_server *srv, json_t *body, fl_api_request *req, fl_
         get_bool(body, "ignore_eos", &sp->ignore_eos, err) ||
         get_bool(body, "skip_special_tokens", &skip, err) ||
         get_bool(body, "include_stop_str_in_output", &sp->include_stop_str_in_output, err) ||
-        parse_stop(body, sp, err) || parse_logit_bias(body, srv->vocab_size, sp, err))
+        parse_stop(body, sp, err) || parse_logit_bias(body, srv->vocab_size, sp, err) ||
+        parse_allowed(body, srv->vocab_size, sp, err))
         return -1;
     sp->skip_special_tokens = skip;
+    json_t *best_of = json_object_get(body, "best_of");
+    if (is_set(best_of) && (!json_is_integer(best_of) || json_integer_value(best_of) != sp->n))
+        return fl_api_fail(err, 400, "best_of", "'best_of': only best_of equal to n (%d) is supported: "
+                           "extra sequences are never ranked", sp->n);
     json_t *seed = json_object_get(body, "seed");
     if (seed && !json_is_null(seed)) {
         if (!json_is_integer(seed))
@@ -184,6 +455,9 @@ static int parse_sampling(fl_server *srv, json_t *body, fl_api_request *req, fl_
         if (get_bool(body, "logprobs", &logprobs_flag, err) ||
             get_int(body, "top_logprobs", 0, 20, &top_logprobs, err))
             return -1;
+        if (top_logprobs > 0 && !logprobs_flag)
+            return fl_api_fail(err, 400, "top_logprobs", "when using `top_logprobs`, `logprobs` must be "
+                               "set to true.");
         sp->logprobs = logprobs_flag ? top_logprobs : -1;
     } else {
         int lp = -1;
@@ -192,6 +466,29 @@ static int parse_sampling(fl_server *srv, json_t *body, fl_api_request *req, fl_
         sp->logprobs = lp;
     }
     req->want_logprobs = sp->logprobs >= 0;
+    int plp = -1;
+    if (get_bool(body, "echo", &req->echo, err) || get_int(body, "prompt_logprobs", 0, 20, &plp, err) ||
+        get_bool(body, "return_tokens_as_token_ids", &req->token_ids, err))
+        return -1;
+    req->prompt_logprobs = plp >= 0;
+    /* completions: echo with logprobs shows the prompt's tokens' logprobs
+     * (vLLM sets prompt_logprobs to logprobs) */
+    if (!req->chat && req->echo && sp->logprobs >= 0 && plp < 0)
+        plp = sp->logprobs;
+    sp->has_prompt_logprobs = plp >= 0;
+    sp->prompt_logprobs = plp >= 0 ? plp : 0;
+    json_t *rid = json_object_get(body, "request_id");
+    if (is_set(rid)) {
+        const char *r = json_is_string(rid) ? json_string_value(rid) : NULL;
+        int ok = r && r[0] && strlen(r) <= 128;
+        for (const char *c = r; ok && *c; c++)
+            ok = *c > 0x20 && *c < 0x7f;
+        if (!ok)
+            return fl_api_fail(err, 400, "request_id", "'request_id' must be 1 to 128 printable ASCII "
+                               "characters without spaces");
+        req->request_id = fl_strdup(r);
+    }
+    apply_defaults(srv, body, sp);
     return 0;
 }
 
@@ -218,6 +515,9 @@ static int parse_prompt(fl_server *srv, json_t *body, fl_api_request *req, fl_ap
     json_t *p = json_object_get(body, "prompt");
     if (!p || json_is_null(p))
         return fl_api_fail(err, 400, "prompt", "'prompt' is required");
+    int add_special = 1;
+    if (get_bool(body, "add_special_tokens", &add_special, err))
+        return -1;
     json_t *items = (json_is_array(p) && json_array_size(p) > 0 &&
                      (json_is_string(json_array_get(p, 0)) || json_is_array(json_array_get(p, 0))))
                         ? json_incref(p) : json_pack("[O]", p);
@@ -232,15 +532,26 @@ static int parse_prompt(fl_server *srv, json_t *body, fl_api_request *req, fl_ap
             }
             req->prompts = fl_realloc(req->prompts, (size_t)(req->num_prompts + 1) * sizeof(fl_ids));
             memset(&req->prompts[req->num_prompts], 0, sizeof(fl_ids));
-            encode(srv, json_string_value(it), json_string_length(it), 1, &req->prompts[req->num_prompts++]);
+            encode(srv, json_string_value(it), json_string_length(it), add_special,
+                   &req->prompts[req->num_prompts++]);
+            if (req->echo) { /* echo shows the prompt as given */
+                req->echo_text = fl_realloc(req->echo_text, (size_t)req->num_prompts * sizeof(char *));
+                memset(req->echo_text + req->num_prompts - 1, 0, sizeof(char *));
+                req->echo_text[req->num_prompts - 1] = fl_strdup(json_string_value(it));
+            }
         } else if (json_is_array(it)) {
             int32_t *ids = NULL;
             int n = 0;
             rc = parse_ids_field(it, "prompt", srv->vocab_size, &ids, &n, err);
             if (rc == 0 && n == 0)
                 rc = fl_api_fail(err, 400, "prompt", "'prompt' must not be empty");
-            if (rc == 0)
+            if (rc == 0) {
                 add_prompt_ids(req, ids, (size_t)n);
+                if (req->echo) {
+                    req->echo_text = fl_realloc(req->echo_text, (size_t)req->num_prompts * sizeof(char *));
+                    req->echo_text[req->num_prompts - 1] = NULL;
+                }
+            }
             free(ids);
             if (rc)
                 break;
@@ -376,25 +687,113 @@ static json_t *template_vars(fl_server *srv, json_t *kwargs, const char *effort,
     return vars;
 }
 
-static int parse_messages(fl_server *srv, json_t *body, fl_api_request *req, fl_api_error *err)
+/* A copy of messages with each content given as a list of parts turned
+ * into the string vLLM makes of it for a template that reads strings: the
+ * text parts joined by newlines. Other part types are refused by name.
+ * Returns the copy, or NULL with err. */
+static json_t *normalize_messages(json_t *msgs, fl_api_error *err)
 {
-    json_t *msgs = json_object_get(body, "messages");
-    if (!json_is_array(msgs) || json_array_size(msgs) == 0)
-        return fl_api_fail(err, 400, "messages", "'messages' must be a non-empty list");
+    json_t *out = json_array();
     size_t i;
     json_t *m;
     json_array_foreach(msgs, i, m) {
         json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-        if (!json_is_object(m) || !json_is_string(role))
-            return fl_api_fail(err, 400, "messages", "'messages'[%zu] needs a string 'role'", i);
-        if (content && !json_is_null(content) && !json_is_string(content))
-            return fl_api_fail(err, 400, "messages", "'messages'[%zu].content must be a string", i);
+        if (!json_is_object(m) || !json_is_string(role)) {
+            json_decref(out);
+            fl_api_fail(err, 400, "messages", "'messages'[%zu] needs a string 'role'", i);
+            return NULL;
+        }
+        json_t *copy = json_copy(m);
+        json_array_append_new(out, copy);
+        if (!is_set(content) || json_is_string(content))
+            continue;
+        if (!json_is_array(content)) {
+            json_decref(out);
+            fl_api_fail(err, 400, "messages", "'messages'[%zu].content must be a string or a list of "
+                        "content parts", i);
+            return NULL;
+        }
+        fl_strbuf text = { 0 };
+        size_t k;
+        json_t *part;
+        json_array_foreach(content, k, part) {
+            json_t *type = json_object_get(part, "type"), *t = json_object_get(part, "text");
+            if (!json_is_object(part) || !json_is_string(type) || strcmp(json_string_value(type), "text") != 0 ||
+                !json_is_string(t)) {
+                char name[64];
+                snprintf(name, sizeof name, "messages[%zu].content[%zu]", i, k);
+                fl_api_fail(err, 400, name, "'%s': content parts of type '%s' are not supported (only "
+                            "{\"type\": \"text\", \"text\": ...})", name,
+                            json_is_string(type) ? json_string_value(type) : "?");
+                fl_strbuf_free(&text);
+                json_decref(out);
+                return NULL;
+            }
+            if (k > 0)
+                fl_strbuf_append(&text, "\n", 1);
+            fl_strbuf_append(&text, json_string_value(t), json_string_length(t));
+        }
+        json_object_set_new(copy, "content", json_stringn(text.data ? text.data : "", text.len));
+        fl_strbuf_free(&text);
     }
+    return out;
+}
+
+/* continue_final_message: the prompt ends where the final message's
+ * content does (transformers' apply_chat_template: the text up to the
+ * last occurrence of the stripped content), so the model continues it. */
+static int cut_after_final(json_t *msgs, fl_strbuf *prompt, fl_api_error *err)
+{
+    json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+    json_t *content = json_object_get(last, "content");
+    const char *c = json_is_string(content) ? json_string_value(content) : "";
+    size_t len = strlen(c);
+    while (len && strchr(" \t\n\r\v\f", c[len - 1]))
+        len--;
+    while (len && strchr(" \t\n\r\v\f", *c))
+        c++, len--;
+    const char *hit = NULL;
+    for (const char *at = prompt->data; len && at && (at = memmem(at, prompt->len - (size_t)(at - prompt->data), c, len));
+         at++)
+        hit = at;
+    if (!hit)
+        return fl_api_fail(err, 400, "continue_final_message", "'continue_final_message': the final "
+                           "message's content is not in the rendered prompt (an empty final message "
+                           "cannot be continued)");
+    prompt->len = (size_t)(hit - prompt->data) + len;
+    prompt->data[prompt->len] = '\0';
+    return 0;
+}
+
+/* chat's echo: the final message's content comes first in the reply when
+ * it is the reply's role (vLLM's rule). */
+static void chat_echo(json_t *msgs, fl_api_request *req)
+{
+    json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+    json_t *role = json_object_get(last, "role"), *content = json_object_get(last, "content");
+    req->echo_text = fl_calloc(1, sizeof(char *));
+    if (json_is_string(role) && strcmp(json_string_value(role), "assistant") == 0 && json_is_string(content))
+        req->echo_text[0] = fl_strdup(json_string_value(content));
+}
+
+static int render_messages(fl_server *srv, json_t *body, json_t *msgs, fl_api_request *req, fl_api_error *err)
+{
     const char *effort;
     if (get_effort(body, &effort, err))
         return -1;
-    if (srv->harmony)
+    int continue_final = 0, add_special = 0;
+    if (get_bool(body, "continue_final_message", &continue_final, err) ||
+        get_bool(body, "add_special_tokens", &add_special, err))
+        return -1;
+    if (srv->harmony) {
+        if (continue_final)
+            return fl_api_fail(err, 400, "continue_final_message", "'continue_final_message' is not "
+                               "supported with the harmony format yet");
+        if (add_special)
+            return fl_api_fail(err, 400, "add_special_tokens", "'add_special_tokens' = true is not "
+                               "supported with the harmony format (its prompt is made of ids)");
         return harmony_messages(srv, body, msgs, effort, req, err);
+    }
     if (!srv->chat)
         return fl_api_fail(err, 400, "messages", "this model has no chat template (start the "
                            "server with --chat-template FILE)");
@@ -405,6 +804,9 @@ static int parse_messages(fl_server *srv, json_t *body, fl_api_request *req, fl_
     if (get_bool(body, "add_generation_prompt", &add_gen, err) ||
         get_bool(body, "include_reasoning", &include_reasoning, err))
         return -1;
+    if (continue_final && add_gen)
+        return fl_api_fail(err, 400, "continue_final_message", "Cannot set both `continue_final_message` "
+                           "and `add_generation_prompt` to True (set add_generation_prompt to false).");
     if (!include_reasoning)
         return fl_api_fail(err, 400, "include_reasoning", "'include_reasoning' = false cannot be "
                            "honoured: this model's replies are not split into reasoning and "
@@ -420,11 +822,67 @@ static int parse_messages(fl_server *srv, json_t *body, fl_api_request *req, fl_
         fl_strbuf_free(&prompt);
         return fl_api_fail(err, 400, "messages", "%s", terr.msg);
     }
+    fl_strbuf_append(&prompt, "", 0);
+    if (continue_final && cut_after_final(msgs, &prompt, err) != 0) {
+        fl_strbuf_free(&prompt);
+        return -1;
+    }
     req->prompts = fl_calloc(1, sizeof(fl_ids));
     req->num_prompts = 1;
-    encode(srv, prompt.data ? prompt.data : "", prompt.len, 0, &req->prompts[0]);
+    encode(srv, prompt.data ? prompt.data : "", prompt.len, add_special, &req->prompts[0]);
     fl_strbuf_free(&prompt);
     return 0;
+}
+
+static int parse_messages(fl_server *srv, json_t *body, fl_api_request *req, fl_api_error *err)
+{
+    json_t *raw = json_object_get(body, "messages");
+    if (!json_is_array(raw) || json_array_size(raw) == 0)
+        return fl_api_fail(err, 400, "messages", "'messages' must be a non-empty list");
+    json_t *msgs = normalize_messages(raw, err);
+    if (!msgs)
+        return -1;
+    const int rc = render_messages(srv, body, msgs, req, err);
+    if (rc == 0 && req->echo)
+        chat_echo(msgs, req);
+    json_decref(msgs);
+    return rc;
+}
+
+/* truncate_prompt_tokens: each prompt keeps its last N tokens (vLLM's
+ * left truncation). */
+static int truncate_prompts(fl_server *srv, json_t *body, fl_api_request *req, fl_api_error *err)
+{
+    int keep = 0;
+    if (get_int(body, "truncate_prompt_tokens", 1, srv->max_model_len, &keep, err))
+        return -1;
+    for (int i = 0; keep > 0 && i < req->num_prompts; i++) {
+        fl_ids *p = &req->prompts[i];
+        if ((int)p->len > keep) {
+            if (req->echo_text && !req->chat) { /* echo shows what the prompt was cut to */
+                free(req->echo_text[i]);
+                req->echo_text[i] = NULL;
+            }
+            memmove(p->data, p->data + p->len - (size_t)keep, (size_t)keep * sizeof(int32_t));
+            p->len = (size_t)keep;
+        }
+    }
+    return 0;
+}
+
+/* completions' echo: a prompt given as ids, or truncated, shows the text
+ * of the tokens the model sees (a string prompt is shown as given). */
+static void echo_prompts(fl_server *srv, fl_api_request *req)
+{
+    for (int i = 0; i < req->num_prompts; i++) {
+        if (req->echo_text[i])
+            continue;
+        fl_strbuf t = { 0 };
+        fl_tokenizer_decode(srv->tok, req->prompts[i].data, req->prompts[i].len, 0, &t);
+        fl_strbuf_append(&t, "", 0);
+        req->echo_text[i] = fl_strdup(t.data ? t.data : "");
+        fl_strbuf_free(&t);
+    }
 }
 
 static int parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err)
@@ -439,23 +897,47 @@ static int parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl
         (!json_is_string(model) || strcmp(json_string_value(model), srv->cfg.served_model_name) != 0))
         return fl_api_fail(err, 404, "model", "The model `%s` does not exist.",
                            json_is_string(model) ? json_string_value(model) : "?");
-    if (parse_sampling(srv, body, req, err) || get_bool(body, "stream", &req->stream, err))
+    req->created = (long)time(NULL);
+    if (check_known_fields(body, chat, err) || check_refused(body, chat, err) ||
+        parse_sampling(srv, body, req, err) || get_bool(body, "stream", &req->stream, err))
         return -1;
     json_t *opts = json_object_get(body, "stream_options");
     if (opts && !json_is_null(opts)) {
         if (!json_is_object(opts))
             return fl_api_fail(err, 400, "stream_options", "'stream_options' must be an object");
-        if (get_bool(opts, "include_usage", &req->include_usage, err))
+        if (!req->stream)
+            return fl_api_fail(err, 400, "stream_options", "Stream options can only be defined when "
+                               "`stream=True`.");
+        int continuous = 0;
+        if (get_bool(opts, "include_usage", &req->include_usage, err) ||
+            get_bool(opts, "continuous_usage_stats", &continuous, err))
             return -1;
+        if (continuous)
+            return fl_api_fail(err, 400, "stream_options", "'stream_options'.continuous_usage_stats is "
+                               "not implemented yet");
     }
+    if (req->stream && req->prompt_logprobs)
+        return fl_api_fail(err, 400, "prompt_logprobs", "`prompt_logprobs` are not available when "
+                           "`stream=True`.");
+    if (req->stream && req->echo && !chat && req->sp.logprobs >= 0)
+        return fl_api_fail(err, 400, "echo", "'echo' with 'logprobs' is not available when "
+                           "`stream=True` yet (the prompt's logprobs are not streamed)");
     if ((chat ? parse_messages(srv, body, req, err) : parse_prompt(srv, body, req, err)) != 0)
         return -1;
+    if (truncate_prompts(srv, body, req, err) != 0)
+        return -1;
+    if (req->echo && !chat)
+        echo_prompts(srv, req);
     for (int i = 0; i < req->num_prompts; i++) {
         const int len = (int)req->prompts[i].len;
         if (len >= srv->max_model_len)
             return fl_api_fail(err, 400, chat ? "messages" : "prompt", "This model's maximum context "
                                "length is %d tokens. However, your request has %d input tokens.",
                                srv->max_model_len, len);
+        /* max_new_tokens of the model's defaults is a cap, never a reason to refuse */
+        if (srv->defaults.max_tokens > 0 && req->sp.max_tokens == srv->defaults.max_tokens &&
+            len + req->sp.max_tokens > srv->max_model_len)
+            req->sp.max_tokens = srv->max_model_len - len;
         int max_tokens = req->sp.max_tokens ? req->sp.max_tokens : srv->max_model_len - len;
         if (len + max_tokens > srv->max_model_len)
             return fl_api_fail(err, 400, "max_tokens", "'max_tokens' is too large: %d. This model's "
@@ -482,14 +964,23 @@ void fl_api_request_free(fl_api_request *req)
     for (int i = 0; i < req->num_prompts; i++)
         fl_ids_free(&req->prompts[i]);
     free(req->prompts);
+    for (int i = 0; req->echo_text && i < req->num_prompts; i++)
+        free(req->echo_text[i]);
+    free(req->echo_text);
+    free(req->request_id);
     fl_sampling_params_free(&req->sp);
     memset(req, 0, sizeof *req);
 }
 
 /* ---- responses ---- */
 
-static json_t *token_text(fl_server *srv, int32_t id)
+static json_t *token_text(fl_server *srv, const fl_api_request *req, int32_t id)
 {
+    if (req->token_ids) { /* return_tokens_as_token_ids */
+        char t[32];
+        snprintf(t, sizeof t, "token_id:%d", id);
+        return json_string(t);
+    }
     fl_strbuf s = { 0 };
     fl_tokenizer_decode(srv->tok, &id, 1, 0, &s);
     json_t *j = json_stringn(s.data ? s.data : "", s.len);
@@ -505,20 +996,20 @@ static double logprob_value(float lp)
 
 /* chat: {"token", "logprob", "bytes", "top_logprobs": [...]}; completions
  * keep parallel lists, built in fl_api_collect_response / the chunk. */
-static json_t *chat_logprob_entry(fl_server *srv, int32_t id, float lp)
+static json_t *chat_logprob_entry(fl_server *srv, const fl_api_request *req, int32_t id, float lp)
 {
     json_t *bytes = json_array();
     if (id >= 0 && id < srv->tok->num_ids && srv->tok->id_bytes[id])
         for (uint32_t i = 0; i < srv->tok->id_bytes_len[id]; i++)
             json_array_append_new(bytes, json_integer((unsigned char)srv->tok->id_bytes[id][i]));
-    return json_pack("{s:o,s:f,s:o}", "token", token_text(srv, id), "logprob", logprob_value(lp), "bytes", bytes);
+    return json_pack("{s:o,s:f,s:o}", "token", token_text(srv, req, id), "logprob", logprob_value(lp), "bytes", bytes);
 }
 
-static json_t *chat_logprobs(fl_server *srv, const fl_stream_event *ev)
+static json_t *chat_logprobs(fl_server *srv, const fl_api_request *req, const fl_stream_event *ev)
 {
-    json_t *e = chat_logprob_entry(srv, ev->token, ev->logprob), *top = json_array();
+    json_t *e = chat_logprob_entry(srv, req, ev->token, ev->logprob), *top = json_array();
     for (int i = 0; i < ev->num_top; i++)
-        json_array_append_new(top, chat_logprob_entry(srv, ev->top_ids[i], ev->top_values[i]));
+        json_array_append_new(top, chat_logprob_entry(srv, req, ev->top_ids[i], ev->top_values[i]));
     json_object_set_new(e, "top_logprobs", top);
     return e;
 }
@@ -573,10 +1064,24 @@ static json_t *strbuf_json(const fl_strbuf *b)
     return json_stringn(b->data ? b->data : "", b->len);
 }
 
+/* What echo puts before choice's text, or NULL. */
+static const char *echo_of(const fl_api_request *req, int choice)
+{
+    return req->echo_text ? req->echo_text[choice / req->sp.n] : NULL;
+}
+
 json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, fl_api_channels *ch,
                             const char *id, const fl_stream_event *ev, int first_of_choice)
 {
     split_event(req, ch, ev);
+    const char *echo = first_of_choice ? echo_of(req, ev->choice) : NULL;
+    if (echo) { /* the echoed text leads the choice's first chunk */
+        fl_strbuf rest = ch->content;
+        memset(&ch->content, 0, sizeof ch->content);
+        fl_strbuf_append_str(&ch->content, echo);
+        fl_strbuf_append(&ch->content, rest.data, rest.len);
+        fl_strbuf_free(&rest);
+    }
     const size_t text_len = ch->content.len + ch->reasoning.len;
     if (text_len == 0 && !ev->finish_reason && !first_of_choice && !ev->has_logprob)
         return NULL;
@@ -591,7 +1096,7 @@ json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, fl_api_ch
             json_object_set_new(delta, "reasoning_content", strbuf_json(&ch->reasoning));
         json_object_set_new(choice, "delta", delta);
         if (ev->has_logprob && ev->token >= 0)
-            json_object_set_new(choice, "logprobs", json_pack("{s:[o]}", "content", chat_logprobs(srv, ev)));
+            json_object_set_new(choice, "logprobs", json_pack("{s:[o]}", "content", chat_logprobs(srv, req, ev)));
         else
             json_object_set_new(choice, "logprobs", json_null());
     } else {
@@ -599,12 +1104,12 @@ json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, fl_api_ch
         if (ev->has_logprob && ev->token >= 0) {
             json_t *top = json_object();
             for (int i = 0; i < ev->num_top; i++) {
-                json_t *t = token_text(srv, ev->top_ids[i]);
+                json_t *t = token_text(srv, req, ev->top_ids[i]);
                 json_object_set_new(top, json_string_value(t), json_real(logprob_value(ev->top_values[i])));
                 json_decref(t);
             }
             json_object_set_new(choice, "logprobs", json_pack("{s:[o],s:[f],s:[o],s:[i]}",
-                "tokens", token_text(srv, ev->token), "token_logprobs", logprob_value(ev->logprob),
+                "tokens", token_text(srv, req, ev->token), "token_logprobs", logprob_value(ev->logprob),
                 "top_logprobs", top, "text_offset", 0));
         } else {
             json_object_set_new(choice, "logprobs", json_null());
@@ -614,7 +1119,7 @@ json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, fl_api_ch
     if (ev->finish_reason)
         json_object_set_new(choice, "stop_reason", stop_reason(ev));
     return json_pack("{s:s,s:s,s:i,s:s,s:[o]}", "id", id, "object",
-                     req->chat ? "chat.completion.chunk" : "text_completion", "created", (int)srv->created,
+                     req->chat ? "chat.completion.chunk" : "text_completion", "created", (int)req->created,
                      "model", srv->cfg.served_model_name, "choices", choice);
 }
 
@@ -631,7 +1136,7 @@ json_t *fl_api_usage_chunk(fl_server *srv, const fl_api_request *req, const char
                            int prompt_tokens, int completion_tokens, int cached_tokens)
 {
     return json_pack("{s:s,s:s,s:i,s:s,s:[],s:o}", "id", id, "object",
-                     req->chat ? "chat.completion.chunk" : "text_completion", "created", (int)srv->created,
+                     req->chat ? "chat.completion.chunk" : "text_completion", "created", (int)req->created,
                      "model", srv->cfg.served_model_name, "choices", "usage",
                      usage(prompt_tokens, completion_tokens, cached_tokens));
 }
@@ -646,6 +1151,60 @@ void fl_api_collect_init(fl_api_collect *c, const fl_api_request *req)
     c->stop_reason = fl_calloc((size_t)c->num_choices, sizeof(json_t *));
     c->logprobs = fl_calloc((size_t)c->num_choices, sizeof(json_t *));
     c->prompt_tokens = fl_calloc((size_t)req->num_prompts, sizeof(int));
+    c->num_prompts = req->num_prompts;
+    c->prompt_logprobs = fl_calloc((size_t)req->num_prompts, sizeof(json_t *));
+}
+
+/* vLLM's prompt_logprobs of a prompt: null for its first token, then for
+ * each token {"<id>": {"logprob", "rank", "decoded_token"}} of the token
+ * and the top k. */
+static json_t *prompt_logprobs_json(fl_server *srv, const fl_api_request *req, const fl_prompt_logprobs *p)
+{
+    json_t *list = json_array();
+    json_array_append_new(list, json_null());
+    for (int j = 0; j < p->num; j++) {
+        json_t *d = json_object();
+        for (int e = 0; e < p->per; e++) {
+            const size_t at = (size_t)j * (size_t)p->per + (size_t)e;
+            if (p->ids[at] < 0)
+                continue;
+            char key[16];
+            snprintf(key, sizeof key, "%d", p->ids[at]);
+            if (json_object_get(d, key))
+                continue; /* the token is among the top k */
+            json_object_set_new(d, key, json_pack("{s:f,s:i,s:o}", "logprob", logprob_value(p->values[at]),
+                                                  "rank", p->ranks[at], "decoded_token",
+                                                  token_text(srv, req, p->ids[at])));
+        }
+        json_array_append_new(list, d);
+    }
+    return list;
+}
+
+/* completions' echo with logprobs: chat-style entries for the prompt's
+ * tokens from its prompt_logprobs (the first token has none: null). */
+static json_t *echo_logprob_entries(fl_server *srv, const fl_api_request *req, int prompt, json_t *plp)
+{
+    const fl_ids *ids = &req->prompts[prompt];
+    json_t *entries = json_array();
+    json_array_append_new(entries, json_pack("{s:o,s:n,s:n}", "token", token_text(srv, req, ids->data[0]),
+                                             "logprob", "top_logprobs"));
+    for (size_t j = 1; j < ids->len; j++) {
+        json_t *d = json_array_get(plp, j);
+        char key[16];
+        snprintf(key, sizeof key, "%d", ids->data[j]);
+        json_t *top = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(d, k, v) {
+            json_array_append_new(top, json_pack("{s:O,s:O}", "token", json_object_get(v, "decoded_token"),
+                                                 "logprob", json_object_get(v, "logprob")));
+        }
+        json_t *own = json_object_get(d, key);
+        json_array_append_new(entries, json_pack("{s:O,s:O,s:o}", "token", json_object_get(own, "decoded_token"),
+                                                 "logprob", json_object_get(own, "logprob"), "top_logprobs", top));
+    }
+    return entries;
 }
 
 void fl_api_collect_add(fl_server *srv, fl_api_collect *c, const fl_api_request *req,
@@ -657,8 +1216,10 @@ void fl_api_collect_add(fl_server *srv, fl_api_collect *c, const fl_api_request 
     if (ev->has_logprob && ev->token >= 0) {
         if (!c->logprobs[ev->choice])
             c->logprobs[ev->choice] = json_array();
-        json_array_append_new(c->logprobs[ev->choice], chat_logprobs(srv, ev));
+        json_array_append_new(c->logprobs[ev->choice], chat_logprobs(srv, req, ev));
     }
+    if (ev->plp && !c->prompt_logprobs[ev->choice / req->sp.n])
+        c->prompt_logprobs[ev->choice / req->sp.n] = prompt_logprobs_json(srv, req, ev->plp);
     if (ev->finish_reason) {
         c->finish[ev->choice] = ev->finish_reason;
         c->stop_reason[ev->choice] = stop_reason(ev);
@@ -679,7 +1240,7 @@ static json_t *completion_logprobs(json_t *entries)
     json_array_foreach(entries, i, e) {
         json_array_append(tokens, json_object_get(e, "token"));
         json_array_append(lps, json_object_get(e, "logprob"));
-        json_t *top = json_object();
+        json_t *top = json_is_array(json_object_get(e, "top_logprobs")) ? json_object() : json_null();
         size_t k;
         json_t *t;
         json_array_foreach(json_object_get(e, "top_logprobs"), k, t) {
@@ -701,17 +1262,34 @@ json_t *fl_api_collect_response(fl_server *srv, fl_api_collect *c, const fl_api_
     for (int p = 0; p < req->num_prompts; p++)
         prompt_tokens += c->prompt_tokens[p];
     for (int i = 0; i < c->num_choices; i++) {
-        json_t *text = strbuf_json(&c->text[i]);
+        const int prompt = i / req->sp.n;
+        const char *echo = echo_of(req, i);
+        fl_strbuf shown = { 0 };
+        if (echo)
+            fl_strbuf_append_str(&shown, echo);
+        fl_strbuf_append(&shown, c->text[i].data, c->text[i].len);
+        json_t *text = strbuf_json(&shown);
+        fl_strbuf_free(&shown);
         json_t *lp = json_null();
-        if (c->logprobs[i])
+        if (!req->chat && echo && req->want_logprobs && c->prompt_logprobs[prompt]) {
+            /* the prompt's tokens first, as vLLM's echo */
+            json_t *all = echo_logprob_entries(srv, req, prompt, c->prompt_logprobs[prompt]);
+            if (c->logprobs[i])
+                json_array_extend(all, c->logprobs[i]);
+            lp = completion_logprobs(all);
+            json_decref(all);
+        } else if (c->logprobs[i]) {
             lp = req->chat ? json_pack("{s:O}", "content", c->logprobs[i]) : completion_logprobs(c->logprobs[i]);
+        }
         json_t *choice = json_pack("{s:i}", "index", i);
         if (!req->chat) {
             json_object_set_new(choice, "text", text);
+            json_object_set(choice, "prompt_logprobs",
+                            c->prompt_logprobs[prompt] ? c->prompt_logprobs[prompt] : json_null());
         } else {
             json_t *message = json_pack("{s:s,s:o}", "role", "assistant", "content", text);
             if (req->harmony) { /* as vLLM: null for what the reply does not have */
-                if (c->text[i].len == 0)
+                if (c->text[i].len == 0 && !echo)
                     json_object_set_new(message, "content", json_null());
                 json_object_set_new(message, "reasoning_content",
                                     c->reasoning[i].len ? strbuf_json(&c->reasoning[i]) : json_null());
@@ -723,10 +1301,13 @@ json_t *fl_api_collect_response(fl_server *srv, fl_api_collect *c, const fl_api_
         json_object_set(choice, "stop_reason", c->stop_reason[i] ? c->stop_reason[i] : json_null());
         json_array_append_new(choices, choice);
     }
-    return json_pack("{s:s,s:s,s:i,s:s,s:o,s:o}", "id", id, "object",
-                     req->chat ? "chat.completion" : "text_completion", "created", (int)srv->created,
-                     "model", srv->cfg.served_model_name, "choices", choices, "usage",
-                     usage(prompt_tokens, c->completion_tokens, c->cached_tokens));
+    json_t *res = json_pack("{s:s,s:s,s:i,s:s,s:o,s:o}", "id", id, "object",
+                            req->chat ? "chat.completion" : "text_completion", "created", (int)req->created,
+                            "model", srv->cfg.served_model_name, "choices", choices, "usage",
+                            usage(prompt_tokens, c->completion_tokens, c->cached_tokens));
+    if (req->chat) /* vLLM's chat response carries the one prompt's at the top */
+        json_object_set(res, "prompt_logprobs", c->prompt_logprobs[0] ? c->prompt_logprobs[0] : json_null());
+    return res;
 }
 
 void fl_api_collect_free(fl_api_collect *c)
@@ -742,5 +1323,8 @@ void fl_api_collect_free(fl_api_collect *c)
     free(c->finish);
     free(c->stop_reason);
     free(c->logprobs);
+    for (int p = 0; c->prompt_logprobs && p < c->num_prompts; p++)
+        json_decref(c->prompt_logprobs[p]);
+    free(c->prompt_logprobs);
     free(c->prompt_tokens);
 }

@@ -28,6 +28,14 @@ typedef struct fl_api_request {
     fl_ids *prompts;            /* [num_prompts] */
     fl_sampling_params sp;
     int want_logprobs;          /* chat: logprobs=true; completions: logprobs set */
+    long created;               /* the request's arrival, Unix seconds (every chunk's "created") */
+    char *request_id;           /* the request_id field (the response's id is made of it), or NULL */
+    int token_ids;              /* return_tokens_as_token_ids: logprobs tokens as "token_id:N" */
+    int echo;                   /* echo: completions prepend each prompt's text (and with
+                                   logprobs its tokens); chat the final message's content */
+    char **echo_text;           /* [num_prompts] what echo prepends (chat: NULL where the
+                                   final message is not the reply's role) */
+    int prompt_logprobs;        /* the response shows prompt_logprobs (the field was set) */
 } fl_api_request;
 
 /* Validates body and fills req (prompts tokenized, chat rendered). Returns
@@ -36,13 +44,23 @@ typedef struct fl_api_request {
 int fl_api_parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err);
 void fl_api_request_free(fl_api_request *req);
 
+/* Start-up: srv->defaults from the generation config srv->cfg names
+ * (server.h: NULL or "auto" model_dir's generation_config.json, "vllm"
+ * none, else that directory's), logged as vLLM logs them when there are
+ * any. Returns 0, or -1 with err (a malformed file). */
+int fl_api_load_defaults(fl_server *srv, const char *model_dir, fl_error *err);
+
 /* {"error": {"message", "type", "param", "code"}} */
 json_t *fl_api_error_json(const fl_api_error *err);
 int fl_api_fail(fl_api_error *err, int status, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* The id of a response ("cmpl-..." or "chatcmpl-...") from a request id. */
-void fl_api_response_id(int chat, uint64_t id, char *out, size_t n);
+/* The id of a response: "cmpl-" or "chatcmpl-", then the request's
+ * request_id, or 32 random hex digits (vLLM's random_uuid()), so ids do not
+ * repeat across restarts. */
+void fl_api_response_id(const fl_api_request *req, char *out, size_t n);
+/* The longest response id (prefix, request_id and NUL). */
+#define FL_API_ID_MAX 160
 
 /* Per choice, what turns its events into the text a response shows: under
  * the harmony format a parser that splits the tokens into reasoning and
@@ -66,12 +84,13 @@ json_t *fl_api_usage_chunk(fl_server *srv, const fl_api_request *req, const char
 
 /* Accumulates the events of a non-streamed response. */
 typedef struct fl_api_collect {
-    int num_choices;
+    int num_choices, num_prompts;
     fl_strbuf *text;            /* [num_choices] the content */
     fl_strbuf *reasoning;       /* [num_choices] harmony: the reasoning */
     const char **finish;        /* [num_choices] */
     json_t **stop_reason;       /* [num_choices] */
     json_t **logprobs;          /* [num_choices] content list, or NULL */
+    json_t **prompt_logprobs;   /* [num_prompts] vLLM's prompt_logprobs list, or NULL */
     int *prompt_tokens;         /* [num_prompts] */
     int completion_tokens, cached_tokens;
 } fl_api_collect;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "model/generation_config.h"
 #include "server/metrics.h"
 #include "server/stream.h"
 #include "tokenizer/chat_template.h"
@@ -31,6 +32,9 @@ typedef struct fl_server_config {
     int disable_log_stats;        /* vLLM's --disable-log-stats: no periodic stat line */
     int enable_log_requests;      /* vLLM's --enable-log-requests: a line as each request
                                      arrives and as it ends */
+    const char *generation_config; /* vLLM's --generation-config: NULL or "auto" reads the
+                                      model directory's generation_config.json, "vllm" none,
+                                      else a directory holding one (fl_api_load_defaults) */
 } fl_server_config;
 
 /* Encoding state for HTTP threads, lent out one at a time. */
@@ -49,6 +53,7 @@ typedef struct fl_server {
     const fl_harmony *harmony;     /* non-NULL: chat is in the harmony format (gpt-oss) */
     int max_model_len;
     int vocab_size;
+    fl_generation_defaults defaults; /* sampling defaults for fields a request leaves unset */
     fl_stream_registry streams;
     fl_scratch_pool scratch;
     fl_metrics metrics;

@@ -79,6 +79,21 @@ static char *dup_text(const char *text, size_t len)
     return d;
 }
 
+static fl_prompt_logprobs *copy_plp(const fl_prompt_logprobs *src)
+{
+    const size_t cells = (size_t)src->num * (size_t)src->per;
+    fl_prompt_logprobs *p = fl_malloc(sizeof *p);
+    int32_t *ids = fl_malloc((cells + 1) * sizeof(int32_t)), *ranks = fl_malloc((cells + 1) * sizeof(int32_t));
+    float *values = fl_malloc((cells + 1) * sizeof(float));
+    if (cells) {
+        memcpy(ids, src->ids, cells * sizeof(int32_t));
+        memcpy(ranks, src->ranks, cells * sizeof(int32_t));
+        memcpy(values, src->values, cells * sizeof(float));
+    }
+    *p = (fl_prompt_logprobs){ .num = src->num, .per = src->per, .ids = ids, .ranks = ranks, .values = values };
+    return p;
+}
+
 static void push(fl_stream *s, const fl_stream_event *ev)
 {
     if (s->count == s->cap) {
@@ -125,6 +140,8 @@ void fl_stream_deliver(fl_stream_registry *r, const fl_seq_output *out)
             memcpy(ev.top_ids, out->logprobs->ids, (size_t)ev.num_top * sizeof(int32_t));
             memcpy(ev.top_values, out->logprobs->values, (size_t)ev.num_top * sizeof(float));
         }
+        if (out->prompt_logprobs)
+            ev.plp = copy_plp(out->prompt_logprobs);
         push(s, &ev);
         if (!s->notified) {
             s->notified = 1;
@@ -177,4 +194,11 @@ void fl_stream_event_free(fl_stream_event *ev)
     free(ev->text);
     free(ev->stop_string);
     ev->text = ev->stop_string = NULL;
+    if (ev->plp) {
+        free((void *)ev->plp->ids);
+        free((void *)ev->plp->ranks);
+        free((void *)ev->plp->values);
+        free(ev->plp);
+        ev->plp = NULL;
+    }
 }

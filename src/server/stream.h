@@ -30,6 +30,8 @@ typedef struct fl_stream_event {
     int num_top;
     int32_t top_ids[20];
     float top_values[20];
+    fl_prompt_logprobs *plp;  /* owned (with its arrays), or NULL: the prompt's
+                                 prompt_logprobs, on the first event of its first choice */
     const char *finish_reason;/* static string, or NULL */
     char *stop_string;        /* owned, or NULL */
     int32_t stop_token;
