@@ -1,13 +1,26 @@
-/* bench_serve.c - `flashlm bench serve`: vLLM's serving benchmark in C.
+/* bench_serve.c - `flashlm bench serve`: vLLM's serving benchmark
+ * (vllm/benchmarks/serve.py, datasets.py, lib/endpoint_request_func.py) in C.
  *
- * Builds the prompts (random token ids of the model's tokenizer, special
- * tokens excluded, decoded and checked through the server's /tokenize so
- * each has exactly the intended length; or one prompt a line from a JSONL
- * file), sends them as streamed completions (all at t = 0, or with
- * gamma-distributed gaps; optionally at most N in flight) over libcurl's
- * multi interface, times every SSE event, and prints vLLM's result block.
- * A request with a non-200 status or no token event is a failure: counted,
- * its error kept, and left out of every latency figure. */
+ * Builds the prompts of one of vLLM's datasets (random: token ids of the
+ * model's tokenizer, special tokens excluded, decoded and checked through
+ * the server's /tokenize so each has exactly the intended length; sharegpt,
+ * sonnet, prefix_repetition as vLLM samples them; custom: one prompt a
+ * JSONL line), checks the server is ready with the first one, sends
+ * warm-ups, then every prompt as a streamed completion or chat completion
+ * with vLLM's body (all at t = 0, or with gamma-distributed gaps;
+ * optionally at most N in flight) over libcurl's multi interface, times
+ * every SSE event, prints vLLM's result block and saves vLLM's JSON. A
+ * request with a non-200 status or no token event is a failure: counted,
+ * its error kept, left out of every latency figure, and the run exits 1.
+ *
+ * Where it differs from vLLM: random draws (shuffles, sonnet lines,
+ * oversampling, random ids) come from base/rng, not Python's or numpy's
+ * generators, so the same seed gives other prompts; the status lines
+ * vLLM prints before the block (ready check, warm-ups, traffic) go to
+ * stderr, so stdout is the block alone; "Failed requests:" is printed only
+ * when there are failures (the seed's vLLM version's block has no such
+ * line); the random dataset's ids are random, not vLLM's consecutive run;
+ * the ready check retries every 5 s as vLLM's, but on any failure. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
