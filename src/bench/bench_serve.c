@@ -1,26 +1,21 @@
 /* bench_serve.c - `flashlm bench serve`: vLLM's serving benchmark
- * (vllm/benchmarks/serve.py, datasets.py, lib/endpoint_request_func.py) in C.
+ * (vllm/benchmarks/serve.py, lib/endpoint_request_func.py) in C.
  *
- * Builds the prompts of one of vLLM's datasets (random: token ids of the
- * model's tokenizer, special tokens excluded, decoded and checked through
- * the server's /tokenize so each has exactly the intended length; sharegpt,
- * sonnet, prefix_repetition as vLLM samples them; custom: one prompt a
- * JSONL line), checks the server is ready with the first one, sends
- * warm-ups, then every prompt as a streamed completion or chat completion
- * with vLLM's body (all at t = 0, or with gamma-distributed gaps;
- * optionally at most N in flight) over libcurl's multi interface, times
- * every SSE event, prints vLLM's result block and saves vLLM's JSON. A
- * request with a non-200 status or no token event is a failure: counted,
- * its error kept, left out of every latency figure, and the run exits 1.
+ * Builds the prompts of one of vLLM's datasets (serve_datasets, counting
+ * tokens through the server's /tokenize), checks the server is ready with
+ * the first one, sends warm-ups, then every prompt as a streamed
+ * completion or chat completion with vLLM's body (all at t = 0, or with
+ * gamma-distributed gaps; optionally at most N in flight) over libcurl's
+ * multi interface, times every SSE event, prints vLLM's result block and
+ * saves vLLM's JSON. A request with a non-200 status or no token event is
+ * a failure: counted, its error kept, left out of every latency figure,
+ * and the run exits 1.
  *
- * Where it differs from vLLM: random draws (shuffles, sonnet lines,
- * oversampling, random ids) come from base/rng, not Python's or numpy's
- * generators, so the same seed gives other prompts; the status lines
- * vLLM prints before the block (ready check, warm-ups, traffic) go to
- * stderr, so stdout is the block alone; "Failed requests:" is printed only
- * when there are failures (the seed's vLLM version's block has no such
- * line); the random dataset's ids are random, not vLLM's consecutive run;
- * the ready check retries every 5 s as vLLM's, but on any failure. */
+ * Where it differs from vLLM (serve_datasets.h says it for the datasets):
+ * the gamma gaps are base/rng's, not numpy's; the status lines vLLM prints
+ * before the block (ready check, warm-ups, traffic) go to stderr, so
+ * stdout is the block alone; "Failed requests:" is printed only when
+ * there are failures, as the seed's blocks have no such line. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -39,36 +34,30 @@
 #include "base/strbuf.h"
 #include "bench/bench.h"
 #include "bench/bench_print.h"
+#include "bench/serve_datasets.h"
 #include "bench/serve_stats.h"
 #include "cli/cli.h"
-#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 enum { GOOD_TTFT = 1, GOOD_TPOT = 2, GOOD_E2EL = 4 };
 
 typedef struct bench_opts {
     char base_url[512];
-    const char *host, *endpoint, *model, *served_name, *tokenizer_dir, *dataset, *dataset_path;
+    fl_serve_dataset_opts d;                            /* which prompts */
+    const char *host, *endpoint, *model, *served_name, *tokenizer_dir;
     const char *backend, *label, *request_id_prefix, *result_dir;
     const char *percentile_metrics, *metric_percentiles, *result_filename;
-    int port, input_len, output_len, prefix_len, num_prompts, max_concurrency, save_result, save_detailed;
-    int chat, ignore_eos, num_warmups, ready_timeout, disable_tqdm, no_oversample, disable_shuffle;
-    int sharegpt_output_len;                            /* -1: the dataset's */
-    int sonnet_input_len, sonnet_output_len, sonnet_prefix_len;
-    int rep_prefix_len, rep_suffix_len, rep_num_prefixes, rep_output_len;
-    float range_ratio, request_rate, burstiness;
+    int port, max_concurrency, save_result, save_detailed;
+    int ignore_eos, num_warmups, ready_timeout, disable_tqdm;
+    float request_rate, burstiness;
     double goodput[3];                                  /* ttft, tpot, e2el in ms */
     int goodput_set;                                    /* GOOD_* bits */
     json_t *extra_body;                                 /* sampling flags, then --extra-body over them */
     json_t *metadata;                                   /* --metadata KEY=VALUE pairs */
     json_t *headers;                                    /* --header KEY=VALUE pairs */
-    long long seed;
 } bench_opts;
 
-typedef struct prompt {
-    char *text;
-    int len, max_tokens;
-} prompt;
+typedef fl_serve_prompt prompt;
 
 typedef struct request {
     fl_request_timing t;
@@ -130,10 +119,11 @@ static json_t *post_json(const bench_opts *o, const char *path, json_t *body)
 }
 
 /* The prompt's length as the server counts it (its /tokenize), or as the
- * local tokenizer does when the server has none. */
-static int count_tokens(const bench_opts *o, const fl_tokenizer *tok, fl_tok_scratch *s,
-                        const char *text, fl_ids *ids)
+ * local tokenizer does when the server has none: the datasets' counter
+ * (ud is the bench_opts). */
+static int count_tokens(void *ud, const fl_tokenizer *tok, fl_tok_scratch *s, const char *text, fl_ids *ids)
 {
+    const bench_opts *o = ud;
     json_t *reply = post_json(o, "/tokenize", json_pack("{s:s,s:s}", "model", o->model, "prompt", text));
     ids->len = 0;
     if (reply && json_is_array(json_object_get(reply, "tokens"))) {
@@ -147,359 +137,6 @@ static int count_tokens(const bench_opts *o, const fl_tokenizer *tok, fl_tok_scr
     }
     json_decref(reply);
     return (int)ids->len;
-}
-
-/* ---- workload ---- */
-
-static char *decode(const fl_tokenizer *tok, const int32_t *ids, size_t n)
-{
-    fl_strbuf s = { 0 };
-    fl_tokenizer_decode(tok, ids, n, 0, &s);
-    return fl_strbuf_take(&s);
-}
-
-/* Appends to ids, which holds a start of its own, random ids of non-special
- * tokens; then re-counts the decoded text and trims or tops up until it is
- * exactly len tokens (a few rounds; the last text is kept if they do not
- * converge). Returns the text, or with want_text 0 NULL (ids hold the
- * tokens). Draws from key. */
-static char *exact_tokens(const bench_opts *o, const fl_tokenizer *tok, fl_tok_scratch *s, fl_ids *ids,
-                          int len, uint64_t key, int want_text)
-{
-    fl_ids counted = { 0 };
-    uint64_t draw = 0;
-    char *text = NULL;
-    for (int round = 0; round < 10; round++) {
-        while ((int)ids->len < len) {
-            int32_t id = (int32_t)(fl_rng_at(key, draw++) % (uint64_t)tok->num_ids);
-            if (tok->id_bytes[id] && !tok->id_special[id])
-                fl_ids_push(ids, id);
-        }
-        free(text);
-        text = decode(tok, ids->data, ids->len);
-        int n = count_tokens(o, tok, s, text, &counted);
-        if (n == len)
-            break;
-        /* continue from what the text really encodes to, cut to length */
-        ids->len = 0;
-        for (int i = 0; i < n && i < len; i++)
-            fl_ids_push(ids, counted.data[i]);
-    }
-    fl_ids_free(&counted);
-    if (!want_text) {
-        free(text);
-        return NULL;
-    }
-    return text;
-}
-
-/* Fisher-Yates on fl_rng (vLLM shuffles with Python's random: the same
- * uniform orders, other draws). */
-static void shuffle(void *items, size_t n, size_t size, uint64_t key)
-{
-    char *a = items, tmp[64];
-    FL_ASSERT(size <= sizeof tmp);
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(fl_rng_at(key, i) % i);
-        memcpy(tmp, a + (i - 1) * size, size);
-        memmove(a + (i - 1) * size, a + j * size, size);
-        memcpy(a + j * size, tmp, size);
-    }
-}
-
-/* vLLM's oversampling: a dataset with fewer usable entries than
- * --num-prompts is filled up with copies of random ones, unless
- * --no-oversample. */
-static int oversample(const bench_opts *o, prompt *p, int n)
-{
-    if (o->no_oversample || n == 0)
-        return n;
-    const uint64_t key = fl_rng_key((uint64_t)o->seed, 7);
-    for (int i = n; i < o->num_prompts; i++) {
-        p[i] = p[fl_rng_at(key, (uint64_t)i) % (uint64_t)n];
-        p[i].text = fl_strdup(p[i].text);
-    }
-    return o->num_prompts;
-}
-
-/* vLLM's dataset_utils.is_valid_sequence with its defaults: a prompt of at
- * least 4 and at most 1024 tokens, an output of at least 4 (unless fixed by
- * the user), at most 2048 together. */
-static int valid_sequence(int prompt_len, int output_len, int skip_min_output)
-{
-    return prompt_len >= 4 && (skip_min_output || output_len >= 4) && prompt_len <= 1024 &&
-           prompt_len + output_len <= 2048;
-}
-
-static int random_dataset(const bench_opts *o, const fl_tokenizer *tok, fl_tok_scratch *s, prompt *p)
-{
-    const uint64_t key = fl_rng_key((uint64_t)o->seed, 0);
-    fl_ids prefix = { 0 }, ids = { 0 };
-    for (int d = 0; (int)prefix.len < o->prefix_len; d++) {
-        int32_t id = (int32_t)(fl_rng_at(key, (uint64_t)d) % (uint64_t)tok->num_ids);
-        if (tok->id_bytes[id] && !tok->id_special[id])
-            fl_ids_push(&prefix, id);
-    }
-    /* vLLM's bounds: floor below, ceil above, an output of at least 1 */
-    const int in_lo = (int)floor(o->input_len * (1.0 - o->range_ratio));
-    const int in_hi = (int)ceil(o->input_len * (1.0 + o->range_ratio));
-    const int out_lo = (int)fmax(1, floor(o->output_len * (1.0 - o->range_ratio)));
-    const int out_hi = (int)fmax(1, ceil(o->output_len * (1.0 + o->range_ratio)));
-    for (int n = 0; n < o->num_prompts; n++) {
-        const uint64_t r = fl_rng_at(key, 1000000 + (uint64_t)n);
-        int len = o->prefix_len + in_lo + (int)(r % (uint64_t)(in_hi - in_lo + 1));
-        ids.len = 0;
-        for (size_t i = 0; i < prefix.len && (int)i < len; i++)
-            fl_ids_push(&ids, prefix.data[i]);
-        p[n].text = exact_tokens(o, tok, s, &ids, len < 1 ? 1 : len, fl_rng_key((uint64_t)o->seed, 1 + (uint64_t)n), 1);
-        p[n].len = count_tokens(o, tok, s, p[n].text, &ids);
-        p[n].max_tokens = out_lo + (int)((r >> 32) % (uint64_t)(out_hi - out_lo + 1));
-    }
-    fl_ids_free(&prefix);
-    fl_ids_free(&ids);
-    return o->num_prompts;
-}
-
-/* One prompt a line, {"prompt": "...", "output_tokens": N} (N optional). */
-static int custom_dataset(const bench_opts *o, const fl_tokenizer *tok, fl_tok_scratch *s, prompt *p, fl_error *err)
-{
-    FILE *f = fopen(o->dataset_path, "r");
-    if (!f)
-        return fl_fail(err, "--dataset-path: cannot open '%s'", o->dataset_path);
-    char *line = NULL;
-    size_t cap = 0;
-    int n = 0, rc = 0;
-    fl_ids tmp = { 0 };
-    for (int lineno = 1; n < o->num_prompts && getline(&line, &cap, f) > 0; lineno++) {
-        json_error_t jerr;
-        json_t *j = json_loads(line, 0, &jerr);
-        json_t *text = json_object_get(j, "prompt");
-        if (!json_is_string(text)) {
-            rc = fl_fail(err, "%s:%d: a line must be {\"prompt\": \"...\"}", o->dataset_path, lineno);
-            json_decref(j);
-            break;
-        }
-        json_t *out_len = json_object_get(j, "output_tokens");
-        p[n].text = fl_strdup(json_string_value(text));
-        p[n].len = count_tokens(o, tok, s, p[n].text, &tmp);
-        p[n].max_tokens = json_is_integer(out_len) ? (int)json_integer_value(out_len) : o->output_len;
-        n++;
-        json_decref(j);
-    }
-    free(line);
-    fclose(f);
-    fl_ids_free(&tmp);
-    return rc == 0 ? n : -1;
-}
-
-/* ShareGPT's JSON: a list of {"conversations": [{"from": "human", "value":
- * ...}, {"from": "gpt", "value": ...}, ...]}. As vLLM: entries with at
- * least two turns, shuffled by the seed (unless --disable-shuffle); turn 0
- * is the prompt, turn 1's token count the output length (unless
- * --sharegpt-output-len); too short or long pairs skipped. */
-static int sharegpt_dataset(const bench_opts *o, const fl_tokenizer *tok, fl_tok_scratch *s, prompt *p, fl_error *err)
-{
-    json_error_t jerr;
-    json_t *data = json_load_file(o->dataset_path, 0, &jerr);
-    if (!json_is_array(data)) {
-        json_decref(data);
-        return fl_fail(err, "--dataset-path: '%s' is not a ShareGPT JSON list (%s, line %d)", o->dataset_path,
-                       jerr.text, jerr.line);
-    }
-    size_t num = 0, i;
-    json_t **entries = fl_calloc(json_array_size(data) + 1, sizeof(json_t *)), *e;
-    json_array_foreach(data, i, e) {
-        json_t *conv = json_object_get(e, "conversations");
-        if (json_is_array(conv) && json_array_size(conv) >= 2)
-            entries[num++] = e;
-    }
-    if (!o->disable_shuffle)
-        shuffle(entries, num, sizeof(json_t *), fl_rng_key((uint64_t)o->seed, 5));
-    int n = 0;
-    fl_ids tmp = { 0 };
-    for (i = 0; i < num && n < o->num_prompts; i++) {
-        json_t *conv = json_object_get(entries[i], "conversations");
-        const char *q = json_string_value(json_object_get(json_array_get(conv, 0), "value"));
-        const char *a = json_string_value(json_object_get(json_array_get(conv, 1), "value"));
-        if (!q || !a)
-            continue;
-        const int in_len = count_tokens(o, tok, s, q, &tmp);
-        const int out_len = o->sharegpt_output_len >= 0 ? o->sharegpt_output_len : count_tokens(o, tok, s, a, &tmp);
-        if (!valid_sequence(in_len, out_len, o->sharegpt_output_len >= 0))
-            continue;
-        p[n++] = (prompt){ .text = fl_strdup(q), .len = in_len, .max_tokens = out_len };
-    }
-    fl_ids_free(&tmp);
-    free(entries);
-    json_decref(data);
-    if (n == 0)
-        return fl_fail(err, "--dataset-path: '%s' has no usable conversation (two turns, 4 to 1024 prompt tokens, "
-                       "at most 2048 in all)", o->dataset_path);
-    return oversample(o, p, n);
-}
-
-/* The user message in the tokenizer's chat template with the generation
- * prompt, as apply_chat_template(tokenize=False). */
-static char *chat_format(const fl_chat_template *ct, const char *text, fl_error *err)
-{
-    json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", text);
-    fl_strbuf out = { 0 };
-    int rc = fl_chat_template_render(ct, msgs, NULL, 1, &out, err);
-    json_decref(msgs);
-    if (rc != 0) {
-        fl_strbuf_free(&out);
-        return NULL;
-    }
-    return fl_strbuf_take(&out);
-}
-
-/* vLLM's sonnet: the base instruction, the file's first lines as a shared
- * prefix (about --sonnet-prefix-len tokens) and random lines up to about
- * --sonnet-input-len tokens, counted in the chat template; prompts longer
- * than the input length are drawn again. The openai backend sends the
- * formatted text, openai-chat the plain one. */
-static int sonnet_dataset(const bench_opts *o, const fl_tokenizer *tok, fl_tok_scratch *s, prompt *p, fl_error *err)
-{
-    static const char base[] = "Pick as many lines as you can from these poem lines:\n";
-    if (!tok->chat_template)
-        return fl_fail(err, "--dataset-name sonnet: the tokenizer has no chat template");
-    FILE *f = fopen(o->dataset_path, "r");
-    if (!f)
-        return fl_fail(err, "--dataset-path: cannot open '%s'", o->dataset_path);
-    char **lines = NULL, *line = NULL;
-    size_t cap = 0, num = 0, lcap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        if (num == lcap)
-            lines = fl_realloc(lines, (lcap = lcap ? 2 * lcap : 64) * sizeof(char *));
-        lines[num++] = fl_strdup(line);
-    }
-    free(line);
-    fclose(f);
-    fl_chat_template ct = { 0 };
-    fl_ids tmp = { 0 };
-    int n = 0, rc = 0;
-    if (num == 0) {
-        rc = fl_fail(err, "--dataset-path: '%s' has no lines", o->dataset_path);
-        goto done;
-    }
-    if (fl_chat_template_init(&ct, tok->chat_template, "tokenizer_config.json", tok, err) != 0) {
-        rc = -1;
-        goto done;
-    }
-    double total = 0;
-    for (size_t i = 0; i < num; i++)
-        total += count_tokens(o, tok, s, lines[i], &tmp);
-    const double avg = total / (double)num;
-    char *fmt = chat_format(&ct, base, err);
-    if (!fmt) {
-        rc = -1;
-        goto done;
-    }
-    const int base_offset = count_tokens(o, tok, s, fmt, &tmp);
-    free(fmt);
-    if (o->sonnet_input_len <= base_offset) {
-        rc = fl_fail(err, "--sonnet-input-len: %d must be more than the base prompt's %d tokens", o->sonnet_input_len,
-                     base_offset);
-        goto done;
-    }
-    const int num_input = (int)lround((o->sonnet_input_len - base_offset) / avg);
-    const int num_prefix = (int)fmax(0, (double)lround((o->sonnet_prefix_len - base_offset) / avg));
-    const uint64_t key = fl_rng_key((uint64_t)o->seed, 6);
-    uint64_t draw = 0;
-    for (int attempt = 0; n < o->num_prompts; attempt++) {
-        if (attempt > 100 * o->num_prompts + 1000) {
-            rc = fl_fail(err, "--sonnet-input-len: %d: no draw of %d lines of '%s' fits in it", o->sonnet_input_len,
-                         num_input, o->dataset_path);
-            goto done;
-        }
-        fl_strbuf text = { 0 };
-        fl_strbuf_append(&text, base, sizeof base - 1);
-        for (int i = 0; i < num_prefix && (size_t)i < num; i++)
-            fl_strbuf_append(&text, lines[i], strlen(lines[i]));
-        for (int i = 0; i < num_input - num_prefix; i++) {
-            const char *l = lines[fl_rng_at(key, draw++) % num];
-            fl_strbuf_append(&text, l, strlen(l));
-        }
-        char *formatted = chat_format(&ct, text.data, err);
-        if (!formatted) {
-            fl_strbuf_free(&text);
-            rc = -1;
-            goto done;
-        }
-        const int len = count_tokens(o, tok, s, formatted, &tmp);
-        if (len <= o->sonnet_input_len) {
-            p[n++] = (prompt){ .text = o->chat ? fl_strbuf_take(&text) : formatted, .len = len,
-                               .max_tokens = o->sonnet_output_len };
-            if (o->chat)
-                free(formatted);
-        } else {
-            free(formatted);
-        }
-        fl_strbuf_free(&text);
-    }
-done:
-    for (size_t i = 0; i < num; i++)
-        free(lines[i]);
-    free(lines);
-    fl_ids_free(&tmp);
-    if (ct.jinja)
-        fl_chat_template_free(&ct);
-    return rc == 0 ? n : -1;
-}
-
-/* vLLM's prefix_repetition: --prefix-repetition-num-prefixes random
- * prefixes, each followed by num_prompts / num_prefixes random suffixes (so
- * num_prefixes * that many prompts), every part exactly its length in
- * tokens; shuffled unless --disable-shuffle. */
-static int prefix_repetition_dataset(const bench_opts *o, const fl_tokenizer *tok, fl_tok_scratch *s, prompt *p)
-{
-    const int per_prefix = o->num_prompts / o->rep_num_prefixes;
-    fl_ids pre = { 0 }, suf = { 0 }, all = { 0 };
-    int n = 0;
-    for (int k = 0; k < o->rep_num_prefixes; k++) {
-        pre.len = 0;
-        exact_tokens(o, tok, s, &pre, o->rep_prefix_len, fl_rng_key((uint64_t)o->seed, 1000 + (uint64_t)k), 0);
-        for (int j = 0; j < per_prefix; j++, n++) {
-            suf.len = 0;
-            exact_tokens(o, tok, s, &suf, o->rep_suffix_len, fl_rng_key((uint64_t)o->seed, 1u << 20 | (uint64_t)n), 0);
-            all.len = 0;
-            for (size_t i = 0; i < pre.len; i++)
-                fl_ids_push(&all, pre.data[i]);
-            for (size_t i = 0; i < suf.len; i++)
-                fl_ids_push(&all, suf.data[i]);
-            p[n] = (prompt){ .text = decode(tok, all.data, all.len), .len = (int)all.len,
-                             .max_tokens = o->rep_output_len };
-        }
-    }
-    fl_ids_free(&pre);
-    fl_ids_free(&suf);
-    fl_ids_free(&all);
-    if (!o->disable_shuffle)
-        shuffle(p, (size_t)n, sizeof(prompt), fl_rng_key((uint64_t)o->seed, 8));
-    return n;
-}
-
-static int build_prompts(const bench_opts *o, const fl_tokenizer *tok, prompt **out, fl_error *err)
-{
-    fl_tok_scratch s;
-    fl_tok_scratch_init(&s, tok);
-    prompt *p = fl_calloc((size_t)o->num_prompts, sizeof(prompt));
-    int n;
-    if (strcmp(o->dataset, "custom") == 0)
-        n = custom_dataset(o, tok, &s, p, err);
-    else if (strcmp(o->dataset, "sharegpt") == 0)
-        n = sharegpt_dataset(o, tok, &s, p, err);
-    else if (strcmp(o->dataset, "sonnet") == 0)
-        n = sonnet_dataset(o, tok, &s, p, err);
-    else if (strcmp(o->dataset, "prefix_repetition") == 0)
-        n = prefix_repetition_dataset(o, tok, &s, p);
-    else
-        n = random_dataset(o, tok, &s, p);
-    fl_tok_scratch_free(&s);
-    *out = p;
-    if (n == 0)
-        n = fl_fail(err, "no prompts");
-    return n;
 }
 
 /* ---- streaming ---- */
@@ -573,7 +210,7 @@ static json_t *request_body(const bench_opts *o, const prompt *p)
 {
     const char *model = o->served_name ? o->served_name : o->model;
     json_t *body;
-    if (o->chat)
+    if (o->d.chat)
         body = json_pack("{s:s,s:[{s:s,s:[{s:s,s:s}]}],s:f,s:i,s:b,s:{s:b}}", "model", model, "messages", "role",
                          "user", "content", "type", "text", "text", p->text, "temperature", 0.0,
                          "max_completion_tokens", p->max_tokens, "stream", 1, "stream_options", "include_usage", 1);
@@ -594,7 +231,7 @@ static CURL *make_handle(const bench_opts *o, request *r, const prompt *p, const
     CURL *c = curl_easy_init();
     json_t *body = request_body(o, p);
     r->payload = json_dumps(body, JSON_COMPACT);
-    r->chat = o->chat;
+    r->chat = o->d.chat;
     json_decref(body);
     r->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (auth)
@@ -646,7 +283,7 @@ static double run_requests(const bench_opts *o, prompt *p, int n, request *reqs,
      * rescaled (as vLLM) so the last is sent at n / rate */
     double *send_at = fl_calloc((size_t)n, sizeof(double));
     if (isfinite(rate)) {
-        const uint64_t key2 = fl_rng_key((uint64_t)o->seed, 99);
+        const uint64_t key2 = fl_rng_key((uint64_t)o->d.seed, 99);
         double t = 0;
         for (int i = 0; i < n; i++) {
             /* gamma(k = burstiness, theta = 1 / (rate k)) as a sum/scale of exponentials
@@ -953,7 +590,7 @@ static int save_result(const bench_opts *o, const char *tokenizer_id, json_t *be
     json_object_set_new(r, "label", o->label ? json_string(o->label) : json_null());
     json_object_set_new(r, "model_id", json_string(o->model));
     json_object_set_new(r, "tokenizer_id", json_string(tokenizer_id));
-    json_object_set_new(r, "num_prompts", json_integer(o->num_prompts));
+    json_object_set_new(r, "num_prompts", json_integer(o->d.num_prompts));
     json_object_update(r, o->metadata);
     json_object_set_new(r, "request_rate", isfinite(o->request_rate) ? json_real(o->request_rate) : json_string("inf"));
     json_object_set_new(r, "burstiness", json_real(o->burstiness));
@@ -1162,43 +799,43 @@ static int parse(bench_opts *o, int argc, char **argv, fl_error *err)
             break;
         case OPT_LABEL: o->label = optarg; break;
         case OPT_DATASET:
-            o->dataset = optarg;
+            o->d.dataset = optarg;
             if (strcmp(optarg, "random") != 0 && strcmp(optarg, "custom") != 0 && strcmp(optarg, "sharegpt") != 0 &&
                 strcmp(optarg, "sonnet") != 0 && strcmp(optarg, "prefix_repetition") != 0)
                 rc = fl_fail(err, "--dataset-name: '%s' is not one of random, sharegpt, sonnet, prefix_repetition, "
                              "custom", optarg);
             break;
-        case OPT_DATASET_PATH: o->dataset_path = optarg; break;
-        case OPT_IN: rc = fl_cli_int32("--random-input-len", optarg, 1, 1 << 20, &o->input_len, err); break;
-        case OPT_OUT: rc = fl_cli_int32("--random-output-len", optarg, 1, 1 << 20, &o->output_len, err); break;
-        case OPT_RATIO: rc = fl_cli_float("--random-range-ratio", optarg, 0, 0.999, &o->range_ratio, err); break;
-        case OPT_PREFIX: rc = fl_cli_int32("--random-prefix-len", optarg, 0, 1 << 20, &o->prefix_len, err); break;
+        case OPT_DATASET_PATH: o->d.dataset_path = optarg; break;
+        case OPT_IN: rc = fl_cli_int32("--random-input-len", optarg, 1, 1 << 20, &o->d.input_len, err); break;
+        case OPT_OUT: rc = fl_cli_int32("--random-output-len", optarg, 1, 1 << 20, &o->d.output_len, err); break;
+        case OPT_RATIO: rc = fl_cli_float("--random-range-ratio", optarg, 0, 0.999, &o->d.range_ratio, err); break;
+        case OPT_PREFIX: rc = fl_cli_int32("--random-prefix-len", optarg, 0, 1 << 20, &o->d.prefix_len, err); break;
         case OPT_SHAREGPT_OUT:
-            rc = fl_cli_int32("--sharegpt-output-len", optarg, 1, 1 << 20, &o->sharegpt_output_len, err);
+            rc = fl_cli_int32("--sharegpt-output-len", optarg, 1, 1 << 20, &o->d.sharegpt_output_len, err);
             break;
-        case OPT_SONNET_IN: rc = fl_cli_int32("--sonnet-input-len", optarg, 1, 1 << 20, &o->sonnet_input_len, err); break;
+        case OPT_SONNET_IN: rc = fl_cli_int32("--sonnet-input-len", optarg, 1, 1 << 20, &o->d.sonnet_input_len, err); break;
         case OPT_SONNET_OUT:
-            rc = fl_cli_int32("--sonnet-output-len", optarg, 1, 1 << 20, &o->sonnet_output_len, err);
+            rc = fl_cli_int32("--sonnet-output-len", optarg, 1, 1 << 20, &o->d.sonnet_output_len, err);
             break;
         case OPT_SONNET_PREFIX:
-            rc = fl_cli_int32("--sonnet-prefix-len", optarg, 0, 1 << 20, &o->sonnet_prefix_len, err);
+            rc = fl_cli_int32("--sonnet-prefix-len", optarg, 0, 1 << 20, &o->d.sonnet_prefix_len, err);
             break;
         case OPT_REP_PREFIX:
-            rc = fl_cli_int32("--prefix-repetition-prefix-len", optarg, 0, 1 << 20, &o->rep_prefix_len, err);
+            rc = fl_cli_int32("--prefix-repetition-prefix-len", optarg, 0, 1 << 20, &o->d.rep_prefix_len, err);
             break;
         case OPT_REP_SUFFIX:
-            rc = fl_cli_int32("--prefix-repetition-suffix-len", optarg, 0, 1 << 20, &o->rep_suffix_len, err);
+            rc = fl_cli_int32("--prefix-repetition-suffix-len", optarg, 0, 1 << 20, &o->d.rep_suffix_len, err);
             break;
         case OPT_REP_NUM:
-            rc = fl_cli_int32("--prefix-repetition-num-prefixes", optarg, 1, 1 << 20, &o->rep_num_prefixes, err);
+            rc = fl_cli_int32("--prefix-repetition-num-prefixes", optarg, 1, 1 << 20, &o->d.rep_num_prefixes, err);
             break;
         case OPT_REP_OUT:
-            rc = fl_cli_int32("--prefix-repetition-output-len", optarg, 1, 1 << 20, &o->rep_output_len, err);
+            rc = fl_cli_int32("--prefix-repetition-output-len", optarg, 1, 1 << 20, &o->d.rep_output_len, err);
             break;
-        case OPT_NO_OVERSAMPLE: o->no_oversample = 1; break;
-        case OPT_NO_SHUFFLE: o->disable_shuffle = 1; break;
-        case OPT_NUM: rc = fl_cli_int32("--num-prompts", optarg, 1, 1 << 20, &o->num_prompts, err); break;
-        case OPT_SEED: rc = fl_cli_int("--seed", optarg, 0, INT64_MAX, &o->seed, err); break;
+        case OPT_NO_OVERSAMPLE: o->d.no_oversample = 1; break;
+        case OPT_NO_SHUFFLE: o->d.disable_shuffle = 1; break;
+        case OPT_NUM: rc = fl_cli_int32("--num-prompts", optarg, 1, 1 << 20, &o->d.num_prompts, err); break;
+        case OPT_SEED: rc = fl_cli_int("--seed", optarg, 0, INT64_MAX, &o->d.seed, err); break;
         case OPT_RATE:
             if (strcmp(optarg, "inf") == 0)
                 o->request_rate = INFINITY;
@@ -1260,7 +897,7 @@ static int parse(bench_opts *o, int argc, char **argv, fl_error *err)
     }
     if (rc == 0 && optind < argc)
         rc = fl_fail(err, "bench serve: unexpected argument '%s'", argv[optind]);
-    o->chat = strcmp(o->backend, "openai-chat") == 0;
+    o->d.chat = strcmp(o->backend, "openai-chat") == 0;
     /* vLLM: temperature 0 (greedy) unless given; --extra-body over the sampling flags */
     if (!temperature_given)
         json_object_set_new(o->extra_body, "temperature", json_real(0.0));
@@ -1268,28 +905,28 @@ static int parse(bench_opts *o, int argc, char **argv, fl_error *err)
         json_object_update(o->extra_body, extra);
     json_decref(extra);
     /* vLLM: the random dataset always ignores EOS, so outputs run to length */
-    if (strcmp(o->dataset, "random") == 0)
+    if (strcmp(o->d.dataset, "random") == 0)
         o->ignore_eos = 1;
     if (!o->endpoint)
-        o->endpoint = o->chat ? "/v1/chat/completions" : "/v1/completions";
+        o->endpoint = o->d.chat ? "/v1/chat/completions" : "/v1/completions";
     if (rc == 0 && !o->model)
         rc = fl_fail(err, "--model is required (the served model name)");
     if (rc == 0) {
         /* vLLM's check of the URL against the backend */
-        const char *want = o->chat ? "chat/completions" : "completions";
+        const char *want = o->d.chat ? "chat/completions" : "completions";
         const size_t el = strlen(o->endpoint), wl = strlen(want);
         if (el < wl || strcmp(o->endpoint + el - wl, want) != 0)
             rc = fl_fail(err, "--endpoint: '%s' does not end with '%s', which --backend %s needs", o->endpoint, want,
                          o->backend);
     }
-    if (rc == 0 && strcmp(o->dataset, "random") != 0 && strcmp(o->dataset, "prefix_repetition") != 0 &&
-        !o->dataset_path)
-        rc = fl_fail(err, "--dataset-name %s needs --dataset-path", o->dataset);
-    if (rc == 0 && strcmp(o->dataset, "random") == 0 && o->dataset_path)
+    if (rc == 0 && strcmp(o->d.dataset, "random") != 0 && strcmp(o->d.dataset, "prefix_repetition") != 0 &&
+        !o->d.dataset_path)
+        rc = fl_fail(err, "--dataset-name %s needs --dataset-path", o->d.dataset);
+    if (rc == 0 && strcmp(o->d.dataset, "random") == 0 && o->d.dataset_path)
         rc = fl_fail(err, "--dataset-path: the random dataset takes none (name its dataset with --dataset-name)");
-    if (rc == 0 && strcmp(o->dataset, "prefix_repetition") == 0 && o->num_prompts < o->rep_num_prefixes)
-        rc = fl_fail(err, "--num-prompts: %d is fewer than --prefix-repetition-num-prefixes %d", o->num_prompts,
-                     o->rep_num_prefixes);
+    if (rc == 0 && strcmp(o->d.dataset, "prefix_repetition") == 0 && o->d.num_prompts < o->d.rep_num_prefixes)
+        rc = fl_fail(err, "--num-prompts: %d is fewer than --prefix-repetition-num-prefixes %d", o->d.num_prompts,
+                     o->d.rep_num_prefixes);
     if (rc == 0 && o->save_detailed && !o->save_result)
         rc = fl_fail(err, "--save-detailed: only with --save-result");
     if (rc == 0) {
@@ -1315,13 +952,11 @@ int fl_bench_serve(int argc, char **argv)
     char rid[32];
     const uint64_t r = fl_rng_at(fl_rng_key((uint64_t)time(NULL), (uint64_t)getpid()), 0);
     snprintf(rid, sizeof rid, "bench-%08x-", (unsigned)(r >> 32));
-    bench_opts o = { .host = "127.0.0.1", .port = 8000, .dataset = "random", .backend = "openai",
-                     .percentile_metrics = "ttft,tpot,itl", .metric_percentiles = "99", .input_len = 1024,
-                     .output_len = 128, .num_prompts = 1000, .request_rate = INFINITY, .burstiness = 1.0f,
-                     .request_id_prefix = rid, .ready_timeout = 600, .sharegpt_output_len = -1,
-                     .sonnet_input_len = 550, .sonnet_output_len = 150, .sonnet_prefix_len = 200,
-                     .rep_prefix_len = 256, .rep_suffix_len = 256, .rep_num_prefixes = 10, .rep_output_len = 128,
-                     .extra_body = json_object(), .metadata = json_object(), .headers = json_object() };
+    bench_opts o = { .host = "127.0.0.1", .port = 8000, .backend = "openai", .percentile_metrics = "ttft,tpot,itl",
+                     .metric_percentiles = "99", .request_rate = INFINITY, .burstiness = 1.0f,
+                     .request_id_prefix = rid, .ready_timeout = 600, .extra_body = json_object(),
+                     .metadata = json_object(), .headers = json_object() };
+    fl_serve_dataset_defaults(&o.d);
     fl_error err;
     int rc = parse(&o, argc, argv, &err), exit_code = 1;
     fl_tokenizer tok = { 0 };
@@ -1343,7 +978,7 @@ int fl_bench_serve(int argc, char **argv)
         rc = fl_fail_prefix(&err, "--tokenizer");
     tok_loaded = rc == 0;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (rc == 0 && (n = build_prompts(&o, &tok, &p, &err)) < 0)
+    if (rc == 0 && (n = fl_serve_build_prompts(&o.d, &tok, count_tokens, &o, &p, &err)) < 0)
         rc = -1;
     if (rc == 0 && o.ready_timeout > 0) {
         fprintf(stderr, "Starting initial single prompt test run...\n");
