@@ -196,6 +196,14 @@ check "--label and --metadata in the JSON" node -e "
 const fs = require('fs'), f = fs.readdirSync('$tmp/res')[0], r = JSON.parse(fs.readFileSync('$tmp/res/' + f));
 if (r.label !== 'mine' || r.version !== '1' || r.tp !== '2' || r.max_concurrency !== 2) process.exit(1);"
 check "no progress bar when stderr is not a terminal" bash -c "! grep -q '\[=' '$tmp/c1'"
+if command -v script >/dev/null; then # a terminal: the bar, unless --disable-tqdm
+    tty_run="$bin bench serve --port $port --model tiny --tokenizer $tok --num-prompts 3 --random-input-len 8 \
+--random-output-len 4 --ready-check-timeout-sec 0"
+    script -qec "$tty_run" /dev/null >"$tmp/tty1" 2>&1
+    script -qec "$tty_run --disable-tqdm" /dev/null >"$tmp/tty2" 2>&1
+    check "a progress bar on a terminal" grep -q '\] 3/3' "$tmp/tty1"
+    check "--disable-tqdm: none" bash -c "grep -q 'Successful requests' '$tmp/tty2' && ! grep -q '\] 3/3' '$tmp/tty2'"
+fi
 
 # every new flag's bad value refused, naming the flag
 refuse() { # refuse FLAG ARGS...: exits 1 and names FLAG
