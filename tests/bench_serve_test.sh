@@ -2,8 +2,9 @@
 # bench_serve_test.sh FLASHLM FIXTURES TOKENIZER - `flashlm bench serve`
 # against a real `flashlm serve` (32 prompts of 64:16: exact totals, no
 # failures, the result block line by line in the seed's layout, the saved
-# JSON), then against a stub that fails every third request (failures
-# counted, kept out of the figures, the client unharmed). Prints
+# JSON with --save-detailed), then against a stub that fails every third
+# request (failures counted, kept out of the figures, the run failed).
+# Prints
 # "N passed, N failed".
 set -u
 bin=$1
@@ -27,7 +28,7 @@ server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 
 "$bin" bench serve --port "$port" --model tiny --tokenizer "$tok" --num-prompts 32 \
-    --random-input-len 64 --random-output-len 16 --save-result --result-filename "$tmp/r.json" \
+    --random-input-len 64 --random-output-len 16 --save-result --save-detailed --result-filename "$tmp/r.json" \
     >"$tmp/out" 2>"$tmp/err"
 check "bench exits 0" test $? -eq 0
 check "successful 32" grep -qx 'Successful requests:                     32        ' "$tmp/out"
@@ -59,8 +60,8 @@ stub=$!
 sleep 0.5
 "$bin" bench serve --port "$port" --model tiny --tokenizer "$tok" --num-prompts 9 \
     --random-input-len 8 --random-output-len 4 --max-concurrency 2 --request-rate 200 --burstiness 0.5 \
-    >"$tmp/out2" 2>"$tmp/err2"
-check "bench survives failures" test $? -eq 0
+    --ready-check-timeout-sec 0 >"$tmp/out2" 2>"$tmp/err2"
+check "failures fail the run" test $? -eq 1
 check "6 successful" grep -qx 'Successful requests:                     6         ' "$tmp/out2"
 check "3 failed" grep -qx 'Failed requests:                         3         ' "$tmp/out2"
 check "max concurrency shown" grep -q '^Maximum request concurrency:             2 ' "$tmp/out2"
