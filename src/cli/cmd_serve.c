@@ -19,6 +19,7 @@
 #include "base/alloc.h"
 #include "base/mapped_file.h"
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "cli/startup.h"
 #include "server/http.h"
 #include "server/server.h"
@@ -30,9 +31,11 @@ static const char serve_help[] =
     "  --host ADDR            address or host name to listen on, IPv4 or IPv6 (default 0.0.0.0)\n"
     "  --port N               (default 8000)\n"
     "  --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ routes\n"
-    "  --served-model-name S  the model name clients use (default: MODEL)\n"
+    "  --served-model-name NAME [NAME ...]  the names clients may use (default: MODEL);\n"
+    "                         responses report the first\n"
     "  --tokenizer DIR        tokenizer directory (default: the model directory)\n"
-    "  --chat-template FILE   a Jinja chat template instead of the tokenizer's\n"
+    "  --chat-template T      a Jinja chat template instead of the tokenizer's: a file, or\n"
+    "                         the template itself if T is not a file\n"
     "  --max-connections N    open HTTP connections at once (default 16384, at most the\n"
     "                         descriptors allow)\n"
     "  --max-connections-per-client N  from one IP address (default 4096)\n"
@@ -40,14 +43,18 @@ static const char serve_help[] =
 
 enum {
     OPT_HOST = FL_OPT_FIRST_OWN, OPT_PORT, OPT_API_KEY, OPT_SERVED_NAME, OPT_TOKENIZER,
-    OPT_CHAT_TEMPLATE, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_CLIENT,
+    OPT_CHAT_TEMPLATE, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_CLIENT, OPT_SERVED_NAME_MORE,
 };
+
+#define MAX_SERVED_NAMES 64
 
 typedef struct serve_opts {
     fl_model_opts model;
     fl_server_config sc;
     fl_engine_opts eng;
     const char *tokenizer_dir, *chat_template;
+    const char *names[MAX_SERVED_NAMES]; /* --served-model-name's */
+    int num_names;
 } serve_opts;
 
 static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
@@ -56,7 +63,16 @@ static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
     case OPT_HOST: o->sc.host = arg; return 0;
     case OPT_PORT: return fl_cli_int32("--port", arg, 1, 65535, &o->sc.port, err);
     case OPT_API_KEY: o->sc.api_key = arg; return 0;
-    case OPT_SERVED_NAME: o->sc.served_model_name = arg; return 0;
+    case OPT_SERVED_NAME: /* a later --served-model-name (the command line after --config) replaces */
+        o->num_names = 0;
+        /* fall through */
+    case OPT_SERVED_NAME_MORE:
+        if (!*arg)
+            return fl_fail(err, "--served-model-name: an empty name");
+        if (o->num_names == MAX_SERVED_NAMES)
+            return fl_fail(err, "--served-model-name: more than %d names", MAX_SERVED_NAMES);
+        o->names[o->num_names++] = arg;
+        return 0;
     case OPT_TOKENIZER: o->tokenizer_dir = arg; return 0;
     case OPT_CHAT_TEMPLATE: o->chat_template = arg; return 0;
     case OPT_MAX_CONNECTIONS:
@@ -81,6 +97,7 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "port", required_argument, NULL, OPT_PORT },
         { "api-key", required_argument, NULL, OPT_API_KEY },
         { "served-model-name", required_argument, NULL, OPT_SERVED_NAME },
+        { "served-model-name" FL_CLI_MORE_SUFFIX, required_argument, NULL, OPT_SERVED_NAME_MORE },
         { "tokenizer", required_argument, NULL, OPT_TOKENIZER },
         { "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
         { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
@@ -89,12 +106,20 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    int rc = fl_cli_parse_engine_command("serve", serve_help, argc, argv, opts, &o->model, &o->eng,
-                                         take_cb, o, err);
+    static const char *const nargs[] = { "served-model-name", NULL };
+    int rc = fl_cli_parse_engine_command("serve", serve_help, argc, argv, opts, nargs, 1, &o->model,
+                                         &o->eng, take_cb, o, err);
     if (rc != 0)
         return rc;
-    if (!o->sc.served_model_name)
+    if (o->num_names > 0) {
+        o->sc.served_model_names = o->names;
+        o->sc.num_served_model_names = o->num_names;
+        o->sc.served_model_name = o->names[0];
+    } else {
         o->sc.served_model_name = o->model.model;
+    }
+    o->sc.max_logprobs = o->eng.max_logprobs;
+    o->sc.generation_config = o->eng.generation_config;
     return 0;
 }
 
@@ -129,10 +154,18 @@ static int prepare_chat(void *ctx, const fl_model_config *cfg, const fl_tokenize
     char *file_text = NULL;
     const char *source = tok->chat_template, *origin = "tokenizer_config.json";
     if (l->chat_template_file) {
-        if (!(file_text = fl_read_text_file(l->chat_template_file, NULL, err)))
-            return fl_fail_prefix(err, "--chat-template");
-        source = file_text;
-        origin = l->chat_template_file;
+        /* vLLM's rule: a file if one is there, else the value is the
+         * template itself when it looks like one ('{' or a line break) */
+        const char *t = l->chat_template_file;
+        if (access(t, F_OK) == 0 || (!strchr(t, '{') && !strchr(t, '\n'))) {
+            if (!(file_text = fl_read_text_file(t, NULL, err)))
+                return fl_fail_prefix(err, "--chat-template (a file, or a template with '{')");
+            source = file_text;
+            origin = t;
+        } else {
+            source = t;
+            origin = "--chat-template";
+        }
     }
     int rc = source ? fl_chat_template_init(&l->chat, source, origin, tok, err) : 0;
     free(file_text);

@@ -784,10 +784,16 @@ static void dispatch(fl_http *h, conn *c)
     }
     if (rt->kind == R_MODELS) {
         fl_strbuf b = { 0 };
-        json_body(json_pack("{s:s,s:[{s:s,s:s,s:i,s:s,s:s,s:n,s:i}]}", "object", "list", "data", "id",
-                            srv->cfg.served_model_name, "object", "model", "created", (int)srv->created,
-                            "owned_by", "flashlm", "root", srv->model_root, "parent", "max_model_len",
-                            srv->max_model_len), &b);
+        /* one entry a served name, the first first, as vLLM lists them */
+        json_t *data = json_array();
+        const int names = srv->cfg.num_served_model_names ? srv->cfg.num_served_model_names : 1;
+        for (int i = 0; i < names; i++)
+            json_array_append_new(data, json_pack("{s:s,s:s,s:i,s:s,s:s,s:n,s:i}", "id",
+                                  srv->cfg.num_served_model_names ? srv->cfg.served_model_names[i]
+                                                                  : srv->cfg.served_model_name,
+                                  "object", "model", "created", (int)srv->created, "owned_by", "flashlm",
+                                  "root", srv->model_root, "parent", "max_model_len", srv->max_model_len));
+        json_body(json_pack("{s:s,s:o}", "object", "list", "data", data), &b);
         respond(c, 200, "application/json", b.data, b.len);
         fl_strbuf_free(&b);
         return;
