@@ -96,11 +96,13 @@ int fl_vllm_flags_count(void)
     return NUM_FLAGS;
 }
 
+/* The scope of the command parsing now (one a process). */
+static fl_vf_scope parsing_scope = FL_VF_SERVE;
+
 int fl_vllm_flags_add_options(struct option *opts, int count, fl_vf_scope scope)
 {
+    parsing_scope = scope;
     for (int i = 0; i < NUM_FLAGS; i++) {
-        if (scope == FL_VF_ENGINE && flags[i].scope != FL_VF_ENGINE)
-            continue;
         int have = 0;
         for (int j = 0; j < count && !have; j++)
             have = strcmp(opts[j].name, flags[i].name) == 0;
@@ -132,6 +134,8 @@ int fl_vllm_flag_take(int opt, const char *arg, fl_error *err)
     if (i < 0 || i >= NUM_FLAGS)
         return 0;
     const fl_vllm_flag *f = &flags[i];
+    if (f->scope == FL_VF_SERVE && parsing_scope != FL_VF_SERVE)
+        return fl_fail(err, "--%s: a flag of flashlm serve, not of this command", f->name);
     if (!f->accept)
         return fl_fail(err, "--%s: not supported: %s", f->name, f->refuse_why);
     if (arg && !listed(f->accept, arg))

@@ -28,8 +28,9 @@ typedef struct fl_vllm_flag {
 /* getopt_long ids of the table's entries: FL_VF_OPT_BASE + index. */
 #define FL_VF_OPT_BASE 3000
 
-/* Appends the entries of scope (FL_VF_SERVE: all of them) to opts, which
- * has room, skipping names opts already has; returns the new count. */
+/* Appends the entries to opts, which has room, skipping names opts already
+ * has; returns the new count. Those of the server are refused by
+ * fl_vllm_flag_take when scope is FL_VF_ENGINE (generate). */
 int fl_vllm_flags_add_options(struct option *opts, int count, fl_vf_scope scope);
 
 /* The number of entries, for sizing an option table. */
