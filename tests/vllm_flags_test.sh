@@ -160,6 +160,29 @@ printf 'tensor_parallel_size: 4\n' >"$tmp/tp.yaml"
 expect_error "^flashlm serve: --tensor-parallel-size 4: not supported" timeout 60 "$bin" serve "$M" --config "$tmp/tp.yaml"
 expect_error "^flashlm serve: --config: /nonexistent.yaml" timeout 60 "$bin" serve "$M" --config /nonexistent.yaml
 
+# ---- CORS: vLLM's defaults (anything) and an explicit list ----
+port=$((port + 1))
+"$bin" serve "$M" --load-format dummy --device cpu --tokenizer "$TOK" --port $port --api-key k \
+    --allowed-origins '["http://a.example"]' --allowed-methods '["POST"]' >/dev/null 2>"$tmp/err" &
+pid=$!
+healthy
+pre() { # pre ORIGIN METHOD: the preflight's status and headers
+    curl -s -i -X OPTIONS -H "Origin: $1" -H "Access-Control-Request-Method: $2" \
+        -H 'Access-Control-Request-Headers: authorization' "http://127.0.0.1:$port/v1/completions" | tr -d '\r'
+}
+expect_ok '^access-control-allow-origin: http://a\.example$' pre http://a.example POST
+expect_ok '^HTTP/1\.1 400 ' pre http://b.example POST
+expect_ok '^Disallowed CORS method' pre http://a.example DELETE
+expect_ok '^access-control-allow-origin: http://a\.example$' \
+    curl -s -i -H 'Origin: http://a.example' "http://127.0.0.1:$port/health"
+stop $pid; pid=
+port=$((port + 1))
+"$bin" serve "$M" --load-format dummy --device cpu --tokenizer "$TOK" --port $port >/dev/null 2>"$tmp/err" &
+pid=$!
+healthy
+expect_ok '^access-control-allow-origin: \*$' pre http://any.example GET
+stop $pid; pid=
+
 # ---- the rest of the command line ----
 expect_ok '^flashlm [0-9]+\.[0-9]+\.[0-9]+$' "$bin" serve --version
 expect_ok '^flashlm [0-9]+\.[0-9]+\.[0-9]+$' "$bin" --version

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "base/alloc.h"
 #include "base/mapped_file.h"
 #include "cli/cli.h"
@@ -39,11 +41,14 @@ static const char serve_help[] =
     "  --max-connections N    open HTTP connections at once (default 16384, at most the\n"
     "                         descriptors allow)\n"
     "  --max-connections-per-client N  from one IP address (default 4096)\n"
+    "  --allowed-origins JSON, --allowed-methods JSON, --allowed-headers JSON  CORS, as vLLM's:\n"
+    "                         JSON lists (default [\"*\"]); --allow-credentials\n"
     FL_ENGINE_OPTS_HELP;
 
 enum {
     OPT_HOST = FL_OPT_FIRST_OWN, OPT_PORT, OPT_API_KEY, OPT_SERVED_NAME, OPT_TOKENIZER,
     OPT_CHAT_TEMPLATE, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_CLIENT, OPT_SERVED_NAME_MORE,
+    OPT_ALLOWED_ORIGINS, OPT_ALLOWED_METHODS, OPT_ALLOWED_HEADERS, OPT_ALLOW_CREDENTIALS,
 };
 
 #define MAX_SERVED_NAMES 64
@@ -56,6 +61,31 @@ typedef struct serve_opts {
     const char *names[MAX_SERVED_NAMES]; /* --served-model-name's */
     int num_names;
 } serve_opts;
+
+/* A CORS flag's JSON list of strings (vLLM parses them with json.loads),
+ * as a NULL-terminated array that lives until exit. */
+static int cors_list(const char *flag, const char *arg, const char *const **out, fl_error *err)
+{
+    json_error_t je;
+    json_t *v = json_loads(arg, JSON_DECODE_ANY, &je);
+    if (!v || !json_is_array(v)) {
+        json_decref(v);
+        return fl_fail(err, "%s: '%s' is not a JSON list of strings (e.g. '[\"*\"]')", flag, arg);
+    }
+    const char **list = fl_calloc(json_array_size(v) + 1, sizeof *list);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_string(e)) {
+            free(list);
+            json_decref(v);
+            return fl_fail(err, "%s: '%s' is not a JSON list of strings (e.g. '[\"*\"]')", flag, arg);
+        }
+        list[i] = fl_strdup(json_string_value(e));
+    }
+    json_decref(v);
+    *out = list;
+    return 0;
+}
 
 static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
 {
@@ -74,6 +104,10 @@ static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
         o->names[o->num_names++] = arg;
         return 0;
     case OPT_TOKENIZER: o->tokenizer_dir = arg; return 0;
+    case OPT_ALLOWED_ORIGINS: return cors_list("--allowed-origins", arg, &o->sc.cors_origins, err);
+    case OPT_ALLOWED_METHODS: return cors_list("--allowed-methods", arg, &o->sc.cors_methods, err);
+    case OPT_ALLOWED_HEADERS: return cors_list("--allowed-headers", arg, &o->sc.cors_headers, err);
+    case OPT_ALLOW_CREDENTIALS: o->sc.cors_credentials = 1; return 0;
     case OPT_CHAT_TEMPLATE: o->chat_template = arg; return 0;
     case OPT_MAX_CONNECTIONS:
         return fl_cli_int32("--max-connections", arg, 16, 1 << 20, &o->sc.max_connections, err);
@@ -99,6 +133,10 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "served-model-name", required_argument, NULL, OPT_SERVED_NAME },
         { "served-model-name" FL_CLI_MORE_SUFFIX, required_argument, NULL, OPT_SERVED_NAME_MORE },
         { "tokenizer", required_argument, NULL, OPT_TOKENIZER },
+        { "allowed-origins", required_argument, NULL, OPT_ALLOWED_ORIGINS },
+        { "allowed-methods", required_argument, NULL, OPT_ALLOWED_METHODS },
+        { "allowed-headers", required_argument, NULL, OPT_ALLOWED_HEADERS },
+        { "allow-credentials", no_argument, NULL, OPT_ALLOW_CREDENTIALS },
         { "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
         { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
         { "max-connections-per-client", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_CLIENT },
@@ -266,8 +304,9 @@ int fl_cmd_serve(int argc, char **argv)
     fl_server_start_engine(&srv);
     model_loading = 0;
     srv.ready = 1;
-    fprintf(stderr, "INFO flashlm: serving %s on http://%s:%d (ready)\n", o.sc.served_model_name,
-            o.sc.host, o.sc.port);
+    const int v6 = strchr(o.sc.host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
+    fprintf(stderr, "INFO flashlm: serving %s on http://%s%s%s:%d (ready)\n", o.sc.served_model_name,
+            v6 ? "[" : "", o.sc.host, v6 ? "]" : "", o.sc.port);
     const int sig = wait_signal();
     fprintf(stderr, "INFO flashlm: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     srv.stopping = 1;

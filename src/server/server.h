@@ -28,6 +28,10 @@ typedef struct fl_server_config {
     int num_served_model_names;    /* 0: served_model_name alone */
     int max_logprobs;              /* --max-logprobs: logprobs/top_logprobs at most this (<= FL_STREAM_MAX_TOP) */
     const char *generation_config; /* --generation-config: auto, vllm or a directory (not applied yet) */
+    /* CORS, as vLLM's (Starlette's CORSMiddleware): lists of allowed origins,
+     * methods and request headers ("*": any); NULL lists are ["*"] */
+    const char *const *cors_origins, *const *cors_methods, *const *cors_headers; /* NULL-terminated */
+    int cors_credentials;          /* --allow-credentials */
     size_t max_body_bytes;
     size_t max_unauthenticated_body_bytes; /* with api_key: /tokenize, /detokenize without it */
     int max_connections;          /* open at once (at most the descriptors allow) */
