@@ -130,7 +130,7 @@ typedef struct fl_engine_opts {
     "vLLM's spellings: --flag_name as --flag-name, --flag=value, --config FILE.yaml (a mapping\n" \
     "of flag names to values; the command line wins). Other vLLM flags are accepted with the\n" \
     "reason they change nothing here (--trust-remote-code, --swap-space, --disable-log-stats,\n" \
-    "...) or refused naming why: docs/vllm_flags.md lists each.\n"
+    "...) or refused naming why: docs/vllm_flags.md lists each. --version prints the version.\n"
 
 void fl_engine_opts_default(fl_engine_opts *o);
 /* Like fl_model_opts_take, for the engine options. */
