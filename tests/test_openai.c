@@ -32,7 +32,7 @@ static int load(const char *family, fl_tokenizer *tok)
 
 static void server_over(fl_server *srv, const fl_tokenizer *tok, int vocab)
 {
-    fl_server_init(srv, &(fl_server_config){ .served_model_name = "tiny" });
+    fl_server_init(srv, &(fl_server_config){ .served_model_name = "tiny", .max_logprobs = 20 });
     srv->tok = tok;
     srv->vocab_size = vocab;
     srv->max_model_len = 4096;

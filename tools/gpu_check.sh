@@ -3,7 +3,7 @@
 #
 #   bundle (here, no GPU needed): build for sm_90a/sm_80 and put the shared
 #     libraries the GPU machine lacks into build/lib (
-#     utf8proc, cmocka; their TLS dependencies under build/lib/fallback,
+#     utf8proc, cmocka, libyaml; their TLS dependencies under build/lib/fallback,
 #     used only if the machine lacks them).
 #   run (on the GPU machine, in one call of the device tool, carrying
 #     build/flashlm, build/libflashlm_attn.so, build/lib, the GPU test binaries
@@ -35,7 +35,7 @@ if [ "$mode" = bundle ]; then
   tools/build.sh || exit 1
   rm -rf build/lib && mkdir -p build/lib/fallback
   copy() { cp -L "$(ldconfig -p | awk -v n="$1" '$1 == n { print $NF; exit }')" "$2/"; }
-  for l in libutf8proc.so.2 libcmocka.so.0; do copy "$l" build/lib; done
+  for l in libutf8proc.so.2 libcmocka.so.0 libyaml-0.so.2; do copy "$l" build/lib; done
   for l in libgnutls.so.30 libp11-kit.so.0 libidn2.so.0 libunistring.so.2 libtasn1.so.6 libnettle.so.8 \
            libhogweed.so.6 libgmp.so.10 libffi.so.8; do copy "$l" build/lib/fallback; done
   du -sh build/flashlm build/libflashlm_attn.so build/tests build/lib

@@ -9,6 +9,7 @@ packages=(
   libpcre2-dev                       # the tokenizer's pre-tokenizer regex (JIT, Unicode)
   libutf8proc-dev                    # the tokenizer's NFC normalizer
   libcurl4-openssl-dev               # the serving benchmark's client
+  libyaml-dev                        # serve/generate --config FILE.yaml (vLLM's config files)
   curl                               # the benchmark test polls /health
   libcmocka-dev                      # the C test framework
   clang libclang-rt-14-dev           # the fuzz targets (libFuzzer, tools/test.sh --fuzz)

@@ -2,6 +2,9 @@
 #include "cli/cli.h"
 
 #include "attention/backend.h"
+#include "base/alloc.h"
+#include "cli/cli_args.h"
+#include "cli/vllm_flags.h"
 #include "cpu/cpu_runner.h"
 #ifdef FLASHLM_HAVE_CUDA
 #include "cuda/cuda_runner.h"
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int fl_cli_int(const char *flag, const char *text, long long lo, long long hi, long long *out,
                fl_error *err)
@@ -24,6 +28,36 @@ int fl_cli_int(const char *flag, const char *text, long long lo, long long hi, l
     if (v < lo || v > hi)
         return fl_fail(err, "%s: %lld is out of range [%lld, %lld]", flag, v, lo, hi);
     *out = v;
+    return 0;
+}
+
+int fl_cli_human_int(const char *flag, const char *text, long long lo, long long hi, long long *out,
+                     fl_error *err)
+{
+    const size_t n = strlen(text);
+    const char last = n ? text[n - 1] : 0;
+    const char *units = "kmgt", *units_bin = "KMGT";
+    const char *u = last ? strchr(units, last) : NULL, *ub = last ? strchr(units_bin, last) : NULL;
+    if (!u && !ub)
+        return fl_cli_int(flag, text, lo, hi, out, err);
+    char num[64];
+    if (n - 1 == 0 || n - 1 >= sizeof num)
+        return fl_fail(err, "%s: '%s' is not an integer (or one like 32k, 32K)", flag, text);
+    memcpy(num, text, n - 1);
+    num[n - 1] = '\0';
+    char *end;
+    double scale = 1;
+    for (int i = 0; i <= (u ? u - units : ub - units_bin); i++)
+        scale *= u ? 1000.0 : 1024.0;
+    errno = 0;
+    /* the binary suffixes take whole numbers only, as vLLM's */
+    double v = ub ? (double)strtoll(num, &end, 10) : strtod(num, &end);
+    if (errno != 0 || end == num || *end != '\0' || v != v)
+        return fl_fail(err, "%s: '%s' is not an integer (or one like 32k, 32K)", flag, text);
+    v *= scale;
+    if (v < (double)lo || v > (double)hi)
+        return fl_fail(err, "%s: %s is out of range [%lld, %lld]", flag, text, lo, hi);
+    *out = (long long)v;
     return 0;
 }
 
@@ -99,6 +133,16 @@ void fl_engine_opts_default(fl_engine_opts *o)
     o->block_size = 128;
     o->num_blocks = 0;
     o->gpu_memory_utilization = 0.9f;
+    o->dtype = o->kv_cache_dtype = o->generation_config = "auto";
+    o->max_logprobs = 20;
+}
+
+static int one_of(const char *value, const char *const *list)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcmp(value, list[i]) == 0)
+            return 1;
+    return 0;
 }
 
 int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *err)
@@ -117,11 +161,54 @@ int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *e
     case FL_OPT_MAX_BATCHED:
         return fl_cli_int32("--max-num-batched-tokens", arg, 1, 1 << 20, &o->ec.max_num_batched_tokens,
                             err) ? -1 : 1;
-    case FL_OPT_MAX_MODEL_LEN:
-        return fl_cli_int32("--max-model-len", arg, 2, 1 << 24, &o->ec.max_model_len, err) ? -1 : 1;
+    case FL_OPT_MAX_MODEL_LEN: {
+        long long v;
+        if (fl_cli_human_int("--max-model-len", arg, 2, 1 << 24, &v, err) != 0)
+            return -1;
+        o->ec.max_model_len = (int)v;
+        return 1;
+    }
     case FL_OPT_NO_PREFIX_CACHING:
         o->ec.enable_prefix_caching = 0;
         return 1;
+    case FL_OPT_PREFIX_CACHING:
+        o->ec.enable_prefix_caching = 1;
+        return 1;
+    case FL_OPT_DTYPE: {
+        static const char *const vllm[] = { "auto", "half", "float16", "bfloat16", "bf16", "float", "float32", NULL };
+        if (!one_of(arg, vllm))
+            return fl_fail(err, "--dtype: '%s' is not one of auto, half, float16, bfloat16, float, float32", arg);
+        o->dtype = arg;
+        return 1;
+    }
+    case FL_OPT_KV_DTYPE: {
+        static const char *const fp8[] = { "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla", NULL };
+        if (one_of(arg, fp8))
+            return fl_fail(err, "--kv-cache-dtype %s: an fp8 KV cache is not yet built (issue 16); "
+                           "auto is bf16 on CUDA", arg);
+        if (strcmp(arg, "auto") != 0 && strcmp(arg, "bfloat16") != 0)
+            return fl_fail(err, "--kv-cache-dtype: '%s' is not one of auto, bfloat16, fp8, fp8_e4m3, "
+                           "fp8_e5m2", arg);
+        o->kv_cache_dtype = arg;
+        return 1;
+    }
+    case FL_OPT_MAX_LOGPROBS: {
+        long long v;
+        if (fl_cli_int("--max-logprobs", arg, -1, INT32_MAX, &v, err) != 0)
+            return -1;
+        if (v < 0 || v > 20)
+            return fl_fail(err, "--max-logprobs %s: flashlm returns at most 20 alternatives a token "
+                           "(%s is not built)", arg, v < 0 ? "-1, the whole vocabulary," : "more");
+        o->max_logprobs = (int)v;
+        return 1;
+    }
+    case FL_OPT_GENERATION_CONFIG: {
+        struct stat st;
+        if (strcmp(arg, "auto") != 0 && strcmp(arg, "vllm") != 0 && (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)))
+            return fl_fail(err, "--generation-config: '%s' is not auto, vllm or a directory", arg);
+        o->generation_config = arg;
+        return 1;
+    }
     case FL_OPT_ATTN_BACKEND:
         o->attention_backend = arg;
         return 1;
@@ -205,11 +292,30 @@ static void batch_defaults(fl_engine_opts *o)
         o->ec.max_num_seqs = seqs;
 }
 
+/* --dtype and --kv-cache-dtype against what the settled device computes
+ * in: the CUDA runner bf16 (weights, activations, KV cache), the CPU
+ * runner float32. Nothing converts to another type, so a flag asking for
+ * one is refused rather than ignored. */
+static int check_dtypes(const fl_engine_opts *o, fl_error *err)
+{
+    static const char *const cuda[] = { "auto", "bfloat16", "bf16", NULL };
+    static const char *const cpu[] = { "auto", "float", "float32", NULL };
+    const int on_cuda = o->device_kind == FL_DEVICE_CUDA;
+    if (!one_of(o->dtype, on_cuda ? cuda : cpu))
+        return fl_fail(err, "--dtype %s: the %s runner computes in %s (auto, %s)", o->dtype, on_cuda ? "CUDA" : "CPU",
+                       on_cuda ? "bfloat16" : "float32", on_cuda ? "bfloat16, bf16" : "float, float32");
+    if (!on_cuda && strcmp(o->kv_cache_dtype, "auto") != 0)
+        return fl_fail(err, "--kv-cache-dtype %s: the CPU runner's KV cache is float32 (auto)", o->kv_cache_dtype);
+    return 0;
+}
+
 int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, fl_error *err)
 {
     if (o->ec.max_model_len <= 0 || o->ec.max_model_len > cfg->max_position_embeddings)
         o->ec.max_model_len = cfg->max_position_embeddings;
     if (fl_cli_device(o->device, &o->device_kind, &o->cc, err) != 0)
+        return -1;
+    if (check_dtypes(o, err) != 0)
         return -1;
     batch_defaults(o);
     if (o->max_waiting > 0)
@@ -246,29 +352,56 @@ int fl_eos_ids(const fl_model_config *cfg, const fl_tokenizer *tok, int32_t eos[
     return n;
 }
 
+/* The prepared command line of the one engine command a process runs:
+ * option values point into it until exit. */
+static fl_cli_args prepared;
+
 int fl_cli_parse_engine_command(const char *cmd, const char *help, int argc, char **argv,
-                                const struct option *opts, fl_model_opts *model, fl_engine_opts *eng,
-                                fl_cli_take_fn take, void *ctx, fl_error *err)
+                                const struct option *opts, const char *const *nargs, int serve_scope,
+                                fl_model_opts *model, fl_engine_opts *eng, fl_cli_take_fn take, void *ctx,
+                                fl_error *err)
 {
+    int n = 0;
+    while (opts[n].name)
+        n++;
+    struct option *all = fl_calloc((size_t)(n + fl_vllm_flags_count() + 2), sizeof *all);
+    memcpy(all, opts, (size_t)n * sizeof *all);
+    all[n++] = (struct option){ "version", no_argument, NULL, FL_OPT_VERSION };
+    n = fl_vllm_flags_add_options(all, n, serve_scope ? FL_VF_SERVE : FL_VF_ENGINE);
+    fl_cli_args_free(&prepared);
+    int rc = fl_cli_args_prepare(&prepared, argc, argv, all, nargs, err);
     int opt;
     optind = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(help, stdout);
-            return 1;
+    while (rc == 0 && (opt = getopt_long(prepared.argc, prepared.argv, ":h", all, NULL)) != -1) {
+        if (opt == 'h' || opt == FL_OPT_VERSION) {
+            if (opt == 'h')
+                fputs(help, stdout);
+            else
+                printf("flashlm %s\n", FLASHLM_VERSION);
+            rc = 1;
+            break;
         }
         int taken = fl_model_opts_take(model, opt, optarg, err);
         if (taken == 0)
             taken = fl_engine_opts_take(eng, opt, optarg, err);
-        if (taken < 0)
-            return -1;
+        if (taken == 0)
+            taken = fl_vllm_flag_take(opt, optarg, err);
+        if (taken < 0) {
+            rc = -1;
+            break;
+        }
         if (taken)
             continue;
-        int rc = take(ctx, opt, optarg, err);
-        if (rc < 0)
-            return -1;
-        if (rc > 0)
-            return fl_cli_bad_option(err, cmd, opt, argv, optind);
+        int own = take(ctx, opt, optarg, err);
+        if (own < 0)
+            rc = -1;
+        else if (own > 0)
+            rc = fl_cli_bad_option(err, cmd, opt, prepared.argv, optind);
     }
-    return fl_model_opts_finish(model, argc, argv, optind, err);
+    free(all);
+    if (rc != 0)
+        return rc;
+    if (!model->model && optind >= prepared.argc && prepared.config_model)
+        model->model = prepared.config_model;
+    return fl_model_opts_finish(model, prepared.argc, prepared.argv, optind, err);
 }

@@ -51,7 +51,8 @@ enum {
     FL_OPT_MODEL = 1000, FL_OPT_LOAD_FORMAT, FL_OPT_SEED,
     FL_OPT_BLOCK_SIZE, FL_OPT_NUM_BLOCKS, FL_OPT_MAX_SEQS, FL_OPT_MAX_BATCHED, FL_OPT_MAX_MODEL_LEN,
     FL_OPT_NO_PREFIX_CACHING, FL_OPT_ATTN_BACKEND, FL_OPT_DEVICE, FL_OPT_GPU_MEM, FL_OPT_ENFORCE_EAGER,
-    FL_OPT_FIRST_OWN,
+    FL_OPT_PREFIX_CACHING, FL_OPT_DTYPE, FL_OPT_KV_DTYPE, FL_OPT_MAX_LOGPROBS, FL_OPT_GENERATION_CONFIG,
+    FL_OPT_VERSION, FL_OPT_FIRST_OWN,
 };
 
 /* The getopt_long entries of the model options. */
@@ -74,6 +75,11 @@ typedef struct fl_engine_opts {
     const char *device;      /* --device: auto (default), cuda, cpu */
     float gpu_memory_utilization; /* default 0.9 */
     int enforce_eager;       /* no CUDA graphs */
+    const char *dtype;       /* --dtype: checked against the device's compute type by _fit */
+    const char *kv_cache_dtype; /* --kv-cache-dtype: the same for the KV cache */
+    int max_logprobs;        /* --max-logprobs: the most alternatives a token a request may ask (20) */
+    const char *generation_config; /* --generation-config: auto (default), vllm, or a directory;
+                              * stored for the server's request defaults, read by no code yet */
     /* settled by fl_engine_opts_fit */
     fl_device_kind device_kind;
     int cc;                  /* CUDA compute capability x10 */
@@ -90,7 +96,12 @@ typedef struct fl_engine_opts {
     { "attention-backend", required_argument, NULL, FL_OPT_ATTN_BACKEND },                \
     { "device", required_argument, NULL, FL_OPT_DEVICE },                             \
     { "gpu-memory-utilization", required_argument, NULL, FL_OPT_GPU_MEM },            \
-    { "enforce-eager", no_argument, NULL, FL_OPT_ENFORCE_EAGER }
+    { "enforce-eager", no_argument, NULL, FL_OPT_ENFORCE_EAGER },                      \
+    { "enable-prefix-caching", no_argument, NULL, FL_OPT_PREFIX_CACHING },            \
+    { "dtype", required_argument, NULL, FL_OPT_DTYPE },                               \
+    { "kv-cache-dtype", required_argument, NULL, FL_OPT_KV_DTYPE },                   \
+    { "max-logprobs", required_argument, NULL, FL_OPT_MAX_LOGPROBS },                 \
+    { "generation-config", required_argument, NULL, FL_OPT_GENERATION_CONFIG }
 
 #define FL_ENGINE_OPTS_HELP                                                                      \
     "engine:\n"                                                                                   \
@@ -108,7 +119,19 @@ typedef struct fl_engine_opts {
     "  --enforce-eager        no CUDA graphs for decode steps\n"                                 \
     "  --attention-backend B  auto (default; or FLASHLM_ATTENTION_BACKEND) or a backend\n"       \
     "                         that `flashlm info` lists\n"                                        \
-    "  --no-enable-prefix-caching\n"
+    "  --enable-prefix-caching, --no-enable-prefix-caching  (default on)\n"                    \
+    "  --dtype T              auto; the CUDA runner computes in bfloat16 (bfloat16, bf16), the\n" \
+    "                         CPU runner in float32 (float, float32); others are refused\n"      \
+    "  --kv-cache-dtype T     auto (bf16 on CUDA, float32 on the CPU), bfloat16 on CUDA;\n"      \
+    "                         fp8 is not yet built (issue 16)\n"                                 \
+    "  --max-logprobs N       most logprobs/top_logprobs a request may ask (default 20, at most 20)\n" \
+    "  --generation-config G  auto (default: the model's generation_config.json gives unset\n" \
+    "                         sampling fields their defaults), vllm (none), or a directory\n"   \
+    "  --tensor-parallel-size N, -tp N  1 (tensor parallelism is not built yet)\n"             \
+    "vLLM's spellings: --flag_name as --flag-name, --flag=value, --config FILE.yaml (a mapping\n" \
+    "of flag names to values; the command line wins). Other vLLM flags are accepted with the\n" \
+    "reason they change nothing here (--trust-remote-code, --swap-space, --disable-log-requests,\n" \
+    "...) or refused naming why: docs/vllm_flags.md lists each. --version prints the version.\n"
 
 void fl_engine_opts_default(fl_engine_opts *o);
 /* Like fl_model_opts_take, for the engine options. */
@@ -116,13 +139,24 @@ int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *e
 /* A command's own options: 0 taken, 1 not its option, -1 bad value. */
 typedef int (*fl_cli_take_fn)(void *ctx, int opt, const char *arg, fl_error *err);
 
-/* The option loop of a command that runs a model through the engine:
- * --help prints help and returns 1; the shared model and engine options,
- * then the command's own (take), then the positional MODEL. Returns 0, or
- * -1 with err. */
+/* The option loop of a command that runs a model through the engine, with
+ * vLLM's spellings (cli_args.h: --flag_name, -tp, several values for the
+ * flags in nargs (NULL-terminated, may be NULL), --config FILE.yaml) and
+ * vLLM's flags of scope (vllm_flags.h: accepted with a reason or refused):
+ * --help prints help and --version the version, and return 1; the shared
+ * model and engine options, then the command's own (take), then the
+ * positional MODEL (else --config's `model:`). Option values stay valid
+ * until the process exits. Returns 0, or -1 with err. */
 int fl_cli_parse_engine_command(const char *cmd, const char *help, int argc, char **argv,
-                                const struct option *opts, fl_model_opts *model, fl_engine_opts *eng,
-                                fl_cli_take_fn take, void *ctx, fl_error *err);
+                                const struct option *opts, const char *const *nargs, int serve_scope,
+                                fl_model_opts *model, fl_engine_opts *eng, fl_cli_take_fn take, void *ctx,
+                                fl_error *err);
+
+/* vLLM's human_readable_int: "32768", "32k" (x1000), "32K" (x1024), "1m",
+ * "1M", ... ("25.6k": a decimal with the lower-case suffixes); the error
+ * names the flag. */
+int fl_cli_human_int(const char *flag, const char *text, long long lo, long long hi, long long *out,
+                     fl_error *err);
 
 /* Settles max_model_len against the model (at most its positions), the
  * device, and the attention backend for both; -1 with one message if the

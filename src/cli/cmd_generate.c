@@ -203,10 +203,12 @@ static int parse_args(generate_opts *o, int argc, char **argv, fl_error *err)
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    int rc = fl_cli_parse_engine_command("generate", generate_help, argc, argv, opts, &o->model, &o->eng,
-                                         take_option_cb, o, err);
+    int rc = fl_cli_parse_engine_command("generate", generate_help, argc, argv, opts, NULL, 0, &o->model,
+                                         &o->eng, take_option_cb, o, err);
     if (rc != 0)
         return rc;
+    if (o->sp.logprobs > o->eng.max_logprobs)
+        return fl_fail(err, "--logprobs %d: more than --max-logprobs %d", o->sp.logprobs, o->eng.max_logprobs);
     if (o->num_prompts == 0)
         return fl_fail(err, "no prompts (give --prompt, --prompt-ids or --prompts-file)");
     return 0;

@@ -16,9 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "base/alloc.h"
 #include "base/mapped_file.h"
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "cli/startup.h"
 #include "server/http.h"
 #include "server/openai.h"
@@ -31,25 +34,62 @@ static const char serve_help[] =
     "  --host ADDR            address or host name to listen on, IPv4 or IPv6 (default 0.0.0.0)\n"
     "  --port N               (default 8000)\n"
     "  --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ routes\n"
-    "  --served-model-name S  the model name clients use (default: MODEL)\n"
+    "  --served-model-name NAME [NAME ...]  the names clients may use (default: MODEL);\n"
+    "                         responses report the first\n"
     "  --tokenizer DIR        tokenizer directory (default: the model directory)\n"
-    "  --chat-template FILE   a Jinja chat template instead of the tokenizer's\n"
+    "  --chat-template T      a Jinja chat template instead of the tokenizer's: a file, or\n"
+    "                         the template itself if T is not a file\n"
     "  --max-connections N    open HTTP connections at once (default 16384, at most the\n"
     "                         descriptors allow)\n"
     "  --max-connections-per-client N  from one IP address (default 4096)\n"
+    "  --disable-log-stats    no periodic stat line (vLLM's, every 10 s while there is work)\n"
+    "  --enable-log-requests  a log line as each request arrives and as it ends\n"
+    "  --allowed-origins JSON, --allowed-methods JSON, --allowed-headers JSON  CORS, as vLLM's:\n"
+    "                         JSON lists (default [\"*\"]); --allow-credentials\n"
     FL_ENGINE_OPTS_HELP;
 
 enum {
     OPT_HOST = FL_OPT_FIRST_OWN, OPT_PORT, OPT_API_KEY, OPT_SERVED_NAME, OPT_TOKENIZER,
-    OPT_CHAT_TEMPLATE, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_CLIENT,
+    OPT_CHAT_TEMPLATE, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_CLIENT, OPT_SERVED_NAME_MORE,
+    OPT_ALLOWED_ORIGINS, OPT_ALLOWED_METHODS, OPT_ALLOWED_HEADERS, OPT_ALLOW_CREDENTIALS,
+    OPT_DISABLE_LOG_STATS, OPT_ENABLE_LOG_REQUESTS,
 };
+
+#define MAX_SERVED_NAMES 64
 
 typedef struct serve_opts {
     fl_model_opts model;
     fl_server_config sc;
     fl_engine_opts eng;
     const char *tokenizer_dir, *chat_template;
+    const char *names[MAX_SERVED_NAMES]; /* --served-model-name's */
+    int num_names;
 } serve_opts;
+
+/* A CORS flag's JSON list of strings (vLLM parses them with json.loads),
+ * as a NULL-terminated array that lives until exit. */
+static int cors_list(const char *flag, const char *arg, const char *const **out, fl_error *err)
+{
+    json_error_t je;
+    json_t *v = json_loads(arg, JSON_DECODE_ANY, &je);
+    if (!v || !json_is_array(v)) {
+        json_decref(v);
+        return fl_fail(err, "%s: '%s' is not a JSON list of strings (e.g. '[\"*\"]')", flag, arg);
+    }
+    const char **list = fl_calloc(json_array_size(v) + 1, sizeof *list);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_string(e)) {
+            free(list);
+            json_decref(v);
+            return fl_fail(err, "%s: '%s' is not a JSON list of strings (e.g. '[\"*\"]')", flag, arg);
+        }
+        list[i] = fl_strdup(json_string_value(e));
+    }
+    json_decref(v);
+    *out = list;
+    return 0;
+}
 
 static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
 {
@@ -57,8 +97,23 @@ static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
     case OPT_HOST: o->sc.host = arg; return 0;
     case OPT_PORT: return fl_cli_int32("--port", arg, 1, 65535, &o->sc.port, err);
     case OPT_API_KEY: o->sc.api_key = arg; return 0;
-    case OPT_SERVED_NAME: o->sc.served_model_name = arg; return 0;
+    case OPT_SERVED_NAME: /* a later --served-model-name (the command line after --config) replaces */
+        o->num_names = 0;
+        /* fall through */
+    case OPT_SERVED_NAME_MORE:
+        if (!*arg)
+            return fl_fail(err, "--served-model-name: an empty name");
+        if (o->num_names == MAX_SERVED_NAMES)
+            return fl_fail(err, "--served-model-name: more than %d names", MAX_SERVED_NAMES);
+        o->names[o->num_names++] = arg;
+        return 0;
     case OPT_TOKENIZER: o->tokenizer_dir = arg; return 0;
+    case OPT_ALLOWED_ORIGINS: return cors_list("--allowed-origins", arg, &o->sc.cors_origins, err);
+    case OPT_ALLOWED_METHODS: return cors_list("--allowed-methods", arg, &o->sc.cors_methods, err);
+    case OPT_ALLOWED_HEADERS: return cors_list("--allowed-headers", arg, &o->sc.cors_headers, err);
+    case OPT_ALLOW_CREDENTIALS: o->sc.cors_credentials = 1; return 0;
+    case OPT_DISABLE_LOG_STATS: o->sc.disable_log_stats = 1; return 0;
+    case OPT_ENABLE_LOG_REQUESTS: o->sc.enable_log_requests = 1; return 0;
     case OPT_CHAT_TEMPLATE: o->chat_template = arg; return 0;
     case OPT_MAX_CONNECTIONS:
         return fl_cli_int32("--max-connections", arg, 16, 1 << 20, &o->sc.max_connections, err);
@@ -82,7 +137,14 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "port", required_argument, NULL, OPT_PORT },
         { "api-key", required_argument, NULL, OPT_API_KEY },
         { "served-model-name", required_argument, NULL, OPT_SERVED_NAME },
+        { "served-model-name" FL_CLI_MORE_SUFFIX, required_argument, NULL, OPT_SERVED_NAME_MORE },
         { "tokenizer", required_argument, NULL, OPT_TOKENIZER },
+        { "allowed-origins", required_argument, NULL, OPT_ALLOWED_ORIGINS },
+        { "allowed-methods", required_argument, NULL, OPT_ALLOWED_METHODS },
+        { "allowed-headers", required_argument, NULL, OPT_ALLOWED_HEADERS },
+        { "allow-credentials", no_argument, NULL, OPT_ALLOW_CREDENTIALS },
+        { "disable-log-stats", no_argument, NULL, OPT_DISABLE_LOG_STATS },
+        { "enable-log-requests", no_argument, NULL, OPT_ENABLE_LOG_REQUESTS },
         { "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
         { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
         { "max-connections-per-client", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_CLIENT },
@@ -90,12 +152,20 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    int rc = fl_cli_parse_engine_command("serve", serve_help, argc, argv, opts, &o->model, &o->eng,
-                                         take_cb, o, err);
+    static const char *const nargs[] = { "served-model-name", NULL };
+    int rc = fl_cli_parse_engine_command("serve", serve_help, argc, argv, opts, nargs, 1, &o->model,
+                                         &o->eng, take_cb, o, err);
     if (rc != 0)
         return rc;
-    if (!o->sc.served_model_name)
+    if (o->num_names > 0) {
+        o->sc.served_model_names = o->names;
+        o->sc.num_served_model_names = o->num_names;
+        o->sc.served_model_name = o->names[0];
+    } else {
         o->sc.served_model_name = o->model.model;
+    }
+    o->sc.max_logprobs = o->eng.max_logprobs;
+    o->sc.generation_config = o->eng.generation_config;
     return 0;
 }
 
@@ -130,10 +200,18 @@ static int prepare_chat(void *ctx, const fl_model_config *cfg, const fl_tokenize
     char *file_text = NULL;
     const char *source = tok->chat_template, *origin = "tokenizer_config.json";
     if (l->chat_template_file) {
-        if (!(file_text = fl_read_text_file(l->chat_template_file, NULL, err)))
-            return fl_fail_prefix(err, "--chat-template");
-        source = file_text;
-        origin = l->chat_template_file;
+        /* vLLM's rule: a file if one is there, else the value is the
+         * template itself when it looks like one ('{' or a line break) */
+        const char *t = l->chat_template_file;
+        if (access(t, F_OK) == 0 || (!strchr(t, '{') && !strchr(t, '\n'))) {
+            if (!(file_text = fl_read_text_file(t, NULL, err)))
+                return fl_fail_prefix(err, "--chat-template (a file, or a template with '{')");
+            source = file_text;
+            origin = t;
+        } else {
+            source = t;
+            origin = "--chat-template";
+        }
     }
     int rc = source ? fl_chat_template_init(&l->chat, source, origin, tok, err) : 0;
     free(file_text);
@@ -236,8 +314,9 @@ int fl_cmd_serve(int argc, char **argv)
     fl_server_start_engine(&srv);
     model_loading = 0;
     srv.ready = 1;
-    fprintf(stderr, "INFO flashlm: serving %s on http://%s:%d (ready)\n", o.sc.served_model_name,
-            o.sc.host, o.sc.port);
+    const int v6 = strchr(o.sc.host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
+    fprintf(stderr, "INFO flashlm: serving %s on http://%s%s%s:%d (ready)\n", o.sc.served_model_name,
+            v6 ? "[" : "", o.sc.host, v6 ? "]" : "", o.sc.port);
     const int sig = wait_signal();
     fprintf(stderr, "INFO flashlm: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     srv.stopping = 1;

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -113,6 +114,7 @@ typedef struct conn {
     size_t head_scanned;      /* bytes of in searched for the head's end */
     double last_write;
     run_ctx *run;
+    const fl_server_config *cfg; /* the server's (CORS) */
 } conn;
 
 typedef struct http_job {
@@ -229,6 +231,46 @@ static void json_body(json_t *j, fl_strbuf *out)
     json_decref(j);
 }
 
+/* ---- CORS (vLLM's: Starlette's CORSMiddleware, everything allowed by default) ---- */
+
+static const char *const cors_any[] = { "*", NULL };
+
+static int cors_listed(const char *const *list, const char *v, int nocase)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcmp(list[i], "*") == 0 || (nocase ? strcasecmp(list[i], v) : strcmp(list[i], v)) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether the list allows anything ("*"). */
+static int cors_any_of(const char *const *list)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcmp(list[i], "*") == 0)
+            return 1;
+    return 0;
+}
+
+/* The CORS lines of a response to a request with an Origin: nothing for an
+ * origin not allowed; "*" when any is, without credentials; else the origin
+ * itself, with Vary. */
+static void cors_lines(const conn *c, fl_strbuf *out)
+{
+    const fl_server_config *cfg = c->cfg;
+    if (!cfg || !c->head.origin[0])
+        return;
+    const char *const *origins = cfg->cors_origins ? cfg->cors_origins : cors_any;
+    if (!cors_listed(origins, c->head.origin, 0))
+        return;
+    if (cors_any_of(origins) && !cfg->cors_credentials)
+        fl_strbuf_append_str(out, "access-control-allow-origin: *\r\n");
+    else
+        fl_strbuf_appendf(out, "access-control-allow-origin: %s\r\nvary: Origin\r\n", c->head.origin);
+    if (cfg->cors_credentials)
+        fl_strbuf_append_str(out, "access-control-allow-credentials: true\r\n");
+}
+
 static void queue_head(conn *c, int status, const char *type, long long length)
 {
     fl_strbuf_appendf(&c->out, "HTTP/1.%d %d %s\r\n", c->head.minor_version ? 1 : 0, status,
@@ -245,6 +287,7 @@ static void queue_head(conn *c, int status, const char *type, long long length)
     }
     if (!c->head.keep_alive)
         c->close_after = 1;
+    cors_lines(c, &c->out);
     if (c->close_after)
         fl_strbuf_append_str(&c->out, "connection: close\r\n");
     else if (c->head.minor_version == 0)
@@ -781,10 +824,16 @@ static void dispatch(fl_http *h, conn *c)
     }
     if (rt->kind == R_MODELS) {
         fl_strbuf b = { 0 };
-        json_body(json_pack("{s:s,s:[{s:s,s:s,s:i,s:s,s:s,s:n,s:i}]}", "object", "list", "data", "id",
-                            srv->cfg.served_model_name, "object", "model", "created", (int)srv->created,
-                            "owned_by", "flashlm", "root", srv->model_root, "parent", "max_model_len",
-                            srv->max_model_len), &b);
+        /* one entry a served name, the first first, as vLLM lists them */
+        json_t *data = json_array();
+        const int names = srv->cfg.num_served_model_names ? srv->cfg.num_served_model_names : 1;
+        for (int i = 0; i < names; i++)
+            json_array_append_new(data, json_pack("{s:s,s:s,s:i,s:s,s:s,s:n,s:i}", "id",
+                                  srv->cfg.num_served_model_names ? srv->cfg.served_model_names[i]
+                                                                  : srv->cfg.served_model_name,
+                                  "object", "model", "created", (int)srv->created, "owned_by", "flashlm",
+                                  "root", srv->model_root, "parent", "max_model_len", srv->max_model_len));
+        json_body(json_pack("{s:s,s:o}", "object", "list", "data", data), &b);
         respond(c, 200, "application/json", b.data, b.len);
         fl_strbuf_free(&b);
         return;
@@ -802,6 +851,83 @@ static void dispatch(fl_http *h, conn *c)
     queue_push(&h->jobs, job);
 }
 
+/* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method),
+ * answered before the API key as vLLM's middleware does: 200 with what is
+ * allowed, or 400 naming what is not. */
+static void preflight(conn *c)
+{
+    const fl_server_config *cfg = c->cfg;
+    const fl_http_head *hd = &c->head;
+    const char *const *origins = cfg->cors_origins ? cfg->cors_origins : cors_any;
+    const char *const *methods = cfg->cors_methods ? cfg->cors_methods : cors_any;
+    const char *const *headers = cfg->cors_headers ? cfg->cors_headers : cors_any;
+    fl_strbuf why = { 0 };
+    if (!cors_listed(origins, hd->origin, 0))
+        fl_strbuf_append_str(&why, "origin");
+    if (!cors_listed(methods, hd->cors_method, 0))
+        fl_strbuf_appendf(&why, "%smethod", why.len ? ", " : "");
+    if (!cors_any_of(headers)) {
+        char list[sizeof hd->cors_headers];
+        memcpy(list, hd->cors_headers, sizeof list);
+        for (char *save, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            while (*t == ' ' || *t == '\t')
+                t++;
+            size_t n = strlen(t);
+            while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+                t[--n] = '\0';
+            static const char *const safelisted[] = { "accept", "accept-language", "content-language",
+                                                      "content-type", NULL };
+            if (n && !cors_listed(headers, t, 1) && !cors_listed(safelisted, t, 1)) {
+                fl_strbuf_appendf(&why, "%sheaders", why.len ? ", " : "");
+                break;
+            }
+        }
+    }
+    if (why.len) {
+        fl_strbuf body = { 0 };
+        fl_strbuf_appendf(&body, "Disallowed CORS %s", why.data);
+        c->cfg = NULL; /* no CORS lines on a refusal */
+        respond(c, 400, "text/plain; charset=utf-8", body.data, body.len);
+        c->cfg = cfg;
+        fl_strbuf_free(&body);
+        fl_strbuf_free(&why);
+        return;
+    }
+    fl_strbuf_free(&why);
+    fl_strbuf_appendf(&c->out, "HTTP/1.%d 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                      "content-length: 2\r\naccess-control-max-age: 600\r\n", hd->minor_version ? 1 : 0);
+    if (cors_any_of(methods)) {
+        fl_strbuf_append_str(&c->out, "access-control-allow-methods: DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT\r\n");
+    } else {
+        fl_strbuf_append_str(&c->out, "access-control-allow-methods: ");
+        for (int i = 0; methods[i]; i++)
+            fl_strbuf_appendf(&c->out, "%s%s", i ? ", " : "", methods[i]);
+        fl_strbuf_append_str(&c->out, "\r\n");
+    }
+    if (cors_any_of(headers) && hd->cors_headers[0]) {
+        fl_strbuf_appendf(&c->out, "access-control-allow-headers: %s\r\n", hd->cors_headers);
+    } else if (!cors_any_of(headers)) {
+        fl_strbuf_append_str(&c->out, "access-control-allow-headers: Accept, Accept-Language, Content-Language, Content-Type");
+        for (int i = 0; headers[i]; i++)
+            fl_strbuf_appendf(&c->out, ", %s", headers[i]);
+        fl_strbuf_append_str(&c->out, "\r\n");
+    }
+    if (!hd->keep_alive || c->close_after) {
+        c->close_after = 1;
+        fl_strbuf_append_str(&c->out, "connection: close\r\n");
+    }
+    /* the origin lines: "*", or the origin itself when the list is explicit or credentials are allowed */
+    if (!cors_any_of(origins) || cfg->cors_credentials)
+        fl_strbuf_appendf(&c->out, "access-control-allow-origin: %s\r\nvary: Origin\r\n", hd->origin);
+    else
+        fl_strbuf_append_str(&c->out, "access-control-allow-origin: *\r\n");
+    if (cfg->cors_credentials)
+        fl_strbuf_append_str(&c->out, "access-control-allow-credentials: true\r\n");
+    fl_strbuf_append_str(&c->out, "\r\nOK");
+    c->state = C_WRITE;
+    c->last_write = fl_now_seconds();
+}
+
 /* A head has arrived: route, key, limits, then the body or the answer. */
 static void start_request(fl_http *h, conn *c)
 {
@@ -810,6 +936,10 @@ static void start_request(fl_http *h, conn *c)
     const int has_body = hd->chunked || hd->content_length > 0;
     if (has_body)
         c->close_after = 1; /* until the body is read: an early answer closes */
+    if (strcmp(hd->method, "OPTIONS") == 0 && hd->origin[0] && hd->cors_method[0]) {
+        preflight(c);
+        return;
+    }
     const char *key = srv->cfg.api_key;
     const int is_api = strncmp(hd->path, "/v1/", 4) == 0 || strcmp(hd->path, "/v1") == 0;
     c->authed = !key || (strncmp(hd->authorization, "Bearer ", 7) == 0 &&
@@ -1041,6 +1171,7 @@ static void accept_all(fl_http *h)
         conn *c = &h->conns[h->free_slots[--h->num_free]];
         h->num_conns++;
         c->fd = fd;
+        c->cfg = &h->srv->cfg;
         c->client = key;
         c->state = C_IDLE;
         c->deadline = fl_now_seconds() + KEEPALIVE_TIMEOUT;

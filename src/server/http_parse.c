@@ -225,6 +225,14 @@ static int parse_field(const char *l, size_t n, fl_http_head *h, seen *s, int *s
             return refuse(status, 431, msg, msg_size, "the Authorization header is too long");
         memcpy(h->authorization, v, vn);
         h->authorization[vn] = '\0';
+    } else if (IS("origin") || IS("access-control-request-method") || IS("access-control-request-headers")) {
+        char *dst = IS("origin") ? h->origin : IS("access-control-request-method") ? h->cors_method : h->cors_headers;
+        const size_t cap = IS("origin") ? sizeof h->origin : IS("access-control-request-method")
+                                                            ? sizeof h->cors_method : sizeof h->cors_headers;
+        if (vn >= cap)
+            return refuse(status, 431, msg, msg_size, "a CORS header is too long");
+        memcpy(dst, v, vn);
+        dst[vn] = '\0';
     }
 #undef IS
     return 0;

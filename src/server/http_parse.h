@@ -28,6 +28,9 @@ typedef struct fl_http_head {
     int chunked;              /* Transfer-Encoding: chunked */
     int expect_continue;      /* Expect: 100-continue */
     char authorization[512];  /* the Authorization value, or "" (longer ones are refused as 431) */
+    char origin[512];         /* Origin, or "" (CORS; longer ones are refused as 431) */
+    char cors_method[32];     /* Access-Control-Request-Method, or "" (a preflight's) */
+    char cors_headers[1024];  /* Access-Control-Request-Headers, or "" */
 } fl_http_head;
 
 /* Parses one request head from buf[0, len). Returns the head's length in

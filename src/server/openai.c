@@ -453,7 +453,7 @@ static int parse_sampling(fl_server *srv, json_t *body, fl_api_request *req, fl_
         return -1;
     if (req->chat) {
         if (get_bool(body, "logprobs", &logprobs_flag, err) ||
-            get_int(body, "top_logprobs", 0, 20, &top_logprobs, err))
+            get_int(body, "top_logprobs", 0, srv->cfg.max_logprobs, &top_logprobs, err))
             return -1;
         if (top_logprobs > 0 && !logprobs_flag)
             return fl_api_fail(err, 400, "top_logprobs", "when using `top_logprobs`, `logprobs` must be "
@@ -461,7 +461,7 @@ static int parse_sampling(fl_server *srv, json_t *body, fl_api_request *req, fl_
         sp->logprobs = logprobs_flag ? top_logprobs : -1;
     } else {
         int lp = -1;
-        if (get_int(body, "logprobs", 0, 20, &lp, err))
+        if (get_int(body, "logprobs", 0, srv->cfg.max_logprobs, &lp, err))
             return -1;
         sp->logprobs = lp;
     }
@@ -894,7 +894,7 @@ static int parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl
         return fl_api_fail(err, 400, NULL, "the request body must be a JSON object");
     json_t *model = json_object_get(body, "model");
     if (model && !json_is_null(model) &&
-        (!json_is_string(model) || strcmp(json_string_value(model), srv->cfg.served_model_name) != 0))
+        (!json_is_string(model) || !fl_server_serves_model(srv, json_string_value(model))))
         return fl_api_fail(err, 404, "model", "The model `%s` does not exist.",
                            json_is_string(model) ? json_string_value(model) : "?");
     req->created = (long)time(NULL);

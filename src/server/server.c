@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "base/alloc.h"
@@ -31,6 +32,16 @@ void fl_server_scratch_give(fl_server *s, fl_tok_scratch *sc)
     }
     p->free[p->num_free++] = sc;
     pthread_mutex_unlock(&p->lock);
+}
+
+int fl_server_serves_model(const fl_server *s, const char *name)
+{
+    if (s->cfg.num_served_model_names == 0)
+        return strcmp(name, s->cfg.served_model_name) == 0;
+    for (int i = 0; i < s->cfg.num_served_model_names; i++)
+        if (strcmp(name, s->cfg.served_model_names[i]) == 0)
+            return 1;
+    return 0;
 }
 
 void fl_server_kick(fl_server *s)

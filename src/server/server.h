@@ -24,7 +24,14 @@ typedef struct fl_server_config {
     const char *host;
     int port;
     const char *api_key;          /* NULL: no auth */
-    const char *served_model_name;
+    const char *served_model_name; /* the first of the names: the one responses report */
+    const char *const *served_model_names; /* [num_served_model_names]: a request may name any */
+    int num_served_model_names;    /* 0: served_model_name alone */
+    int max_logprobs;              /* --max-logprobs: logprobs/top_logprobs at most this (<= FL_STREAM_MAX_TOP) */
+    /* CORS, as vLLM's (Starlette's CORSMiddleware): lists of allowed origins,
+     * methods and request headers ("*": any); NULL lists are ["*"] */
+    const char *const *cors_origins, *const *cors_methods, *const *cors_headers; /* NULL-terminated */
+    int cors_credentials;          /* --allow-credentials */
     size_t max_body_bytes;
     size_t max_unauthenticated_body_bytes; /* with api_key: /tokenize, /detokenize without it */
     int max_connections;          /* open at once (at most the descriptors allow) */
@@ -87,6 +94,9 @@ void fl_server_wait_runs(fl_server *s, int timeout_ms);
 
 fl_tok_scratch *fl_server_scratch_take(fl_server *s);
 void fl_server_scratch_give(fl_server *s, fl_tok_scratch *sc);
+
+/* Whether a request's "model" names this server: one of the served names. */
+int fl_server_serves_model(const fl_server *s, const char *name);
 
 /* Wakes the engine thread (a request was added or aborted). */
 void fl_server_kick(fl_server *s);

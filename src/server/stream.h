@@ -19,6 +19,10 @@
 #include "engine/engine.h"
 #include "tokenizer/tokenizer.h"
 
+/* The most alternatives a token's event carries (vLLM's default
+ * --max-logprobs; the flag may lower it, not raise it). */
+#define FL_STREAM_MAX_TOP 20
+
 /* One token (or the end) of one choice. */
 typedef struct fl_stream_event {
     int choice;               /* prompt_index * n + sequence index */
@@ -28,8 +32,8 @@ typedef struct fl_stream_event {
     int has_logprob;
     float logprob;
     int num_top;
-    int32_t top_ids[20];
-    float top_values[20];
+    int32_t top_ids[FL_STREAM_MAX_TOP];
+    float top_values[FL_STREAM_MAX_TOP];
     fl_prompt_logprobs *plp;  /* owned (with its arrays), or NULL: the prompt's
                                  prompt_logprobs, on the first event of its first choice */
     const char *finish_reason;/* static string, or NULL */
