@@ -64,7 +64,7 @@ static const fl_vllm_flag flags[] = {
     { "disable-log-requests", no_argument, FL_VF_SERVE, "*",
       "requests are not logged unless --enable-log-requests (vLLM's default too)", NULL },
     { "max-log-len", required_argument, FL_VF_SERVE, NULL, NULL,
-      "not built: --enable-log-requests logs every prompt id" },
+      "the request log (--enable-log-requests) prints every prompt id" },
     { "disable-uvicorn-access-log", no_argument, FL_VF_SERVE, "*", "flashlm keeps no access log", NULL },
     { "uvicorn-log-level", required_argument, FL_VF_SERVE, "critical|error|warning|info|debug|trace",
       "flashlm's HTTP server is not uvicorn: it logs start-up, shutdown and errors, at one level",
