@@ -319,17 +319,6 @@ typedef struct parsed {
     int pieces;              /* pushes that added text */
 } parsed;
 
-static int valid_utf8(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t len;
-        if (fl_utf8_next((const unsigned char *)s + i, n - i, &len) < 0)
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
 /* Feeds ids one at a time, checking that each push adds whole characters
  * to one of the two at most. */
 static void parse_ids(const int32_t *ids, size_t n, parsed *out)
@@ -342,8 +331,8 @@ static void parse_ids(const int32_t *ids, size_t n, parsed *out)
         fl_harmony_parser_push(&p, ids[i], &out->reasoning, &out->content);
         const size_t dr = out->reasoning.len - r0, dc = out->content.len - c0;
         assert_false(dr && dc);
-        assert_true(!dr || valid_utf8(out->reasoning.data + r0, dr));
-        assert_true(!dc || valid_utf8(out->content.data + c0, dc));
+        assert_true(!dr || fl_utf8_valid(out->reasoning.data + r0, dr));
+        assert_true(!dc || fl_utf8_valid(out->content.data + c0, dc));
         out->pieces += dr || dc;
     }
     fl_harmony_parser_free(&p);

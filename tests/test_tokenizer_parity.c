@@ -64,17 +64,6 @@ static int same_text(const fl_strbuf *got, json_t *want)
            memcmp(json_string_value(want), got->data ? got->data : "", got->len) == 0;
 }
 
-static int valid_utf8(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t len;
-        if (fl_utf8_next((const unsigned char *)s + i, n - i, &len) < 0)
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
 /* Streams ids one at a time; checks pieces against the full decode. */
 static int stream_matches(const fl_tokenizer *t, const int32_t *ids, size_t n, int skip,
                           const fl_strbuf *full)
@@ -89,7 +78,7 @@ static int stream_matches(const fl_tokenizer *t, const int32_t *ids, size_t n, i
             fl_detokenizer_push(&d, ids[i], &piece);
         else
             fl_detokenizer_finish(&d, &piece);
-        ok &= valid_utf8(piece.data, piece.len);
+        ok &= fl_utf8_valid(piece.data, piece.len);
         fl_strbuf_append(&all, piece.data, piece.len);
     }
     ok &= all.len == full->len && memcmp(all.data, full->data, all.len) == 0;

@@ -96,3 +96,14 @@ int fl_utf8_encode(uint32_t cp, char *buf)
     buf[3] = (char)(0x80 | (cp & 0x3f));
     return 4;
 }
+
+int fl_utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t len;
+        if (fl_utf8_next((const unsigned char *)s + i, n - i, &len) < 0)
+            return 0;
+        i += len;
+    }
+    return 1;
+}

@@ -18,6 +18,10 @@
  * and sets *len, or returns FL_UTF8_INVALID / FL_UTF8_INCOMPLETE. */
 int32_t fl_utf8_next(const unsigned char *s, size_t n, size_t *len);
 
+/* Whether s[0..n) is well-formed UTF-8 throughout (no invalid or
+ * incomplete sequence). */
+int fl_utf8_valid(const char *s, size_t n);
+
 /* Appends s[0..n) to out with invalid subparts replaced by U+FFFD. If final
  * is 0, a trailing incomplete sequence is not consumed (it may complete with
  * later bytes). Returns the number of bytes consumed. */

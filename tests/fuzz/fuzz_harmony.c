@@ -29,17 +29,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static int valid_utf8(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t len;
-        if (fl_utf8_next((const unsigned char *)s + i, n - i, &len) < 0)
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
 static void render(const uint8_t *data, size_t size)
 {
     json_t *messages = json_loadb((const char *)data, size, 0, NULL);
@@ -69,8 +58,8 @@ static void parse(const uint8_t *data, size_t size)
         const size_t r0 = reasoning.len, c0 = content.len;
         fl_harmony_parser_push(&p, (int32_t)(v % (uint32_t)(tok.num_ids + 16)), &reasoning, &content);
         const size_t dr = reasoning.len - r0, dc = content.len - c0;
-        if ((dr && dc) || (dr && !valid_utf8(reasoning.data + r0, dr)) ||
-            (dc && !valid_utf8(content.data + c0, dc)))
+        if ((dr && dc) || (dr && !fl_utf8_valid(reasoning.data + r0, dr)) ||
+            (dc && !fl_utf8_valid(content.data + c0, dc)))
             __builtin_trap();
     }
     fl_strbuf_free(&reasoning);
