@@ -2,7 +2,8 @@
  * (GPU only), for tools/model_parity.py to compare with HF transformers.
  *
  * usage: dump_logits [--chunk N] [--decode N] [--block-size B] [--positions FILE]
- *                    [--attention-backend NAME] MODEL_DIR IDS_FILE OUT_FILE
+ *                    [--attention-backend NAME] [--kv-cache-dtype bf16|fp8]
+ *                    MODEL_DIR IDS_FILE OUT_FILE
  *
  * IDS_FILE holds the prompt as raw int32. All but its last --decode positions
  * run as chunked prefill over the paged cache, --chunk tokens a step, each
@@ -29,12 +30,13 @@
 
 static const char usage[] =
     "usage: dump_logits [--chunk N] [--decode N] [--block-size B] [--positions FILE]\n"
-    "                   [--attention-backend NAME] MODEL_DIR IDS_FILE OUT_FILE\n"
+    "                   [--attention-backend NAME] [--kv-cache-dtype bf16|fp8] MODEL_DIR IDS_FILE OUT_FILE\n"
     "  --chunk N         prefill chunk size in tokens (default 256)\n"
     "  --decode N        run the last N positions as one-token decode steps (default 0)\n"
     "  --block-size B    KV cache block size (default 128)\n"
     "  --positions FILE  raw int32 positions, ascending, whose logits to write (default: all)\n"
-    "  --attention-backend NAME  the CUDA attention backend (default auto)\n";
+    "  --attention-backend NAME  the CUDA attention backend (default auto)\n"
+    "  --kv-cache-dtype T  the KV cache: bf16 (default) or fp8 (float8 e4m3, scales 1.0)\n";
 
 /* Longest prompt (and position list): the longest context a config may declare. */
 #define MAX_ENTRIES (1 << 24)
@@ -43,6 +45,7 @@ typedef struct args {
     int chunk, decode, block_size;
     const char *positions, *model, *ids, *out;
     const char *backend; /* the CUDA attention backend, or auto */
+    fl_dtype kv_dtype;   /* the KV cache's */
 } args;
 
 /* text as an int in [lo, hi]: 0, or -1 with a message naming the flag. */
@@ -67,9 +70,10 @@ static int parse_args(args *a, int argc, char **argv)
         { "block-size", required_argument, NULL, 'b' },
         { "positions", required_argument, NULL, 'p' },
         { "attention-backend", required_argument, NULL, 'a' },
+        { "kv-cache-dtype", required_argument, NULL, 'k' },
         { 0 },
     };
-    *a = (args){ .chunk = 256, .block_size = 128 };
+    *a = (args){ .chunk = 256, .block_size = 128, .kv_dtype = FL_BF16 };
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;
@@ -83,6 +87,12 @@ static int parse_args(args *a, int argc, char **argv)
             a->positions = optarg;
         else if (opt == 'a')
             a->backend = optarg;
+        else if (opt == 'k' && (strcmp(optarg, "bf16") == 0 || strcmp(optarg, "fp8") == 0))
+            a->kv_dtype = optarg[0] == 'f' ? FL_F8_E4M3 : FL_BF16;
+        else if (opt == 'k') {
+            fprintf(stderr, "dump_logits: --kv-cache-dtype is bf16 or fp8, not '%s'\n", optarg);
+            bad = -1;
+        }
         else
             bad = -1; /* getopt_long has named the option */
         if (bad)
@@ -235,13 +245,13 @@ static int dump(const args *a, const int32_t *ids, int len, const int32_t *liste
     int cc;
     const fl_attn_backend *attn = NULL;
     if (fl_cuda_device_cc(&cc, &err) == 0) {
-        const fl_attn_needs needs = fl_attn_needs_of(&m.cfg, FL_DEVICE_CUDA, cc, bs, FL_BF16);
+        const fl_attn_needs needs = fl_attn_needs_of(&m.cfg, FL_DEVICE_CUDA, cc, bs, a->kv_dtype);
         attn = fl_attn_backend_select(a->backend, &needs, &err);
     }
     const fl_runner_opts o = {
         .attn = attn, .max_tokens = prefill == 0 ? 1 : prefill < a->chunk ? prefill : a->chunk, .max_context = num_blocks * bs,
         .max_seqs = max_rows > 0 ? max_rows : 1, .block_size = bs, .num_blocks = num_blocks * groups.num_groups,
-        .gpu_memory_utilization = 0.9f,
+        .gpu_memory_utilization = 0.9f, .kv_dtype = a->kv_dtype,
     };
     fl_model_runner r;
     FILE *out;

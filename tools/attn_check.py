@@ -22,16 +22,24 @@ windowed layer takes). The window is HF transformers' sliding_window: the
 query at position p sees keys p - W + 1 .. p (masking_utils'
 sliding_window_overlay, kv_idx > q_idx - W, which GptOss's mask uses); a
 sink is a per-head logit in the scaled-score units that joins the softmax
-denominator (GptOss's eager attention). Speed: the DEVICE.md shapes, each
+denominator (GptOss's eager attention). Every check runs with a bf16 cache
+and with a float8 e4m3 one (--kv), whose K and V are N(0, 1) values stored
+over scales of 0.045 and 0.06, the reference reading the values the cache
+holds (the bytes times the scales): the kernels compute on exactly those
+values (widened to float16, attn_paged.h), so the fp8 cache's limit is the
+bf16 one's; what quantizing costs a model is the parity harness's fp8 KL
+(tools/model_parity.py --kv-cache-dtype fp8). Speed: the DEVICE.md shapes, each
 backend timed with triton's do_bench (median) beside torch SDPA with the
 cuDNN and FlashAttention-2 backends on dense tensors and a device-to-device
 copy, all in the same run; decode also after an L2 flush that leaves no
 dirty lines (bench_clean_l2_ms), for ours and cuDNN; gpt-oss's windowed
 layers (W128 with sinks) beside the full-context decode and prefill of
-the same shape. Prints one table; exits 1 if any check fails, 2 if a named
+the same shape; each shape again with an fp8 cache, as a speed ratio to the
+bf16 cache's. Prints one table; exits 1 if any check fails, 2 if a named
 backend cannot run on this GPU.
 
-usage: tools/attn_check.py [--lib build/libflashlm_attn.so] [--backend hopper|paged|all] [--quick] [--no-bench]
+usage: tools/attn_check.py [--lib build/libflashlm_attn.so] [--backend hopper|paged|all] [--kv bf16|fp8|all]
+                          [--quick] [--no-bench]
 """
 import argparse
 import ctypes
@@ -67,11 +75,32 @@ class Plan(ctypes.Structure):
 
 
 class Args(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_void_p) for n in
-                ("q", "k_cache", "v_cache", "out", "query_start", "seq_lens", "block_tables", "work",
-                 "scratch", "split_counters")] + [("max_blocks_per_seq", ctypes.c_int), ("num_blocks", ctypes.c_int),
-                                                  ("scale", ctypes.c_float), ("window", ctypes.c_int),
-                                                  ("sinks", ctypes.c_void_p)]
+    _fields_ = ([(n, ctypes.c_void_p) for n in ("q", "k_cache", "v_cache")] +
+                [("kv_type", ctypes.c_int), ("k_scale", ctypes.c_float), ("v_scale", ctypes.c_float)] +
+                [(n, ctypes.c_void_p) for n in
+                 ("out", "query_start", "seq_lens", "block_tables", "work", "scratch", "split_counters")] +
+                [("max_blocks_per_seq", ctypes.c_int), ("num_blocks", ctypes.c_int), ("scale", ctypes.c_float),
+                 ("window", ctypes.c_int), ("sinks", ctypes.c_void_p)])
+
+
+# attn_paged.h's fl_attn_kv_type
+KV_TYPES = {"bf16": 0, "fp8": 1}
+
+
+class Cache:
+    """A paged K/V cache as the kernels read it (bf16, or float8 e4m3 bytes
+    with a scale each) and as the reference reads it (the values it holds,
+    dequantized, in float32)."""
+
+    def __init__(self, k, v, kv="bf16", k_scale=1.0, v_scale=1.0):
+        self.kv, self.k_scale, self.v_scale = kv, k_scale, v_scale
+        if kv == "fp8":
+            k8 = (k.float() / k_scale).to(torch.float8_e4m3fn)
+            v8 = (v.float() / v_scale).to(torch.float8_e4m3fn)
+            self.k_dev, self.v_dev = k8.view(torch.uint8), v8.view(torch.uint8)
+            self.k, self.v = k8.float() * k_scale, v8.float() * v_scale
+        else:
+            self.k_dev, self.v_dev, self.k, self.v = k, v, k, v
 
 
 class PagedAttention:
@@ -79,7 +108,7 @@ class PagedAttention:
     none, and sinks, a float32 tensor of hq logits or None): planned once,
     run many times."""
 
-    def __init__(self, lib, backend, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len=0,
+    def __init__(self, lib, backend, hq, hkv, d, bs, q_lens, seq_lens, cache, tables, max_seq_len=0,
                  window=0, sinks=None):
         self.lib = lib
         self.kernels = BACKENDS[backend]
@@ -97,7 +126,7 @@ class PagedAttention:
         self.window, self.sinks = window, sinks
         # the decode CTAs per sequence and KV head this layer runs with
         self.splits = lib.fl_attn_plan_splits(ctypes.byref(self.plan), ctypes.byref(self.shape), window)
-        dev = k_cache.device
+        dev = cache.k_dev.device
         self.work = torch.tensor(list(self.work_host[:max(self.plan.work_len, 1)]), dtype=torch.int32, device=dev)
         self.query_start = torch.tensor(qs, dtype=torch.int32, device=dev)
         self.seq_lens = torch.tensor(seq_lens, dtype=torch.int32, device=dev)
@@ -105,14 +134,15 @@ class PagedAttention:
         floats = lib.fl_attn_plan_scratch_floats(ctypes.byref(self.plan), ctypes.byref(self.shape))
         self.scratch = torch.empty(max(floats, 1), dtype=torch.float32, device=dev)
         self.counters = torch.zeros(max(n * hkv, 1), dtype=torch.int32, device=dev)
-        self.k_cache, self.v_cache = k_cache, v_cache
+        self.cache = cache
         self.num_tokens = qs[-1]
 
     def __call__(self, q, out):
-        a = Args(q.data_ptr(), self.k_cache.data_ptr(), self.v_cache.data_ptr(), out.data_ptr(),
-                 self.query_start.data_ptr(), self.seq_lens.data_ptr(), self.tables.data_ptr(),
+        c = self.cache
+        a = Args(q.data_ptr(), c.k_dev.data_ptr(), c.v_dev.data_ptr(), KV_TYPES[c.kv], c.k_scale, c.v_scale,
+                 out.data_ptr(), self.query_start.data_ptr(), self.seq_lens.data_ptr(), self.tables.data_ptr(),
                  self.work.data_ptr(), self.scratch.data_ptr(), self.counters.data_ptr(), self.tables.shape[1],
-                 self.k_cache.shape[0], 1.0 / math.sqrt(q.shape[-1]), self.window,
+                 c.k_dev.shape[0], 1.0 / math.sqrt(q.shape[-1]), self.window,
                  self.sinks.data_ptr() if self.sinks is not None else None)
         rc = self.lib.fl_attn_paged_run(ctypes.byref(self.shape), self.kernels, ctypes.byref(self.plan),
                                         ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
@@ -155,9 +185,14 @@ def on_device(gen, dev):
     return g
 
 
-def make_cache(seq_lens, hkv, d, bs, gen, dev):
-    """A paged cache holding each sequence's context at shuffled blocks
-    (drawn from gen, or unseeded if None)."""
+# an fp8 cache's scales in the checks: values of N(0, 1) stored as up to ~110
+# (e4m3's largest is 448), so every scale and the subnormals are exercised
+FP8_SCALES = (0.045, 0.06)
+
+
+def make_cache(seq_lens, hkv, d, bs, gen, dev, kv="bf16"):
+    """A paged cache (Cache) holding each sequence's context at shuffled
+    blocks (drawn from gen, or unseeded if None), of bf16 or fp8."""
     blocks = [(s + bs - 1) // bs for s in seq_lens]
     total = sum(blocks) + 3
     perm = torch.randperm(total, generator=gen or torch.Generator().manual_seed(1)).tolist()
@@ -170,13 +205,14 @@ def make_cache(seq_lens, hkv, d, bs, gen, dev):
     g = on_device(gen, dev)
     k = torch.randn(total, bs, hkv, d, device=dev, dtype=torch.bfloat16, generator=g)
     v = torch.randn(total, bs, hkv, d, device=dev, dtype=torch.bfloat16, generator=g)
-    return k, v, tables.to(dev)
+    return Cache(k, v, kv, *(FP8_SCALES if kv == "fp8" else (1.0, 1.0))), tables.to(dev)
 
 
 def reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs, window=0, sinks=None):
     """float64 causal attention of each sequence's rows over its own
-    context: over keys p - window + 1 .. p for a window, with each head's
-    sink logit in the denominator for sinks."""
+    context (the values the caches hold: an fp8 cache dequantized): over
+    keys p - window + 1 .. p for a window, with each head's sink logit in
+    the denominator for sinks."""
     outs = []
     at = 0
     g = hq // hkv
@@ -203,19 +239,20 @@ def reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs, window
     return outs
 
 
-def check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen, max_seq_len=0, window=0, sinks=False):
+def check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen, max_seq_len=0, window=0, sinks=False,
+               kv="bf16"):
     """One step against the reference: (passed, worst relative error, the attention)."""
     dev = torch.device("cuda")
-    k_cache, v_cache, tables = make_cache(seq_lens, hkv, d, bs, gen, dev)
+    cache, tables = make_cache(seq_lens, hkv, d, bs, gen, dev, kv)
     # sinks from negligible to dominant: e^10 outweighs the ~1.6 n of n keys' e^s up to n ~ 10^4
     sink_logits = (torch.rand(hq, generator=gen) * 12 - 2).to(dev) if sinks else None
-    attn = PagedAttention(lib, backend, hq, hkv, d, bs, q_lens, seq_lens, k_cache, v_cache, tables, max_seq_len,
+    attn = PagedAttention(lib, backend, hq, hkv, d, bs, q_lens, seq_lens, cache, tables, max_seq_len,
                           window, sink_logits)
     q = torch.randn(attn.num_tokens, hq, d, device=dev, dtype=torch.bfloat16, generator=on_device(gen, dev))
     out = torch.full_like(q, float("nan"))
     attn(q, out)
     torch.cuda.synchronize()
-    refs = reference(q, k_cache, v_cache, tables, q_lens, seq_lens, hq, hkv, bs, window, sink_logits)
+    refs = reference(q, cache.k, cache.v, tables, q_lens, seq_lens, hq, hkv, bs, window, sink_logits)
     worst = 0.0
     finite = bool(torch.isfinite(out).all())
     at = 0
@@ -226,7 +263,7 @@ def check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen, max_seq_len=
     return finite and worst < 1e-2, worst, attn
 
 
-def correctness(lib, backend, quick):
+def correctness(lib, backend, quick, kv):
     gen = torch.Generator().manual_seed(torch.seed() % (1 << 62))
     rows = []
     ok_all = True
@@ -241,20 +278,20 @@ def correctness(lib, backend, quick):
                         (17, 300), (1, 3000 + int(torch.randint(0, 500, (1,), generator=gen)))]
                 q_lens = [a for a, _ in lens]
                 seq_lens = [b for _, b in lens]
-                ok, err, attn = check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen)
+                ok, err, attn = check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen, kv=kv)
                 # the same decode tokens forced to many splits (a graph planned for long contexts)
                 ok2, err2, attn2 = check_case(lib, backend, d, bs, hq, hkv, [1, 1, 1], [5, 900, 2500], gen,
-                                              max_seq_len=32768)
+                                              max_seq_len=32768, kv=kv)
                 ok_all &= ok and ok2
                 rows.append((d, bs, f"{hq}/{hkv}", attn.plan.num_prefill, attn.plan.num_decode, attn.splits, err,
                              attn2.splits, err2, "ok" if ok and ok2 else "FAIL"))
-    print(f"correctness of {backend}, {len(rows)} configurations: relative error vs float64 torch "
+    print(f"correctness of {backend}, {kv} cache, {len(rows)} configurations: relative error vs float64 torch "
           f"(limit 1e-2, NaN fails)")
     print(f"{'D':>4} {'bs':>4} {'Hq/Hkv':>7} {'pre':>4} {'dec':>4} {'spl':>4} {'rel.err':>9} "
           f"{'spl2':>5} {'rel.err2':>9}  result")
     for r in rows:
         print(f"{r[0]:>4} {r[1]:>4} {r[2]:>7} {r[3]:>4} {r[4]:>4} {r[5]:>4} {r[6]:>9.2e} {r[7]:>5} {r[8]:>9.2e}  {r[9]}")
-    print(f"correctness of {backend}: {'PASS' if ok_all else 'FAIL'}\n")
+    print(f"correctness of {backend}, {kv} cache: {'PASS' if ok_all else 'FAIL'}\n")
     return ok_all
 
 
@@ -266,7 +303,7 @@ WINDOWED = ((0, True, (16, 2)), (1, False, (8, 8)), (37, False, (8, 8)), (37, Tr
             (128, False, (8, 8)), (128, True, (64, 8)), (1000, False, (16, 1)), (1000, True, (16, 2)))
 
 
-def correctness_windowed(lib, backend, quick):
+def correctness_windowed(lib, backend, quick, kv):
     """Sliding windows and sinks: every head dim and block size times
     WINDOWED (or its gpt-oss entry and one other with --quick)."""
     gen = torch.Generator().manual_seed(torch.seed() % (1 << 62))
@@ -284,23 +321,23 @@ def correctness_windowed(lib, backend, quick):
                 q_lens = [a for a, _ in lens]
                 seq_lens = [b for _, b in lens]
                 ok, err, attn = check_case(lib, backend, d, bs, hq, hkv, q_lens, seq_lens, gen, window=window,
-                                           sinks=sinks)
+                                           sinks=sinks, kv=kv)
                 # decode tokens planned for 32k contexts: the splits share the window's tiles, the sinks
                 # join the merge once
                 ok2, err2, attn2 = check_case(lib, backend, d, bs, hq, hkv, [1, 1, 1], [5, 900, 2500], gen,
-                                              max_seq_len=32768, window=window, sinks=sinks)
+                                              max_seq_len=32768, window=window, sinks=sinks, kv=kv)
                 ok_all &= ok and ok2
                 rows.append((d, bs, window, "yes" if sinks else "no", f"{hq}/{hkv}", attn.plan.num_prefill,
                              attn.plan.num_decode, attn.splits, err, attn2.splits, err2,
                              "ok" if ok and ok2 else "FAIL"))
-    print(f"sliding windows and sinks of {backend}, {len(rows)} configurations: relative error vs float64 torch "
+    print(f"sliding windows and sinks of {backend}, {kv} cache, {len(rows)} configurations: relative error vs float64 torch "
           f"(limit 1e-2, NaN fails); spl: the decode splits of the window's layer")
     print(f"{'D':>4} {'bs':>4} {'W':>5} {'sinks':>5} {'Hq/Hkv':>7} {'pre':>4} {'dec':>4} {'spl':>4} {'rel.err':>9} "
           f"{'spl2':>5} {'rel.err2':>9}  result")
     for r in rows:
         print(f"{r[0]:>4} {r[1]:>4} {r[2]:>5} {r[3]:>5} {r[4]:>7} {r[5]:>4} {r[6]:>4} {r[7]:>4} {r[8]:>9.2e} "
               f"{r[9]:>5} {r[10]:>9.2e}  {r[11]}")
-    print(f"sliding windows and sinks of {backend}: {'PASS' if ok_all else 'FAIL'}\n")
+    print(f"sliding windows and sinks of {backend}, {kv} cache: {'PASS' if ok_all else 'FAIL'}\n")
     return ok_all
 
 
@@ -374,25 +411,29 @@ def bench(lib, backends):
     for b, ctx, hq, hkv, d in ((256, 1536, 16, 8, 128), (8, 16384, 16, 8, 128), (1, 32768, 16, 8, 128),
                                (64, 4096, 64, 8, 64)):
         bs = 128
-        k_cache, v_cache, tables = make_cache([ctx] * b, hkv, d, bs, gen, dev)
+        cache, tables = make_cache([ctx] * b, hkv, d, bs, gen, dev)
+        cache8, _ = make_cache([ctx] * b, hkv, d, bs, gen, dev, "fp8")
         q = torch.randn(b, hq, d, device=dev, dtype=torch.bfloat16)
         out = torch.empty_like(q)
         kv_bytes = 2 * b * ctx * hkv * d * 2
-        ours, clean, windowed = [], [], []
+        ours, clean, windowed, fp8 = [], [], [], []
         gpt_oss = (hq, hkv, d) == GPT_OSS_HEADS
         sinks = torch.rand(hq, device=dev) * 4 if gpt_oss else None
         for backend in backends:
-            attn = PagedAttention(lib, backend, hq, hkv, d, bs, [1] * b, [ctx] * b, k_cache, v_cache, tables)
+            attn = PagedAttention(lib, backend, hq, hkv, d, bs, [1] * b, [ctx] * b, cache, tables)
             full_ms = bench_ms(lambda: attn(q, out))
             tbs = kv_bytes / full_ms / 1e9
             ours.append((f"{tbs:.2f} TB/s", f"{100 * tbs / copy_tbs:.0f}% of copy"))
+            attn8 = PagedAttention(lib, backend, hq, hkv, d, bs, [1] * b, [ctx] * b, cache8, tables)
+            ms8 = bench_ms(lambda: attn8(q, out))
+            fp8.append((f"{kv_bytes / 2 / ms8 / 1e9:.2f} TB/s", f"{full_ms / ms8:.2f}x bf16's speed"))
             clean.append(f"{backend} {100 * kv_bytes / bench_clean_l2_ms(lambda: attn(q, out)) / 1e9 / copy_tbs:.0f}%")
             if gpt_oss:  # its windowed layers: the same step, the tiles of the last 128 keys only
-                win = PagedAttention(lib, backend, hq, hkv, d, bs, [1] * b, [ctx] * b, k_cache, v_cache, tables,
+                win = PagedAttention(lib, backend, hq, hkv, d, bs, [1] * b, [ctx] * b, cache, tables,
                                      window=GPT_OSS_WINDOW, sinks=sinks)
                 ms = bench_ms(lambda: win(q, out))
                 windowed.append((f"{1000 * ms:.1f} us", f"{100 * ms / full_ms:.1f}% of L{ctx}"))
-        del k_cache, v_cache
+        del cache, cache8
         qd = q.view(b, 1, hq, d).transpose(1, 2)
         kd = torch.randn(b, hkv, ctx, d, device=dev, dtype=torch.bfloat16)
         vd = torch.randn(b, hkv, ctx, d, device=dev, dtype=torch.bfloat16)
@@ -409,6 +450,7 @@ def bench(lib, backends):
         del kd, vd
         results.append((f"decode B{b} L{ctx} Hq{hq}/Hkv{hkv} D{d} bs{bs} splits {attn.plan.num_splits}", ours,
                         ", ".join(peers)))
+        results.append(("  same, fp8 cache (TB/s of fp8 bytes)", fp8, ""))
         if gpt_oss:
             window_us = 2 * b * GPT_OSS_WINDOW * hkv * d * 2 / copy_tbs / 1e6
             results.append((f"  same, W{GPT_OSS_WINDOW} + sinks (gpt-oss) splits {win.splits}", windowed,
@@ -416,19 +458,23 @@ def bench(lib, backends):
     # prefill, causal: (batch, seq, hq, hkv, d)
     for b, s, hq, hkv, d in ((4, 8192, 16, 8, 128), (32, 1024, 16, 8, 128), (4, 8192, 64, 8, 64)):
         bs = 128
-        k_cache, v_cache, tables = make_cache([s] * b, hkv, d, bs, gen, dev)
+        cache, tables = make_cache([s] * b, hkv, d, bs, gen, dev)
+        cache8, _ = make_cache([s] * b, hkv, d, bs, gen, dev, "fp8")
         q = torch.randn(b * s, hq, d, device=dev, dtype=torch.bfloat16)
         out = torch.empty_like(q)
         flops = 4 * b * hq * s * s * d / 2
-        tflops, windowed = [], []
+        tflops, windowed, fp8 = [], [], []
         gpt_oss = (hq, hkv, d) == GPT_OSS_HEADS
         sinks = torch.rand(hq, device=dev) * 4 if gpt_oss else None
         for backend in backends:
-            attn = PagedAttention(lib, backend, hq, hkv, d, bs, [s] * b, [s] * b, k_cache, v_cache, tables)
+            attn = PagedAttention(lib, backend, hq, hkv, d, bs, [s] * b, [s] * b, cache, tables)
             full_ms = bench_ms(lambda: attn(q, out))
             tflops.append(flops / full_ms / 1e9)
+            attn8 = PagedAttention(lib, backend, hq, hkv, d, bs, [s] * b, [s] * b, cache8, tables)
+            ms8 = bench_ms(lambda: attn8(q, out))
+            fp8.append((f"{flops / ms8 / 1e9:.0f} TFLOP/s", f"{full_ms / ms8:.2f}x bf16's speed"))
             if gpt_oss:
-                win = PagedAttention(lib, backend, hq, hkv, d, bs, [s] * b, [s] * b, k_cache, v_cache, tables,
+                win = PagedAttention(lib, backend, hq, hkv, d, bs, [s] * b, [s] * b, cache, tables,
                                      window=GPT_OSS_WINDOW, sinks=sinks)
                 ms = bench_ms(lambda: win(q, out))
                 windowed.append((f"{1000 * ms:.0f} us", f"{100 * ms / full_ms:.1f}% of causal"))
@@ -444,10 +490,11 @@ def bench(lib, backends):
                 peers.append(f"{name} {tf:.0f}")
             except RuntimeError as e:
                 peers.append(f"{name} n/a ({str(e).splitlines()[0][:40]})")
-        del k_cache, v_cache, kd, vd
+        del cache, cache8, kd, vd
         results.append((f"prefill causal B{b} S{s} Hq{hq}/Hkv{hkv} D{d} bs{bs}",
                         [(f"{tf:.0f} TFLOP/s", f"{100 * tf / cudnn:.0f}% of cuDNN" if cudnn else "") for tf in tflops],
                         ", ".join(peers)))
+        results.append(("  same, fp8 cache", fp8, ""))
         if gpt_oss:
             # each query sees at most 128 keys instead of up to 8192
             results.append((f"  same, W{GPT_OSS_WINDOW} + sinks (gpt-oss)", windowed, ""))
@@ -465,6 +512,8 @@ def main():
                     help="the backend to check and time; all: each this GPU runs")
     ap.add_argument("--quick", action="store_true", help="fewer GQA ratios and windows")
     ap.add_argument("--no-bench", action="store_true")
+    ap.add_argument("--kv", choices=list(KV_TYPES) + ["all"], default="all",
+                    help="the KV cache types of the correctness checks (default: both)")
     args = ap.parse_args()
     lib = load_lib(args.lib)
     backends = []
@@ -479,8 +528,9 @@ def main():
             backends.append(name)
     ok = True
     for name in backends:
-        ok &= correctness(lib, name, args.quick)
-        ok &= correctness_windowed(lib, name, args.quick)
+        for kv in KV_TYPES if args.kv == "all" else [args.kv]:
+            ok &= correctness(lib, name, args.quick, kv)
+            ok &= correctness_windowed(lib, name, args.quick, kv)
     if not args.no_bench:
         bench(lib, backends)
     print(f"\nattn_check ({', '.join(backends)}):", "PASS" if ok else "FAIL")

@@ -13,14 +13,17 @@
 #     instead):
 #     the CLI on the GPU (tests/gpu_cli_test.sh), the attention check of
 #     both CUDA backends, hopper and the portable paged (tools/attn_check.py:
-#     each one's 120 configurations and 192 with sliding windows and sinks,
+#     each one's 120 configurations and 192 with sliding windows and sinks, each
+#     with a bf16 and an fp8 KV cache,
 #     then both timed side by side), the GPU
 #     sampler, routed-experts and model tests (tiny fixtures vs HF goldens), model parity at full width
 #     (tools/model_parity.py over tools/parity_shapes: the dense shapes at 2k
 #     and 32k tokens, block sizes 16 and 128, the last 64 positions through
 #     the decode graph, about 2 minutes on an H200; gpt-oss-20b's 4 layers,
-#     bf16 and MXFP4 checkpoints, at 2k and 16k, step model_parity_gptoss),
-#     and, unless `quick`, the seed's two serving workloads through
+#     bf16 and MXFP4 checkpoints, at 2k and 16k, step model_parity_gptoss;
+#     the fp8 KV cache against the bf16 one, step model_parity_fp8),
+#     and, unless `quick`, the seed's two serving workloads (the first also with
+#     --kv-cache-dtype fp8) through
 #     `flashlm serve` + `flashlm bench serve`, on Qwen3-0.6B (seed_*) and on
 #     gpt-oss-20b (gptoss_*), both with dummy weights.
 #     Logs go to $OUT (or gpu-logs/); a table of results is printed last.
@@ -63,10 +66,11 @@ step() { # step NAME TIMEOUT CMD... : runs, logs, records the outcome
                   "$logs/$name.log" | tr '\n' ' ' | cut -c1-150)")")
 }
 
-serve_bench() { # serve_bench NAME MODEL TOKENIZER INPUT OUTPUT: MODEL a built-in config, dummy weights
+serve_bench() { # serve_bench NAME MODEL TOKENIZER INPUT OUTPUT [SERVE FLAGS...]: MODEL a built-in config,
+                # dummy weights
   local port=8100
   # the seed's command line: defaults (vLLM's batch sizes for the GPU) and --block-size 128
-  "$flashlm" serve "$2" --load-format dummy --tokenizer "$3" --block-size 128 \
+  "$flashlm" serve "$2" --load-format dummy --tokenizer "$3" --block-size 128 "${@:6}" \
       --port $port --host 127.0.0.1 >/tmp/$1-server.log 2>&1 &
   local server=$!
   # up to 5 minutes to start (gpt-oss-20b fills and uploads 42 GB), unless the server exits first
@@ -91,7 +95,7 @@ export -f serve_bench
 export logs flashlm
 gpu=$(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader)
 step gpu_cli 120 tests/gpu_cli_test.sh build/flashlm
-step attn_check 480 python3 tools/attn_check.py --lib build/libflashlm_attn.so --backend all
+step attn_check 590 python3 tools/attn_check.py --lib build/libflashlm_attn.so --backend all
 step sampling 120 build/tests/test_cuda_sampling
 step moe 120 build/tests/test_cuda_moe
 step forward 300 build/tests/test_cuda_forward
@@ -101,6 +105,10 @@ step model_parity 420 python3 tools/model_parity.py $dense --bin build/tests/dum
 # the portable backend through the same harness (auto takes hopper here)
 step model_parity_paged 300 python3 tools/model_parity.py $dense --bin build/tests/dump_logits \
   --tokens 2048 --block-size 16 --chunk 2048 --decode 64 --attention-backend paged
+# the fp8 KV cache against the bf16 one, per bucket, at 2k and 32k (head dims 128 and 64)
+step model_parity_fp8 420 python3 tools/model_parity.py tools/parity_shapes/qwen3-0.6b.json \
+  tools/parity_shapes/llama-3.2-1b.json --bin build/tests/dump_logits --tokens 2048 32768 --block-size 128 \
+  --chunk 2048 --decode 64 --kv-cache-dtype bf16 fp8
 # gpt-oss at full width, 4 layers (window, full, window, full): both checkpoints of the same numbers
 step model_parity_gptoss 570 python3 tools/model_parity.py tools/parity_shapes/gpt-oss-20b.json \
   --bin build/tests/dump_logits --tokens 2048 16384 --block-size 16 128 --chunk 2048 --decode 64 \
@@ -108,6 +116,7 @@ step model_parity_gptoss 570 python3 tools/model_parity.py tools/parity_shapes/g
 if [ "${2:-}" != quick ]; then
   step seed_1000x1000 300 serve_bench seed_1000x1000 Qwen/Qwen3-0.6B "$tok" 1000 1000
   step seed_8000x1 300 serve_bench seed_8000x1 Qwen/Qwen3-0.6B "$tok" 8000 1
+  step seed_1000x1000_fp8 300 serve_bench seed_1000x1000_fp8 Qwen/Qwen3-0.6B "$tok" 1000 1000 --kv-cache-dtype fp8
   step gptoss_1000x1000 570 serve_bench gptoss_1000x1000 openai/gpt-oss-20b "$tok_gptoss" 1000 1000
   step gptoss_8000x1 570 serve_bench gptoss_8000x1 openai/gpt-oss-20b "$tok_gptoss" 8000 1
 fi

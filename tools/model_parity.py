@@ -45,6 +45,7 @@ digests agree computed the same numbers), and PASS or FAIL; exits 1 on FAIL.
 
 usage: tools/model_parity.py SHAPE.json... [--bin build/tests/dump_logits]
            [--tokens T...] [--block-size B...] [--chunk 2048] [--decode 64]
+           [--kv-cache-dtype bf16 fp8]
            [--per-bucket 128] [--seed 0] [--checkpoints bf16 [mxfp4]]
 Every T runs at every B (defaults: --tokens 2048, --block-size 16 128).
 tools/gpu_check.sh runs the dense shapes at 2048 and 32768 tokens (step
@@ -156,14 +157,16 @@ def buckets(tokens, decode, per_bucket):
     return out
 
 
-def run_flashlm(args, model_dir, work, ids, positions, block_size, vocab):
-    """dump_logits' logits at positions (CPU float32) and the sha256 of its output."""
+def run_flashlm(args, model_dir, work, ids, positions, block_size, vocab, kv):
+    """dump_logits' logits at positions (CPU float32) with a kv ("bf16" or "fp8") cache, and the sha256 of
+    its output."""
     ids_path, pos_path, out_path = (os.path.join(work, n) for n in ("ids.bin", "positions.bin", "logits.bin"))
     ids.astype(np.int32).tofile(ids_path)
     positions.astype(np.int32).tofile(pos_path)
     subprocess.run([args.bin, "--chunk", str(args.chunk), "--decode", str(args.decode),
                     "--block-size", str(block_size), "--positions", pos_path,
-                    "--attention-backend", args.attention_backend, model_dir, ids_path, out_path],
+                    "--attention-backend", args.attention_backend, "--kv-cache-dtype", kv, model_dir, ids_path,
+                    out_path],
                    check=True)
     sha = hashlib.sha256()
     with open(out_path, "rb") as f:
@@ -330,7 +333,8 @@ def compare(ref, x):
 def run_shape(args, shape_path):
     """Builds the shape, then runs flashlm and both references on each prompt, per checkpoint.
 
-    Returns [(suffix, tokens, buckets, {block size: (flashlm logits, sha256)}, HF32 logits, HF bf16 logits)]."""
+    Returns [(suffix, tokens, buckets, {(block size, kv cache): (flashlm logits, sha256)}, HF32 logits,
+    HF bf16 logits)]."""
     out = []
     with tempfile.TemporaryDirectory() as work:
         model_cls, vocab, checkpoints = build_checkpoint(shape_path, os.path.join(work, "model"), args.seed,
@@ -343,7 +347,8 @@ def run_shape(args, shape_path):
         pairs = [(ids, positions) for _, _, ids, positions in prompts]
         for suffix, model_dir, load_kwargs in checkpoints:
             # flashlm first, while torch holds no model on the GPU
-            ours = [{bs: run_flashlm(args, model_dir, work, ids, positions, bs, vocab) for bs in args.block_size}
+            ours = [{(bs, kv): run_flashlm(args, model_dir, work, ids, positions, bs, vocab, kv)
+                     for bs in args.block_size for kv in args.kv_cache_dtype}
                     for _, _, ids, positions in prompts]
             ref32 = reference_logits(model_cls, model_dir, torch.float32, pairs, load_kwargs)
             ref16 = reference_logits(model_cls, model_dir, torch.bfloat16, pairs, load_kwargs)
@@ -359,8 +364,9 @@ def run_shape(args, shape_path):
     return out
 
 
-def bucket_rows(where, bk, fl, hf, finite):
-    """[(table row, ratio, label, ok)] of one flashlm run, a bucket each; fl and hf are compare()'s."""
+def bucket_rows(where, bk, fl, hf, finite, ruled=True):
+    """[(table row, ratio, label, ok)] of one flashlm run, a bucket each; fl and hf are compare()'s. A run
+    not ruled (an fp8 cache's) says "fp8" where the others say ok or FAIL."""
     out, start = [], 0
     for label, pos in bk:
         rows = slice(start, start + len(pos))
@@ -371,8 +377,21 @@ def bucket_rows(where, bk, fl, hf, finite):
         out.append((f"| {where} | {label} | {len(pos)} | {kl_fl:.3e} | {kl_hf:.3e} | {ratio:.2f} | "
                     f"{fl[1][rows].max().item():.3g} | {hf[1][rows].max().item():.3g} | "
                     f"{100 * fl[2][rows].double().mean().item():.1f}% | "
-                    f"{100 * hf[2][rows].double().mean().item():.1f}% | {'ok' if ok else 'FAIL'} |",
+                    f"{100 * hf[2][rows].double().mean().item():.1f}% | "
+                    f"{('ok' if ok else 'FAIL') if ruled else 'fp8'} |",
                     ratio, label, ok))
+    return out
+
+
+def fp8_rows(where, bk, cmp, finite):
+    """Table rows of an fp8-cache run against the bf16-cache run (compare(bf16, fp8)), a bucket each."""
+    out, start = [], 0
+    for label, pos in bk:
+        rows = slice(start, start + len(pos))
+        start += len(pos)
+        out.append(f"| {where} | {label} | {len(pos)} | {cmp[0][rows].mean().item():.3e} | "
+                   f"{cmp[1][rows].max().item():.3g} | {100 * cmp[2][rows].double().mean().item():.1f}% | "
+                   f"{'yes' if finite else 'NO'} |")
     return out
 
 
@@ -392,6 +411,9 @@ def main():
     ap.add_argument("--per-bucket", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--attention-backend", default="auto", help="the CUDA attention backend dump_logits runs")
+    ap.add_argument("--kv-cache-dtype", nargs="+", choices=["bf16", "fp8"], default=["bf16"],
+                    help="flashlm's KV caches: the rule holds the bf16 one; an fp8 one is measured against "
+                         "HF float32 and against flashlm's bf16 cache")
     ap.add_argument("--checkpoints", nargs="+", choices=["bf16", "mxfp4"], default=["bf16"],
                     help="which saves of each shape to compare (mxfp4: gpt-oss's experts as MXFP4)")
     args = ap.parse_args()
@@ -400,16 +422,23 @@ def main():
     torch.set_float32_matmul_precision("highest")  # the float32 reference without TF32
     log(f"model parity: torch {torch.__version__}, transformers {transformers.__version__}, "
         f"{torch.cuda.get_device_name()}; chunk {args.chunk}, decode tail {args.decode}, seed {args.seed}")
-    table, digests, failures, worst = [], [], [], (-1.0, "")
+    table, digests, failures, worst, fp8_table = [], [], [], (-1.0, ""), []
     for shape_path in args.shapes:
         shape = os.path.splitext(os.path.basename(shape_path))[0]
         t0 = time.time()
         runs = run_shape(args, shape_path)
         for suffix, tokens, bk, ours, r32, r16 in runs:
             hf = compare(r32, r16)
-            for bs, (logits, digest) in ours.items():
-                where = f"{shape}{suffix} | {tokens} | {bs}"
-                digests.append(f"- {shape}{suffix}, {tokens} tokens, block {bs}: `{digest}`")
+            for (bs, kv), (logits, digest) in ours.items():
+                cache = "" if kv == "bf16" else ", fp8 cache"
+                where = f"{shape}{suffix} | {tokens} | {bs}{cache}"
+                digests.append(f"- {shape}{suffix}, {tokens} tokens, block {bs}{cache}: `{digest}`")
+                if kv == "fp8":  # measured, not ruled: against HF float32 and against the bf16 cache
+                    table += [row for row, _, _, _ in bucket_rows(where, bk, compare(r32, logits), hf, True, False)]
+                    if (bs, "bf16") in ours:
+                        fp8_table += fp8_rows(where, bk, compare(ours[(bs, "bf16")][0], logits),
+                                              bool(torch.isfinite(logits).all()))
+                    continue
                 for row, ratio, label, ok in bucket_rows(where, bk, compare(r32, logits), hf,
                                                          bool(torch.isfinite(logits).all())):
                     table.append(row)
@@ -429,6 +458,12 @@ def main():
     print("\nKL(HF float32 || x) in nats, mean over the bucket's positions; max err: the largest |logit - HF "
           "float32 logit|; top-1: argmax equal to HF float32's. sha256 of flashlm's logits:")
     print("\n".join(digests))
+    if fp8_table:
+        print("\nThe fp8 KV cache against the bf16 one (flashlm both, same prompt and block size): KL(bf16 || fp8) "
+              "in nats, max |logit difference|, top-1 agreement:")
+        print("| shape | tokens | block | positions | n | KL(bf16 cache \\|\\| fp8 cache) | max diff | top-1 | finite |")
+        print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |")
+        print("\n".join(fp8_table))
     print("\n".join(failures))
     print(f"model parity: {len(args.shapes)} shapes, {len(table)} buckets, flashlm KL at most "
           f"{worst[0]:.2f}x HF bf16's ({worst[1]}; limit {KL_RATIO_LIMIT}x): {'FAIL' if failures else 'PASS'}")

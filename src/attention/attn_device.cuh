@@ -56,7 +56,8 @@ struct step_params {
     int max_blocks_per_seq;
     int num_heads, num_kv_heads, group, block_shift;
     int window;         /* sliding window (attn_paged.h); 0: none */
-    float scale_log2;   /* softmax scale * log2(e) */
+    float scale_log2;   /* softmax scale * log2(e), times an fp8 cache's K scale */
+    float v_scale;      /* multiplies every output: an fp8 cache's V scale, 1 for bf16 */
 };
 
 /* The first key the query at position pos attends. */
@@ -276,7 +277,7 @@ __device__ __forceinline__ void store_rows(const step_params &p, const warp_stat
         if (row >= rows)
             continue;
         const float inv =
-            1.f / with_sink(p, row_sum(st, i), kv_head * p.group + row % p.group, st.m[i] * p.scale_log2);
+            p.v_scale / with_sink(p, row_sum(st, i), kv_head * p.group + row % p.group, st.m[i] * p.scale_log2);
         bf16 *dst = p.out + row_offset(p, q0, row, kv_head, D);
         const int mt = i >> 1, r = i & 1;
 #pragma unroll
@@ -286,15 +287,89 @@ __device__ __forceinline__ void store_rows(const step_params &p, const warp_stat
     }
 }
 
-/* P of 16 keys (kk-th pair of 8-wide tiles) as the A fragment of an MMA:
- * the accumulator layout of S is the A layout of m16n8k16 and of wgmma's
- * register operand, two 8-wide tiles side by side. */
+/* P of 16 keys (kk-th pair of 8-wide tiles) as the A fragment of an MMA
+ * (float16 if F16, else bf16): the accumulator layout of S is the A layout
+ * of m16n8k16 and of wgmma's register operand, two 8-wide tiles side by
+ * side. */
+template <bool F16 = false>
 __device__ __forceinline__ void pack_p(uint32_t a[4], const float (&lo)[4], const float (&hi)[4])
 {
-    a[0] = pack_bf16(lo[0], lo[1]);
-    a[1] = pack_bf16(lo[2], lo[3]);
-    a[2] = pack_bf16(hi[0], hi[1]);
-    a[3] = pack_bf16(hi[2], hi[3]);
+    a[0] = F16 ? pack_f16(lo[0], lo[1]) : pack_bf16(lo[0], lo[1]);
+    a[1] = F16 ? pack_f16(lo[2], lo[3]) : pack_bf16(lo[2], lo[3]);
+    a[2] = F16 ? pack_f16(hi[0], hi[1]) : pack_bf16(hi[0], hi[1]);
+    a[3] = F16 ? pack_f16(hi[2], hi[3]) : pack_bf16(hi[2], hi[3]);
+}
+
+/* ---- an fp8 cache (attn_paged.h): tiles of bytes, widened in shared memory ---- */
+
+/* Four e4m3 bytes (low byte first) as four float16s in two pairs (lo:
+ * bytes 0 and 1), exactly: e4m3's 3 mantissa bits and exponents 2^-9 ..
+ * 2^8 all lie in float16. sm_89 and later convert a pair in one
+ * instruction; sm_80 moves the bits (sign to bit 15, exponent and mantissa
+ * 7 places up: the value over 2^8) and multiplies by 2^8, exact,
+ * subnormals included. */
+__device__ __forceinline__ void e4m3x4_to_f16x4(uint32_t four, uint32_t &lo, uint32_t &hi)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    asm("{\n.reg .b16 a, b;\nmov.b32 {a, b}, %2;\ncvt.rn.f16x2.e4m3x2 %0, a;\ncvt.rn.f16x2.e4m3x2 %1, b;\n}"
+        : "=r"(lo), "=r"(hi)
+        : "r"(four));
+#else
+    const __half2 two8 = __floats2half2_rn(256.f, 256.f);
+    uint32_t out[2];
+    for (int k = 0; k < 2; k++) {
+        const uint32_t x = ((four >> (16 * k)) & 0xffu) | (((four >> (16 * k)) & 0xff00u) << 8);
+        const uint32_t bits = ((x << 8) & 0x80008000u) | ((x << 7) & 0x3f803f80u);
+        const __half2 v = __hmul2(*(const __half2 *)&bits, two8);
+        out[k] = *(const uint32_t *)&v;
+    }
+    lo = out[0];
+    hi = out[1];
+#endif
+}
+
+/* Where 16-byte float16 chunk c of row r of a widened tile lies, in bytes:
+ * panels of TILE_ROWS rows (panel_offset) if TILE_ROWS > 0, else rows of
+ * D + 8 elements (the portable prefill's padded rows). */
+template <int D, int TILE_ROWS> __device__ __forceinline__ uint32_t f16_chunk_offset(int r, int c)
+{
+    return TILE_ROWS > 0 ? panel_offset<TILE_ROWS>(r, c) : (uint32_t)(r * (D + 8) + c * 8) * 2;
+}
+
+/* Widens rows [row0, row0 + nrows) of an fp8 tile (rows of D bytes at src)
+ * to float16 at dst (f16_chunk_offset's layout), from `threads` threads
+ * of which this is thread `tid`; rows at and past `valid` (keys past the
+ * context, never copied) become zeros. */
+template <int D, int TILE_ROWS>
+__device__ __forceinline__ void widen_fp8_rows(char *dst, const uint8_t *src, int row0, int nrows, int valid, int tid,
+                                               int threads)
+{
+    constexpr int CH = D / 16; /* 16-byte chunks of a row of bytes */
+    for (int i = tid; i < nrows * CH; i += threads) {
+        const int r = row0 + i / CH, c = i % CH;
+        const uint4 in = r < valid ? *(const uint4 *)(src + r * D + c * 16) : make_uint4(0, 0, 0, 0);
+        uint4 lo, hi;
+        e4m3x4_to_f16x4(in.x, lo.x, lo.y);
+        e4m3x4_to_f16x4(in.y, lo.z, lo.w);
+        e4m3x4_to_f16x4(in.z, hi.x, hi.y);
+        e4m3x4_to_f16x4(in.w, hi.z, hi.w);
+        *(uint4 *)(dst + f16_chunk_offset<D, TILE_ROWS>(r, 2 * c)) = lo;
+        *(uint4 *)(dst + f16_chunk_offset<D, TILE_ROWS>(r, 2 * c + 1)) = hi;
+    }
+}
+
+/* Rewrites rows [0, nrows) of a bf16 Q tile (rows of D + 8 elements) as
+ * float16 in place, from all `threads` threads (the caller syncs before
+ * and after). Queries beyond float16's range saturate at its largest
+ * value rather than overflow. */
+template <int D> __device__ __forceinline__ void q_to_f16(bf16 *q, int nrows, int threads)
+{
+    constexpr int LD = D + 8;
+    for (int i = threadIdx.x; i < nrows * D / 2; i += threads) {
+        uint32_t *pair = (uint32_t *)(q + (i / (D / 2)) * LD + 2 * (i % (D / 2)));
+        const float2 f = __bfloat1622float2(*(const __nv_bfloat162 *)pair);
+        *pair = pack_f16(fminf(fmaxf(f.x, -65504.f), 65504.f), fminf(fmaxf(f.y, -65504.f), 65504.f));
+    }
 }
 
 /* Zeroes rows [first_row, BN) of a swizzled V tile of BN rows in panels

@@ -113,7 +113,50 @@ static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const
     }
 }
 
-/* An S-stage ring of KV tiles [first, end) in k/v smem ([S][BN][LD]):
+/* load_kv for an fp8 cache: the tile's rows as D bytes each (zeros past
+ * kv_len); block < 0: each chunk reads its block id from the table. */
+template <int D, int BN>
+static __device__ __forceinline__ void load_kv_fp8(uint8_t *k_smem, uint8_t *v_smem, const step_params &p,
+                                                   const int32_t *table, int key0, int kv_len, int kv_head, int block)
+{
+    constexpr int CH = D / 16;
+    const int mask = (1 << p.block_shift) - 1;
+    const bool whole = block >= 0 && one_block<BN>(p);
+    const uint8_t *kc = (const uint8_t *)p.k_cache, *vc = (const uint8_t *)p.v_cache;
+    for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
+        const int j = c / CH, part = c % CH, key = key0 + j;
+        const uint32_t dk = smem_addr(k_smem + j * D + part * 16), dv = smem_addr(v_smem + j * D + part * 16);
+        if (key < kv_len) {
+            const size_t blk = whole ? (size_t)block : (size_t)table[key >> p.block_shift];
+            const size_t off = ((blk * (mask + 1) + (key & mask)) * p.num_kv_heads + kv_head) * D + part * 16;
+            cp_async16(dk, kc + off, 16);
+            cp_async16(dv, vc + off, 16);
+        } else {
+            cp_async16(dk, kc, 0);
+            cp_async16(dv, vc, 0);
+        }
+    }
+}
+
+/* A ring slot's size in bf16 elements: a tile of padded bf16 rows, or of
+ * fp8 rows of D bytes. */
+template <int D, int BN, bool FP8> static constexpr __host__ __device__ int ring_slot_elems(void)
+{
+    return FP8 ? BN * D / 2 : BN * (D + 8);
+}
+
+template <int D, int BN, bool FP8>
+static __device__ __forceinline__ void ring_load(bf16 *k_slot, bf16 *v_slot, const step_params &p,
+                                                 const int32_t *table, int key0, int kv_len, int kv_head, int block)
+{
+    if (FP8)
+        load_kv_fp8<D, BN>((uint8_t *)k_slot, (uint8_t *)v_slot, p, table, key0, kv_len, kv_head, block);
+    else
+        load_kv<D, BN>(k_slot, v_slot, p, table, key0, kv_len, kv_head, block);
+}
+
+/* An S-stage ring of KV tiles [first, end) in k/v smem ([S] slots of
+ * ring_slot_elems: padded bf16 rows, or an fp8 cache's bytes):
  * tile t lives in slot (t - first) % S. ring_start issues the first S - 1
  * tiles (one cp.async group each, Q's loads joining the first) and returns
  * the block id of the next tile to issue; ring_next, at the top of each
@@ -126,50 +169,51 @@ static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const
  *   barrier of ring_release. Two stages keep the decode CTA small enough
  *   for 3 (head dim 128) to 5 (64) CTAs per SM, which matters more to a
  *   bandwidth-bound kernel than a third stage did (measured: docs/PERF.md). */
-template <int D, int BN, int S>
+template <int D, int BN, int S, bool FP8>
 static __device__ __forceinline__ int ring_start(bf16 *k_smem, bf16 *v_smem, const step_params &p,
                                                  const int32_t *table, int first, int end, int kv_len, int kv_head)
 {
-    constexpr int LD = D + 8;
+    constexpr int SLOT = ring_slot_elems<D, BN, FP8>();
 #pragma unroll
     for (int i = 0; i < S - 1; i++) {
         const int t = first + i;
         if (t < end)
-            load_kv<D, BN>(k_smem + i * BN * LD, v_smem + i * BN * LD, p, table, t * BN, kv_len, kv_head,
-                           tile_block<BN>(p, table, t * BN, kv_len));
+            ring_load<D, BN, FP8>(k_smem + i * SLOT, v_smem + i * SLOT, p, table, t * BN, kv_len, kv_head,
+                                  tile_block<BN>(p, table, t * BN, kv_len));
         cp_async_commit();
     }
     return first + S - 1 < end ? tile_block<BN>(p, table, (first + S - 1) * BN, kv_len) : 0;
 }
 
-template <int D, int BN, int S>
+template <int D, int BN, int S, bool FP8>
 static __device__ __forceinline__ void ring_issue(bf16 *k_smem, bf16 *v_smem, const step_params &p,
                                                   const int32_t *table, int first, int ahead, int end, int kv_len,
                                                   int kv_head, int &block)
 {
-    constexpr int LD = D + 8;
+    constexpr int SLOT = ring_slot_elems<D, BN, FP8>();
     if (ahead < end) {
         const int slot = (ahead - first) % S;
-        load_kv<D, BN>(k_smem + slot * BN * LD, v_smem + slot * BN * LD, p, table, ahead * BN, kv_len, kv_head, block);
+        ring_load<D, BN, FP8>(k_smem + slot * SLOT, v_smem + slot * SLOT, p, table, ahead * BN, kv_len, kv_head,
+                              block);
         /* the block id one further lands while this tile computes */
         block = ahead + 1 < end ? tile_block<BN>(p, table, (ahead + 1) * BN, kv_len) : 0;
     }
     cp_async_commit();
 }
 
-template <int D, int BN, int S>
+template <int D, int BN, int S, bool FP8>
 static __device__ __forceinline__ int ring_next(bf16 *k_smem, bf16 *v_smem, const step_params &p,
                                                 const int32_t *table, int first, int tile, int end, int kv_len,
                                                 int kv_head, int &block)
 {
     if (S == 2) {
-        ring_issue<D, BN, S>(k_smem, v_smem, p, table, first, tile + 1, end, kv_len, kv_head, block);
+        ring_issue<D, BN, S, FP8>(k_smem, v_smem, p, table, first, tile + 1, end, kv_len, kv_head, block);
         cp_async_wait<1>();
         __syncthreads();
     } else {
         cp_async_wait<S - 2>();
         __syncthreads();
-        ring_issue<D, BN, S>(k_smem, v_smem, p, table, first, tile + S - 1, end, kv_len, kv_head, block);
+        ring_issue<D, BN, S, FP8>(k_smem, v_smem, p, table, first, tile + S - 1, end, kv_len, kv_head, block);
     }
     return (tile - first) % S;
 }
@@ -189,8 +233,9 @@ template <int S> static __device__ __forceinline__ void ring_release(void)
  * first_pos + r / group, and from its window's start on (need_mask and
  * window: softmax_step). Each K and V fragment read
  * from shared memory feeds MT tiles: with MT = 2 the tensor cores, not
- * ldmatrix bandwidth, bound the loop. */
-template <int D, int NK, int MT, bool SUMS_BY_MMA, bool PANELS = false, int TILE_ROWS = 0>
+ * ldmatrix bandwidth, bound the loop. F16: Q, K and V are float16 (an fp8
+ * cache widened), and so is P. */
+template <int D, int NK, int MT, bool SUMS_BY_MMA, bool PANELS = false, int TILE_ROWS = 0, bool F16 = false>
 static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32_t q_base, uint32_t k_base,
                                                    uint32_t v_base, int key0, int first_pos, int wrow, int group,
                                                    bool need_mask, int window, float scale_log2)
@@ -218,8 +263,8 @@ static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32
                                             : (row * LD + ks * 16 + ((lane >> 3) & 1) * 8) * 2));
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                mma_bf16(s[mt][2 * nt], a[mt], b[0], b[1]);
-                mma_bf16(s[mt][2 * nt + 1], a[mt], b[2], b[3]);
+                mma_16816<F16>(s[mt][2 * nt], a[mt], b[0], b[1]);
+                mma_16816<F16>(s[mt][2 * nt + 1], a[mt], b[2], b[3]);
             }
         }
     }
@@ -229,7 +274,7 @@ static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32
         uint32_t a[MT][4];
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
-            pack_p(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
+            pack_p<F16>(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
 #pragma unroll
         for (int dt = 0; dt < D / 16; dt++) {
             uint32_t b[4];
@@ -238,8 +283,8 @@ static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32
                                                   : (row * LD + dt * 16 + (lane >> 4) * 8) * 2));
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                mma_bf16(st.o[mt][2 * dt], a[mt], b[0], b[1]);
-                mma_bf16(st.o[mt][2 * dt + 1], a[mt], b[2], b[3]);
+                mma_16816<F16>(st.o[mt][2 * dt], a[mt], b[0], b[1]);
+                mma_16816<F16>(st.o[mt][2 * dt + 1], a[mt], b[2], b[3]);
             }
         }
         if (SUMS_BY_MMA) {
@@ -247,19 +292,20 @@ static __device__ __forceinline__ void warp_attend(warp_state<D, MT> &st, uint32
             ldmatrix_x2_trans(ones, v_base + ((kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + D) * 2);
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
-                mma_bf16(st.lsum[mt], a[mt], ones[0], ones[1]);
+                mma_16816<F16>(st.lsum[mt], a[mt], ones[0], ones[1]);
         }
     }
 }
 
-/* Fills the padding columns of V's rows (rows of all stages) with bf16
- * ones, once: the copies never write them, and P times them gives the row
+/* Fills the padding columns of V's rows (rows of all stages) with ones
+ * (float16 if F16, else bf16), once: the copies never write them, and P times them gives the row
  * sums (warp_state). Ordered before use by the pipeline's first barrier. */
-template <int D>
+template <int D, bool F16>
 static __device__ __forceinline__ void fill_ones(bf16 *v_smem, int num_rows)
 {
     constexpr int LD = D + 8;
-    const uint4 ones = make_uint4(0x3f803f80u, 0x3f803f80u, 0x3f803f80u, 0x3f803f80u);
+    constexpr uint32_t one = F16 ? 0x3c003c00u : 0x3f803f80u; /* float16's 1.0 pair, or bf16's */
+    const uint4 ones = make_uint4(one, one, one, one);
     for (int j = threadIdx.x; j < num_rows; j += NUM_THREADS)
         *(uint4 *)(v_smem + j * LD + D) = ones;
 }
@@ -274,15 +320,17 @@ static __device__ __forceinline__ void fill_ones(bf16 *v_smem, int num_rows)
  * sm_90, which the mask needs; about 2% of the plain kernel's speed,
  * docs/PERF.md step 11, and Hopper runs the windowed prefill of head
  * dims 64 and 128 on wgmma anyway). */
-template <int D, int BN, int MT, int S, bool WINDOW>
+template <int D, int BN, int MT, int S, bool WINDOW, bool FP8>
 __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
 {
-    constexpr int LD = D + 8, ROWS = NUM_WARPS * 16 * MT;
+    constexpr int LD = D + 8, ROWS = NUM_WARPS * 16 * MT, SLOT = ring_slot_elems<D, BN, FP8>();
     constexpr bool SUMS_BY_MMA = ROW_SUMS_BY_MMA && !WINDOW;
     extern __shared__ uint4 smem_raw[];
     bf16 *q_smem = (bf16 *)smem_raw;
-    bf16 *k_smem = q_smem + ROWS * LD; /* [S][BN][LD] */
-    bf16 *v_smem = k_smem + S * BN * LD;
+    bf16 *k_smem = q_smem + ROWS * LD; /* [S][SLOT] */
+    bf16 *v_smem = k_smem + S * SLOT;
+    /* FP8: the tile in use, widened to float16 in padded rows */
+    bf16 *k16 = v_smem + S * SLOT, *v16 = k16 + BN * LD;
 
     const int seq = p.work[2 * blockIdx.x], row0 = p.work[2 * blockIdx.x + 1];
     const int kv_head = blockIdx.y;
@@ -298,9 +346,14 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
     const int num_tiles = (kv_end + BN - 1) / BN;
 
     if (SUMS_BY_MMA)
-        fill_ones<D>(v_smem, S * BN);
+        fill_ones<D, FP8>(FP8 ? v16 : v_smem, FP8 ? BN : S * BN);
     load_q<D>(q_smem, p, q0, rows, row0, ROWS, kv_head);
-    int block = ring_start<D, BN, S>(k_smem, v_smem, p, table, first, num_tiles, kv_end, kv_head);
+    int block = ring_start<D, BN, S, FP8>(k_smem, v_smem, p, table, first, num_tiles, kv_end, kv_head);
+    if (FP8) { /* Q landed with the first tile: float16, before the loop needs the registers */
+        cp_async_wait<0>();
+        __syncthreads();
+        q_to_f16<D>(q_smem, ROWS, NUM_THREADS);
+    }
 
     const int warp = threadIdx.x >> 5;
     const int wrow = row0 + warp * 16 * MT;
@@ -310,18 +363,36 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
     state_init<D, MT>(st);
     const uint32_t q_base = smem_addr(q_smem + warp * 16 * MT * LD);
     for (int tile = first; tile < num_tiles; tile++) {
-        const int slot = ring_next<D, BN, S>(k_smem, v_smem, p, table, first, tile, num_tiles, kv_end, kv_head, block);
+        const int slot =
+            ring_next<D, BN, S, FP8>(k_smem, v_smem, p, table, first, tile, num_tiles, kv_end, kv_head, block);
         const int key0 = tile * BN;
+        if (FP8) { /* every warp is past the previous tile (ring_next's barrier): widen this one */
+            widen_fp8_rows<D, 0>((char *)k16, (const uint8_t *)(k_smem + slot * SLOT), 0, BN, BN, threadIdx.x,
+                                 NUM_THREADS);
+            widen_fp8_rows<D, 0>((char *)v16, (const uint8_t *)(v_smem + slot * SLOT), 0, BN, BN, threadIdx.x,
+                                 NUM_THREADS);
+            __syncthreads();
+        }
         /* else every key is past this warp's rows, or before their windows */
         if (key0 <= warp_max_limit && (!WINDOW || key0 + BN > window_start(p, warp_min_limit)))
-            warp_attend<D, BN, MT, SUMS_BY_MMA>(
-                st, q_base, smem_addr(k_smem + slot * BN * LD), smem_addr(v_smem + slot * BN * LD), key0, ctx - q_len,
-                wrow, p.group, key0 + BN - 1 > warp_min_limit || (WINDOW && before_window(p, key0, warp_max_limit)),
+            warp_attend<D, BN, MT, SUMS_BY_MMA, false, 0, FP8>(
+                st, q_base, smem_addr(FP8 ? k16 : k_smem + slot * SLOT), smem_addr(FP8 ? v16 : v_smem + slot * SLOT),
+                key0, ctx - q_len, wrow, p.group,
+                key0 + BN - 1 > warp_min_limit || (WINDOW && before_window(p, key0, warp_max_limit)),
                 WINDOW ? p.window : 0, p.scale_log2);
         ring_release<S>();
     }
     row_sums_finish<D, MT, SUMS_BY_MMA>(st);
     store_rows<D, MT>(p, st, q0, rows, wrow, kv_head);
+}
+
+/* Shared memory of prefill_kernel: Q, the ring, and for an fp8 cache the
+ * widened tile. */
+template <int D, int BN, int MT, int S, bool FP8> static constexpr size_t prefill_smem_bytes(void)
+{
+    return (size_t)(NUM_WARPS * 16 * MT * (D + 8) + 2 * S * ring_slot_elems<D, BN, FP8>() +
+                    (FP8 ? 2 * BN * (D + 8) : 0)) *
+           sizeof(bf16);
 }
 
 /* Panels of 64 columns in a decode K/V tile (panel_offset). */
@@ -403,7 +474,7 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, const 
     for (int k = 0; k < PER_THREAD; k++) {
         const int e = threadIdx.x + k * NUM_THREADS;
         if (e < n)
-            out[row_offset(p, 0, e / D, 0, D) + e % D] = __float2bfloat16(acc[k]);
+            out[row_offset(p, 0, e / D, 0, D) + e % D] = __float2bfloat16(acc[k] * p.v_scale);
     }
 }
 
@@ -422,12 +493,17 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, const 
 /* Fills a slot (k_tile, v_tile) with keys [key0, key0 + BN) of the
  * sequence (table) for kv_head; block is tile_block() of the tile (read
  * by the tensor copies only). */
-template <int D, bool TMA>
+template <int D, bool TMA, bool FP8>
 static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, uint64_t *bar, const step_params &p,
                                                    const CUtensorMap *tk, const CUtensorMap *tv,
                                                    const int32_t *table, int key0, int ctx, int kv_head, int block)
 {
     constexpr int BN = FL_ATTN_DECODE_TILE;
+    if (FP8) { /* rows of bytes, each chunk's block id from the table */
+        load_kv_fp8<D, BN>((uint8_t *)k_tile, (uint8_t *)v_tile, p, table, key0, ctx, kv_head, -1);
+        asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+        return;
+    }
     if (TMA) {
 #if ARCH_SM90 /* the sm_80 build of the TMA kernel is empty (decode_kernel) */
         if (threadIdx.x == 0)
@@ -452,20 +528,26 @@ static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, u
 
 /* TMA: K/V tiles by tensor copies (the Hopper set; sm_90), else by
  * cp.async (the portable set). */
-template <int D, bool TMA>
+template <int D, bool TMA, bool FP8>
 __global__ void __launch_bounds__(NUM_THREADS)
     decode_kernel(step_params p, int work_offset, int num_splits, const __grid_constant__ CUtensorMap k_map,
                   const __grid_constant__ CUtensorMap v_map)
 {
+    static_assert(!(TMA && FP8), "fp8 tiles come by cp.async");
     if (TMA && !ARCH_SM90) /* no tensor copies before sm_90: its sm_80 build is empty, never launched */
         return;
     constexpr int BN = FL_ATTN_DECODE_TILE, ROWS = FL_ATTN_DECODE_ROWS, NK = BN / NUM_WARPS;
     constexpr int S = FL_ATTN_DECODE_STAGES, TILE_BYTES = decode_panels<D>() * BN * 128;
+    /* a ring slot's K or V tile: bf16 panels, or an fp8 cache's rows of D bytes */
+    constexpr int SLOT_BYTES = FP8 ? BN * D : TILE_BYTES;
+    static_assert(2 * S * SLOT_BYTES + (FP8 ? 2 * TILE_BYTES : 0) <= 2 * S * TILE_BYTES, "fl_attn_decode_smem");
     extern __shared__ uint4 smem_raw[];
     __shared__ uint64_t full[S];
     /* the tensor copies' 128-byte swizzle repeats every 1 KiB: slots start
      * at 1 KiB boundaries (fl_attn_decode_smem reserves the slack) */
     char *kv_smem = (char *)smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023); /* [S][K, V] */
+    /* FP8: the tile in use, widened to float16 panels, each warp its rows */
+    char *k16 = kv_smem + 2 * S * SLOT_BYTES, *v16 = k16 + TILE_BYTES;
     bf16 *q_smem = (bf16 *)(kv_smem + 2 * S * TILE_BYTES);
 
     const int item = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
@@ -489,19 +571,23 @@ __global__ void __launch_bounds__(NUM_THREADS)
     load_q<D>(q_smem, p, q0, rows, 0, ROWS, kv_head);
     cp_async_commit();
     __syncthreads(); /* the barriers are initialised */
-    auto k_slot = [&](int i) { return (bf16 *)(kv_smem + 2 * i * TILE_BYTES); };
-    auto v_slot = [&](int i) { return (bf16 *)(kv_smem + (2 * i + 1) * TILE_BYTES); };
+    auto k_slot = [&](int i) { return (bf16 *)(kv_smem + 2 * i * SLOT_BYTES); };
+    auto v_slot = [&](int i) { return (bf16 *)(kv_smem + (2 * i + 1) * SLOT_BYTES); };
     /* a tile's block id, read only by the thread that fills slots with it */
     auto fill_block = [&](int t) {
         return TMA && threadIdx.x == 0 && t < tile1 ? tile_block<BN>(p, table, t * BN, ctx) : 0;
     };
     for (int i = 0; i < S && tile0 + i < tile1; i++)
-        decode_fill<D, TMA>(k_slot(i), v_slot(i), &full[i], p, &k_map, &v_map, table, (tile0 + i) * BN, ctx,
-                            kv_head, fill_block(tile0 + i));
+        decode_fill<D, TMA, FP8>(k_slot(i), v_slot(i), &full[i], p, &k_map, &v_map, table, (tile0 + i) * BN, ctx,
+                                 kv_head, fill_block(tile0 + i));
     /* the block id of the next tile to fill lands while tiles compute */
     int block = fill_block(tile0 + S);
     cp_async_wait<0>(); /* Q */
     __syncthreads();
+    if (FP8) {
+        q_to_f16<D>(q_smem, ROWS, NUM_THREADS);
+        __syncthreads();
+    }
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int min_limit = ctx - q_len;
@@ -511,19 +597,28 @@ __global__ void __launch_bounds__(NUM_THREADS)
     for (int tile = tile0; tile < tile1; tile++) {
         const int i = tile - tile0, slot = i % S;
         mbar_wait(&full[slot], (i / S) & 1);
-        if (tile * BN + BN > ctx) {
-            zero_v_rows<D, BN, NUM_THREADS>((char *)v_slot(slot), ctx - tile * BN);
-            __syncthreads();
-        }
         const int key0 = tile * BN + warp * NK;
-        warp_attend<D, NK, 1, false, true, BN>(st, q_base, smem_addr(k_slot(slot)) + warp * NK * 128,
-                                               smem_addr(v_slot(slot)) + warp * NK * 128, key0, ctx - q_len, 0,
-                                               p.group, key0 + NK - 1 > min_limit || before_window(p, key0, ctx - 1),
-                                               p.window, p.scale_log2);
+        const bool need_mask = key0 + NK - 1 > min_limit || before_window(p, key0, ctx - 1);
+        if (FP8) { /* the warp's rows, widened (zeros past the context) */
+            widen_fp8_rows<D, BN>(k16, (const uint8_t *)k_slot(slot), warp * NK, NK, ctx - tile * BN, lane, 32);
+            widen_fp8_rows<D, BN>(v16, (const uint8_t *)v_slot(slot), warp * NK, NK, ctx - tile * BN, lane, 32);
+            __syncwarp();
+            warp_attend<D, NK, 1, false, true, BN, true>(st, q_base, smem_addr(k16) + warp * NK * 128,
+                                                         smem_addr(v16) + warp * NK * 128, key0, ctx - q_len, 0,
+                                                         p.group, need_mask, p.window, p.scale_log2);
+        } else {
+            if (tile * BN + BN > ctx) {
+                zero_v_rows<D, BN, NUM_THREADS>((char *)v_slot(slot), ctx - tile * BN);
+                __syncthreads();
+            }
+            warp_attend<D, NK, 1, false, true, BN>(st, q_base, smem_addr(k_slot(slot)) + warp * NK * 128,
+                                                   smem_addr(v_slot(slot)) + warp * NK * 128, key0, ctx - q_len, 0,
+                                                   p.group, need_mask, p.window, p.scale_log2);
+        }
         __syncthreads(); /* the slot is free */
         if (tile + S < tile1) {
-            decode_fill<D, TMA>(k_slot(slot), v_slot(slot), &full[slot], p, &k_map, &v_map, table, (tile + S) * BN,
-                                ctx, kv_head, block);
+            decode_fill<D, TMA, FP8>(k_slot(slot), v_slot(slot), &full[slot], p, &k_map, &v_map, table,
+                                     (tile + S) * BN, ctx, kv_head, block);
             block = fill_block(tile + S + 1);
         }
     }
@@ -572,8 +667,8 @@ __global__ void __launch_bounds__(NUM_THREADS)
             }
         }
         if (num_splits == 1) {
-            p.out[row_offset(p, q0, row, kv_head, D) + col] =
-                __float2bfloat16(o / with_sink(p, l, kv_head * p.group + row % p.group, mx * p.scale_log2));
+            p.out[row_offset(p, q0, row, kv_head, D) + col] = __float2bfloat16(
+                o * p.v_scale / with_sink(p, l, kv_head * p.group + row % p.group, mx * p.scale_log2));
         } else {
             o_part[e] = l > 0.f ? o / l : 0.f;
             if (col == 0)
@@ -606,50 +701,71 @@ __global__ void __launch_bounds__(NUM_THREADS)
 
 /* ---- launch ---- */
 
+/* The prefill's keys per tile for an fp8 cache: head dim 128's bf16
+ * kernel uses all 255 registers, and the widening spilled it at 64 keys a
+ * tile; 32 keys free the scores' 32 registers. */
+template <int D, int BN> static constexpr int fp8_prefill_tile(void)
+{
+    return D == 128 ? 32 : BN;
+}
+
+/* The kernels of one head dim need their shared memory allowed once. */
+template <int D, int BN, int MT, int S> static cudaError_t configure(void)
+{
+    constexpr int FP8_BN = fp8_prefill_tile<D, BN>();
+    const int decode_smem = fl_attn_decode_smem(D);
+    const int prefill_smem = (int)prefill_smem_bytes<D, BN, MT, S, false>();
+    const int prefill_fp8_smem = (int)prefill_smem_bytes<D, FP8_BN, MT, S, true>();
+    const void *prefills[4] = { (const void *)prefill_kernel<D, BN, MT, S, false, false>,
+                                (const void *)prefill_kernel<D, BN, MT, S, true, false>,
+                                (const void *)prefill_kernel<D, FP8_BN, MT, S, false, true>,
+                                (const void *)prefill_kernel<D, FP8_BN, MT, S, true, true> };
+    const void *decodes[3] = { (const void *)decode_kernel<D, false, false>, (const void *)decode_kernel<D, true, false>,
+                               (const void *)decode_kernel<D, false, true> };
+    cudaError_t e = cudaSuccess;
+    for (int i = 0; i < 4 && e == cudaSuccess; i++)
+        e = cudaFuncSetAttribute(prefills[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 i < 2 ? prefill_smem : prefill_fp8_smem);
+    for (int i = 0; i < 3 && e == cudaSuccess; i++)
+        e = cudaFuncSetAttribute(decodes[i], cudaFuncAttributeMaxDynamicSharedMemorySize, decode_smem);
+    return e;
+}
+
 /* D: head dim; BN: prefill keys per tile; MT: 16-row tiles per prefill
  * warp; S: prefill pipeline stages. hopper: the Hopper set (its prefill
- * kernel where it is built for D, decode by tensor copies). splits: the
+ * kernel where it is built for D and the cache is bf16, decode of a bf16
+ * cache by tensor copies). fp8: the cache is float8 e4m3. splits: the
  * decode CTAs per sequence and KV head (fl_attn_plan_splits). */
 template <int D, int BN, int MT, int S>
 static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, int splits, const CUtensorMap maps[2],
-                          bool hopper, cudaStream_t stream)
+                          bool hopper, bool fp8, cudaStream_t stream)
 {
-    constexpr int LD = D + 8;
-    const size_t prefill_smem = (size_t)(NUM_WARPS * 16 * MT + 2 * S * BN) * LD * sizeof(bf16);
-    const size_t decode_smem = (size_t)fl_attn_decode_smem(D);
+    constexpr int FP8_BN = fp8_prefill_tile<D, BN>();
     static int configured;
     if (!configured) {
-        cudaError_t e = cudaFuncSetAttribute(prefill_kernel<D, BN, MT, S, false>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem);
-        if (e == cudaSuccess)
-            e = cudaFuncSetAttribute(prefill_kernel<D, BN, MT, S, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)prefill_smem);
-        if (e == cudaSuccess)
-            e = cudaFuncSetAttribute(decode_kernel<D, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)decode_smem);
-        if (e == cudaSuccess)
-            e = cudaFuncSetAttribute(decode_kernel<D, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)decode_smem);
+        const cudaError_t e = configure<D, BN, MT, S>();
         if (e != cudaSuccess)
             return e;
         configured = 1;
     }
     if (plan->num_prefill > 0) {
         const dim3 grid(plan->num_prefill, p.num_kv_heads);
-        if (hopper && prefill_sm90_supports(D)) {
+        if (hopper && !fp8 && prefill_sm90_supports(D)) {
             const cudaError_t e = prefill_sm90_launch(D, grid, p, maps, stream);
             if (e != cudaSuccess)
                 return e;
         } else {
-            const auto prefill =
-                p.window > 0 ? prefill_kernel<D, BN, MT, S, true> : prefill_kernel<D, BN, MT, S, false>;
-            prefill<<<grid, NUM_THREADS, prefill_smem, stream>>>(p);
+            const bool w = p.window > 0;
+            const auto prefill = fp8 ? (w ? prefill_kernel<D, FP8_BN, MT, S, true, true> : prefill_kernel<D, FP8_BN, MT, S, false, true>)
+                                     : (w ? prefill_kernel<D, BN, MT, S, true, false> : prefill_kernel<D, BN, MT, S, false, false>);
+            const size_t smem = fp8 ? prefill_smem_bytes<D, FP8_BN, MT, S, true>() : prefill_smem_bytes<D, BN, MT, S, false>();
+            prefill<<<grid, NUM_THREADS, smem, stream>>>(p);
         }
     }
     if (plan->num_decode > 0) {
         const int offset = 2 * plan->num_prefill;
-        const auto decode = hopper ? decode_kernel<D, true> : decode_kernel<D, false>;
-        decode<<<dim3(plan->num_decode, p.num_kv_heads, splits), NUM_THREADS, decode_smem, stream>>>(
+        const auto decode = fp8 ? decode_kernel<D, false, true> : hopper ? decode_kernel<D, true, false> : decode_kernel<D, false, false>;
+        decode<<<dim3(plan->num_decode, p.num_kv_heads, splits), NUM_THREADS, (size_t)fl_attn_decode_smem(D), stream>>>(
             p, offset, splits, maps[0], maps[1]);
     }
     return cudaGetLastError();
@@ -690,7 +806,9 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set 
                                  const fl_attn_args *a, void *stream)
 {
     char why[128];
-    if (fl_attn_paged_supports(shape, kernels, why, sizeof why) != 0 || a->window < 0)
+    const bool fp8 = a->kv_type == FL_ATTN_KV_FP8_E4M3;
+    if (fl_attn_paged_supports(shape, kernels, why, sizeof why) != 0 || a->window < 0 ||
+        (!fp8 && a->kv_type != FL_ATTN_KV_BF16) || (fp8 && !(a->k_scale > 0.f && a->v_scale > 0.f)))
         return (int)cudaErrorInvalidValue;
     step_params p;
     p.q = (const bf16 *)a->q;
@@ -710,12 +828,13 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set 
     p.group = shape->num_heads / shape->num_kv_heads;
     p.block_shift = __builtin_ctz((unsigned)shape->block_size);
     p.window = a->window;
-    p.scale_log2 = a->scale * LOG2E;
+    p.scale_log2 = a->scale * (fp8 ? a->k_scale : 1.f) * LOG2E;
+    p.v_scale = fp8 ? a->v_scale : 1.f;
     const bool hopper = kernels == FL_ATTN_HOPPER;
     CUtensorMap maps[2];
     memset(maps, 0, sizeof maps); /* unread by the portable set: it copies without them */
-    const bool maps_read = hopper && (plan->num_decode > 0 ||
-                                      (plan->num_prefill > 0 && prefill_sm90_supports(shape->head_dim)));
+    const bool maps_read = hopper && !fp8 &&
+                           (plan->num_decode > 0 || (plan->num_prefill > 0 && prefill_sm90_supports(shape->head_dim)));
     if (maps_read) {
         const cudaError_t e = kv_tensor_maps(shape, a, maps);
         if (e != cudaSuccess)
@@ -725,11 +844,11 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set 
     const int splits = fl_attn_plan_splits(plan, shape, a->window);
     switch (shape->head_dim) {
     /* MT must match fl_attn_prefill_rows() */
-    case 16: return (int)launch<16, 16, 2, 3>(p, plan, splits, maps, hopper, s);
-    case 32: return (int)launch<32, 32, 2, 3>(p, plan, splits, maps, hopper, s);
-    case 64: return (int)launch<64, 64, 2, 3>(p, plan, splits, maps, hopper, s);
-    case 96: return (int)launch<96, 32, 2, 3>(p, plan, splits, maps, hopper, s);
-    case 128: return (int)launch<128, 64, 2, 2>(p, plan, splits, maps, hopper, s);
-    default: return (int)launch<256, 32, 1, 2>(p, plan, splits, maps, hopper, s);
+    case 16: return (int)launch<16, 16, 2, 3>(p, plan, splits, maps, hopper, fp8, s);
+    case 32: return (int)launch<32, 32, 2, 3>(p, plan, splits, maps, hopper, fp8, s);
+    case 64: return (int)launch<64, 64, 2, 3>(p, plan, splits, maps, hopper, fp8, s);
+    case 96: return (int)launch<96, 32, 2, 3>(p, plan, splits, maps, hopper, fp8, s);
+    case 128: return (int)launch<128, 64, 2, 2>(p, plan, splits, maps, hopper, fp8, s);
+    default: return (int)launch<256, 32, 1, 2>(p, plan, splits, maps, hopper, fp8, s);
     }
 }

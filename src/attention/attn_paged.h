@@ -16,7 +16,18 @@
  * blocks of block_size positions: position p of sequence s is at block
  * block_tables[s * max_blocks_per_seq + p / block_size], offset
  * p % block_size; each cache is (num_blocks, block_size, num_kv_heads,
- * head_dim) bf16, the layout vLLM's flash backends use.
+ * head_dim), the layout vLLM's flash backends use, of bf16 or of float8
+ * e4m3 with one scale per cache (the value is the byte's times the scale,
+ * vLLM's k_scale and v_scale).
+ *
+ * An fp8 cache is read as it is stored, half the bytes of bf16: its tiles
+ * land in shared memory as bytes, each warp widens the keys it reads to
+ * float16 there (e4m3 is exact in float16; Hopper converts e4m3 pairs to
+ * float16 pairs in one instruction, to bf16 not at all), and the tensor
+ * cores take float16 Q, K, P and V; the scales join the softmax scale (K)
+ * and the output (V), so no element is multiplied. Both kernel sets copy
+ * fp8 tiles with cp.async, and the Hopper set's prefill runs the portable
+ * kernel for an fp8 cache (its wgmma path reads bf16 only).
  *
  * Each call is one layer, and two of its properties are per call: a
  * sliding window W (the query at position p attends keys max(0, p - W + 1)
@@ -92,10 +103,11 @@ typedef enum fl_attn_kernel_set {
  * and 32 are for small test models) and block size; the compute
  * capabilities (x10) are each set's machine code: sm_80 SASS runs on 8.x,
  * sm_90a on 9.0 only, and there is no PTX for later GPUs. The caches are
- * bf16 (base/dtype.h's FL_BF16, for the registry's kv_dtypes). */
+ * bf16 or float8 e4m3 (base/dtype.h's FL_BF16 and FL_F8_E4M3, for the
+ * registry's kv_dtypes). */
 #define FL_ATTN_PAGED_HEAD_DIMS 16, 32, 64, 96, 128, 256
 #define FL_ATTN_PAGED_BLOCK_SIZES 16, 32, 64, 128
-#define FL_ATTN_PAGED_KV_DTYPES FL_BF16
+#define FL_ATTN_PAGED_KV_DTYPES FL_BF16, FL_F8_E4M3
 #define FL_ATTN_PORTABLE_MIN_CC 80
 #define FL_ATTN_PORTABLE_MAX_CC 90
 #define FL_ATTN_HOPPER_MIN_CC 90
@@ -158,11 +170,19 @@ size_t fl_attn_plan_scratch_floats(const fl_attn_plan *plan, const fl_attn_shape
 /* The most scratch any plan of at most max_seqs decode sequences needs. */
 size_t fl_attn_plan_scratch_floats_max(const fl_attn_shape *shape, int max_seqs);
 
+/* The element type of a KV cache. */
+typedef enum fl_attn_kv_type {
+    FL_ATTN_KV_BF16,
+    FL_ATTN_KV_FP8_E4M3,
+} fl_attn_kv_type;
+
 /* The device side of one call. All pointers are device memory. */
 typedef struct fl_attn_args {
     const void *q;                 /* bf16 (num_tokens, num_heads, head_dim) */
-    const void *k_cache;           /* bf16 (num_blocks, block_size, num_kv_heads, head_dim) */
+    const void *k_cache;           /* kv_type (num_blocks, block_size, num_kv_heads, head_dim) */
     const void *v_cache;
+    fl_attn_kv_type kv_type;
+    float k_scale, v_scale;        /* an fp8 cache's element is its byte's value times these (unread for bf16) */
     void *out;                     /* bf16 (num_tokens, num_heads, head_dim) */
     const int32_t *query_start;    /* [num_seqs + 1] */
     const int32_t *seq_lens;       /* [num_seqs] */

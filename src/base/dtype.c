@@ -14,7 +14,7 @@ static const struct {
     { FL_F64, "F64", 8 },  { FL_F32, "F32", 4 }, { FL_F16, "F16", 2 },
     { FL_BF16, "BF16", 2 }, { FL_I64, "I64", 8 }, { FL_I32, "I32", 4 },
     { FL_I16, "I16", 2 },  { FL_I8, "I8", 1 },   { FL_U8, "U8", 1 },
-    { FL_BOOL, "BOOL", 1 },
+    { FL_BOOL, "BOOL", 1 }, { FL_F8_E4M3, "F8_E4M3", 1 },
 };
 
 #define DTYPE_COUNT (sizeof dtype_table / sizeof dtype_table[0])

@@ -18,6 +18,7 @@ typedef enum fl_dtype {
     FL_I8,
     FL_U8,
     FL_BOOL,
+    FL_F8_E4M3, /* float8 e4m3 ("fn": no infinities, 448 at most): the fp8 KV cache */
 } fl_dtype;
 
 /* The safetensors spelling ("BF16"); "?" for FL_DTYPE_INVALID. */

@@ -182,11 +182,11 @@ int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *e
         return 1;
     }
     case FL_OPT_KV_DTYPE: {
-        static const char *const fp8[] = { "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla", NULL };
-        if (one_of(arg, fp8))
-            return fl_fail(err, "--kv-cache-dtype %s: an fp8 KV cache is not yet built (issue 16); "
-                           "auto is bf16 on CUDA", arg);
-        if (strcmp(arg, "auto") != 0 && strcmp(arg, "bfloat16") != 0)
+        static const char *const built[] = { "auto", "bfloat16", "fp8", "fp8_e4m3", NULL };
+        static const char *const other_fp8[] = { "fp8_e5m2", "fp8_inc", "fp8_ds_mla", NULL };
+        if (one_of(arg, other_fp8))
+            return fl_fail(err, "--kv-cache-dtype %s: only the e4m3 fp8 cache is built (fp8, fp8_e4m3)", arg);
+        if (!one_of(arg, built))
             return fl_fail(err, "--kv-cache-dtype: '%s' is not one of auto, bfloat16, fp8, fp8_e4m3, "
                            "fp8_e5m2", arg);
         o->kv_cache_dtype = arg;
@@ -250,9 +250,7 @@ int fl_cli_device(const char *name, fl_device_kind *kind, int *cc, fl_error *err
 
 fl_attn_needs fl_engine_opts_attn_needs(const fl_engine_opts *o, const fl_model_config *cfg)
 {
-    /* the KV cache is float32 on the CPU runner, bf16 on the CUDA one */
-    return fl_attn_needs_of(cfg, o->device_kind, o->cc, o->block_size,
-                            o->device_kind == FL_DEVICE_CUDA ? FL_BF16 : FL_F32);
+    return fl_attn_needs_of(cfg, o->device_kind, o->cc, o->block_size, o->kv_dtype);
 }
 
 const fl_attn_backend *fl_engine_opts_select_backend(const fl_engine_opts *o, const fl_model_config *cfg,
@@ -293,10 +291,11 @@ static void batch_defaults(fl_engine_opts *o)
 }
 
 /* --dtype and --kv-cache-dtype against what the settled device computes
- * in: the CUDA runner bf16 (weights, activations, KV cache), the CPU
- * runner float32. Nothing converts to another type, so a flag asking for
- * one is refused rather than ignored. */
-static int check_dtypes(const fl_engine_opts *o, fl_error *err)
+ * in: the CUDA runner bf16 (weights, activations; the KV cache bf16 or
+ * float8 e4m3), the CPU runner float32. Nothing converts to another type,
+ * so a flag asking for one is refused rather than ignored. Settles
+ * kv_dtype. */
+static int check_dtypes(fl_engine_opts *o, fl_error *err)
 {
     static const char *const cuda[] = { "auto", "bfloat16", "bf16", NULL };
     static const char *const cpu[] = { "auto", "float", "float32", NULL };
@@ -306,6 +305,7 @@ static int check_dtypes(const fl_engine_opts *o, fl_error *err)
                        on_cuda ? "bfloat16" : "float32", on_cuda ? "bfloat16, bf16" : "float, float32");
     if (!on_cuda && strcmp(o->kv_cache_dtype, "auto") != 0)
         return fl_fail(err, "--kv-cache-dtype %s: the CPU runner's KV cache is float32 (auto)", o->kv_cache_dtype);
+    o->kv_dtype = !on_cuda ? FL_F32 : strncmp(o->kv_cache_dtype, "fp8", 3) == 0 ? FL_F8_E4M3 : FL_BF16;
     return 0;
 }
 
@@ -330,6 +330,7 @@ int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runn
         .attn = o->backend, .max_tokens = o->ec.max_num_batched_tokens, .max_context = o->ec.max_model_len,
         .max_seqs = o->ec.max_num_seqs, .block_size = o->block_size, .num_blocks = o->num_blocks,
         .gpu_memory_utilization = o->gpu_memory_utilization, .enforce_eager = o->enforce_eager,
+        .kv_dtype = o->kv_dtype,
     };
 #ifdef FLASHLM_HAVE_CUDA
     if (o->device_kind == FL_DEVICE_CUDA)

@@ -77,6 +77,7 @@ typedef struct fl_engine_opts {
     int enforce_eager;       /* no CUDA graphs */
     const char *dtype;       /* --dtype: checked against the device's compute type by _fit */
     const char *kv_cache_dtype; /* --kv-cache-dtype: the same for the KV cache */
+    fl_dtype kv_dtype;       /* settled by _fit: the KV cache's element type */
     int max_logprobs;        /* --max-logprobs: the most alternatives a token a request may ask (20) */
     const char *generation_config; /* --generation-config: auto (default), vllm, or a directory;
                               * stored for the server's request defaults, read by no code yet */
@@ -122,8 +123,8 @@ typedef struct fl_engine_opts {
     "  --enable-prefix-caching, --no-enable-prefix-caching  (default on)\n"                    \
     "  --dtype T              auto; the CUDA runner computes in bfloat16 (bfloat16, bf16), the\n" \
     "                         CPU runner in float32 (float, float32); others are refused\n"      \
-    "  --kv-cache-dtype T     auto (bf16 on CUDA, float32 on the CPU), bfloat16 on CUDA;\n"      \
-    "                         fp8 is not yet built (issue 16)\n"                                 \
+    "  --kv-cache-dtype T     auto (bf16 on CUDA, float32 on the CPU), bfloat16, or fp8 and\n"   \
+    "                         fp8_e4m3 (float8 e4m3, scale 1.0 as vLLM's default) on CUDA\n"       \
     "  --max-logprobs N       most logprobs/top_logprobs a request may ask (default 20, at most 20)\n" \
     "  --generation-config G  auto (default: the model's generation_config.json gives unset\n" \
     "                         sampling fields their defaults), vllm (none), or a directory\n"   \

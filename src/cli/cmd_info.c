@@ -136,6 +136,7 @@ int fl_cmd_info(int argc, char **argv)
         fl_model_free(&m);
         goto fail;
     }
+    eo.kv_dtype = eo.device_kind == FL_DEVICE_CUDA ? FL_BF16 : FL_F32; /* --kv-cache-dtype auto */
     const fl_attn_needs needs = fl_engine_opts_attn_needs(&eo, &m.cfg);
     if (eo.device_kind == FL_DEVICE_CUDA)
         printf("attention backends (this model on the GPU, compute capability %d.%d, block size 128):\n",

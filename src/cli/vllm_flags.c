@@ -41,7 +41,8 @@ static const fl_vllm_flag flags[] = {
     { "scheduling-policy", required_argument, FL_VF_ENGINE, "fcfs",
       "flashlm schedules first come, first served", "only fcfs is built (no priority scheduling)" },
     { "calculate-kv-scales", no_argument, FL_VF_ENGINE, NULL, NULL,
-      "KV scales are for an fp8 KV cache, not yet: issue 16" },
+      "the fp8 KV cache's scales are 1.0, vLLM's default without this flag; computing them from the first "
+      "batch is not built" },
     { "enable-lora", no_argument, FL_VF_ENGINE, NULL, NULL, "LoRA adapters are not built yet" },
     { "speculative-config", required_argument, FL_VF_ENGINE, NULL, NULL,
       "speculative decoding is not built yet" },

@@ -51,8 +51,11 @@ typedef struct cuda_runner {
     cudaStream_t stream;
     fl_gemm gemm;
     fl_cuda_weights w;
-    uint16_t *kv;            /* per array (a group's layer): K then V, (num_blocks + 1, bs, Hkv, D) each */
+    char *kv;                /* per array (a group's layer): K then V, (num_blocks + 1, bs, Hkv, D) each */
     size_t layer_elems;
+    int kv_fp8;              /* the cache is float8 e4m3 (else bf16) */
+    size_t kv_elem;          /* bytes of a cache element */
+    float k_scale, v_scale;  /* an fp8 cache's scales (attn_paged.h) */
     float *rope;             /* (max_context, head_dim): cos then sin */
     /* activations */
     float *x;                /* residual (max_tokens, hidden) */
@@ -128,14 +131,14 @@ static size_t row_cap(const cuda_runner *r)
 }
 
 /* Layer l's K and V arrays: those of its index within its group. */
-static uint16_t *k_cache(cuda_runner *r, int layer)
+static void *k_cache(cuda_runner *r, int layer)
 {
-    return r->kv + (size_t)2 * r->groups.slot[layer] * r->layer_elems;
+    return r->kv + (size_t)2 * r->groups.slot[layer] * r->layer_elems * r->kv_elem;
 }
 
-static uint16_t *v_cache(cuda_runner *r, int layer)
+static void *v_cache(cuda_runner *r, int layer)
 {
-    return r->kv + (size_t)(2 * r->groups.slot[layer] + 1) * r->layer_elems;
+    return r->kv + (size_t)(2 * r->groups.slot[layer] + 1) * r->layer_elems * r->kv_elem;
 }
 
 /* Layer l's group's slots and block tables in the metadata on the device;
@@ -172,10 +175,12 @@ static void attention_block(cuda_runner *r, int l, int T, const fl_attn_plan *pl
         .positions = md + r->m.pos, .slots = kv_slots(r, l), .q_out = r->q,
         .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .num_tokens = T,
         .num_heads = c->num_heads, .num_kv_heads = c->num_kv_heads, .head_dim = D, .eps = c->rms_norm_eps,
+        .kv_fp8 = r->kv_fp8, .k_scale = r->k_scale, .v_scale = r->v_scale,
     };
     FL_CUDA_CHECK(fl_cuda_qkv_rope_cache(&qa, s));
     const fl_attn_args aa = {
         .q = r->q, .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .out = r->attn,
+        .kv_type = r->kv_fp8 ? FL_ATTN_KV_FP8_E4M3 : FL_ATTN_KV_BF16, .k_scale = r->k_scale, .v_scale = r->v_scale,
         .query_start = md + r->m.query_start, .seq_lens = md + r->m.seq_lens,
         .block_tables = kv_tables(r, l), .work = md + r->m.work, .scratch = r->attn_scratch,
         .split_counters = r->split_counters,
@@ -483,7 +488,10 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     if (fl_cuda_device_cc(&cc, err) != 0 || cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
         return -1;
     char unsupported[256];
-    const fl_attn_needs needs = fl_attn_needs_of(cfg, FL_DEVICE_CUDA, cc, o->block_size, FL_BF16);
+    if (o->kv_dtype != FL_DTYPE_INVALID && o->kv_dtype != FL_BF16 && o->kv_dtype != FL_F8_E4M3)
+        return fl_fail(err, "the CUDA runner's KV cache is bf16 or float8 e4m3, not %s", fl_dtype_name(o->kv_dtype));
+    const fl_dtype kv_dtype = o->kv_dtype == FL_F8_E4M3 ? FL_F8_E4M3 : FL_BF16;
+    const fl_attn_needs needs = fl_attn_needs_of(cfg, FL_DEVICE_CUDA, cc, o->block_size, kv_dtype);
     if (fl_attn_backend_unsupported(o->attn, &needs, unsupported, sizeof unsupported))
         return fl_fail(err, "attention backend '%s' cannot run this model: %s", o->attn->name, unsupported);
     cuda_runner *r = fl_calloc(1, sizeof *r);
@@ -496,6 +504,11 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     r->block_size = o->block_size;
     r->enforce_eager = o->enforce_eager;
     r->width = (o->max_context + o->block_size - 1) / o->block_size;
+    r->kv_fp8 = kv_dtype == FL_F8_E4M3;
+    r->kv_elem = fl_dtype_size(kv_dtype);
+    /* vLLM's scales for a checkpoint that has none (without
+     * --calculate-kv-scales): 1.0, the cache holding K and V as they are */
+    r->k_scale = r->v_scale = 1.f;
     r->shape = (fl_attn_shape){ .num_heads = cfg->num_heads, .num_kv_heads = cfg->num_kv_heads,
                                 .head_dim = cfg->head_dim, .block_size = o->block_size,
                                 .num_sms = prop.multiProcessorCount,
@@ -533,7 +546,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     free(rope_host);
     /* the KV cache: what is left of the budget, in blocks of a group's layers */
     const int arrays = r->groups.layers_per_group;
-    const size_t block_bytes = (size_t)2 * arrays * o->block_size * cfg->num_kv_heads * cfg->head_dim * 2;
+    const size_t block_bytes = (size_t)2 * arrays * o->block_size * cfg->num_kv_heads * cfg->head_dim * r->kv_elem;
     size_t free_b, total_b;
     FL_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const double budget = o->gpu_memory_utilization * (double)total_b - (double)(total_b - free_b) - RESERVE_BYTES;
@@ -550,16 +563,16 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     /* zeroed, as vLLM's: the null block (kv_groups.h), whose keys the
      * windowed kernels read and mask, must hold finite values, or a masked
      * score times its value would be NaN */
-    if (cudaMalloc((void **)&r->kv, r->layer_elems * 2 * arrays * 2) != cudaSuccess ||
-        cudaMemset(r->kv, 0, r->layer_elems * 2 * arrays * 2) != cudaSuccess) {
+    const size_t kv_bytes = r->layer_elems * 2 * arrays * r->kv_elem;
+    if (cudaMalloc((void **)&r->kv, kv_bytes) != cudaSuccess || cudaMemset(r->kv, 0, kv_bytes) != cudaSuccess) {
         cudaGetLastError();
         cuda_destroy(r);
         return fl_fail(err, "cannot allocate the KV cache (%d blocks)", r->num_blocks);
     }
     fprintf(stderr, "INFO flashlm: GPU %s (sm_%d, %d SMs): weights %.2f GiB, activations %.2f GiB, KV cache %.2f GiB "
-            "(%d blocks of %d tokens), CUDA graphs %s\n", prop.name, cc, prop.multiProcessorCount,
-            (double)r->w.bytes / (1 << 30), (double)act_bytes / (1 << 30),
-            (double)r->layer_elems * 4 * arrays / (1 << 30), r->num_blocks, o->block_size,
+            "%s (%d blocks of %d tokens), CUDA graphs %s\n", prop.name, cc, prop.multiProcessorCount,
+            (double)r->w.bytes / (1 << 30), (double)act_bytes / (1 << 30), (double)kv_bytes / (1 << 30),
+            r->kv_fp8 ? "fp8 e4m3, scales 1.0" : "bf16", r->num_blocks, o->block_size,
             o->enforce_eager ? "off (--enforce-eager)" : "on for decode steps");
     *out = (fl_model_runner){
         .impl = r, .attn_backend = o->attn->name, .vocab_size = cfg->vocab_size, .max_tokens = o->max_tokens, .max_context = o->max_context,

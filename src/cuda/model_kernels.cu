@@ -5,6 +5,7 @@
 #include "cuda/model_kernels.h"
 
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -103,6 +104,15 @@ extern "C" int fl_cuda_rmsnorm(const float *x, const int32_t *rows, const float 
 #define QKV_WARPS 4
 #define MAX_HEAD_DIM 256
 
+/* Element i of a cache row: bf16, or e4m3 of v * inv_scale. */
+static __device__ __forceinline__ void cache_store(void *row, int i, float v, int fp8, float inv_scale)
+{
+    if (fp8)
+        ((__nv_fp8_storage_t *)row)[i] = __nv_cvt_float_to_fp8(v * inv_scale, __NV_SATFINITE, __NV_E4M3);
+    else
+        ((uint16_t *)row)[i] = to_bf16(v);
+}
+
 __global__ void qkv_rope_cache_kernel(fl_cuda_qkv_args a)
 {
     __shared__ float head[QKV_WARPS][MAX_HEAD_DIM];
@@ -116,10 +126,12 @@ __global__ void qkv_rope_cache_kernel(fl_cuda_qkv_args a)
     for (int i = lane; i < D; i += 32)
         s[i] = to_f(src[i]) + (a.bias ? a.bias[h * D + i] : 0.f);
     const size_t slot = (size_t)a.slots[t];
+    const size_t elem = a.kv_fp8 ? 1 : 2;
     if (h >= a.num_heads + a.num_kv_heads) { /* v: straight to the cache */
-        uint16_t *dst = a.v_cache + (slot * a.num_kv_heads + (h - a.num_heads - a.num_kv_heads)) * D;
+        void *dst = (char *)a.v_cache + (slot * a.num_kv_heads + (h - a.num_heads - a.num_kv_heads)) * D * elem;
+        const float inv = 1.f / a.v_scale;
         for (int i = lane; i < D; i += 32)
-            dst[i] = to_bf16(s[i]);
+            cache_store(dst, i, s[i], a.kv_fp8, inv);
         return;
     }
     const bool is_q = h < a.num_heads;
@@ -134,8 +146,11 @@ __global__ void qkv_rope_cache_kernel(fl_cuda_qkv_args a)
     __syncwarp();
     const int half = D / 2;
     const float *cs = a.rope + (size_t)a.positions[t] * D; /* cos[half], sin[half] */
-    uint16_t *dst = is_q ? a.q_out + ((size_t)t * a.num_heads + h) * D
-                         : a.k_cache + (slot * a.num_kv_heads + (h - a.num_heads)) * D;
+    /* q is always bf16; k goes to the cache */
+    void *dst = is_q ? (void *)(a.q_out + ((size_t)t * a.num_heads + h) * D)
+                     : (char *)a.k_cache + (slot * a.num_kv_heads + (h - a.num_heads)) * D * elem;
+    const int fp8 = !is_q && a.kv_fp8;
+    const float inv = 1.f / a.k_scale;
     for (int i = lane; i < half; i += 32) {
         float x0 = s[i] * scale, x1 = s[i + half] * scale;
         if (norm) {
@@ -143,8 +158,8 @@ __global__ void qkv_rope_cache_kernel(fl_cuda_qkv_args a)
             x1 *= norm[i + half];
         }
         const float c = cs[i], sn = cs[half + i];
-        dst[i] = to_bf16(x0 * c - x1 * sn);
-        dst[i + half] = to_bf16(x1 * c + x0 * sn);
+        cache_store(dst, i, x0 * c - x1 * sn, fp8, inv);
+        cache_store(dst, i + half, x1 * c + x0 * sn, fp8, inv);
     }
 }
 

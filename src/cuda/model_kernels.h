@@ -28,14 +28,19 @@ int fl_cuda_rmsnorm(const float *x, const int32_t *rows, const float *weight, ui
  * fused projection; bias (NULL if none) adds to it; q_norm/k_norm (NULL if
  * none) are Qwen3's per-head RMSNorms; then RoPE (rotate-half, HF's layout)
  * from rope[pos] = (cos[D/2], sin[D/2]). q goes to q_out (T, Hq, D); k and v
- * to the caches at slots[t] = block * block_size + offset. */
+ * to the caches at slots[t] = block * block_size + offset, as bf16, or with
+ * kv_fp8 as float8 e4m3 of the value over the cache's scale (rounded to
+ * nearest from float32, saturated at e4m3's largest, 448). */
 typedef struct fl_cuda_qkv_args {
     const uint16_t *qkv;
     const float *bias, *q_norm, *k_norm, *rope;
     const int32_t *positions, *slots;
-    uint16_t *q_out, *k_cache, *v_cache;
+    uint16_t *q_out;
+    void *k_cache, *v_cache;
     int num_tokens, num_heads, num_kv_heads, head_dim;
     float eps;
+    int kv_fp8;
+    float k_scale, v_scale; /* kv_fp8's scales */
 } fl_cuda_qkv_args;
 int fl_cuda_qkv_rope_cache(const fl_cuda_qkv_args *a, void *stream);
 

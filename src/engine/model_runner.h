@@ -9,6 +9,7 @@
 #ifndef FL_MODEL_RUNNER_H
 #define FL_MODEL_RUNNER_H
 
+#include "base/dtype.h"
 #include "engine/sample_draw.h"
 #include "model/batch.h"
 
@@ -22,6 +23,8 @@ typedef struct fl_runner_opts {
     int num_blocks;                     /* 0: from the memory budget */
     float gpu_memory_utilization;       /* CUDA: the share of GPU memory to use */
     int enforce_eager;                  /* CUDA: no decode graphs */
+    fl_dtype kv_dtype;                  /* CUDA: the KV cache's elements, FL_BF16 or FL_F8_E4M3;
+                                           FL_DTYPE_INVALID (0) is bf16. The CPU's are float32 */
 } fl_runner_opts;
 
 typedef struct fl_model_runner {
