@@ -328,33 +328,24 @@ __device__ __forceinline__ void e4m3x4_to_f16x4(uint32_t four, uint32_t &lo, uin
 #endif
 }
 
-/* Where 16-byte float16 chunk c of row r of a widened tile lies, in bytes:
- * panels of TILE_ROWS rows (panel_offset) if TILE_ROWS > 0, else rows of
- * D + 8 elements (the portable prefill's padded rows). */
-template <int D, int TILE_ROWS> __device__ __forceinline__ uint32_t f16_chunk_offset(int r, int c)
-{
-    return TILE_ROWS > 0 ? panel_offset<TILE_ROWS>(r, c) : (uint32_t)(r * (D + 8) + c * 8) * 2;
-}
-
 /* Widens rows [row0, row0 + nrows) of an fp8 tile (rows of D bytes at src)
- * to float16 at dst (f16_chunk_offset's layout), from `threads` threads
- * of which this is thread `tid`; rows at and past `valid` (keys past the
- * context, never copied) become zeros. */
-template <int D, int TILE_ROWS>
-__device__ __forceinline__ void widen_fp8_rows(char *dst, const uint8_t *src, int row0, int nrows, int valid, int tid,
+ * to float16 rows of D + 8 elements at dst (the portable prefill's padded
+ * rows), from `threads` threads of which this is thread `tid`. */
+template <int D>
+__device__ __forceinline__ void widen_fp8_rows(char *dst, const uint8_t *src, int row0, int nrows, int tid,
                                                int threads)
 {
     constexpr int CH = D / 16; /* 16-byte chunks of a row of bytes */
     for (int i = tid; i < nrows * CH; i += threads) {
         const int r = row0 + i / CH, c = i % CH;
-        const uint4 in = r < valid ? *(const uint4 *)(src + r * D + c * 16) : make_uint4(0, 0, 0, 0);
+        const uint4 in = *(const uint4 *)(src + r * D + c * 16);
         uint4 lo, hi;
         e4m3x4_to_f16x4(in.x, lo.x, lo.y);
         e4m3x4_to_f16x4(in.y, lo.z, lo.w);
         e4m3x4_to_f16x4(in.z, hi.x, hi.y);
         e4m3x4_to_f16x4(in.w, hi.z, hi.w);
-        *(uint4 *)(dst + f16_chunk_offset<D, TILE_ROWS>(r, 2 * c)) = lo;
-        *(uint4 *)(dst + f16_chunk_offset<D, TILE_ROWS>(r, 2 * c + 1)) = hi;
+        *(uint4 *)(dst + (r * (D + 8) + c * 16) * 2) = lo;
+        *(uint4 *)(dst + (r * (D + 8) + c * 16 + 8) * 2) = hi;
     }
 }
 

@@ -113,9 +113,19 @@ static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const
     }
 }
 
-/* load_kv for an fp8 cache: the tile's rows as D bytes each (zeros past
- * kv_len); block < 0: each chunk reads its block id from the table. */
-template <int D, int BN>
+/* Where byte col of row r of an fp8 tile (rows of D bytes) lies: the
+ * decode kernel's rows are rotated by r % 8 16-byte chunks (ROTATED, see
+ * fp8_warp_attend), the prefill's are not. */
+template <int D, bool ROTATED> __device__ __forceinline__ int fp8_tile_offset(int r, int col)
+{
+    constexpr int CH = D / 16;
+    return r * D + (ROTATED ? (((col >> 4) + (r & 7)) % CH) * 16 + (col & 15) : col);
+}
+
+/* load_kv for an fp8 cache: the tile's rows as D bytes each
+ * (fp8_tile_offset), zeros past kv_len; block < 0: each chunk reads its
+ * block id from the table. */
+template <int D, int BN, bool ROTATED>
 static __device__ __forceinline__ void load_kv_fp8(uint8_t *k_smem, uint8_t *v_smem, const step_params &p,
                                                    const int32_t *table, int key0, int kv_len, int kv_head, int block)
 {
@@ -125,7 +135,8 @@ static __device__ __forceinline__ void load_kv_fp8(uint8_t *k_smem, uint8_t *v_s
     const uint8_t *kc = (const uint8_t *)p.k_cache, *vc = (const uint8_t *)p.v_cache;
     for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
         const int j = c / CH, part = c % CH, key = key0 + j;
-        const uint32_t dk = smem_addr(k_smem + j * D + part * 16), dv = smem_addr(v_smem + j * D + part * 16);
+        const int at = fp8_tile_offset<D, ROTATED>(j, part * 16);
+        const uint32_t dk = smem_addr(k_smem + at), dv = smem_addr(v_smem + at);
         if (key < kv_len) {
             const size_t blk = whole ? (size_t)block : (size_t)table[key >> p.block_shift];
             const size_t off = ((blk * (mask + 1) + (key & mask)) * p.num_kv_heads + kv_head) * D + part * 16;
@@ -150,7 +161,7 @@ static __device__ __forceinline__ void ring_load(bf16 *k_slot, bf16 *v_slot, con
                                                  const int32_t *table, int key0, int kv_len, int kv_head, int block)
 {
     if (FP8)
-        load_kv_fp8<D, BN>((uint8_t *)k_slot, (uint8_t *)v_slot, p, table, key0, kv_len, kv_head, block);
+        load_kv_fp8<D, BN, false>((uint8_t *)k_slot, (uint8_t *)v_slot, p, table, key0, kv_len, kv_head, block);
     else
         load_kv<D, BN>(k_slot, v_slot, p, table, key0, kv_len, kv_head, block);
 }
@@ -367,10 +378,8 @@ __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
             ring_next<D, BN, S, FP8>(k_smem, v_smem, p, table, first, tile, num_tiles, kv_end, kv_head, block);
         const int key0 = tile * BN;
         if (FP8) { /* every warp is past the previous tile (ring_next's barrier): widen this one */
-            widen_fp8_rows<D, 0>((char *)k16, (const uint8_t *)(k_smem + slot * SLOT), 0, BN, BN, threadIdx.x,
-                                 NUM_THREADS);
-            widen_fp8_rows<D, 0>((char *)v16, (const uint8_t *)(v_smem + slot * SLOT), 0, BN, BN, threadIdx.x,
-                                 NUM_THREADS);
+            widen_fp8_rows<D>((char *)k16, (const uint8_t *)(k_smem + slot * SLOT), 0, BN, threadIdx.x, NUM_THREADS);
+            widen_fp8_rows<D>((char *)v16, (const uint8_t *)(v_smem + slot * SLOT), 0, BN, threadIdx.x, NUM_THREADS);
             __syncthreads();
         }
         /* else every key is past this warp's rows, or before their windows */
@@ -401,6 +410,37 @@ template <int D> static constexpr __host__ __device__ int decode_panels(void)
     return (D + 63) / 64;
 }
 
+/* The decode ring's stages: 2 of bf16 tiles (attn_paged.h), 3 of an fp8
+ * cache's half-size ones. */
+template <bool FP8> static constexpr __host__ __device__ int decode_stages(void)
+{
+    return FP8 ? 3 : FL_ATTN_DECODE_STAGES;
+}
+
+static constexpr __host__ __device__ int max_int(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+/* Bytes of a decode CTA's K/V region: its ring, which the merges reuse
+ * (the warps' O, m and l; the splits' weights and at least one split's
+ * partial). bf16: what fl_attn_decode_smem counts. */
+template <int D, bool FP8> static constexpr __host__ __device__ int decode_kv_bytes(void)
+{
+    constexpr int ROWS = FL_ATTN_DECODE_ROWS, BN = FL_ATTN_DECODE_TILE;
+    return FP8 ? max_int(2 * decode_stages<true>() * BN * D,
+                         max_int(4 * (4 * ROWS * D + 8 * ROWS), 4 * (ROWS * FL_ATTN_MAX_SPLITS + ROWS * D)))
+               : 2 * FL_ATTN_DECODE_STAGES * decode_panels<D>() * BN * 128;
+}
+
+/* Shared memory of a decode CTA: bf16 as fl_attn_decode_smem (the split
+ * heuristic's count), fp8 the slack, its K/V region, and no Q tile (its Q
+ * is in registers). */
+template <int D, bool FP8> static constexpr __host__ __device__ int decode_smem_bytes(void)
+{
+    return 1024 + decode_kv_bytes<D, FP8>() + (FP8 ? 0 : FL_ATTN_DECODE_ROWS * (D + 8) * 2);
+}
+
 /* The last split's merge of a (sequence, KV head)'s num_splits partials:
  * each split's rows x D outputs (normalised) at scratch row (first + split)
  * x ROWS, and its log-sum-exp. Every load is issued before any is used
@@ -411,13 +451,12 @@ template <int D> static constexpr __host__ __device__ int decode_panels(void)
  * the CTA's K/V slots: the weights [ROWS][FL_ATTN_MAX_SPLITS], then
  * partials; out is the output of packed row 0, whose query head is head0.
  * A row's sink joins its denominator here, once, beside the splits' sums. */
-template <int D>
+template <int D, bool FP8>
 static __device__ __forceinline__ void merge_splits(const step_params &p, const float *parts, const float *lse,
                                                     float *smem, int num_splits, int rows, int head0, bf16 *out)
 {
     constexpr int ROWS = FL_ATTN_DECODE_ROWS, PER_THREAD = ROWS * D / NUM_THREADS;
-    constexpr int stage_floats =
-        2 * FL_ATTN_DECODE_STAGES * decode_panels<D>() * FL_ATTN_DECODE_TILE * 128 / 4 - ROWS * FL_ATTN_MAX_SPLITS;
+    constexpr int stage_floats = decode_kv_bytes<D, FP8>() / 4 - ROWS * FL_ATTN_MAX_SPLITS;
     float *weight = smem, *stage = smem + ROWS * FL_ATTN_MAX_SPLITS;
     const int n = rows * D, chunk = min(num_splits, stage_floats / n);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -478,6 +517,115 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, const 
     }
 }
 
+/* ---- decode from an fp8 cache: MMA fragments straight from the bytes ----
+ *
+ * Widening a tile in shared memory first (bytes in, float16 out, then
+ * ldmatrix) moved 7 bytes of shared memory per byte of cache and bound the
+ * kernel there (ncu: L1/TEX 81% busy, fp8 only 1.15x bf16's speed,
+ * docs/PERF.md). Instead each thread loads the bytes of its own MMA
+ * fragments, 32 bits at a time, and converts them in registers; a tile's
+ * bytes are read from shared memory once.
+ * - K: the B fragment of m16n8k16 wants, for key n = lane / 4, columns
+ *   2t, 2t+1 and 2t+8, 2t+9 (t = lane % 4) of each 16-column step. Which
+ *   columns pair up in a dot product does not matter so long as Q agrees:
+ *   step s of thread t takes the four bytes at columns 16s + 4t .. 16s + 4t + 3,
+ *   one 32-bit load, and Q's A fragment is read in the same order
+ *   (fp8_q_fragments).
+ * - V: the B fragment of P V wants two keys (2t, 2t+1, and 2t+8, 2t+9) of
+ *   one column (n = lane / 4). Each thread loads 4 bytes of 4 columns from
+ *   each of its 4 keys' rows and pairs the keys' bytes with a byte permute:
+ *   the fragments of 4 n-tiles (2 for head dim 16). So n index n of n-tile
+ *   dt is column fp8_out_col(dt, n), and O is written back in that order.
+ * Rows are rotated by row % 8 chunks of 16 bytes (fp8_tile_offset): with
+ * head dim 128 the 32 lanes of every load above hit 32 banks. Rows past the
+ * context are copied as zeros (load_kv_fp8). */
+
+/* Bytes a thread loads per key row for P V: 4 (2 for head dim 16). */
+template <int D> static constexpr __host__ __device__ int fp8_v_width(void)
+{
+    return D >= 32 ? 4 : 2;
+}
+
+/* The column of n index n of P V's n-tile dt. */
+template <int D> __device__ __forceinline__ int fp8_out_col(int dt, int n)
+{
+    constexpr int W = fp8_v_width<D>();
+    return 8 * W * (dt / W) + W * n + dt % W;
+}
+
+/* float16 of a bf16 pair, saturated at float16's largest (a query beyond
+ * it would overflow). */
+__device__ __forceinline__ uint32_t bf16x2_to_f16x2_sat(uint32_t v)
+{
+    const float2 f = __bfloat1622float2(*(const __nv_bfloat162 *)&v);
+    return pack_f16(fminf(fmaxf(f.x, -65504.f), 65504.f), fminf(fmaxf(f.y, -65504.f), 65504.f));
+}
+
+/* The warp's Q A fragments of its 16 packed rows (zeros past rows), in
+ * float16, in the column order the K fragments are read in (above). */
+template <int D>
+static __device__ __forceinline__ void fp8_q_fragments(uint32_t (&a)[D / 16][4], const step_params &p, int q0,
+                                                       int rows, int kv_head)
+{
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const int row = g + 8 * half;
+        const bf16 *src = p.q + row_offset(p, q0, row < rows ? row : 0, kv_head, D) + 4 * t;
+#pragma unroll
+        for (int ks = 0; ks < D / 16; ks++) {
+            const uint2 v = row < rows ? *(const uint2 *)(src + 16 * ks) : make_uint2(0, 0);
+            a[ks][half] = bf16x2_to_f16x2_sat(v.x);     /* columns 16 ks + 4t, +1: a0 (row g), a1 (g + 8) */
+            a[ks][2 + half] = bf16x2_to_f16x2_sat(v.y); /* +2, +3: a2, a3 */
+        }
+    }
+}
+
+/* warp_attend for the fp8 decode: the warp's 16 rows (fragments a) against
+ * keys key0 .. key0 + 15, rows wrow0 .. wrow0 + 15 of the fp8 tiles. */
+template <int D>
+static __device__ __forceinline__ void fp8_warp_attend(warp_state<D, 1> &st, const uint32_t (&a)[D / 16][4],
+                                                       const uint8_t *k_tile, const uint8_t *v_tile, int wrow0,
+                                                       int key0, int first_pos, int group, bool need_mask,
+                                                       int window, float scale_log2)
+{
+    constexpr int W = fp8_v_width<D>();
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    float s[1][2][4] = {};
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            uint32_t b0, b1;
+            e4m3x4_to_f16x4(*(const uint32_t *)(k_tile + fp8_tile_offset<D, true>(wrow0 + 8 * j + g, 16 * ks + 4 * t)), b0,
+                            b1);
+            mma_f16(s[0][j], a[ks], b0, b1);
+        }
+    softmax_step<D, 16, 1, false>(st, s, key0, first_pos, 0, group, need_mask, window, scale_log2);
+    uint32_t pa[4];
+    pack_p<true>(pa, s[0][0], s[0][1]);
+#pragma unroll
+    for (int q = 0; q < D / (8 * W); q++) {
+        uint32_t w[4]; /* rows 2t, 2t + 1, 2t + 8, 2t + 9: W bytes of columns 8 W q + W g .. */
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const uint8_t *at = v_tile + fp8_tile_offset<D, true>(wrow0 + 2 * t + (k & 1) + 8 * (k >> 1), 8 * W * q + W * g);
+            w[k] = W == 4 ? *(const uint32_t *)at : *(const uint16_t *)at;
+        }
+        /* byte e of both rows of a pair, side by side: n-tile W q + e's fragment */
+        uint32_t b0[4], b1[4];
+        e4m3x4_to_f16x4(__byte_perm(w[0], w[1], 0x5140), b0[0], b0[1]);
+        e4m3x4_to_f16x4(__byte_perm(w[2], w[3], 0x5140), b1[0], b1[1]);
+        if (W == 4) {
+            e4m3x4_to_f16x4(__byte_perm(w[0], w[1], 0x7362), b0[2], b0[3]);
+            e4m3x4_to_f16x4(__byte_perm(w[2], w[3], 0x7362), b1[2], b1[3]);
+        }
+#pragma unroll
+        for (int e = 0; e < W; e++)
+            mma_f16(st.o[0][W * q + e], pa, b0[e], b1[e]);
+    }
+}
+
 /* ---- decode: one 16-row tile per CTA, keys split over warps and CTAs ---- */
 
 /* The decode K/V ring: S slots, each a K and a V tile of BN rows in
@@ -500,7 +648,8 @@ static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, u
 {
     constexpr int BN = FL_ATTN_DECODE_TILE;
     if (FP8) { /* rows of bytes, each chunk's block id from the table */
-        load_kv_fp8<D, BN>((uint8_t *)k_tile, (uint8_t *)v_tile, p, table, key0, ctx, kv_head, -1);
+        load_kv_fp8<D, BN, true>((uint8_t *)k_tile, (uint8_t *)v_tile, p, table, key0, ctx, kv_head,
+                                 tile_block<BN>(p, table, key0, ctx));
         asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
         return;
     }
@@ -529,7 +678,7 @@ static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, u
 /* TMA: K/V tiles by tensor copies (the Hopper set; sm_90), else by
  * cp.async (the portable set). */
 template <int D, bool TMA, bool FP8>
-__global__ void __launch_bounds__(NUM_THREADS)
+__global__ void __launch_bounds__(NUM_THREADS, FP8 && D <= 128 ? 4 : 1) /* fp8: 4 CTAs an SM (128 registers) */
     decode_kernel(step_params p, int work_offset, int num_splits, const __grid_constant__ CUtensorMap k_map,
                   const __grid_constant__ CUtensorMap v_map)
 {
@@ -537,18 +686,15 @@ __global__ void __launch_bounds__(NUM_THREADS)
     if (TMA && !ARCH_SM90) /* no tensor copies before sm_90: its sm_80 build is empty, never launched */
         return;
     constexpr int BN = FL_ATTN_DECODE_TILE, ROWS = FL_ATTN_DECODE_ROWS, NK = BN / NUM_WARPS;
-    constexpr int S = FL_ATTN_DECODE_STAGES, TILE_BYTES = decode_panels<D>() * BN * 128;
+    constexpr int S = decode_stages<FP8>(), TILE_BYTES = decode_panels<D>() * BN * 128;
     /* a ring slot's K or V tile: bf16 panels, or an fp8 cache's rows of D bytes */
     constexpr int SLOT_BYTES = FP8 ? BN * D : TILE_BYTES;
-    static_assert(2 * S * SLOT_BYTES + (FP8 ? 2 * TILE_BYTES : 0) <= 2 * S * TILE_BYTES, "fl_attn_decode_smem");
     extern __shared__ uint4 smem_raw[];
     __shared__ uint64_t full[S];
     /* the tensor copies' 128-byte swizzle repeats every 1 KiB: slots start
      * at 1 KiB boundaries (fl_attn_decode_smem reserves the slack) */
     char *kv_smem = (char *)smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023); /* [S][K, V] */
-    /* FP8: the tile in use, widened to float16 panels, each warp its rows */
-    char *k16 = kv_smem + 2 * S * SLOT_BYTES, *v16 = k16 + TILE_BYTES;
-    bf16 *q_smem = (bf16 *)(kv_smem + 2 * S * TILE_BYTES);
+    bf16 *q_smem = (bf16 *)(kv_smem + 2 * S * TILE_BYTES); /* bf16 only: the fp8 kernel's Q is in registers */
 
     const int item = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
     const int seq = p.work[work_offset + item];
@@ -568,7 +714,8 @@ __global__ void __launch_bounds__(NUM_THREADS)
             asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); /* for the tensor copies */
 #endif
     }
-    load_q<D>(q_smem, p, q0, rows, 0, ROWS, kv_head);
+    if (!FP8) /* the fp8 kernel reads its Q fragments into registers */
+        load_q<D>(q_smem, p, q0, rows, 0, ROWS, kv_head);
     cp_async_commit();
     __syncthreads(); /* the barriers are initialised */
     auto k_slot = [&](int i) { return (bf16 *)(kv_smem + 2 * i * SLOT_BYTES); };
@@ -584,28 +731,24 @@ __global__ void __launch_bounds__(NUM_THREADS)
     int block = fill_block(tile0 + S);
     cp_async_wait<0>(); /* Q */
     __syncthreads();
-    if (FP8) {
-        q_to_f16<D>(q_smem, ROWS, NUM_THREADS);
-        __syncthreads();
-    }
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int min_limit = ctx - q_len;
     warp_state<D, 1> st;
     state_init<D, 1>(st);
     const uint32_t q_base = smem_addr(q_smem);
+    uint32_t qa[D / 16][4]; /* the fp8 kernel's Q */
+    if (FP8)
+        fp8_q_fragments<D>(qa, p, q0, rows, kv_head);
     for (int tile = tile0; tile < tile1; tile++) {
         const int i = tile - tile0, slot = i % S;
         mbar_wait(&full[slot], (i / S) & 1);
         const int key0 = tile * BN + warp * NK;
         const bool need_mask = key0 + NK - 1 > min_limit || before_window(p, key0, ctx - 1);
-        if (FP8) { /* the warp's rows, widened (zeros past the context) */
-            widen_fp8_rows<D, BN>(k16, (const uint8_t *)k_slot(slot), warp * NK, NK, ctx - tile * BN, lane, 32);
-            widen_fp8_rows<D, BN>(v16, (const uint8_t *)v_slot(slot), warp * NK, NK, ctx - tile * BN, lane, 32);
-            __syncwarp();
-            warp_attend<D, NK, 1, false, true, BN, true>(st, q_base, smem_addr(k16) + warp * NK * 128,
-                                                         smem_addr(v16) + warp * NK * 128, key0, ctx - q_len, 0,
-                                                         p.group, need_mask, p.window, p.scale_log2);
+        if (FP8) { /* rows past the context were copied as zeros */
+            fp8_warp_attend<D>(st, qa, (const uint8_t *)k_slot(slot),
+                               (const uint8_t *)v_slot(slot), warp * NK, key0, ctx - q_len, p.group, need_mask,
+                               p.window, p.scale_log2);
         } else {
             if (tile * BN + BN > ctx) {
                 zero_v_rows<D, BN, NUM_THREADS>((char *)v_slot(slot), ctx - tile * BN);
@@ -638,9 +781,9 @@ __global__ void __launch_bounds__(NUM_THREADS)
             continue;
         float *o_row = o_buf + (warp * ROWS + row) * D;
 #pragma unroll
-        for (int dt = 0; dt < D / 8; dt++) {
-            o_row[dt * 8 + 2 * t] = st.o[0][dt][2 * r];
-            o_row[dt * 8 + 2 * t + 1] = st.o[0][dt][2 * r + 1];
+        for (int dt = 0; dt < D / 8; dt++) { /* the fp8 kernel's columns are fp8_out_col's */
+            o_row[FP8 ? fp8_out_col<D>(dt, 2 * t) : dt * 8 + 2 * t] = st.o[0][dt][2 * r];
+            o_row[FP8 ? fp8_out_col<D>(dt, 2 * t + 1) : dt * 8 + 2 * t + 1] = st.o[0][dt][2 * r + 1];
         }
         if (t == 0) {
             m_buf[warp * ROWS + row] = st.m[r];
@@ -695,7 +838,7 @@ __global__ void __launch_bounds__(NUM_THREADS)
     if (!is_last)
         return;
     __threadfence();
-    merge_splits<D>(p, p.scratch + first * ROWS * D, lse + first * ROWS, (float *)kv_smem, num_splits, rows,
+    merge_splits<D, FP8>(p, p.scratch + first * ROWS * D, lse + first * ROWS, (float *)kv_smem, num_splits, rows,
                     kv_head * p.group, p.out + row_offset(p, q0, 0, kv_head, D));
 }
 
@@ -713,7 +856,7 @@ template <int D, int BN> static constexpr int fp8_prefill_tile(void)
 template <int D, int BN, int MT, int S> static cudaError_t configure(void)
 {
     constexpr int FP8_BN = fp8_prefill_tile<D, BN>();
-    const int decode_smem = fl_attn_decode_smem(D);
+    const int decode_smem = decode_smem_bytes<D, false>(), decode_fp8_smem = decode_smem_bytes<D, true>();
     const int prefill_smem = (int)prefill_smem_bytes<D, BN, MT, S, false>();
     const int prefill_fp8_smem = (int)prefill_smem_bytes<D, FP8_BN, MT, S, true>();
     const void *prefills[4] = { (const void *)prefill_kernel<D, BN, MT, S, false, false>,
@@ -727,7 +870,8 @@ template <int D, int BN, int MT, int S> static cudaError_t configure(void)
         e = cudaFuncSetAttribute(prefills[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  i < 2 ? prefill_smem : prefill_fp8_smem);
     for (int i = 0; i < 3 && e == cudaSuccess; i++)
-        e = cudaFuncSetAttribute(decodes[i], cudaFuncAttributeMaxDynamicSharedMemorySize, decode_smem);
+        e = cudaFuncSetAttribute(decodes[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 i < 2 ? decode_smem : decode_fp8_smem);
     return e;
 }
 
@@ -765,7 +909,8 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, int sp
     if (plan->num_decode > 0) {
         const int offset = 2 * plan->num_prefill;
         const auto decode = fp8 ? decode_kernel<D, false, true> : hopper ? decode_kernel<D, true, false> : decode_kernel<D, false, false>;
-        decode<<<dim3(plan->num_decode, p.num_kv_heads, splits), NUM_THREADS, (size_t)fl_attn_decode_smem(D), stream>>>(
+        const size_t smem = fp8 ? decode_smem_bytes<D, true>() : decode_smem_bytes<D, false>();
+        decode<<<dim3(plan->num_decode, p.num_kv_heads, splits), NUM_THREADS, smem, stream>>>(
             p, offset, splits, maps[0], maps[1]);
     }
     return cudaGetLastError();
