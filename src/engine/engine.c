@@ -40,6 +40,8 @@ fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner
     e->on_output = on_output;
     e->ctx = ctx;
     fl_scheduler_init(&e->sched, &e->cfg, runner->kv_groups, runner->num_blocks, runner->block_size);
+    const char *timing = getenv("FLASHLM_STEP_TIMING");
+    e->timing.on = timing && strcmp(timing, "1") == 0;
     pthread_mutex_init(&e->lock, NULL);
     const size_t S = (size_t)e->cfg.max_num_seqs;
     const size_t V = (size_t)runner->vocab_size;
@@ -75,8 +77,25 @@ static void free_seq(fl_engine *e, fl_seq *s)
     free(s);
 }
 
+/* The large decode steps' phases (FLASHLM_STEP_TIMING), per step: the
+ * host's parts (the GPU idles through them: planning, packing and
+ * launching, the tokens' handling) and the wait for the GPU's step. */
+static void print_step_timing(const fl_engine *e)
+{
+    const long n = e->timing.steps;
+    if (!e->timing.on || n == 0)
+        return;
+    const double total = e->timing.plan + e->timing.forward + e->timing.sample + e->timing.tokens;
+    fprintf(stderr, "INFO flashlm: step timing, %ld decode steps of 128 or more sequences, per step: plan %.3f ms, "
+            "forward (pack, upload, launch) %.3f ms, sample (waits for the GPU) %.3f ms, tokens %.3f ms; "
+            "host %.1f%% of the step\n", n, 1e3 * e->timing.plan / n, 1e3 * e->timing.forward / n,
+            1e3 * e->timing.sample / n, 1e3 * e->timing.tokens / n,
+            100 * (total - e->timing.sample) / total);
+}
+
 void fl_engine_destroy(fl_engine *e)
 {
+    print_step_timing(e);
     for (int i = 0; i < e->sched.num_running; i++)
         free_seq(e, e->sched.running[i]);
     for (int i = 0; i < e->sched.num_waiting; i++)
@@ -496,6 +515,7 @@ static void record_prompt_row(fl_engine *e, fl_seq *s, int pos, const float *log
 
 int fl_engine_step(fl_engine *e)
 {
+    const double t_start = e->timing.on ? fl_now_seconds() : 0;
     take_inbox(e);
     fl_batch b = fl_scheduler_plan(&e->sched, e->row_seqs);
     if (b.num_tokens > 0) {
@@ -510,6 +530,7 @@ int fl_engine_step(fl_engine *e)
         fl_scheduler_commit(&e->sched);
         if (on_device)
             sample_on_device(e, b.num_logits);
+        const double t_sampled = e->timing.on ? fl_now_seconds() : 0;
         const int V = e->runner.vocab_size;
         for (int r = 0; r < b.num_logits; r++) {
             fl_seq *s = e->row_seqs[r];
@@ -545,6 +566,13 @@ int fl_engine_step(fl_engine *e)
                 finish(e, s, -1, NULL, "error", NULL, -1);
             else
                 accept_token(e, s, token, sp->logprobs >= 0 ? &lp : NULL);
+        }
+        if (e->timing.on && b.num_seqs >= 128 && b.num_tokens == b.num_seqs) {
+            e->timing.steps++;
+            e->timing.plan += planned - t_start;
+            e->timing.forward += e->step_time - planned;
+            e->timing.sample += t_sampled - e->step_time;
+            e->timing.tokens += fl_now_seconds() - t_sampled;
         }
     }
     pthread_mutex_lock(&e->lock);

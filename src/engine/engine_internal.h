@@ -36,6 +36,14 @@ struct fl_engine {
     float *lp_values;
     double step_time;            /* fl_now_seconds() after the step's forward pass: its tokens' time */
     fl_engine_stats stats;       /* the engine's counters; fl_engine_get_stats adds the scheduler's */
+    /* FLASHLM_STEP_TIMING=1: where the wall time of large decode steps (128
+     * or more sequences, one token each) goes, printed when the engine is
+     * destroyed (docs/PERF.md's decode step breakdown) */
+    struct {
+        int on;
+        long steps;
+        double plan, forward, sample, tokens; /* seconds in each phase, summed */
+    } timing;
 };
 
 #endif
