@@ -320,9 +320,21 @@ int main(int argc, char **argv)
         check_golden(i, c);
     }
     json_decref(g);
-    check_refused("{% macro m() %}x{% endmacro %}", "line 1: unsupported or unexpected tag (at 'macro')");
+    check_refused("{% macro m() %}{{ caller() }}{% endmacro %}", "line 1: the function 'caller' is not supported");
+    check_refused("{% call m() %}x{% endcall %}", "line 1: unsupported or unexpected tag (at 'call')");
+    check_refused("{% raw %}x{% endraw %}", "unsupported or unexpected tag (at 'raw')");
     check_refused("a\n{{ x | wordwrap }}", "line 2: the filter 'wordwrap' is not supported");
-    check_refused("{{ x is divisibleby(3) }}", "the test 'divisibleby' is not supported");
+    check_refused("{{ x is escaped }}", "the test 'escaped' is not supported");
+    check_refused("\n\n{{ x|map('wordwrap')|list }}", "line 3: the filter 'wordwrap' is not supported");
+    check_refused("{{ x|selectattr('a', 'escaped')|list }}", "the test 'escaped' is not supported");
+    check_refused("{{ x|reject('escaped')|list }}", "the test 'escaped' is not supported");
+    check_refused("{% macro m() %}{% endmacro %}{{ n() }}", "the function 'n' is not supported");
+    check_refused("{{ x[0]() }}", "the call of '(an expression)' is not supported");
+    check_refused("{% for x in y %}{% set z %}{% break %}{% endset %}{% endfor %}",
+                  "break and continue belong inside a for loop");
+    check_refused("{% macro m(a=1, b) %}{% endmacro %}", "a parameter without a default after one with a default");
+    check_refused("{% set none = 1 %}", "expected a variable name");
+    check_refused("{{ f(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17) }}", "more than 16 arguments");
     check_refused("{{ x.format(1) }}", "the method 'format' is not supported");
     check_refused("{{ cycler(1) }}", "the function 'cycler' is not supported");
     check_refused("{% if x %}a", "a block is not closed");
