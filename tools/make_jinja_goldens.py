@@ -221,8 +221,12 @@ CASES = [
     "{{ [3, 1, 2]|sort }}{{ ['b', 'A', 'a']|sort }}{{ ['b', 'A', 'a']|sort(case_sensitive=true) }}{{ [3, 1, 2]|sort(true) }}{{ [{'a': 2}, {'a': 1}]|sort(attribute='a') }}{{ [[2, 1], [1, 2], [1]]|sort }}{{ [(2, 1), (1, 2)]|sort }}{{ [true, 0, 2.5]|sort }}{{ [1, 2, 1, 'a', 'A']|unique|list }}{{ ['a', 'A']|unique(true)|list }}{{ [1, 2]|reverse|list }}{{ 'abc'|reverse }}{{ [1, 2.5]|sum }}{{ [{'k': 1}, {'k': 2}]|sum(attribute='k') }}{{ [3, 1]|min }}{{ [3, 1]|max }}{{ ['a', 'B']|max }}{{ []|min }}",
     "{{ [1, 'a']|sort }}",
     "{{ 3.14159|round(2) }}{{ 2.5|round }}{{ 3.5|round }}{{ 2|round }}{{ 2.7|round(0, 'floor') }}{{ 2.1|round(0, 'ceil') }}{{ '3.5'|float }}{{ 2|float }}{{ 'x'|float }}{{ '3.7'|int }}{{ ' 42 '|int }}{{ 'x'|int }}{{ 'x'|int(5) }}{{ 4.9|int }}{{ none|int }}{{ '1_000'|int }}",
-    "{{ 'a\nb\n\nc'|indent }}|{{ 'a\nb'|indent(2, true) }}|{{ 'a\nb\n'|indent(first=true, blank=true) }}|{{ 'a\r\nb'|indent('> ') }}|{{ '<b>'|safe }}|{{ 5|trim }}|{{ messages|first|dictsort|first }}",
+    "{{ 'a\nb\n\nc'|indent }}|{{ 'a\nb'|indent(2, true) }}|{{ 'a\nb\n'|indent(first=true, blank=true) }}|{{ 'a\r\nb'|indent('> ') }}|{{ ''|indent(first=true) }}|{{ 'a\n\n'|indent(1) }}|{{ '<b>'|safe }}|{{ 5|trim }}|{{ messages|first|dictsort|first }}",
     "{{ 3 is divisibleby 3 }}{{ 2 is in [1, 2] }}{{ 2 is lt 3 }}{{ 'a' is lower }}{{ 'A' is upper }}{{ 'A1' is upper }}{{ '1' is lower }}{{ 2 is ge 2 }}{{ d is eq d }}{{ true is number }}{{ true is integer }}{{ d is sequence }}{{ 1 is iterable }}{{ none is sameas none }}{{ l is sameas l }}{{ [] is sameas [] }}{{ namespace() is mapping }}{{ not nope is defined }}{{ d is mapping }}",
+    # brackets inside a tag: its end is outside them, as Jinja's lexer finds it
+    "{{ {'a': {'b': 1}} }}|{{ {'a': {'b': {'c': [1, {'d': 2}]}}}['a']['b'] }}|{% set x = {'a': {'b': 1}}%}{{ x }}|{{ '}}' ~ ('%}') }}",
+    # an item that is missing falls back to the attribute: a dict's methods
+    "{{ {}['items'] is callable }}{{ d['keys'] is defined }}{{ d['nope'] is defined }}{{ {'items': 1}['items'] }}",
     "{{ dict(a=1, b=[2]) }}{{ namespace({'a': 1}, b=2).a }}{{ namespace({'a': 1}, b=2).b }}{{ {'items': 1}['items'] }}{{ {'items': 1}.items is callable }}{{ {'x': 1}.x }}",
 ]
 

@@ -904,7 +904,7 @@ static jv f_indent(jctx *c, const jnode *n, jv v, const jargs *a)
         for (int64_t i = 0; i < width.i; i++)
             fl_strbuf_append_char(&pad, ' ');
     fl_strbuf r = { 0 };
-    if (first && s.s.n)
+    if (first)
         fl_strbuf_append(&r, pad.data, pad.len);
     /* Python's splitlines on s + "\n": lines end at \n, \r\n or \r */
     for (size_t at = 0, line = 0; !c->failed && at < s.s.n; line++) {

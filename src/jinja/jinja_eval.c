@@ -17,7 +17,12 @@
 
 static const jv undef = { .t = JV_UNDEF };
 
-jv jinja_fail(jctx *c, const jnode *n, const char *fmt, ...)
+/* For the helpers that hold an fl_error (a KiB) or a message buffer: out
+ * of line, so that the frames of the recursive eval and exec, which every
+ * level of a render's recursion pays for, stay small. */
+#define NOINLINE __attribute__((noinline))
+
+NOINLINE jv jinja_fail(jctx *c, const jnode *n, const char *fmt, ...)
 {
     if (!c->failed) {
         char msg[512];
@@ -48,7 +53,7 @@ static int step(jctx *c, const jnode *n)
     return c->failed ? -1 : 0;
 }
 
-int jinja_room(jctx *c, const jnode *n, size_t have, size_t add, size_t max)
+NOINLINE int jinja_room(jctx *c, const jnode *n, size_t have, size_t add, size_t max)
 {
     fl_error e;
     if (jv_room(have, add, max, &e) == 0)
@@ -57,7 +62,7 @@ int jinja_room(jctx *c, const jnode *n, size_t have, size_t add, size_t max)
     return -1;
 }
 
-int jinja_items_room(jctx *c, const jnode *n, size_t items)
+NOINLINE int jinja_items_room(jctx *c, const jnode *n, size_t items)
 {
     if (items <= JINJA_MAX_ITEMS)
         return 0;
@@ -65,7 +70,7 @@ int jinja_items_room(jctx *c, const jnode *n, size_t items)
     return -1;
 }
 
-int jinja_print(jctx *c, const jnode *n, fl_strbuf *out, jv v, size_t max)
+NOINLINE int jinja_print(jctx *c, const jnode *n, fl_strbuf *out, jv v, size_t max)
 {
     fl_error e;
     if (jv_to_string(out, v, max, &e) == 0)
@@ -74,7 +79,7 @@ int jinja_print(jctx *c, const jnode *n, fl_strbuf *out, jv v, size_t max)
     return -1;
 }
 
-jv jinja_take_str(jctx *c, const jnode *n, fl_strbuf *s)
+NOINLINE jv jinja_take_str(jctx *c, const jnode *n, fl_strbuf *s)
 {
     jv r = !c->failed && jinja_room(c, n, s->len, 0, JINJA_MAX_BYTES) == 0
          ? jv_str(c->a, s->data ? s->data : "", s->len) : undef;
@@ -82,7 +87,7 @@ jv jinja_take_str(jctx *c, const jnode *n, fl_strbuf *s)
     return r;
 }
 
-int jinja_equal(jctx *c, const jnode *n, jv a, jv b)
+NOINLINE int jinja_equal(jctx *c, const jnode *n, jv a, jv b)
 {
     fl_error e;
     int eq = jv_equal(a, b, &c->steps, &e);
@@ -91,7 +96,7 @@ int jinja_equal(jctx *c, const jnode *n, jv a, jv b)
     return eq > 0;
 }
 
-int jinja_compare(jctx *c, const jnode *n, jv a, jv b)
+NOINLINE int jinja_compare(jctx *c, const jnode *n, jv a, jv b)
 {
     fl_error e;
     int r;
@@ -392,7 +397,7 @@ static int int_overflows(const char *op, int64_t a, int64_t b, int64_t *r)
 }
 
 /* fmt % args: Python's printf-style formatting (jinja_format.c). */
-static jv format(jctx *c, const jnode *n, jv fmt, jv args)
+NOINLINE static jv format(jctx *c, const jnode *n, jv fmt, jv args)
 {
     fl_strbuf s = { 0 };
     fl_error e;
@@ -507,13 +512,16 @@ static jv capture(jctx *c, const jnode *n, const jnode *body, jframe *f)
 static jv call_macro(jctx *c, const jnode *at, const jfunc *fn, const jargs *a)
 {
     const jnode *m = fn->macro;
+    if (c->calls >= JINJA_MAX_CALL_DEPTH)
+        return jinja_fail(c, at, "macros call macros deeper than %d levels (a macro that calls "
+                                 "itself without end?)", JINJA_MAX_CALL_DEPTH);
     if (a->npos > m->nargs && !m->uses_varargs)
         return jinja_fail(c, at, "macro '%s' takes not more than %d argument(s)", m->name, m->nargs);
     jv vals[JINJA_MAX_ARGS];
     int given[JINJA_MAX_ARGS] = { 0 };
     for (int i = 0; i < a->npos && i < m->nargs; i++)
         vals[i] = a->pos[i], given[i] = 1;
-    jv kwargs = jv_dict(c->a);
+    jv kwargs = m->uses_kwargs ? jv_dict(c->a) : undef;
     for (int k = 0; k < a->nkw; k++) {
         int i = 0;
         while (i < m->nargs && (given[i] || strcmp(m->kwnames[i], a->kwname[k]) != 0))
@@ -527,6 +535,7 @@ static jv call_macro(jctx *c, const jnode *at, const jfunc *fn, const jargs *a)
     }
     jframe *f = new_frame(c, fn->closure), *scope = c->scope;
     c->scope = f;
+    c->calls++;
     for (int i = 0; i < m->nargs; i++)
         assign(c, m->kwnames[i], given[i] ? vals[i] : m->args[i] ? eval(c, m->args[i]) : undef);
     if (m->uses_varargs) {
@@ -539,7 +548,9 @@ static jv call_macro(jctx *c, const jnode *at, const jfunc *fn, const jargs *a)
     if (m->uses_kwargs)
         assign(c, "kwargs", kwargs);
     c->scope = scope;
-    return capture(c, at, m->body, f);
+    jv text = capture(c, at, m->body, f);
+    c->calls--;
+    return text;
 }
 
 jv jinja_call(jctx *c, const jnode *n, jv fn, const jargs *a)
@@ -549,7 +560,9 @@ jv jinja_call(jctx *c, const jnode *n, jv fn, const jargs *a)
     return fn.fn->macro ? call_macro(c, n, fn.fn, a) : jinja_call_global(c, n, fn.fn, a);
 }
 
-static jv eval_call(jctx *c, const jnode *n)
+/* Calls, filters and tests keep their arguments (a jargs, near a KiB) in
+ * frames of their own, out of eval_node's. */
+NOINLINE static jv eval_call(jctx *c, const jnode *n)
 {
     jargs a;
     if (n->a->kind == JN_ATTR) {
@@ -565,6 +578,25 @@ static jv eval_call(jctx *c, const jnode *n)
 }
 
 /* ---- expressions ---- */
+
+NOINLINE static jv eval_filter(jctx *c, const jnode *n)
+{
+    jv v = eval(c, n->a);
+    jargs a;
+    if (eval_args(c, n, &a) != 0)
+        return undef;
+    return jinja_apply_filter(c, n, n->name, v, &a);
+}
+
+NOINLINE static jv eval_test(jctx *c, const jnode *n)
+{
+    jv v = eval(c, n->a);
+    jargs a;
+    if (eval_args(c, n, &a) != 0)
+        return undef;
+    int r = jinja_apply_test(c, n, n->name, v, &a);
+    return (jv){ .t = JV_BOOL, .i = n->negated ? !r : r };
+}
 
 static jv eval_node(jctx *c, const jnode *n)
 {
@@ -594,21 +626,10 @@ static jv eval_node(jctx *c, const jnode *n)
     }
     case JN_CALL:
         return eval_call(c, n);
-    case JN_FILTER: {
-        jv v = eval(c, n->a);
-        jargs a;
-        if (eval_args(c, n, &a) != 0)
-            return undef;
-        return jinja_apply_filter(c, n, n->name, v, &a);
-    }
-    case JN_TEST: {
-        jv v = eval(c, n->a);
-        jargs a;
-        if (eval_args(c, n, &a) != 0)
-            return undef;
-        int r = jinja_apply_test(c, n, n->name, v, &a);
-        return (jv){ .t = JV_BOOL, .i = n->negated ? !r : r };
-    }
+    case JN_FILTER:
+        return eval_filter(c, n);
+    case JN_TEST:
+        return eval_test(c, n);
     case JN_NOT:
         return (jv){ .t = JV_BOOL, .i = !jv_truthy(eval(c, n->a)) };
     case JN_NEG: {
@@ -663,8 +684,7 @@ static int descend(jctx *c, const jnode *n)
     if (c->failed || step(c, n) != 0)
         return -1;
     if (c->depth >= JINJA_MAX_RENDER_DEPTH) {
-        jinja_fail(c, n, "the template recurses deeper than %d levels (a macro that calls itself "
-                   "without end?)", JINJA_MAX_RENDER_DEPTH);
+        jinja_fail(c, n, "the template recurses deeper than %d levels", JINJA_MAX_RENDER_DEPTH);
         return -1;
     }
     c->depth++;

@@ -31,6 +31,7 @@ typedef struct jctx {
     size_t out_max; /* out may grow to this length: JINJA_MAX_BYTES more than it had */
     long steps;
     int depth;      /* levels of eval/exec recursion, macro calls included */
+    int calls;      /* macro calls inside macro calls */
     jv block_value; /* what JN_BLOCK_VALUE stands for: a block's rendered body */
 } jctx;
 

@@ -31,6 +31,12 @@
  * a real template's macros recurse a few levels (a JSON schema's nesting). */
 #define JINJA_MAX_RENDER_DEPTH (2 * JINJA_MAX_DEPTH)
 
+/* Macro calls inside macro calls: each takes some KiB of stack (its
+ * arguments, scope and output), so they have a bound of their own, far
+ * above a JSON schema's nesting, which is what templates recurse over.
+ * With the bound above, a render's stack stays under a MiB. */
+#define JINJA_MAX_CALL_DEPTH 64
+
 /* Arguments of one call, filter or test, and parameters of one macro:
  * real templates pass up to four. */
 #define JINJA_MAX_ARGS 16

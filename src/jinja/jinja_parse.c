@@ -10,7 +10,14 @@
  * elif and block body is one more level of recursion, so the parser counts
  * them and stops at JINJA_MAX_DEPTH before the stack runs out. Chains that
  * it reads in a loop (a.b.c, x|f|g, 1 + 2 + 3) do not recurse here but make
- * a tree as deep as they are long: jinja.c bounds the tree's height. */
+ * a tree as deep as they are long: jinja.c bounds the tree's height.
+ *
+ * Tuples are read where Jinja reads them: `a, b` in {{ }}, a set's value
+ * and a for loop's sequence, `(a, b)` and `()` anywhere, and as targets
+ * of set and for (names, nested in parentheses). Statements: if, for,
+ * set (and its block form), filter blocks, macros, break and continue
+ * (inside a loop of the same macro or block only, as Jinja compiles
+ * them), generation. */
 #include <stdlib.h>
 #include <string.h>
 
