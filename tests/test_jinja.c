@@ -302,6 +302,35 @@ static void test_budgets(void)
 }
 
 
+/* Macros may call themselves, so the render bounds its recursion (with
+ * the tree's height, which bounds it within one call): a macro that
+ * recurses without end, or with a body nested to the tree's limit, or
+ * through blocks and filters, is an error with a message, not a stack
+ * overflow; and doubling recursion runs into the render's budget (each
+ * call's scope and output take memory, which runs out before the steps). */
+static void test_macro_recursion(void)
+{
+    const char *calls = "macros call macros deeper than 64 levels";
+    check_render_fails("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", calls);
+    check_render_fails("{% macro a() %}{{ b() }}{% endmacro %}{% macro b() %}{{ a() }}{% endmacro %}{{ a() }}", calls);
+    check_render_fails("{% macro m(n) %}{% set x %}{% filter upper %}{{ m(n + 1) }}{% endfilter %}{% endset %}"
+                       "{{ x }}{% endmacro %}{{ m(0) }}", calls);
+    check_render_fails("{% macro m(n=m()) %}{% endmacro %}{{ m() }}", calls);
+    check_render_fails("{% macro m(x) %}{{ [x]|map('string')|map('upper')|join ~ m(x) }}{% endmacro %}{{ m(1) }}", calls);
+    check_render_fails("{% macro m(n) %}{{ m(n) }}{{ m(n) }}{% endmacro %}{{ m(1) }}", calls);
+    /* bodies nested near the tree's limit reach the render's depth first */
+    char *src = build("{% macro m() %}{{ ", "[", 240, "m()", "]", " }}{% endmacro %}{{ m() }}");
+    check_render_fails(src, "the template recurses deeper than 512 levels");
+    free(src);
+    check_render_fails("{% macro m(n) %}{% if n > 0 %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}{% endmacro %}"
+                       "{{ m(40) }}", "the template's values take more than 256 MiB");
+    /* recursion that ends is fine, up to the limit */
+    check_renders("{% macro count(n) %}{% if n > 0 %}{{ count(n - 1) }}{{ n % 10 }}{% endif %}{% endmacro %}"
+                  "{{ count(63)|length }}", "63");
+    check_renders("{% for i in range(10000) %}{% macro m() %}{{ i }}{% endmacro %}{% endfor %}{{ m is defined }}",
+                  "False");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -320,9 +349,21 @@ int main(int argc, char **argv)
         check_golden(i, c);
     }
     json_decref(g);
-    check_refused("{% macro m() %}x{% endmacro %}", "line 1: unsupported or unexpected tag (at 'macro')");
+    check_refused("{% macro m() %}{{ caller() }}{% endmacro %}", "line 1: the function 'caller' is not supported");
+    check_refused("{% call m() %}x{% endcall %}", "line 1: unsupported or unexpected tag (at 'call')");
+    check_refused("{% raw %}x{% endraw %}", "unsupported or unexpected tag (at 'raw')");
     check_refused("a\n{{ x | wordwrap }}", "line 2: the filter 'wordwrap' is not supported");
-    check_refused("{{ x is divisibleby(3) }}", "the test 'divisibleby' is not supported");
+    check_refused("{{ x is escaped }}", "the test 'escaped' is not supported");
+    check_refused("\n\n{{ x|map('wordwrap')|list }}", "line 3: the filter 'wordwrap' is not supported");
+    check_refused("{{ x|selectattr('a', 'escaped')|list }}", "the test 'escaped' is not supported");
+    check_refused("{{ x|reject('escaped')|list }}", "the test 'escaped' is not supported");
+    check_refused("{% macro m() %}{% endmacro %}{{ n() }}", "the function 'n' is not supported");
+    check_refused("{{ x[0]() }}", "the call of '(an expression)' is not supported");
+    check_refused("{% for x in y %}{% set z %}{% break %}{% endset %}{% endfor %}",
+                  "break and continue belong inside a for loop");
+    check_refused("{% macro m(a=1, b) %}{% endmacro %}", "a parameter without a default after one with a default");
+    check_refused("{% set none = 1 %}", "expected a variable name");
+    check_refused("{{ f(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17) }}", "more than 16 arguments");
     check_refused("{{ x.format(1) }}", "the method 'format' is not supported");
     check_refused("{{ cycler(1) }}", "the function 'cycler' is not supported");
     check_refused("{% if x %}a", "a block is not closed");
@@ -335,6 +376,7 @@ int main(int argc, char **argv)
     test_int_overflow();
     test_sizes();
     test_budgets();
+    test_macro_recursion();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

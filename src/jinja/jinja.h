@@ -1,14 +1,19 @@
-/* jinja.h - a Jinja2 subset, enough for Hugging Face chat templates.
+/* jinja.h - the Jinja2 of chat templates (Hugging Face's and the tool
+ * templates vLLM users give --chat-template).
  *
- * Parses once (syntax errors and unsupported tags are reported then, with
- * the line), renders many times against a JSON object of variables. The
- * environment is the one transformers uses for chat templates: trim_blocks
- * and lstrip_blocks on, loop controls (break/continue) on, `tojson` without
- * ASCII escaping, and the globals `namespace`, `raise_exception`, `range`
- * and `strftime_now`. Supported: {{ }}, {% if/elif/else %}, {% for %} with
- * `loop` and else, {% set %} (also ns.attr), {% generation %}, comments,
- * whitespace control (-), the Python-like operators, slices, attribute and
- * item access, filters, tests and the common string/dict methods. */
+ * Parses once (syntax errors and unsupported constructs are reported then,
+ * with the line), renders many times against a JSON object of variables.
+ * The environment is the one transformers uses for chat templates:
+ * trim_blocks and lstrip_blocks on, loop controls (break/continue) on,
+ * `tojson` without ASCII escaping (and with indent, separators, sort_keys),
+ * Jinja's default Undefined, and the globals namespace, dict, range,
+ * raise_exception and strftime_now. Supported: {{ }}, {% if/elif/else %},
+ * {% for %} with tuple targets, `loop` (cycle too) and else, {% set %} of
+ * names, tuples and ns.attr, {% set %}/{% filter %} blocks with filters,
+ * {% macro %} with defaults, keyword arguments, varargs and kwargs,
+ * {% generation %}, comments, whitespace control, the Python-like
+ * operators with `%` formatting, tuples, slices, attribute and item
+ * access, and the filters, tests and methods jinja_builtins.c lists. */
 #ifndef FL_JINJA_H
 #define FL_JINJA_H
 

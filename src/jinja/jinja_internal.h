@@ -25,6 +25,22 @@
 #define JINJA_MAX_DEPTH 256
 #define JINJA_TOO_DEEP "the template nests deeper than %d levels"
 
+/* Levels of the evaluator's recursion at render time: the tree's height
+ * bounds it within one macro, and macro calls (which may call themselves)
+ * add theirs on top, so the render counts them. Twice the tree's bound:
+ * a real template's macros recurse a few levels (a JSON schema's nesting). */
+#define JINJA_MAX_RENDER_DEPTH (2 * JINJA_MAX_DEPTH)
+
+/* Macro calls inside macro calls: each takes some KiB of stack (its
+ * arguments, scope and output), so they have a bound of their own, far
+ * above a JSON schema's nesting, which is what templates recurse over.
+ * With the bound above, a render's stack stays under a MiB. */
+#define JINJA_MAX_CALL_DEPTH 64
+
+/* Arguments of one call, filter or test, and parameters of one macro:
+ * real templates pass up to four. */
+#define JINJA_MAX_ARGS 16
+
 /* Bytes of any string a render makes, and of its output. A prompt must fit a
  * context window, and a million tokens are about 4 MiB of text, so 64 MiB is
  * far above any real prompt and still cheap to refuse. */
@@ -82,11 +98,13 @@ int jinja_lex(fl_arena *a, const char *src, size_t len, jtok **out, fl_error *er
 /* ---- values ---- */
 
 typedef enum jv_type {
-    JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_LIST, JV_DICT,
+    JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_LIST, JV_DICT, JV_FUNC,
 } jv_type;
 
 typedef struct jlist jlist;
 typedef struct jdict jdict;
+typedef struct jfunc jfunc;
+typedef struct jnode jnode;
 
 typedef struct jv {
     jv_type t;
@@ -99,48 +117,69 @@ typedef struct jv {
         } s;
         jlist *l;
         jdict *d;
+        const jfunc *fn;
     };
 } jv;
 
+/* A list, or a tuple (Python's: printed in parentheses, never equal to a
+ * list); both index, slice and iterate alike. */
 struct jlist {
     jv *items;
     size_t n, cap;
+    int is_tuple;
 };
 
-/* Insertion-ordered; namespaces are dicts whose members `set` may assign. */
+/* Insertion-ordered; namespaces are dicts whose members `set` may assign;
+ * a loop's `loop` is a dict that also has the method cycle(). */
 struct jdict {
     jv *keys;  /* strings */
     jv *vals;
     size_t n, cap;
-    int is_namespace;
+    int is_namespace, is_loop;
+};
+
+/* A callable value: a built-in global function (namespace, range, ...) or
+ * a macro, with the scope it was defined in, which its body sees. */
+struct jfunc {
+    const char *name;
+    const jnode *macro;      /* a JN_MACRO, or NULL for a built-in */
+    struct jframe *closure;  /* the evaluator's scope (jinja_eval.c) */
 };
 
 /* ---- syntax tree ---- */
 
 typedef enum jnode_kind {
     /* statements */
-    JN_TEXT, JN_OUTPUT, JN_IF, JN_FOR, JN_SET, JN_BREAK, JN_CONTINUE, JN_BODY,
+    JN_TEXT, JN_OUTPUT, JN_IF, JN_FOR, JN_SET, JN_SET_BLOCK, JN_FILTER_BLOCK, JN_MACRO,
+    JN_BREAK, JN_CONTINUE, JN_BODY,
     /* expressions */
     JN_LITERAL, JN_NAME, JN_ATTR, JN_ITEM, JN_SLICE, JN_CALL, JN_FILTER, JN_TEST,
-    JN_NOT, JN_NEG, JN_BINARY, JN_AND, JN_OR, JN_COND, JN_LIST, JN_DICT,
+    JN_NOT, JN_NEG, JN_BINARY, JN_AND, JN_OR, JN_COND, JN_LIST, JN_TUPLE, JN_DICT,
+    JN_BLOCK_VALUE,
 } jnode_kind;
 
-typedef struct jnode jnode;
-
+/* Assignment targets (SET, SET_BLOCK, FOR) are a JN_NAME, a JN_TUPLE of
+ * targets (unpacking), or for SET a JN_ATTR of a JN_NAME (ns.attr). A
+ * block's output goes through a filter chain (SET_BLOCK, FILTER_BLOCK) as
+ * JN_FILTER nodes whose innermost operand is a JN_BLOCK_VALUE. */
 struct jnode {
     jnode_kind kind;
     int line;
-    const char *name;    /* NAME, ATTR, FILTER, TEST: the identifier; BINARY: the operator;
-                            SET: the variable; FOR: the first loop variable */
-    const char *name2;   /* SET: the attribute of ns.attr; FOR: the second loop variable */
+    const char *name;    /* NAME, ATTR, FILTER, TEST, MACRO: the identifier; BINARY: the operator */
     int negated;         /* TEST: `is not` */
+    int uses_varargs;    /* MACRO: the body reads varargs (extra positional arguments) */
+    int uses_kwargs;     /* MACRO: the body reads kwargs (extra keyword arguments) */
     jv value;            /* LITERAL, TEXT */
-    jnode *a, *b, *c;    /* children: operands, condition, object, slice parts */
-    jnode **args;        /* call/filter/test arguments; list items; dict keys */
+    jnode *a, *b, *c;    /* children: operands, condition, object, slice parts;
+                            SET: a value, b target; SET_BLOCK: a filters or NULL, b target;
+                            FILTER_BLOCK: a filters; FOR: a sequence, b filter, c target */
+    jnode **args;        /* call/filter/test arguments; list and tuple items; dict keys;
+                            MACRO: parameter defaults (NULL where none) */
     int nargs;
-    const char **kwnames;/* keyword argument names (kwargs follow positional args in args) */
+    const char **kwnames;/* keyword argument names (kwargs follow positional args in args);
+                            MACRO: the parameter names (nargs of them) */
     int nkw;
-    jnode *body;         /* IF/FOR: then/loop body (a JN_BODY) */
+    jnode *body;         /* IF/FOR/MACRO/SET_BLOCK/FILTER_BLOCK: the body (a JN_BODY) */
     jnode *orelse;       /* IF/FOR: else body */
     jnode **stmts;       /* BODY: statements */
     int nstmts;

@@ -93,8 +93,11 @@ static int find_tag(lexer *lx, size_t pos, tag *t)
         else if (t->inner < lx->len && s[t->inner] == '+')
             t->keep_lstrip = 1, t->inner++;
         const char close[3] = { t->kind == '{' ? '}' : t->kind, '}', 0 };
-        /* The closing delimiter outside string literals (comments have none). */
+        /* The closing delimiter outside string literals and brackets, as
+         * Jinja's lexer finds it: {{ {'a': {'b': 1}} }} ends at the last
+         * }} (comments have neither). */
         char quote = 0;
+        size_t open = 0;
         for (size_t j = t->inner; j + 1 < lx->len; j++) {
             if (t->kind != '#' && quote) {
                 if (s[j] == '\\')
@@ -105,6 +108,14 @@ static int find_tag(lexer *lx, size_t pos, tag *t)
             }
             if (t->kind != '#' && (s[j] == '\'' || s[j] == '"')) {
                 quote = s[j];
+                continue;
+            }
+            if (t->kind != '#' && (s[j] == '(' || s[j] == '[' || s[j] == '{')) {
+                open++;
+                continue;
+            }
+            if (open && (s[j] == ')' || s[j] == ']' || s[j] == '}')) {
+                open--;
                 continue;
             }
             if (s[j] == close[0] && s[j + 1] == close[1]) {

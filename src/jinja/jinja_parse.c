@@ -10,7 +10,14 @@
  * elif and block body is one more level of recursion, so the parser counts
  * them and stops at JINJA_MAX_DEPTH before the stack runs out. Chains that
  * it reads in a loop (a.b.c, x|f|g, 1 + 2 + 3) do not recurse here but make
- * a tree as deep as they are long: jinja.c bounds the tree's height. */
+ * a tree as deep as they are long: jinja.c bounds the tree's height.
+ *
+ * Tuples are read where Jinja reads them: `a, b` in {{ }}, a set's value
+ * and a for loop's sequence, `(a, b)` and `()` anywhere, and as targets
+ * of set and for (names, nested in parentheses). Statements: if, for,
+ * set (and its block form), filter blocks, macros, break and continue
+ * (inside a loop of the same macro or block only, as Jinja compiles
+ * them), generation. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +30,7 @@ typedef struct parser {
     fl_error *err;
     int failed;
     int depth;  /* levels of recursion the current token is inside */
+    int loops;  /* for loops around the current token, within its macro or block */
 } parser;
 
 static jtok *peek(parser *p) { return &p->t[p->pos]; }
@@ -99,6 +107,7 @@ static void append(parser *p, jnode ***arr, int *n, int *cap, jnode *x)
 
 static jnode *parse_expr(parser *p);
 static jnode *parse_unary(parser *p, int with_filter);
+static jnode *parse_tuple(parser *p, jnode *(*item)(parser *), int in_parens);
 
 /* (args, kw=args) after the '(' was seen; fills n->args/kwnames. */
 static int parse_call_args(parser *p, jnode *n)
@@ -140,6 +149,12 @@ static int parse_call_args(parser *p, jnode *n)
     }
     if (expect_op(p, ")") != 0)
         return -1;
+    if (npos > JINJA_MAX_ARGS || nkw > JINJA_MAX_ARGS) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "more than %d arguments", JINJA_MAX_ARGS);
+        fail_at(p, msg);
+        return -1;
+    }
     n->nargs = npos + nkw;
     n->nkw = nkw;
     n->kwnames = kw;
@@ -205,12 +220,8 @@ static jnode *parse_primary(parser *p)
     }
     if (is_op(p, "(")) {
         next_tok(p);
-        n = parse_expr(p);
-        if (!n)
-            return NULL;
-        if (is_op(p, ",")) /* tuples read as lists */
-            return fail_at(p, "tuples are not supported");
-        return expect_op(p, ")") == 0 ? n : NULL;
+        n = parse_tuple(p, parse_expr, 1);
+        return n && expect_op(p, ")") == 0 ? n : NULL;
     }
     if (is_op(p, "[")) {
         n = node(p, JN_LIST);
@@ -323,23 +334,40 @@ static jnode *parse_postfix(parser *p, jnode *n)
     return n;
 }
 
+/* A filter's name and arguments, after its '|', applied to n. */
+static jnode *parse_filter(parser *p, jnode *n)
+{
+    if (peek(p)->kind != JT_NAME)
+        return fail_at(p, "expected a filter name");
+    jnode *f = node(p, JN_FILTER);
+    f->a = n;
+    f->name = next_tok(p)->text;
+    if (is_op(p, "(")) {
+        next_tok(p);
+        if (parse_call_args(p, f) != 0)
+            return NULL;
+    }
+    return f;
+}
+
+/* Whether a test's single argument may follow without parentheses (`is
+ * divisibleby 3`, `is sameas none`, `is in [1, 2]`): Jinja's rule. */
+static int bare_test_arg(parser *p)
+{
+    jtok *t = peek(p);
+    if (t->kind == JT_NAME)
+        return !is_name(p, "else") && !is_name(p, "or") && !is_name(p, "and") && !is_name(p, "is");
+    return t->kind == JT_STRING || t->kind == JT_INT || t->kind == JT_FLOAT || is_op(p, "(") ||
+           is_op(p, "[") || is_op(p, "{");
+}
+
 /* | filter(args) and `is [not] test(arg)` chains. */
 static jnode *parse_filters(parser *p, jnode *n)
 {
     while (n) {
         if (is_op(p, "|")) {
             next_tok(p);
-            if (peek(p)->kind != JT_NAME)
-                return fail_at(p, "expected a filter name");
-            jnode *f = node(p, JN_FILTER);
-            f->a = n;
-            f->name = next_tok(p)->text;
-            if (is_op(p, "(")) {
-                next_tok(p);
-                if (parse_call_args(p, f) != 0)
-                    return NULL;
-            }
-            n = f;
+            n = parse_filter(p, n);
         } else if (is_name(p, "is")) {
             next_tok(p);
             jnode *t = node(p, JN_TEST);
@@ -355,12 +383,9 @@ static jnode *parse_filters(parser *p, jnode *n)
                 next_tok(p);
                 if (parse_call_args(p, t) != 0)
                     return NULL;
-            } else if (peek(p)->kind == JT_STRING || peek(p)->kind == JT_INT ||
-                       peek(p)->kind == JT_FLOAT || is_name(p, "none") || is_name(p, "true") ||
-                       is_name(p, "false")) {
-                /* `is sameas none`, `is eq 3`: one argument without parentheses */
+            } else if (bare_test_arg(p)) {
                 t->args = fl_arena_alloc(p->arena, sizeof(jnode *));
-                if (!(t->args[0] = parse_primary(p)))
+                if (!(t->args[0] = parse_postfix(p, parse_primary(p))))
                     return NULL;
                 t->nargs = 1;
             }
@@ -530,6 +555,74 @@ static jnode *parse_expr(parser *p)
     return n;
 }
 
+/* Where a tuple without parentheses ends: at the end of the tag, a ')'
+ * or the `in` of a for loop's targets. */
+static int tuple_end(parser *p)
+{
+    return peek(p)->kind == JT_VAR_END || peek(p)->kind == JT_BLOCK_END || is_op(p, ")") ||
+           is_name(p, "in");
+}
+
+/* `a, b, ...` as Jinja reads it where one expression may be a tuple: an
+ * expression alone is itself, with a comma (a trailing one too) it is a
+ * tuple; in parentheses, `()` is the empty tuple. */
+static jnode *parse_tuple(parser *p, jnode *(*item)(parser *), int in_parens)
+{
+    jnode *t = node(p, JN_TUPLE);
+    int cap = 0, comma = 0;
+    while (!tuple_end(p)) {
+        jnode *x = item(p);
+        if (!x)
+            return NULL;
+        append(p, &t->args, &t->nargs, &cap, x);
+        if (!is_op(p, ","))
+            break;
+        next_tok(p);
+        comma = 1;
+    }
+    if (t->nargs == 0 && !in_parens)
+        return fail_at(p, "expected an expression");
+    return t->nargs == 1 && !comma ? t->args[0] : t;
+}
+
+static int assignable(parser *p)
+{
+    static const char *const consts[] = { "true", "True", "false", "False", "none", "None", NULL };
+    if (peek(p)->kind != JT_NAME)
+        return 0;
+    for (int i = 0; consts[i]; i++)
+        if (is_name(p, consts[i]))
+            return 0;
+    return 1;
+}
+
+/* An assignment target: a name, or names and parenthesized targets
+ * separated by commas (unpacking, which may nest). */
+static jnode *parse_target(parser *p)
+{
+    jnode *t = node(p, JN_TUPLE);
+    int cap = 0;
+    for (;;) {
+        jnode *x;
+        if (is_op(p, "(")) {
+            next_tok(p);
+            if (descend(p) != 0 || !(x = parse_target(p)) || expect_op(p, ")") != 0)
+                return NULL;
+            p->depth--;
+        } else if (assignable(p)) {
+            x = node(p, JN_NAME);
+            x->name = next_tok(p)->text;
+        } else {
+            return fail_at(p, "expected a variable name");
+        }
+        append(p, &t->args, &t->nargs, &cap, x);
+        if (!is_op(p, ","))
+            break;
+        next_tok(p);
+    }
+    return t->nargs == 1 ? t->args[0] : t;
+}
+
 /* ---- statements ---- */
 
 static jnode *parse_body(parser *p, const char *const *enders, const char **ended_by);
@@ -575,19 +668,12 @@ static jnode *parse_if(parser *p)
 static jnode *parse_for(parser *p)
 {
     jnode *n = node(p, JN_FOR);
-    if (peek(p)->kind != JT_NAME)
-        return fail_at(p, "expected a loop variable");
-    n->name = next_tok(p)->text;
-    if (is_op(p, ",")) {
-        next_tok(p);
-        if (peek(p)->kind != JT_NAME)
-            return fail_at(p, "expected a second loop variable");
-        n->name2 = next_tok(p)->text;
-    }
+    if (!(n->c = parse_target(p)))
+        return NULL;
     if (!is_name(p, "in"))
         return fail_at(p, "expected 'in'");
     next_tok(p);
-    n->a = parse_or(p); /* not parse_expr: `if` here filters the loop */
+    n->a = parse_tuple(p, parse_or, 0); /* not parse_expr: `if` here filters the loop */
     if (!n->a)
         return NULL;
     if (is_name(p, "if")) {
@@ -601,7 +687,10 @@ static jnode *parse_for(parser *p)
         return NULL;
     static const char *const enders[] = { "else", "endfor", NULL };
     const char *ended;
-    if (!(n->body = parse_body(p, enders, &ended)))
+    p->loops++;
+    n->body = parse_body(p, enders, &ended);
+    p->loops--;
+    if (!n->body)
         return NULL;
     if (strcmp(ended, "else") == 0) {
         static const char *const end_only[] = { "endfor", NULL };
@@ -611,23 +700,108 @@ static jnode *parse_for(parser *p)
     return expect_block_end(p) == 0 ? n : NULL;
 }
 
+/* The body of a macro, {% set %} or {% filter %} block up to its end tag:
+ * a body of its own, out of any loop around it, so break and continue in
+ * it are refused, as Jinja refuses them. */
+static jnode *parse_block_body(parser *p, const char *end_tag)
+{
+    const char *const enders[] = { end_tag, NULL };
+    const char *ended;
+    const int loops = p->loops;
+    p->loops = 0;
+    jnode *body = parse_body(p, enders, &ended);
+    p->loops = loops;
+    return body && expect_block_end(p) == 0 ? body : NULL;
+}
+
+/* The filters of a {% filter %} or {% set x | f %} block, applied to its
+ * rendered body (a JN_BLOCK_VALUE); the first has no '|' in a filter tag. */
+static jnode *parse_block_filters(parser *p, int first_has_pipe)
+{
+    jnode *n = node(p, JN_BLOCK_VALUE);
+    if (!first_has_pipe)
+        n = parse_filter(p, n);
+    while (n && is_op(p, "|")) {
+        next_tok(p);
+        n = parse_filter(p, n);
+    }
+    return n;
+}
+
+/* {% set target = value %}, {% set ns.attr = value %}, or the block form
+ * {% set target | filters %}...{% endset %}. */
 static jnode *parse_set(parser *p)
 {
     jnode *n = node(p, JN_SET);
-    if (peek(p)->kind != JT_NAME)
-        return fail_at(p, "expected a variable name");
-    n->name = next_tok(p)->text;
-    if (is_op(p, ".")) {
+    if (peek(p)->kind == JT_NAME && p->t[p->pos + 1].kind == JT_OP &&
+        strcmp(p->t[p->pos + 1].text, ".") == 0) {
+        n->b = node(p, JN_ATTR);
+        n->b->a = node(p, JN_NAME);
+        n->b->a->name = next_tok(p)->text;
         next_tok(p);
         if (peek(p)->kind != JT_NAME)
             return fail_at(p, "expected an attribute name");
-        n->name2 = next_tok(p)->text;
+        n->b->name = next_tok(p)->text;
+    } else if (!(n->b = parse_target(p))) {
+        return NULL;
     }
-    if (!is_op(p, "="))
-        return fail_at(p, "expected '=' ({% set %}...{% endset %} blocks are not supported)");
-    next_tok(p);
-    n->a = parse_expr(p);
-    return n->a && expect_block_end(p) == 0 ? n : NULL;
+    if (is_op(p, "=")) {
+        next_tok(p);
+        n->a = parse_tuple(p, parse_expr, 0);
+        return n->a && expect_block_end(p) == 0 ? n : NULL;
+    }
+    n->kind = JN_SET_BLOCK;
+    if (is_op(p, "|") && !(n->a = parse_block_filters(p, 1)))
+        return NULL;
+    if (expect_block_end(p) != 0)
+        return NULL;
+    return (n->body = parse_block_body(p, "endset")) ? n : NULL;
+}
+
+static jnode *parse_filter_block(parser *p)
+{
+    jnode *n = node(p, JN_FILTER_BLOCK);
+    if (!(n->a = parse_block_filters(p, 0)) || expect_block_end(p) != 0)
+        return NULL;
+    return (n->body = parse_block_body(p, "endfilter")) ? n : NULL;
+}
+
+/* {% macro name(param, param=default, ...) %}...{% endmacro %}: the
+ * parameter names in kwnames, their defaults (or NULL) in args. */
+static jnode *parse_macro(parser *p)
+{
+    jnode *n = node(p, JN_MACRO);
+    if (!assignable(p))
+        return fail_at(p, "expected a macro name");
+    n->name = next_tok(p)->text;
+    if (expect_op(p, "(") != 0)
+        return NULL;
+    n->kwnames = fl_arena_alloc(p->arena, JINJA_MAX_ARGS * sizeof(char *));
+    n->args = fl_arena_alloc(p->arena, JINJA_MAX_ARGS * sizeof(jnode *));
+    while (!is_op(p, ")")) {
+        if (n->nargs == JINJA_MAX_ARGS) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "more than %d parameters", JINJA_MAX_ARGS);
+            return fail_at(p, msg);
+        }
+        if (!assignable(p))
+            return fail_at(p, "expected a parameter name");
+        n->kwnames[n->nargs] = next_tok(p)->text;
+        if (is_op(p, "=")) {
+            next_tok(p);
+            if (!(n->args[n->nargs] = parse_expr(p)))
+                return NULL;
+        } else if (n->nargs > 0 && n->args[n->nargs - 1]) {
+            return fail_at(p, "a parameter without a default after one with a default");
+        }
+        n->nargs++;
+        if (!is_op(p, ","))
+            break;
+        next_tok(p);
+    }
+    if (expect_op(p, ")") != 0 || expect_block_end(p) != 0)
+        return NULL;
+    return (n->body = parse_block_body(p, "endmacro")) ? n : NULL;
 }
 
 /* Parses statements until one of enders (NULL-terminated) or EOF (enders
@@ -656,7 +830,7 @@ static jnode *parse_body(parser *p, const char *const *enders, const char **ende
         if (t->kind == JT_VAR_BEGIN) {
             next_tok(p);
             jnode *n = node(p, JN_OUTPUT);
-            if (!(n->a = parse_expr(p)))
+            if (!(n->a = parse_tuple(p, parse_expr, 0)))
                 return NULL;
             if (peek(p)->kind != JT_VAR_END)
                 return fail_at(p, "expected '}}'");
@@ -686,7 +860,15 @@ static jnode *parse_body(parser *p, const char *const *enders, const char **ende
             n = parse_for(p);
         } else if (strcmp(kw->text, "set") == 0) {
             n = parse_set(p);
+        } else if (strcmp(kw->text, "filter") == 0) {
+            n = parse_filter_block(p);
+        } else if (strcmp(kw->text, "macro") == 0) {
+            n = parse_macro(p);
         } else if (strcmp(kw->text, "break") == 0 || strcmp(kw->text, "continue") == 0) {
+            if (!p->loops) {
+                p->pos--;
+                return fail_at(p, "break and continue belong inside a for loop");
+            }
             n = node(p, kw->text[0] == 'b' ? JN_BREAK : JN_CONTINUE);
             if (expect_block_end(p) != 0)
                 return NULL;

@@ -1,6 +1,7 @@
 /* fuzz_jinja.c - chat templates (jinja/): any source parses or gives an
- * error; one that parses renders a two-message conversation or gives an
- * error, within the engine's limits, never a crash. */
+ * error; one that parses renders a tool conversation (tools, an assistant
+ * turn with tool calls, a tool result) or gives an error, within the
+ * engine's limits (a macro calling itself included), never a crash. */
 #include <jansson.h>
 #include <stdint.h>
 
@@ -11,11 +12,18 @@ static json_t *vars;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    vars = json_loads("{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": "
-                      "\"user\", \"content\": \"Hi <b>\"}, {\"role\": \"assistant\", \"content\": "
-                      "\"Hello\", \"tool_calls\": [{\"function\": {\"name\": \"f\", \"arguments\": "
-                      "{\"x\": 1}}}]}], \"add_generation_prompt\": true, \"bos_token\": \"<s>\", "
-                      "\"eos_token\": \"</s>\", \"tools\": null, \"enable_thinking\": false}", 0, NULL);
+    vars = json_loads(
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
+        "\"content\": \"Hi <b>\"}, {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": "
+        "\"c1\", \"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": {\"x\": 1}}}, "
+        "{\"function\": {\"name\": \"g\", \"arguments\": \"{}\"}}]}, {\"role\": \"tool\", \"tool_call_id\": "
+        "\"c1\", \"name\": \"f\", \"content\": \"42\"}, {\"role\": \"assistant\", \"content\": \"Hello\"}], "
+        "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"description\": \"F.\", "
+        "\"parameters\": {\"type\": \"object\", \"properties\": {\"x\": {\"type\": \"integer\", "
+        "\"description\": \"X\"}, \"y\": {\"type\": \"array\", \"items\": {\"type\": \"string\"}}}, "
+        "\"required\": [\"x\"]}}}], \"add_generation_prompt\": true, \"bos_token\": \"<s>\", "
+        "\"eos_token\": \"</s>\", \"enable_thinking\": false, \"date_string\": \"26 Jul 2024\"}",
+        0, NULL);
     return 0;
 }
 
