@@ -69,8 +69,9 @@ step() { # step NAME TIMEOUT CMD... : runs, logs, records the outcome
 serve_bench() { # serve_bench NAME MODEL TOKENIZER INPUT OUTPUT [SERVE FLAGS...]: MODEL a built-in config,
                 # dummy weights
   local port=8100
-  # the seed's command line: defaults (vLLM's batch sizes for the GPU) and --block-size 128
-  "$flashlm" serve "$2" --load-format dummy --tokenizer "$3" --block-size 128 "${@:6}" \
+  # the seed's command line: defaults (vLLM's batch sizes for the GPU) and --block-size 128;
+  # FLASHLM_STEP_TIMING: the server log ends with the decode step breakdown
+  FLASHLM_STEP_TIMING=1 "$flashlm" serve "$2" --load-format dummy --tokenizer "$3" --block-size 128 "${@:6}" \
       --port $port --host 127.0.0.1 >/tmp/$1-server.log 2>&1 &
   local server=$!
   # up to 5 minutes to start (gpt-oss-20b fills and uploads 42 GB), unless the server exits first
