@@ -9,6 +9,7 @@
  * along random walks that take only allowed tokens. */
 #include "test_util.h"
 
+#include <limits.h>
 #include <pcre2.h>
 #include <stdlib.h>
 
@@ -263,7 +264,8 @@ static void test_json_schema(void **state)
     check_strings(SPEC(FL_GRAMMAR_JSON_SCHEMA, "{\"type\":\"array\",\"minItems\":2,\"maxItems\":3}"),
                   (const char *[]){ "[1,{}]", "[1,\"a\",[]]", NULL }, (const char *[]){ "[1]", "[1,2,3,4]", NULL });
     /* refusals name what they refuse */
-    check_refused(spec_of(FL_GRAMMAR_JSON_SCHEMA, "{\"type\":\"integer\",\"minimum\":1}"), "keyword 'minimum'");
+    check_refused(spec_of(FL_GRAMMAR_JSON_SCHEMA, "{\"type\":\"number\",\"minimum\":1}"), "minimum on a number");
+    check_refused(spec_of(FL_GRAMMAR_JSON_SCHEMA, "{\"type\":\"integer\",\"minimum\":3,\"maximum\":2}"), "no value");
     check_refused(spec_of(FL_GRAMMAR_JSON_SCHEMA, "{\"properties\":{\"a\":{\"multipleOf\":2}}}"),
                   "keyword 'multipleOf' is not supported (at properties.a)");
     check_refused(spec_of(FL_GRAMMAR_JSON_SCHEMA, "{\"type\":\"array\",\"uniqueItems\":true}"), "'uniqueItems'");
@@ -276,6 +278,41 @@ static void test_json_schema(void **state)
     check_refused(spec_of(FL_GRAMMAR_JSON_SCHEMA, "{\"type\":"), "not valid JSON");
     check_refused(spec_of(FL_GRAMMAR_JSON_SCHEMA, "{\"enum\":[]}"), "non-empty");
     check_refused(spec_of(FL_GRAMMAR_JSON_SCHEMA, "{\"type\":\"string\",\"minLength\":3,\"maxLength\":2}"), "below");
+}
+
+/* Integer ranges: every value from -1200 to 1200 (and some far ones)
+ * against the bounds, for ranges of each shape. */
+static void test_integer_ranges(void **state)
+{
+    (void)state;
+    static const char *const bounds[] = {
+        "\"minimum\":0,\"maximum\":9", "\"minimum\":-5,\"maximum\":5", "\"minimum\":17,\"maximum\":1003",
+        "\"minimum\":-999,\"maximum\":-10", "\"minimum\":100", "\"maximum\":-3", "\"exclusiveMinimum\":-1,\"exclusiveMaximum\":250",
+        "\"minimum\":0.5,\"maximum\":99.5", "\"minimum\":1000,\"maximum\":1000", "\"minimum\":-1000000000000,\"maximum\":7",
+    };
+    static const long long lo[] = { 0, -5, 17, -999, 100, LLONG_MIN, 0, 1, 1000, -1000000000000LL };
+    static const long long hi[] = { 9, 5, 1003, -10, LLONG_MAX, -3, 249, 99, 1000, 7 };
+    for (size_t k = 0; k < sizeof bounds / sizeof bounds[0]; k++) {
+        char schema[256];
+        snprintf(schema, sizeof schema, "{\"type\":\"integer\",%s}", bounds[k]);
+        fl_grammar g;
+        compile_ok(SPEC(FL_GRAMMAR_JSON_SCHEMA, schema), &g);
+        for (long long v = -1200; v <= 1200; v++) {
+            char text[32];
+            snprintf(text, sizeof text, "%lld", v);
+            const int want = v >= lo[k] && v <= hi[k];
+            if (g_accepts(&g, text, strlen(text)) != want) {
+                print_error("%s: %lld should%s match\n", schema, v, want ? "" : " not");
+                fail();
+            }
+        }
+        static const char *const odd[] = { "-0", "007", "+1", "1e3", "", "-" };
+        for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+            assert_false(g_accepts(&g, odd[i], strlen(odd[i])));
+        assert_int_equal(g_accepts(&g, "123456789012", 12), 123456789012LL >= lo[k] && 123456789012LL <= hi[k]);
+        assert_int_equal(g_accepts(&g, "-999999999999", 13), -999999999999LL >= lo[k] && -999999999999LL <= hi[k]);
+        fl_grammar_free(&g);
+    }
 }
 
 /* ---- token masks against brute force ---- */
@@ -364,7 +401,7 @@ static void check_masks(const fl_grammar_spec *spec, const char *const *tokens, 
     }
     fl_constraint_stats st;
     fl_constraint_get_stats(c, &st);
-    printf("  %d token checks over %d walks, %d allowed, %d walks ended; %lld masks computed, %lld reused\n", compared,
+    printf("  %d token checks over %d walks, %d allowed, %d walks at an end; %lld masks computed, %lld reused\n", compared,
            walks, allowed, ended, (long long)st.masks_computed, (long long)st.masks_reused);
     assert_true(st.masks_reused > 0);
     free(mask);
@@ -422,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_regex_examples),
         cmocka_unit_test(test_regex_vs_pcre2),
         cmocka_unit_test(test_json_schema),
+        cmocka_unit_test(test_integer_ranges),
         cmocka_unit_test(test_masks_json),
         cmocka_unit_test(test_masks_regex_ebnf),
     };

@@ -11,17 +11,19 @@
  *   - strings: minLength, maxLength (in characters; an escape is one),
  *     pattern (a full match, as xgrammar; written with JSON's escapes) or
  *     format (date, time, date-time, uuid, ipv4), one of the two kinds;
- *   - integer, number, boolean, null, a list of types, enum, const,
+ *   - integer (minimum, maximum and their exclusive forms: the decimal
+ *     strings of the range, digit by digit), number, boolean, null, a list of types, enum, const,
  *     anyOf, oneOf (as anyOf, as xgrammar), allOf of one schema, $ref to a
  *     JSON pointer in the document ("#", "#/$defs/...", recursion allowed);
  *   - whitespace: [ \n\t]* wherever JSON allows it (any_whitespace, the
  *     default), a whitespace_pattern regex there instead, or compact, with
  *     xgrammar's separators ", " and ": ".
- * Any other keyword that constrains values (minimum, multipleOf,
+ * Any other keyword that constrains values (multipleOf,
  * uniqueItems, patternProperties, not, if, ...) is refused by name rather
- * than dropped; annotations (title, description, default, examples, ...)
+ * than dropped (minimum and maximum on a number too); annotations (title, description, default, examples, ...)
  * change nothing. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -158,6 +160,118 @@ static int number_rule(js *j)
         j->number_rule = define(j, "json_number", seq3(j, int_part(j), frac, exp));
     }
     return j->number_rule;
+}
+
+/* ---- integers in a range: the decimal strings of [lo, hi], digit by digit ---- */
+
+#define RANGE_INF INT64_MAX
+#define RANGE_MAX 1000000000000000000LL /* bounds beyond 10^18 are refused */
+
+static int64_t pow10i(int w)
+{
+    int64_t p = 1;
+    while (w-- > 0)
+        p *= 10;
+    return p;
+}
+
+static int num_digits(int64_t v)
+{
+    int d = 1;
+    while (v >= 10)
+        v /= 10, d++;
+    return d;
+}
+
+/* The w-digit strings (leading zeros included) of the values a..b. */
+static fl_gx *fixed_width(js *j, int64_t a, int64_t b, int w)
+{
+    if (w == 0)
+        return fl_gx_empty(j->b);
+    const int64_t p = pow10i(w - 1);
+    const int da = (int)(a / p), db = (int)(b / p);
+    const int64_t ra = a % p, rb = b % p;
+    if (ra == 0 && rb == p - 1) /* whole blocks: [da-db][0-9]{w-1} */
+        return seq3(j, fl_gx_byte_range(j->b, '0' + (unsigned)da, '0' + (unsigned)db),
+                    fl_gx_repeat(j->b, fl_gx_byte_range(j->b, '0', '9'), w - 1, w - 1), NULL);
+    if (da == db)
+        return seq3(j, fl_gx_byte_range(j->b, '0' + (unsigned)da, '0' + (unsigned)da), fixed_width(j, ra, rb, w - 1),
+                    NULL);
+    fl_gx *alt = fl_gx_alt(j->b);
+    fl_gx_add(alt, seq3(j, fl_gx_byte_range(j->b, '0' + (unsigned)da, '0' + (unsigned)da), fixed_width(j, ra, p - 1, w - 1),
+                        NULL));
+    if (db > da + 1)
+        fl_gx_add(alt, fixed_width(j, (int64_t)(da + 1) * p, (int64_t)db * p - 1, w));
+    fl_gx_add(alt, seq3(j, fl_gx_byte_range(j->b, '0' + (unsigned)db, '0' + (unsigned)db), fixed_width(j, 0, rb, w - 1),
+                        NULL));
+    return alt;
+}
+
+/* The values a..b (0 <= a <= b, b RANGE_INF for none) without leading zeros. */
+static fl_gx *non_negative(js *j, int64_t a, int64_t b)
+{
+    fl_gx *alt = fl_gx_alt(j->b);
+    const int la = num_digits(a), lb = b == RANGE_INF ? la : num_digits(b);
+    for (int len = la; len <= lb; len++) {
+        const int64_t lo = len == la ? a : pow10i(len - 1), hi = b != RANGE_INF && len == lb ? b : pow10i(len) - 1;
+        fl_gx_add(alt, fixed_width(j, lo, hi, len));
+    }
+    if (b == RANGE_INF) /* and every longer number */
+        fl_gx_add(alt, seq3(j, fl_gx_byte_range(j->b, '1', '9'), digits(j, la), NULL));
+    return alt;
+}
+
+/* An integer schema's minimum, maximum and their exclusive forms as one
+ * inclusive range; 0 with none of them. */
+static int integer_bounds(js *j, json_t *s, int64_t *lo, int64_t *hi)
+{
+    static const char *const keys[] = { "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum" };
+    int any = 0;
+    *lo = -RANGE_INF;
+    *hi = RANGE_INF;
+    for (int k = 0; k < 4; k++) {
+        json_t *v = json_object_get(s, keys[k]);
+        if (!v)
+            continue;
+        if (!json_is_number(v))
+            return fail_at(j, "%s must be a number", keys[k]);
+        const double x = json_number_value(v);
+        if (!(x >= -(double)RANGE_MAX && x <= (double)RANGE_MAX))
+            return fail_at(j, "%s is beyond the supported range of +-10^18", keys[k]);
+        any = 1;
+        const double f = floor(x), c = ceil(x);
+        if (k < 2) {
+            const int64_t b = (int64_t)(k == 0 ? c : (f == x ? x + 1 : c));
+            *lo = b > *lo ? b : *lo;
+        } else {
+            const int64_t b = (int64_t)(k == 2 ? f : (c == x ? x - 1 : f));
+            *hi = b < *hi ? b : *hi;
+        }
+    }
+    if (any && *lo != -RANGE_INF && *hi != RANGE_INF && *lo > *hi)
+        return fail_at(j, "%s", "the integer's bounds leave no value");
+    return any;
+}
+
+static int integer_expr(js *j, json_t *s, fl_gx **out)
+{
+    int64_t lo, hi;
+    const int any = integer_bounds(j, s, &lo, &hi);
+    if (any < 0)
+        return -1;
+    if (!any) {
+        *out = ref(j, integer_rule(j));
+        return 0;
+    }
+    fl_gx *alt = fl_gx_alt(j->b);
+    if (lo < 0) { /* the negatives: "-" and their magnitudes */
+        const int64_t m1 = hi < 0 ? -hi : 1, m2 = lo == -RANGE_INF ? RANGE_INF : -lo;
+        fl_gx_add(alt, seq3(j, lit(j, "-"), non_negative(j, m1, m2), NULL));
+    }
+    if (hi >= 0)
+        fl_gx_add(alt, non_negative(j, lo > 0 ? lo : 0, hi));
+    *out = alt;
+    return 0;
 }
 
 /* A list of x separated by commas, possibly empty, between open and close. */
@@ -532,7 +646,7 @@ static int known_keyword(const char *k)
     static const char *const known[] = {
         "type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "properties", "required",
         "additionalProperties", "items", "prefixItems", "minItems", "maxItems", "minLength", "maxLength",
-        "pattern", "format",
+        "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
         /* annotations */
         "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly", "$comment",
         "$schema", "$id", "$defs", "definitions",
@@ -547,8 +661,14 @@ static int type_expr(js *j, json_t *s, const char *type, fl_gx **out)
 {
     if (strcmp(type, "string") == 0)
         return string_expr(j, s, out);
-    if (strcmp(type, "integer") == 0 || strcmp(type, "number") == 0) {
-        *out = ref(j, type[0] == 'i' ? integer_rule(j) : number_rule(j));
+    if (strcmp(type, "integer") == 0)
+        return integer_expr(j, s, out);
+    if (strcmp(type, "number") == 0) {
+        static const char *const bounds[] = { "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum" };
+        for (int k = 0; k < 4; k++)
+            if (json_object_get(s, bounds[k]))
+                return fail_at(j, "%s on a number (not an integer) is not supported", bounds[k]);
+        *out = ref(j, number_rule(j));
         return 0;
     }
     if (strcmp(type, "boolean") == 0) {

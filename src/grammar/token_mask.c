@@ -155,6 +155,11 @@ fl_constraint *fl_constraint_ref(fl_constraint *c)
     return c;
 }
 
+int fl_constraint_vocab_size(const fl_constraint *c)
+{
+    return c->vocab->vocab_size;
+}
+
 /* Drops the automaton: every entry, transition and mask. */
 static void flush(fl_constraint *c)
 {

@@ -65,6 +65,8 @@ typedef struct fl_constraint_state {
  * reference, the caller's. */
 fl_constraint *fl_constraint_create(const fl_grammar_spec *spec, const fl_token_vocab *vocab, fl_error *err);
 fl_constraint *fl_constraint_ref(fl_constraint *c);
+/* The vocabulary size its masks are for. */
+int fl_constraint_vocab_size(const fl_constraint *c);
 void fl_constraint_unref(fl_constraint *c);
 
 void fl_constraint_state_init(const fl_constraint *c, fl_constraint_state *s);
