@@ -169,7 +169,8 @@ static int cmp_range(const void *x, const void *y)
 /* Sorts and merges ranges[n] in place (clamped to FL_CP_MAX); returns the count. */
 static int normalize(fl_cp_range *r, int n)
 {
-    qsort(r, (size_t)n, sizeof *r, cmp_range);
+    if (n > 1)
+        qsort(r, (size_t)n, sizeof *r, cmp_range);
     int m = 0;
     for (int i = 0; i < n; i++) {
         if (r[i].lo > r[i].hi || r[i].lo > FL_CP_MAX)
@@ -204,7 +205,8 @@ int fl_cp_complement(fl_cp_range *ranges, int n, fl_cp_range *out)
 fl_gx *fl_gx_codepoints(fl_gb *b, const fl_cp_range *ranges, int n)
 {
     fl_cp_range *r = fl_malloc(((size_t)n + 1) * sizeof *r);
-    memcpy(r, ranges, (size_t)n * sizeof *r);
+    if (n)
+        memcpy(r, ranges, (size_t)n * sizeof *r);
     n = normalize(r, n);
     fl_gx *alt = fl_gx_alt(b);
     /* single bytes in one set, then each length's spans, surrogates out */
@@ -411,9 +413,12 @@ static void fixpoints(const fl_grammar *g, uint8_t *nullable, uint8_t *productiv
 {
     memset(nullable, 0, (size_t)g->num_rules);
     memset(productive, 0, (size_t)g->num_rules);
-    for (int changed = 1; changed;) {
+    /* passes alternate in direction, so a chain of rules in either order
+     * settles in one pass */
+    for (int changed = 1, pass = 0; changed; pass++) {
         changed = 0;
-        for (int r = 0; r < g->num_rules; r++)
+        for (int i = 0; i < g->num_rules; i++) {
+            const int r = pass & 1 ? g->num_rules - 1 - i : i;
             for (int a = g->rule_alts[r]; a < g->rule_alts[r + 1]; a++) {
                 int null = 1, prod = 1;
                 for (int p = g->alt_start[a]; FL_G_KIND(g->elems[p]) != FL_G_END; p++) {
@@ -432,6 +437,7 @@ static void fixpoints(const fl_grammar *g, uint8_t *nullable, uint8_t *productiv
                 if (prod && !productive[r])
                     productive[r] = 1, changed = 1;
             }
+        }
     }
 }
 
@@ -549,6 +555,7 @@ int fl_gb_finish(fl_gb *b, int root, fl_grammar *g, fl_error *err)
         lower_body(&L, L.bodies[f]);
     }
     g->num_rules = L.num_flat;
+    g->rule_alts = fl_realloc(g->rule_alts, ((size_t)g->num_rules + 1) * sizeof(int32_t));
     g->rule_alts[g->num_rules] = L.num_alts;
     g->root = 0;
     int rc = L.failed ? -1 : 0;

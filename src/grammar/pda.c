@@ -189,7 +189,8 @@ static int cmp_stacks(const void *x, const void *y, void *ctx)
 /* The ready stacks, sorted, into out. */
 static void serialize(fl_pda *p, fl_u32buf *out)
 {
-    qsort_r(p->ready.data, p->ready.len, sizeof(uint32_t), cmp_stacks, p->pool.data);
+    if (p->ready.len > 1)
+        qsort_r(p->ready.data, p->ready.len, sizeof(uint32_t), cmp_stacks, p->pool.data);
     out->len = 0;
     push(out, p->accepting ? FL_PDA_ACCEPTING : 0);
     push(out, (uint32_t)p->ready.len);
