@@ -15,7 +15,11 @@
  * random Qwen3 of the real vocabulary) must give the same tokens, hence the
  * same text, whether they ask for logprobs or min_tokens (rows read back
  * and drawn on the host) or neither (drawn on the device), all of a kind
- * or mixed in one batch. */
+ * or mixed in one batch. Structured output: the mask kernel against the
+ * host's masking, bit for bit, then the draw from the masked rows against
+ * fl_sample's; and constrained requests through the engine, drawn on the
+ * device or (with logprobs) on the host from the device-masked logits, give
+ * the same tokens, each one the grammar takes. */
 #include "test_util.h"
 
 #include <cuda_runtime.h>
@@ -28,6 +32,7 @@
 #include "cuda/model_kernels.h"
 #include "engine/engine.h"
 #include "engine/sampling.h"
+#include "grammar/token_mask.h"
 #include "model/model.h"
 
 #define CHECK(call) assert_int_equal((int)(call), 0)
@@ -200,6 +205,76 @@ static void test_greedy(void **state)
     free(tokens), free(draws), free(logits);
 }
 
+/* ---- structured output's masks ---- */
+
+/* Random rows (some of them masked, by masks of every density, an empty
+ * one included) masked on the device and on the host: the same logits, bit
+ * for bit, and the same draws. */
+static void test_mask_matches_host(void **state)
+{
+    (void)state;
+    static const int vocabs[] = { 151936, 33, 5000 };
+    const uint64_t key = fl_rng_key(31, 7);
+    int mismatches = 0, rows_checked = 0;
+    for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
+        const int vocab = vocabs[v], rows = 24, words = fl_token_mask_words(vocab);
+        float *logits = malloc((size_t)rows * vocab * sizeof(float)), *host = malloc((size_t)rows * vocab * sizeof(float));
+        uint32_t *masks = calloc((size_t)rows * words, sizeof *masks);
+        int32_t rows_of[24];
+        int n = 0;
+        for (int r = 0; r < rows; r++) {
+            fill_row(logits + (size_t)r * vocab, vocab, fl_rng_key(v, (uint64_t)r));
+            if (r % 3 == 1)
+                continue; /* unmasked rows stay as they are */
+            const uint64_t density = fl_rng_at(key, (uint64_t)r) % 5; /* 0: nothing allowed */
+            for (int t = 0; t < vocab; t++)
+                if (density && fl_rng_at(key, ((uint64_t)r << 32) + (uint64_t)t) % 8 < 2 * density - 1)
+                    masks[(size_t)n * words + (t >> 5)] |= 1u << (t & 31);
+            rows_of[n++] = r;
+        }
+        memcpy(host, logits, (size_t)rows * vocab * sizeof(float));
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < vocab; t++)
+                if (!(masks[(size_t)i * words + (t >> 5)] >> (t & 31) & 1))
+                    host[(size_t)rows_of[i] * vocab + t] = -INFINITY;
+        float *d_logits;
+        uint32_t *d_masks;
+        int32_t *d_rows;
+        CHECK(cudaMalloc((void **)&d_logits, (size_t)rows * vocab * sizeof(float)));
+        CHECK(cudaMalloc((void **)&d_masks, (size_t)n * words * sizeof(uint32_t)));
+        CHECK(cudaMalloc((void **)&d_rows, (size_t)n * sizeof(int32_t)));
+        CHECK(cudaMemcpy(d_logits, logits, (size_t)rows * vocab * sizeof(float), cudaMemcpyHostToDevice));
+        CHECK(cudaMemcpy(d_masks, masks, (size_t)n * words * sizeof(uint32_t), cudaMemcpyHostToDevice));
+        CHECK(cudaMemcpy(d_rows, rows_of, (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice));
+        CHECK(fl_cuda_mask_logits(d_logits, n, vocab, d_rows, d_masks, NULL));
+        CHECK(cudaMemcpy(logits, d_logits, (size_t)rows * vocab * sizeof(float), cudaMemcpyDeviceToHost));
+        cudaFree(d_logits), cudaFree(d_masks), cudaFree(d_rows);
+        if (memcmp(logits, host, (size_t)rows * vocab * sizeof(float)) != 0) {
+            print_error("vocab %d: the device's masked logits differ from the host's\n", vocab);
+            fail();
+        }
+        /* the draws from the masked rows, device against host */
+        fl_draw *draws = calloc(rows, sizeof *draws);
+        for (int r = 0; r < rows; r++)
+            draws[r] = (fl_draw){ .params = random_params(fl_rng_at(key, 1000 + (uint64_t)r), vocab),
+                                  .rng_key = fl_rng_key(v, 1000 + (uint64_t)r), .index = (uint64_t)r };
+        int32_t *tokens = device_draw(host, rows, vocab, draws);
+        float *copy = malloc((size_t)vocab * sizeof(float));
+        void *scratch = calloc(1, fl_sample_scratch_bytes(vocab));
+        for (int r = 0; r < rows; r++) {
+            const int32_t want = host_draw(&draws[r], host + (size_t)r * vocab, vocab, copy, scratch, 0);
+            if (want < 0 ? tokens[r] < vocab : tokens[r] != want)
+                mismatches++;
+            if (want >= 0 && host[(size_t)r * vocab + want] == -INFINITY)
+                mismatches++; /* a token the mask left out */
+            rows_checked++;
+        }
+        free(tokens), free(copy), free(scratch), free(draws), free(masks), free(host), free(logits);
+    }
+    printf("  %d masked and unmasked rows: logits bit for bit, %d draw mismatches\n", rows_checked, mismatches);
+    assert_int_equal(mismatches, 0);
+}
+
 /* ---- the engine: the same tokens whichever sampler draws them ---- */
 
 #define ENGINE_REQUESTS 8
@@ -220,7 +295,9 @@ static void collect(void *ctx, const fl_seq_output *out)
         o->tokens[out->request_id][o->count[out->request_id]++] = out->token;
 }
 
-typedef enum { ON_DEVICE, LOGPROBS, MIN_TOKENS, MIXED } run_kind;
+typedef enum { ON_DEVICE, LOGPROBS, MIN_TOKENS, MIXED, CONSTRAINED, CONSTRAINED_LOGPROBS } run_kind;
+
+static fl_constraint *engine_constraint; /* the CONSTRAINED runs' */
 
 static void engine_run(const fl_model *m, run_kind kind, outputs *out)
 {
@@ -266,6 +343,10 @@ static void engine_run(const fl_model *m, run_kind kind, outputs *out)
             sp.logprobs = 2;
         if (kind == MIN_TOKENS || (kind == MIXED && q % 3 == 0))
             sp.min_tokens = kind == MIXED ? ENGINE_TOKENS / 2 : ENGINE_TOKENS;
+        if (kind == CONSTRAINED || kind == CONSTRAINED_LOGPROBS)
+            sp.constraint = engine_constraint; /* borrowed: the engine copies it with a reference */
+        if (kind == CONSTRAINED_LOGPROBS)
+            sp.logprobs = 2;
         assert_int_equal(fl_engine_add(e, (uint64_t)q, prompt, len, &sp, &err), 0);
     }
     while (fl_engine_step(e) > 0)
@@ -312,12 +393,60 @@ static void test_engine(void **state)
     check_engine("tiny-qwen3-realvocab", FL_LOAD_DUMMY);
 }
 
+/* Constrained requests (a regex over a vocabulary of JSON-ish pieces that
+ * never has to end) on the device sampler and on the host's, from the
+ * device-masked logits: the same tokens, each taken by the grammar. */
+static void test_engine_constrained(void **state)
+{
+    (void)state;
+    fl_model m;
+    fl_error err;
+    assert_int_equal(fl_model_load(&m, tu_fixture("tiny-qwen3"), FL_LOAD_AUTO, 0, &err), 0);
+    static const char *const pieces[] = { "a", "b", "ab", "1", "12", "-", ",", "x", "ba", "-1", ",a" };
+    const int V = m.cfg.vocab_size, P = (int)(sizeof pieces / sizeof pieces[0]);
+    fl_tokenizer tok = { .num_ids = V };
+    tok.id_bytes = calloc((size_t)V, sizeof(char *));
+    tok.id_bytes_len = calloc((size_t)V, sizeof(uint32_t));
+    tok.id_special = calloc((size_t)V, 1);
+    for (int i = 0; i < V; i++) {
+        tok.id_bytes[i] = (char *)pieces[i % P];
+        tok.id_bytes_len[i] = (uint32_t)strlen(pieces[i % P]);
+    }
+    fl_token_vocab vocab;
+    fl_token_vocab_init(&vocab, &tok, V);
+    const char *regex = "(ab|a)+-[0-9]{1,4}(,(a|b)+)*";
+    const fl_grammar_spec spec = { .kind = FL_GRAMMAR_REGEX, .text = regex, .len = strlen(regex) };
+    engine_constraint = fl_constraint_create(&spec, &vocab, &err);
+    assert_non_null(engine_constraint);
+    outputs *dev = malloc(sizeof *dev), *host = malloc(sizeof *host);
+    engine_run(&m, CONSTRAINED, dev);
+    engine_run(&m, CONSTRAINED_LOGPROBS, host);
+    fl_constraint_state s;
+    for (int q = 0; q < ENGINE_REQUESTS; q++) {
+        fl_constraint_state_init(engine_constraint, &s);
+        for (int t = 0; t < ENGINE_TOKENS; t++) {
+            assert_int_equal(dev->tokens[q][t], host->tokens[q][t]);
+            assert_int_equal(fl_constraint_accept(engine_constraint, &s, dev->tokens[q][t]), 0);
+        }
+        fl_constraint_state_free(&s);
+    }
+    printf("  %d constrained requests x %d tokens: the same on both samplers, all taken by the grammar\n",
+           ENGINE_REQUESTS, ENGINE_TOKENS);
+    fl_constraint_unref(engine_constraint);
+    fl_token_vocab_free(&vocab);
+    free(tok.id_bytes), free(tok.id_bytes_len), free(tok.id_special);
+    free(dev), free(host);
+    fl_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_host),
         cmocka_unit_test(test_greedy),
         cmocka_unit_test(test_engine),
+        cmocka_unit_test(test_mask_matches_host),
+        cmocka_unit_test(test_engine_constrained),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -450,9 +450,25 @@ static void test_completion_fields(void **state)
     fl_api_request_free(&a);
     /* refused by name */
     expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"suffix\": \"y\"}", 0, "suffix", "not supported");
-    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"guided_json\": {}}", 0, "guided_json", "structured output");
-    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}", 0,
-                   "response_format", "structured output");
+    /* structured output: a constraint on the request, one spec compiled once */
+    fl_api_request c;
+    assert_int_equal(parse_body(&qwen3_srv, "{\"prompt\": \"x\", \"guided_json\": {}}", 0, &a, &err), 0);
+    assert_non_null(a.sp.constraint);
+    assert_int_equal(parse_body(&qwen3_srv, "{\"prompt\": \"x\", \"structured_outputs\": {\"json\": {}}}", 0, &c,
+                                &err), 0);
+    assert_ptr_equal(a.sp.constraint, c.sp.constraint); /* the cache's one */
+    fl_api_request_free(&a);
+    fl_api_request_free(&c);
+    assert_int_equal(parse_body(&qwen3_srv, "{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}",
+                                0, &a, &err), 0);
+    assert_non_null(a.sp.constraint);
+    fl_api_request_free(&a);
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"guided_regex\": \"a\", \"response_format\": "
+                   "{\"type\": \"json_object\"}}", 0, "response_format", "both constrain");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"guided_json\": {\"type\": \"object\", \"not\": {}}}", 0,
+                   "guided_json", "keyword 'not'");
+    expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"response_format\": {\"type\": \"structural_tag\"}}", 0,
+                   "response_format", "structural tags");
     expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"best_of\": 2}", 0, "best_of", "best_of");
     expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"use_beam_search\": true}", 0, "use_beam_search", "beam");
     expect_refused(&qwen3_srv, "{\"prompt\": \"x\", \"priority\": 3}", 0, "priority", "priorities");

@@ -6,5 +6,6 @@
 int fl_bench_tokenize(int argc, char **argv);
 int fl_bench_serve(int argc, char **argv);
 int fl_bench_eval(int argc, char **argv);
+int fl_bench_grammar(int argc, char **argv);
 
 #endif

@@ -73,6 +73,10 @@ typedef struct cuda_runner {
     fl_attn_plan plan;
     fl_draw *sp_host, *sp_dev;
     int32_t *tok_host, *tok_dev;
+    /* structured output's masks, allocated with the first: (row_cap, mask words)
+     * and their rows, pinned on the host for the async upload */
+    uint32_t *mask_host, *mask_dev;
+    int32_t *mask_rows_host, *mask_rows_dev;
     int num_logits;          /* rows of the last forward */
     /* decode graphs, by bucket */
     cudaGraphExec_t graphs[NUM_BUCKETS];
@@ -358,6 +362,27 @@ static void cuda_sample(void *impl, int num_rows, const fl_draw *rows, int32_t *
     memcpy(tokens, r->tok_host, (size_t)num_rows * sizeof(int32_t));
 }
 
+static void cuda_mask_logits(void *impl, int num_rows, const int32_t *rows, const uint32_t *masks)
+{
+    cuda_runner *r = impl;
+    FL_ASSERT(num_rows <= r->num_logits);
+    const size_t words = ((size_t)r->cfg.vocab_size + 31) / 32;
+    if (!r->mask_host) {
+        const size_t cap = row_cap(r);
+        FL_CUDA_CHECK(cudaMallocHost((void **)&r->mask_host, cap * words * sizeof(uint32_t)));
+        FL_CUDA_CHECK(cudaMallocHost((void **)&r->mask_rows_host, cap * sizeof(int32_t)));
+        FL_CUDA_CHECK(cudaMalloc((void **)&r->mask_dev, cap * words * sizeof(uint32_t)));
+        FL_CUDA_CHECK(cudaMalloc((void **)&r->mask_rows_dev, cap * sizeof(int32_t)));
+    }
+    memcpy(r->mask_host, masks, (size_t)num_rows * words * sizeof(uint32_t));
+    memcpy(r->mask_rows_host, rows, (size_t)num_rows * sizeof(int32_t));
+    FL_CUDA_CHECK(cudaMemcpyAsync(r->mask_dev, r->mask_host, (size_t)num_rows * words * sizeof(uint32_t),
+                                  cudaMemcpyHostToDevice, r->stream));
+    FL_CUDA_CHECK(cudaMemcpyAsync(r->mask_rows_dev, r->mask_rows_host, (size_t)num_rows * sizeof(int32_t),
+                                  cudaMemcpyHostToDevice, r->stream));
+    FL_CUDA_CHECK(fl_cuda_mask_logits(r->logits, num_rows, r->cfg.vocab_size, r->mask_rows_dev, r->mask_dev, r->stream));
+}
+
 static void cuda_read_logits(void *impl, int row, float *out)
 {
     cuda_runner *r = impl;
@@ -376,7 +401,7 @@ static void cuda_destroy(void *impl)
             cudaGraphExecDestroy(r->graphs[i]);
     void *dev[] = { r->kv, r->rope, r->x, r->h, r->qkv, r->q, r->attn, r->gate_up, r->act, r->logits,
                     r->moe_workspace, r->attn_scratch, r->split_counters, r->meta_dev,
-                    r->sp_dev, r->tok_dev };
+                    r->sp_dev, r->tok_dev, r->mask_dev, r->mask_rows_dev };
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i])
             cudaFree(dev[i]);
@@ -386,6 +411,10 @@ static void cuda_destroy(void *impl)
         cudaFreeHost(r->sp_host);
     if (r->tok_host)
         cudaFreeHost(r->tok_host);
+    if (r->mask_host)
+        cudaFreeHost(r->mask_host);
+    if (r->mask_rows_host)
+        cudaFreeHost(r->mask_rows_host);
     fl_gemm_free(&r->gemm);
     fl_cuda_weights_free(&r->w);
     if (r->stream)
@@ -577,7 +606,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     *out = (fl_model_runner){
         .impl = r, .attn_backend = o->attn->name, .vocab_size = cfg->vocab_size, .max_tokens = o->max_tokens, .max_context = o->max_context,
         .kv_groups = &r->groups, .num_blocks = r->num_blocks, .block_size = o->block_size, .forward = cuda_forward,
-        .sample = cuda_sample, .read_logits = cuda_read_logits, .destroy = cuda_destroy,
+        .sample = cuda_sample, .mask_logits = cuda_mask_logits, .read_logits = cuda_read_logits, .destroy = cuda_destroy,
     };
     return 0;
 }

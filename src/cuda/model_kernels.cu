@@ -191,6 +191,28 @@ extern "C" int fl_cuda_silu_mul(const uint16_t *gate_up, uint16_t *out, int num_
     return (int)cudaGetLastError();
 }
 
+/* ---- structured output: the grammar's masks ----
+ * Row rows[i]'s tokens whose bit is clear in masks[i] to -inf: a grid of
+ * (rows, 16) CTAs, each thread a token at a time (the 32 threads of a warp
+ * read one mask word). */
+__global__ void mask_logits_kernel(float *logits, int vocab, const int32_t *rows, const uint32_t *masks, int words)
+{
+    float *row = logits + (size_t)rows[blockIdx.x] * vocab;
+    const uint32_t *m = masks + (size_t)blockIdx.x * words;
+    for (int t = blockIdx.y * blockDim.x + threadIdx.x; t < vocab; t += gridDim.y * blockDim.x)
+        if (!(m[t >> 5] >> (t & 31) & 1u))
+            row[t] = -INFINITY;
+}
+
+extern "C" int fl_cuda_mask_logits(float *logits, int num_rows, int vocab, const int32_t *rows, const uint32_t *masks,
+                                   void *stream)
+{
+    if (num_rows > 0)
+        mask_logits_kernel<<<dim3(num_rows, 16), 512, 0, as_stream(stream)>>>(logits, vocab, rows, masks,
+                                                                              (vocab + 31) / 32);
+    return (int)cudaGetLastError();
+}
+
 /* ---- sampling: one CTA per row, the draw of engine/sample_draw.h ----
  *
  * The host sampler's token, by other means over the same integer weights

@@ -47,6 +47,12 @@ int fl_cuda_qkv_rope_cache(const fl_cuda_qkv_args *a, void *stream);
 /* out[t][i] = silu(gate_up[t][i]) * gate_up[t][inter + i], bf16. */
 int fl_cuda_silu_mul(const uint16_t *gate_up, uint16_t *out, int num_tokens, int inter, void *stream);
 
+/* Structured output: in logits row rows[i] (device memory, like masks), each
+ * token whose bit is clear in masks[i] ((vocab + 31) / 32 words a row, bit
+ * t % 32 of word t / 32) becomes -inf. */
+int fl_cuda_mask_logits(float *logits, int num_rows, int vocab, const int32_t *rows, const uint32_t *masks,
+                        void *stream);
+
 /* tokens[i] = the draw d[i] from logits row i (engine/sample_draw.h: the
  * host sampler's token, bit for bit), or vocab when the row has no finite
  * largest logit (every one -inf or NaN, or one +inf). vocab at most

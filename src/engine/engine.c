@@ -12,6 +12,7 @@
 #include "base/rng.h"
 #include "base/u64_map.h"
 #include "engine/engine_internal.h"
+#include "grammar/token_mask.h"
 
 void fl_engine_config_default(fl_engine_config *c)
 {
@@ -67,6 +68,11 @@ static void free_seq(fl_engine *e, fl_seq *s)
     free(s->plp_ids);
     free(s->plp_ranks);
     free(s->plp_values);
+    if (s->grammar) {
+        fl_constraint_state_free(s->grammar);
+        free(s->grammar);
+        atomic_fetch_sub(&e->num_constrained, 1);
+    }
     fl_request *r = s->req;
     if (r->first == s)
         r->first = NULL;
@@ -113,6 +119,9 @@ void fl_engine_destroy(fl_engine *e)
     free(e->dev_tokens);
     free(e->lp_ids);
     free(e->lp_values);
+    free(e->masks);
+    free(e->mask_rows);
+    free(e->mask_of_row);
     free(e->inbox);
     free(e->aborts);
     free(e);
@@ -181,6 +190,9 @@ static int check_params(const fl_engine *e, const fl_sampling_params *sp, fl_err
     if (sp->min_tokens > sp->max_tokens)
         return fl_fail(err, "min_tokens (%d) is more than max_tokens (%d)", sp->min_tokens,
                        sp->max_tokens);
+    if (sp->constraint && fl_constraint_vocab_size(sp->constraint) != vocab)
+        return fl_fail(err, "the constraint was compiled for a vocabulary of %d tokens, not the model's %d",
+                       fl_constraint_vocab_size(sp->constraint), vocab);
     if (bans_every_token(e, sp))
         return fl_fail(err, "min_tokens %d with these stop_token_ids bans every token of the "
                        "vocabulary: no token could be generated", sp->min_tokens);
@@ -256,6 +268,11 @@ int fl_engine_add_prompts(fl_engine *e, uint64_t base_id, int num_prompts,
                                       : fl_rng_key(e->cfg.seed ^ fl_rng_mix(request_id), (uint64_t)i);
             if (e->tok)
                 fl_detokenizer_init(&s->detok, e->tok, sp->skip_special_tokens);
+            if (sp->constraint) {
+                s->grammar = fl_malloc(sizeof *s->grammar);
+                fl_constraint_state_init(sp->constraint, s->grammar);
+                atomic_fetch_add(&e->num_constrained, 1);
+            }
             if (i == 0 && sp->has_prompt_logprobs && lens[p] > 1) {
                 const size_t cells = (size_t)(lens[p] - 1) * (size_t)(1 + sp->prompt_logprobs);
                 s->plp_ids = fl_malloc(cells * sizeof(int32_t));
@@ -425,6 +442,12 @@ static void accept_token(fl_engine *e, fl_seq *s, int32_t token, const fl_logpro
             return;
         }
     }
+    /* a grammar that is complete forces the end: an end token where there
+     * is one (the mask allows only those), else the stop here */
+    if (s->grammar && fl_constraint_finished(s->grammar) && e->num_eos + sp->num_stop_token_ids == 0) {
+        finish(e, s, token, lp, "stop", NULL, -1);
+        return;
+    }
     if (num_output >= sp->max_tokens || (int)s->tokens.len >= e->cfg.max_model_len) {
         finish(e, s, token, lp, "length", NULL, -1);
         return;
@@ -513,6 +536,65 @@ static void record_prompt_row(fl_engine *e, fl_seq *s, int pos, const float *log
     s->plp_done++;
 }
 
+/* ---- structured output ---- */
+
+/* The tokens that end a sequence: the model's EOS ids and the request's
+ * stop ids. A constraint allows them where its grammar may end. */
+static int is_end_token(const fl_engine *e, const fl_sampling_params *sp, int32_t t)
+{
+    return is_in(t, e->eos_ids, e->num_eos) || is_in(t, sp->stop_token_ids, sp->num_stop_token_ids);
+}
+
+/* The masks of the step's constrained rows (sampling rows of sequences with
+ * a constraint), end tokens added where the grammar may end; on the device
+ * they are applied to its logits here, before it samples. A mask the
+ * grammar cannot give (pda.h's bound) allows nothing: the row then has
+ * nothing to draw and its sequence ends in error. */
+static void constrain_rows(fl_engine *e, const fl_batch *b)
+{
+    const int V = e->runner.vocab_size, words = fl_token_mask_words(V);
+    int n = 0;
+    for (int r = 0; r < b->num_logits; r++) {
+        fl_seq *s = e->row_seqs[r];
+        const int sampling = b->positions[b->logit_rows[r]] == (int)s->tokens.len - 1;
+        if (!s->grammar || !sampling) {
+            if (e->mask_of_row)
+                e->mask_of_row[r] = -1;
+            continue;
+        }
+        if (!e->masks) {
+            const size_t S = (size_t)e->cfg.max_num_seqs;
+            e->masks = fl_malloc(S * (size_t)words * sizeof *e->masks);
+            e->mask_rows = fl_malloc(S * sizeof *e->mask_rows);
+            e->mask_of_row = fl_malloc(S * sizeof *e->mask_of_row);
+            for (int k = 0; k < r; k++)
+                e->mask_of_row[k] = -1;
+        }
+        const fl_sampling_params *sp = &s->req->sp;
+        uint32_t *m = e->masks + (size_t)n * words;
+        if (fl_constraint_fill_mask(sp->constraint, s->grammar, m) != 0) {
+            memset(m, 0, (size_t)words * sizeof *m);
+        } else if (fl_constraint_can_end(s->grammar)) {
+            for (int i = 0; i < e->num_eos + sp->num_stop_token_ids; i++) {
+                const int32_t t = i < e->num_eos ? e->eos_ids[i] : sp->stop_token_ids[i - e->num_eos];
+                m[t >> 5] |= 1u << (t & 31);
+            }
+        }
+        e->mask_of_row[r] = n;
+        e->mask_rows[n++] = r;
+    }
+    if (n && e->runner.sample)
+        e->runner.mask_logits(e->runner.impl, n, e->mask_rows, e->masks);
+}
+
+/* Host logits: the tokens the row's mask leaves out to -inf. */
+static void apply_mask(float *logits, int vocab, const uint32_t *mask)
+{
+    for (int i = 0; i < vocab; i++)
+        if (!(mask[i >> 5] >> (i & 31) & 1))
+            logits[i] = -INFINITY;
+}
+
 int fl_engine_step(fl_engine *e)
 {
     const double t_start = e->timing.on ? fl_now_seconds() : 0;
@@ -528,6 +610,8 @@ int fl_engine_step(fl_engine *e)
         e->step_time = fl_now_seconds();
         e->stats.steps++;
         fl_scheduler_commit(&e->sched);
+        if (atomic_load(&e->num_constrained)) /* nothing to do for requests without a grammar */
+            constrain_rows(e, &b);
         if (on_device)
             sample_on_device(e, b.num_logits);
         const double t_sampled = e->timing.on ? fl_now_seconds() : 0;
@@ -550,7 +634,9 @@ int fl_engine_step(fl_engine *e)
             } else {
                 float *logits = e->logits + (on_device ? 0 : (size_t)r * V);
                 if (on_device)
-                    e->runner.read_logits(e->runner.impl, r, logits);
+                    e->runner.read_logits(e->runner.impl, r, logits); /* masked on the device */
+                else if (s->grammar && e->mask_of_row[r] >= 0)
+                    apply_mask(logits, V, e->masks + (size_t)e->mask_of_row[r] * fl_token_mask_words(V));
                 fl_sample_context ctx = {
                     .prompt = s->tokens.data, .num_prompt = s->num_prompt,
                     .output = s->tokens.data + s->num_prompt,
@@ -564,6 +650,8 @@ int fl_engine_step(fl_engine *e)
             }
             if (token < 0 || token >= V) /* the sampler found no candidate (see fl_sample) */
                 finish(e, s, -1, NULL, "error", NULL, -1);
+            else if (s->grammar && !is_end_token(e, sp, token) && fl_constraint_accept(sp->constraint, s->grammar, token) != 0)
+                finish(e, s, -1, NULL, "error", NULL, -1); /* never: the mask allowed only what it takes */
             else
                 accept_token(e, s, token, sp->logprobs >= 0 ? &lp : NULL);
         }

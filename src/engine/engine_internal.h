@@ -34,6 +34,11 @@ struct fl_engine {
     int32_t *dev_tokens;
     int32_t *lp_ids;
     float *lp_values;
+    /* structured output, allocated with the first constrained row */
+    _Atomic int num_constrained; /* live sequences with a constraint */
+    uint32_t *masks;             /* [max_num_seqs, mask words] the step's constrained rows' masks */
+    int32_t *mask_rows;          /* [max_num_seqs] their logit rows */
+    int32_t *mask_of_row;        /* [max_num_seqs] a row's mask, or -1 */
     double step_time;            /* fl_now_seconds() after the step's forward pass: its tokens' time */
     fl_engine_stats stats;       /* the engine's counters; fl_engine_get_stats adds the scheduler's */
     /* FLASHLM_STEP_TIMING=1: where the wall time of large decode steps (128

@@ -44,6 +44,11 @@ typedef struct fl_model_runner {
      * rows[i] says; vocab_size or more where the row has nothing to draw
      * (fl_sample's -1). */
     void (*sample)(void *impl, int num_rows, const fl_draw *rows, int32_t *tokens);
+    /* With sample: sets logit row rows[i] of the last forward to -inf for
+     * each token whose bit is clear in masks[i] (grammar/token_mask.h's
+     * layout, (vocab_size + 31) / 32 words a row), before sample and
+     * read_logits see it. */
+    void (*mask_logits)(void *impl, int num_rows, const int32_t *rows, const uint32_t *masks);
     /* With sample: copies logit row `row` of the last forward into out. */
     void (*read_logits)(void *impl, int row, float *out);
     void (*destroy)(void *impl);

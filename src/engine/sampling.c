@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "grammar/token_mask.h"
 
 void fl_sampling_params_default(fl_sampling_params *sp)
 {
@@ -38,6 +39,8 @@ void fl_sampling_params_copy(fl_sampling_params *dst, const fl_sampling_params *
         for (int i = 0; i < src->num_stop; i++)
             dst->stop[i] = fl_strdup(src->stop[i]);
     }
+    if (src->constraint)
+        fl_constraint_ref(src->constraint);
 }
 
 void fl_sampling_params_free(fl_sampling_params *sp)
@@ -47,6 +50,7 @@ void fl_sampling_params_free(fl_sampling_params *sp)
     for (int i = 0; i < sp->num_stop; i++)
         free(sp->stop[i]);
     free(sp->stop);
+    fl_constraint_unref(sp->constraint);
     memset(sp, 0, sizeof *sp);
 }
 

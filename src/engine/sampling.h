@@ -18,6 +18,8 @@
 
 #include "engine/sample_draw.h"
 
+struct fl_constraint;
+
 typedef struct fl_logit_bias {
     int32_t token;
     float bias;
@@ -48,11 +50,13 @@ typedef struct fl_sampling_params {
                                    which then takes no prefix-cache hits) */
     int prompt_logprobs;
     int skip_special_tokens;    /* default 1 */
+    struct fl_constraint *constraint; /* structured output (grammar/token_mask.h): each
+                                   sequence's tokens follow it; a reference, or NULL */
 } fl_sampling_params;
 
 /* vLLM's defaults (max_tokens 16). */
 void fl_sampling_params_default(fl_sampling_params *sp);
-/* A deep copy of src into dst. */
+/* A deep copy of src into dst (the constraint: another reference). */
 void fl_sampling_params_copy(fl_sampling_params *dst, const fl_sampling_params *src);
 void fl_sampling_params_free(fl_sampling_params *sp);
 

@@ -46,6 +46,8 @@ typedef struct fl_seq {
     uint64_t rng_key;
     fl_detokenizer detok;
     fl_strbuf text;             /* output text so far */
+    struct fl_constraint_state *grammar; /* with a constraint (sp.constraint): where its
+                                   output is in the grammar; else NULL */
     /* prompt_logprobs (the request's first sequence only): entry j, for
      * prompt token j + 1, is 1 + k (id, log-probability, rank) triples: the
      * token's, then the k most likely */

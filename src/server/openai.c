@@ -136,14 +136,7 @@ static int check_refused(json_t *body, int chat, fl_api_error *err)
     static const struct {
         const char *name, *why;
     } refused[] = {
-        { "guided_json", "structured output is not implemented yet" },
-        { "guided_regex", "structured output is not implemented yet" },
-        { "guided_choice", "structured output is not implemented yet" },
-        { "guided_grammar", "structured output is not implemented yet" },
-        { "guided_decoding_backend", "structured output is not implemented yet" },
-        { "guided_whitespace_pattern", "structured output is not implemented yet" },
-        { "structural_tag", "structured output is not implemented yet" },
-        { "structured_outputs", "structured output is not implemented yet" },
+        { "structural_tag", "structural tags are not implemented yet" },
         { "prompt_embeds", "prompt embeddings are not supported" },
         { "suffix", "suffix (fill in the middle) is not supported" },
         { "logits_processors", "custom logits processors are not supported" },
@@ -158,20 +151,6 @@ static int check_refused(json_t *body, int chat, fl_api_error *err)
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (is_set(json_object_get(body, refused[i].name)))
             return fl_api_fail(err, 400, refused[i].name, "'%s': %s", refused[i].name, refused[i].why);
-    json_t *rf = json_object_get(body, "response_format");
-    if (is_set(rf)) {
-        json_t *type = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
-        if (!json_is_string(type))
-            return fl_api_fail(err, 400, "response_format", "'response_format' must be an object with "
-                               "a 'type'");
-        const char *t = json_string_value(type);
-        if (strcmp(t, "json_object") == 0 || strcmp(t, "json_schema") == 0 || strcmp(t, "structural_tag") == 0)
-            return fl_api_fail(err, 400, "response_format", "'response_format' of type '%s': structured "
-                               "output is not implemented yet", t);
-        if (strcmp(t, "text") != 0)
-            return fl_api_fail(err, 400, "response_format", "'response_format'.type must be text, "
-                               "json_object, json_schema or structural_tag");
-    }
     int spaces = 1;
     json_t *beam = json_object_get(body, "use_beam_search");
     if (is_set(beam) && !json_is_boolean(beam))
@@ -489,7 +468,7 @@ static int parse_sampling(fl_server *srv, json_t *body, fl_api_request *req, fl_
         req->request_id = fl_strdup(r);
     }
     apply_defaults(srv, body, sp);
-    return 0;
+    return fl_api_structured_output(srv, body, sp, err);
 }
 
 static int add_prompt_ids(fl_api_request *req, const int32_t *ids, size_t n)

@@ -50,6 +50,15 @@ void fl_api_request_free(fl_api_request *req);
  * any. Returns 0, or -1 with err (a malformed file). */
 int fl_api_load_defaults(fl_server *srv, const char *model_dir, fl_error *err);
 
+/* Structured output (server/structured.c): the request's constraint from
+ * structured_outputs, response_format and the guided_* fields, compiled
+ * (or shared from the server's cache) into sp->constraint. Returns 0 (no
+ * constraint asked for: sp->constraint NULL), or -1 with err: a 400 naming
+ * the field and what in it is wrong or unsupported. */
+int fl_api_structured_output(fl_server *srv, json_t *body, fl_sampling_params *sp, fl_api_error *err);
+/* Frees what structured output made on the server (its constraints' cache). */
+void fl_api_structured_free(fl_server *srv);
+
 /* {"error": {"message", "type", "param", "code"}} */
 json_t *fl_api_error_json(const fl_api_error *err);
 int fl_api_fail(fl_api_error *err, int status, const char *param, const char *fmt, ...)

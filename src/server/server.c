@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "server/openai.h"
 
 fl_tok_scratch *fl_server_scratch_take(fl_server *s)
 {
@@ -102,6 +103,7 @@ void fl_server_init(fl_server *s, const fl_server_config *cfg)
     s->cfg = *cfg;
     pthread_mutex_init(&s->scratch.lock, NULL);
     pthread_mutex_init(&s->work_lock, NULL);
+    pthread_mutex_init(&s->structured_lock, NULL);
     pthread_cond_init(&s->work, NULL);
     fl_stream_registry_init(&s->streams, 65536);
     double interval = 10.0;
@@ -156,6 +158,8 @@ void fl_server_free(fl_server *s)
     free(s->scratch.free);
     pthread_mutex_destroy(&s->scratch.lock);
     pthread_mutex_destroy(&s->work_lock);
+    fl_api_structured_free(s);
+    pthread_mutex_destroy(&s->structured_lock);
     pthread_cond_destroy(&s->work);
     fl_stream_registry_free(&s->streams);
     fl_metrics_free(&s->metrics);

@@ -72,6 +72,11 @@ typedef struct fl_server {
     int pending;
     pthread_t engine_thread;
     _Atomic int active_runs;      /* completions the HTTP side is still answering */
+    /* structured output (server/structured.c): the vocabulary as byte strings
+     * and the compiled constraints, made with the first request that asks */
+    pthread_mutex_t structured_lock;
+    struct fl_token_vocab *vocab;
+    struct fl_constraint_cache *constraints;
     struct fl_http *http;         /* the HTTP side (http.c) */
 } fl_server;
 

@@ -107,6 +107,27 @@ async function penaltyCheck(ep, freq, pres) {
   return changed;
 }
 
+// Structured output: a sampled reply (EOS allowed) that verify accepts; a
+// JSON reply that ends must parse as an object (random weights may spend
+// the tokens on whitespace: then only its start is checked).
+async function constrained(ep, extra, verify) {
+  for (let seed = 0; seed < 3; seed++) {
+    const res = await send(ep, { ...extra, temperature: 1, seed, max_tokens: 48, ignore_eos: undefined });
+    verify(textOf(ep, res), res.choices[0].finish_reason);
+  }
+}
+const isObjectStart = (t, finish) => {
+  assert.ok(t.startsWith("{"), t);
+  if (finish === "stop") {
+    const v = JSON.parse(t);
+    assert.ok(typeof v === "object" && v !== null && !Array.isArray(v), t);
+  }
+};
+const matchesWhole = (re) => (t, finish) => {
+  assert.equal(finish, "stop", t);
+  assert.match(t, new RegExp(`^(?:${re})$`));
+};
+
 // A check a field: (ep, example) => assertions on a visible effect.
 const checks = {
   model: async (ep) => assert.equal((await send(ep, { model: "tiny" })).model, "tiny"),
@@ -260,7 +281,19 @@ const checks = {
       assert.equal(res.usage.prompt_tokens, (await promptIds(ep)).length);
     }
   },
-  response_format: async (ep, ex) => sameAsBaseline(ep, { response_format: ex }),
+  response_format: async (ep, ex) => (ex.type === "text" ? sameAsBaseline(ep, { response_format: ex })
+    : constrained(ep, { response_format: ex }, isObjectStart)),
+  guided_json: async (ep, ex) => constrained(ep, { guided_json: ex }, isObjectStart),
+  guided_regex: async (ep, ex) => constrained(ep, { guided_regex: ex }, matchesWhole(ex)),
+  guided_choice: async (ep, ex) => constrained(ep, { guided_choice: ex }, (t) => assert.ok(ex.includes(t), t)),
+  guided_grammar: async (ep, ex) => constrained(ep, { guided_grammar: ex }, (t) => assert.equal(t, "a")),
+  guided_decoding_backend: async (ep, ex) =>
+    constrained(ep, { guided_decoding_backend: ex, guided_regex: "[0-9]{3}" }, matchesWhole("[0-9]{3}")),
+  structured_outputs: async (ep, ex) => {
+    const verify = ex.json || ex.json_object ? isObjectStart : ex.regex ? matchesWhole(ex.regex)
+      : ex.choice ? (t) => assert.ok(ex.choice.includes(t), t) : matchesWhole("a[b-c]");
+    await constrained(ep, { structured_outputs: ex }, verify);
+  },
   priority: async (ep, ex) => sameAsBaseline(ep, { priority: ex }),
   request_id: async (ep, ex) =>
     assert.equal((await send(ep, { request_id: ex })).id, `${ep === "chat" ? "chatcmpl" : "cmpl"}-${ex}`),
