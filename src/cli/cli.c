@@ -324,6 +324,8 @@ int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, fl_error *
     return o->backend ? 0 : -1;
 }
 
+fl_cli_runner_fn fl_cli_test_runner;
+
 int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runner *runner, fl_error *err)
 {
     const fl_runner_opts ro = {
@@ -332,6 +334,8 @@ int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runn
         .gpu_memory_utilization = o->gpu_memory_utilization, .enforce_eager = o->enforce_eager,
         .kv_dtype = o->kv_dtype,
     };
+    if (fl_cli_test_runner)
+        return fl_cli_test_runner(m, &ro, runner, err);
 #ifdef FLASHLM_HAVE_CUDA
     if (o->device_kind == FL_DEVICE_CUDA)
         return fl_cuda_runner_init(runner, &m->cfg, &m->weights, &ro, err);

@@ -178,6 +178,13 @@ const fl_attn_backend *fl_engine_opts_select_backend(const fl_engine_opts *o, co
 /* Builds the runner of the settled device for model m (after _fit). */
 int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runner *runner,
                        fl_error *err);
+
+/* Tests only: a runner that fl_cli_runner_init builds instead of the
+ * device's. NULL in flashlm; tests/parrot_serve.c, a test binary that runs
+ * `serve` over a scripted model, sets it before it calls fl_cmd_serve. */
+typedef int (*fl_cli_runner_fn)(const fl_model *m, const fl_runner_opts *ro, fl_model_runner *runner,
+                                fl_error *err);
+extern fl_cli_runner_fn fl_cli_test_runner;
 /* The ids that end a sequence: the model config's EOS ids plus the
  * tokenizer's eos_token (tok may be NULL). Returns the count. */
 int fl_eos_ids(const fl_model_config *cfg, const fl_tokenizer *tok, int32_t eos[FL_MAX_EOS_IDS + 1]);

@@ -46,13 +46,21 @@ static const char serve_help[] =
     "  --enable-log-requests  a log line as each request arrives and as it ends\n"
     "  --allowed-origins JSON, --allowed-methods JSON, --allowed-headers JSON  CORS, as vLLM's:\n"
     "                         JSON lists (default [\"*\"]); --allow-credentials\n"
+    "  --enable-auto-tool-choice  tool_choice \"auto\": the reply's tool calls are parsed (needs\n"
+    "                         --tool-call-parser)\n"
+    "  --tool-call-parser NAME  how tool calls are written: hermes (<tool_call> JSON blocks:\n"
+    "                         Qwen2.5, Qwen3, Hermes)\n"
+    "  --exclude-tools-when-tool-choice-none  tool_choice \"none\" leaves the tools out of the prompt\n"
+    "  --reasoning-parser NAME  split the reply's reasoning into reasoning_content: qwen3\n"
+    "                         (<think>...</think>)\n"
     FL_ENGINE_OPTS_HELP;
 
 enum {
     OPT_HOST = FL_OPT_FIRST_OWN, OPT_PORT, OPT_API_KEY, OPT_SERVED_NAME, OPT_TOKENIZER,
     OPT_CHAT_TEMPLATE, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_CLIENT, OPT_SERVED_NAME_MORE,
     OPT_ALLOWED_ORIGINS, OPT_ALLOWED_METHODS, OPT_ALLOWED_HEADERS, OPT_ALLOW_CREDENTIALS,
-    OPT_DISABLE_LOG_STATS, OPT_ENABLE_LOG_REQUESTS,
+    OPT_DISABLE_LOG_STATS, OPT_ENABLE_LOG_REQUESTS, OPT_AUTO_TOOL_CHOICE, OPT_TOOL_CALL_PARSER,
+    OPT_EXCLUDE_TOOLS, OPT_REASONING_PARSER,
 };
 
 #define MAX_SERVED_NAMES 64
@@ -114,6 +122,19 @@ static int take(serve_opts *o, int opt, const char *arg, fl_error *err)
     case OPT_ALLOW_CREDENTIALS: o->sc.cors_credentials = 1; return 0;
     case OPT_DISABLE_LOG_STATS: o->sc.disable_log_stats = 1; return 0;
     case OPT_ENABLE_LOG_REQUESTS: o->sc.enable_log_requests = 1; return 0;
+    case OPT_AUTO_TOOL_CHOICE: o->sc.enable_auto_tool_choice = 1; return 0;
+    case OPT_EXCLUDE_TOOLS: o->sc.exclude_tools_when_tool_choice_none = 1; return 0;
+    case OPT_TOOL_CALL_PARSER: /* vLLM registers some 30; flashlm builds one */
+        if (strcmp(arg, "hermes") != 0)
+            return fl_fail(err, "--tool-call-parser %s: not built (the tool call parsers built: hermes, "
+                           "for <tool_call> JSON blocks: Qwen2.5, Qwen3, Hermes)", arg);
+        o->sc.tool_call_parser = arg;
+        return 0;
+    case OPT_REASONING_PARSER:
+        if (strcmp(arg, "qwen3") != 0)
+            return fl_fail(err, "--reasoning-parser %s: not built (the reasoning parsers built: qwen3)", arg);
+        o->sc.reasoning_parser = arg;
+        return 0;
     case OPT_CHAT_TEMPLATE: o->chat_template = arg; return 0;
     case OPT_MAX_CONNECTIONS:
         return fl_cli_int32("--max-connections", arg, 16, 1 << 20, &o->sc.max_connections, err);
@@ -145,6 +166,10 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
         { "allow-credentials", no_argument, NULL, OPT_ALLOW_CREDENTIALS },
         { "disable-log-stats", no_argument, NULL, OPT_DISABLE_LOG_STATS },
         { "enable-log-requests", no_argument, NULL, OPT_ENABLE_LOG_REQUESTS },
+        { "enable-auto-tool-choice", no_argument, NULL, OPT_AUTO_TOOL_CHOICE },
+        { "tool-call-parser", required_argument, NULL, OPT_TOOL_CALL_PARSER },
+        { "exclude-tools-when-tool-choice-none", no_argument, NULL, OPT_EXCLUDE_TOOLS },
+        { "reasoning-parser", required_argument, NULL, OPT_REASONING_PARSER },
         { "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
         { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
         { "max-connections-per-client", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_CLIENT },
@@ -166,12 +191,19 @@ static int parse_args(serve_opts *o, int argc, char **argv, fl_error *err)
     }
     o->sc.max_logprobs = o->eng.max_logprobs;
     o->sc.generation_config = o->eng.generation_config;
+    if (o->sc.enable_auto_tool_choice && !o->sc.tool_call_parser) /* vLLM's check, and words */
+        return fl_fail(err, "--enable-auto-tool-choice requires --tool-call-parser");
+    if (o->sc.tool_call_parser && !o->sc.enable_auto_tool_choice)
+        fprintf(stderr, "INFO flashlm: --tool-call-parser %s changes nothing here without "
+                "--enable-auto-tool-choice: tool calls are parsed for tool_choice \"auto\" only\n",
+                o->sc.tool_call_parser);
     return 0;
 }
 
 /* Everything the model needs, loaded while HTTP already answers 503. */
 typedef struct loaded {
     fl_startup st;
+    const fl_server_config *sc;    /* the flags: the parsers the model must suit */
     const char *chat_template_file;
     fl_chat_template chat;
     int have_chat;
@@ -192,11 +224,22 @@ static int prepare_chat(void *ctx, const fl_model_config *cfg, const fl_tokenize
         if (l->chat_template_file)
             return fl_fail(err, "--chat-template: %s is prompted in the harmony format, not "
                            "through a chat template", cfg->arch->hf_class);
+        if (l->sc->reasoning_parser)
+            return fl_fail(err, "--reasoning-parser %s: %s replies in the harmony format, whose own "
+                           "parser splits the reasoning", l->sc->reasoning_parser, cfg->arch->hf_class);
+        if (l->sc->tool_call_parser)
+            return fl_fail(err, "--tool-call-parser %s: %s calls tools in the harmony format, which "
+                           "is not supported yet", l->sc->tool_call_parser, cfg->arch->hf_class);
         if (fl_harmony_init(&l->harmony, tok, err) != 0)
             return fl_fail_prefix(err, "%s", cfg->arch->hf_class);
         l->have_harmony = 1;
         return 0;
     }
+    /* vLLM's reasoning parsers find their tags among the tokens */
+    if (l->sc->reasoning_parser && (fl_tokenizer_token_id(tok, "<think>") < 0 ||
+                                    fl_tokenizer_token_id(tok, "</think>") < 0))
+        return fl_fail(err, "--reasoning-parser %s: the tokenizer has no <think> and </think> tokens",
+                       l->sc->reasoning_parser);
     char *file_text = NULL;
     const char *source = tok->chat_template, *origin = "tokenizer_config.json";
     if (l->chat_template_file) {
@@ -222,6 +265,7 @@ static int prepare_chat(void *ctx, const fl_model_config *cfg, const fl_tokenize
 static int load(serve_opts *o, fl_server *srv, loaded *l, fl_error *err)
 {
     l->chat_template_file = o->chat_template;
+    l->sc = &o->sc;
     if (fl_api_load_defaults(srv, o->model.model, err) != 0) /* generation_config.json */
         return -1;
     /* admission: every running sequence and this many waiting; more is 503 */

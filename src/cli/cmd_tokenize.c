@@ -30,7 +30,8 @@ static const char tokenize_help[] =
     "                         render without the assistant turn's opening\n"
     "  --chat-template FILE   use this Jinja template instead of tokenizer_config.json's\n"
     "  --chat-template-kwargs JSON\n"
-    "                         extra template variables, e.g. '{\"enable_thinking\": false}'\n";
+    "                         extra template variables, e.g. '{\"enable_thinking\": false}'\n"
+    "                         or the tools: '{\"tools\": [{\"type\": \"function\", ...}]}'\n";
 
 enum { OPT_ADD_SPECIAL = 1, OPT_DECODE, OPT_SKIP_SPECIAL, OPT_APPLY_TEMPLATE, OPT_RENDER_ONLY,
        OPT_NO_GEN_PROMPT, OPT_TEMPLATE_FILE, OPT_TEMPLATE_KWARGS };

@@ -384,7 +384,7 @@ static int start_completion(fl_http *h, http_job *job, json_t *body, int chat)
     r->srv = srv;
     atomic_fetch_add(&srv->active_runs, 1);
     fl_api_error err;
-    if (fl_api_parse(srv, body, chat, &r->req, &err) != 0) {
+    if (fl_api_parse(srv, body, chat ? FL_API_CHAT : FL_API_COMPLETION, &r->req, &err) != 0) {
         run_free(r);
         job->status = err.status;
         error_body(err.status, err.param, err.message, &job->reply);
@@ -524,7 +524,7 @@ static void tokenize(fl_server *srv, json_t *body, http_job *job)
         fl_api_error err;
         json_t *copy = json_deep_copy(body);
         json_object_set_new(copy, "max_tokens", json_integer(1));
-        int rc = fl_api_parse(srv, copy, 1, &req, &err);
+        int rc = fl_api_parse(srv, copy, FL_API_TOKENIZE_CHAT, &req, &err);
         json_decref(copy);
         if (rc != 0) {
             job->status = err.status;

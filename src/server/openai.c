@@ -131,7 +131,7 @@ static int is_set(json_t *v)
 
 /* The fields that ask for what flashlm does not do: a 400 naming each when
  * it is set to anything but its no-op value. */
-static int check_refused(json_t *body, int chat, fl_api_error *err)
+static int check_refused(json_t *body, fl_api_error *err)
 {
     static const struct {
         const char *name, *why;
@@ -181,35 +181,6 @@ static int check_refused(json_t *body, int chat, fl_api_error *err)
     json_t *user = json_object_get(body, "user");
     if (is_set(user) && !json_is_string(user))
         return fl_api_fail(err, 400, "user", "'user' must be a string");
-    if (!chat)
-        return 0;
-    json_t *ptc = json_object_get(body, "parallel_tool_calls");
-    if (is_set(ptc) && !json_is_boolean(ptc))
-        return fl_api_fail(err, 400, "parallel_tool_calls", "'parallel_tool_calls' must be true or false");
-    /* tools: vLLM's rules, then none of them can be honoured but "no tool" */
-    json_t *tools = json_object_get(body, "tools"), *choice = json_object_get(body, "tool_choice");
-    if (is_set(tools) && !json_is_array(tools))
-        return fl_api_fail(err, 400, "tools", "'tools' must be a list");
-    const int have_tools = is_set(tools) && json_array_size(tools) > 0;
-    if (is_set(choice)) {
-        const char *c = json_is_string(choice) ? json_string_value(choice) : NULL;
-        if (!json_is_object(choice) && !(c && (strcmp(c, "none") == 0 || strcmp(c, "auto") == 0 ||
-                                               strcmp(c, "required") == 0)))
-            return fl_api_fail(err, 400, "tool_choice", "'tool_choice' must be \"none\", \"auto\", "
-                               "\"required\" or a named tool");
-        if (!(c && strcmp(c, "none") == 0) && !is_set(tools))
-            return fl_api_fail(err, 400, "tool_choice", "When using `tool_choice`, `tools` must be set "
-                               "(and tool calling is not implemented yet).");
-        if (!(c && strcmp(c, "none") == 0) && have_tools)
-            return fl_api_fail(err, 400, "tool_choice", "'tool_choice': tool calling is not implemented yet "
-                               "(only \"none\")");
-    }
-    if (have_tools && !(is_set(choice) && json_is_string(choice) && strcmp(json_string_value(choice), "none") == 0))
-        return fl_api_fail(err, 400, "tools", "'tools': tool calling is not implemented yet (tool_choice "
-                           "defaults to \"auto\" with tools)");
-    if (have_tools)
-        return fl_api_fail(err, 400, "tools", "'tools' with tool_choice \"none\": putting tool "
-                           "definitions in the prompt is not implemented yet");
     return 0;
 }
 
@@ -269,6 +240,158 @@ static int get_bool(json_t *body, const char *key, int *out, fl_api_error *err)
     if (!json_is_boolean(v))
         return fl_api_fail(err, 400, key, "'%s' must be true or false", key);
     *out = json_is_true(v);
+    return 0;
+}
+
+/* ---- tools: vLLM's rules for tools and tool_choice (its request
+ * validators, then its chat server's) ---- */
+
+/* Whether every member of obj is one of names (NULL-terminated); else a
+ * 400 naming the first other one, at where. */
+static int only_members(json_t *obj, const char *where, const char *const *names, fl_api_error *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        int known = 0;
+        for (const char *const *n = names; *n && !known; n++)
+            known = strcmp(key, *n) == 0;
+        if (!known) {
+            char param[64];
+            snprintf(param, sizeof param, "%s.%s", where, key);
+            return fl_api_fail(err, 400, param, "'%s' is not a field of %s (an unknown field is refused, "
+                               "not ignored)", param, where);
+        }
+    }
+    return 0;
+}
+
+/* tools[i] as vLLM hands it to the chat template: pydantic's model_dump of
+ * its ChatCompletionToolsParam, so type, then the function's name,
+ * description and parameters, null when absent, in that order (templates
+ * write tools with tojson). NULL with err for an entry of another shape. */
+static json_t *tool_entry(json_t *t, size_t i, fl_api_error *err)
+{
+    static const char *const tool_members[] = { "type", "function", NULL };
+    static const char *const fn_members[] = { "name", "description", "parameters", "strict", NULL };
+    char where[48], fwhere[64];
+    snprintf(where, sizeof where, "tools[%zu]", i);
+    snprintf(fwhere, sizeof fwhere, "tools[%zu].function", i);
+    if (!json_is_object(t)) {
+        fl_api_fail(err, 400, where, "'%s' must be an object {\"type\": \"function\", \"function\": {...}}", where);
+        return NULL;
+    }
+    json_t *type = json_object_get(t, "type"), *fn = json_object_get(t, "function");
+    if (only_members(t, where, tool_members, err) != 0)
+        return NULL;
+    if (is_set(type) && !(json_is_string(type) && strcmp(json_string_value(type), "function") == 0)) {
+        fl_api_fail(err, 400, where, "'%s.type' must be \"function\"", where);
+        return NULL;
+    }
+    if (!json_is_object(fn) || only_members(fn, fwhere, fn_members, err) != 0) {
+        if (!json_is_object(fn))
+            fl_api_fail(err, 400, fwhere, "'%s' must be an object with a 'name'", fwhere);
+        return NULL;
+    }
+    json_t *name = json_object_get(fn, "name"), *desc = json_object_get(fn, "description"),
+           *params = json_object_get(fn, "parameters"), *strict = json_object_get(fn, "strict");
+    if (!json_is_string(name) || (is_set(desc) && !json_is_string(desc)) || (is_set(params) && !json_is_object(params)) ||
+        (is_set(strict) && !json_is_boolean(strict))) {
+        fl_api_fail(err, 400, fwhere, "'%s' needs a string 'name', and 'description' a string, 'parameters' "
+                    "an object (a JSON schema) and 'strict' true or false when given", fwhere);
+        return NULL;
+    }
+    if (json_is_true(strict)) {
+        fl_api_fail(err, 400, fwhere, "'%s.strict' = true asks for arguments that follow the schema, which "
+                    "needs constrained decoding (structured output), not built yet", fwhere);
+        return NULL;
+    }
+    json_t *f = json_pack("{s:O,s:O,s:O}", "name", name, "description", is_set(desc) ? desc : json_null(),
+                          "parameters", is_set(params) ? params : json_null());
+    if (strict)
+        json_object_set(f, "strict", strict);
+    return json_pack("{s:s,s:o}", "type", "function", "function", f);
+}
+
+/* tool_choice as a named function: vLLM's checks and words. Returns 0, or
+ * -1 with err. */
+static int check_named_choice(json_t *choice, json_t *tools, fl_api_error *err)
+{
+    static const char usage[] = "Correct usage: `{\"type\": \"function\", \"function\": {\"name\": \"my_function\"}}`";
+    json_t *fn = json_object_get(choice, "function"), *type = json_object_get(choice, "type");
+    if (!json_is_object(fn) || json_object_size(fn) == 0)
+        return fl_api_fail(err, 400, "tool_choice", "Expected field `function` in `tool_choice`. %s", usage);
+    json_t *name = json_object_get(fn, "name");
+    if (!json_is_string(name) || json_string_length(name) == 0)
+        return fl_api_fail(err, 400, "tool_choice", "Expected field `name` in `function` in `tool_choice`. %s", usage);
+    if (is_set(type) && !(json_is_string(type) && strcmp(json_string_value(type), "function") == 0))
+        return fl_api_fail(err, 400, "tool_choice", "'tool_choice'.type must be \"function\". %s", usage);
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+        if (json_equal(json_object_get(json_object_get(t, "function"), "name"), name))
+            return 0;
+    }
+    return fl_api_fail(err, 400, "tool_choice", "The tool specified in `tool_choice` does not match any of the "
+                       "specified `tools`");
+}
+
+/* tools, tool_choice and parallel_tool_calls of a chat request: vLLM's
+ * rules (tool_choice defaults to "auto" with tools, else "none"; "auto"
+ * needs the server's --enable-auto-tool-choice and --tool-call-parser;
+ * "required" with no tools is "none"). Fills req->tools (what the
+ * template sees, NULL for none), req->tool_calls and
+ * req->parallel_tool_calls. For /tokenize (tokenize) only the tools count:
+ * they go to the template whatever tool_choice says. */
+static int parse_tools(fl_server *srv, json_t *body, int tokenize, fl_api_request *req, fl_api_error *err)
+{
+    req->parallel_tool_calls = 1; /* the API's default: vLLM's since it honours the field */
+    if (get_bool(body, "parallel_tool_calls", &req->parallel_tool_calls, err))
+        return -1;
+    json_t *tools = json_object_get(body, "tools"), *choice = json_object_get(body, "tool_choice");
+    if (is_set(tools) && !json_is_array(tools))
+        return fl_api_fail(err, 400, "tools", "'tools' must be a list of tools");
+    if (is_set(tools)) {
+        req->tools = json_array();
+        size_t i;
+        json_t *t;
+        json_array_foreach(tools, i, t) {
+            json_t *e = tool_entry(t, i, err);
+            if (!e)
+                return -1;
+            json_array_append_new(req->tools, e);
+        }
+    }
+    const int any = req->tools && json_array_size(req->tools) > 0;
+    if (tokenize)
+        return 0;
+    const char *c = any ? "auto" : "none";
+    if (is_set(choice)) {
+        c = json_is_string(choice) ? json_string_value(choice) : json_is_object(choice) ? "named" : NULL;
+        if (!c || !(strcmp(c, "none") == 0 || strcmp(c, "auto") == 0 || strcmp(c, "required") == 0 ||
+                    json_is_object(choice)))
+            return fl_api_fail(err, 400, "tool_choice", "Invalid value for `tool_choice`: %s! Only named tools, "
+                               "\"none\", \"auto\" or \"required\" are supported.", c ? c : "(not a string)");
+        if (strcmp(c, "none") != 0 && !req->tools)
+            return fl_api_fail(err, 400, "tool_choice", "When using `tool_choice`, `tools` must be set.");
+        if (strcmp(c, "required") == 0 && !any)
+            c = "none"; /* OpenAI's behaviour, and vLLM's */
+        if (json_is_object(choice) && check_named_choice(choice, req->tools, err) != 0)
+            return -1;
+    }
+    if (strcmp(c, "required") == 0 || json_is_object(choice))
+        return fl_api_fail(err, 400, "tool_choice", "'tool_choice' = %s makes the reply a call of %s, which "
+                           "vLLM writes with constrained decoding (structured output): not built yet; "
+                           "\"auto\" and \"none\" are", json_is_object(choice) ? "a named function" : "\"required\"",
+                           json_is_object(choice) ? "that function" : "some tool");
+    if (strcmp(c, "auto") == 0 && !srv->harmony && !(srv->cfg.enable_auto_tool_choice && srv->cfg.tool_call_parser))
+        return fl_api_fail(err, 400, is_set(choice) ? "tool_choice" : "tools", "\"auto\" tool choice requires "
+                           "--enable-auto-tool-choice and --tool-call-parser to be set");
+    req->tool_calls = strcmp(c, "auto") == 0 && any && !srv->harmony;
+    if (strcmp(c, "none") == 0 && srv->cfg.exclude_tools_when_tool_choice_none) {
+        json_decref(req->tools);
+        req->tools = NULL;
+    }
     return 0;
 }
 
@@ -595,12 +718,6 @@ static int harmony_messages(fl_server *srv, json_t *body, json_t *msgs, const ch
     if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0))
         return fl_api_fail(err, 400, "tools", "'tools': tool calling is not supported with the "
                            "harmony format yet");
-    json_t *choice = json_object_get(body, "tool_choice");
-    if (choice && !json_is_null(choice) &&
-        !(json_is_string(choice) && (strcmp(json_string_value(choice), "none") == 0 ||
-                                     strcmp(json_string_value(choice), "auto") == 0)))
-        return fl_api_fail(err, 400, "tool_choice", "'tool_choice' must be \"none\" or \"auto\": "
-                           "tool calling is not supported with the harmony format yet");
     json_t *kwargs = json_object_get(body, "chat_template_kwargs");
     if (kwargs && !json_is_null(kwargs) && !(json_is_object(kwargs) && json_object_size(kwargs) == 0))
         return fl_api_fail(err, 400, "chat_template_kwargs", "'chat_template_kwargs': this model "
@@ -647,6 +764,14 @@ static int harmony_messages(fl_server *srv, json_t *body, json_t *msgs, const ch
  * NULL with err. */
 static json_t *template_vars(fl_server *srv, json_t *kwargs, const char *effort, fl_api_error *err)
 {
+    /* as in HF's apply_chat_template, where these kwargs are a TypeError */
+    static const char *const own[] = { "tools", "documents" };
+    for (size_t i = 0; json_is_object(kwargs) && i < sizeof own / sizeof own[0]; i++)
+        if (json_object_get(kwargs, own[i])) {
+            fl_api_fail(err, 400, "chat_template_kwargs", "chat_template_kwargs may not set '%s' (the request "
+                        "sets it)", own[i]);
+            return NULL;
+        }
     json_t *vars = json_is_object(kwargs) ? json_deep_copy(kwargs) : json_object();
     if (!effort)
         return vars;
@@ -666,11 +791,54 @@ static json_t *template_vars(fl_server *srv, json_t *kwargs, const char *effort,
     return vars;
 }
 
-/* A copy of messages with each content given as a list of parts turned
- * into the string vLLM makes of it for a template that reads strings: the
- * text parts joined by newlines. Other part types are refused by name.
- * Returns the copy, or NULL with err. */
-static json_t *normalize_messages(json_t *msgs, fl_api_error *err)
+/* An assistant message's tool_calls as vLLM hands them to the template:
+ * each call's arguments, a JSON string in the OpenAI API, parsed to the
+ * value it holds (transformers' templates take a dict; vLLM json.loads it,
+ * and an empty or absent one is {}). A null tool_calls is left out. The
+ * message is a copy of the request's: changed in place. */
+static int tool_call_history(json_t *m, size_t i, fl_api_error *err)
+{
+    json_t *calls = json_object_get(m, "tool_calls");
+    if (!is_set(calls)) {
+        json_object_del(m, "tool_calls"); /* a null one says nothing */
+        return 0;
+    }
+    char where[80];
+    snprintf(where, sizeof where, "messages[%zu].tool_calls", i);
+    if (!json_is_array(calls))
+        return fl_api_fail(err, 400, where, "'%s' must be a list of tool calls", where);
+    calls = json_deep_copy(calls);
+    json_object_set_new(m, "tool_calls", calls);
+    size_t k;
+    json_t *call;
+    json_array_foreach(calls, k, call) {
+        snprintf(where, sizeof where, "messages[%zu].tool_calls[%zu]", i, k);
+        json_t *fn = json_object_get(call, "function");
+        if (!json_is_object(call) || !json_is_object(fn) || !json_is_string(json_object_get(fn, "name")))
+            return fl_api_fail(err, 400, where, "'%s' must be {\"id\": ..., \"type\": \"function\", "
+                               "\"function\": {\"name\": ..., \"arguments\": \"{...}\"}}", where);
+        json_t *args = json_object_get(fn, "arguments");
+        if (json_is_object(args) || json_is_array(args))
+            continue;
+        if (is_set(args) && !json_is_string(args))
+            return fl_api_fail(err, 400, where, "'%s.function.arguments' must be a JSON string", where);
+        json_t *value = json_string_length(args) ? json_loadb(json_string_value(args), json_string_length(args),
+                                                               JSON_DECODE_ANY, NULL) : json_object();
+        if (!value)
+            return fl_api_fail(err, 400, where, "'%s.function.arguments' is not JSON", where);
+        json_object_set_new(fn, "arguments", value);
+    }
+    return 0;
+}
+
+/* A copy of messages as vLLM gives them to a template that reads strings:
+ * content given as a list of parts is the text parts joined by newlines
+ * (other part types are refused by name), and for a chat template
+ * (template: not the harmony format, which vLLM renders from the request
+ * itself) a null or absent content is "" and an assistant's tool calls
+ * carry their arguments as values (tool_call_history). Returns the copy,
+ * or NULL with err. */
+static json_t *normalize_messages(json_t *msgs, int template, fl_api_error *err)
 {
     json_t *out = json_array();
     size_t i;
@@ -684,6 +852,12 @@ static json_t *normalize_messages(json_t *msgs, fl_api_error *err)
         }
         json_t *copy = json_copy(m);
         json_array_append_new(out, copy);
+        if (template && strcmp(json_string_value(role), "assistant") == 0 && tool_call_history(copy, i, err) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+        if (template && !is_set(content))
+            json_object_set_new(copy, "content", json_string(""));
         if (!is_set(content) || json_is_string(content))
             continue;
         if (!json_is_array(content)) {
@@ -786,13 +960,16 @@ static int render_messages(fl_server *srv, json_t *body, json_t *msgs, fl_api_re
     if (continue_final && add_gen)
         return fl_api_fail(err, 400, "continue_final_message", "Cannot set both `continue_final_message` "
                            "and `add_generation_prompt` to True (set add_generation_prompt to false).");
-    if (!include_reasoning)
+    if (!include_reasoning && !srv->cfg.reasoning_parser)
         return fl_api_fail(err, 400, "include_reasoning", "'include_reasoning' = false cannot be "
-                           "honoured: this model's replies are not split into reasoning and "
-                           "content (only the harmony format's are)");
+                           "honoured: replies are not split into reasoning and content (start the "
+                           "server with --reasoning-parser)");
+    req->include_reasoning = include_reasoning;
     json_t *vars = template_vars(srv, kwargs, effort, err);
     if (!vars)
         return -1;
+    if (req->tools) /* vLLM's apply_chat_template(..., tools=...) */
+        json_object_set(vars, "tools", req->tools);
     fl_strbuf prompt = { 0 };
     fl_error terr;
     const int rc = fl_chat_template_render(srv->chat, msgs, vars, add_gen, &prompt, &terr);
@@ -806,6 +983,9 @@ static int render_messages(fl_server *srv, json_t *body, json_t *msgs, fl_api_re
         fl_strbuf_free(&prompt);
         return -1;
     }
+    req->reasoning = srv->cfg.reasoning_parser != NULL;
+    if (req->reasoning) /* the template may open (or close) the think block itself */
+        req->reasoning_start = fl_reasoning_prompt_state(prompt.data ? prompt.data : "", prompt.len);
     req->prompts = fl_calloc(1, sizeof(fl_ids));
     req->num_prompts = 1;
     encode(srv, prompt.data ? prompt.data : "", prompt.len, add_special, &req->prompts[0]);
@@ -818,7 +998,7 @@ static int parse_messages(fl_server *srv, json_t *body, fl_api_request *req, fl_
     json_t *raw = json_object_get(body, "messages");
     if (!json_is_array(raw) || json_array_size(raw) == 0)
         return fl_api_fail(err, 400, "messages", "'messages' must be a non-empty list");
-    json_t *msgs = normalize_messages(raw, err);
+    json_t *msgs = normalize_messages(raw, !srv->harmony, err);
     if (!msgs)
         return -1;
     const int rc = render_messages(srv, body, msgs, req, err);
@@ -864,8 +1044,9 @@ static void echo_prompts(fl_server *srv, fl_api_request *req)
     }
 }
 
-static int parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err)
+static int parse(fl_server *srv, json_t *body, fl_api_route route, fl_api_request *req, fl_api_error *err)
 {
+    const int chat = route != FL_API_COMPLETION;
     memset(req, 0, sizeof *req);
     req->chat = chat;
     req->include_reasoning = 1;
@@ -877,7 +1058,7 @@ static int parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl
         return fl_api_fail(err, 404, "model", "The model `%s` does not exist.",
                            json_is_string(model) ? json_string_value(model) : "?");
     req->created = (long)time(NULL);
-    if (check_known_fields(body, chat, err) || check_refused(body, chat, err) ||
+    if (check_known_fields(body, chat, err) || check_refused(body, err) ||
         parse_sampling(srv, body, req, err) || get_bool(body, "stream", &req->stream, err))
         return -1;
     json_t *opts = json_object_get(body, "stream_options");
@@ -901,6 +1082,8 @@ static int parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl
     if (req->stream && req->echo && !chat && req->sp.logprobs >= 0)
         return fl_api_fail(err, 400, "echo", "'echo' with 'logprobs' is not available when "
                            "`stream=True` yet (the prompt's logprobs are not streamed)");
+    if (chat && parse_tools(srv, body, route == FL_API_TOKENIZE_CHAT, req, err) != 0)
+        return -1;
     if ((chat ? parse_messages(srv, body, req, err) : parse_prompt(srv, body, req, err)) != 0)
         return -1;
     if (truncate_prompts(srv, body, req, err) != 0)
@@ -930,9 +1113,9 @@ static int parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl
     return 0;
 }
 
-int fl_api_parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err)
+int fl_api_parse(fl_server *srv, json_t *body, fl_api_route route, fl_api_request *req, fl_api_error *err)
 {
-    if (parse(srv, body, chat, req, err) == 0)
+    if (parse(srv, body, route, req, err) == 0)
         return 0;
     fl_api_request_free(req);
     return -1;
@@ -947,6 +1130,7 @@ void fl_api_request_free(fl_api_request *req)
         free(req->echo_text[i]);
     free(req->echo_text);
     free(req->request_id);
+    json_decref(req->tools);
     fl_sampling_params_free(&req->sp);
     memset(req, 0, sizeof *req);
 }
@@ -1004,43 +1188,161 @@ void fl_api_channels_init(fl_api_channels *ch, fl_server *srv, const fl_api_requ
 {
     memset(ch, 0, sizeof *ch);
     ch->num_choices = req->num_prompts * req->sp.n;
-    if (!req->harmony)
+    if (!req->harmony && !req->reasoning && !req->tool_calls)
         return;
-    ch->parsers = fl_malloc((size_t)ch->num_choices * sizeof *ch->parsers);
-    for (int i = 0; i < ch->num_choices; i++)
-        fl_harmony_parser_init(&ch->parsers[i], srv->harmony);
+    ch->replies = fl_calloc((size_t)ch->num_choices, sizeof *ch->replies);
+    for (int i = 0; i < ch->num_choices; i++) {
+        fl_api_reply *r = &ch->replies[i];
+        if (req->harmony)
+            fl_harmony_parser_init(&r->harmony, srv->harmony);
+        if (req->reasoning)
+            fl_reasoning_parser_init(&r->reasoning, req->reasoning_start);
+        if (req->tool_calls)
+            fl_tool_parser_init(&r->tools);
+    }
 }
 
 void fl_api_channels_free(fl_api_channels *ch)
 {
-    for (int i = 0; ch->parsers && i < ch->num_choices; i++)
-        fl_harmony_parser_free(&ch->parsers[i]);
-    free(ch->parsers);
+    for (int i = 0; ch->replies && i < ch->num_choices; i++) {
+        fl_api_reply *r = &ch->replies[i];
+        if (r->harmony.h)
+            fl_harmony_parser_free(&r->harmony);
+        if (r->tools.calls)
+            fl_tool_parser_free(&r->tools);
+        fl_strbuf_free(&r->raw_content);
+        free(r->args_sent);
+    }
+    free(ch->replies);
     fl_strbuf_free(&ch->reasoning);
     fl_strbuf_free(&ch->content);
+    fl_strbuf_free(&ch->between);
     memset(ch, 0, sizeof *ch);
 }
 
 /* What ev adds to its choice, into ch->reasoning and ch->content: the
- * engine's text, or under the harmony format what the choice's parser
- * makes of the token. */
+ * engine's text, or what the choice's parsers make of it (of its token,
+ * under the harmony format); at the choice's end the parsers give what
+ * they held back. */
 static void split_event(const fl_api_request *req, fl_api_channels *ch, const fl_stream_event *ev)
 {
     fl_strbuf_clear(&ch->reasoning);
     fl_strbuf_clear(&ch->content);
-    if (!ch->parsers) {
+    if (!ch->replies) {
         fl_strbuf_append(&ch->content, ev->text, ev->text_len);
         return;
     }
-    if (ev->token >= 0)
-        fl_harmony_parser_push(&ch->parsers[ev->choice], ev->token, &ch->reasoning, &ch->content);
+    fl_api_reply *r = &ch->replies[ev->choice];
+    if (req->harmony) {
+        if (ev->token >= 0)
+            fl_harmony_parser_push(&r->harmony, ev->token, &ch->reasoning, &ch->content);
+    } else {
+        fl_strbuf *content = req->tool_calls ? &ch->between : &ch->content;
+        fl_strbuf_clear(&ch->between);
+        if (req->reasoning) {
+            fl_reasoning_parser_push(&r->reasoning, ev->text, ev->text_len, &ch->reasoning, content);
+            if (ev->finish_reason)
+                fl_reasoning_parser_finish(&r->reasoning, &ch->reasoning, content);
+        } else {
+            fl_strbuf_append(content, ev->text, ev->text_len);
+        }
+        if (req->tool_calls) {
+            fl_strbuf_append(&r->raw_content, ch->between.data, ch->between.len);
+            fl_tool_parser_push(&r->tools, ch->between.data, ch->between.len, &ch->content);
+            if (ev->finish_reason)
+                fl_tool_parser_finish(&r->tools, &ch->content);
+        }
+    }
     if (!req->include_reasoning)
         fl_strbuf_clear(&ch->reasoning);
 }
 
+/* A JSON string of text that should be UTF-8 (the engine's text is):
+ * bytes that are not are cleaned, rather than the value lost. */
+static json_t *text_json(const char *text, size_t len)
+{
+    if (!text)
+        return json_string("");
+    if (fl_utf8_valid(text, len))
+        return json_stringn(text, len);
+    fl_strbuf clean = { 0 };
+    fl_utf8_append_lossy(&clean, (const unsigned char *)text, len, 1);
+    json_t *j = json_stringn(clean.data ? clean.data : "", clean.len);
+    fl_strbuf_free(&clean);
+    return j;
+}
+
 static json_t *strbuf_json(const fl_strbuf *b)
 {
-    return json_stringn(b->data ? b->data : "", b->len);
+    return text_json(b->data, b->len);
+}
+
+/* A tool call's id, as vLLM's make_tool_call_id: "chatcmpl-tool-" and 32
+ * random hex digits. */
+static json_t *tool_call_id(void)
+{
+    unsigned char r[16];
+    random_bytes(r, sizeof r);
+    char id[64] = "chatcmpl-tool-";
+    for (int i = 0; i < 16; i++)
+        snprintf(id + 14 + 2 * i, 3, "%02x", r[i]);
+    return json_string(id);
+}
+
+/* How many of a choice's calls a response shows: all, or with
+ * parallel_tool_calls false the first (vLLM drops the others). */
+static int calls_shown(const fl_api_request *req, const fl_tool_parser *p)
+{
+    return req->parallel_tool_calls || p->num_calls < 1 ? p->num_calls : 1;
+}
+
+/* The streamed tool-call deltas of what the last event added, in vLLM's
+ * shapes: a call's first delta has its id, type, index and name (and the
+ * arguments read so far), later ones the index and the arguments that
+ * grew. NULL when nothing changed. */
+static json_t *tool_call_deltas(const fl_api_request *req, fl_api_reply *r)
+{
+    json_t *list = NULL;
+    const int shown = calls_shown(req, &r->tools);
+    for (int i = 0; i < shown; i++) {
+        const fl_tool_call *c = &r->tools.calls[i];
+        const int first = i >= r->calls_sent;
+        const size_t sent = first ? 0 : r->args_sent[i];
+        if (!first && c->arguments.len == sent)
+            continue;
+        json_t *fn = json_object(), *d = json_object();
+        if (first) {
+            json_object_set_new(d, "id", tool_call_id());
+            json_object_set_new(d, "type", json_string("function"));
+            json_object_set_new(fn, "name", strbuf_json(&c->name));
+            r->args_sent = fl_realloc(r->args_sent, (size_t)(i + 1) * sizeof *r->args_sent);
+            r->calls_sent = i + 1;
+        }
+        json_object_set_new(d, "index", json_integer(i));
+        if (c->arguments.len > sent)
+            json_object_set_new(fn, "arguments", text_json(c->arguments.data + sent, c->arguments.len - sent));
+        r->args_sent[i] = c->arguments.len;
+        json_object_set_new(d, "function", fn);
+        if (!list)
+            list = json_array();
+        json_array_append_new(list, d);
+    }
+    return list;
+}
+
+/* The whole reply's tool calls of a finished choice ({id, type, function:
+ * {name, arguments}} each), or NULL when they are malformed: vLLM then
+ * shows none, and the whole text as the content. */
+static json_t *tool_calls_json(const fl_api_request *req, const fl_tool_parser *p)
+{
+    if (p->malformed)
+        return NULL;
+    json_t *list = json_array();
+    for (int i = 0; i < calls_shown(req, p); i++)
+        json_array_append_new(list, json_pack("{s:o,s:s,s:{s:o,s:o}}", "id", tool_call_id(), "type", "function",
+                                              "function", "name", strbuf_json(&p->calls[i].name), "arguments",
+                                              strbuf_json(&p->calls[i].arguments)));
+    return list;
 }
 
 /* What echo puts before choice's text, or NULL. */
@@ -1053,6 +1355,8 @@ json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, fl_api_ch
                             const char *id, const fl_stream_event *ev, int first_of_choice)
 {
     split_event(req, ch, ev);
+    fl_api_reply *reply = req->tool_calls ? &ch->replies[ev->choice] : NULL;
+    json_t *calls = reply ? tool_call_deltas(req, reply) : NULL;
     const char *echo = first_of_choice ? echo_of(req, ev->choice) : NULL;
     if (echo) { /* the echoed text leads the choice's first chunk */
         fl_strbuf rest = ch->content;
@@ -1062,8 +1366,11 @@ json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, fl_api_ch
         fl_strbuf_free(&rest);
     }
     const size_t text_len = ch->content.len + ch->reasoning.len;
-    if (text_len == 0 && !ev->finish_reason && !first_of_choice && !ev->has_logprob)
+    if (text_len == 0 && !calls && !ev->finish_reason && !first_of_choice && !ev->has_logprob)
         return NULL;
+    /* vLLM: a choice that streamed a call finishes with "tool_calls" */
+    const char *finish = ev->finish_reason && reply && calls_shown(req, &reply->tools) > 0 ? "tool_calls"
+                       : ev->finish_reason;
     json_t *choice = json_pack("{s:i}", "index", ev->choice);
     if (req->chat) {
         json_t *delta = json_object();
@@ -1073,6 +1380,8 @@ json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, fl_api_ch
             json_object_set_new(delta, "content", strbuf_json(&ch->content));
         if (ch->reasoning.len)
             json_object_set_new(delta, "reasoning_content", strbuf_json(&ch->reasoning));
+        if (calls)
+            json_object_set_new(delta, "tool_calls", calls);
         json_object_set_new(choice, "delta", delta);
         if (ev->has_logprob && ev->token >= 0)
             json_object_set_new(choice, "logprobs", json_pack("{s:[o]}", "content", chat_logprobs(srv, req, ev)));
@@ -1094,8 +1403,8 @@ json_t *fl_api_stream_chunk(fl_server *srv, const fl_api_request *req, fl_api_ch
             json_object_set_new(choice, "logprobs", json_null());
         }
     }
-    json_object_set_new(choice, "finish_reason", ev->finish_reason ? json_string(ev->finish_reason) : json_null());
-    if (ev->finish_reason)
+    json_object_set_new(choice, "finish_reason", finish ? json_string(finish) : json_null());
+    if (finish)
         json_object_set_new(choice, "stop_reason", stop_reason(ev));
     return json_pack("{s:s,s:s,s:i,s:s,s:[o]}", "id", id, "object",
                      req->chat ? "chat.completion.chunk" : "text_completion", "created", (int)req->created,
@@ -1126,6 +1435,7 @@ void fl_api_collect_init(fl_api_collect *c, const fl_api_request *req)
     c->num_choices = req->num_prompts * req->sp.n;
     c->text = fl_calloc((size_t)c->num_choices, sizeof(fl_strbuf));
     c->reasoning = fl_calloc((size_t)c->num_choices, sizeof(fl_strbuf));
+    c->tool_calls = fl_calloc((size_t)c->num_choices, sizeof(json_t *));
     c->finish = fl_calloc((size_t)c->num_choices, sizeof(char *));
     c->stop_reason = fl_calloc((size_t)c->num_choices, sizeof(json_t *));
     c->logprobs = fl_calloc((size_t)c->num_choices, sizeof(json_t *));
@@ -1201,6 +1511,16 @@ void fl_api_collect_add(fl_server *srv, fl_api_collect *c, const fl_api_request 
         c->prompt_logprobs[ev->choice / req->sp.n] = prompt_logprobs_json(srv, req, ev->plp);
     if (ev->finish_reason) {
         c->finish[ev->choice] = ev->finish_reason;
+        if (req->tool_calls) {
+            fl_api_reply *r = &ch->replies[ev->choice];
+            c->tool_calls[ev->choice] = tool_calls_json(req, &r->tools);
+            if (!c->tool_calls[ev->choice]) { /* malformed: the text as it is, and no call */
+                fl_strbuf_clear(&c->text[ev->choice]);
+                fl_strbuf_append(&c->text[ev->choice], r->raw_content.data, r->raw_content.len);
+            } else if (json_array_size(c->tool_calls[ev->choice]) > 0) {
+                c->finish[ev->choice] = "tool_calls";
+            }
+        }
         c->stop_reason[ev->choice] = stop_reason(ev);
         c->completion_tokens += ev->num_output_tokens;
         c->prompt_tokens[ev->choice / req->sp.n] = ev->num_prompt_tokens;
@@ -1267,12 +1587,15 @@ json_t *fl_api_collect_response(fl_server *srv, fl_api_collect *c, const fl_api_
                             c->prompt_logprobs[prompt] ? c->prompt_logprobs[prompt] : json_null());
         } else {
             json_t *message = json_pack("{s:s,s:o}", "role", "assistant", "content", text);
-            if (req->harmony) { /* as vLLM: null for what the reply does not have */
-                if (c->text[i].len == 0 && !echo)
-                    json_object_set_new(message, "content", json_null());
+            /* as vLLM: null for what a parsed reply does not have */
+            if ((req->harmony || req->reasoning || req->tool_calls) && c->text[i].len == 0 && !echo)
+                json_object_set_new(message, "content", json_null());
+            if (req->harmony || req->reasoning)
                 json_object_set_new(message, "reasoning_content",
                                     c->reasoning[i].len ? strbuf_json(&c->reasoning[i]) : json_null());
-            }
+            if (req->tool_calls)
+                json_object_set_new(message, "tool_calls", c->tool_calls[i] ? json_incref(c->tool_calls[i])
+                                                                            : json_array());
             json_object_set_new(choice, "message", message);
         }
         json_object_set_new(choice, "logprobs", lp);
@@ -1294,11 +1617,13 @@ void fl_api_collect_free(fl_api_collect *c)
     for (int i = 0; i < c->num_choices; i++) {
         fl_strbuf_free(&c->text[i]);
         fl_strbuf_free(&c->reasoning[i]);
+        json_decref(c->tool_calls[i]);
         json_decref(c->stop_reason[i]);
         json_decref(c->logprobs[i]);
     }
     free(c->text);
     free(c->reasoning);
+    free(c->tool_calls);
     free(c->finish);
     free(c->stop_reason);
     free(c->logprobs);

@@ -6,8 +6,10 @@
 #include <jansson.h>
 
 #include "engine/sampling.h"
+#include "server/reasoning_parser.h"
 #include "server/server.h"
 #include "server/stream.h"
+#include "server/tool_parser.h"
 #include "tokenizer/harmony.h"
 
 /* A request error: HTTP status, OpenAI error type, the field, a message. */
@@ -22,7 +24,14 @@ typedef struct fl_api_request {
     int chat;
     int harmony;                /* chat in the harmony format: replies split into reasoning
                                    and content */
-    int include_reasoning;      /* harmony: the reasoning is shown (vLLM's default) */
+    int include_reasoning;      /* harmony or a reasoning parser: the reasoning is shown
+                                   (vLLM's default) */
+    int reasoning;              /* the reply is split by the reasoning parser (--reasoning-parser) */
+    fl_reasoning_state reasoning_start; /* where the reply starts (from the prompt's end) */
+    int tool_calls;             /* the reply's tool calls are parsed (--tool-call-parser), as
+                                   for tool_choice "auto" with tools */
+    int parallel_tool_calls;    /* every call the reply makes is shown, not only the first */
+    json_t *tools;              /* the tools as the chat template sees them, or NULL */
     int stream, include_usage;
     int num_prompts;
     fl_ids *prompts;            /* [num_prompts] */
@@ -38,10 +47,15 @@ typedef struct fl_api_request {
     int prompt_logprobs;        /* the response shows prompt_logprobs (the field was set) */
 } fl_api_request;
 
+/* What a body is parsed for: /v1/completions, /v1/chat/completions, or
+ * the messages of /tokenize (a chat's prompt; vLLM's TokenizeChatRequest
+ * has tools and no tool_choice: its tools always reach the template). */
+typedef enum fl_api_route { FL_API_COMPLETION, FL_API_CHAT, FL_API_TOKENIZE_CHAT } fl_api_route;
+
 /* Validates body and fills req (prompts tokenized, chat rendered). Returns
  * 0, or -1 with err (400 naming the field and its allowed range, 404 for an
  * unknown model) and req empty: nothing to free. */
-int fl_api_parse(fl_server *srv, json_t *body, int chat, fl_api_request *req, fl_api_error *err);
+int fl_api_parse(fl_server *srv, json_t *body, fl_api_route route, fl_api_request *req, fl_api_error *err);
 void fl_api_request_free(fl_api_request *req);
 
 /* Start-up: srv->defaults from the generation config srv->cfg names
@@ -71,14 +85,30 @@ void fl_api_response_id(const fl_api_request *req, char *out, size_t n);
 /* The longest response id (prefix, request_id and NUL). */
 #define FL_API_ID_MAX 160
 
-/* Per choice, what turns its events into the text a response shows: under
- * the harmony format a parser that splits the tokens into reasoning and
- * content; otherwise the engine's text is the content. Streamed and
- * collected responses both go through it, so they show the same text. */
+/* One choice's reply parsers: under the harmony format the parser that
+ * splits its tokens into reasoning and content; else, as the request asks,
+ * the reasoning parser on its text, then the tool parser on the content
+ * (vLLM parses tool calls in the content only). */
+typedef struct fl_api_reply {
+    fl_harmony_parser harmony;
+    fl_reasoning_parser reasoning;
+    fl_tool_parser tools;
+    fl_strbuf raw_content;     /* the content before the tool parser: the whole reply's content
+                                  if its tool calls turn out malformed (vLLM's rule) */
+    int calls_sent;            /* streamed: the calls whose first delta went out */
+    size_t *args_sent;         /* [calls_sent] bytes of each one's arguments sent */
+} fl_api_reply;
+
+/* Per choice, what turns its events into what a response shows: the
+ * parsers above, or, without any, the engine's text as the content.
+ * Streamed and collected responses both go through it, so they show the
+ * same text (but for malformed tool calls, where vLLM's whole reply falls
+ * back to the text as it is). */
 typedef struct fl_api_channels {
     int num_choices;
-    fl_harmony_parser *parsers; /* [num_choices]; NULL without the harmony format */
+    fl_api_reply *replies;     /* [num_choices]; NULL when there are no parsers */
     fl_strbuf reasoning, content; /* one event's pieces */
+    fl_strbuf between;         /* one event's content between the reasoning and the tool parser */
 } fl_api_channels;
 
 void fl_api_channels_init(fl_api_channels *ch, fl_server *srv, const fl_api_request *req);
@@ -95,7 +125,8 @@ json_t *fl_api_usage_chunk(fl_server *srv, const fl_api_request *req, const char
 typedef struct fl_api_collect {
     int num_choices, num_prompts;
     fl_strbuf *text;            /* [num_choices] the content */
-    fl_strbuf *reasoning;       /* [num_choices] harmony: the reasoning */
+    fl_strbuf *reasoning;       /* [num_choices] harmony or a reasoning parser: the reasoning */
+    json_t **tool_calls;        /* [num_choices] with req->tool_calls: the calls, once finished */
     const char **finish;        /* [num_choices] */
     json_t **stop_reason;       /* [num_choices] */
     json_t **logprobs;          /* [num_choices] content list, or NULL */

@@ -42,6 +42,10 @@ typedef struct fl_server_config {
     const char *generation_config; /* vLLM's --generation-config: NULL or "auto" reads the
                                       model directory's generation_config.json, "vllm" none,
                                       else a directory holding one (fl_api_load_defaults) */
+    int enable_auto_tool_choice;  /* vLLM's --enable-auto-tool-choice: tool_choice "auto" */
+    const char *tool_call_parser; /* --tool-call-parser: "hermes" (server/tool_parser.h) or NULL */
+    const char *reasoning_parser; /* --reasoning-parser: "qwen3" (server/reasoning_parser.h) or NULL */
+    int exclude_tools_when_tool_choice_none; /* tool_choice "none" keeps tools out of the prompt */
 } fl_server_config;
 
 /* Encoding state for HTTP threads, lent out one at a time. */

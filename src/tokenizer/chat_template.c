@@ -29,9 +29,10 @@ int fl_chat_template_init(fl_chat_template *ct, const char *source, const char *
 int fl_chat_template_render(const fl_chat_template *ct, json_t *messages, json_t *kwargs,
                             int add_generation_prompt, fl_strbuf *out, fl_error *err)
 {
-    /* the variables the request's own fields set: as in HF's
-     * apply_chat_template, where these kwargs are a TypeError */
-    static const char *const reserved[] = { "messages", "tools", "documents", "add_generation_prompt" };
+    /* this function's own arguments: as in HF's apply_chat_template, where
+     * these kwargs are a TypeError (tools and documents are variables a
+     * caller sets through kwargs) */
+    static const char *const reserved[] = { "messages", "add_generation_prompt" };
     for (size_t i = 0; kwargs && i < sizeof reserved / sizeof reserved[0]; i++)
         if (json_object_get(kwargs, reserved[i]))
             return fl_fail(err, "chat_template_kwargs may not set '%s' (the request sets it)", reserved[i]);

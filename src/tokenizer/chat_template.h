@@ -22,8 +22,10 @@ int fl_chat_template_init(fl_chat_template *ct, const char *source, const char *
                           const fl_tokenizer *tok, fl_error *err);
 
 /* Renders messages (a JSON array of {role, content, ...}) with
- * add_generation_prompt, tools=None, the special tokens, and the members
- * of kwargs (a JSON object or NULL, e.g. {"enable_thinking": false}). */
+ * add_generation_prompt, the special tokens, tools and documents None, and
+ * the members of kwargs over them (a JSON object or NULL, e.g.
+ * {"enable_thinking": false} or {"tools": [...]}; it may not set messages
+ * or add_generation_prompt). */
 int fl_chat_template_render(const fl_chat_template *ct, json_t *messages, json_t *kwargs,
                             int add_generation_prompt, fl_strbuf *out, fl_error *err);
 

@@ -2,7 +2,9 @@
  * /v1/completions or /v1/chat/completions is accepted with a request that
  * fits the model, or refused with a status and a message; with the real
  * Qwen3 tokenizer and its chat template (FLASHLM_FUZZ_TOKENIZER names the
- * directory). The first byte picks the route. */
+ * directory). The first byte picks the route (bit 0) and whether the
+ * server parses tool calls and reasoning (bit 1: --enable-auto-tool-choice
+ * --tool-call-parser hermes --reasoning-parser qwen3). */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +42,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *body = json_loadb((const char *)data + 1, size - 1, 0, NULL);
     if (!body)
         return 0;
+    const int parsers = (data[0] >> 1) & 1;
+    srv.cfg.enable_auto_tool_choice = parsers;
+    srv.cfg.tool_call_parser = parsers ? "hermes" : NULL;
+    srv.cfg.reasoning_parser = parsers ? "qwen3" : NULL;
     fl_api_request req;
     fl_api_error err;
     if (fl_api_parse(&srv, body, data[0] & 1, &req, &err) == 0) {

@@ -30,7 +30,8 @@ function serve(dir, p, extra = [], stderr = "inherit") {
 }
 
 before(async () => {
-  server = serve(modelDir, port);
+  // tool_choice "auto" (tools' default) needs the flags; no request without tools is parsed
+  server = serve(modelDir, port, ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]);
   await waitReady(base);
 });
 after(() => { if (server.exitCode === null) server.kill("SIGKILL"); });
@@ -77,7 +78,8 @@ async function steps(ep, extra = {}, top = 20) {
 }
 
 async function promptIds(ep, extra = {}) {
-  const body = ep === "chat" ? { messages: extra.messages ?? MESSAGES } : { prompt: extra.prompt ?? PROMPT };
+  const body = ep === "chat" ? { messages: extra.messages ?? MESSAGES, tools: extra.tools }
+    : { prompt: extra.prompt ?? PROMPT };
   const r = await post("/tokenize", body);
   assert.equal(r.status, 200, r.text);
   return r.json.tokens;
@@ -333,6 +335,12 @@ const checks = {
     const res = await send(ep, { logprobs: true, top_logprobs: ex });
     for (const e of res.choices[0].logprobs.content) assert.equal(e.top_logprobs.length, ex);
     assert.equal((await post(route(ep), { ...baseBody[ep], top_logprobs: ex })).status, 400);
+  },
+  tools: async (ep, ex) => {
+    // the tools reach the template: Qwen3's writes them in a system message
+    const a = await send(ep, { tools: ex });
+    assert.ok(a.usage.prompt_tokens > (await baseline(ep)).usage.prompt_tokens + 20);
+    assert.equal(a.usage.prompt_tokens, (await promptIds(ep, { tools: ex })).length);
   },
   tool_choice: async (ep, ex) => sameAsBaseline(ep, { tool_choice: ex }),
   parallel_tool_calls: async (ep, ex) => sameAsBaseline(ep, { parallel_tool_calls: ex }),
