@@ -74,6 +74,9 @@ CASES = [
     "a  {% if t %}b{% endif %}  c",
     "a \n  {%- if t -%}  \n b \n  {%- endif %}\nc",
     "{{ 1 }}\n{{ 2 }}\n",
+    # floats as Python's str(): positional for exponents in [-4, 16)
+    "{{ 10.0 }} {{ 100.0 }} {{ 1e15 }} {{ 1e16 }} {{ 0.0001 }} {{ 0.00001 }} {{ 2.5 }} {{ -0.0 }} {{ f * 4 }} "
+    "{{ 1.0 / 3 }} {{ [1.5, 20.0] }} {{ {'x': 1e20} }}",
     "x {{- ' y ' -}} z",
     "{# comment #}\nA{# c2 #} B\n  {# c3 #}\nC",
     "a\r\n{% if t %}\r\nb\r\n{% endif %}\r\n",

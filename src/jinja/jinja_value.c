@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/pyjson.h"
 #include "base/utf8.h"
 #include "jinja/jinja_value.h"
 
@@ -220,26 +221,14 @@ static int too_long(const printer *pr)
     return jv_room(pr->out->len, 0, pr->max, pr->err);
 }
 
-/* Python's repr of a float: the shortest digits that read back the same. */
+/* str(f) as Python writes it: repr's shortest round-trip digits,
+ * positional for decimal exponents in [-4, 16) ("10.0", "1e-05"). */
 static void format_float(fl_strbuf *out, double f)
 {
-    if (isnan(f)) {
-        fl_strbuf_append_str(out, "nan");
-        return;
-    }
-    if (isinf(f)) {
-        fl_strbuf_append_str(out, f > 0 ? "inf" : "-inf");
-        return;
-    }
-    char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, f);
-        if (strtod(buf, NULL) == f)
-            break;
-    }
-    fl_strbuf_append_str(out, buf);
-    if (!strpbrk(buf, ".eEn"))
-        fl_strbuf_append_str(out, ".0");
+    if (isnan(f) || isinf(f))
+        fl_strbuf_append_str(out, isnan(f) ? "nan" : f > 0 ? "inf" : "-inf");
+    else
+        fl_pyjson_float(out, f);
 }
 
 /* Escapes make a string up to four times longer, so the length is checked
