@@ -84,6 +84,7 @@ typedef struct request {
 
 typedef struct run_cfg {
     int block_size, num_blocks, budget, prefix_caching, max_seqs, max_live_seqs;
+    int sync;                   /* --no-async-scheduling */
 } run_cfg;
 
 static fl_engine *make_engine(const run_cfg *rc, outputs *out)
@@ -101,6 +102,7 @@ static fl_engine *make_engine(const run_cfg *rc, outputs *out)
     if (rc->max_seqs)
         ec.max_num_seqs = rc->max_seqs;
     ec.max_live_seqs = rc->max_live_seqs;
+    ec.async_scheduling = !rc->sync;
     const int32_t eos = 2;
     fl_engine *e = fl_engine_create(&ec, &runner, NULL, &eos, 1, collect, out);
     out->engine = e;
@@ -176,23 +178,31 @@ static void check_invariance(int greedy)
     static int32_t ref[MAX_REQ][MAX_OUT];
     static int ref_count[MAX_REQ];
     for (int i = 0; i < MAX_REQ; i++) {
-        run(&(run_cfg){ 16, 0, 512, 1, 0, 0 }, &reqs[i], 1, &alone, NULL);
+        run(&(run_cfg){ 16, 0, 512, 1, 0, 0, 0 }, &reqs[i], 1, &alone, NULL);
         ref_count[i] = alone.count[0][0];
         memcpy(ref[i], alone.tokens[0][0], sizeof ref[i]);
     }
     static const run_cfg cfgs[] = {
-        { 16, 0, 4096, 1, 0, 0 },   /* all prompts at once */
-        { 16, 0, 64, 1, 0, 0 },     /* chunked prefill mixed with decodes */
-        { 128, 0, 4096, 0, 0, 0 },
-        { 128, 0, 48, 1, 0, 0 },
-        { 16, 40, 64, 1, 0, 0 },    /* 40 blocks of 16: preemption must happen */
-        { 128, 5, 4096, 1, 0, 0 },  /* 5 blocks of 128: likewise */
+        { 16, 0, 4096, 1, 0, 0, 0 },   /* all prompts at once */
+        { 16, 0, 64, 1, 0, 0, 0 },     /* chunked prefill mixed with decodes */
+        { 128, 0, 4096, 0, 0, 0, 0 },
+        { 128, 0, 48, 1, 0, 0, 0 },
+        { 16, 40, 64, 1, 0, 0, 0 },    /* 40 blocks of 16: preemption must happen */
+        { 128, 5, 4096, 1, 0, 0, 0 },  /* 5 blocks of 128: likewise */
+        { 16, 0, 64, 1, 0, 0, 1 },  /* the first ones without async scheduling */
+        { 16, 40, 64, 1, 0, 0, 1 },
+        { 16, 0, 4096, 1, 0, 0, 1 },
     };
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
         fl_engine_stats st;
         run(&cfgs[c], reqs, MAX_REQ, &together, &st);
         if (cfgs[c].num_blocks)
             assert_true(st.preemptions > 0);
+        /* async scheduling overlaps the decode steps (each step but a last one), or none */
+        if (cfgs[c].sync)
+            assert_int_equal(st.overlapped_steps, 0);
+        else
+            assert_true(st.overlapped_steps > st.steps / 2);
         for (int i = 0; i < MAX_REQ; i++) {
             assert_int_equal(together.count[i][0], ref_count[i]);
             assert_int_equal(together.finished[i][0], 1);
@@ -222,7 +232,7 @@ static void test_prefix_caching(void **state)
     memcpy(reqs[1].prompt, reqs[0].prompt, shared * sizeof(int32_t));
     for (int on = 0; on < 2; on++) {
         reset(&together);
-        fl_engine *e = make_engine(&(run_cfg){ 16, 0, 512, on, 0, 0 }, &together);
+        fl_engine *e = make_engine(&(run_cfg){ 16, 0, 512, on, 0, 0, 0 }, &together);
         fl_error err;
         assert_int_equal(fl_engine_add(e, 0, reqs[0].prompt, reqs[0].len, &reqs[0].sp, &err), 0);
         drain(e);
@@ -257,7 +267,7 @@ static void test_aborts(void **state)
     for (int k = 0; k < reqs[0].len; k++)
         reqs[0].prompt[k] = 3 + k % 300;
     reset(&together);
-    fl_engine *e = make_engine(&(run_cfg){ 16, 0, 32, 1, 0, 0 }, &together);
+    fl_engine *e = make_engine(&(run_cfg){ 16, 0, 32, 1, 0, 0, 0 }, &together);
     fl_error err;
     for (int i = 0; i < 3; i++)
         assert_int_equal(fl_engine_add(e, (uint64_t)i, reqs[i].prompt, reqs[i].len, &reqs[i].sp, &err), 0);
@@ -276,11 +286,47 @@ static void test_aborts(void **state)
     assert_string_equal(together.reason[2][0], "length");
 }
 
+/* Sequences that stop at a token (stop_token_ids) while the next step is
+ * already launched with them (async scheduling): each ends where its
+ * token first comes, its in-flight token is dropped, the rest run on. */
+static void test_stop_in_flight(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    static request reqs[N];
+    make_requests(reqs, N, 11, 1);
+    static int32_t ref[N][MAX_OUT];
+    run(&(run_cfg){ 16, 0, 512, 1, 0, 0, 0 }, reqs, N, &alone, NULL);
+    int expect[N];
+    for (int i = 0; i < N; i++) {
+        const int k = (i * 5) % alone.count[i][0];
+        const int32_t stop = alone.tokens[i][0][k];
+        int first = 0;
+        while (alone.tokens[i][0][first] != stop)
+            first++;
+        expect[i] = first + 1;
+        memcpy(ref[i], alone.tokens[i][0], sizeof ref[i]);
+        reqs[i].sp.stop_token_ids = malloc(sizeof(int32_t));
+        reqs[i].sp.stop_token_ids[0] = stop;
+        reqs[i].sp.num_stop_token_ids = 1;
+    }
+    fl_engine_stats st;
+    run(&(run_cfg){ 16, 0, 512, 1, 0, 0, 0 }, reqs, N, &together, &st);
+    assert_true(st.overlapped_steps > 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(together.count[i][0], expect[i]);
+        assert_int_equal(together.finished[i][0], 1);
+        assert_string_equal(together.reason[i][0], "stop");
+        assert_memory_equal(together.tokens[i][0], ref[i], (size_t)expect[i] * sizeof(int32_t));
+        free(reqs[i].sp.stop_token_ids);
+    }
+}
+
 static void test_rejections(void **state)
 {
     (void)state;
     reset(&together);
-    fl_engine *e = make_engine(&(run_cfg){ 16, 10, 64, 1, 0, 0 }, &together);
+    fl_engine *e = make_engine(&(run_cfg){ 16, 10, 64, 1, 0, 0, 0 }, &together);
     static request reqs[1];
     make_requests(reqs, 1, 11, 1);
     fl_error err;
@@ -309,7 +355,7 @@ static void test_admission(void **state)
 {
     (void)state;
     reset(&together);
-    fl_engine *e = make_engine(&(run_cfg){ 16, 200, 64, 1, 0, 13 }, &together);
+    fl_engine *e = make_engine(&(run_cfg){ 16, 200, 64, 1, 0, 13, 0 }, &together);
     const int32_t eos = 2;
     fl_error err;
     const int vocab = model.cfg.vocab_size;
@@ -370,7 +416,7 @@ static void test_mass_abort(void **state)
 {
     (void)state;
     reset(&together);
-    fl_engine *e = make_engine(&(run_cfg){ 16, 200, 64, 1, MAX_REQ, 0 }, &together);
+    fl_engine *e = make_engine(&(run_cfg){ 16, 200, 64, 1, MAX_REQ, 0, 0 }, &together);
     fl_error err;
     int32_t prompt[2] = { 5, 6 };
     fl_sampling_params sp;
@@ -444,7 +490,7 @@ static void test_n_shares_prompt(void **state)
     reqs[0].sp.n = 3;
     reqs[0].sp.max_tokens = 10;
     fl_engine_stats st;
-    run(&(run_cfg){ 16, 0, 512, 0, 0, 0 }, reqs, 1, &together, &st);
+    run(&(run_cfg){ 16, 0, 512, 0, 0, 0, 0 }, reqs, 1, &together, &st);
     /* the siblings compute only the block of the last prompt token:
      * 100 + 2 * (100 - 96) prompt tokens, and 9 decode steps each */
     assert_int_equal(st.computed_tokens, 100 + 2 * 4 + 3 * 9);
@@ -609,7 +655,7 @@ static void test_threads(void **state)
     static request reqs[MAX_REQ];
     make_requests(reqs, MAX_REQ, 13, 1);
     reset(&together);
-    fl_engine *e = make_engine(&(run_cfg){ 16, 60, 128, 1, 0, 0 }, &together);
+    fl_engine *e = make_engine(&(run_cfg){ 16, 60, 128, 1, 0, 0, 0 }, &together);
     pthread_t threads[4];
     producer prods[4];
     for (int t = 0; t < 4; t++) {
@@ -659,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_batch_invariance_seeded),
         cmocka_unit_test(test_prefix_caching),
         cmocka_unit_test(test_aborts),
+        cmocka_unit_test(test_stop_in_flight),
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_admission),
         cmocka_unit_test(test_mass_abort),

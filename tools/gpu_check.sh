@@ -23,7 +23,7 @@
 #     bf16 and MXFP4 checkpoints, at 2k and 16k, step model_parity_gptoss;
 #     the fp8 KV cache against the bf16 one, step model_parity_fp8),
 #     and, unless `quick`, the seed's two serving workloads (the first also with
-#     --kv-cache-dtype fp8) through
+#     --kv-cache-dtype fp8, and with --no-async-scheduling) through
 #     `flashlm serve` + `flashlm bench serve`, on Qwen3-0.6B (seed_*) and on
 #     gpt-oss-20b (gptoss_*), both with dummy weights.
 #     Logs go to $OUT (or gpu-logs/); a table of results is printed last.
@@ -116,6 +116,8 @@ step model_parity_gptoss 570 python3 tools/model_parity.py tools/parity_shapes/g
   --checkpoints bf16 mxfp4
 if [ "${2:-}" != quick ]; then
   step seed_1000x1000 300 serve_bench seed_1000x1000 Qwen/Qwen3-0.6B "$tok" 1000 1000
+  # the same without async scheduling: the overlap's before and after in one run
+  step seed_1000x1000_sync 300 serve_bench seed_1000x1000_sync Qwen/Qwen3-0.6B "$tok" 1000 1000 --no-async-scheduling
   step seed_8000x1 300 serve_bench seed_8000x1 Qwen/Qwen3-0.6B "$tok" 8000 1
   step seed_1000x1000_fp8 300 serve_bench seed_1000x1000_fp8 Qwen/Qwen3-0.6B "$tok" 1000 1000 --kv-cache-dtype fp8
   step gptoss_1000x1000 570 serve_bench gptoss_1000x1000 openai/gpt-oss-20b "$tok_gptoss" 1000 1000

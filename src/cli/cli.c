@@ -174,6 +174,10 @@ int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *e
     case FL_OPT_PREFIX_CACHING:
         o->ec.enable_prefix_caching = 1;
         return 1;
+    case FL_OPT_ASYNC:
+    case FL_OPT_NO_ASYNC:
+        o->ec.async_scheduling = opt == FL_OPT_ASYNC;
+        return 1;
     case FL_OPT_DTYPE: {
         static const char *const vllm[] = { "auto", "half", "float16", "bfloat16", "bf16", "float", "float32", NULL };
         if (!one_of(arg, vllm))

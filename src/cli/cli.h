@@ -52,7 +52,7 @@ enum {
     FL_OPT_BLOCK_SIZE, FL_OPT_NUM_BLOCKS, FL_OPT_MAX_SEQS, FL_OPT_MAX_BATCHED, FL_OPT_MAX_MODEL_LEN,
     FL_OPT_NO_PREFIX_CACHING, FL_OPT_ATTN_BACKEND, FL_OPT_DEVICE, FL_OPT_GPU_MEM, FL_OPT_ENFORCE_EAGER,
     FL_OPT_PREFIX_CACHING, FL_OPT_DTYPE, FL_OPT_KV_DTYPE, FL_OPT_MAX_LOGPROBS, FL_OPT_GENERATION_CONFIG,
-    FL_OPT_VERSION, FL_OPT_FIRST_OWN,
+    FL_OPT_ASYNC, FL_OPT_NO_ASYNC, FL_OPT_VERSION, FL_OPT_FIRST_OWN,
 };
 
 /* The getopt_long entries of the model options. */
@@ -102,7 +102,9 @@ typedef struct fl_engine_opts {
     { "dtype", required_argument, NULL, FL_OPT_DTYPE },                               \
     { "kv-cache-dtype", required_argument, NULL, FL_OPT_KV_DTYPE },                   \
     { "max-logprobs", required_argument, NULL, FL_OPT_MAX_LOGPROBS },                 \
-    { "generation-config", required_argument, NULL, FL_OPT_GENERATION_CONFIG }
+    { "generation-config", required_argument, NULL, FL_OPT_GENERATION_CONFIG },       \
+    { "async-scheduling", no_argument, NULL, FL_OPT_ASYNC },                          \
+    { "no-async-scheduling", no_argument, NULL, FL_OPT_NO_ASYNC }
 
 #define FL_ENGINE_OPTS_HELP                                                                      \
     "engine:\n"                                                                                   \
@@ -121,6 +123,8 @@ typedef struct fl_engine_opts {
     "  --attention-backend B  auto (default; or FLASHLM_ATTENTION_BACKEND) or a backend\n"       \
     "                         that `flashlm info` lists\n"                                        \
     "  --enable-prefix-caching, --no-enable-prefix-caching  (default on)\n"                    \
+    "  --async-scheduling, --no-async-scheduling  plan and launch a step before the last\n"    \
+    "                         one's tokens are handled (default on, as vLLM's)\n"             \
     "  --dtype T              auto; the CUDA runner computes in bfloat16 (bfloat16, bf16), the\n" \
     "                         CPU runner in float32 (float, float32); others are refused\n"      \
     "  --kv-cache-dtype T     auto (bf16 on CUDA, float32 on the CPU), bfloat16, or fp8 and\n"   \

@@ -10,6 +10,13 @@
  * upload and one graph launch. Padding tokens write their K/V to a scratch
  * block past the engine's blocks and their logits are never read.
  *
+ * Nothing here waits for the GPU but the tokens (cuda_sampled) and host
+ * logits, so the engine can plan and launch step N + 1 while step N runs
+ * (async scheduling, model_runner.h): step N + 1's token ids name the rows
+ * of step N's sample, which the embedding reads on the device, and the
+ * pinned buffers the host writes come in two slots, each reused only once
+ * its last copy is done.
+ *
  * The KV cache is laid out as the model's KV cache groups
  * (model/kv_groups.h): layers_per_group K/V arrays, layer l in array
  * slot[l] at the blocks of its group's table. The metadata holds each
@@ -20,6 +27,8 @@
 
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attention/attn_paged.h"
@@ -66,17 +75,37 @@ typedef struct cuda_runner {
     void *moe_workspace;
     float *attn_scratch;
     int32_t *split_counters; /* (row cap, KV heads), zero */
-    /* step metadata */
+    /* step metadata: two pinned slots, so that the host packs a step while
+     * the one before it may still wait for its upload (async scheduling) */
     meta_layout m;
-    int32_t *meta_host, *meta_dev;
+    int32_t *meta_host, *meta_dev; /* meta_host: 2 slots of m.total */
+    int32_t *meta_slot;      /* the slot of the step being packed */
+    long forwards;
+    cudaEvent_t uploaded[2]; /* each slot's last upload done */
     fl_attn_shape shape;
     fl_attn_plan plan;
-    fl_draw *sp_host, *sp_dev;
-    int32_t *tok_host, *tok_dev;
+    /* samples, at most two outstanding (model_runner.h), each with its
+     * pinned slot of draws and tokens */
+    fl_draw *sp_host, *sp_dev;     /* sp_host: 2 slots of row_cap */
+    int32_t *tok_host, *tok_dev;   /* tok_host: 2 slots; tok_dev: the latest sample's tokens,
+                                      which a forward's ids -1 - r read on the device */
+    int tok_rows;                  /* rows of the latest sample */
+    long started, given;           /* samples started, and given by cuda_sampled */
+    cudaEvent_t drawn[4];          /* sample k's tokens on the host: drawn[k % 4] */
+    /* FLASHLM_STEP_TIMING=1: the GPU's time in and between large decode
+     * steps (128 or more sequences), printed at the end */
+    struct {
+        int on;
+        cudaEvent_t begun[4];      /* sample k's forward reached the GPU: begun[k % 4] */
+        int seqs[4];               /* its decode sequences (0: not a decode step) */
+        long steps;
+        double busy, idle;         /* ms: from forward to tokens, and before the forward */
+    } timing;
     /* structured output's masks, allocated with the first: (row_cap, mask words)
      * and their rows, pinned on the host for the async upload */
     uint32_t *mask_host, *mask_dev;
     int32_t *mask_rows_host, *mask_rows_dev;
+    cudaEvent_t masked;      /* their last upload done */
     int num_logits;          /* rows of the last forward */
     /* decode graphs, by bucket */
     cudaGraphExec_t graphs[NUM_BUCKETS];
@@ -234,7 +263,7 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
     const fl_model_config *c = &r->cfg;
     const int32_t *md = r->meta_dev;
     void *s = r->stream;
-    FL_CUDA_CHECK(fl_cuda_embed(r->w.embed, md + r->m.ids, r->x, T, c->hidden_size, s));
+    FL_CUDA_CHECK(fl_cuda_embed(r->w.embed, md + r->m.ids, r->tok_dev, r->x, T, c->hidden_size, c->vocab_size, s));
     for (int l = 0; l < c->num_layers; l++) {
         attention_block(r, l, T, plan);
         switch ((fl_ffn_kind)c->layers[l].ffn) {
@@ -256,7 +285,7 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
 static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max_seq_len)
 {
     fl_batch_assert(b, &r->groups, r->block_size, r->num_blocks);
-    int32_t *mh = r->meta_host;
+    int32_t *mh = r->meta_slot;
     const int S = b->num_seqs > pad_seqs ? b->num_seqs : pad_seqs;
     const int T = b->num_tokens + (S - b->num_seqs); /* one token per padding sequence */
     const int G = r->groups.num_groups;
@@ -265,6 +294,8 @@ static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max
     const int32_t scratch_block = r->num_blocks;
     const size_t token_bytes = (size_t)b->num_tokens * sizeof(int32_t);
     memcpy(mh + r->m.ids, b->token_ids, token_bytes);
+    for (int t = 0; t < b->num_tokens; t++) /* -1 - r: row r of the latest sample, on the device */
+        FL_ASSERT(b->token_ids[t] >= 0 || (r->started > 0 && -1 - b->token_ids[t] < r->tok_rows));
     memcpy(mh + r->m.pos, b->positions, token_bytes);
     /* the batch's slots are (token, group); each group's kernels read theirs as one array */
     for (int t = 0; t < b->num_tokens; t++)
@@ -304,10 +335,19 @@ static size_t pack_step(cuda_runner *r, const fl_batch *b, int pad_seqs, int max
     return r->m.tables + (size_t)S * G * r->width;
 }
 
+/* Takes the next pinned metadata slot for a step, once its last upload is done. */
+static void begin_step(cuda_runner *r)
+{
+    const int slot = (int)(r->forwards % 2);
+    FL_CUDA_CHECK(cudaEventSynchronize(r->uploaded[slot]));
+    r->meta_slot = r->meta_host + (size_t)slot * r->m.total;
+}
+
 static void upload(cuda_runner *r, size_t count)
 {
-    FL_CUDA_CHECK(cudaMemcpyAsync(r->meta_dev, r->meta_host, count * sizeof(int32_t), cudaMemcpyHostToDevice,
+    FL_CUDA_CHECK(cudaMemcpyAsync(r->meta_dev, r->meta_slot, count * sizeof(int32_t), cudaMemcpyHostToDevice,
                                   r->stream));
+    FL_CUDA_CHECK(cudaEventRecord(r->uploaded[r->forwards++ % 2], r->stream));
 }
 
 /* The graph of bucket i, captured on first use. */
@@ -332,6 +372,11 @@ static void cuda_forward(void *impl, const fl_batch *b, float *logits)
               b->num_seqs <= (int)row_cap(r));
     const int decode_only = b->num_tokens == b->num_seqs && b->num_logits == b->num_seqs;
     const int bucket = decode_only && !r->enforce_eager ? bucket_of(b->num_seqs) : -1;
+    if (r->timing.on) { /* this forward's sample is the next to start */
+        FL_CUDA_CHECK(cudaEventRecord(r->timing.begun[r->started % 4], r->stream));
+        r->timing.seqs[r->started % 4] = decode_only ? b->num_seqs : 0;
+    }
+    begin_step(r);
     if (bucket >= 0) {
         const int n = bucket_size(bucket);
         upload(r, pack_step(r, b, n, r->max_context));
@@ -348,18 +393,48 @@ static void cuda_forward(void *impl, const fl_batch *b, float *logits)
     }
 }
 
-static void cuda_sample(void *impl, int num_rows, const fl_draw *rows, int32_t *tokens)
+static void cuda_sample(void *impl, int num_rows, const fl_draw *rows)
 {
     cuda_runner *r = impl;
-    FL_ASSERT(num_rows <= r->num_logits);
-    memcpy(r->sp_host, rows, (size_t)num_rows * sizeof *rows); /* pinned, for the async upload */
-    FL_CUDA_CHECK(cudaMemcpyAsync(r->sp_dev, r->sp_host, (size_t)num_rows * sizeof *r->sp_host,
+    FL_ASSERT(num_rows <= r->num_logits && r->started - r->given < 2);
+    const size_t slot = (size_t)(r->started % 2) * row_cap(r);
+    /* pinned, for the async copies; the slot's last sample, two ago, was waited for */
+    memcpy(r->sp_host + slot, rows, (size_t)num_rows * sizeof *rows);
+    FL_CUDA_CHECK(cudaMemcpyAsync(r->sp_dev, r->sp_host + slot, (size_t)num_rows * sizeof *r->sp_host,
                                   cudaMemcpyHostToDevice, r->stream));
     FL_CUDA_CHECK(fl_cuda_sample(r->logits, num_rows, r->cfg.vocab_size, r->sp_dev, r->tok_dev, r->stream));
-    FL_CUDA_CHECK(cudaMemcpyAsync(r->tok_host, r->tok_dev, (size_t)num_rows * sizeof(int32_t),
+    FL_CUDA_CHECK(cudaMemcpyAsync(r->tok_host + slot, r->tok_dev, (size_t)num_rows * sizeof(int32_t),
                                   cudaMemcpyDeviceToHost, r->stream));
-    FL_CUDA_CHECK(cudaStreamSynchronize(r->stream));
-    memcpy(tokens, r->tok_host, (size_t)num_rows * sizeof(int32_t));
+    FL_CUDA_CHECK(cudaEventRecord(r->drawn[r->started % 4], r->stream));
+    r->tok_rows = num_rows;
+    r->started++;
+}
+
+/* Sample k's GPU time from its forward to its tokens, and the idle time
+ * before it since sample k - 1's tokens, if both were large decode steps. */
+static void time_step(cuda_runner *r, long k)
+{
+    const int i = (int)(k % 4), prev = (int)((k + 3) % 4);
+    if (r->timing.seqs[i] < 128)
+        return;
+    float busy, idle = 0;
+    FL_CUDA_CHECK(cudaEventElapsedTime(&busy, r->timing.begun[i], r->drawn[i]));
+    if (k > 0 && r->timing.seqs[prev] >= 128)
+        FL_CUDA_CHECK(cudaEventElapsedTime(&idle, r->drawn[prev], r->timing.begun[i]));
+    r->timing.steps++;
+    r->timing.busy += busy;
+    r->timing.idle += idle;
+}
+
+static const int32_t *cuda_sampled(void *impl)
+{
+    cuda_runner *r = impl;
+    FL_ASSERT(r->given < r->started);
+    const long k = r->given++;
+    FL_CUDA_CHECK(cudaEventSynchronize(r->drawn[k % 4]));
+    if (r->timing.on)
+        time_step(r, k);
+    return r->tok_host + (size_t)(k % 2) * row_cap(r);
 }
 
 static void cuda_mask_logits(void *impl, int num_rows, const int32_t *rows, const uint32_t *masks)
@@ -374,12 +449,14 @@ static void cuda_mask_logits(void *impl, int num_rows, const int32_t *rows, cons
         FL_CUDA_CHECK(cudaMalloc((void **)&r->mask_dev, cap * words * sizeof(uint32_t)));
         FL_CUDA_CHECK(cudaMalloc((void **)&r->mask_rows_dev, cap * sizeof(int32_t)));
     }
+    FL_CUDA_CHECK(cudaEventSynchronize(r->masked)); /* the last masks' upload is done */
     memcpy(r->mask_host, masks, (size_t)num_rows * words * sizeof(uint32_t));
     memcpy(r->mask_rows_host, rows, (size_t)num_rows * sizeof(int32_t));
     FL_CUDA_CHECK(cudaMemcpyAsync(r->mask_dev, r->mask_host, (size_t)num_rows * words * sizeof(uint32_t),
                                   cudaMemcpyHostToDevice, r->stream));
     FL_CUDA_CHECK(cudaMemcpyAsync(r->mask_rows_dev, r->mask_rows_host, (size_t)num_rows * sizeof(int32_t),
                                   cudaMemcpyHostToDevice, r->stream));
+    FL_CUDA_CHECK(cudaEventRecord(r->masked, r->stream));
     FL_CUDA_CHECK(fl_cuda_mask_logits(r->logits, num_rows, r->cfg.vocab_size, r->mask_rows_dev, r->mask_dev, r->stream));
 }
 
@@ -396,6 +473,19 @@ static void cuda_read_logits(void *impl, int row, float *out)
 static void cuda_destroy(void *impl)
 {
     cuda_runner *r = impl;
+    if (r->stream)
+        cudaStreamSynchronize(r->stream); /* a step may still run: async scheduling leaves one */
+    if (r->timing.on && r->timing.steps)
+        fprintf(stderr, "INFO flashlm: GPU timing, %ld decode steps of 128 or more sequences, per step: busy %.3f ms "
+                "(forward to tokens), idle %.3f ms before it (%.1f%% of the step)\n", r->timing.steps,
+                r->timing.busy / r->timing.steps, r->timing.idle / r->timing.steps,
+                100 * r->timing.idle / (r->timing.busy + r->timing.idle));
+    cudaEvent_t *events[] = { &r->uploaded[0], &r->uploaded[1], &r->masked, &r->drawn[0], &r->drawn[1],
+                              &r->drawn[2], &r->drawn[3], &r->timing.begun[0], &r->timing.begun[1],
+                              &r->timing.begun[2], &r->timing.begun[3] };
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+        if (*events[i])
+            cudaEventDestroy(*events[i]);
     for (int i = 0; i < NUM_BUCKETS; i++)
         if (r->graphs[i])
             cudaGraphExecDestroy(r->graphs[i]);
@@ -456,6 +546,20 @@ static int alloc_activations(cuda_runner *r, size_t *total)
            dev_alloc(&r->meta_dev, r->m.total * 4, total) ||
            dev_alloc(&r->sp_dev, rows * sizeof(fl_draw), total) ||
            dev_alloc(&r->tok_dev, rows * 4, total) || alloc_moe(r, total) ? -1 : 0;
+}
+
+/* The step's events; timed ones only for FLASHLM_STEP_TIMING. 0 or -1. */
+static int create_events(cuda_runner *r)
+{
+    const unsigned untimed = cudaEventDisableTiming, drawn = r->timing.on ? cudaEventDefault : untimed;
+    int bad = cudaEventCreateWithFlags(&r->uploaded[0], untimed) || cudaEventCreateWithFlags(&r->uploaded[1], untimed) ||
+              cudaEventCreateWithFlags(&r->masked, untimed);
+    for (int i = 0; i < 4; i++) {
+        bad = bad || cudaEventCreateWithFlags(&r->drawn[i], drawn);
+        if (r->timing.on)
+            bad = bad || cudaEventCreateWithFlags(&r->timing.begun[i], cudaEventDefault);
+    }
+    return bad ? -1 : 0;
 }
 
 static void lay_out_meta(cuda_runner *r)
@@ -551,6 +655,12 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
         free(r);
         return fl_fail(err, "cannot create a CUDA stream");
     }
+    const char *timing = getenv("FLASHLM_STEP_TIMING");
+    r->timing.on = timing && strcmp(timing, "1") == 0;
+    if (create_events(r) != 0) {
+        cuda_destroy(r);
+        return fl_fail(err, "cannot create CUDA events");
+    }
     if (moe_shape(r, err) != 0 || fl_gemm_init(&r->gemm, err) != 0 || fl_cuda_weights_init(&r->w, cfg, w, err) != 0) {
         cuda_destroy(r);
         return -1;
@@ -563,9 +673,9 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
         dev_alloc(&r->rope, (size_t)r->max_context * cfg->head_dim * 4, &act_bytes) != 0 ||
         cudaMemcpy(r->rope, rope_host, (size_t)r->max_context * cfg->head_dim * 4, cudaMemcpyHostToDevice) !=
             cudaSuccess ||
-        cudaMallocHost((void **)&r->meta_host, r->m.total * 4) != cudaSuccess ||
-        cudaMallocHost((void **)&r->sp_host, row_cap(r) * sizeof(fl_draw)) != cudaSuccess ||
-        cudaMallocHost((void **)&r->tok_host, row_cap(r) * sizeof(int32_t)) != cudaSuccess) {
+        cudaMallocHost((void **)&r->meta_host, 2 * r->m.total * 4) != cudaSuccess ||
+        cudaMallocHost((void **)&r->sp_host, 2 * row_cap(r) * sizeof(fl_draw)) != cudaSuccess ||
+        cudaMallocHost((void **)&r->tok_host, 2 * row_cap(r) * sizeof(int32_t)) != cudaSuccess) {
         free(rope_host);
         cudaGetLastError();
         cuda_destroy(r);
@@ -606,7 +716,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     *out = (fl_model_runner){
         .impl = r, .attn_backend = o->attn->name, .vocab_size = cfg->vocab_size, .max_tokens = o->max_tokens, .max_context = o->max_context,
         .kv_groups = &r->groups, .num_blocks = r->num_blocks, .block_size = o->block_size, .forward = cuda_forward,
-        .sample = cuda_sample, .mask_logits = cuda_mask_logits, .read_logits = cuda_read_logits, .destroy = cuda_destroy,
+        .sample = cuda_sample, .sampled = cuda_sampled, .mask_logits = cuda_mask_logits, .read_logits = cuda_read_logits, .destroy = cuda_destroy,
     };
     return 0;
 }

@@ -50,18 +50,24 @@ static cudaStream_t as_stream(void *s)
 
 /* ---- embedding, bias, RMSNorm ---- */
 
-__global__ void embed_kernel(const uint16_t *table, const int32_t *ids, float *x, int hidden)
+__global__ void embed_kernel(const uint16_t *table, const int32_t *ids, const int32_t *sampled, float *x,
+                             int hidden, int vocab)
 {
-    const uint16_t *src = table + (size_t)ids[blockIdx.x] * hidden;
+    int32_t id = ids[blockIdx.x];
+    if (id < 0) {
+        id = sampled[-1 - id];
+        id = id < vocab ? id : 0; /* no draw: its sequence ends in error, the row is not read */
+    }
+    const uint16_t *src = table + (size_t)id * hidden;
     float *dst = x + (size_t)blockIdx.x * hidden;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x)
         dst[i] = to_f(src[i]);
 }
 
-extern "C" int fl_cuda_embed(const uint16_t *table, const int32_t *ids, float *x, int num_tokens, int hidden,
-                             void *stream)
+extern "C" int fl_cuda_embed(const uint16_t *table, const int32_t *ids, const int32_t *sampled, float *x,
+                             int num_tokens, int hidden, int vocab, void *stream)
 {
-    embed_kernel<<<num_tokens, 256, 0, as_stream(stream)>>>(table, ids, x, hidden);
+    embed_kernel<<<num_tokens, 256, 0, as_stream(stream)>>>(table, ids, sampled, x, hidden, vocab);
     return (int)cudaGetLastError();
 }
 

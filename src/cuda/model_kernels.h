@@ -14,8 +14,11 @@
 extern "C" {
 #endif
 
-/* x[t] = table[ids[t]] as float32. */
-int fl_cuda_embed(const uint16_t *table, const int32_t *ids, float *x, int num_tokens, int hidden, void *stream);
+/* x[t] = table[ids[t]] as float32; an id -1 - r is sampled[r], a token the
+ * sampler left on the device (model_runner.h's async scheduling), row 0 if
+ * it is vocab or more (the sampler found nothing to draw). */
+int fl_cuda_embed(const uint16_t *table, const int32_t *ids, const int32_t *sampled, float *x, int num_tokens,
+                  int hidden, int vocab, void *stream);
 
 /* x[t] += bias, for every t (o_proj biases). */
 int fl_cuda_add_bias(float *x, const float *bias, int num_tokens, int hidden, void *stream);

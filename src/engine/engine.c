@@ -20,6 +20,7 @@ void fl_engine_config_default(fl_engine_config *c)
     c->max_num_seqs = 256;
     c->max_num_batched_tokens = 2048;
     c->enable_prefix_caching = 1;
+    c->async_scheduling = 1;
 }
 
 fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner,
@@ -47,11 +48,12 @@ fl_engine *fl_engine_create(const fl_engine_config *cfg, fl_model_runner *runner
     const size_t S = (size_t)e->cfg.max_num_seqs;
     const size_t V = (size_t)runner->vocab_size;
     e->row_seqs = fl_malloc(S * sizeof(fl_seq *));
+    e->async = cfg->async_scheduling && runner->sample;
+    if (e->async)
+        e->flight.seqs = fl_malloc(S * sizeof(fl_seq *));
     e->logits = fl_malloc((runner->sample ? 1 : S) * V * sizeof(float));
-    if (runner->sample) {
+    if (runner->sample)
         e->dev_rows = fl_malloc(S * sizeof *e->dev_rows);
-        e->dev_tokens = fl_malloc(S * sizeof(int32_t));
-    }
     e->sample_scratch = fl_calloc(1, fl_sample_scratch_bytes((int)V));
     e->lp_ids = fl_malloc((V < 64 ? V : 64) * sizeof(int32_t));
     e->lp_values = fl_malloc((V < 64 ? V : 64) * sizeof(float));
@@ -83,25 +85,35 @@ static void free_seq(fl_engine *e, fl_seq *s)
     free(s);
 }
 
-/* The large decode steps' phases (FLASHLM_STEP_TIMING), per step: the
- * host's parts (the GPU idles through them: planning, packing and
- * launching, the tokens' handling) and the wait for the GPU's step. */
+/* The large decode steps' phases on the host (FLASHLM_STEP_TIMING), per
+ * step: planning, launching (pack, upload, graph and sampler launch), the
+ * wait for tokens, and their handling. Without async scheduling the GPU
+ * idles through all but the wait; with it, the host's work for the next
+ * step overlaps the GPU's step (the CUDA runner's line says how much the
+ * GPU still idles). */
 static void print_step_timing(const fl_engine *e)
 {
     const long n = e->timing.steps;
     if (!e->timing.on || n == 0)
         return;
-    const double total = e->timing.plan + e->timing.forward + e->timing.sample + e->timing.tokens;
-    fprintf(stderr, "INFO flashlm: step timing, %ld decode steps of 128 or more sequences, per step: plan %.3f ms, "
-            "forward (pack, upload, launch) %.3f ms, sample (waits for the GPU) %.3f ms, tokens %.3f ms; "
-            "host %.1f%% of the step\n", n, 1e3 * e->timing.plan / n, 1e3 * e->timing.forward / n,
-            1e3 * e->timing.sample / n, 1e3 * e->timing.tokens / n,
-            100 * (total - e->timing.sample) / total);
+    const double total = e->timing.plan + e->timing.launch + e->timing.wait + e->timing.tokens;
+    fprintf(stderr, "INFO flashlm: step timing (async scheduling %s), %ld decode steps of 128 or more sequences, "
+            "per step: plan %.3f ms, launch (pack, upload, launch) %.3f ms, wait for tokens %.3f ms, tokens %.3f ms; "
+            "host work %.1f%% of the step\n", e->async ? "on" : "off", n, 1e3 * e->timing.plan / n,
+            1e3 * e->timing.launch / n, 1e3 * e->timing.wait / n, 1e3 * e->timing.tokens / n,
+            100 * (total - e->timing.wait) / total);
 }
+
+/* Row r of a launched step is handled: its sequence's count drops; one
+ * that finished meanwhile (aborted, or ended by the step before) is freed
+ * once no row refers to it, and the row has nothing more to do (1). */
+static int release_row(fl_engine *e, fl_seq *s);
 
 void fl_engine_destroy(fl_engine *e)
 {
     print_step_timing(e);
+    for (int r = 0; e->flight.active && r < e->flight.num_rows; r++)
+        release_row(e, e->flight.seqs[r]); /* the rest are on the queues */
     for (int i = 0; i < e->sched.num_running; i++)
         free_seq(e, e->sched.running[i]);
     for (int i = 0; i < e->sched.num_waiting; i++)
@@ -113,10 +125,10 @@ void fl_engine_destroy(fl_engine *e)
     pthread_mutex_destroy(&e->lock);
     free(e->eos_ids);
     free(e->row_seqs);
+    free(e->flight.seqs);
     free(e->logits);
     free(e->sample_scratch);
     free(e->dev_rows);
-    free(e->dev_tokens);
     free(e->lp_ids);
     free(e->lp_values);
     free(e->masks);
@@ -364,7 +376,19 @@ static void retire(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp
     if (e->tok && !stop_string && (strcmp(reason, "stop") == 0 || strcmp(reason, "length") == 0))
         fl_detokenizer_finish(&s->detok, &s->text);
     report(e, s, token, lp, reason, stop_string, stop_token);
-    free_seq(e, s);
+    s->finished = 1;
+    if (s->rows_in_flight == 0)
+        free_seq(e, s);
+}
+
+static int release_row(fl_engine *e, fl_seq *s)
+{
+    s->rows_in_flight--;
+    if (!s->finished)
+        return 0;
+    if (s->rows_in_flight == 0)
+        free_seq(e, s);
+    return 1;
 }
 
 static void finish(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp,
@@ -417,7 +441,10 @@ static int is_in(int32_t t, const int32_t *ids, int n)
 static void accept_token(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp)
 {
     const fl_sampling_params *sp = &s->req->sp;
-    fl_ids_push(&s->tokens, token);
+    if (s->pending) /* its placeholder holds the token already */
+        s->pending = s->last_pending = 0;
+    else
+        fl_ids_push(&s->tokens, token);
     e->stats.generation_tokens++;
     s->t_prev_token = s->t_last_token;
     s->t_last_token = e->step_time;
@@ -498,8 +525,9 @@ static int device_samples(const fl_seq *s)
            (int)s->tokens.len - s->num_prompt >= sp->min_tokens;
 }
 
-/* Draws every row on the device (rows it cannot do are drawn again here),
- * each at the output index fl_sample would use. */
+/* Starts the device's draw of every row (rows it cannot do are drawn
+ * again here), each at the output index fl_sample would use (a placeholder
+ * counts: its token precedes this one). */
 static void sample_on_device(fl_engine *e, int num_rows)
 {
     for (int r = 0; r < num_rows; r++) {
@@ -509,7 +537,7 @@ static void sample_on_device(fl_engine *e, int num_rows)
             .index = (uint64_t)((int)s->tokens.len - s->num_prompt),
         };
     }
-    e->runner.sample(e->runner.impl, num_rows, e->dev_rows, e->dev_tokens);
+    e->runner.sample(e->runner.impl, num_rows, e->dev_rows);
 }
 
 /* Fills s's prompt_logprobs entry for position pos (its logits predict
@@ -595,78 +623,177 @@ static void apply_mask(float *logits, int vocab, const uint32_t *mask)
             logits[i] = -INFINITY;
 }
 
+/* The tokens of the oldest sample on its way, waited for (timed). */
+static const int32_t *wait_tokens(fl_engine *e)
+{
+    const double t = fl_now_seconds();
+    const int32_t *tokens = e->runner.sampled(e->runner.impl);
+    e->step_time = fl_now_seconds();
+    e->timing.waited += e->step_time - t;
+    return tokens;
+}
+
+/* Handles logit row r of the step just run, of sequence s: a prompt
+ * position's logprobs (prompt_pos >= 0), or its next token, drawn on the
+ * device (drawn[r], if drawn is not NULL and the device could) or here. */
+static void handle_row(fl_engine *e, fl_seq *s, int r, int prompt_pos, const int32_t *drawn)
+{
+    const int V = e->runner.vocab_size, on_device = e->runner.sample != NULL;
+    const fl_sampling_params *sp = &s->req->sp;
+    if (prompt_pos >= 0) { /* prompt_logprobs */
+        float *logits = e->logits + (on_device ? 0 : (size_t)r * V);
+        if (on_device)
+            e->runner.read_logits(e->runner.impl, r, logits);
+        record_prompt_row(e, s, prompt_pos, logits);
+        return;
+    }
+    fl_logprobs lp = { .ids = e->lp_ids, .values = e->lp_values };
+    int32_t token;
+    if (drawn && device_samples(s)) {
+        token = drawn[r];
+    } else {
+        float *logits = e->logits + (on_device ? 0 : (size_t)r * V);
+        if (on_device)
+            e->runner.read_logits(e->runner.impl, r, logits); /* masked on the device */
+        else if (s->grammar && e->mask_of_row[r] >= 0)
+            apply_mask(logits, V, e->masks + (size_t)e->mask_of_row[r] * fl_token_mask_words(V));
+        fl_sample_context ctx = {
+            .prompt = s->tokens.data, .num_prompt = s->num_prompt,
+            .output = s->tokens.data + s->num_prompt,
+            .num_output = (int)s->tokens.len - s->num_prompt,
+            .eos_ids = e->eos_ids, .num_eos = e->num_eos, .rng_key = s->rng_key,
+        };
+        fl_sampling_params capped = *sp;
+        if (capped.logprobs > 64)
+            capped.logprobs = 64;
+        token = fl_sample(&capped, &ctx, logits, V, e->sample_scratch, sp->logprobs >= 0 ? &lp : NULL);
+    }
+    if (token < 0 || token >= V) /* the sampler found no candidate (see fl_sample) */
+        finish(e, s, -1, NULL, "error", NULL, -1);
+    else if (s->grammar && !is_end_token(e, sp, token) && fl_constraint_accept(sp->constraint, s->grammar, token) != 0)
+        finish(e, s, -1, NULL, "error", NULL, -1); /* never: the mask allowed only what it takes */
+    else
+        accept_token(e, s, token, sp->logprobs >= 0 ? &lp : NULL);
+}
+
+/* May step b's tokens stay on their way while the next step is planned?
+ * Only if the device draws every row and nothing the next plan or mask
+ * reads depends on them: sampling rows only (no prompt logprobs), drawn
+ * on the device, no grammar. */
+static int may_fly(const fl_engine *e, const fl_batch *b)
+{
+    for (int r = 0; r < b->num_logits; r++) {
+        const fl_seq *s = e->row_seqs[r];
+        if (s->finished)
+            continue;
+        if (b->positions[b->logit_rows[r]] != (int)s->tokens.len - 1 || !device_samples(s) || s->grammar)
+            return 0;
+    }
+    return 1;
+}
+
+/* Step b's tokens stay on their way: each sequence gets its placeholder,
+ * and the rows become the flight's. */
+static void take_off(fl_engine *e, const fl_batch *b)
+{
+    for (int r = 0; r < b->num_logits; r++) {
+        fl_seq *s = e->row_seqs[r];
+        if (s->finished)
+            continue;
+        fl_ids_push(&s->tokens, -1 - r);
+        s->pending = 1;
+        s->last_pending = (int)s->tokens.len - s->num_prompt >= s->req->sp.max_tokens ||
+                          (int)s->tokens.len >= e->cfg.max_model_len;
+    }
+    fl_seq **t = e->flight.seqs;
+    e->flight.seqs = e->row_seqs;
+    e->row_seqs = t;
+    e->flight.num_rows = b->num_logits;
+    e->flight.active = 1;
+}
+
+/* The flight's tokens, waited for, go into their placeholders (before the
+ * scheduler's commit hashes the blocks that hold them). */
+static const int32_t *land(fl_engine *e)
+{
+    const int32_t *tokens = wait_tokens(e);
+    for (int r = 0; r < e->flight.num_rows; r++) {
+        fl_seq *s = e->flight.seqs[r];
+        if (!s->finished)
+            s->tokens.data[s->tokens.len - 1] = tokens[r];
+    }
+    return tokens;
+}
+
+/* Then they are handled as any step's. */
+static void handle_flight(fl_engine *e, const int32_t *tokens)
+{
+    for (int r = 0; r < e->flight.num_rows; r++) {
+        fl_seq *s = e->flight.seqs[r];
+        if (!release_row(e, s))
+            handle_row(e, s, r, -1, tokens);
+    }
+    e->flight.active = 0;
+    e->stats.overlapped_steps++;
+}
+
 int fl_engine_step(fl_engine *e)
 {
-    const double t_start = e->timing.on ? fl_now_seconds() : 0;
+    const double t_start = fl_now_seconds();
+    e->timing.waited = 0;
     take_inbox(e);
     fl_batch b = fl_scheduler_plan(&e->sched, e->row_seqs);
-    if (b.num_tokens > 0) {
+    if (b.num_tokens == 0) {
+        if (e->flight.active)
+            handle_flight(e, land(e));
+    } else {
         const double planned = fl_now_seconds();
         for (int i = 0; i < e->sched.num_step_seqs; i++)
             if (e->sched.step_seqs[i]->t_scheduled == 0)
                 e->sched.step_seqs[i]->t_scheduled = planned;
         const int on_device = e->runner.sample != NULL;
         e->runner.forward(e->runner.impl, &b, on_device ? NULL : e->logits);
-        e->step_time = fl_now_seconds();
+        e->step_time = fl_now_seconds(); /* the tokens' time without a sampler; else when they arrive */
         e->stats.steps++;
-        fl_scheduler_commit(&e->sched);
+        for (int r = 0; r < b.num_logits; r++)
+            e->row_seqs[r]->rows_in_flight++;
         if (atomic_load(&e->num_constrained)) /* nothing to do for requests without a grammar */
             constrain_rows(e, &b);
-        if (on_device)
+        if (on_device && b.num_logits)
             sample_on_device(e, b.num_logits);
-        const double t_sampled = e->timing.on ? fl_now_seconds() : 0;
-        const int V = e->runner.vocab_size;
-        for (int r = 0; r < b.num_logits; r++) {
-            fl_seq *s = e->row_seqs[r];
-            const fl_sampling_params *sp = &s->req->sp;
-            const int pos = b.positions[b.logit_rows[r]];
-            if (pos < (int)s->tokens.len - 1) { /* a prompt position: prompt_logprobs */
-                float *logits = e->logits + (on_device ? 0 : (size_t)r * V);
-                if (on_device)
-                    e->runner.read_logits(e->runner.impl, r, logits);
-                record_prompt_row(e, s, pos, logits);
-                continue;
+        const double launched = fl_now_seconds();
+        /* the step before, if its tokens are still on their way, ran
+         * before this one: they arrive now, and go into their sequences
+         * before this step's blocks are hashed, and are handled before
+         * this step's tokens */
+        const int32_t *landed = e->flight.active ? land(e) : NULL;
+        fl_scheduler_commit(&e->sched);
+        if (landed)
+            handle_flight(e, landed);
+        if (e->async && b.num_logits && may_fly(e, &b)) {
+            take_off(e, &b);
+        } else {
+            const int32_t *drawn = on_device && b.num_logits ? wait_tokens(e) : NULL;
+            for (int r = 0; r < b.num_logits; r++) {
+                fl_seq *s = e->row_seqs[r];
+                const int pos = b.positions[b.logit_rows[r]];
+                if (!release_row(e, s))
+                    handle_row(e, s, r, pos < (int)s->tokens.len - 1 ? pos : -1, drawn);
             }
-            fl_logprobs lp = { .ids = e->lp_ids, .values = e->lp_values };
-            int32_t token;
-            if (on_device && device_samples(s)) {
-                token = e->dev_tokens[r];
-            } else {
-                float *logits = e->logits + (on_device ? 0 : (size_t)r * V);
-                if (on_device)
-                    e->runner.read_logits(e->runner.impl, r, logits); /* masked on the device */
-                else if (s->grammar && e->mask_of_row[r] >= 0)
-                    apply_mask(logits, V, e->masks + (size_t)e->mask_of_row[r] * fl_token_mask_words(V));
-                fl_sample_context ctx = {
-                    .prompt = s->tokens.data, .num_prompt = s->num_prompt,
-                    .output = s->tokens.data + s->num_prompt,
-                    .num_output = (int)s->tokens.len - s->num_prompt,
-                    .eos_ids = e->eos_ids, .num_eos = e->num_eos, .rng_key = s->rng_key,
-                };
-                fl_sampling_params capped = *sp;
-                if (capped.logprobs > 64)
-                    capped.logprobs = 64;
-                token = fl_sample(&capped, &ctx, logits, V, e->sample_scratch, sp->logprobs >= 0 ? &lp : NULL);
-            }
-            if (token < 0 || token >= V) /* the sampler found no candidate (see fl_sample) */
-                finish(e, s, -1, NULL, "error", NULL, -1);
-            else if (s->grammar && !is_end_token(e, sp, token) && fl_constraint_accept(sp->constraint, s->grammar, token) != 0)
-                finish(e, s, -1, NULL, "error", NULL, -1); /* never: the mask allowed only what it takes */
-            else
-                accept_token(e, s, token, sp->logprobs >= 0 ? &lp : NULL);
         }
         if (e->timing.on && b.num_seqs >= 128 && b.num_tokens == b.num_seqs) {
+            const double end = fl_now_seconds();
             e->timing.steps++;
             e->timing.plan += planned - t_start;
-            e->timing.forward += e->step_time - planned;
-            e->timing.sample += t_sampled - e->step_time;
-            e->timing.tokens += fl_now_seconds() - t_sampled;
+            e->timing.launch += launched - planned;
+            e->timing.wait += e->timing.waited;
+            e->timing.tokens += end - launched - e->timing.waited;
         }
     }
     pthread_mutex_lock(&e->lock);
     int pending = e->num_inbox + e->num_aborts;
     pthread_mutex_unlock(&e->lock);
-    return e->sched.num_running + e->sched.num_waiting + pending;
+    return e->sched.num_running + e->sched.num_waiting + pending + e->flight.active;
 }
 
 void fl_engine_describe_kv(const fl_engine *e, int num_tokens, char *out, size_t len)

@@ -30,6 +30,8 @@ typedef struct fl_engine_config {
     uint64_t seed;                /* for requests without a seed */
     int max_live_seqs;            /* 0: no limit; else the most unfinished sequences
                                      (running and waiting) fl_engine_add admits */
+    int async_scheduling;         /* default 1: plan and launch step N + 1 before handling
+                                     step N's tokens (with a runner that samples) */
 } fl_engine_config;
 
 void fl_engine_config_default(fl_engine_config *c);
@@ -82,6 +84,7 @@ typedef struct fl_engine_stats {
     int64_t prompt_tokens, generation_tokens;
     int64_t computed_tokens;          /* tokens the model actually ran */
     int64_t steps;
+    int64_t overlapped_steps;         /* steps whose tokens were handled after the next step launched */
     int block_size;                   /* tokens a KV block holds */
     int enable_prefix_caching;
 } fl_engine_stats;

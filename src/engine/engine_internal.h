@@ -28,10 +28,18 @@ struct fl_engine {
     int closed;                  /* fl_engine_close: no more adds (under lock) */
     /* step buffers, sized once */
     fl_seq **row_seqs;           /* the sequence of each logit row of the step */
+    /* async scheduling: the step whose tokens are still on their way (its
+     * sequences hold placeholders, scheduler.h); the engine plans and
+     * launches the next one before it handles them */
+    int async;                   /* cfg.async_scheduling, with a runner that samples */
+    struct {
+        int active;
+        int num_rows;
+        fl_seq **seqs;           /* [max_num_seqs] the sequence of each of its logit rows */
+    } flight;
     float *logits;               /* (rows, vocab): every row, or one with device sampling */
     void *sample_scratch;
     fl_draw *dev_rows;           /* with device sampling: [max_num_seqs] */
-    int32_t *dev_tokens;
     int32_t *lp_ids;
     float *lp_values;
     /* structured output, allocated with the first constrained row */
@@ -42,12 +50,14 @@ struct fl_engine {
     double step_time;            /* fl_now_seconds() after the step's forward pass: its tokens' time */
     fl_engine_stats stats;       /* the engine's counters; fl_engine_get_stats adds the scheduler's */
     /* FLASHLM_STEP_TIMING=1: where the wall time of large decode steps (128
-     * or more sequences, one token each) goes, printed when the engine is
-     * destroyed (docs/PERF.md's decode step breakdown) */
+     * or more sequences, one token each) goes on the host, printed when the
+     * engine is destroyed (docs/PERF.md's decode step breakdown; the CUDA
+     * runner prints the GPU's side) */
     struct {
         int on;
         long steps;
-        double plan, forward, sample, tokens; /* seconds in each phase, summed */
+        double plan, launch, wait, tokens; /* seconds in each phase, summed */
+        double waited;           /* this step's waits for tokens */
     } timing;
 };
 

@@ -38,12 +38,24 @@ typedef struct fl_model_runner {
     int block_size;
     /* Writes the K/V of b's tokens and the logits of its logit rows,
      * (num_logits, vocab_size) into logits; with logits NULL (only if
-     * sample is set) they stay on the device for sample/read_logits. */
+     * sample is set) they stay on the device for sample/read_logits. With
+     * sample, a token id -1 - r stands for the token that the latest
+     * sample started before this forward draws for its row r (async
+     * scheduling: the engine plans a step before the last one's tokens
+     * reach the host, and the token goes from the sampler to the
+     * embedding without them). The forward may return before the step has
+     * run. */
     void (*forward)(void *impl, const fl_batch *b, float *logits);
-    /* Optional: draws tokens[i] from logit row i of the last forward as
-     * rows[i] says; vocab_size or more where the row has nothing to draw
-     * (fl_sample's -1). */
-    void (*sample)(void *impl, int num_rows, const fl_draw *rows, int32_t *tokens);
+    /* Optional: starts drawing a token from each logit row i of the last
+     * forward as rows[i] says (rows is read before it returns); `sampled`
+     * gives them. At most two samples are outstanding (started, not yet
+     * given). */
+    void (*sample)(void *impl, int num_rows, const fl_draw *rows);
+    /* With sample: waits for the oldest outstanding sample and returns its
+     * tokens, [num_rows]: vocab_size or more where a row has nothing to
+     * draw (fl_sample's -1). They stay valid until the next sample after
+     * it starts. */
+    const int32_t *(*sampled)(void *impl);
     /* With sample: sets logit row rows[i] of the last forward to -inf for
      * each token whose bit is clear in masks[i] (grammar/token_mask.h's
      * layout, (vocab_size + 31) / 32 words a row), before sample and

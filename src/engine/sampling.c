@@ -251,6 +251,15 @@ static int32_t draw(const fl_draw *d, const float *logits, int vocab, uint64_t *
     return i;
 }
 
+int32_t fl_sample_draw(const fl_draw *d, float *logits, int vocab, void *scratch)
+{
+    FL_ASSERT(vocab <= FL_DRAW_MAX_VOCAB);
+    uint64_t *weights = scratch, *kept = weights + vocab, *tmp = kept + vocab;
+    if (!clean_logits(logits, vocab))
+        return -1;
+    return fl_draw_is_greedy(&d->params) ? argmax(logits, vocab) : draw(d, logits, vocab, weights, kept, tmp);
+}
+
 int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *c, float *logits,
                   int vocab, void *scratch, fl_logprobs *lp)
 {
@@ -274,11 +283,10 @@ int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *c, floa
     for (int i = 0; i < sp->num_logit_bias; i++)
         logits[sp->logit_bias[i].token] += sp->logit_bias[i].bias;
     apply_penalties(sp, c, logits, counts);
-    if (!clean_logits(logits, vocab))
-        return -1;
     const fl_draw d = { .params = sp->draw, .rng_key = c->rng_key, .index = (uint64_t)c->num_output };
-    const int32_t token = fl_draw_is_greedy(&sp->draw) ? argmax(logits, vocab)
-                                                       : draw(&d, logits, vocab, weights, kept, tmp);
+    const int32_t token = fl_sample_draw(&d, logits, vocab, scratch);
+    if (token < 0)
+        return -1;
     if (lp)
         fl_logprobs_fill(raw, vocab, token, sp->logprobs, lp);
     return token;

@@ -92,6 +92,11 @@ int32_t fl_sample(const fl_sampling_params *sp, const fl_sample_context *ctx, fl
 
 size_t fl_sample_scratch_bytes(int vocab);
 
+/* The draw alone (sample_draw.h), as the device sampler does it: the token
+ * of d from logits[vocab] (NaNs made -inf in place), or -1 if the largest
+ * logit is not finite. scratch as fl_sample's. */
+int32_t fl_sample_draw(const fl_draw *d, float *logits, int vocab, void *scratch);
+
 /* lp from raw logits[vocab]: chosen's log-probability and the k most
  * likely tokens (ties to the lower id); lp's arrays hold k entries. */
 void fl_logprobs_fill(const float *raw, int vocab, int32_t chosen, int k, fl_logprobs *lp);

@@ -407,6 +407,8 @@ fl_batch fl_scheduler_plan(fl_scheduler *s, fl_seq **row_seqs)
     s->query_start[0] = 0;
     for (int i = 0; i < s->num_running && budget > 0; i++) {
         fl_seq *seq = s->running[i];
+        if (seq->last_pending)
+            continue; /* it ends with the token on its way */
         int want = (int)seq->tokens.len - seq->num_computed;
         if (want > budget)
             want = budget;

@@ -69,6 +69,14 @@ typedef struct fl_seq {
     int num_published;          /* leading full blocks whose hash is known */
     uint64_t chain_hash;        /* hash of block num_published - 1 (or the root) */
     int scheduled;              /* tokens in the planned step */
+    /* async scheduling (the engine's): while a step's tokens are on their
+     * way, each of its sequences holds a placeholder as its last token,
+     * -1 - its logit row, which the runner reads as that row's draw */
+    int pending;                /* the last token is such a placeholder */
+    int last_pending;           /* and no token can follow it (max_tokens, max_model_len):
+                                   the scheduler plans no step for it */
+    int rows_in_flight;         /* logit rows of launched steps whose tokens are not yet handled */
+    int finished;               /* reported as ended; freed when rows_in_flight reaches 0 */
 } fl_seq;
 
 typedef struct fl_scheduler {
@@ -117,6 +125,9 @@ void fl_scheduler_add(fl_scheduler *s, fl_seq *const *seqs, int n);
  * its next decode token or prefill chunk, within max_num_batched_tokens;
  * the newest preempted while blocks run out), then, if none was preempted,
  * waiting ones in order while budget, blocks and max_num_seqs allow.
+ * A sequence whose last token is a placeholder that no token can follow
+ * (last_pending) is not planned. Token ids in the batch may be such
+ * placeholders (model_runner.h's forward).
  * Returns the batch (num_tokens 0 if nothing can run; its arrays are the
  * scheduler's until the next plan); row_seqs[r] is the sequence whose next
  * token logit row r gives, or, for a row before its last known token, whose

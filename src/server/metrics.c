@@ -60,8 +60,10 @@ void fl_metrics_set_engine(fl_metrics *m, const fl_engine_stats *st)
 {
     pthread_mutex_lock(&m->lock);
     m->engine = *st;
-    if (st->steps > m->steps_seen) {
-        const int64_t tokens = st->prompt_tokens + st->generation_tokens;
+    const int64_t tokens = st->prompt_tokens + st->generation_tokens;
+    /* a step that ran the model, or one that only handled the tokens of the
+     * last (async scheduling's final step) */
+    if (st->steps > m->steps_seen || tokens > m->iteration_mark) {
         fl_histogram_observe(&m->iteration_tokens, (double)(tokens - m->iteration_mark));
         m->iteration_mark = tokens;
         m->steps_seen = st->steps;

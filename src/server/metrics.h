@@ -65,7 +65,8 @@ void fl_metrics_configure(fl_metrics *m, int max_model_len);
 
 /* Engine thread, after each step: the gauges and counters, and the step's
  * tokens (prompt tokens admitted plus tokens generated since the previous
- * step) into iteration_tokens_total. */
+ * step) into iteration_tokens_total; a step that only handled the last
+ * one's tokens (async scheduling) is one too. */
 void fl_metrics_set_engine(fl_metrics *m, const fl_engine_stats *st);
 
 /* Engine thread, for every output the engine reports (now: fl_now_seconds()):
