@@ -69,6 +69,9 @@ static void collect(void *ctx, const fl_seq_output *o)
     fl_strbuf_append(&out->text[r], o->text, o->text_len);
     out->cached[r] = o->num_cached_tokens;
     if (o->finished) {
+        /* what it reports as output is what it sent, whatever ended it
+         * (an abort or an error with a token on its way included) */
+        assert_int_equal(o->num_output_tokens, out->count[r][i]);
         out->finished[r][i]++;
         out->reason[r][i] = o->finish_reason;
     }

@@ -57,12 +57,12 @@ static void cpu_forward(void *impl, const fl_batch *b, float *logits)
         r->ids[t] = id;
     }
     step.token_ids = r->ids;
-    if (!logits) {
-        r->logits = grow(r->logits, &r->cap_logits, b->num_logits, (size_t)r->vocab * sizeof(float));
-        logits = r->logits;
-    }
+    /* its own copy too, for sample, mask_logits and read_logits */
+    r->logits = grow(r->logits, &r->cap_logits, b->num_logits, (size_t)r->vocab * sizeof(float));
     r->num_logits = b->num_logits;
-    fl_cpu_model_forward(&r->model, &r->kv, &step, logits);
+    fl_cpu_model_forward(&r->model, &r->kv, &step, r->logits);
+    if (logits)
+        memcpy(logits, r->logits, (size_t)b->num_logits * r->vocab * sizeof(float));
 }
 
 static void cpu_sample(void *impl, int num_rows, const fl_draw *rows)

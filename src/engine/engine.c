@@ -373,6 +373,10 @@ static void retire(fl_engine *e, fl_seq *s, int32_t token, const fl_logprobs *lp
 {
     /* the held-back bytes of an unfinished character end a normal finish;
      * an abort or an error reports only what was complete */
+    if (s->pending) { /* aborted or failed with its token on its way: that token is not output */
+        s->tokens.len--;
+        s->pending = s->last_pending = 0;
+    }
     if (e->tok && !stop_string && (strcmp(reason, "stop") == 0 || strcmp(reason, "length") == 0))
         fl_detokenizer_finish(&s->detok, &s->text);
     report(e, s, token, lp, reason, stop_string, stop_token);
@@ -734,7 +738,6 @@ static void handle_flight(fl_engine *e, const int32_t *tokens)
             handle_row(e, s, r, -1, tokens);
     }
     e->flight.active = 0;
-    e->stats.overlapped_steps++;
 }
 
 int fl_engine_step(fl_engine *e)
@@ -768,8 +771,10 @@ int fl_engine_step(fl_engine *e)
          * this step's tokens */
         const int32_t *landed = e->flight.active ? land(e) : NULL;
         fl_scheduler_commit(&e->sched);
-        if (landed)
+        if (landed) {
             handle_flight(e, landed);
+            e->stats.overlapped_steps++;
+        }
         if (e->async && b.num_logits && may_fly(e, &b)) {
             take_off(e, &b);
         } else {

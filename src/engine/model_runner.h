@@ -53,8 +53,9 @@ typedef struct fl_model_runner {
     void (*sample)(void *impl, int num_rows, const fl_draw *rows);
     /* With sample: waits for the oldest outstanding sample and returns its
      * tokens, [num_rows]: vocab_size or more where a row has nothing to
-     * draw (fl_sample's -1). They stay valid until the next sample after
-     * it starts. */
+     * draw (fl_sample's -1). They stay valid until the second sample
+     * after it starts (the engine handles step N's tokens after step N +
+     * 1's sample has started). */
     const int32_t *(*sampled)(void *impl);
     /* With sample: sets logit row rows[i] of the last forward to -inf for
      * each token whose bit is clear in masks[i] (grammar/token_mask.h's

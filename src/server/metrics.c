@@ -62,11 +62,12 @@ void fl_metrics_set_engine(fl_metrics *m, const fl_engine_stats *st)
     m->engine = *st;
     const int64_t tokens = st->prompt_tokens + st->generation_tokens;
     /* a step that ran the model, or one that only handled the tokens of the
-     * last (async scheduling's final step) */
-    if (st->steps > m->steps_seen || tokens > m->iteration_mark) {
+     * last (async scheduling's final step): new generated tokens */
+    if (st->steps > m->steps_seen || st->generation_tokens > m->generation_seen) {
         fl_histogram_observe(&m->iteration_tokens, (double)(tokens - m->iteration_mark));
         m->iteration_mark = tokens;
         m->steps_seen = st->steps;
+        m->generation_seen = st->generation_tokens;
     }
     pthread_mutex_unlock(&m->lock);
 }

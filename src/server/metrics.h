@@ -48,6 +48,7 @@ typedef struct fl_metrics {
     fl_histogram prompt_tokens, generation_tokens, max_tokens, n, iteration_tokens;
     int64_t iteration_mark;      /* prompt + generation tokens at the latest step observed */
     int64_t steps_seen;
+    int64_t generation_seen;     /* generation tokens at the latest step observed */
     /* the periodic log line: interval 0 is off */
     double log_interval;
     double log_since;            /* the start of the current interval */
