@@ -84,11 +84,24 @@ extern "C" int fl_cuda_add_bias(float *x, const float *bias, int num_tokens, int
     return (int)cudaGetLastError();
 }
 
+/* The row is read once, 16 bytes a thread a load, into shared memory (if
+ * it fits: `staged`); each thread then sums the same elements in the same
+ * order as from global memory, so the same bits either way. Loads of 4
+ * bytes ran at half of copy speed on 8192-token prefills (docs/PERF.md). */
+#define RMSNORM_STAGED_MAX 8192 /* floats of a staged row: 32 KiB */
+
 __global__ void rmsnorm_kernel(const float *x, const int32_t *rows, const float *weight, uint16_t *out, int hidden,
-                               float eps)
+                               float eps, int staged)
 {
     __shared__ float scratch[32];
+    extern __shared__ float4 stage[];
     const float *row = x + (size_t)(rows ? rows[blockIdx.x] : blockIdx.x) * hidden;
+    if (staged) {
+        for (int i = threadIdx.x; i < hidden / 4; i += blockDim.x)
+            stage[i] = ((const float4 *)row)[i];
+        __syncthreads();
+        row = (const float *)stage;
+    }
     float ss = 0.f;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x)
         ss += row[i] * row[i];
@@ -101,7 +114,9 @@ __global__ void rmsnorm_kernel(const float *x, const int32_t *rows, const float 
 extern "C" int fl_cuda_rmsnorm(const float *x, const int32_t *rows, const float *weight, uint16_t *out,
                                int num_rows, int hidden, float eps, void *stream)
 {
-    rmsnorm_kernel<<<num_rows, 256, 0, as_stream(stream)>>>(x, rows, weight, out, hidden, eps);
+    const int staged = hidden % 4 == 0 && hidden <= RMSNORM_STAGED_MAX;
+    rmsnorm_kernel<<<num_rows, 256, staged ? hidden * sizeof(float) : 0, as_stream(stream)>>>(x, rows, weight, out,
+                                                                                               hidden, eps, staged);
     return (int)cudaGetLastError();
 }
 
@@ -129,8 +144,19 @@ __global__ void qkv_rope_cache_kernel(fl_cuda_qkv_args a)
         return;
     float *s = head[warp];
     const uint16_t *src = a.qkv + ((size_t)t * heads + h) * D;
-    for (int i = lane; i < D; i += 32)
-        s[i] = to_f(src[i]) + (a.bias ? a.bias[h * D + i] : 0.f);
+    if (D % 4 == 0) { /* 8 bytes a lane a load (rows 8-byte aligned); the same values */
+        for (int i = 4 * lane; i < D; i += 128) {
+            const uint2 v = *(const uint2 *)(src + i);
+            const uint16_t *e = (const uint16_t *)&v;
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                s[i + j] = to_f(e[j]) + (a.bias ? a.bias[h * D + i + j] : 0.f);
+        }
+    } else {
+        for (int i = lane; i < D; i += 32)
+            s[i] = to_f(src[i]) + (a.bias ? a.bias[h * D + i] : 0.f);
+    }
+    __syncwarp(); /* lanes read each other's elements from here on */
     const size_t slot = (size_t)a.slots[t];
     const size_t elem = a.kv_fp8 ? 1 : 2;
     if (h >= a.num_heads + a.num_kv_heads) { /* v: straight to the cache */
@@ -181,19 +207,38 @@ extern "C" int fl_cuda_qkv_rope_cache(const fl_cuda_qkv_args *a, void *stream)
 
 /* ---- SiLU x mul ---- */
 
+static __device__ __forceinline__ uint16_t silu_mul(uint16_t gate, uint16_t up)
+{
+    const float x = to_f(gate);
+    return to_bf16(x / (1.f + __expf(-x)) * to_f(up));
+}
+
+/* 16 bytes (8 elements) a thread a load where rows allow it: element-wise,
+ * so the same bits either way; the loads of 2 bytes ran at a third of copy
+ * speed on 8192-token prefills (docs/PERF.md). */
 __global__ void silu_mul_kernel(const uint16_t *gate_up, uint16_t *out, int inter)
 {
     const uint16_t *g = gate_up + (size_t)blockIdx.x * 2 * inter;
     uint16_t *o = out + (size_t)blockIdx.x * inter;
-    for (int i = threadIdx.x; i < inter; i += blockDim.x) {
-        const float x = to_f(g[i]);
-        o[i] = to_bf16(x / (1.f + __expf(-x)) * to_f(g[inter + i]));
+    if (inter % 8 == 0) { /* rows 16-byte aligned (the buffers are cudaMalloc's) */
+        for (int i = 8 * threadIdx.x; i < inter; i += 8 * blockDim.x) {
+            const uint4 gv = *(const uint4 *)(g + i), uv = *(const uint4 *)(g + inter + i);
+            const uint16_t *ga = (const uint16_t *)&gv, *ua = (const uint16_t *)&uv;
+            uint4 ov;
+            uint16_t *oa = (uint16_t *)&ov;
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                oa[j] = silu_mul(ga[j], ua[j]);
+            *(uint4 *)(o + i) = ov;
+        }
+        return;
     }
+    for (int i = threadIdx.x; i < inter; i += blockDim.x)
+        o[i] = silu_mul(g[i], g[inter + i]);
 }
-
 extern "C" int fl_cuda_silu_mul(const uint16_t *gate_up, uint16_t *out, int num_tokens, int inter, void *stream)
 {
-    silu_mul_kernel<<<num_tokens, 512, 0, as_stream(stream)>>>(gate_up, out, inter);
+    silu_mul_kernel<<<num_tokens, 256, 0, as_stream(stream)>>>(gate_up, out, inter);
     return (int)cudaGetLastError();
 }
 
