@@ -93,11 +93,7 @@ static void cpu_mask_logits(void *impl, int num_rows, const int32_t *rows, const
     const size_t words = fl_token_mask_words(r->vocab);
     for (int i = 0; i < num_rows; i++) {
         FL_ASSERT(rows[i] < r->num_logits);
-        float *logits = r->logits + (size_t)rows[i] * r->vocab;
-        const uint32_t *m = masks + (size_t)i * words;
-        for (int v = 0; v < r->vocab; v++)
-            if (!(m[v >> 5] >> (v & 31) & 1))
-                logits[v] = -INFINITY;
+        fl_token_mask_apply(r->logits + (size_t)rows[i] * r->vocab, r->vocab, masks + (size_t)i * words);
     }
 }
 

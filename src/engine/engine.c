@@ -619,14 +619,6 @@ static void constrain_rows(fl_engine *e, const fl_batch *b)
         e->runner.mask_logits(e->runner.impl, n, e->mask_rows, e->masks);
 }
 
-/* Host logits: the tokens the row's mask leaves out to -inf. */
-static void apply_mask(float *logits, int vocab, const uint32_t *mask)
-{
-    for (int i = 0; i < vocab; i++)
-        if (!(mask[i >> 5] >> (i & 31) & 1))
-            logits[i] = -INFINITY;
-}
-
 /* The tokens of the oldest sample on its way, waited for (timed). */
 static const int32_t *wait_tokens(fl_engine *e)
 {
@@ -660,7 +652,7 @@ static void handle_row(fl_engine *e, fl_seq *s, int r, int prompt_pos, const int
         if (on_device)
             e->runner.read_logits(e->runner.impl, r, logits); /* masked on the device */
         else if (s->grammar && e->mask_of_row[r] >= 0)
-            apply_mask(logits, V, e->masks + (size_t)e->mask_of_row[r] * fl_token_mask_words(V));
+            fl_token_mask_apply(logits, V, e->masks + (size_t)e->mask_of_row[r] * fl_token_mask_words(V));
         fl_sample_context ctx = {
             .prompt = s->tokens.data, .num_prompt = s->num_prompt,
             .output = s->tokens.data + s->num_prompt,

@@ -22,6 +22,7 @@
 #ifndef FL_TOKEN_MASK_H
 #define FL_TOKEN_MASK_H
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -50,6 +51,14 @@ void fl_token_vocab_free(fl_token_vocab *v);
 static inline int fl_token_mask_words(int vocab_size)
 {
     return (vocab_size + 31) / 32;
+}
+
+/* Host logits[vocab_size]: the tokens whose bit is clear in mask to -inf. */
+static inline void fl_token_mask_apply(float *logits, int vocab_size, const uint32_t *mask)
+{
+    for (int i = 0; i < vocab_size; i++)
+        if (!(mask[i >> 5] >> (i & 31) & 1))
+            logits[i] = -INFINITY;
 }
 
 typedef struct fl_constraint fl_constraint;
