@@ -40,6 +40,9 @@
 #include "cuda/moe.h"
 #include "model/rope.h"
 
+/* FLASHLM_STEP_TIMING's kinds of step */
+typedef enum { STEP_OTHER, STEP_LARGE_DECODE, STEP_LARGE_PREFILL } step_kind;
+
 /* Batch sizes with a decode graph: 1, 2, 4, 8, then every 16 up to 512. */
 #define MAX_GRAPH_SEQS 512
 #define NUM_BUCKETS (4 + MAX_GRAPH_SEQS / 16)
@@ -92,14 +95,14 @@ typedef struct cuda_runner {
     int tok_rows;                  /* rows of the latest sample */
     long started, given;           /* samples started, and given by cuda_sampled */
     cudaEvent_t drawn[4];          /* sample k's tokens on the host: drawn[k % 4] */
-    /* FLASHLM_STEP_TIMING=1: the GPU's time in and between large decode
-     * steps (128 or more sequences), printed at the end */
+    /* FLASHLM_STEP_TIMING=1: the GPU's time in and between large steps of
+     * each kind, printed at the end */
     struct {
         int on;
         cudaEvent_t begun[4];      /* sample k's forward reached the GPU: begun[k % 4] */
-        int seqs[4];               /* its decode sequences (0: not a decode step) */
-        long steps;
-        double busy, idle;         /* ms: from forward to tokens, and before the forward */
+        int kind[4];               /* its step_kind */
+        long steps[3];             /* by step_kind; [STEP_OTHER] unused */
+        double busy[3], idle[3];   /* ms: from forward to tokens, and before the forward */
     } timing;
     /* structured output's masks, allocated with the first: (row_cap, mask words)
      * and their rows, pinned on the host for the async upload */
@@ -374,7 +377,9 @@ static void cuda_forward(void *impl, const fl_batch *b, float *logits)
     const int bucket = decode_only && !r->enforce_eager ? bucket_of(b->num_seqs) : -1;
     if (r->timing.on) { /* this forward's sample is the next to start */
         FL_CUDA_CHECK(cudaEventRecord(r->timing.begun[r->started % 4], r->stream));
-        r->timing.seqs[r->started % 4] = decode_only ? b->num_seqs : 0;
+        r->timing.kind[r->started % 4] = decode_only && b->num_seqs >= 128 ? STEP_LARGE_DECODE
+                                         : !decode_only && b->num_tokens >= 4096 ? STEP_LARGE_PREFILL
+                                                                                 : STEP_OTHER;
     }
     begin_step(r);
     if (bucket >= 0) {
@@ -411,19 +416,19 @@ static void cuda_sample(void *impl, int num_rows, const fl_draw *rows)
 }
 
 /* Sample k's GPU time from its forward to its tokens, and the idle time
- * before it since sample k - 1's tokens, if both were large decode steps. */
+ * before it since sample k - 1's tokens, if both were large steps of one kind. */
 static void time_step(cuda_runner *r, long k)
 {
-    const int i = (int)(k % 4), prev = (int)((k + 3) % 4);
-    if (r->timing.seqs[i] < 128)
+    const int i = (int)(k % 4), prev = (int)((k + 3) % 4), kind = r->timing.kind[i];
+    if (kind == STEP_OTHER)
         return;
     float busy, idle = 0;
     FL_CUDA_CHECK(cudaEventElapsedTime(&busy, r->timing.begun[i], r->drawn[i]));
-    if (k > 0 && r->timing.seqs[prev] >= 128)
+    if (k > 0 && r->timing.kind[prev] == kind)
         FL_CUDA_CHECK(cudaEventElapsedTime(&idle, r->drawn[prev], r->timing.begun[i]));
-    r->timing.steps++;
-    r->timing.busy += busy;
-    r->timing.idle += idle;
+    r->timing.steps[kind]++;
+    r->timing.busy[kind] += busy;
+    r->timing.idle[kind] += idle;
 }
 
 static const int32_t *cuda_sampled(void *impl)
@@ -475,11 +480,14 @@ static void cuda_destroy(void *impl)
     cuda_runner *r = impl;
     if (r->stream)
         cudaStreamSynchronize(r->stream); /* a step may still run: async scheduling leaves one */
-    if (r->timing.on && r->timing.steps)
-        fprintf(stderr, "INFO flashlm: GPU timing, %ld decode steps of 128 or more sequences, per step: busy %.3f ms "
-                "(forward to tokens), idle %.3f ms before it (%.1f%% of the step)\n", r->timing.steps,
-                r->timing.busy / r->timing.steps, r->timing.idle / r->timing.steps,
-                100 * r->timing.idle / (r->timing.busy + r->timing.idle));
+    static const char *const kinds[] = { [STEP_LARGE_DECODE] = "decode steps of 128 or more sequences",
+                                         [STEP_LARGE_PREFILL] = "steps of 4096 or more tokens with prompts" };
+    for (int k = STEP_LARGE_DECODE; r->timing.on && k <= STEP_LARGE_PREFILL; k++)
+        if (r->timing.steps[k])
+            fprintf(stderr, "INFO flashlm: GPU timing, %ld %s, per step: busy %.3f ms (forward to tokens), idle "
+                    "%.3f ms before it (%.1f%% of the step)\n", r->timing.steps[k], kinds[k],
+                    r->timing.busy[k] / r->timing.steps[k], r->timing.idle[k] / r->timing.steps[k],
+                    100 * r->timing.idle[k] / (r->timing.busy[k] + r->timing.idle[k]));
     cudaEvent_t *events[] = { &r->uploaded[0], &r->uploaded[1], &r->masked, &r->drawn[0], &r->drawn[1],
                               &r->drawn[2], &r->drawn[3], &r->timing.begun[0], &r->timing.begun[1],
                               &r->timing.begun[2], &r->timing.begun[3] };
