@@ -36,6 +36,14 @@ void tu_golden_load(tu_golden *g, const char *dir, int vocab)
     }
 }
 
+void tu_golden_fixture(const char *name, fl_model *model, tu_golden *g)
+{
+    fl_error err;
+    const char *dir = tu_fixture(name);
+    assert_int_equal(fl_model_load(model, dir, FL_LOAD_AUTO, 0, &err), 0);
+    tu_golden_load(g, dir, model->cfg.vocab_size);
+}
+
 void tu_golden_free(tu_golden *g)
 {
     fl_safetensors_free(&g->file);

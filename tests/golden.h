@@ -10,6 +10,7 @@
 
 #include "engine/model_runner.h"
 #include "model/kv_groups.h"
+#include "model/model.h"
 #include "model/safetensors.h"
 
 #define TU_GOLDEN_PROMPTS 5
@@ -25,6 +26,8 @@ typedef struct tu_golden {
 
 /* Reads DIR/golden.safetensors, checking names, dtypes and shapes. */
 void tu_golden_load(tu_golden *g, const char *dir, int vocab);
+/* Loads fixture `name` (tu_fixture) into model and its goldens into g. */
+void tu_golden_fixture(const char *name, fl_model *model, tu_golden *g);
 void tu_golden_free(tu_golden *g);
 
 /* Every prompt through an engine over runner at once, greedy, EOS ignored,

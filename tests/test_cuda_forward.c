@@ -227,10 +227,8 @@ static void check_fixture(const char *name)
 {
     fl_model model;
     fl_error err;
-    const char *dir = tu_fixture(name);
-    assert_int_equal(fl_model_load(&model, dir, FL_LOAD_AUTO, 0, &err), 0);
     tu_golden g;
-    tu_golden_load(&g, dir, model.cfg.vocab_size);
+    tu_golden_fixture(name, &model, &g);
     int cc, count, tested = 0;
     assert_int_equal(fl_cuda_device_cc(&cc, &err), 0);
     const fl_attn_backend *all = fl_attn_backends(&count);

@@ -93,10 +93,8 @@ static void check_fixture(const char *name)
 {
     fl_model model;
     fl_error err;
-    const char *dir = tu_fixture(name);
-    assert_int_equal(fl_model_load(&model, dir, FL_LOAD_AUTO, 0, &err), 0);
     tu_golden g;
-    tu_golden_load(&g, dir, model.cfg.vocab_size);
+    tu_golden_fixture(name, &model, &g);
     for (size_t i = 0; i < sizeof block_sizes / sizeof block_sizes[0]; i++) {
         fl_cpu_model whole;
         assert_int_equal(fl_cpu_model_init(&whole, &model.cfg, &model.weights, tu_attention("cpu"), 256,

@@ -170,8 +170,8 @@ printf 'port: [1, 2]\n' >"$tmp/two.yaml"
 expect_error "line 1: 'port' takes one value, not a list" timeout 60 "$bin" serve "$M" --config "$tmp/two.yaml"
 printf 'enforce-eager: maybe\n' >"$tmp/bool.yaml"
 expect_error "line 1: 'enforce-eager' takes true or false" timeout 60 "$bin" serve "$M" --config "$tmp/bool.yaml"
-printf 'tensor_parallel_size: 4\n' >"$tmp/tp.yaml"
-expect_error "^flashlm serve: --tensor-parallel-size 4: not supported" timeout 60 "$bin" serve "$M" --config "$tmp/tp.yaml"
+printf 'tensor_parallel_size: 3\n' >"$tmp/tp.yaml"
+expect_error "^flashlm serve: --tensor-parallel-size 3 does not divide the model's 4 attention heads" timeout 60 "$bin" serve "$M" --load-format dummy --device cpu --tokenizer "$TOK" --config "$tmp/tp.yaml"
 expect_error "^flashlm serve: --config: /nonexistent.yaml" timeout 60 "$bin" serve "$M" --config /nonexistent.yaml
 
 # ---- CORS: vLLM's defaults (anything) and an explicit list ----
@@ -214,7 +214,10 @@ done
 # generate takes the engine flags too (not the server's)
 expect_ok '"token_ids"' "$bin" generate "$M" --load-format dummy --device cpu --prompt-ids 5,6 --max-tokens 2 \
     -tp 1 --max_model_len 64 --trust-remote-code --dtype float32 --swap-space 4
-expect_error "^flashlm generate: --tensor-parallel-size 2: not supported" "$bin" generate "$M" --prompt-ids 5 -tp 2
+expect_error "^flashlm generate: --tensor-parallel-size 3 does not divide the model's 4 attention heads" \
+    "$bin" generate "$M" --load-format dummy --device cpu --prompt-ids 5 -tp 3
+expect_error "^flashlm generate: --tensor-parallel-size: 0 is out of range" "$bin" generate "$M" --prompt-ids 5 -tp 0
+expect_ok '"token_ids"' "$bin" generate "$M" --load-format dummy --device cpu --prompt-ids 5,6 --max-tokens 2 -tp 2
 expect_error "^flashlm generate: --logprobs 5: more than --max-logprobs 3" \
     "$bin" generate "$M" --load-format dummy --prompt-ids 5 --logprobs 5 --max-logprobs 3
 expect_error "^flashlm generate: --disable-log-requests: a flag of flashlm serve" "$bin" generate "$M" --prompt-ids 5 --disable-log-requests

@@ -6,6 +6,7 @@
 #include "cli/cli_args.h"
 #include "cli/vllm_flags.h"
 #include "cpu/cpu_runner.h"
+#include "parallel/tp_shard.h"
 #ifdef FLASHLM_HAVE_CUDA
 #include "cuda/cuda_runner.h"
 #endif
@@ -135,6 +136,7 @@ void fl_engine_opts_default(fl_engine_opts *o)
     o->gpu_memory_utilization = 0.9f;
     o->dtype = o->kv_cache_dtype = o->generation_config = "auto";
     o->max_logprobs = 20;
+    o->tensor_parallel_size = 1;
 }
 
 static int one_of(const char *value, const char *const *list)
@@ -226,6 +228,13 @@ int fl_engine_opts_take(fl_engine_opts *o, int opt, const char *arg, fl_error *e
     case FL_OPT_ENFORCE_EAGER:
         o->enforce_eager = 1;
         return 1;
+    case FL_OPT_TP: {
+        long long v;
+        if (fl_cli_int("--tensor-parallel-size", arg, 1, 1024, &v, err) != 0)
+            return -1;
+        o->tensor_parallel_size = (int)v;
+        return 1;
+    }
     default:
         return 0;
     }
@@ -321,6 +330,13 @@ int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, fl_error *
         return -1;
     if (check_dtypes(o, err) != 0)
         return -1;
+    if (o->tensor_parallel_size > 1) {
+        if (o->device_kind == FL_DEVICE_CUDA)
+            return fl_fail(err, "--tensor-parallel-size %d: tensor parallelism over GPUs (NCCL) is not built yet; "
+                           "--device cpu runs the ranks as threads", o->tensor_parallel_size);
+        if (fl_tp_check(cfg, o->tensor_parallel_size, err) != 0)
+            return -1;
+    }
     batch_defaults(o);
     if (o->max_waiting > 0)
         o->ec.max_live_seqs = o->ec.max_num_seqs + o->max_waiting;
@@ -340,6 +356,8 @@ int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runn
     };
     if (fl_cli_test_runner)
         return fl_cli_test_runner(m, &ro, runner, err);
+    if (o->tensor_parallel_size > 1) /* fit refused it on CUDA */
+        return fl_cpu_runner_init_parallel(runner, &m->cfg, &m->weights, &ro, o->tensor_parallel_size, err);
 #ifdef FLASHLM_HAVE_CUDA
     if (o->device_kind == FL_DEVICE_CUDA)
         return fl_cuda_runner_init(runner, &m->cfg, &m->weights, &ro, err);

@@ -52,7 +52,7 @@ enum {
     FL_OPT_BLOCK_SIZE, FL_OPT_NUM_BLOCKS, FL_OPT_MAX_SEQS, FL_OPT_MAX_BATCHED, FL_OPT_MAX_MODEL_LEN,
     FL_OPT_NO_PREFIX_CACHING, FL_OPT_ATTN_BACKEND, FL_OPT_DEVICE, FL_OPT_GPU_MEM, FL_OPT_ENFORCE_EAGER,
     FL_OPT_PREFIX_CACHING, FL_OPT_DTYPE, FL_OPT_KV_DTYPE, FL_OPT_MAX_LOGPROBS, FL_OPT_GENERATION_CONFIG,
-    FL_OPT_ASYNC, FL_OPT_NO_ASYNC, FL_OPT_VERSION, FL_OPT_FIRST_OWN,
+    FL_OPT_ASYNC, FL_OPT_NO_ASYNC, FL_OPT_TP, FL_OPT_VERSION, FL_OPT_FIRST_OWN,
 };
 
 /* The getopt_long entries of the model options. */
@@ -75,6 +75,7 @@ typedef struct fl_engine_opts {
     const char *device;      /* --device: auto (default), cuda, cpu */
     float gpu_memory_utilization; /* default 0.9 */
     int enforce_eager;       /* no CUDA graphs */
+    int tensor_parallel_size; /* --tensor-parallel-size, -tp: ranks (1: the whole model on one device) */
     const char *dtype;       /* --dtype: checked against the device's compute type by _fit */
     const char *kv_cache_dtype; /* --kv-cache-dtype: the same for the KV cache */
     fl_dtype kv_dtype;       /* settled by _fit: the KV cache's element type */
@@ -104,7 +105,8 @@ typedef struct fl_engine_opts {
     { "max-logprobs", required_argument, NULL, FL_OPT_MAX_LOGPROBS },                 \
     { "generation-config", required_argument, NULL, FL_OPT_GENERATION_CONFIG },       \
     { "async-scheduling", no_argument, NULL, FL_OPT_ASYNC },                          \
-    { "no-async-scheduling", no_argument, NULL, FL_OPT_NO_ASYNC }
+    { "no-async-scheduling", no_argument, NULL, FL_OPT_NO_ASYNC },                    \
+    { "tensor-parallel-size", required_argument, NULL, FL_OPT_TP }
 
 #define FL_ENGINE_OPTS_HELP                                                                      \
     "engine:\n"                                                                                   \
@@ -132,7 +134,9 @@ typedef struct fl_engine_opts {
     "  --max-logprobs N       most logprobs/top_logprobs a request may ask (default 20, at most 20)\n" \
     "  --generation-config G  auto (default: the model's generation_config.json gives unset\n" \
     "                         sampling fields their defaults), vllm (none), or a directory\n"   \
-    "  --tensor-parallel-size N, -tp N  1 (tensor parallelism is not built yet)\n"             \
+    "  --tensor-parallel-size N, -tp N  ranks the model is split over (default 1): on the CPU\n" \
+    "                         (--device cpu), threads of this process; NCCL over GPUs is not\n"   \
+    "                         built yet\n"                                                          \
     "vLLM's spellings: --flag_name as --flag-name, --flag=value, --config FILE.yaml (a mapping\n" \
     "of flag names to values; the command line wins). Other vLLM flags are accepted with the\n" \
     "reason they change nothing here (--trust-remote-code, --swap-space, --disable-log-requests,\n" \

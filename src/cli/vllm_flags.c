@@ -49,8 +49,6 @@ static const fl_vllm_flag flags[] = {
     { "override-generation-config", required_argument, FL_VF_ENGINE, NULL, NULL,
       "not implemented yet (request fields set sampling parameters)" },
     /* parallelism: one GPU */
-    { "tensor-parallel-size", required_argument, FL_VF_ENGINE, "1", ONE_GPU,
-      "tensor parallelism is not built yet: " ONE_GPU },
     { "pipeline-parallel-size", required_argument, FL_VF_ENGINE, "1", ONE_GPU,
       "pipeline parallelism is not built yet: " ONE_GPU },
     { "data-parallel-size", required_argument, FL_VF_ENGINE, "1", ONE_GPU,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "parallel/comm.h"
 
 /* Products run in chunks of exactly ROW_CHUNK rows, the last chunk padded
  * (run-state buffers have room for it), so that every row goes through the
@@ -43,55 +44,93 @@ static float *carve_take(carve *c, size_t n)
     return p;
 }
 
-/* Converts t into dst (if dst is set), returns numel. */
-static size_t put(float *dst, const fl_tensor *t)
+/* Rows [first, first + count) of a tensor: a row is its last dimension
+ * (a 1-D tensor's rows are its elements). */
+typedef struct rows_of {
+    const fl_tensor *t;
+    int64_t first, count;
+} rows_of;
+
+static rows_of all_rows(const fl_tensor *t)
 {
-    size_t n = (size_t)fl_tensor_numel(t);
-    if (dst)
-        fl_convert_to_f32(dst, t->data, t->dtype, n);
-    return n;
+    return (rows_of){ t, 0, t->ndim == 1 ? t->shape[0] : fl_tensor_numel(t) / t->shape[t->ndim - 1] };
 }
 
 /* Converts the concatenation of parts (rows of the same width) into one
  * float32 block taken from c; NULL while sizing. */
-static float *put_rows(carve *c, const fl_tensor *const *parts, int num_parts)
+static float *put_parts(carve *c, const rows_of *parts, int num_parts)
 {
     size_t n = 0;
-    for (int i = 0; i < num_parts; i++)
-        n += (size_t)fl_tensor_numel(parts[i]);
+    for (int i = 0; i < num_parts; i++) {
+        const fl_tensor *t = parts[i].t;
+        const int64_t width = t->ndim == 1 ? 1 : t->shape[t->ndim - 1];
+        FL_ASSERT(parts[i].first >= 0 && (parts[i].first + parts[i].count) * width <= fl_tensor_numel(t));
+        n += (size_t)(parts[i].count * width);
+    }
     float *dst = carve_take(c, n);
-    for (size_t i = 0, at = 0; dst && i < (size_t)num_parts; i++)
-        at += put(dst + at, parts[i]);
+    for (size_t i = 0, at = 0; dst && i < (size_t)num_parts; i++) {
+        const fl_tensor *t = parts[i].t;
+        const size_t width = (size_t)(t->ndim == 1 ? 1 : t->shape[t->ndim - 1]), m = (size_t)parts[i].count * width;
+        fl_convert_to_f32(dst + at, (const char *)t->data + (size_t)parts[i].first * width * fl_dtype_size(t->dtype),
+                          t->dtype, m);
+        at += m;
+    }
     return dst;
 }
 
 static float *put1(carve *c, const fl_tensor *t)
 {
-    return put_rows(c, &t, 1);
+    const rows_of all = all_rows(t);
+    return put_parts(c, &all, 1);
 }
 
-/* The attention op's weights: q/k/v fused into one matrix (one GEMM). */
-static void place_attention(fl_cpu_layer *l, const fl_layer_spec *spec, const fl_tensor *t, carve *c)
+static float *put_rows(carve *c, const fl_tensor *t, int64_t first, int64_t count)
 {
-    const fl_tensor *qkv[3] = { &t[FL_WQ], &t[FL_WK], &t[FL_WV] };
-    const fl_tensor *bias[3] = { &t[FL_BQ], &t[FL_BK], &t[FL_BV] };
+    const rows_of part = { t, first, count };
+    return put_parts(c, &part, 1);
+}
+
+/* Columns [first, first + count) of every row of a 2-D tensor, as a
+ * (rows, count) block: a row-parallel matrix's slice. */
+static float *put_cols(carve *c, const fl_tensor *t, int64_t first, int64_t count)
+{
+    FL_ASSERT(t->ndim == 2 && first >= 0 && first + count <= t->shape[1]);
+    const int64_t rows = t->shape[0], width = t->shape[1];
+    float *dst = carve_take(c, (size_t)(rows * count));
+    const size_t elem = fl_dtype_size(t->dtype);
+    for (int64_t r = 0; dst && r < rows; r++)
+        fl_convert_to_f32(dst + (size_t)(r * count), (const char *)t->data + (size_t)(r * width + first) * elem,
+                          t->dtype, (size_t)count);
+    return dst;
+}
+
+/* The attention op's weights, the rank's heads: q/k/v fused into one
+ * matrix (one GEMM), o_proj's columns of those heads. */
+static void place_attention(fl_cpu_layer *l, const fl_layer_spec *spec, const fl_tensor *t, const fl_tp_shard *sh,
+                            int head_dim, carve *c)
+{
+    const int64_t D = head_dim, q0 = sh->q_head0 * D, nq = sh->num_heads * D;
+    const int64_t k0 = sh->kv_head0 * D, nk = sh->num_kv_heads * D;
+    const rows_of qkv[3] = { { &t[FL_WQ], q0, nq }, { &t[FL_WK], k0, nk }, { &t[FL_WV], k0, nk } };
+    const rows_of bias[3] = { { &t[FL_BQ], q0, nq }, { &t[FL_BK], k0, nk }, { &t[FL_BV], k0, nk } };
     l->attn_norm = put1(c, &t[FL_ATTN_NORM]);
-    l->wqkv = put_rows(c, qkv, 3);
-    l->bqkv = spec->qkv_bias ? put_rows(c, bias, 3) : NULL;
+    l->wqkv = put_parts(c, qkv, 3);
+    l->bqkv = spec->qkv_bias ? put_parts(c, bias, 3) : NULL;
     l->q_norm = spec->qk_norm ? put1(c, &t[FL_Q_NORM]) : NULL;
     l->k_norm = spec->qk_norm ? put1(c, &t[FL_K_NORM]) : NULL;
-    l->wo = put1(c, &t[FL_WO]);
+    l->wo = put_cols(c, &t[FL_WO], q0, nq);
     l->bo = spec->o_bias ? put1(c, &t[FL_BO]) : NULL;
-    l->sinks = spec->sinks ? put1(c, &t[FL_SINKS]) : NULL;
+    l->sinks = spec->sinks ? put_rows(c, &t[FL_SINKS], sh->q_head0, sh->num_heads) : NULL;
 }
 
-/* The dense SiLU MLP op's weights: gate/up fused into one matrix. */
-static void place_dense_mlp(fl_cpu_layer *l, const fl_tensor *t, carve *c)
+/* The dense SiLU MLP op's weights, the rank's slice of the intermediate
+ * size: gate/up fused into one matrix. */
+static void place_dense_mlp(fl_cpu_layer *l, const fl_tensor *t, const fl_tp_shard *sh, carve *c)
 {
-    const fl_tensor *gate_up[2] = { &t[FL_W_GATE], &t[FL_W_UP] };
+    const rows_of gate_up[2] = { { &t[FL_W_GATE], sh->ff0, sh->ff }, { &t[FL_W_UP], sh->ff0, sh->ff } };
     l->mlp_norm = put1(c, &t[FL_MLP_NORM]);
-    l->w_gate_up = put_rows(c, gate_up, 2);
-    l->w_down = put1(c, &t[FL_W_DOWN]);
+    l->w_gate_up = put_parts(c, gate_up, 2);
+    l->w_down = put_cols(c, &t[FL_W_DOWN], sh->ff0, sh->ff);
 }
 
 /* The output column j of an expert's gate/up matrix lands in row
@@ -102,13 +141,24 @@ static int64_t gate_up_row(int64_t j, int64_t width)
     return j % 2 ? width / 2 + j / 2 : j / 2;
 }
 
-/* An expert stack t (E, in, out), x @ W per expert, as float32 (E, out, in)
- * (the (out, in) form matmul takes), its columns de-interleaved when
- * gate_up. NULL while sizing. */
-static float *put_experts(carve *c, const fl_tensor *t, int gate_up)
+/* The rank's row of the de-interleaved gate/up row d (gate rows [0, ff),
+ * up rows [ff, 2 ff)): its slice [ff0, ff0 + n) of each, gate then up; -1
+ * if another rank's. */
+static int64_t local_gate_up_row(int64_t d, int64_t ff, const fl_tp_shard *sh)
+{
+    const int64_t f = d % ff - sh->ff0;
+    return f >= 0 && f < sh->ff ? (d / ff) * sh->ff + f : -1;
+}
+
+/* An expert stack t (E, in, out), x @ W per expert, as float32 in the
+ * (out, in) form matmul takes: gate/up (E, 2 ff, hidden) de-interleaved,
+ * the rank's rows of gate and of up; down (E, hidden, ff), the rank's
+ * columns. NULL while sizing. */
+static float *put_experts(carve *c, const fl_tensor *t, int gate_up, const fl_tp_shard *sh)
 {
     const int64_t E = t->shape[0], in = t->shape[1], out = t->shape[2];
-    float *dst = carve_take(c, (size_t)(E * in * out));
+    const int64_t out_local = gate_up ? 2 * sh->ff : out, in_local = gate_up ? in : sh->ff;
+    float *dst = carve_take(c, (size_t)(E * in_local * out_local));
     if (!dst)
         return NULL;
     const size_t row_bytes = (size_t)out * fl_dtype_size(t->dtype);
@@ -117,59 +167,86 @@ static float *put_experts(carve *c, const fl_tensor *t, int gate_up)
         float *row = fl_malloc((size_t)out * sizeof(float));
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < E * in; r++) {
+            const int64_t col = gate_up ? r % in : r % in - sh->ff0; /* down: its intermediate index */
+            if (col < 0 || col >= in_local)
+                continue;
             fl_convert_to_f32(row, (const char *)t->data + (size_t)r * row_bytes, t->dtype, (size_t)out);
-            float *d = dst + (size_t)(r / in) * out * in + r % in;
-            for (int64_t j = 0; j < out; j++)
-                d[(size_t)(gate_up ? gate_up_row(j, out) : j) * in] = row[j];
+            float *d = dst + (size_t)(r / in) * out_local * in_local + col;
+            for (int64_t j = 0; j < out; j++) {
+                const int64_t to = gate_up ? local_gate_up_row(gate_up_row(j, out), out / 2, sh) : j;
+                if (to >= 0)
+                    d[(size_t)to * in_local] = row[j];
+            }
         }
         free(row);
     }
     return dst;
 }
 
-/* An expert stack's gate/up biases (E, 2 * ff) as gate biases, then up. */
-static float *put_gate_up_bias(carve *c, const fl_tensor *t)
+/* An expert stack's gate/up biases (E, 2 * ff) as gate biases, then up:
+ * the rank's slice of each. */
+static float *put_gate_up_bias(carve *c, const fl_tensor *t, const fl_tp_shard *sh)
 {
-    const int64_t E = t->shape[0], width = t->shape[1];
-    float *dst = carve_take(c, (size_t)(E * width));
+    const int64_t E = t->shape[0], width = t->shape[1], local = 2 * sh->ff;
+    float *dst = carve_take(c, (size_t)(E * local));
     if (!dst)
         return NULL;
     float *row = fl_malloc((size_t)width * sizeof(float));
     const size_t row_bytes = (size_t)width * fl_dtype_size(t->dtype);
     for (int64_t e = 0; e < E; e++) {
         fl_convert_to_f32(row, (const char *)t->data + (size_t)e * row_bytes, t->dtype, (size_t)width);
-        for (int64_t j = 0; j < width; j++)
-            dst[e * width + gate_up_row(j, width)] = row[j];
+        for (int64_t j = 0; j < width; j++) {
+            const int64_t to = local_gate_up_row(gate_up_row(j, width), width / 2, sh);
+            if (to >= 0)
+                dst[e * local + to] = row[j];
+        }
     }
     free(row);
     return dst;
 }
 
-/* The routed experts' weights: each expert in the dense MLP's form. */
-static void place_moe(fl_cpu_layer *l, const fl_tensor *t, carve *c)
+/* The routed experts' weights: each expert in the dense MLP's form, the
+ * rank's slice of its intermediate size; the router whole. */
+static void place_moe(fl_cpu_layer *l, const fl_tensor *t, const fl_tp_shard *sh, carve *c)
 {
     l->mlp_norm = put1(c, &t[FL_MLP_NORM]);
     l->router = put1(c, &t[FL_ROUTER]);
     l->router_bias = put1(c, &t[FL_ROUTER_BIAS]);
-    l->experts_gate_up = put_experts(c, &t[FL_EXPERTS_GATE_UP], 1);
-    l->experts_gate_up_bias = put_gate_up_bias(c, &t[FL_EXPERTS_GATE_UP_BIAS]);
-    l->experts_down = put_experts(c, &t[FL_EXPERTS_DOWN], 0);
+    l->experts_gate_up = put_experts(c, &t[FL_EXPERTS_GATE_UP], 1, sh);
+    l->experts_gate_up_bias = put_gate_up_bias(c, &t[FL_EXPERTS_GATE_UP_BIAS], sh);
+    l->experts_down = put_experts(c, &t[FL_EXPERTS_DOWN], 0, sh);
     l->experts_down_bias = put1(c, &t[FL_EXPERTS_DOWN_BIAS]);
 }
 
-/* Lays out and (when c->base is set) fills all float32 weights, op by op
- * as the plan says. Called twice: once to size the block, once to fill it. */
+/* The rank's rows of the embedding or lm_head, [vocab0, vocab0 + vocab),
+ * as vocab_slice rows: the last rank's short slice padded with zeros. */
+static float *put_vocab_rows(carve *c, const fl_tensor *t, const fl_tp_shard *sh)
+{
+    const int64_t hidden = t->shape[1];
+    float *dst = carve_take(c, (size_t)(sh->vocab_slice * hidden));
+    if (!dst)
+        return NULL;
+    fl_convert_to_f32(dst, (const char *)t->data + (size_t)(sh->vocab0 * hidden) * fl_dtype_size(t->dtype), t->dtype,
+                      (size_t)(sh->vocab * hidden));
+    memset(dst + (size_t)(sh->vocab * hidden), 0, (size_t)((sh->vocab_slice - sh->vocab) * hidden) * sizeof(float));
+    return dst;
+}
+
+/* Lays out and (when c->base is set) fills the rank's float32 weights, op
+ * by op as the plan says. Called twice: once to size the block, once to
+ * fill it. */
 static void place_weights(fl_cpu_model *m, const fl_weights *w, carve *c)
 {
     const fl_model_config *cfg = &m->cfg;
-    m->embed = put1(c, &w->model[FL_EMBED]);
+    const fl_tp_shard *sh = &m->shard;
+    m->embed = put_vocab_rows(c, &w->model[FL_EMBED], sh);
     m->final_norm = put1(c, &w->model[FL_FINAL_NORM]);
-    m->lm_head = cfg->tie_word_embeddings ? m->embed : put1(c, &w->model[FL_LM_HEAD]);
+    m->lm_head = cfg->tie_word_embeddings ? m->embed : put_vocab_rows(c, &w->model[FL_LM_HEAD], sh);
     for (int i = 0; i < cfg->num_layers; i++) {
-        place_attention(&m->layers[i], &cfg->layers[i], w->layers[i].t, c);
+        place_attention(&m->layers[i], &cfg->layers[i], w->layers[i].t, sh, cfg->head_dim, c);
         switch ((fl_ffn_kind)cfg->layers[i].ffn) {
-        case FL_FFN_DENSE_SILU: place_dense_mlp(&m->layers[i], w->layers[i].t, c); break;
-        case FL_FFN_MOE: place_moe(&m->layers[i], w->layers[i].t, c); break;
+        case FL_FFN_DENSE_SILU: place_dense_mlp(&m->layers[i], w->layers[i].t, sh, c); break;
+        case FL_FFN_MOE: place_moe(&m->layers[i], w->layers[i].t, sh, c); break;
         }
     }
 }
@@ -194,14 +271,30 @@ static void place_state(fl_cpu_model *m, carve *c)
     m->route_weight = carve_take(c, t * cfg->experts_per_token);
     m->scores = carve_take(c, (size_t)m->num_threads * m->scores_per_thread);
     m->logits_tail = carve_take(c, (size_t)ROW_CHUNK * cfg->vocab_size);
+    if (m->comm) { /* a chunk of rows' logits over the rank's slice, then every rank's */
+        m->logits_part = carve_take(c, (size_t)ROW_CHUNK * m->shard.vocab_slice);
+        m->logits_all = carve_take(c, (size_t)m->shard.size * ROW_CHUNK * m->shard.vocab_slice);
+    }
 }
 
 int fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
                       const fl_attn_backend *attn, int max_tokens, int max_context, fl_error *err)
 {
+    return fl_cpu_model_init_rank(m, cfg, w, attn, max_tokens, max_context, NULL, err);
+}
+
+int fl_cpu_model_init_rank(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
+                           const fl_attn_backend *attn, int max_tokens, int max_context, fl_comm *comm,
+                           fl_error *err)
+{
     FL_ASSERT(attn->cpu);
     memset(m, 0, sizeof *m);
-    m->cfg = *cfg;
+    if (comm && comm->size == 1)
+        comm = NULL; /* the whole model: no collectives */
+    FL_ASSERT(!comm || fl_tp_check(cfg, comm->size, err) == 0);
+    m->comm = comm;
+    fl_tp_shard_init(&m->shard, cfg, comm ? comm->rank : 0, comm ? comm->size : 1);
+    fl_tp_local_config(&m->cfg, cfg, &m->shard);
     m->attn_backend = attn;
     m->scores_per_thread = attn->cpu->scratch_floats(max_context);
     m->max_tokens = max_tokens;
@@ -355,6 +448,17 @@ static void check_batch(const fl_cpu_model *m, const fl_cpu_kv_cache *kv, const 
         FL_ASSERT(b->seq_lens[i] <= m->max_context);
 }
 
+/* x += the sum over the ranks of part (n rows of hidden): a row-parallel
+ * product's partial sums. */
+static void add_over_ranks(fl_cpu_model *m, float *part, int n)
+{
+    const size_t count = (size_t)n * m->cfg.hidden_size;
+    m->comm->all_reduce_sum(m->comm, part, count);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < count; i++)
+        m->x[i] += part[i];
+}
+
 /* x += o_proj(attention(rope(head_norms(qkv(rmsnorm(x)))))), writing the
  * step's K/V into the cache on the way. */
 static void attention_block(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *b, int li)
@@ -378,9 +482,17 @@ static void attention_block(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch
         .scratch = m->scores, .scratch_per_thread = (int)m->scores_per_thread,
     };
     m->attn_backend->cpu->run(&attn);
-    matmul(m->x, m->attn, l->wo, np, q_dim, h, 1.0f); /* x += attn * wo^T */
-    if (l->bo)
-        add_bias(m->x, l->bo, n, h);
+    if (!m->comm) {
+        matmul(m->x, m->attn, l->wo, np, q_dim, h, 1.0f); /* x += attn * wo^T */
+        if (l->bo)
+            add_bias(m->x, l->bo, n, h);
+        return;
+    }
+    /* the rank's heads' share of o_proj (the bias once), summed over the ranks */
+    matmul(m->xn, m->attn, l->wo, np, q_dim, h, 0.0f);
+    if (l->bo && m->shard.rank == 0)
+        add_bias(m->xn, l->bo, n, h);
+    add_over_ranks(m, m->xn, n);
 }
 
 /* x += down(silu(gate(x')) * up(x')), x' = rmsnorm(x). */
@@ -392,7 +504,12 @@ static void dense_mlp_block(fl_cpu_model *m, int li, int n)
     rmsnorm_rows(m->xn, m->x, l->mlp_norm, n, h, c->rms_norm_eps);
     matmul(m->gate_up, m->xn, l->w_gate_up, np, h, 2 * ff, 0.0f);
     silu_mul(m->ffn, m->gate_up, n, ff);
-    matmul(m->x, m->ffn, l->w_down, np, ff, h, 1.0f); /* x += ffn * down^T */
+    if (!m->comm) {
+        matmul(m->x, m->ffn, l->w_down, np, ff, h, 1.0f); /* x += ffn * down^T */
+        return;
+    }
+    matmul(m->xn, m->ffn, l->w_down, np, ff, h, 0.0f); /* the rank's slice's share */
+    add_over_ranks(m, m->xn, n);
 }
 
 /* Each token's experts: the experts_per_token largest router logits (ties
@@ -489,19 +606,44 @@ static void moe_block(fl_cpu_model *m, int li, int n)
         clamped_swiglu(m->ffn, m->gate_up, l->experts_gate_up_bias + (size_t)e * 2 * ff, rp, ff,
                        c->swiglu_alpha, c->swiglu_limit);
         matmul(m->expert_out, m->ffn, l->experts_down + (size_t)e * h * ff, rp, ff, h, 0.0f);
-        const float *bias = l->experts_down_bias + (size_t)e * h;
+        /* the down bias once over the ranks: rank 0's */
+        const float *bias = m->shard.rank == 0 ? l->experts_down_bias + (size_t)e * h : NULL;
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) { /* a token meets an expert once: rows are distinct tokens */
             const float w = m->route_weight[pair[r]], *out = m->expert_out + (size_t)r * h;
             float *sum = m->moe_sum + (size_t)(pair[r] / k) * h;
             for (int i = 0; i < h; i++)
-                sum[i] += (out[i] + bias[i]) * w;
+                sum[i] += (out[i] + (bias ? bias[i] : 0.0f)) * w;
         }
+    }
+    if (m->comm) {
+        add_over_ranks(m, m->moe_sum, n);
+        return;
     }
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < n; t++)
         for (int i = 0; i < h; i++)
             m->x[(size_t)t * h + i] += m->moe_sum[(size_t)t * h + i];
+}
+
+/* logits (rows, vocab) = lm_head(xn) by chunks of ROW_CHUNK rows: each
+ * rank's slice of the vocabulary, then every rank's, gathered. */
+static void gather_logits(fl_cpu_model *m, int rows, float *logits)
+{
+    const fl_tp_shard *sh = &m->shard;
+    const int h = m->cfg.hidden_size, vocab = m->cfg.vocab_size, slice = sh->vocab_slice;
+    for (int r0 = 0; r0 < rows; r0 += ROW_CHUNK) {
+        matmul(m->logits_part, m->xn + (size_t)r0 * h, m->lm_head, ROW_CHUNK, h, slice, 0.0f);
+        m->comm->all_gather(m->comm, m->logits_part, (size_t)ROW_CHUNK * slice, m->logits_all);
+        for (int r = r0; r < rows && r < r0 + ROW_CHUNK; r++)
+            for (int k = 0; k < sh->size; k++) {
+                const int first = k * slice, count = vocab - first < slice ? vocab - first : slice;
+                if (count > 0)
+                    memcpy(logits + (size_t)r * vocab + first,
+                           m->logits_all + ((size_t)k * ROW_CHUNK + (size_t)(r - r0)) * slice,
+                           (size_t)count * sizeof(float));
+            }
+    }
 }
 
 void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *b, float *logits)
@@ -510,9 +652,16 @@ void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *
     const fl_model_config *c = &m->cfg;
     const int n = b->num_tokens, h = c->hidden_size;
     const int np = padded_rows(n);
-    for (int t = 0; t < n; t++)
-        memcpy(m->x + (size_t)t * h, m->embed + (size_t)b->token_ids[t] * h,
-               (size_t)h * sizeof(float));
+    const fl_tp_shard *sh = &m->shard;
+    for (int t = 0; t < n; t++) { /* the rank's rows of the vocabulary; the other ranks' tokens 0 */
+        const int64_t row = (int64_t)b->token_ids[t] - sh->vocab0;
+        if (row >= 0 && row < sh->vocab)
+            memcpy(m->x + (size_t)t * h, m->embed + (size_t)row * h, (size_t)h * sizeof(float));
+        else
+            memset(m->x + (size_t)t * h, 0, (size_t)h * sizeof(float));
+    }
+    if (m->comm) /* one rank's row and zeros: the sum is exact */
+        m->comm->all_reduce_sum(m->comm, m->x, (size_t)n * h);
     /* padding rows start from zero each step, so they stay finite */
     memset(m->x + (size_t)n * h, 0, (size_t)(np - n) * h * sizeof(float));
 
@@ -529,6 +678,10 @@ void fl_cpu_model_forward(fl_cpu_model *m, fl_cpu_kv_cache *kv, const fl_batch *
     for (int r = 0; r < b->num_logits; r++)
         rmsnorm_row(m->xn + (size_t)r * h, m->x + (size_t)b->logit_rows[r] * h, m->final_norm, h,
                     c->rms_norm_eps);
+    if (m->comm) {
+        gather_logits(m, b->num_logits, logits);
+        return;
+    }
     /* whole chunks straight into logits, the last partial one via a bounce
      * buffer (the caller's logits have exactly num_logits rows) */
     const int whole = b->num_logits / ROW_CHUNK * ROW_CHUNK, rest = b->num_logits - whole;

@@ -16,6 +16,7 @@
 #include "model/config.h"
 #include "model/rope.h"
 #include "model/weights.h"
+#include "parallel/tp_shard.h"
 
 typedef struct fl_cpu_layer {
     float *attn_norm;  /* (hidden) */
@@ -39,7 +40,9 @@ typedef struct fl_cpu_layer {
 } fl_cpu_layer;
 
 typedef struct fl_cpu_model {
-    fl_model_config cfg;
+    fl_model_config cfg;   /* the rank's (parallel/tp_shard.h): its heads and intermediate size */
+    fl_tp_shard shard;     /* its slice of the model (rank 0 of 1: all of it) */
+    struct fl_comm *comm;  /* its tensor-parallel group, or NULL (one rank) */
     const fl_attn_backend *attn_backend; /* its CPU attention runs every layer */
     float *embed;          /* (vocab, hidden) */
     float *final_norm;     /* (hidden) */
@@ -67,6 +70,8 @@ typedef struct fl_cpu_model {
     float *scores;         /* (threads, scores_per_thread) attention scratch */
     size_t scores_per_thread;
     float *logits_tail;    /* (16, vocab) the last, partial chunk of logits */
+    float *logits_part;    /* with comm: (16, vocab_slice) a chunk's logits over the rank's vocabulary */
+    float *logits_all;     /* with comm: (ranks, 16, vocab_slice) every rank's */
     int num_threads;
     size_t bytes;          /* of weight_storage and state_storage together */
     float *weight_storage; /* owns every float32 weight above */
@@ -80,6 +85,12 @@ typedef struct fl_cpu_model {
  * memory. The model keeps no pointer into w. */
 int fl_cpu_model_init(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
                       const fl_attn_backend *attn, int max_tokens, int max_context, fl_error *err);
+/* Rank comm->rank of comm->size of the model (tensor parallelism: the
+ * slice parallel/tp_shard.h says, its collectives through comm; size 1 or
+ * comm NULL: the whole model). fl_tp_check(cfg, size) must have passed. */
+int fl_cpu_model_init_rank(fl_cpu_model *m, const fl_model_config *cfg, const fl_weights *w,
+                           const fl_attn_backend *attn, int max_tokens, int max_context, struct fl_comm *comm,
+                           fl_error *err);
 void fl_cpu_model_free(fl_cpu_model *m);
 
 /* Runs one step: writes the K/V of every token of b into kv, and the logits

@@ -10,6 +10,9 @@
 #include "cpu/cpu_model.h"
 #include "engine/sampling.h"
 #include "grammar/token_mask.h"
+#include "parallel/comm.h"
+#include "parallel/tp_runner.h"
+#include "parallel/tp_shard.h"
 
 /* The runner samples too (model_runner.h), on the host as the GPU's does
  * on the device, so that the engine's device-sampling path, async
@@ -122,6 +125,14 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
                        const fl_runner_opts *o, fl_error *err)
 {
     FL_ASSERT(o->attn && o->attn->cpu);
+    if (o->comm && fl_tp_check(cfg, o->comm->size, err) != 0)
+        return -1;
+    const fl_model_config *whole = cfg;
+    fl_model_config local; /* the rank's heads: its KV cache's */
+    fl_tp_shard shard;
+    fl_tp_shard_init(&shard, cfg, o->comm ? o->comm->rank : 0, o->comm ? o->comm->size : 1);
+    fl_tp_local_config(&local, cfg, &shard);
+    cfg = &local;
     /* start-up selected it for this model; a caller that picks its own is held to the same */
     char unsupported[256];
     const fl_attn_needs needs = fl_attn_needs_of(cfg, FL_DEVICE_CPU, 0, o->block_size, FL_F32);
@@ -148,7 +159,7 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
     char what[128];
     snprintf(what, sizeof what, "the CPU runner (float32 weights, run state and %d KV cache blocks)",
              num_blocks);
-    if (fl_cpu_model_init(&c->model, cfg, w, o->attn, max_tokens, max_context, err) != 0 ||
+    if (fl_cpu_model_init_rank(&c->model, whole, w, o->attn, max_tokens, max_context, o->comm, err) != 0 ||
         fl_memory_check(fl_size_add(c->model.bytes, fl_cpu_kv_cache_bytes(cfg, num_blocks, block_size)),
                         what, err) != 0) {
         cpu_destroy(c);
@@ -165,4 +176,32 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
         .read_logits = cpu_read_logits, .destroy = cpu_destroy,
     };
     return 0;
+}
+
+/* A rank of fl_cpu_runner_init_parallel's group. */
+typedef struct cpu_rank_ctx {
+    const fl_model_config *cfg;
+    const fl_weights *w;
+    fl_runner_opts o;
+} cpu_rank_ctx;
+
+static int cpu_rank_init(void *ctx, fl_comm *comm, int num_blocks, fl_model_runner *out, fl_error *err)
+{
+    const cpu_rank_ctx *c = ctx;
+    fl_runner_opts o = c->o;
+    o.comm = comm;
+    if (num_blocks > 0)
+        o.num_blocks = num_blocks;
+    return fl_cpu_runner_init(out, c->cfg, c->w, &o, err);
+}
+
+int fl_cpu_runner_init_parallel(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
+                                const fl_runner_opts *o, int tp_size, fl_error *err)
+{
+    if (tp_size <= 1)
+        return fl_cpu_runner_init(r, cfg, w, o, err);
+    if (fl_tp_check(cfg, tp_size, err) != 0)
+        return -1;
+    cpu_rank_ctx ctx = { cfg, w, *o };
+    return fl_tp_runner_init(r, tp_size, cpu_rank_init, &ctx, err);
 }

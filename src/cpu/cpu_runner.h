@@ -20,4 +20,11 @@
 int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
                        const fl_runner_opts *o, fl_error *err);
 
+/* The model split over tp_size ranks (tensor parallelism, vLLM's split:
+ * parallel/tp_shard.h), each a CPU runner of its slice and of its KV
+ * heads, threads of this process behind one runner (parallel/tp_runner.h);
+ * tp_size 1: fl_cpu_runner_init. Fails naming what tp_size does not divide. */
+int fl_cpu_runner_init_parallel(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
+                                const fl_runner_opts *o, int tp_size, fl_error *err);
+
 #endif

@@ -624,6 +624,8 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
                         const fl_runner_opts *o, fl_error *err)
 {
     FL_ASSERT(o->attn && o->attn->cuda);
+    if (o->comm) /* the CLI refuses -tp N on CUDA first */
+        return fl_fail(err, "tensor parallelism on CUDA (NCCL) is not built yet");
     struct cudaDeviceProp prop;
     int cc;
     if (fl_cuda_device_cc(&cc, err) != 0 || cudaGetDeviceProperties(&prop, 0) != cudaSuccess)

@@ -25,6 +25,9 @@ typedef struct fl_runner_opts {
     int enforce_eager;                  /* CUDA: no decode graphs */
     fl_dtype kv_dtype;                  /* CUDA: the KV cache's elements, FL_BF16 or FL_F8_E4M3;
                                            FL_DTYPE_INVALID (0) is bf16. The CPU's are float32 */
+    struct fl_comm *comm;               /* tensor parallelism (parallel/tp_runner.h): the runner is
+                                           rank comm->rank of comm->size, its slice of the model and
+                                           of the KV heads; NULL: the whole model */
 } fl_runner_opts;
 
 typedef struct fl_model_runner {

@@ -1,0 +1,32 @@
+/* comm.h - the collectives tensor parallelism needs, behind one interface.
+ *
+ * A rank's model code calls them at the same points on every rank (twice a
+ * layer, at the embedding and at the logits). Two implementations: the
+ * local group below, whose ranks are threads of one process (the CPU
+ * runner's ranks, and what proves the sharding in CI), and NCCL's
+ * (docs/architecture.md says what is built of it). */
+#ifndef FL_COMM_H
+#define FL_COMM_H
+
+#include <stddef.h>
+
+typedef struct fl_comm {
+    int rank, size;
+    void *impl;
+    /* buf (n floats) becomes the sum of every rank's buf, added in rank
+     * order (the same bits on every rank, whatever the timing) */
+    void (*all_reduce_sum)(struct fl_comm *c, float *buf, size_t n);
+    /* out (size * n floats) becomes every rank's in, in rank order */
+    void (*all_gather)(struct fl_comm *c, const float *in, size_t n, float *out);
+} fl_comm;
+
+/* size ranks that are threads of this process, each calling the
+ * collectives on its own fl_comm (fl_comm_local_rank) from its own thread. */
+typedef struct fl_comm_local_group fl_comm_local_group;
+
+fl_comm_local_group *fl_comm_local_group_new(int size);
+void fl_comm_local_group_free(fl_comm_local_group *g);
+/* Rank r's communicator (owned by the group). */
+fl_comm *fl_comm_local_rank(fl_comm_local_group *g, int r);
+
+#endif

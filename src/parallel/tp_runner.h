@@ -1,0 +1,26 @@
+/* tp_runner.h - one model runner over the ranks of a tensor-parallel group.
+ *
+ * The engine plans each step once and sees one runner, as vLLM's
+ * scheduler does; every rank runs the same step on its slice of the model
+ * (parallel/tp_shard.h) at the same time, a thread each (the caller's
+ * thread is rank 0), their collectives meeting in the group's
+ * communicator. Each rank samples the same rows with the same draws, so
+ * each holds the tokens its next forward's placeholders name (async
+ * scheduling); rank 0's tokens and logits are the runner's. */
+#ifndef FL_TP_RUNNER_H
+#define FL_TP_RUNNER_H
+
+#include "base/error.h"
+#include "engine/model_runner.h"
+#include "parallel/comm.h"
+
+/* Builds rank `rank`'s runner with collectives through comm; num_blocks
+ * 0 for rank 0, rank 0's count for the others (every rank holds the same
+ * blocks, of its own KV heads). */
+typedef int (*fl_tp_rank_init_fn)(void *ctx, fl_comm *comm, int num_blocks, fl_model_runner *out, fl_error *err);
+
+/* A runner over `size` ranks (size >= 2) that share this process: the
+ * local group of parallel/comm.h, each rank built by init. */
+int fl_tp_runner_init(fl_model_runner *r, int size, fl_tp_rank_init_fn init, void *ctx, fl_error *err);
+
+#endif
