@@ -5,12 +5,14 @@
  * sinks and windows) at 2 and 4 ranks (threads of this process, the local
  * communicator): the golden prompts as one batch, logits at every
  * position, must equal the unsharded CPU runner's within float32 rounding
- * of the reordered sums (1e-5 x the largest logit) and HF's float32 logits
- * within the forward test's 1e-3; then greedy generation through the
- * engine, with whole prompts and with chunked, mixed steps (and so async
- * scheduling's placeholders on every rank), must reproduce HF's
- * continuations. A size that does not divide the heads, the KV heads or
- * the intermediate size is refused naming it. */
+ * of the reordered sums (1e-5 x the largest logit; also with a vocabulary
+ * the ranks do not divide, the last slice short or empty) and HF's float32
+ * logits within the forward test's 1e-3, and the runner's read_logits,
+ * mask_logits and greedy sample must agree with them; then greedy
+ * generation through the engine, with whole prompts and with chunked,
+ * mixed steps (and so async scheduling's placeholders on every rank), must
+ * reproduce HF's continuations. A size that does not divide the heads, the
+ * KV heads or the intermediate size is refused naming it. */
 #include "test_util.h"
 
 #include "golden.h"
@@ -34,22 +36,92 @@ static fl_runner_opts opts(int step_budget)
                              .max_seqs = TU_GOLDEN_PROMPTS };
 }
 
-/* The golden prompts' logits, every position, from a runner of tp ranks. */
-static float *prefill_logits(const fl_model *model, const tu_golden *g, int tp, size_t *count)
+/* The prompts' logits, every position, from a runner of tp ranks over cfg
+ * (the fixture's, or one with a shorter vocabulary); on the way, the
+ * runner's other reads of them: read_logits gives the forward's rows, a
+ * mask sets its cleared tokens to -inf, and a greedy sample draws the
+ * masked row's largest. */
+static float *prefill_logits(const fl_model_config *cfg, const fl_weights *w, const int32_t *const *prompts,
+                             const int *lens, int tp, size_t *count)
 {
     fl_model_runner r;
     fl_error err;
     const fl_runner_opts o = opts(256);
-    assert_int_equal(fl_cpu_runner_init_parallel(&r, &model->cfg, &model->weights, &o, tp, &err), 0);
+    assert_int_equal(fl_cpu_runner_init_parallel(&r, cfg, w, &o, tp, &err), 0);
     tu_prefill step;
-    tu_prefill_init(&step, r.kv_groups, BLOCK_SIZE, TU_GOLDEN_PROMPTS, g->prompt, g->len);
+    tu_prefill_init(&step, r.kv_groups, BLOCK_SIZE, TU_GOLDEN_PROMPTS, prompts, lens);
     assert_true(step.num_blocks <= r.num_blocks);
-    *count = (size_t)step.batch.num_tokens * model->cfg.vocab_size;
-    float *logits = malloc(*count * sizeof(float));
+    const int vocab = cfg->vocab_size, last = step.batch.num_logits - 1;
+    *count = (size_t)step.batch.num_tokens * vocab;
+    float *logits = malloc(*count * sizeof(float)), *row = malloc((size_t)vocab * sizeof(float));
+    const float *want = logits + (size_t)last * vocab;
     r.forward(r.impl, &step.batch, logits);
+    r.read_logits(r.impl, last, row);
+    assert_memory_equal(row, want, (size_t)vocab * sizeof(float));
+    uint32_t *mask = calloc((size_t)(vocab + 31) / 32, sizeof(uint32_t));
+    int best = -1;
+    for (int t = 1; t < vocab; t += 2) { /* odd tokens only */
+        mask[t / 32] |= 1u << (t % 32);
+        if (best < 0 || want[t] > want[best])
+            best = t;
+    }
+    r.mask_logits(r.impl, 1, &last, mask);
+    r.read_logits(r.impl, last, row);
+    for (int t = 0; t < vocab; t++)
+        assert_true(t % 2 ? row[t] == want[t] : isinf(row[t]) && row[t] < 0);
+    fl_draw *greedy = calloc((size_t)step.batch.num_logits, sizeof(fl_draw)); /* temperature 0 */
+    r.sample(r.impl, step.batch.num_logits, greedy);
+    if (best >= 0)
+        assert_int_equal(r.sampled(r.impl)[last], best);
+    free(greedy);
+    free(mask);
+    free(row);
     tu_prefill_free(&step);
     r.destroy(r.impl);
     return logits;
+}
+
+/* max |a - b| over n; *mag: max |b|. */
+static double max_diff(const float *a, const float *b, size_t n, double *mag)
+{
+    double d = 0;
+    *mag = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_false(isnan(a[i]));
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        *mag = fmax(*mag, fabs(b[i]));
+    }
+    return d;
+}
+
+/* A vocabulary the ranks do not divide evenly (the fixture's first `vocab`
+ * rows: the last slice short; 3 tokens at 4 ranks: one slice empty): the
+ * same logits as the whole model. */
+static void check_short_vocabulary(const fl_model *model, const tu_golden *g, int vocab)
+{
+    fl_model_config cfg = model->cfg;
+    cfg.vocab_size = vocab;
+    int32_t *prompts[TU_GOLDEN_PROMPTS];
+    for (int s = 0; s < TU_GOLDEN_PROMPTS; s++) {
+        prompts[s] = malloc((size_t)g->len[s] * sizeof(int32_t));
+        for (int k = 0; k < g->len[s]; k++)
+            prompts[s][k] = g->prompt[s][k] % vocab;
+    }
+    const int32_t *const *p = (const int32_t *const *)prompts;
+    size_t n, n_tp;
+    float *whole = prefill_logits(&cfg, &model->weights, p, g->len, 1, &n);
+    for (int tp = 2; tp <= 4; tp *= 2) {
+        float *split = prefill_logits(&cfg, &model->weights, p, g->len, tp, &n_tp);
+        assert_int_equal(n_tp, n);
+        double mag;
+        const double d = max_diff(split, whole, n, &mag);
+        print_message("vocabulary %d, tp %d: max error against tp 1 %.3g (max |logit| %.3g)\n", vocab, tp, d, mag);
+        assert_true(d > 0 && d <= 1e-5 * mag);
+        free(split);
+    }
+    free(whole);
+    for (int s = 0; s < TU_GOLDEN_PROMPTS; s++)
+        free(prompts[s]);
 }
 
 static void check_fixture(const char *name)
@@ -59,28 +131,22 @@ static void check_fixture(const char *name)
     tu_golden g;
     tu_golden_fixture(name, &model, &g);
     size_t n;
-    float *whole = prefill_logits(&model, &g, 1, &n);
-    double mag = 0;
-    for (size_t i = 0; i < n; i++)
-        mag = fmax(mag, fabs(whole[i]));
+    float *whole = prefill_logits(&model.cfg, &model.weights, g.prompt, g.len, 1, &n);
     for (int tp = 2; tp <= 4; tp *= 2) {
         size_t n_tp;
-        float *split = prefill_logits(&model, &g, tp, &n_tp);
+        float *split = prefill_logits(&model.cfg, &model.weights, g.prompt, g.len, tp, &n_tp);
         assert_int_equal(n_tp, n);
-        double err_whole = 0, err_hf = 0;
-        const float *hf_row = NULL;
+        /* the ranks' partial sums round differently from the whole
+         * product's: 0 would mean the model was not split */
+        double mag, err_hf = 0;
+        const double err_whole = max_diff(split, whole, n, &mag);
         size_t at = 0;
-        for (int s = 0; s < TU_GOLDEN_PROMPTS; s++) {
-            hf_row = g.logits[s];
-            for (size_t k = 0; k < (size_t)g.len[s] * model.cfg.vocab_size; k++, at++) {
-                assert_false(isnan(split[at]));
-                err_whole = fmax(err_whole, fabs(split[at] - whole[at]));
-                err_hf = fmax(err_hf, fabs(split[at] - hf_row[k]));
-            }
-        }
+        for (int s = 0; s < TU_GOLDEN_PROMPTS; s++)
+            for (size_t k = 0; k < (size_t)g.len[s] * model.cfg.vocab_size; k++, at++)
+                err_hf = fmax(err_hf, fabs(split[at] - g.logits[s][k]));
         print_message("%s tp %d: max |logit| %.3g, max error against tp 1 %.3g, against HF float32 %.3g\n", name, tp,
                       mag, err_whole, err_hf);
-        assert_true(err_whole <= 1e-5 * mag);
+        assert_true(err_whole > 0 && err_whole <= 1e-5 * mag);
         assert_true(err_hf <= 1e-3 * mag);
         free(split);
         for (int budget = 256; budget >= 7; budget = budget == 256 ? 7 : 0) {
@@ -99,6 +165,8 @@ static void check_fixture(const char *name)
         }
     }
     free(whole);
+    check_short_vocabulary(&model, &g, model.cfg.vocab_size - 3);
+    check_short_vocabulary(&model, &g, 3);
     tu_golden_free(&g);
     fl_model_free(&model);
 }

@@ -307,7 +307,11 @@ int fl_cpu_model_init_rank(fl_cpu_model *m, const fl_model_config *cfg, const fl
     place_weights(m, w, &weights);
     place_state(m, &state);
     m->bytes = (weights.used + state.used) * sizeof(float);
-    if (fl_memory_check(m->bytes, "the CPU runner's float32 weights and run state", err) != 0) {
+    /* every rank of a group holds a slice of this size (replicated tensors included) in the same memory */
+    if (fl_memory_check(fl_size_mul(m->bytes, (size_t)m->shard.size),
+                        m->shard.size > 1 ? "the CPU runner's float32 weights and run state, all ranks"
+                                          : "the CPU runner's float32 weights and run state",
+                        err) != 0) {
         fl_cpu_model_free(m);
         return -1;
     }

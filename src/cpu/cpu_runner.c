@@ -156,11 +156,13 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
         num_blocks = (int)(by_memory < by_need ? by_memory : by_need);
     }
     cpu_runner *c = fl_calloc(1, sizeof *c);
-    char what[128];
-    snprintf(what, sizeof what, "the CPU runner (float32 weights, run state and %d KV cache blocks)",
-             num_blocks);
+    char what[160];
+    snprintf(what, sizeof what, "the CPU runner (float32 weights, run state and %d KV cache blocks%s)", num_blocks,
+             shard.size > 1 ? ", all ranks" : "");
+    /* the ranks of a group share this machine's memory, each with a slice of this size */
     if (fl_cpu_model_init_rank(&c->model, whole, w, o->attn, max_tokens, max_context, o->comm, err) != 0 ||
-        fl_memory_check(fl_size_add(c->model.bytes, fl_cpu_kv_cache_bytes(cfg, num_blocks, block_size)),
+        fl_memory_check(fl_size_mul(fl_size_add(c->model.bytes, fl_cpu_kv_cache_bytes(cfg, num_blocks, block_size)),
+                                    (size_t)shard.size),
                         what, err) != 0) {
         cpu_destroy(c);
         return -1;
