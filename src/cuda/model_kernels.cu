@@ -149,9 +149,10 @@ extern "C" int fl_cuda_rmsnorm(const float *x, const int32_t *rows, const float 
 /* ---- q/k norm, RoPE, KV-cache write ----
  * One CTA per (token, group of up to QKV_HEADS heads), a warp a head at a
  * time (groups of 8 heads, a head a warp, were slower on decode steps of
- * 256 tokens: each CTA stages the norms and the rope row). Every global read of the CTA is issued at once, 16 bytes a thread a
- * load where rows allow it, into shared memory: the heads' bf16 row, the
- * position's cos/sin row and the two norm weights. Lane l holds the rotate-
+ * 256 tokens: each CTA stages the norms and the rope row). Every global
+ * read of the CTA is issued at once, 16 bytes a thread a load where rows
+ * allow it, into shared memory: the heads' bf16 row, the position's
+ * cos/sin row and the two norm weights. Lane l holds the rotate-
  * half pairs (p, p + D/2) for p = l, l + 32, ... below D/2 in registers, so
  * a head needs no exchange between lanes but the norm's sum. One warp per
  * (token, head) reading its 256 bytes and then, one after another, the norm
