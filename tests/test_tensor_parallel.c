@@ -12,7 +12,8 @@
  * generation through the engine, with whole prompts and with chunked,
  * mixed steps (and so async scheduling's placeholders on every rank), must
  * reproduce HF's continuations. A size that does not divide the heads, the
- * KV heads or the intermediate size is refused naming it. */
+ * KV heads or the intermediate size is refused naming it, and a rank that
+ * cannot be built (memory) fails the group naming the rank. */
 #include "test_util.h"
 
 #include "golden.h"
@@ -198,6 +199,12 @@ static void test_refusals(void **state)
     const fl_runner_opts o = opts(64);
     assert_int_equal(fl_cpu_runner_init_parallel(&r, &model.cfg, &model.weights, &o, 8, &err), -1);
     assert_msg_contains(err.msg, "--tensor-parallel-size 8 does not divide");
+    /* a rank that cannot be built: the group is taken down, naming the rank */
+    fl_runner_opts huge = opts(64);
+    huge.num_blocks = 1 << 30;
+    assert_int_equal(fl_cpu_runner_init_parallel(&r, &model.cfg, &model.weights, &huge, 2, &err), -1);
+    assert_msg_contains(err.msg, "tensor-parallel rank 0 of 2: ");
+    assert_msg_contains(err.msg, "all ranks");
     fl_model_free(&model);
 }
 
