@@ -54,11 +54,15 @@ static const fl_vllm_flag flags[] = {
     { "data-parallel-size", required_argument, FL_VF_ENGINE, "1", ONE_GPU,
       "data parallelism is not built yet: run one server per GPU" },
     { "distributed-executor-backend", required_argument, FL_VF_ENGINE, "mp|uni|ray|external_launcher",
-      ONE_GPU ", in one process: there is no executor to choose",
+      "flashlm runs in one process (tensor-parallel ranks are its threads): there is no executor to choose",
       "not one of mp, uni, ray, external_launcher" },
-    { "disable-custom-all-reduce", no_argument, FL_VF_ENGINE, "*", ONE_GPU ": there is no all-reduce",
+    { "disable-custom-all-reduce", no_argument, FL_VF_ENGINE, "*",
+      "flashlm has no custom all-reduce kernel: its tensor-parallel ranks reduce through one communicator",
       NULL },
-    { "enable-expert-parallel", no_argument, FL_VF_ENGINE, "*", ONE_GPU ": it holds every expert", NULL },
+    { "enable-expert-parallel", no_argument, FL_VF_ENGINE, "*",
+      "tensor-parallel ranks split every expert by its intermediate size (vLLM's layout without this flag; "
+      "the same outputs): expert parallelism is not built",
+      NULL },
     /* the API server */
     { "disable-log-requests", no_argument, FL_VF_SERVE, "*",
       "requests are not logged unless --enable-log-requests (vLLM's default too)", NULL },
