@@ -51,9 +51,14 @@ typedef struct rows_of {
     int64_t first, count;
 } rows_of;
 
+static int64_t row_width(const fl_tensor *t)
+{
+    return t->ndim == 1 ? 1 : t->shape[t->ndim - 1];
+}
+
 static rows_of all_rows(const fl_tensor *t)
 {
-    return (rows_of){ t, 0, t->ndim == 1 ? t->shape[0] : fl_tensor_numel(t) / t->shape[t->ndim - 1] };
+    return (rows_of){ t, 0, fl_tensor_numel(t) / row_width(t) };
 }
 
 /* Converts the concatenation of parts (rows of the same width) into one
@@ -63,14 +68,14 @@ static float *put_parts(carve *c, const rows_of *parts, int num_parts)
     size_t n = 0;
     for (int i = 0; i < num_parts; i++) {
         const fl_tensor *t = parts[i].t;
-        const int64_t width = t->ndim == 1 ? 1 : t->shape[t->ndim - 1];
+        const int64_t width = row_width(t);
         FL_ASSERT(parts[i].first >= 0 && (parts[i].first + parts[i].count) * width <= fl_tensor_numel(t));
         n += (size_t)(parts[i].count * width);
     }
     float *dst = carve_take(c, n);
     for (size_t i = 0, at = 0; dst && i < (size_t)num_parts; i++) {
         const fl_tensor *t = parts[i].t;
-        const size_t width = (size_t)(t->ndim == 1 ? 1 : t->shape[t->ndim - 1]), m = (size_t)parts[i].count * width;
+        const size_t width = (size_t)row_width(t), m = (size_t)parts[i].count * width;
         fl_convert_to_f32(dst + at, (const char *)t->data + (size_t)parts[i].first * width * fl_dtype_size(t->dtype),
                           t->dtype, m);
         at += m;
@@ -452,12 +457,13 @@ static void check_batch(const fl_cpu_model *m, const fl_cpu_kv_cache *kv, const 
         FL_ASSERT(b->seq_lens[i] <= m->max_context);
 }
 
-/* x += the sum over the ranks of part (n rows of hidden): a row-parallel
- * product's partial sums. */
+/* x += part (n rows of hidden), summed over the ranks first if there are
+ * several: a row-parallel product's partial sums. */
 static void add_over_ranks(fl_cpu_model *m, float *part, int n)
 {
     const size_t count = (size_t)n * m->cfg.hidden_size;
-    m->comm->all_reduce_sum(m->comm, part, count);
+    if (m->comm)
+        m->comm->all_reduce_sum(m->comm, part, count);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < count; i++)
         m->x[i] += part[i];
@@ -620,14 +626,7 @@ static void moe_block(fl_cpu_model *m, int li, int n)
                 sum[i] += (out[i] + (bias ? bias[i] : 0.0f)) * w;
         }
     }
-    if (m->comm) {
-        add_over_ranks(m, m->moe_sum, n);
-        return;
-    }
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < n; t++)
-        for (int i = 0; i < h; i++)
-            m->x[(size_t)t * h + i] += m->moe_sum[(size_t)t * h + i];
+    add_over_ranks(m, m->moe_sum, n);
 }
 
 /* logits (rows, vocab) = lm_head(xn) by chunks of ROW_CHUNK rows: each
