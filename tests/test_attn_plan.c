@@ -28,6 +28,7 @@ static fl_attn_plan plan(const fl_attn_shape *s, int n, const int *q_lens, const
     assert_true(p.work_len <= fl_attn_plan_work_cap(s, n, qs[n]));
     assert_int_equal(p.work_len, 2 * p.num_prefill + p.num_decode);
     const int group = s->num_heads / s->num_kv_heads, tile = fl_attn_prefill_rows(s->head_dim);
+    int decode_rows = 0; /* the fp8 decode kernel's n-tiles are chosen by the most */
     for (int i = 0; i < n; i++) {
         const int rows = q_lens[i] * group;
         int covered = 0, decode = 0, last = 1 << 30;
@@ -47,8 +48,11 @@ static fl_attn_plan plan(const fl_attn_shape *s, int n, const int *q_lens, const
         } else {
             assert_int_equal(covered, 0);
             assert_int_equal(decode, rows > 0);
+            if (rows > decode_rows)
+                decode_rows = rows;
         }
     }
+    assert_int_equal(p.decode_rows, decode_rows);
     free(qs);
     return p;
 }
@@ -61,6 +65,7 @@ static void test_mixed_batch(void **state)
     int32_t *work;
     const fl_attn_plan p = plan(&s, 7, q_lens, seq_lens, 0, &work);
     assert_int_equal(p.num_decode, 3);
+    assert_int_equal(p.decode_rows, 16); /* 8 tokens of 2 heads */
     assert_int_equal(p.num_prefill, 1 + 5 + 1); /* 18, 600 and 128 rows in 128-row CTAs */
     free(work);
 }

@@ -71,7 +71,7 @@ class Shape(ctypes.Structure):
 
 class Plan(ctypes.Structure):
     _fields_ = [("num_prefill", ctypes.c_int), ("num_decode", ctypes.c_int), ("num_splits", ctypes.c_int),
-                ("work_len", ctypes.c_int), ("work", ctypes.POINTER(ctypes.c_int32))]
+                ("decode_rows", ctypes.c_int), ("work_len", ctypes.c_int), ("work", ctypes.POINTER(ctypes.c_int32))]
 
 
 class Args(ctypes.Structure):
@@ -121,7 +121,7 @@ class PagedAttention:
         sl_c = (ctypes.c_int32 * n)(*seq_lens)
         cap = lib.fl_attn_plan_work_cap(ctypes.byref(self.shape), n, qs[-1])
         self.work_host = (ctypes.c_int32 * max(cap, 1))()
-        self.plan = Plan(0, 0, 0, 0, self.work_host)
+        self.plan = Plan(0, 0, 0, 0, 0, self.work_host)
         lib.fl_attn_plan_build(ctypes.byref(self.plan), ctypes.byref(self.shape), qs_c, sl_c, n, max_seq_len)
         self.window, self.sinks = window, sinks
         # the decode CTAs per sequence and KV head this layer runs with

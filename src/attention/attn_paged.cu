@@ -7,7 +7,8 @@
  * Both kernels here share one warp routine: one or two 16-row tiles of packed
  * query rows against a run of keys in shared memory, S = QK^T and O += PV
  * on the tensor cores (mma.sync m16n8k16 bf16, fp32 accumulators), online
- * softmax in base 2 (softmax_step, attn_device.cuh).
+ * softmax in base 2 (softmax_step, attn_device.cuh); the decode of an fp8
+ * cache computes the transposes instead (fp8_attend).
  * A packed row r of a sequence with G query heads per KV head is query
  * token r / G, head kv_head * G + r % G, so the heads of a group share
  * every K/V tile they read.
@@ -113,30 +114,54 @@ static __device__ __forceinline__ void load_kv(bf16 *k_smem, bf16 *v_smem, const
     }
 }
 
-/* Where byte col of row r of an fp8 tile (rows of D bytes) lies: the
- * decode kernel's rows are rotated by r % 8 16-byte chunks (ROTATED, see
- * fp8_warp_attend), the prefill's are not. */
-template <int D, bool ROTATED> __device__ __forceinline__ int fp8_tile_offset(int r, int col)
+/* Where byte a of a decode fp8 tile (rows of D bytes) lies: its 16-byte
+ * chunk XORed with its 128-byte line's index mod 8, so that the decode's
+ * 16-byte loads of K and of V (fp8_attend) hit every bank once per phase
+ * at head dim 128. A slot starts at a multiple of 1 KiB and a pass of
+ * load_kv_fp8's rows is 2 KiB, so neither moves the pattern. The
+ * prefill's tiles are plain rows. */
+__device__ __forceinline__ uint32_t fp8_swizzle(uint32_t a)
 {
-    constexpr int CH = D / 16;
-    return r * D + (ROTATED ? (((col >> 4) + (r & 7)) % CH) * 16 + (col & 15) : col);
+    return a ^ (((a >> 7) & 7) << 4);
 }
 
-/* load_kv for an fp8 cache: the tile's rows as D bytes each
- * (fp8_tile_offset), zeros past kv_len; block < 0: each chunk reads its
- * block id from the table. */
-template <int D, int BN, bool ROTATED>
+/* load_kv for an fp8 cache: the tile's rows as D bytes each (SWIZZLED:
+ * fp8_swizzle, the decode's), zeros past kv_len; block is tile_block() of
+ * the tile. A full tile whose rows a pass of the threads covers evenly
+ * (head dims 32 to 256 but 96) takes the same chunk of every pass's rows:
+ * its addresses step by whole passes, with no per-chunk index arithmetic
+ * (the decode kernel is bound by its issue slots). */
+template <int D, int BN, bool SWIZZLED>
 static __device__ __forceinline__ void load_kv_fp8(uint8_t *k_smem, uint8_t *v_smem, const step_params &p,
                                                    const int32_t *table, int key0, int kv_len, int kv_head, int block)
 {
-    constexpr int CH = D / 16;
+    constexpr int CH = D / 16, ROWS_PER_PASS = NUM_THREADS / CH; /* a pass: 128 x 16 bytes, 2 KiB */
+    constexpr bool PASSES = NUM_THREADS % CH == 0 && BN % ROWS_PER_PASS == 0;
     const int mask = (1 << p.block_shift) - 1;
-    const bool whole = block >= 0 && one_block<BN>(p);
+    const bool whole = one_block<BN>(p);
     const uint8_t *kc = (const uint8_t *)p.k_cache, *vc = (const uint8_t *)p.v_cache;
+    if (PASSES && key0 + BN <= kv_len) {
+        const int j0 = threadIdx.x / CH, part = threadIdx.x % CH;
+        const uint32_t at = SWIZZLED ? fp8_swizzle(j0 * D + part * 16) : j0 * D + part * 16;
+        const uint32_t dk = smem_addr(k_smem) + at, dv = smem_addr(v_smem) + at;
+        const size_t pass = (size_t)ROWS_PER_PASS * p.num_kv_heads * D; /* cache elements a pass of rows spans */
+#pragma unroll
+        for (int i = 0; i < BN / ROWS_PER_PASS; i++) {
+            const int key = key0 + j0 + i * ROWS_PER_PASS;
+            /* a tile in one block: one address, stepped by passes; else each pass's block */
+            const size_t off = whole ? ((((size_t)block << p.block_shift) + ((key0 + j0) & mask)) * p.num_kv_heads +
+                                        kv_head) * D + part * 16 + i * pass
+                                     : ((((size_t)table[key >> p.block_shift] << p.block_shift) + (key & mask)) *
+                                        p.num_kv_heads + kv_head) * D + part * 16;
+            cp_async16(dk + i * ROWS_PER_PASS * D, kc + off, 16);
+            cp_async16(dv + i * ROWS_PER_PASS * D, vc + off, 16);
+        }
+        return;
+    }
     for (int c = threadIdx.x; c < BN * CH; c += NUM_THREADS) {
         const int j = c / CH, part = c % CH, key = key0 + j;
-        const int at = fp8_tile_offset<D, ROTATED>(j, part * 16);
-        const uint32_t dk = smem_addr(k_smem + at), dv = smem_addr(v_smem + at);
+        const uint32_t at = SWIZZLED ? fp8_swizzle(j * D + part * 16) : j * D + part * 16;
+        const uint32_t dk = smem_addr(k_smem) + at, dv = smem_addr(v_smem) + at;
         if (key < kv_len) {
             const size_t blk = whole ? (size_t)block : (size_t)table[key >> p.block_shift];
             const size_t off = ((blk * (mask + 1) + (key & mask)) * p.num_kv_heads + kv_head) * D + part * 16;
@@ -517,40 +542,95 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, const 
     }
 }
 
-/* ---- decode from an fp8 cache: MMA fragments straight from the bytes ----
+/* ---- decode from an fp8 cache: keys on the MMA's 16-row side ----
  *
- * Widening a tile in shared memory first (bytes in, float16 out, then
- * ldmatrix) moved 7 bytes of shared memory per byte of cache and bound the
- * kernel there (ncu: L1/TEX 81% busy, fp8 only 1.15x bf16's speed,
- * docs/PERF.md). Instead each thread loads the bytes of its own MMA
- * fragments, 32 bits at a time, and converts them in registers; a tile's
- * bytes are read from shared memory once.
- * - K: the B fragment of m16n8k16 wants, for key n = lane / 4, columns
- *   2t, 2t+1 and 2t+8, 2t+9 (t = lane % 4) of each 16-column step. Which
- *   columns pair up in a dot product does not matter so long as Q agrees:
- *   step s of thread t takes the four bytes at columns 16s + 4t .. 16s + 4t + 3,
- *   one 32-bit load, and Q's A fragment is read in the same order
- *   (fp8_q_fragments).
- * - V: the B fragment of P V wants two keys (2t, 2t+1, and 2t+8, 2t+9) of
- *   one column (n = lane / 4). Each thread loads 4 bytes of 4 columns from
- *   each of its 4 keys' rows and pairs the keys' bytes with a byte permute:
- *   the fragments of 4 n-tiles (2 for head dim 16). So n index n of n-tile
- *   dt is column fp8_out_col(dt, n), and O is written back in that order.
- * Rows are rotated by row % 8 chunks of 16 bytes (fp8_tile_offset): with
- * head dim 128 the 32 lanes of every load above hit 32 banks. Rows past the
- * context are copied as zeros (load_kv_fp8). */
+ * The bf16 decode puts a tile's packed query rows on the 16-row side of
+ * m16n8k16, and a decode token of a GQA group of 2 fills 2 of its 16. The
+ * fp8 decode computes the transposes, S^T = K Q^T and O^T = V^T P^T: keys
+ * and head-dim columns take the 16-row side, the query rows the 8-wide one
+ * (NT n-tiles: 1 for up to 8 rows, 2 for 16). That halves the MMAs a key
+ * and the accumulators of O. The kernel is bound by its issue slots (ncu:
+ * an instruction in 63% of the schedulers' cycles with rows on the 16 side,
+ * docs/PERF.md), so each thread loads its own fragments' bytes from shared
+ * memory with loads as wide as 16 bytes and converts them in registers
+ * (widening tiles in shared memory first bound the kernel there):
+ * - K, the A of S^T: thread t holds bytes [t D/4, (t + 1) D/4) of keys g
+ *   and g + 8; k-step ks takes bytes 4 ks .. 4 ks + 3 of them as the MMA's
+ *   columns 2t, 2t+1, 2t+8, 2t+9. Which columns pair up in a dot product
+ *   does not matter so long as Q's B fragment agrees (fp8_q_fragments).
+ * - P^T, the B of O^T, is S^T's accumulator transposed by movmatrix.
+ * - V, the A of O^T: thread g holds columns [g D/8, (g + 1) D/8) of keys
+ *   2t, 2t+1, 2t+8, 2t+9, key pairs side by side by byte permutes; MMA
+ *   mt's rows g and g + 8 are columns g D/8 + 2 mt and + 1, so each thread
+ *   ends with contiguous columns of O.
+ * Tiles are fp8_swizzle'd rows: at head dim 128 the 16-byte loads of K
+ * (keys g, chunks 2t, 2t + 1) and of V (keys 2t.., chunk g) hit every bank
+ * once per phase of 8 lanes. Rows past the context are copied as zeros
+ * (load_kv_fp8). */
 
-/* Bytes a thread loads per key row for P V: 4 (2 for head dim 16). */
-template <int D> static constexpr __host__ __device__ int fp8_v_width(void)
+/* One warp's state: O^T[mt][nt] (accumulator of MMA mt, n-tile nt),
+ * m the raw-score maxima and l this thread's part of the sums of P (keys
+ * g, g + 8) of query rows 8 (i >> 1) + 2t + (i & 1). */
+template <int D, int NT> struct fp8_state {
+    float o[D / 16][NT][4];
+    float m[2 * NT];
+    float l[2 * NT];
+};
+
+/* The shared-memory offsets of a thread's fragment bytes in a tile
+ * (fp8_swizzle), the same for every tile: K's pieces of keys g and g + 8,
+ * V's of keys 2t, 2t + 1, 2t + 8, 2t + 9 (from the warp's first row). With
+ * lines of whole rows (head dims 128, 256) key r + 8 is swizzled as key r,
+ * 8 D bytes on, which a load's immediate offset adds: half the registers. */
+static constexpr __host__ __device__ int fp8_piece(int bytes, int widest)
 {
-    return D >= 32 ? 4 : 2;
+    return bytes % widest == 0 ? widest : bytes % 8 == 0 ? 8 : bytes % 4 == 0 ? 4 : 2;
+}
+template <int D> struct fp8_offsets {
+    static constexpr int KB = D / 4, VB = D / 8; /* bytes a thread reads per row of K, of V */
+    /* load widths: 16 bytes, 8 at head dim 256 (whose two n-tiles spilled with 16) */
+    static constexpr int KP = fp8_piece(KB, D >= 256 ? 8 : 16), VP = fp8_piece(VB, D >= 256 ? 8 : 16);
+    static constexpr int ROWS_8_ON = D % 128 == 0; /* key r + 8 from key r's offset */
+    uint32_t k[ROWS_8_ON ? 1 : 2][KB / KP], v[ROWS_8_ON ? 2 : 4][VB / VP];
+
+    /* piece i of key g + 8 h (K), of key 2t + (k & 1) + 8 (k >> 1) (V) */
+    __device__ __forceinline__ uint32_t key(int h, int i) const { return ROWS_8_ON ? k[0][i] + 8 * D * h : k[h][i]; }
+    __device__ __forceinline__ uint32_t value(int k4, int i) const
+    {
+        return ROWS_8_ON ? v[k4 & 1][i] + 8 * D * (k4 >> 1) : v[k4][i];
+    }
+};
+
+template <int D> __device__ __forceinline__ void fp8_offsets_init(fp8_offsets<D> &off, int wrow0)
+{
+    using O = fp8_offsets<D>;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int h = 0; h < (O::ROWS_8_ON ? 1 : 2); h++)
+#pragma unroll
+        for (int i = 0; i < O::KB / O::KP; i++)
+            off.k[h][i] = fp8_swizzle((wrow0 + g + 8 * h) * D + t * O::KB + i * O::KP);
+#pragma unroll
+    for (int k = 0; k < (O::ROWS_8_ON ? 2 : 4); k++)
+#pragma unroll
+        for (int i = 0; i < O::VB / O::VP; i++)
+            off.v[k][i] = fp8_swizzle((wrow0 + 2 * t + (k & 1) + 8 * (k >> 1)) * D + g * O::VB + i * O::VP);
 }
 
-/* The column of n index n of P V's n-tile dt. */
-template <int D> __device__ __forceinline__ int fp8_out_col(int dt, int n)
+/* A piece of P bytes at `at` as words (P = 2: one word, in its low half). */
+template <int P> __device__ __forceinline__ void fp8_piece_words(uint32_t *w, const uint8_t *at)
 {
-    constexpr int W = fp8_v_width<D>();
-    return 8 * W * (dt / W) + W * n + dt % W;
+    if (P == 16) {
+        const uint4 x = *(const uint4 *)at;
+        w[0] = x.x, w[1] = x.y, w[2] = x.z, w[3] = x.w;
+    } else if (P == 8) {
+        const uint2 x = *(const uint2 *)at;
+        w[0] = x.x, w[1] = x.y;
+    } else if (P == 4) {
+        w[0] = *(const uint32_t *)at;
+    } else {
+        w[0] = *(const uint16_t *)at;
+    }
 }
 
 /* float16 of a bf16 pair, saturated at float16's largest (a query beyond
@@ -561,68 +641,167 @@ __device__ __forceinline__ uint32_t bf16x2_to_f16x2_sat(uint32_t v)
     return pack_f16(fminf(fmaxf(f.x, -65504.f), 65504.f), fminf(fmaxf(f.y, -65504.f), 65504.f));
 }
 
-/* The warp's Q A fragments of its 16 packed rows (zeros past rows), in
- * float16, in the column order the K fragments are read in (above). */
-template <int D>
-static __device__ __forceinline__ void fp8_q_fragments(uint32_t (&a)[D / 16][4], const step_params &p, int q0,
+/* The warp's Q, the B fragments of S^T (zeros past rows), in float16: for
+ * k-step ks and n-tile nt, row 8 nt + g, columns t D/4 + 4 ks .. + 3. */
+template <int D, int NT>
+static __device__ __forceinline__ void fp8_q_fragments(uint32_t (&qb)[D / 16][NT][2], const step_params &p, int q0,
                                                        int rows, int kv_head)
 {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 #pragma unroll
-    for (int half = 0; half < 2; half++) {
-        const int row = g + 8 * half;
-        const bf16 *src = p.q + row_offset(p, q0, row < rows ? row : 0, kv_head, D) + 4 * t;
+    for (int nt = 0; nt < NT; nt++) {
+        const int row = g + 8 * nt;
+        const bf16 *src = p.q + row_offset(p, q0, row < rows ? row : 0, kv_head, D) + t * (D / 4);
 #pragma unroll
         for (int ks = 0; ks < D / 16; ks++) {
-            const uint2 v = row < rows ? *(const uint2 *)(src + 16 * ks) : make_uint2(0, 0);
-            a[ks][half] = bf16x2_to_f16x2_sat(v.x);     /* columns 16 ks + 4t, +1: a0 (row g), a1 (g + 8) */
-            a[ks][2 + half] = bf16x2_to_f16x2_sat(v.y); /* +2, +3: a2, a3 */
+            const uint2 v = row < rows ? *(const uint2 *)(src + 4 * ks) : make_uint2(0, 0);
+            qb[ks][nt][0] = bf16x2_to_f16x2_sat(v.x); /* MMA k 2t, 2t + 1 */
+            qb[ks][nt][1] = bf16x2_to_f16x2_sat(v.y); /* 2t + 8, 2t + 9 */
         }
     }
 }
 
-/* warp_attend for the fp8 decode: the warp's 16 rows (fragments a) against
- * keys key0 .. key0 + 15, rows wrow0 .. wrow0 + 15 of the fp8 tiles. */
-template <int D>
-static __device__ __forceinline__ void fp8_warp_attend(warp_state<D, 1> &st, const uint32_t (&a)[D / 16][4],
-                                                       const uint8_t *k_tile, const uint8_t *v_tile, int wrow0,
-                                                       int key0, int first_pos, int group, bool need_mask,
-                                                       int window, float scale_log2)
+__device__ __forceinline__ uint32_t movmatrix_trans(uint32_t x)
 {
-    constexpr int W = fp8_v_width<D>();
+    uint32_t y;
+    asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
+    return y;
+}
+
+/* The online softmax of S^T (s[nt]: keys g, g + 8 by query rows 2t, 2t + 1
+ * of n-tile nt), as softmax_step does it for the bf16 kernel's layout. */
+template <int D, int NT>
+__device__ __forceinline__ void fp8_softmax(fp8_state<D, NT> &st, float (&s)[NT][4], int key0, int first_pos,
+                                            int group, bool need_mask, int window, float scale_log2)
+{
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    float s[1][2][4] = {};
+    if (need_mask)
 #pragma unroll
-    for (int ks = 0; ks < D / 16; ks++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            uint32_t b0, b1;
-            e4m3x4_to_f16x4(*(const uint32_t *)(k_tile + fp8_tile_offset<D, true>(wrow0 + 8 * j + g, 16 * ks + 4 * t)), b0,
-                            b1);
-            mma_f16(s[0][j], a[ks], b0, b1);
+            for (int j = 0; j < 4; j++) {
+                const int key = key0 + g + 8 * (j >> 1), limit = first_pos + (8 * nt + 2 * t + (j & 1)) / group;
+                if (window > 0 ? (unsigned)(limit - key) >= (unsigned)window : key > limit)
+                    s[nt][j] = -INFINITY;
+            }
+    float base[2 * NT], alpha[2 * NT];
+    bool grew = false;
+#pragma unroll
+    for (int i = 0; i < 2 * NT; i++) {
+        float mx = fmaxf(st.m[i], fmaxf(s[i >> 1][i & 1], s[i >> 1][2 + (i & 1)]));
+#pragma unroll
+        for (int o = 4; o < 32; o <<= 1)
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
+        base[i] = mx == -INFINITY ? 0.f : mx * scale_log2;
+        alpha[i] = fast_exp2(fmaf(st.m[i], scale_log2, -base[i]));
+        grew |= mx != st.m[i];
+        st.m[i] = mx;
+    }
+    if (__any_sync(0xffffffff, grew)) {
+#pragma unroll
+        for (int mt = 0; mt < D / 16; mt++)
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    st.o[mt][nt][j] *= alpha[2 * nt + (j & 1)];
+#pragma unroll
+        for (int i = 0; i < 2 * NT; i++)
+            st.l[i] *= alpha[i];
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            s[nt][j] = fast_exp2(fmaf(s[nt][j], scale_log2, -base[2 * nt + (j & 1)]));
+            st.l[2 * nt + (j & 1)] += s[nt][j];
         }
-    softmax_step<D, 16, 1, false>(st, s, key0, first_pos, 0, group, need_mask, window, scale_log2);
-    uint32_t pa[4];
-    pack_p<true>(pa, s[0][0], s[0][1]);
+}
+
+/* The warp's 16 keys from key0 (rows at off of the tiles) against its
+ * query rows (qb). */
+template <int D, int NT>
+static __device__ __forceinline__ void fp8_attend(fp8_state<D, NT> &st, const uint32_t (&qb)[D / 16][NT][2],
+                                                  const uint8_t *k_tile, const uint8_t *v_tile,
+                                                  const fp8_offsets<D> &off, int key0, int first_pos, int group,
+                                                  bool need_mask, int window, float scale_log2)
+{
+    using O = fp8_offsets<D>;
+    constexpr int KW = O::KP / 4, VW = (O::VP + 3) / 4; /* words a piece */
+    float s[NT][4] = {};
+    /* a piece of K at a time (both keys' bytes): its k-steps */
 #pragma unroll
-    for (int q = 0; q < D / (8 * W); q++) {
-        uint32_t w[4]; /* rows 2t, 2t + 1, 2t + 8, 2t + 9: W bytes of columns 8 W q + W g .. */
+    for (int i = 0; i < O::KB / O::KP; i++) {
+        uint32_t kw[2][KW];
+        fp8_piece_words<O::KP>(kw[0], k_tile + off.key(0, i));
+        fp8_piece_words<O::KP>(kw[1], k_tile + off.key(1, i));
 #pragma unroll
-        for (int k = 0; k < 4; k++) {
-            const uint8_t *at = v_tile + fp8_tile_offset<D, true>(wrow0 + 2 * t + (k & 1) + 8 * (k >> 1), 8 * W * q + W * g);
-            w[k] = W == 4 ? *(const uint32_t *)at : *(const uint16_t *)at;
+        for (int w = 0; w < KW; w++) {
+            const int ks = i * KW + w;
+            uint32_t a[4];
+            e4m3x4_to_f16x4(kw[0][w], a[0], a[2]);
+            e4m3x4_to_f16x4(kw[1][w], a[1], a[3]);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+                mma_f16(s[nt], a, qb[ks][nt][0], qb[ks][nt][1]);
         }
-        /* byte e of both rows of a pair, side by side: n-tile W q + e's fragment */
-        uint32_t b0[4], b1[4];
-        e4m3x4_to_f16x4(__byte_perm(w[0], w[1], 0x5140), b0[0], b0[1]);
-        e4m3x4_to_f16x4(__byte_perm(w[2], w[3], 0x5140), b1[0], b1[1]);
-        if (W == 4) {
-            e4m3x4_to_f16x4(__byte_perm(w[0], w[1], 0x7362), b0[2], b0[3]);
-            e4m3x4_to_f16x4(__byte_perm(w[2], w[3], 0x7362), b1[2], b1[3]);
-        }
+    }
+    fp8_softmax<D, NT>(st, s, key0, first_pos, group, need_mask, window, scale_log2);
+    uint32_t pb[NT][2];
 #pragma unroll
-        for (int e = 0; e < W; e++)
-            mma_f16(st.o[0][W * q + e], pa, b0[e], b1[e]);
+    for (int nt = 0; nt < NT; nt++) {
+        pb[nt][0] = movmatrix_trans(pack_f16(s[nt][0], s[nt][1])); /* keys 2t, 2t + 1 of row g */
+        pb[nt][1] = movmatrix_trans(pack_f16(s[nt][2], s[nt][3])); /* keys 2t + 8, 2t + 9 */
+    }
+    /* a piece of V at a time (the four keys' bytes): word w gives MMAs 2w
+     * (its bytes 0, 1 of both keys of a pair, side by side) and 2w + 1
+     * (bytes 2, 3) */
+#pragma unroll
+    for (int i = 0; i < O::VB / O::VP; i++) {
+        uint32_t vw[4][VW];
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            fp8_piece_words<O::VP>(vw[k], v_tile + off.value(k, i));
+#pragma unroll
+        for (int h = 0; h < 2 * VW && (i * VW * 2 + h) < D / 16; h++) {
+            const int mt = i * VW * 2 + h, w = h / 2;
+            const uint32_t sel = h & 1 ? 0x7362 : 0x5140;
+            uint32_t a[4];
+            e4m3x4_to_f16x4(__byte_perm(vw[0][w], vw[1][w], sel), a[0], a[1]);
+            e4m3x4_to_f16x4(__byte_perm(vw[2][w], vw[3][w], sel), a[2], a[3]);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+                mma_f16(st.o[mt][nt], a, pb[nt][0], pb[nt][1]);
+        }
+    }
+}
+
+/* Leaves the warp's O (unnormalised, columns in order), m and l in the
+ * merge buffers (rows of D floats, ROWS rows a warp): rows below `rows`. */
+template <int D, int NT>
+static __device__ __forceinline__ void fp8_state_store(fp8_state<D, NT> &st, float *o_buf, float *m_buf, float *l_buf,
+                                                       int rows)
+{
+    constexpr int ROWS = FL_ATTN_DECODE_ROWS;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int i = 0; i < 2 * NT; i++)
+#pragma unroll
+        for (int o = 4; o < 32; o <<= 1)
+            st.l[i] += __shfl_xor_sync(0xffffffff, st.l[i], o);
+#pragma unroll
+    for (int i = 0; i < 2 * NT; i++) {
+        const int row = 8 * (i >> 1) + 2 * t + (i & 1);
+        if (row >= rows)
+            continue;
+        float *o_row = o_buf + (warp * ROWS + row) * D + g * (D / 8);
+#pragma unroll
+        for (int mt = 0; mt < D / 16; mt++)
+            *(float2 *)(o_row + 2 * mt) = make_float2(st.o[mt][i >> 1][i & 1], st.o[mt][i >> 1][2 + (i & 1)]);
+        if (g == 0) {
+            m_buf[warp * ROWS + row] = st.m[i];
+            l_buf[warp * ROWS + row] = st.l[i];
+        }
     }
 }
 
@@ -640,7 +819,7 @@ static __device__ __forceinline__ void fp8_warp_attend(warp_state<D, 1> &st, con
 
 /* Fills a slot (k_tile, v_tile) with keys [key0, key0 + BN) of the
  * sequence (table) for kv_head; block is tile_block() of the tile (read
- * by the tensor copies only). */
+ * ahead by the filling threads: the tensor copies', every thread for fp8). */
 template <int D, bool TMA, bool FP8>
 static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, uint64_t *bar, const step_params &p,
                                                    const CUtensorMap *tk, const CUtensorMap *tv,
@@ -648,8 +827,7 @@ static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, u
 {
     constexpr int BN = FL_ATTN_DECODE_TILE;
     if (FP8) { /* rows of bytes, each chunk's block id from the table */
-        load_kv_fp8<D, BN, true>((uint8_t *)k_tile, (uint8_t *)v_tile, p, table, key0, ctx, kv_head,
-                                 tile_block<BN>(p, table, key0, ctx));
+        load_kv_fp8<D, BN, true>((uint8_t *)k_tile, (uint8_t *)v_tile, p, table, key0, ctx, kv_head, block);
         asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
         return;
     }
@@ -676,9 +854,11 @@ static __device__ __forceinline__ void decode_fill(bf16 *k_tile, bf16 *v_tile, u
 }
 
 /* TMA: K/V tiles by tensor copies (the Hopper set; sm_90), else by
- * cp.async (the portable set). */
-template <int D, bool TMA, bool FP8>
-__global__ void __launch_bounds__(NUM_THREADS, FP8 && D <= 128 ? 4 : 1) /* fp8: 4 CTAs an SM (128 registers) */
+ * cp.async (the portable set). FP8: an fp8 cache, by fp8_attend over NT
+ * n-tiles of query rows (1: a tile of at most 8 rows). */
+template <int D, bool TMA, bool FP8, int NT = 2>
+/* fp8: 4 CTAs an SM (128 registers), 3 with two n-tiles (their accumulators spilled at 4) */
+__global__ void __launch_bounds__(NUM_THREADS, FP8 && D <= 128 ? (NT == 1 ? 4 : 3) : 1)
     decode_kernel(step_params p, int work_offset, int num_splits, const __grid_constant__ CUtensorMap k_map,
                   const __grid_constant__ CUtensorMap v_map)
 {
@@ -720,9 +900,9 @@ __global__ void __launch_bounds__(NUM_THREADS, FP8 && D <= 128 ? 4 : 1) /* fp8: 
     __syncthreads(); /* the barriers are initialised */
     auto k_slot = [&](int i) { return (bf16 *)(kv_smem + 2 * i * SLOT_BYTES); };
     auto v_slot = [&](int i) { return (bf16 *)(kv_smem + (2 * i + 1) * SLOT_BYTES); };
-    /* a tile's block id, read only by the thread that fills slots with it */
+    /* a tile's block id, read only by the threads that fill slots with it */
     auto fill_block = [&](int t) {
-        return TMA && threadIdx.x == 0 && t < tile1 ? tile_block<BN>(p, table, t * BN, ctx) : 0;
+        return (FP8 || (TMA && threadIdx.x == 0)) && t < tile1 ? tile_block<BN>(p, table, t * BN, ctx) : 0;
     };
     for (int i = 0; i < S && tile0 + i < tile1; i++)
         decode_fill<D, TMA, FP8>(k_slot(i), v_slot(i), &full[i], p, &k_map, &v_map, table, (tile0 + i) * BN, ctx,
@@ -734,21 +914,30 @@ __global__ void __launch_bounds__(NUM_THREADS, FP8 && D <= 128 ? 4 : 1) /* fp8: 
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int min_limit = ctx - q_len;
-    warp_state<D, 1> st;
-    state_init<D, 1>(st);
+    warp_state<D, 1> st; /* the bf16 kernel's state, */
+    fp8_state<D, NT> st8; /* the fp8 kernel's, and its Q and fragment offsets */
+    uint32_t qb[D / 16][NT][2];
+    fp8_offsets<D> off8;
+    if (FP8) {
+        for (int i = 0; i < 2 * NT; i++)
+            st8.m[i] = -INFINITY, st8.l[i] = 0.f;
+        for (int mt = 0; mt < D / 16; mt++)
+            for (int nt = 0; nt < NT; nt++)
+                st8.o[mt][nt][0] = st8.o[mt][nt][1] = st8.o[mt][nt][2] = st8.o[mt][nt][3] = 0.f;
+        fp8_q_fragments<D, NT>(qb, p, q0, rows, kv_head);
+        fp8_offsets_init<D>(off8, warp * NK);
+    } else {
+        state_init<D, 1>(st);
+    }
     const uint32_t q_base = smem_addr(q_smem);
-    uint32_t qa[D / 16][4]; /* the fp8 kernel's Q */
-    if (FP8)
-        fp8_q_fragments<D>(qa, p, q0, rows, kv_head);
     for (int tile = tile0; tile < tile1; tile++) {
         const int i = tile - tile0, slot = i % S;
         mbar_wait(&full[slot], (i / S) & 1);
         const int key0 = tile * BN + warp * NK;
         const bool need_mask = key0 + NK - 1 > min_limit || before_window(p, key0, ctx - 1);
         if (FP8) { /* rows past the context were copied as zeros */
-            fp8_warp_attend<D>(st, qa, (const uint8_t *)k_slot(slot),
-                               (const uint8_t *)v_slot(slot), warp * NK, key0, ctx - q_len, p.group, need_mask,
-                               p.window, p.scale_log2);
+            fp8_attend<D, NT>(st8, qb, (const uint8_t *)k_slot(slot), (const uint8_t *)v_slot(slot), off8, key0,
+                              ctx - q_len, p.group, need_mask, p.window, p.scale_log2);
         } else {
             if (tile * BN + BN > ctx) {
                 zero_v_rows<D, BN, NUM_THREADS>((char *)v_slot(slot), ctx - tile * BN);
@@ -769,25 +958,29 @@ __global__ void __launch_bounds__(NUM_THREADS, FP8 && D <= 128 ? 4 : 1) /* fp8: 
     /* merge the four warps: each leaves its O (unnormalised), m and l;
      * only the tile's real rows (a decode token of a GQA group of 2 fills
      * 2 of 16) */
-    row_sums_finish<D, 1, false>(st);
     float *o_buf = (float *)kv_smem;                /* [NUM_WARPS][ROWS][D] */
     float *m_buf = o_buf + NUM_WARPS * ROWS * D;    /* [NUM_WARPS][ROWS] */
     float *l_buf = m_buf + NUM_WARPS * ROWS;
-    const int t = lane & 3;
+    if (FP8) {
+        fp8_state_store<D, NT>(st8, o_buf, m_buf, l_buf, rows);
+    } else {
+        row_sums_finish<D, 1, false>(st);
+        const int t = lane & 3;
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int row = (lane >> 2) + 8 * r;
-        if (row >= rows)
-            continue;
-        float *o_row = o_buf + (warp * ROWS + row) * D;
+        for (int r = 0; r < 2; r++) {
+            const int row = (lane >> 2) + 8 * r;
+            if (row >= rows)
+                continue;
+            float *o_row = o_buf + (warp * ROWS + row) * D;
 #pragma unroll
-        for (int dt = 0; dt < D / 8; dt++) { /* the fp8 kernel's columns are fp8_out_col's */
-            o_row[FP8 ? fp8_out_col<D>(dt, 2 * t) : dt * 8 + 2 * t] = st.o[0][dt][2 * r];
-            o_row[FP8 ? fp8_out_col<D>(dt, 2 * t + 1) : dt * 8 + 2 * t + 1] = st.o[0][dt][2 * r + 1];
-        }
-        if (t == 0) {
-            m_buf[warp * ROWS + row] = st.m[r];
-            l_buf[warp * ROWS + row] = row_sum(st, r);
+            for (int dt = 0; dt < D / 8; dt++) {
+                o_row[dt * 8 + 2 * t] = st.o[0][dt][2 * r];
+                o_row[dt * 8 + 2 * t + 1] = st.o[0][dt][2 * r + 1];
+            }
+            if (t == 0) {
+                m_buf[warp * ROWS + row] = st.m[r];
+                l_buf[warp * ROWS + row] = row_sum(st, r);
+            }
         }
     }
     __syncthreads();
@@ -863,13 +1056,13 @@ template <int D, int BN, int MT, int S> static cudaError_t configure(void)
                                 (const void *)prefill_kernel<D, BN, MT, S, true, false>,
                                 (const void *)prefill_kernel<D, FP8_BN, MT, S, false, true>,
                                 (const void *)prefill_kernel<D, FP8_BN, MT, S, true, true> };
-    const void *decodes[3] = { (const void *)decode_kernel<D, false, false>, (const void *)decode_kernel<D, true, false>,
-                               (const void *)decode_kernel<D, false, true> };
+    const void *decodes[4] = { (const void *)decode_kernel<D, false, false>, (const void *)decode_kernel<D, true, false>,
+                               (const void *)decode_kernel<D, false, true, 1>, (const void *)decode_kernel<D, false, true, 2> };
     cudaError_t e = cudaSuccess;
     for (int i = 0; i < 4 && e == cudaSuccess; i++)
         e = cudaFuncSetAttribute(prefills[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  i < 2 ? prefill_smem : prefill_fp8_smem);
-    for (int i = 0; i < 3 && e == cudaSuccess; i++)
+    for (int i = 0; i < 4 && e == cudaSuccess; i++)
         e = cudaFuncSetAttribute(decodes[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  i < 2 ? decode_smem : decode_fp8_smem);
     return e;
@@ -908,7 +1101,9 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, int sp
     }
     if (plan->num_decode > 0) {
         const int offset = 2 * plan->num_prefill;
-        const auto decode = fp8 ? decode_kernel<D, false, true> : hopper ? decode_kernel<D, true, false> : decode_kernel<D, false, false>;
+        /* fp8: one n-tile of query rows when every decode tile has at most 8 */
+        const auto decode = fp8 ? (plan->decode_rows <= 8 ? decode_kernel<D, false, true, 1> : decode_kernel<D, false, true, 2>)
+                                : hopper ? decode_kernel<D, true, false> : decode_kernel<D, false, false>;
         const size_t smem = fp8 ? decode_smem_bytes<D, true>() : decode_smem_bytes<D, false>();
         decode<<<dim3(plan->num_decode, p.num_kv_heads, splits), NUM_THREADS, smem, stream>>>(
             p, offset, splits, maps[0], maps[1]);

@@ -21,11 +21,12 @@
  * vLLM's k_scale and v_scale).
  *
  * An fp8 cache is read as it is stored, half the bytes of bf16: its tiles
- * land in shared memory as bytes, each warp widens the keys it reads to
- * float16 there (e4m3 is exact in float16; Hopper converts e4m3 pairs to
- * float16 pairs in one instruction, to bf16 not at all), and the tensor
- * cores take float16 Q, K, P and V; the scales join the softmax scale (K)
- * and the output (V), so no element is multiplied. Both kernel sets copy
+ * land in shared memory as bytes, widened to float16 (e4m3 is exact in
+ * float16; Hopper converts e4m3 pairs to float16 pairs in one instruction,
+ * to bf16 not at all) by the prefill in shared memory and by the decode in
+ * registers, and the tensor cores take float16 Q, K, P and V; the scales
+ * join the softmax scale (K) and the output (V), so no element is
+ * multiplied. Both kernel sets copy
  * fp8 tiles with cp.async, and the Hopper set's prefill runs the portable
  * kernel for an fp8 cache (its wgmma path reads bf16 only).
  *
@@ -137,6 +138,7 @@ typedef struct fl_attn_plan {
     int num_prefill;     /* prefill CTAs per KV head */
     int num_decode;      /* decode sequences */
     int num_splits;      /* CTAs per decode sequence and KV head of a layer without a window */
+    int decode_rows;     /* the most packed rows (query tokens x group) of a decode sequence */
     int work_len;        /* int32s used in work */
     int32_t *work;       /* caller's, fl_attn_plan_work_cap() entries */
 } fl_attn_plan;

@@ -118,12 +118,15 @@ void fl_attn_plan_build(fl_attn_plan *p, const fl_attn_shape *s, const int32_t *
     }
     p->num_prefill = n / 2;
     int longest = max_seq_len;
+    p->decode_rows = 0;
     for (int i = 0; i < num_seqs; i++) {
         const int rows = (query_start[i + 1] - query_start[i]) * group;
         if (rows > 0 && rows <= FL_ATTN_DECODE_ROWS) {
             p->work[n++] = i;
             if (seq_lens[i] > longest)
                 longest = seq_lens[i];
+            if (rows > p->decode_rows)
+                p->decode_rows = rows;
         }
     }
     p->num_decode = n - 2 * p->num_prefill;
