@@ -161,6 +161,19 @@ template <int TILE_ROWS> __device__ __forceinline__ uint32_t panel_offset(int r,
     return (c >> 3) * TILE_ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4);
 }
 
+/* Raises a row's running raw-score maximum m to mx (the tile's, m
+ * included): base is the new maximum in scaled base-2 units (0 for a row
+ * that has seen only masked keys: exp2(-inf) = 0), alpha the factor that
+ * rescales what was summed under the old one. Returns whether it grew. */
+__device__ __forceinline__ bool raise_max(float &m, float mx, float scale_log2, float &base, float &alpha)
+{
+    base = mx == -INFINITY ? 0.f : mx * scale_log2;
+    alpha = fast_exp2(fmaf(m, scale_log2, -base));
+    const bool grew = mx != m;
+    m = mx;
+    return grew;
+}
+
 /* Sets to -inf a warp's scores s (as in softmax_step) of the keys past
  * each row's position and, with window > 0, of those before its window:
  * a key is seen iff 0 <= position - key < window, one unsigned compare, as
@@ -224,11 +237,7 @@ __device__ __forceinline__ void softmax_step(warp_state<D, MT> &st, float (&s)[M
                 mx = fmaxf(mx, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-            /* a row that has seen only masked keys keeps base 0: exp2(-inf) = 0 */
-            base[i] = mx == -INFINITY ? 0.f : mx * scale_log2;
-            alpha[i] = fast_exp2(fmaf(st.m[i], scale_log2, -base[i]));
-            grew |= mx != st.m[i];
-            st.m[i] = mx;
+            grew |= raise_max(st.m[i], mx, scale_log2, base[i], alpha[i]);
         }
     /* the maxima settle after the first tiles: skip the rescale of O when no
      * row of the warp grew (alpha is then exactly 1) */

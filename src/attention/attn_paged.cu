@@ -692,10 +692,7 @@ __device__ __forceinline__ void fp8_softmax(fp8_state<D, NT> &st, float (&s)[NT]
 #pragma unroll
         for (int o = 4; o < 32; o <<= 1)
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
-        base[i] = mx == -INFINITY ? 0.f : mx * scale_log2;
-        alpha[i] = fast_exp2(fmaf(st.m[i], scale_log2, -base[i]));
-        grew |= mx != st.m[i];
-        st.m[i] = mx;
+        grew |= raise_max(st.m[i], mx, scale_log2, base[i], alpha[i]);
     }
     if (__any_sync(0xffffffff, grew)) {
 #pragma unroll
