@@ -3,22 +3,51 @@ tile costs: the hopper backend's decode at B256 (Qwen3-0.6B's heads, bf16
 cache, block size 128) timed at contexts just below and above multiples of
 64 keys (a CONTEXT of A-B: each sequence's drawn from [A, B], seeded, as
 in serving), and two causal prefills beside them (a change to the shared
-TMA copies shows in both). LIB picks the library (default
+TMA copies shows in both), after the read-only ceiling: a 1 GiB read by a
+kernel that only sums, beside the 1 GiB copy. LIB picks the library (default
 build/libflashlm_attn.so), so two builds can be timed in one device call.
 Figures and what they showed: docs/PERF.md."""
 import os
 import sys
 
 import torch
+import triton
+import triton.language as tl
 
 import attn_check as ac
 
 HQ, HKV, D, BS = 16, 8, 128, 128
 
 
+@triton.jit
+def read_kernel(x, out, n_per_prog, BLOCK: tl.constexpr):
+    """Sums a program's n_per_prog int32 values: the reads, and one store."""
+    base = tl.program_id(0).to(tl.int64) * n_per_prog
+    acc = tl.zeros((BLOCK,), dtype=tl.int32)
+    for i in range(0, n_per_prog, BLOCK):
+        acc += tl.load(x + base + i + tl.arange(0, BLOCK))
+    tl.store(out + tl.program_id(0), tl.sum(acc))
+
+
+def ceilings(dev):
+    x = torch.ones(1 << 28, dtype=torch.int32, device=dev)
+    out = torch.empty(1 << 14, dtype=torch.int32, device=dev)
+    ms = float("inf")  # the best of a few shapes: as many bytes in flight as it takes
+    for programs in (1 << 11, 1 << 13, 1 << 14):  # each a whole number of blocks
+        for block, warps in ((2048, 4), (4096, 8), (8192, 8)):
+            n = x.numel() // programs
+            ms = min(ms, ac.bench_ms(lambda: read_kernel[(programs,)](x, out, n, BLOCK=block, num_warps=warps),
+                                     graph=False))
+    dst = torch.empty_like(x)
+    copy_ms = ac.bench_ms(lambda: dst.copy_(x), graph=False)
+    print(f"read 1 GiB: {4 * x.numel() / ms / 1e9:.2f} TB/s; copy 1 GiB (read+write): "
+          f"{8 * x.numel() / copy_ms / 1e9:.2f} TB/s", flush=True)
+
+
 def main():
     lib = ac.load_lib(os.environ.get("LIB", "build/libflashlm_attn.so"))
     dev = torch.device("cuda")
+    ceilings(dev)
     for b, s in ((4, 8192), (32, 1024)):
         cache, tables = ac.make_cache([s] * b, HKV, D, BS, None, dev)
         q = torch.randn(b * s, HQ, D, device=dev, dtype=torch.bfloat16)
