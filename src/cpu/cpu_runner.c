@@ -180,30 +180,8 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
     return 0;
 }
 
-/* A rank of fl_cpu_runner_init_parallel's group. */
-typedef struct cpu_rank_ctx {
-    const fl_model_config *cfg;
-    const fl_weights *w;
-    fl_runner_opts o;
-} cpu_rank_ctx;
-
-static int cpu_rank_init(void *ctx, fl_comm *comm, int num_blocks, fl_model_runner *out, fl_error *err)
-{
-    const cpu_rank_ctx *c = ctx;
-    fl_runner_opts o = c->o;
-    o.comm = comm;
-    if (num_blocks > 0)
-        o.num_blocks = num_blocks;
-    return fl_cpu_runner_init(out, c->cfg, c->w, &o, err);
-}
-
 int fl_cpu_runner_init_parallel(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
                                 const fl_runner_opts *o, int tp_size, fl_error *err)
 {
-    if (tp_size <= 1)
-        return fl_cpu_runner_init(r, cfg, w, o, err);
-    if (fl_tp_check(cfg, tp_size, err) != 0)
-        return -1;
-    cpu_rank_ctx ctx = { cfg, w, *o };
-    return fl_tp_runner_init(r, tp_size, cpu_rank_init, &ctx, err);
+    return fl_tp_runner_init_ranks(r, tp_size, fl_cpu_runner_init, cfg, w, o, err);
 }

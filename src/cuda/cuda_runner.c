@@ -39,6 +39,9 @@
 #include "cuda/model_kernels.h"
 #include "cuda/moe.h"
 #include "model/rope.h"
+#include "parallel/comm.h"
+#include "parallel/tp_runner.h"
+#include "parallel/tp_shard.h"
 
 /* FLASHLM_STEP_TIMING's kinds of step */
 typedef enum { STEP_OTHER, STEP_LARGE_DECODE, STEP_LARGE_PREFILL } step_kind;
@@ -55,7 +58,9 @@ typedef struct meta_layout {  /* offsets in int32s into the metadata buffer */
 } meta_layout;
 
 typedef struct cuda_runner {
-    fl_model_config cfg;
+    fl_model_config cfg;              /* the rank's: its heads and intermediate size (parallel/tp_shard.h) */
+    fl_comm *comm;                    /* NULL: the whole model; else this rank's group */
+    fl_tp_shard shard;
     fl_kv_groups groups;              /* the KV cache's layout */
     const fl_attn_cuda_ops *attn_ops; /* the attention backend chosen at start-up */
     int max_tokens, max_seqs, max_context, block_size, num_blocks, width;
@@ -73,6 +78,10 @@ typedef struct cuda_runner {
     float *x;                /* residual (max_tokens, hidden) */
     uint16_t *h, *qkv, *q, *attn, *gate_up, *act;
     float *logits;           /* (max(max_seqs, graph rows), vocab) */
+    /* tensor parallelism: a row-parallel product's partial sum (token cap,
+     * hidden), the rank's logits over its vocabulary slice and every
+     * rank's, gathered (rows, slice) and (size, rows, slice) */
+    float *part, *logits_part, *logits_all;
     /* routed experts, if any layer has them */
     fl_cuda_moe_shape moe;
     void *moe_workspace;
@@ -194,6 +203,25 @@ static int kv_table_stride(const cuda_runner *r)
     return r->groups.num_groups * r->width;
 }
 
+/* x += in W^T (+ bias) for T tokens, W (hidden, k): o_proj or down_proj.
+ * A rank of a tensor-parallel group holds W's columns of its heads or its
+ * slice of the intermediate size: its product is a partial sum, the
+ * group's all-reduce adds them, and rank 0 alone adds the bias. */
+static void row_parallel(cuda_runner *r, const uint16_t *w, const uint16_t *in, int T, int k, const float *bias)
+{
+    const int H = r->cfg.hidden_size;
+    void *s = r->stream;
+    if (!r->comm) {
+        fl_gemm_run(&r->gemm, w, in, r->x, T, H, k, FL_GEMM_F32_ADD, s);
+        if (bias)
+            FL_CUDA_CHECK(fl_cuda_add_rows(r->x, NULL, bias, T, H, s));
+        return;
+    }
+    fl_gemm_run(&r->gemm, w, in, r->part, T, H, k, FL_GEMM_F32, s);
+    r->comm->all_reduce_sum_device(r->comm, r->part, (size_t)T * H, s);
+    FL_CUDA_CHECK(fl_cuda_add_rows(r->x, r->part, r->shard.rank == 0 ? bias : NULL, T, H, s));
+}
+
 /* x += o_proj(attention(rope(head_norms(qkv(rmsnorm(x)))))) for T tokens,
  * writing their K/V into the cache on the way. */
 static void attention_block(cuda_runner *r, int l, int T, const fl_attn_plan *plan)
@@ -224,9 +252,7 @@ static void attention_block(cuda_runner *r, int l, int T, const fl_attn_plan *pl
         .window = c->layers[l].window, .sinks = w->sinks,
     };
     FL_CUDA_CHECK(r->attn_ops->run(&r->shape, plan, &aa, s));
-    fl_gemm_run(&r->gemm, w->w_o, r->attn, r->x, T, H, c->num_heads * D, FL_GEMM_F32_ADD, s);
-    if (w->b_o)
-        FL_CUDA_CHECK(fl_cuda_add_bias(r->x, w->b_o, T, H, s));
+    row_parallel(r, w->w_o, r->attn, T, c->num_heads * D, w->b_o);
 }
 
 /* x += down(silu(gate(x')) * up(x')), x' = rmsnorm(x), for T tokens. */
@@ -239,7 +265,7 @@ static void dense_mlp_block(cuda_runner *r, int l, int T)
     FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, NULL, w->mlp_norm, r->h, T, H, c->rms_norm_eps, s));
     fl_gemm_run(&r->gemm, w->w_gate_up, r->h, r->gate_up, T, 2 * I, H, FL_GEMM_BF16, s);
     FL_CUDA_CHECK(fl_cuda_silu_mul(r->gate_up, r->act, T, I, s));
-    fl_gemm_run(&r->gemm, w->w_down, r->act, r->x, T, H, I, FL_GEMM_F32_ADD, s);
+    row_parallel(r, w->w_down, r->act, T, I, NULL);
 }
 
 /* x += the routed experts of x' = rmsnorm(x), for T tokens (cuda/moe.h). */
@@ -266,7 +292,10 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
     const fl_model_config *c = &r->cfg;
     const int32_t *md = r->meta_dev;
     void *s = r->stream;
-    FL_CUDA_CHECK(fl_cuda_embed(r->w.embed, md + r->m.ids, r->tok_dev, r->x, T, c->hidden_size, c->vocab_size, s));
+    FL_CUDA_CHECK(fl_cuda_embed(r->w.embed, r->shard.vocab0, r->shard.vocab, md + r->m.ids, r->tok_dev, r->x, T,
+                                c->hidden_size, c->vocab_size, s));
+    if (r->comm) /* each rank embedded the tokens of its slice, zeros for the rest */
+        r->comm->all_reduce_sum_device(r->comm, r->x, (size_t)T * c->hidden_size, s);
     for (int l = 0; l < c->num_layers; l++) {
         attention_block(r, l, T, plan);
         switch ((fl_ffn_kind)c->layers[l].ffn) {
@@ -278,7 +307,24 @@ static void enqueue_model(cuda_runner *r, int T, int n_logits, const fl_attn_pla
         return;
     FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, md + r->m.rows, r->w.final_norm, r->h, n_logits, c->hidden_size,
                                   c->rms_norm_eps, s));
-    fl_gemm_run(&r->gemm, r->w.lm_head, r->h, r->logits, n_logits, c->vocab_size, c->hidden_size, FL_GEMM_F32, s);
+    if (!r->comm) {
+        fl_gemm_run(&r->gemm, r->w.lm_head, r->h, r->logits, n_logits, c->vocab_size, c->hidden_size, FL_GEMM_F32, s);
+        return;
+    }
+    /* the rank's slice of every row's logits, then every rank's: each rank
+     * holds them all, and samples the same tokens */
+    const fl_tp_shard *sh = &r->shard;
+    const int slice = sh->vocab_slice;
+    fl_gemm_run(&r->gemm, r->w.lm_head, r->h, r->logits_part, n_logits, slice, c->hidden_size, FL_GEMM_F32, s);
+    r->comm->all_gather_device(r->comm, r->logits_part, (size_t)n_logits * slice, r->logits_all, s);
+    for (int k = 0; k < sh->size; k++) {
+        const int first = k * slice, count = c->vocab_size - first < slice ? c->vocab_size - first : slice;
+        if (count > 0)
+            FL_CUDA_CHECK(cudaMemcpy2DAsync(r->logits + first, (size_t)c->vocab_size * sizeof(float),
+                                            r->logits_all + (size_t)k * n_logits * slice, (size_t)slice * sizeof(float),
+                                            (size_t)count * sizeof(float), (size_t)n_logits, cudaMemcpyDeviceToDevice,
+                                            s));
+    }
 }
 
 /* Packs b into the host metadata as it is (model/batch.h's invariant is
@@ -498,6 +544,7 @@ static void cuda_destroy(void *impl)
         if (r->graphs[i])
             cudaGraphExecDestroy(r->graphs[i]);
     void *dev[] = { r->kv, r->rope, r->x, r->h, r->qkv, r->q, r->attn, r->gate_up, r->act, r->logits,
+                    r->part, r->logits_part, r->logits_all,
                     r->moe_workspace, r->attn_scratch, r->split_counters, r->meta_dev,
                     r->sp_dev, r->tok_dev, r->mask_dev, r->mask_rows_dev };
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
@@ -537,6 +584,17 @@ static int alloc_moe(cuda_runner *r, size_t *total)
                                                                                                              : 0;
 }
 
+/* A tensor-parallel rank's partial sums and logits, if it is one. */
+static int alloc_parallel(cuda_runner *r, size_t *total)
+{
+    if (!r->comm)
+        return 0;
+    const size_t T = token_cap(r), rows = row_cap(r), slice = (size_t)r->shard.vocab_slice;
+    return dev_alloc(&r->part, T * r->cfg.hidden_size * 4, total) ||
+           dev_alloc(&r->logits_part, rows * slice * 4, total) ||
+           dev_alloc(&r->logits_all, (size_t)r->shard.size * rows * slice * 4, total) ? -1 : 0;
+}
+
 static int alloc_activations(cuda_runner *r, size_t *total)
 {
     const fl_model_config *c = &r->cfg;
@@ -553,7 +611,7 @@ static int alloc_activations(cuda_runner *r, size_t *total)
            cudaMemset(r->split_counters, 0, rows * c->num_kv_heads * 4) != cudaSuccess ||
            dev_alloc(&r->meta_dev, r->m.total * 4, total) ||
            dev_alloc(&r->sp_dev, rows * sizeof(fl_draw), total) ||
-           dev_alloc(&r->tok_dev, rows * 4, total) || alloc_moe(r, total) ? -1 : 0;
+           dev_alloc(&r->tok_dev, rows * 4, total) || alloc_moe(r, total) || alloc_parallel(r, total) ? -1 : 0;
 }
 
 /* The step's events; timed ones only for FLASHLM_STEP_TIMING. 0 or -1. */
@@ -624,8 +682,15 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
                         const fl_runner_opts *o, fl_error *err)
 {
     FL_ASSERT(o->attn && o->attn->cuda);
-    if (o->comm) /* the CLI refuses -tp N on CUDA first */
-        return fl_fail(err, "tensor parallelism on CUDA (NCCL) is not built yet");
+    fl_comm *comm = o->comm && o->comm->size > 1 ? o->comm : NULL;
+    if (comm && !comm->all_reduce_sum_device)
+        return fl_fail(err, "tensor parallelism on CUDA: the communicator of %d ranks has no GPU collectives "
+                       "(the local group's serve at most %d ranks)", comm->size, FL_CUDA_SUM_MAX);
+    if (comm && fl_tp_check(cfg, comm->size, err) != 0)
+        return -1;
+    for (int l = 0; comm && l < cfg->num_layers; l++)
+        if (cfg->layers[l].ffn == FL_FFN_MOE)
+            return fl_fail(err, "tensor parallelism on CUDA: routed experts are not sliced yet (layer %d)", l);
     struct cudaDeviceProp prop;
     int cc;
     if (fl_cuda_device_cc(&cc, err) != 0 || cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
@@ -638,21 +703,23 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     if (fl_attn_backend_unsupported(o->attn, &needs, unsupported, sizeof unsupported))
         return fl_fail(err, "attention backend '%s' cannot run this model: %s", o->attn->name, unsupported);
     cuda_runner *r = fl_calloc(1, sizeof *r);
-    r->cfg = *cfg;
+    r->comm = comm;
+    fl_tp_shard_init(&r->shard, cfg, comm ? comm->rank : 0, comm ? comm->size : 1);
+    fl_tp_local_config(&r->cfg, cfg, &r->shard);
     fl_kv_groups_init(&r->groups, cfg);
     r->attn_ops = o->attn->cuda;
     r->max_tokens = o->max_tokens;
     r->max_seqs = o->max_seqs;
     r->max_context = o->max_context;
     r->block_size = o->block_size;
-    r->enforce_eager = o->enforce_eager;
+    r->enforce_eager = o->enforce_eager || (comm && !comm->device_capturable);
     r->width = (o->max_context + o->block_size - 1) / o->block_size;
     r->kv_fp8 = kv_dtype == FL_F8_E4M3;
     r->kv_elem = fl_dtype_size(kv_dtype);
     /* vLLM's scales for a checkpoint that has none (without
      * --calculate-kv-scales): 1.0, the cache holding K and V as they are */
     r->k_scale = r->v_scale = 1.f;
-    r->shape = (fl_attn_shape){ .num_heads = cfg->num_heads, .num_kv_heads = cfg->num_kv_heads,
+    r->shape = (fl_attn_shape){ .num_heads = r->cfg.num_heads, .num_kv_heads = r->cfg.num_kv_heads,
                                 .head_dim = cfg->head_dim, .block_size = o->block_size,
                                 .num_sms = prop.multiProcessorCount,
                                 .smem_per_sm = (int)prop.sharedMemPerMultiprocessor, .cc = cc };
@@ -671,7 +738,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
         cuda_destroy(r);
         return fl_fail(err, "cannot create CUDA events");
     }
-    if (moe_shape(r, err) != 0 || fl_gemm_init(&r->gemm, err) != 0 || fl_cuda_weights_init(&r->w, cfg, w, err) != 0) {
+    if (moe_shape(r, err) != 0 || fl_gemm_init(&r->gemm, err) != 0 || fl_cuda_weights_init(&r->w, cfg, w, &r->shard, err) != 0) {
         cuda_destroy(r);
         return -1;
     }
@@ -695,7 +762,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     free(rope_host);
     /* the KV cache: what is left of the budget, in blocks of a group's layers */
     const int arrays = r->groups.layers_per_group;
-    const size_t block_bytes = (size_t)2 * arrays * o->block_size * cfg->num_kv_heads * cfg->head_dim * r->kv_elem;
+    const size_t block_bytes = (size_t)2 * arrays * o->block_size * r->cfg.num_kv_heads * cfg->head_dim * r->kv_elem;
     size_t free_b, total_b;
     FL_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const double budget = o->gpu_memory_utilization * (double)total_b - (double)(total_b - free_b) - RESERVE_BYTES;
@@ -708,7 +775,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
                        (double)r->w.bytes / (1 << 30), (double)act_bytes / (1 << 30), o->gpu_memory_utilization);
     }
     r->num_blocks = (int)(blocks > (1 << 30) / o->block_size ? (1 << 30) / o->block_size : blocks);
-    r->layer_elems = (size_t)(r->num_blocks + 1) * o->block_size * cfg->num_kv_heads * cfg->head_dim;
+    r->layer_elems = (size_t)(r->num_blocks + 1) * o->block_size * r->cfg.num_kv_heads * cfg->head_dim;
     /* zeroed, as vLLM's: the null block (kv_groups.h), whose keys the
      * windowed kernels read and mask, must hold finite values, or a masked
      * score times its value would be NaN */
@@ -718,15 +785,26 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
         cuda_destroy(r);
         return fl_fail(err, "cannot allocate the KV cache (%d blocks)", r->num_blocks);
     }
+    if (comm)
+        fprintf(stderr, "INFO flashlm: tensor-parallel rank %d of %d: %d of %d query heads, %d KV heads, "
+                "intermediate %d, vocabulary rows %d..%d\n", comm->rank, comm->size, r->cfg.num_heads, cfg->num_heads,
+                r->cfg.num_kv_heads, r->cfg.intermediate_size, r->shard.vocab0, r->shard.vocab0 + r->shard.vocab);
     fprintf(stderr, "INFO flashlm: GPU %s (sm_%d, %d SMs): weights %.2f GiB, activations %.2f GiB, KV cache %.2f GiB "
             "%s (%d blocks of %d tokens), CUDA graphs %s\n", prop.name, cc, prop.multiProcessorCount,
             (double)r->w.bytes / (1 << 30), (double)act_bytes / (1 << 30), (double)kv_bytes / (1 << 30),
             r->kv_fp8 ? "fp8 e4m3, scales 1.0" : "bf16", r->num_blocks, o->block_size,
-            o->enforce_eager ? "off (--enforce-eager)" : "on for decode steps");
+            !r->enforce_eager ? "on for decode steps" : o->enforce_eager ? "off (--enforce-eager)"
+                                                                      : "off (the local group's collectives)");
     *out = (fl_model_runner){
         .impl = r, .attn_backend = o->attn->name, .vocab_size = cfg->vocab_size, .max_tokens = o->max_tokens, .max_context = o->max_context,
         .kv_groups = &r->groups, .num_blocks = r->num_blocks, .block_size = o->block_size, .forward = cuda_forward,
         .sample = cuda_sample, .sampled = cuda_sampled, .mask_logits = cuda_mask_logits, .read_logits = cuda_read_logits, .destroy = cuda_destroy,
     };
     return 0;
+}
+
+int fl_cuda_runner_init_parallel(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
+                                 const fl_runner_opts *o, int tp_size, fl_error *err)
+{
+    return fl_tp_runner_init_ranks(r, tp_size, fl_cuda_runner_init, cfg, w, o, err);
 }

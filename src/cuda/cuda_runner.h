@@ -25,4 +25,14 @@ int fl_cuda_device_memory(size_t *total_bytes, char *name, size_t name_len);
 int fl_cuda_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
                         const fl_runner_opts *o, fl_error *err);
 
+/* tp_size ranks of the model (parallel/tp_shard.h's slices) that share
+ * GPU 0, threads of this process meeting in the local communicator
+ * (parallel/tp_runner.h): what checks the CUDA runner's sharding on a
+ * machine of one GPU; no CUDA graphs (the local group's collectives cannot
+ * be captured). With o->num_blocks 0 rank 0 sizes the KV cache by
+ * gpu_memory_utilization as if it were alone, so give the block count.
+ * tp_size 1: fl_cuda_runner_init. */
+int fl_cuda_runner_init_parallel(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
+                                 const fl_runner_opts *o, int tp_size, fl_error *err);
+
 #endif

@@ -19,65 +19,130 @@ typedef struct upload {
     size_t stage_bytes;
 } upload;
 
-static size_t elements(const fl_tensor *t)
+/* Rows [first, first + count) of a tensor (its first dimension's), all of
+ * them: count -1. */
+typedef struct rows_of {
+    const fl_tensor *t;
+    int64_t first, count;
+} rows_of;
+
+static size_t row_width(const fl_tensor *t)
 {
     size_t n = 1;
-    for (int i = 0; i < t->ndim; i++)
+    for (int i = 1; i < t->ndim; i++)
         n *= (size_t)t->shape[i];
     return n;
 }
 
-/* Appends the concatenation of parts (rows of the same width) as bf16 or
- * float32; returns the device address (pass 1) or NULL. */
-static const void *put(upload *u, const fl_tensor *const *parts, int num_parts, int as_f32)
+static size_t rows_count(const rows_of *p)
 {
-    size_t n = 0;
-    for (int i = 0; i < num_parts; i++)
-        n += elements(parts[i]);
-    const size_t bytes = n * (as_f32 ? sizeof(float) : sizeof(uint16_t));
+    return p->count < 0 ? (size_t)p->t->shape[0] : (size_t)p->count;
+}
+
+/* Converts m elements at src (dtype) into dst as bf16 or float32. */
+static char *convert(char *dst, const void *src, fl_dtype dtype, size_t m, int as_f32, float **tmp)
+{
+    if (as_f32) {
+        fl_convert_to_f32((float *)dst, src, dtype, m);
+        return dst + m * sizeof(float);
+    }
+    if (dtype == FL_BF16) {
+        memcpy(dst, src, m * sizeof(uint16_t));
+    } else {
+        *tmp = fl_realloc(*tmp, m * sizeof(float));
+        fl_convert_to_f32(*tmp, src, dtype, m);
+        fl_convert_from_f32(dst, FL_BF16, *tmp, m);
+    }
+    return dst + m * sizeof(uint16_t);
+}
+
+/* Reserves bytes at the next 256-byte boundary; the offset, or (size_t)-1
+ * while sizing (pass 0, which only grows the staging buffer). */
+static size_t reserve(upload *u, size_t bytes)
+{
     const size_t off = (u->at + 255) & ~(size_t)255;
     u->at = off + bytes;
     if (u->pass == 0) {
         if (bytes > u->stage_bytes)
             u->stage_bytes = bytes;
-        return NULL;
+        return (size_t)-1;
     }
-    float *tmp = NULL;
-    char *dst = u->stage;
-    for (int i = 0; i < num_parts; i++) {
-        const fl_tensor *t = parts[i];
-        const size_t m = elements(t);
-        if (as_f32) {
-            fl_convert_to_f32((float *)dst, t->data, t->dtype, m);
-            dst += m * sizeof(float);
-        } else if (t->dtype == FL_BF16) {
-            memcpy(dst, t->data, m * sizeof(uint16_t));
-            dst += m * sizeof(uint16_t);
-        } else {
-            tmp = fl_realloc(tmp, m * sizeof(float));
-            fl_convert_to_f32(tmp, t->data, t->dtype, m);
-            fl_convert_from_f32(dst, FL_BF16, tmp, m);
-            dst += m * sizeof(uint16_t);
-        }
-    }
-    free(tmp);
+    return off;
+}
+
+static const void *send(upload *u, size_t off, size_t bytes)
+{
     if (cudaMemcpy(u->dev + off, u->stage, bytes, cudaMemcpyHostToDevice) != cudaSuccess)
         return NULL;
     return u->dev + off;
 }
 
-static const void *put1(upload *u, const fl_tensor *t, int as_f32)
+/* Appends the concatenation of parts (rows of the same width), then
+ * pad_rows rows of zeros, as bf16 or float32; returns the device address
+ * (pass 1) or NULL. */
+static const void *put_padded(upload *u, const rows_of *parts, int num_parts, int64_t pad_rows, int as_f32)
 {
-    return put(u, &t, 1, as_f32);
+    const size_t width = row_width(parts[0].t), esize = as_f32 ? sizeof(float) : sizeof(uint16_t);
+    size_t rows = (size_t)pad_rows;
+    for (int i = 0; i < num_parts; i++)
+        rows += rows_count(&parts[i]);
+    const size_t bytes = rows * width * esize, off = reserve(u, bytes);
+    if (off == (size_t)-1)
+        return NULL;
+    float *tmp = NULL;
+    char *dst = u->stage;
+    for (int i = 0; i < num_parts; i++) {
+        const fl_tensor *t = parts[i].t;
+        const size_t first = parts[i].count < 0 ? 0 : (size_t)parts[i].first;
+        FL_ASSERT(row_width(t) == width && first + rows_count(&parts[i]) <= (size_t)t->shape[0]);
+        dst = convert(dst, (const char *)t->data + first * width * fl_dtype_size(t->dtype), t->dtype,
+                      rows_count(&parts[i]) * width, as_f32, &tmp);
+    }
+    memset(dst, 0, (size_t)pad_rows * width * esize);
+    free(tmp);
+    return send(u, off, bytes);
 }
 
-/* The attention op's tensors: q/k/v fused into one matrix (one GEMM). */
-static void lay_out_attention(upload *u, fl_cuda_layer *d, const fl_layer_spec *spec, const fl_tensor *t)
+static const void *put(upload *u, const rows_of *parts, int num_parts, int as_f32)
 {
-    const fl_tensor *qkv[3] = { &t[FL_WQ], &t[FL_WK], &t[FL_WV] };
-    const fl_tensor *bias[3] = { &t[FL_BQ], &t[FL_BK], &t[FL_BV] };
+    return put_padded(u, parts, num_parts, 0, as_f32);
+}
+
+static const void *put1(upload *u, const fl_tensor *t, int as_f32)
+{
+    const rows_of all = { t, 0, -1 };
+    return put(u, &all, 1, as_f32);
+}
+
+/* Columns [first, first + count) of every row of a 2-D matrix, bf16: a
+ * row-parallel matrix's slice (o_proj, down_proj). */
+static const void *put_cols(upload *u, const fl_tensor *t, int64_t first, int64_t count)
+{
+    FL_ASSERT(t->ndim == 2 && first >= 0 && first + count <= t->shape[1]);
+    const size_t rows = (size_t)t->shape[0], bytes = rows * (size_t)count * sizeof(uint16_t), off = reserve(u, bytes);
+    if (off == (size_t)-1)
+        return NULL;
+    float *tmp = NULL;
+    char *dst = u->stage;
+    const size_t elem = fl_dtype_size(t->dtype);
+    for (size_t r = 0; r < rows; r++)
+        dst = convert(dst, (const char *)t->data + (r * (size_t)t->shape[1] + (size_t)first) * elem, t->dtype,
+                      (size_t)count, 0, &tmp);
+    free(tmp);
+    return send(u, off, bytes);
+}
+
+/* The attention op's tensors, the shard's heads: q/k/v fused into one
+ * matrix (one GEMM), o_proj's columns of those heads. */
+static void lay_out_attention(upload *u, fl_cuda_layer *d, const fl_layer_spec *spec, const fl_tensor *t,
+                              const fl_tp_shard *sh, int head_dim)
+{
+    const int64_t D = head_dim, q0 = sh->q_head0 * D, nq = sh->num_heads * D;
+    const int64_t k0 = sh->kv_head0 * D, nk = sh->num_kv_heads * D;
+    const rows_of qkv[3] = { { &t[FL_WQ], q0, nq }, { &t[FL_WK], k0, nk }, { &t[FL_WV], k0, nk } };
+    const rows_of bias[3] = { { &t[FL_BQ], q0, nq }, { &t[FL_BK], k0, nk }, { &t[FL_BV], k0, nk } };
     d->w_qkv = put(u, qkv, 3, 0);
-    d->w_o = put1(u, &t[FL_WO], 0);
+    d->w_o = sh->size > 1 ? put_cols(u, &t[FL_WO], q0, nq) : put1(u, &t[FL_WO], 0);
     d->attn_norm = put1(u, &t[FL_ATTN_NORM], 1);
     if (spec->qkv_bias)
         d->b_qkv = put(u, bias, 3, 1);
@@ -87,16 +152,19 @@ static void lay_out_attention(upload *u, fl_cuda_layer *d, const fl_layer_spec *
         d->q_norm = put1(u, &t[FL_Q_NORM], 1);
         d->k_norm = put1(u, &t[FL_K_NORM], 1);
     }
-    if (spec->sinks)
-        d->sinks = put1(u, &t[FL_SINKS], 1);
+    if (spec->sinks) {
+        const rows_of sinks = { &t[FL_SINKS], sh->q_head0, sh->num_heads };
+        d->sinks = put(u, &sinks, 1, 1);
+    }
 }
 
-/* The dense SiLU MLP op's tensors: gate/up fused into one matrix. */
-static void lay_out_dense_mlp(upload *u, fl_cuda_layer *d, const fl_tensor *t)
+/* The dense SiLU MLP op's tensors, the shard's slice of the intermediate
+ * size: gate/up fused into one matrix. */
+static void lay_out_dense_mlp(upload *u, fl_cuda_layer *d, const fl_tensor *t, const fl_tp_shard *sh)
 {
-    const fl_tensor *gate_up[2] = { &t[FL_W_GATE], &t[FL_W_UP] };
+    const rows_of gate_up[2] = { { &t[FL_W_GATE], sh->ff0, sh->ff }, { &t[FL_W_UP], sh->ff0, sh->ff } };
     d->w_gate_up = put(u, gate_up, 2, 0);
-    d->w_down = put1(u, &t[FL_W_DOWN], 0);
+    d->w_down = sh->size > 1 ? put_cols(u, &t[FL_W_DOWN], sh->ff0, sh->ff) : put1(u, &t[FL_W_DOWN], 0);
     d->mlp_norm = put1(u, &t[FL_MLP_NORM], 1);
 }
 
@@ -113,28 +181,43 @@ static void lay_out_moe(upload *u, fl_cuda_layer *d, const fl_tensor *t)
     d->experts_down_bias = put1(u, &t[FL_EXPERTS_DOWN_BIAS], 1);
 }
 
-/* Every device tensor, op by op as the plan says. */
-static void lay_out(upload *u, fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w)
+/* The shard's rows of the embedding or lm_head, [vocab0, vocab0 + vocab),
+ * as vocab_slice rows: the last rank's short slice padded with zeros. */
+static const void *put_vocab_rows(upload *u, const fl_tensor *t, const fl_tp_shard *sh)
 {
-    cw->embed = put1(u, &w->model[FL_EMBED], 0);
-    cw->lm_head = cfg->tie_word_embeddings ? cw->embed : put1(u, &w->model[FL_LM_HEAD], 0);
+    const rows_of rows = { t, sh->vocab0, sh->vocab };
+    return put_padded(u, &rows, 1, sh->vocab_slice - sh->vocab, 0);
+}
+
+/* Every device tensor, op by op as the plan says. */
+static void lay_out(upload *u, fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w,
+                    const fl_tp_shard *sh)
+{
+    cw->embed = put_vocab_rows(u, &w->model[FL_EMBED], sh);
+    cw->lm_head = cfg->tie_word_embeddings ? cw->embed : put_vocab_rows(u, &w->model[FL_LM_HEAD], sh);
     cw->final_norm = put1(u, &w->model[FL_FINAL_NORM], 1);
     for (int i = 0; i < cfg->num_layers; i++) {
-        lay_out_attention(u, &cw->layers[i], &cfg->layers[i], w->layers[i].t);
+        lay_out_attention(u, &cw->layers[i], &cfg->layers[i], w->layers[i].t, sh, cfg->head_dim);
         switch ((fl_ffn_kind)cfg->layers[i].ffn) {
-        case FL_FFN_DENSE_SILU: lay_out_dense_mlp(u, &cw->layers[i], w->layers[i].t); break;
+        case FL_FFN_DENSE_SILU: lay_out_dense_mlp(u, &cw->layers[i], w->layers[i].t, sh); break;
         case FL_FFN_MOE: lay_out_moe(u, &cw->layers[i], w->layers[i].t); break;
         }
     }
 }
 
-int fl_cuda_weights_init(fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w, fl_error *err)
+int fl_cuda_weights_init(fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w,
+                         const fl_tp_shard *shard, fl_error *err)
 {
+    fl_tp_shard whole;
+    if (!shard) {
+        fl_tp_shard_init(&whole, cfg, 0, 1);
+        shard = &whole;
+    }
     memset(cw, 0, sizeof *cw);
     cw->num_layers = cfg->num_layers;
     cw->layers = fl_calloc((size_t)cfg->num_layers, sizeof *cw->layers);
     upload u = { 0 };
-    lay_out(&u, cw, cfg, w);
+    lay_out(&u, cw, cfg, w, shard);
     cw->bytes = u.at;
     if (cudaMalloc(&cw->base, cw->bytes) != cudaSuccess) {
         cudaGetLastError();
@@ -143,7 +226,7 @@ int fl_cuda_weights_init(fl_cuda_weights *cw, const fl_model_config *cfg, const 
                        (double)u.at / (1 << 30));
     }
     u = (upload){ .pass = 1, .dev = cw->base, .stage = fl_malloc(u.stage_bytes), .stage_bytes = u.stage_bytes };
-    lay_out(&u, cw, cfg, w);
+    lay_out(&u, cw, cfg, w, shard);
     free(u.stage);
     if (cudaGetLastError() != cudaSuccess) {
         fl_cuda_weights_free(cw);

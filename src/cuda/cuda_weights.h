@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "parallel/tp_shard.h"
 
 typedef struct fl_cuda_layer {
     const uint16_t *w_qkv, *w_o, *w_gate_up, *w_down;
@@ -35,8 +36,15 @@ typedef struct fl_cuda_weights {
     fl_cuda_layer *layers;
 } fl_cuda_weights;
 
-/* Converts and uploads w. -1 with a message if the GPU lacks the memory. */
-int fl_cuda_weights_init(fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w, fl_error *err);
+/* Converts and uploads w, or a tensor-parallel rank's slice of it
+ * (parallel/tp_shard.h; shard NULL: the whole model): its heads' q/k/v
+ * rows, sinks and o_proj columns, its slice of gate/up rows and down_proj
+ * columns, its rows of the embedding and lm_head padded to the vocabulary
+ * slice with zeros; norms and biases whole (the runner adds o_proj's bias
+ * on rank 0 only). Routed experts are not sliced (the runner refuses them
+ * with a shard). -1 with a message if the GPU lacks the memory. */
+int fl_cuda_weights_init(fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w,
+                         const fl_tp_shard *shard, fl_error *err);
 void fl_cuda_weights_free(fl_cuda_weights *cw);
 
 #endif

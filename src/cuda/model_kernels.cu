@@ -50,37 +50,66 @@ static cudaStream_t as_stream(void *s)
 
 /* ---- embedding, bias, RMSNorm ---- */
 
-__global__ void embed_kernel(const uint16_t *table, const int32_t *ids, const int32_t *sampled, float *x,
-                             int hidden, int vocab)
+__global__ void embed_kernel(const uint16_t *table, int first, int rows, const int32_t *ids, const int32_t *sampled,
+                             float *x, int hidden, int vocab)
 {
     int32_t id = ids[blockIdx.x];
     if (id < 0) {
         id = sampled[-1 - id];
         id = id < vocab ? id : 0; /* no draw: its sequence ends in error, the row is not read */
     }
-    const uint16_t *src = table + (size_t)id * hidden;
     float *dst = x + (size_t)blockIdx.x * hidden;
+    const bool here = id >= first && id - first < rows;
+    const uint16_t *src = table + (size_t)(here ? id - first : 0) * hidden;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x)
-        dst[i] = to_f(src[i]);
+        dst[i] = here ? to_f(src[i]) : 0.f;
 }
 
-extern "C" int fl_cuda_embed(const uint16_t *table, const int32_t *ids, const int32_t *sampled, float *x,
-                             int num_tokens, int hidden, int vocab, void *stream)
+extern "C" int fl_cuda_embed(const uint16_t *table, int first, int rows, const int32_t *ids, const int32_t *sampled,
+                             float *x, int num_tokens, int hidden, int vocab, void *stream)
 {
-    embed_kernel<<<num_tokens, 256, 0, as_stream(stream)>>>(table, ids, sampled, x, hidden, vocab);
+    embed_kernel<<<num_tokens, 256, 0, as_stream(stream)>>>(table, first, rows, ids, sampled, x, hidden, vocab);
     return (int)cudaGetLastError();
 }
 
-__global__ void add_bias_kernel(float *x, const float *bias, int hidden)
+__global__ void add_rows_kernel(float *x, const float *part, const float *bias, int hidden)
 {
     float *row = x + (size_t)blockIdx.x * hidden;
+    const float *p = part ? part + (size_t)blockIdx.x * hidden : NULL;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x)
-        row[i] += bias[i];
+        row[i] += (p ? p[i] : 0.f) + (bias ? bias[i] : 0.f);
 }
 
-extern "C" int fl_cuda_add_bias(float *x, const float *bias, int num_tokens, int hidden, void *stream)
+extern "C" int fl_cuda_add_rows(float *x, const float *part, const float *bias, int num_tokens, int hidden,
+                                void *stream)
 {
-    add_bias_kernel<<<num_tokens, 256, 0, as_stream(stream)>>>(x, bias, hidden);
+    add_rows_kernel<<<num_tokens, 256, 0, as_stream(stream)>>>(x, part, bias, hidden);
+    return (int)cudaGetLastError();
+}
+
+typedef struct sum_inputs {
+    const float *in[FL_CUDA_SUM_MAX];
+} sum_inputs;
+
+__global__ void sum_kernel(sum_inputs in, int num, float *out, size_t n)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float s = in.in[0][i];
+        for (int k = 1; k < num; k++)
+            s += in.in[k][i];
+        out[i] = s;
+    }
+}
+
+extern "C" int fl_cuda_sum(const float *const *in, int num, float *out, size_t n, void *stream)
+{
+    if (num < 1 || num > FL_CUDA_SUM_MAX)
+        return (int)cudaErrorInvalidValue;
+    sum_inputs s;
+    for (int k = 0; k < num; k++)
+        s.in[k] = in[k];
+    const size_t blocks = (n + 255) / 256;
+    sum_kernel<<<(unsigned)(blocks < 1024 ? (blocks ? blocks : 1) : 1024), 256, 0, as_stream(stream)>>>(s, num, out, n);
     return (int)cudaGetLastError();
 }
 

@@ -6,6 +6,7 @@
 #ifndef FL_CUDA_MODEL_KERNELS_H
 #define FL_CUDA_MODEL_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/sample_draw.h"
@@ -14,14 +15,24 @@
 extern "C" {
 #endif
 
-/* x[t] = table[ids[t]] as float32; an id -1 - r is sampled[r], a token the
- * sampler left on the device (model_runner.h's async scheduling), row 0 if
- * it is vocab or more (the sampler found nothing to draw). */
-int fl_cuda_embed(const uint16_t *table, const int32_t *ids, const int32_t *sampled, float *x, int num_tokens,
-                  int hidden, int vocab, void *stream);
+/* x[t] = the embedding of token ids[t] as float32; an id -1 - r is
+ * sampled[r], a token the sampler left on the device (model_runner.h's
+ * async scheduling), token 0 if it is vocab or more (the sampler found
+ * nothing to draw). table holds the rows of tokens [first, first + rows)
+ * (a tensor-parallel rank's slice of the vocabulary; 0 and vocab for the
+ * whole); other tokens' rows are zeros, which the ranks' all-reduce fills. */
+int fl_cuda_embed(const uint16_t *table, int first, int rows, const int32_t *ids, const int32_t *sampled, float *x,
+                  int num_tokens, int hidden, int vocab, void *stream);
 
-/* x[t] += bias, for every t (o_proj biases). */
-int fl_cuda_add_bias(float *x, const float *bias, int num_tokens, int hidden, void *stream);
+/* x[t] += part[t] + bias for every t; part or bias may be NULL (an o_proj
+ * bias alone; a tensor-parallel rank's all-reduced partial sum). */
+int fl_cuda_add_rows(float *x, const float *part, const float *bias, int num_tokens, int hidden, void *stream);
+
+/* out = in[0] + in[1] + ... + in[num - 1], n floats each, added in that
+ * order (a local group's all-reduce: the same bits on every rank); num at
+ * most FL_CUDA_SUM_MAX. */
+#define FL_CUDA_SUM_MAX 8
+int fl_cuda_sum(const float *const *in, int num, float *out, size_t n, void *stream);
 
 /* out[i] = rmsnorm(x[rows[i]]) * weight, bf16; rows NULL: row i. */
 int fl_cuda_rmsnorm(const float *x, const int32_t *rows, const float *weight, uint16_t *out, int num_rows,

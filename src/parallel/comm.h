@@ -18,10 +18,23 @@ typedef struct fl_comm {
     void (*all_reduce_sum)(struct fl_comm *c, float *buf, size_t n);
     /* out (size * n floats) becomes every rank's in, in rank order */
     void (*all_gather)(struct fl_comm *c, const float *in, size_t n, float *out);
+    /* the same two on GPU buffers, enqueued on stream (a cudaStream_t)
+     * after the rank's work before them, the rank's later work after them;
+     * NULL where the communicator has no GPU side (a build without CUDA) */
+    void (*all_reduce_sum_device)(struct fl_comm *c, float *buf, size_t n, void *stream);
+    void (*all_gather_device)(struct fl_comm *c, const float *in, size_t n, float *out, void *stream);
+    /* whether the device collectives can be captured into a CUDA graph
+     * (NCCL's can; the local group's order the ranks' streams through
+     * events and host barriers, which cannot) */
+    int device_capturable;
 } fl_comm;
 
 /* size ranks that are threads of this process, each calling the
- * collectives on its own fl_comm (fl_comm_local_rank) from its own thread. */
+ * collectives on its own fl_comm (fl_comm_local_rank) from its own thread.
+ * With CUDA its device collectives serve ranks that share one GPU (what
+ * checks the CUDA runner's sharding on a machine of one GPU): each rank's
+ * stream waits for every rank's buffer through events, then sums or copies
+ * them itself, in rank order. */
 typedef struct fl_comm_local_group fl_comm_local_group;
 
 fl_comm_local_group *fl_comm_local_group_new(int size);

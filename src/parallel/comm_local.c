@@ -4,7 +4,16 @@
  * work split over the ranks (a reduce: rank r sums the r-th piece of the
  * elements over all ranks, in rank order, into the group's scratch), a
  * barrier, then each copies the result out, and a last barrier before any
- * buffer or the scratch is reused. */
+ * buffer or the scratch is reused.
+ *
+ * The device collectives (with CUDA; ranks on one GPU) keep that shape on
+ * the ranks' streams: each rank publishes its buffer and records `ready`
+ * on its stream; after a barrier every stream waits for every rank's
+ * `ready` and the rank sums (or copies) all the buffers itself, in rank
+ * order, into its own scratch; it records `read`, and after a barrier
+ * waits for every rank's `read` before writing its buffer; a last barrier
+ * before the events are recorded again. The host waits for nothing on the
+ * GPU. */
 #include "parallel/comm.h"
 
 #include <pthread.h>
@@ -14,6 +23,19 @@
 #include "base/alloc.h"
 #include "base/error.h"
 
+#ifdef FLASHLM_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "cuda/cuda_check.h"
+#include "cuda/model_kernels.h"
+
+typedef struct device_rank {
+    cudaEvent_t ready, read;   /* created at the rank's first device collective */
+    float *scratch;            /* its result before it lands in its buffer */
+    size_t cap;
+} device_rank;
+#endif
+
 struct fl_comm_local_group {
     int size;
     pthread_barrier_t barrier;
@@ -22,6 +44,11 @@ struct fl_comm_local_group {
     float *scratch;        /* the reduced elements */
     size_t cap;
     fl_comm *ranks;        /* [size] */
+#ifdef FLASHLM_HAVE_CUDA
+    cudaEvent_t *ready;    /* [size] each rank's, for the others to wait on */
+    cudaEvent_t *read;
+    device_rank *device;   /* [size] */
+#endif
 };
 
 static void wait_all(fl_comm_local_group *g)
@@ -72,6 +99,69 @@ static void local_all_gather(fl_comm *c, const float *in, size_t n, float *out)
     wait_all(g);
 }
 
+#ifdef FLASHLM_HAVE_CUDA
+/* Rank c's events and a scratch of n floats, made on first use; its
+ * stream waits until no rank's earlier collective reads the old scratch. */
+static device_rank *device_of(fl_comm *c, size_t n, cudaStream_t s)
+{
+    fl_comm_local_group *g = c->impl;
+    device_rank *d = &g->device[c->rank];
+    if (!d->ready) {
+        FL_CUDA_CHECK(cudaEventCreateWithFlags(&d->ready, cudaEventDisableTiming));
+        FL_CUDA_CHECK(cudaEventCreateWithFlags(&d->read, cudaEventDisableTiming));
+        g->ready[c->rank] = d->ready;
+        g->read[c->rank] = d->read;
+    }
+    if (n > d->cap) {
+        FL_CUDA_CHECK(cudaStreamSynchronize(s)); /* its last use is done */
+        if (d->scratch)
+            FL_CUDA_CHECK(cudaFree(d->scratch));
+        FL_CUDA_CHECK(cudaMalloc((void **)&d->scratch, n * sizeof(float)));
+        d->cap = n;
+    }
+    return d;
+}
+
+/* This rank's stream waits for every rank's event in events. */
+static void wait_events(fl_comm_local_group *g, cudaEvent_t *events, cudaStream_t s)
+{
+    for (int r = 0; r < g->size; r++)
+        FL_CUDA_CHECK(cudaStreamWaitEvent(s, events[r], 0));
+}
+
+static void local_all_reduce_sum_device(fl_comm *c, float *buf, size_t n, void *stream)
+{
+    fl_comm_local_group *g = c->impl;
+    cudaStream_t s = stream;
+    device_rank *d = device_of(c, n, s);
+    FL_CUDA_CHECK(cudaEventRecord(d->ready, s));
+    publish(g, c->rank, buf, n);
+    wait_events(g, g->ready, s);
+    FL_CUDA_CHECK(fl_cuda_sum(g->in, g->size, d->scratch, n, s));
+    FL_CUDA_CHECK(cudaEventRecord(d->read, s));
+    wait_all(g);
+    wait_events(g, g->read, s); /* no rank reads buf any more */
+    FL_CUDA_CHECK(cudaMemcpyAsync(buf, d->scratch, n * sizeof(float), cudaMemcpyDeviceToDevice, s));
+    wait_all(g);
+}
+
+static void local_all_gather_device(fl_comm *c, const float *in, size_t n, float *out, void *stream)
+{
+    fl_comm_local_group *g = c->impl;
+    cudaStream_t s = stream;
+    device_rank *d = device_of(c, 0, s);
+    FL_CUDA_CHECK(cudaEventRecord(d->ready, s));
+    publish(g, c->rank, in, n);
+    wait_events(g, g->ready, s);
+    for (int r = 0; r < g->size; r++)
+        FL_CUDA_CHECK(cudaMemcpyAsync(out + (size_t)r * n, g->in[r], n * sizeof(float), cudaMemcpyDeviceToDevice, s));
+    FL_CUDA_CHECK(cudaEventRecord(d->read, s));
+    wait_all(g);
+    wait_events(g, g->read, s); /* no rank reads in any more */
+    wait_all(g);
+}
+#endif
+
 fl_comm_local_group *fl_comm_local_group_new(int size)
 {
     FL_ASSERT(size >= 1);
@@ -83,6 +173,15 @@ fl_comm_local_group *fl_comm_local_group_new(int size)
     for (int r = 0; r < size; r++)
         g->ranks[r] = (fl_comm){ .rank = r, .size = size, .impl = g, .all_reduce_sum = local_all_reduce_sum,
                                  .all_gather = local_all_gather };
+#ifdef FLASHLM_HAVE_CUDA
+    g->ready = fl_calloc((size_t)size, sizeof *g->ready);
+    g->read = fl_calloc((size_t)size, sizeof *g->read);
+    g->device = fl_calloc((size_t)size, sizeof *g->device);
+    for (int r = 0; r < size && size <= FL_CUDA_SUM_MAX; r++) { /* fl_cuda_sum's inputs */
+        g->ranks[r].all_reduce_sum_device = local_all_reduce_sum_device;
+        g->ranks[r].all_gather_device = local_all_gather_device;
+    }
+#endif
     return g;
 }
 
@@ -91,6 +190,20 @@ void fl_comm_local_group_free(fl_comm_local_group *g)
     if (!g)
         return;
     pthread_barrier_destroy(&g->barrier);
+#ifdef FLASHLM_HAVE_CUDA
+    for (int r = 0; r < g->size; r++) {
+        device_rank *d = &g->device[r];
+        if (d->ready) {
+            cudaEventDestroy(d->ready);
+            cudaEventDestroy(d->read);
+        }
+        if (d->scratch)
+            cudaFree(d->scratch);
+    }
+    free(g->ready);
+    free(g->read);
+    free(g->device);
+#endif
     free(g->in);
     free(g->scratch);
     free(g->ranks);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "parallel/tp_shard.h"
 
 typedef struct tp_runner tp_runner;
 
@@ -150,4 +151,33 @@ int fl_tp_runner_init(fl_model_runner *r, int size, fl_tp_rank_init_fn init, voi
     r->read_logits = tp_read_logits;
     r->destroy = tp_destroy;
     return 0;
+}
+
+/* A rank of fl_tp_runner_init_ranks's group. */
+typedef struct rank_ctx {
+    fl_runner_init_fn init;
+    const fl_model_config *cfg;
+    const fl_weights *w;
+    fl_runner_opts o;
+} rank_ctx;
+
+static int rank_init(void *ctx, fl_comm *comm, int num_blocks, fl_model_runner *out, fl_error *err)
+{
+    const rank_ctx *c = ctx;
+    fl_runner_opts o = c->o;
+    o.comm = comm;
+    if (num_blocks > 0)
+        o.num_blocks = num_blocks;
+    return c->init(out, c->cfg, c->w, &o, err);
+}
+
+int fl_tp_runner_init_ranks(fl_model_runner *r, int size, fl_runner_init_fn init, const fl_model_config *cfg,
+                            const fl_weights *w, const fl_runner_opts *o, fl_error *err)
+{
+    if (size <= 1)
+        return init(r, cfg, w, o, err);
+    if (fl_tp_check(cfg, size, err) != 0)
+        return -1;
+    rank_ctx ctx = { init, cfg, w, *o };
+    return fl_tp_runner_init(r, size, rank_init, &ctx, err);
 }
