@@ -81,6 +81,13 @@ static int ceil_div(long a, long b)
     return (int)((a + b - 1) / b);
 }
 
+/* The decode CTAs an SM is planned to hold when the batch is split: two
+ * already keep its loads in flight (docs/PERF.md: a third adds 0.6% at
+ * B256), and splitting for more only adds partial sums and shortens each
+ * CTA's stream (B1 L32k: 2.64 TB/s at 33 splits, 2.55 at the 49 that
+ * three CTAs an SM asked for). */
+#define SPLIT_CTAS_PER_SM 2
+
 /* Splits per decode CTA when the longest range of keys one reads is
  * `longest` (see attn_paged.h). */
 static int split_count(const fl_attn_shape *s, int num_decode, int longest)
@@ -88,6 +95,8 @@ static int split_count(const fl_attn_shape *s, int num_decode, int longest)
     if (num_decode == 0)
         return 1;
     int per_sm = s->smem_per_sm / (fl_attn_decode_smem(s->head_dim) + 1024); /* 1 KiB reserved per CTA */
+    if (per_sm > SPLIT_CTAS_PER_SM)
+        per_sm = SPLIT_CTAS_PER_SM;
     if (per_sm < 1)
         per_sm = 1;
     const long ctas = (long)num_decode * s->num_kv_heads, slots = (long)per_sm * s->num_sms;
