@@ -3,7 +3,7 @@
 # tools/gpu_check.sh): the GPU is found and described, the README's job
 # runs on it, seeded sampling repeats, and the GPU's start-up errors are one
 # clear line (a backend that cannot run there, too little memory for the
-# KV cache). Prints "N passed, N failed" last; exit 1 on any failure.
+# KV cache, more tensor-parallel ranks than GPUs, no NCCL). Prints "N passed, N failed" last; exit 1 on any failure.
 set -u
 bin=$1
 tmp=$(mktemp -d)
@@ -39,6 +39,13 @@ expect_ok '^INFO flashlm: attention backend paged$' \
     "$bin" tests/fixtures/tiny-gpt-oss
 expect_error 'no GPU memory left for the KV cache: .* raise --gpu-memory-utilization \(now 0.01\)' \
     "$bin" generate "${m[@]}" --prompt-ids 1 --gpu-memory-utilization 0.01
+
+# tensor parallelism over NCCL: no machine here has 16 GPUs, so 16 ranks are
+# refused saying how many are visible, and a missing NCCL naming its path
+expect_error 'tensor-parallel-size 16 needs 16 GPUs, and [0-9]+ (is|are) visible' \
+    "$bin" generate "${m[@]}" --prompt-ids 1 -tp 16
+expect_error 'cannot load NCCL \(/nonexistent/libnccl.so.2\): .* FLASHLM_NCCL_SO_PATH' \
+    env FLASHLM_NCCL_SO_PATH=/nonexistent/libnccl.so.2 "$bin" generate "${m[@]}" --prompt-ids 1 -tp 2
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -19,7 +19,8 @@
  * same rows): each chosen token must be a greedy choice of the unsharded
  * runner within bf16 noise (its logit within 1e-2 x max |logit| of the
  * top one when prompt and continuation are prefilled at once). Routed
- * experts are refused naming them, as is a size the heads refuse. */
+ * experts are refused naming them, as is a size the heads refuse; NCCL's
+ * communicator runs a group of one rank. */
 #include "test_util.h"
 
 #include "golden.h"
@@ -28,7 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda_runtime.h>
+
 #include "cuda/cuda_runner.h"
+#include "parallel/comm.h"
 #include "model/model.h"
 
 #define MAX_CONTEXT 256
@@ -189,6 +193,60 @@ static void test_refusals(void **state)
     fl_model_free(&model);
 }
 
+/* NCCL's communicator over the one GPU (a group of one rank: NCCL joins
+ * no two ranks on one GPU): the calls load and run on a stream, the
+ * all-reduce leaves the buffer as it is and the all-gather copies it; a
+ * missing library and too few GPUs are refused naming them. */
+static void test_nccl(void **state)
+{
+    (void)state;
+    fl_error err;
+    fl_comm_set set;
+    if (fl_comm_nccl_set(1, &set, &err) != 0) {
+        print_error("%s\n", err.msg);
+        fail();
+    }
+    assert_int_equal(set.size, 1);
+    fl_comm *c = set.ranks[0];
+    assert_int_equal(c->device, 0);
+    assert_true(c->device_capturable);
+    enum { N = 1000 };
+    float host[N], back[N];
+    for (int i = 0; i < N; i++)
+        host[i] = (float)i - 0.5f;
+    float *buf, *out;
+    assert_int_equal(cudaMalloc((void **)&buf, N * sizeof(float)), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&out, N * sizeof(float)), cudaSuccess);
+    assert_int_equal(cudaMemcpy(buf, host, sizeof host, cudaMemcpyHostToDevice), cudaSuccess);
+    cudaStream_t s;
+    assert_int_equal(cudaStreamCreate(&s), cudaSuccess);
+    c->all_reduce_sum_device(c, buf, N, s);
+    c->all_gather_device(c, buf, N, out, s);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_int_equal(cudaMemcpy(back, out, sizeof back, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_memory_equal(back, host, sizeof host);
+    cudaStreamDestroy(s);
+    cudaFree(buf), cudaFree(out);
+    fl_comm_set_free(&set);
+
+    int count = 0;
+    assert_int_equal(cudaGetDeviceCount(&count), cudaSuccess);
+    char want[96];
+    snprintf(want, sizeof want, "needs %d GPUs, and %d %s visible", count + 1, count, count == 1 ? "is" : "are");
+    assert_int_equal(fl_cuda_tp_check(count + 1, &err), -1);
+    assert_msg_contains(err.msg, want);
+    const char *was = getenv("FLASHLM_NCCL_SO_PATH");
+    char *saved = was ? strdup(was) : NULL;
+    setenv("FLASHLM_NCCL_SO_PATH", "/nonexistent/libnccl.so.2", 1);
+    assert_int_equal(fl_cuda_tp_check(1, &err), -1);
+    assert_msg_contains(err.msg, "cannot load NCCL (/nonexistent/libnccl.so.2)");
+    if (saved)
+        setenv("FLASHLM_NCCL_SO_PATH", saved, 1);
+    else
+        unsetenv("FLASHLM_NCCL_SO_PATH");
+    free(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -196,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_llama),
         cmocka_unit_test(test_qwen2),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_nccl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

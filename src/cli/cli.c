@@ -331,11 +331,12 @@ int fl_engine_opts_fit(fl_engine_opts *o, const fl_model_config *cfg, fl_error *
     if (check_dtypes(o, err) != 0)
         return -1;
     if (o->tensor_parallel_size > 1) {
-        if (o->device_kind == FL_DEVICE_CUDA)
-            return fl_fail(err, "--tensor-parallel-size %d: tensor parallelism over GPUs (NCCL) is not built yet; "
-                           "--device cpu runs the ranks as threads", o->tensor_parallel_size);
         if (fl_tp_check(cfg, o->tensor_parallel_size, err) != 0)
             return -1;
+#ifdef FLASHLM_HAVE_CUDA
+        if (o->device_kind == FL_DEVICE_CUDA && fl_cuda_tp_check(o->tensor_parallel_size, err) != 0)
+            return -1;
+#endif
     }
     batch_defaults(o);
     if (o->max_waiting > 0)
@@ -356,13 +357,11 @@ int fl_cli_runner_init(const fl_engine_opts *o, const fl_model *m, fl_model_runn
     };
     if (fl_cli_test_runner)
         return fl_cli_test_runner(m, &ro, runner, err);
-    if (o->tensor_parallel_size > 1) /* fit refused it on CUDA */
-        return fl_cpu_runner_init_parallel(runner, &m->cfg, &m->weights, &ro, o->tensor_parallel_size, err);
 #ifdef FLASHLM_HAVE_CUDA
     if (o->device_kind == FL_DEVICE_CUDA)
-        return fl_cuda_runner_init(runner, &m->cfg, &m->weights, &ro, err);
+        return fl_cuda_runner_init_nccl(runner, &m->cfg, &m->weights, &ro, o->tensor_parallel_size, err);
 #endif
-    return fl_cpu_runner_init(runner, &m->cfg, &m->weights, &ro, err);
+    return fl_cpu_runner_init_parallel(runner, &m->cfg, &m->weights, &ro, o->tensor_parallel_size, err);
 }
 
 int fl_eos_ids(const fl_model_config *cfg, const fl_tokenizer *tok, int32_t eos[FL_MAX_EOS_IDS + 1])

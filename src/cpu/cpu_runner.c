@@ -183,5 +183,5 @@ int fl_cpu_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl_
 int fl_cpu_runner_init_parallel(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
                                 const fl_runner_opts *o, int tp_size, fl_error *err)
 {
-    return fl_tp_runner_init_ranks(r, tp_size, fl_cpu_runner_init, cfg, w, o, err);
+    return fl_tp_runner_init_ranks(r, tp_size, NULL, fl_cpu_runner_init, cfg, w, o, err);
 }

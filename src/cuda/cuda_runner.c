@@ -60,6 +60,7 @@ typedef struct meta_layout {  /* offsets in int32s into the metadata buffer */
 typedef struct cuda_runner {
     fl_model_config cfg;              /* the rank's: its heads and intermediate size (parallel/tp_shard.h) */
     fl_comm *comm;                    /* NULL: the whole model; else this rank's group */
+    int device;                       /* the GPU: the rank's (a group over NCCL), else 0 */
     fl_tp_shard shard;
     fl_kv_groups groups;              /* the KV cache's layout */
     const fl_attn_cuda_ops *attn_ops; /* the attention backend chosen at start-up */
@@ -122,6 +123,14 @@ typedef struct cuda_runner {
     /* decode graphs, by bucket */
     cudaGraphExec_t graphs[NUM_BUCKETS];
 } cuda_runner;
+
+/* The rank's GPU current on the calling thread: the ranks of a group over
+ * NCCL run on the threads of parallel/tp_runner.c, one GPU each. */
+static void select_device(const cuda_runner *r)
+{
+    if (r->comm)
+        FL_CUDA_CHECK(cudaSetDevice(r->device));
+}
 
 static int bucket_size(int i)
 {
@@ -417,6 +426,7 @@ static cudaGraphExec_t decode_graph(cuda_runner *r, int i, const fl_attn_plan *p
 static void cuda_forward(void *impl, const fl_batch *b, float *logits)
 {
     cuda_runner *r = impl;
+    select_device(r);
     FL_ASSERT((size_t)b->num_tokens <= token_cap(r) && (size_t)b->num_logits <= row_cap(r) &&
               b->num_seqs <= (int)row_cap(r));
     const int decode_only = b->num_tokens == b->num_seqs && b->num_logits == b->num_seqs;
@@ -447,6 +457,7 @@ static void cuda_forward(void *impl, const fl_batch *b, float *logits)
 static void cuda_sample(void *impl, int num_rows, const fl_draw *rows)
 {
     cuda_runner *r = impl;
+    select_device(r);
     FL_ASSERT(num_rows <= r->num_logits && r->started - r->given < 2);
     const size_t slot = (size_t)(r->started % 2) * row_cap(r);
     /* pinned, for the async copies; the slot's last sample, two ago, was waited for */
@@ -480,6 +491,7 @@ static void time_step(cuda_runner *r, long k)
 static const int32_t *cuda_sampled(void *impl)
 {
     cuda_runner *r = impl;
+    select_device(r);
     FL_ASSERT(r->given < r->started);
     const long k = r->given++;
     FL_CUDA_CHECK(cudaEventSynchronize(r->drawn[k % 4]));
@@ -491,6 +503,7 @@ static const int32_t *cuda_sampled(void *impl)
 static void cuda_mask_logits(void *impl, int num_rows, const int32_t *rows, const uint32_t *masks)
 {
     cuda_runner *r = impl;
+    select_device(r);
     FL_ASSERT(num_rows <= r->num_logits);
     const size_t words = ((size_t)r->cfg.vocab_size + 31) / 32;
     if (!r->mask_host) {
@@ -514,6 +527,7 @@ static void cuda_mask_logits(void *impl, int num_rows, const int32_t *rows, cons
 static void cuda_read_logits(void *impl, int row, float *out)
 {
     cuda_runner *r = impl;
+    select_device(r);
     FL_ASSERT(row < r->num_logits);
     /* on the runner's stream: the legacy default stream would not wait for it */
     FL_CUDA_CHECK(cudaMemcpyAsync(out, r->logits + (size_t)row * r->cfg.vocab_size,
@@ -524,6 +538,7 @@ static void cuda_read_logits(void *impl, int row, float *out)
 static void cuda_destroy(void *impl)
 {
     cuda_runner *r = impl;
+    select_device(r);
     if (r->stream)
         cudaStreamSynchronize(r->stream); /* a step may still run: async scheduling leaves one */
     static const char *const kinds[] = { [STEP_LARGE_DECODE] = "decode steps of 128 or more sequences",
@@ -693,8 +708,14 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
             return fl_fail(err, "tensor parallelism on CUDA: routed experts are not sliced yet (layer %d)", l);
     struct cudaDeviceProp prop;
     int cc;
-    if (fl_cuda_device_cc(&cc, err) != 0 || cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
+    const int device = comm && comm->device >= 0 ? comm->device : 0;
+    if (fl_cuda_device_cc(&cc, err) != 0)
         return -1;
+    if (cudaSetDevice(device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+        cudaGetLastError();
+        return fl_fail(err, "cannot use GPU %d", device);
+    }
+    cc = prop.major * 10 + prop.minor;
     char unsupported[256];
     if (o->kv_dtype != FL_DTYPE_INVALID && o->kv_dtype != FL_BF16 && o->kv_dtype != FL_F8_E4M3)
         return fl_fail(err, "the CUDA runner's KV cache is bf16 or float8 e4m3, not %s", fl_dtype_name(o->kv_dtype));
@@ -704,6 +725,7 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
         return fl_fail(err, "attention backend '%s' cannot run this model: %s", o->attn->name, unsupported);
     cuda_runner *r = fl_calloc(1, sizeof *r);
     r->comm = comm;
+    r->device = device;
     fl_tp_shard_init(&r->shard, cfg, comm ? comm->rank : 0, comm ? comm->size : 1);
     fl_tp_local_config(&r->cfg, cfg, &r->shard);
     fl_kv_groups_init(&r->groups, cfg);
@@ -806,5 +828,33 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
 int fl_cuda_runner_init_parallel(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
                                  const fl_runner_opts *o, int tp_size, fl_error *err)
 {
-    return fl_tp_runner_init_ranks(r, tp_size, fl_cuda_runner_init, cfg, w, o, err);
+    return fl_tp_runner_init_ranks(r, tp_size, NULL, fl_cuda_runner_init, cfg, w, o, err);
+}
+
+int fl_cuda_tp_check(int tp_size, fl_error *err)
+{
+    if (fl_comm_nccl_check(err) != 0)
+        return -1;
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError();
+        count = 0;
+    }
+    if (count < tp_size)
+        return fl_fail(err, "--tensor-parallel-size %d needs %d GPUs, and %d %s visible", tp_size, tp_size, count,
+                       count == 1 ? "is" : "are");
+    return 0;
+}
+
+int fl_cuda_runner_init_nccl(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
+                             const fl_runner_opts *o, int tp_size, fl_error *err)
+{
+    if (tp_size <= 1)
+        return fl_cuda_runner_init(r, cfg, w, o, err);
+    if (fl_tp_check(cfg, tp_size, err) != 0 || fl_cuda_tp_check(tp_size, err) != 0)
+        return -1;
+    fl_comm_set comms;
+    if (fl_comm_nccl_set(tp_size, &comms, err) != 0)
+        return -1;
+    return fl_tp_runner_init_ranks(r, tp_size, &comms, fl_cuda_runner_init, cfg, w, o, err);
 }

@@ -35,4 +35,15 @@ int fl_cuda_runner_init(fl_model_runner *r, const fl_model_config *cfg, const fl
 int fl_cuda_runner_init_parallel(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
                                  const fl_runner_opts *o, int tp_size, fl_error *err);
 
+/* Whether tp_size ranks can run a GPU each: NCCL loads (parallel/comm.h)
+ * and that many GPUs are visible. 0, or -1 saying which is missing. */
+int fl_cuda_tp_check(int tp_size, fl_error *err);
+
+/* tp_size ranks on GPUs 0..tp_size-1 joined by NCCL, threads of this
+ * process, CUDA graphs on every rank (--tensor-parallel-size on CUDA);
+ * rank 0 sizes the KV cache and every rank holds as many blocks of its own
+ * KV heads. tp_size 1: fl_cuda_runner_init. */
+int fl_cuda_runner_init_nccl(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
+                             const fl_runner_opts *o, int tp_size, fl_error *err);
+
 #endif

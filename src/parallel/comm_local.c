@@ -171,7 +171,8 @@ fl_comm_local_group *fl_comm_local_group_new(int size)
     g->in = fl_calloc((size_t)size, sizeof *g->in);
     g->ranks = fl_calloc((size_t)size, sizeof *g->ranks);
     for (int r = 0; r < size; r++)
-        g->ranks[r] = (fl_comm){ .rank = r, .size = size, .impl = g, .all_reduce_sum = local_all_reduce_sum,
+        g->ranks[r] = (fl_comm){ .rank = r, .size = size, .device = -1, .impl = g,
+                                 .all_reduce_sum = local_all_reduce_sum,
                                  .all_gather = local_all_gather };
 #ifdef FLASHLM_HAVE_CUDA
     g->ready = fl_calloc((size_t)size, sizeof *g->ready);
@@ -214,4 +215,35 @@ fl_comm *fl_comm_local_rank(fl_comm_local_group *g, int r)
 {
     FL_ASSERT(r >= 0 && r < g->size);
     return &g->ranks[r];
+}
+
+/* The set's owner: the group and the array of its ranks. */
+typedef struct local_set {
+    fl_comm_local_group *group;
+    fl_comm **ranks;
+} local_set;
+
+static void free_local_set(void *owner)
+{
+    local_set *s = owner;
+    fl_comm_local_group_free(s->group);
+    free(s->ranks);
+    free(s);
+}
+
+void fl_comm_local_set(int size, fl_comm_set *out)
+{
+    local_set *s = fl_calloc(1, sizeof *s);
+    s->group = fl_comm_local_group_new(size);
+    s->ranks = fl_calloc((size_t)size, sizeof *s->ranks);
+    for (int r = 0; r < size; r++)
+        s->ranks[r] = fl_comm_local_rank(s->group, r);
+    *out = (fl_comm_set){ .size = size, .ranks = s->ranks, .owner = s, .free = free_local_set };
+}
+
+void fl_comm_set_free(fl_comm_set *s)
+{
+    if (s->free)
+        s->free(s->owner);
+    memset(s, 0, sizeof *s);
 }

@@ -23,7 +23,7 @@ typedef struct tp_worker {
 
 struct tp_runner {
     int size;
-    fl_comm_local_group *group;
+    fl_comm_set comms;        /* the ranks' communicators, owned */
     fl_model_runner *ranks;   /* [size] */
     tp_worker *workers;       /* [size]; [0] unused (the caller's thread) */
     int num_started;          /* worker threads running */
@@ -108,18 +108,22 @@ static void tp_destroy(void *impl)
             tp->ranks[k].destroy(tp->ranks[k].impl);
     pthread_barrier_destroy(&tp->go);
     pthread_barrier_destroy(&tp->done);
-    fl_comm_local_group_free(tp->group);
+    fl_comm_set_free(&tp->comms);
     free(tp->ranks);
     free(tp->workers);
     free(tp);
 }
 
-int fl_tp_runner_init(fl_model_runner *r, int size, fl_tp_rank_init_fn init, void *ctx, fl_error *err)
+int fl_tp_runner_init(fl_model_runner *r, int size, fl_comm_set *comms, fl_tp_rank_init_fn init, void *ctx,
+                      fl_error *err)
 {
-    FL_ASSERT(size >= 2);
+    FL_ASSERT(size >= 2 && (!comms || comms->size == size));
     tp_runner *tp = fl_calloc(1, sizeof *tp);
     tp->size = size;
-    tp->group = fl_comm_local_group_new(size);
+    if (comms)
+        tp->comms = *comms;
+    else
+        fl_comm_local_set(size, &tp->comms);
     tp->ranks = fl_calloc((size_t)size, sizeof *tp->ranks);
     tp->workers = fl_calloc((size_t)size, sizeof *tp->workers);
     const int threads = omp_get_max_threads();
@@ -127,7 +131,7 @@ int fl_tp_runner_init(fl_model_runner *r, int size, fl_tp_rank_init_fn init, voi
     FL_ASSERT(pthread_barrier_init(&tp->go, NULL, (unsigned)size) == 0);
     FL_ASSERT(pthread_barrier_init(&tp->done, NULL, (unsigned)size) == 0);
     for (int k = 0; k < size; k++) {
-        if (init(ctx, fl_comm_local_rank(tp->group, k), k ? tp->ranks[0].num_blocks : 0, &tp->ranks[k], err) != 0) {
+        if (init(ctx, tp->comms.ranks[k], k ? tp->ranks[0].num_blocks : 0, &tp->ranks[k], err) != 0) {
             tp->num_started = -1; /* no workers yet: nothing to stop */
             for (int j = 0; j < k; j++)
                 tp->ranks[j].destroy(tp->ranks[j].impl);
@@ -171,13 +175,19 @@ static int rank_init(void *ctx, fl_comm *comm, int num_blocks, fl_model_runner *
     return c->init(out, c->cfg, c->w, &o, err);
 }
 
-int fl_tp_runner_init_ranks(fl_model_runner *r, int size, fl_runner_init_fn init, const fl_model_config *cfg,
-                            const fl_weights *w, const fl_runner_opts *o, fl_error *err)
+int fl_tp_runner_init_ranks(fl_model_runner *r, int size, fl_comm_set *comms, fl_runner_init_fn init,
+                            const fl_model_config *cfg, const fl_weights *w, const fl_runner_opts *o, fl_error *err)
 {
+    int rc;
     if (size <= 1)
-        return init(r, cfg, w, o, err);
-    if (fl_tp_check(cfg, size, err) != 0)
-        return -1;
-    rank_ctx ctx = { init, cfg, w, *o };
-    return fl_tp_runner_init(r, size, rank_init, &ctx, err);
+        rc = init(r, cfg, w, o, err);
+    else if (fl_tp_check(cfg, size, err) != 0)
+        rc = -1;
+    else {
+        rank_ctx ctx = { init, cfg, w, *o };
+        return fl_tp_runner_init(r, size, comms, rank_init, &ctx, err); /* it owns comms now */
+    }
+    if (comms)
+        fl_comm_set_free(comms);
+    return rc;
 }

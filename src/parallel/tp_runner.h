@@ -21,18 +21,21 @@
  * blocks, of its own KV heads). */
 typedef int (*fl_tp_rank_init_fn)(void *ctx, fl_comm *comm, int num_blocks, fl_model_runner *out, fl_error *err);
 
-/* A runner over `size` ranks (size >= 2) that share this process: the
- * local group of parallel/comm.h, each rank built by init. */
-int fl_tp_runner_init(fl_model_runner *r, int size, fl_tp_rank_init_fn init, void *ctx, fl_error *err);
+/* A runner over `size` ranks (size >= 2) that share this process, each
+ * built by init, their communicators comms (taken over, freed with the
+ * runner or on failure), or NULL: the local group of parallel/comm.h. */
+int fl_tp_runner_init(fl_model_runner *r, int size, fl_comm_set *comms, fl_tp_rank_init_fn init, void *ctx,
+                      fl_error *err);
 
 /* A runner's constructor (the CPU's, CUDA's). */
 typedef int (*fl_runner_init_fn)(fl_model_runner *r, const fl_model_config *cfg, const fl_weights *w,
                                  const fl_runner_opts *o, fl_error *err);
 
 /* fl_tp_runner_init with every rank built by init from o, its comm the
- * rank's and, after rank 0, num_blocks rank 0's; size 1: init alone. The
- * size is checked against the model's shapes first (fl_tp_check). */
-int fl_tp_runner_init_ranks(fl_model_runner *r, int size, fl_runner_init_fn init, const fl_model_config *cfg,
-                            const fl_weights *w, const fl_runner_opts *o, fl_error *err);
+ * rank's and, after rank 0, num_blocks rank 0's; size 1: init alone (comms
+ * freed). The size is checked against the model's shapes first
+ * (fl_tp_check). */
+int fl_tp_runner_init_ranks(fl_model_runner *r, int size, fl_comm_set *comms, fl_runner_init_fn init,
+                            const fl_model_config *cfg, const fl_weights *w, const fl_runner_opts *o, fl_error *err);
 
 #endif
