@@ -35,6 +35,7 @@
  * the tensor copies write, panel_offset). Keys past the context are zeroes
  * in V (masked scores times garbage V would be NaN). */
 #include "attention/attn_device.cuh"
+#include "cuda/cuda_check.h"
 
 #include <string.h>
 
@@ -1075,12 +1076,12 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, int sp
                           bool hopper, bool fp8, cudaStream_t stream)
 {
     constexpr int FP8_BN = fp8_prefill_tile<D, BN>();
-    static int configured;
-    if (!configured) {
+    static unsigned configured; /* a bit per GPU */
+    if (fl_cuda_first_on_device(&configured)) {
         const cudaError_t e = configure<D, BN, MT, S>();
         if (e != cudaSuccess)
             return e;
-        configured = 1;
+        fl_cuda_mark_device(&configured);
     }
     if (plan->num_prefill > 0) {
         const dim3 grid(plan->num_prefill, p.num_kv_heads);

@@ -14,6 +14,7 @@
  * softmax overlaps the other's MMAs. With a sliding window the ring starts
  * at the tile holding the first row's window start. */
 #include "attention/attn_device.cuh"
+#include "cuda/cuda_check.h"
 
 #define WG_KEYS 128
 #define WG_STAGES 2
@@ -233,13 +234,13 @@ static constexpr size_t prefill_sm90_smem(int D)
 template <int D>
 static cudaError_t launch_prefill(dim3 grid, const step_params &p, const CUtensorMap maps[2], cudaStream_t stream)
 {
-    static int configured;
-    if (!configured) {
+    static unsigned configured; /* a bit per GPU */
+    if (fl_cuda_first_on_device(&configured)) {
         const cudaError_t e = cudaFuncSetAttribute(prefill_sm90_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                    (int)prefill_sm90_smem(D));
         if (e != cudaSuccess)
             return e;
-        configured = 1;
+        fl_cuda_mark_device(&configured);
     }
     prefill_sm90_kernel<D><<<grid, WG_THREADS, prefill_sm90_smem(D), stream>>>(p, maps[0], maps[1]);
     return cudaSuccess;

@@ -21,4 +21,26 @@
         }                                                                                    \
     } while (0)
 
+/* Whether the set-up that *done records has not yet run on the calling
+ * thread's current GPU (up to 32; fl_cuda_mark_device records it): a
+ * kernel's attributes
+ * (cudaFuncSetAttribute) belong to one device's context, so a process
+ * with tensor-parallel ranks on several GPUs sets them on each. A bit is
+ * set only after its device's call, so at worst two threads both set up. */
+static inline int fl_cuda_first_on_device(unsigned *done)
+{
+    int device = 0;
+    cudaGetDevice(&device);
+    const unsigned bit = 1u << (device & 31);
+    return !(__atomic_load_n(done, __ATOMIC_ACQUIRE) & bit);
+}
+
+/* Marks the current GPU in *done (after a successful set-up). */
+static inline void fl_cuda_mark_device(unsigned *done)
+{
+    int device = 0;
+    cudaGetDevice(&device);
+    __atomic_fetch_or(done, 1u << (device & 31), __ATOMIC_RELEASE);
+}
+
 #endif

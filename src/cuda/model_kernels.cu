@@ -4,6 +4,8 @@
  * and the rotate-half pairing need no second read. */
 #include "cuda/model_kernels.h"
 
+#include "cuda/cuda_check.h"
+
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
@@ -160,13 +162,13 @@ __global__ void rmsnorm_kernel(const float *x, const int32_t *rows, const float 
 extern "C" int fl_cuda_rmsnorm(const float *x, const int32_t *rows, const float *weight, uint16_t *out,
                                int num_rows, int hidden, float eps, void *stream)
 {
-    static int smem_set; /* above the default 48 KiB once per process */
-    if (!smem_set) {
+    static unsigned smem_set; /* above the default 48 KiB, once per GPU */
+    if (fl_cuda_first_on_device(&smem_set)) {
         const cudaError_t e = cudaFuncSetAttribute(rmsnorm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                    2 * RMSNORM_STAGED_MAX * (int)sizeof(float));
         if (e != cudaSuccess)
             return (int)e;
-        smem_set = 1;
+        fl_cuda_mark_device(&smem_set);
     }
     /* 16-byte rows and weight (cudaMalloc'd buffers, hidden % 4 == 0) */
     const int staged = hidden % 4 == 0 && hidden <= RMSNORM_STAGED_MAX && (uintptr_t)weight % 16 == 0;
