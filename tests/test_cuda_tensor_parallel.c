@@ -19,7 +19,9 @@
  * same rows): each chosen token must be a greedy choice of the unsharded
  * runner within bf16 noise (its logit within 1e-2 x max |logit| of the
  * top one when prompt and continuation are prefilled at once). Routed
- * experts are refused naming them, as is a size the heads refuse; NCCL's
+ * experts are refused naming them, as is a size the heads refuse; an
+ * o_proj bias (added to tiny-llama) gives tp 1's logits at 2 and 4 ranks;
+ * NCCL's
  * communicator runs a group of one rank. */
 #include "test_util.h"
 
@@ -173,6 +175,54 @@ static void test_qwen3(void **state) { (void)state; check_fixture("tiny-qwen3");
 static void test_llama(void **state) { (void)state; check_fixture("tiny-llama"); }
 static void test_qwen2(void **state) { (void)state; check_fixture("tiny-qwen2"); }
 
+/* An o_proj bias (no tiny fixture has one: Llama's attention_bias) added
+ * to tiny-llama's layers: every rank adds it to its own residual after the
+ * all-reduce, so tp 2 and 4 must equal tp 1 within the same bound, and the
+ * bias must move the logits (else it was not applied). */
+static void test_o_bias(void **state)
+{
+    (void)state;
+    fl_model model;
+    tu_golden g;
+    tu_golden_fixture("tiny-llama", &model, &g);
+    const int H = model.cfg.hidden_size, L = model.cfg.num_layers;
+    size_t n, n_tp;
+    float *plain = prefill(&model, 1, TU_GOLDEN_PROMPTS, g.prompt, g.len, &n);
+    float *bias = malloc((size_t)H * sizeof(float));
+    for (int i = 0; i < H; i++)
+        bias[i] = 0.05f * (float)((i * 37) % 11 - 5);
+    for (int l = 0; l < L; l++) {
+        model.cfg.layers[l].o_bias = 1;
+        model.weights.layers[l].t[FL_BO] = (fl_tensor){ .name = "o_proj.bias", .dtype = FL_F32, .ndim = 1,
+                                                       .shape = { H }, .data = bias, .nbytes = (size_t)H * 4 };
+    }
+    float *whole = prefill(&model, 1, TU_GOLDEN_PROMPTS, g.prompt, g.len, &n);
+    double mag = 0, moved = 0;
+    for (size_t k = 0; k < n; k++) {
+        mag = fmax(mag, fabs(whole[k]));
+        moved = fmax(moved, fabs(whole[k] - plain[k]));
+    }
+    assert_true(moved > 0.1 * mag);
+    for (int tp = 2; tp <= 4; tp *= 2) {
+        float *split = prefill(&model, tp, TU_GOLDEN_PROMPTS, g.prompt, g.len, &n_tp);
+        assert_int_equal(n_tp, n);
+        double err = 0;
+        for (size_t k = 0; k < n; k++)
+            err = fmax(err, fabs(split[k] - whole[k]));
+        print_message("tiny-llama with an o_proj bias, tp %d: max error against tp 1 %.3g of max |logit| %.3g "
+                      "(the bias moves them by %.3g)\n", tp, err, mag, moved);
+        assert_true(err <= WHOLE_TOL * mag);
+        free(split);
+    }
+    for (int l = 0; l < L; l++) {
+        model.cfg.layers[l].o_bias = 0;
+        model.weights.layers[l].t[FL_BO] = (fl_tensor){ 0 };
+    }
+    free(bias), free(whole), free(plain);
+    tu_golden_free(&g);
+    fl_model_free(&model);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -253,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_qwen3),
         cmocka_unit_test(test_llama),
         cmocka_unit_test(test_qwen2),
+        cmocka_unit_test(test_o_bias),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_nccl),
     };

@@ -215,7 +215,8 @@ static int kv_table_stride(const cuda_runner *r)
 /* x += in W^T (+ bias) for T tokens, W (hidden, k): o_proj or down_proj.
  * A rank of a tensor-parallel group holds W's columns of its heads or its
  * slice of the intermediate size: its product is a partial sum, the
- * group's all-reduce adds them, and rank 0 alone adds the bias. */
+ * group's all-reduce adds them, and every rank adds the sum and the bias
+ * to its own copy of the residual. */
 static void row_parallel(cuda_runner *r, const uint16_t *w, const uint16_t *in, int T, int k, const float *bias)
 {
     const int H = r->cfg.hidden_size;
@@ -228,7 +229,7 @@ static void row_parallel(cuda_runner *r, const uint16_t *w, const uint16_t *in, 
     }
     fl_gemm_run(&r->gemm, w, in, r->part, T, H, k, FL_GEMM_F32, s);
     r->comm->all_reduce_sum_device(r->comm, r->part, (size_t)T * H, s);
-    FL_CUDA_CHECK(fl_cuda_add_rows(r->x, r->part, r->shard.rank == 0 ? bias : NULL, T, H, s));
+    FL_CUDA_CHECK(fl_cuda_add_rows(r->x, r->part, bias, T, H, s));
 }
 
 /* x += o_proj(attention(rope(head_norms(qkv(rmsnorm(x)))))) for T tokens,

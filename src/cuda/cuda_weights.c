@@ -93,10 +93,12 @@ static const void *put_padded(upload *u, const rows_of *parts, int num_parts, in
     char *dst = u->stage;
     for (int i = 0; i < num_parts; i++) {
         const fl_tensor *t = parts[i].t;
-        const size_t first = parts[i].count < 0 ? 0 : (size_t)parts[i].first;
-        FL_ASSERT(row_width(t) == width && first + rows_count(&parts[i]) <= (size_t)t->shape[0]);
-        dst = convert(dst, (const char *)t->data + first * width * fl_dtype_size(t->dtype), t->dtype,
-                      rows_count(&parts[i]) * width, as_f32, &tmp);
+        const size_t first = parts[i].count < 0 ? 0 : (size_t)parts[i].first, rows_i = rows_count(&parts[i]);
+        if (rows_i == 0)
+            continue; /* a last rank's empty slice of a small vocabulary starts past the end */
+        FL_ASSERT(row_width(t) == width && first + rows_i <= (size_t)t->shape[0]);
+        dst = convert(dst, (const char *)t->data + first * width * fl_dtype_size(t->dtype), t->dtype, rows_i * width,
+                      as_f32, &tmp);
     }
     memset(dst, 0, (size_t)pad_rows * width * esize);
     free(tmp);

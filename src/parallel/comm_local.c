@@ -57,12 +57,13 @@ static void wait_all(fl_comm_local_group *g)
     FL_ASSERT(rc == 0 || rc == PTHREAD_BARRIER_SERIAL_THREAD);
 }
 
-/* Publishes in and n, rank 0 sizing the scratch for n first. */
-static void publish(fl_comm_local_group *g, int rank, const float *in, size_t n)
+/* Publishes in and n, rank 0 sizing the host scratch for n first (a host
+ * all-reduce's; the device collectives have their own). */
+static void publish(fl_comm_local_group *g, int rank, const float *in, size_t n, int host_scratch)
 {
     if (rank == 0) {
         g->n = n;
-        if (n > g->cap) {
+        if (host_scratch && n > g->cap) {
             free(g->scratch);
             g->scratch = fl_malloc(n * sizeof(float));
             g->cap = n;
@@ -76,7 +77,7 @@ static void publish(fl_comm_local_group *g, int rank, const float *in, size_t n)
 static void local_all_reduce_sum(fl_comm *c, float *buf, size_t n)
 {
     fl_comm_local_group *g = c->impl;
-    publish(g, c->rank, buf, n);
+    publish(g, c->rank, buf, n, 1);
     const size_t per = (n + (size_t)g->size - 1) / (size_t)g->size;
     const size_t lo = per * (size_t)c->rank, hi = lo + per < n ? lo + per : n;
     for (size_t i = lo; i < hi; i++) {
@@ -93,7 +94,7 @@ static void local_all_reduce_sum(fl_comm *c, float *buf, size_t n)
 static void local_all_gather(fl_comm *c, const float *in, size_t n, float *out)
 {
     fl_comm_local_group *g = c->impl;
-    publish(g, c->rank, in, n);
+    publish(g, c->rank, in, n, 0);
     for (int r = 0; r < g->size; r++)
         memcpy(out + (size_t)r * n, g->in[r], n * sizeof(float));
     wait_all(g);
@@ -135,7 +136,7 @@ static void local_all_reduce_sum_device(fl_comm *c, float *buf, size_t n, void *
     cudaStream_t s = stream;
     device_rank *d = device_of(c, n, s);
     FL_CUDA_CHECK(cudaEventRecord(d->ready, s));
-    publish(g, c->rank, buf, n);
+    publish(g, c->rank, buf, n, 0);
     wait_events(g, g->ready, s);
     FL_CUDA_CHECK(fl_cuda_sum(g->in, g->size, d->scratch, n, s));
     FL_CUDA_CHECK(cudaEventRecord(d->read, s));
@@ -151,7 +152,7 @@ static void local_all_gather_device(fl_comm *c, const float *in, size_t n, float
     cudaStream_t s = stream;
     device_rank *d = device_of(c, 0, s);
     FL_CUDA_CHECK(cudaEventRecord(d->ready, s));
-    publish(g, c->rank, in, n);
+    publish(g, c->rank, in, n, 0);
     wait_events(g, g->ready, s);
     for (int r = 0; r < g->size; r++)
         FL_CUDA_CHECK(cudaMemcpyAsync(out + (size_t)r * n, g->in[r], n * sizeof(float), cudaMemcpyDeviceToDevice, s));

@@ -59,7 +59,9 @@ static int load(nccl_api *api, fl_error *err)
 {
     memset(api, 0, sizeof *api);
     const char *path = library_path();
-    api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    /* never unloaded: graphs that captured its collectives may call back
+     * into it after the communicators are gone */
+    api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!api->lib)
         return fl_fail(err, "cannot load NCCL (%s): %s; give its path in FLASHLM_NCCL_SO_PATH (it ships in the "
                        "nvidia-nccl-cu13 Python package's nvidia/nccl/lib)", path, dlerror());
