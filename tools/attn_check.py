@@ -459,7 +459,8 @@ def bench(lib, backends):
             results.append((f"  same, W{GPT_OSS_WINDOW} + sinks (gpt-oss) splits {win.splits}", windowed,
                             f"the window's K/V at copy speed: {window_us:.1f} us (SDPA has no window)"))
     # prefill, causal: (batch, seq, hq, hkv, d)
-    for b, s, hq, hkv, d in ((4, 8192, 16, 8, 128), (32, 1024, 16, 8, 128), (4, 8192, 64, 8, 64)):
+    for b, s, hq, hkv, d in ((4, 8192, 16, 8, 128), (32, 1024, 16, 8, 128), (4, 8192, 64, 8, 64),
+                             (4, 8192, 16, 8, 96), (4, 8192, 16, 8, 256)):
         bs = 128
         cache, tables = make_cache([s] * b, hkv, d, bs, gen, dev)
         cache8, _ = make_cache([s] * b, hkv, d, bs, gen, dev, "fp8")

@@ -1,6 +1,6 @@
 /* attn_paged.cu - the paged attention kernels but Hopper's prefill, and
  * the launch of a step by either kernel set (see attn_paged.h): the Hopper
- * set runs attn_prefill_sm90.cu's prefill for head dims 64 and 128 and this
+ * set runs attn_prefill_sm90.cu's prefill for head dims 64, 96, 128 and 256 and this
  * file's prefill for the others; the sets differ here only in how decode
  * K/V tiles arrive.
  *
@@ -356,7 +356,7 @@ static __device__ __forceinline__ void fill_ones(bf16 *v_smem, int num_rows)
  * sums (the tensor cores' row sums keep 4 more accumulators live on
  * sm_90, which the mask needs; about 2% of the plain kernel's speed,
  * docs/PERF.md step 11, and Hopper runs the windowed prefill of head
- * dims 64 and 128 on wgmma anyway). */
+ * dims 64 to 256 on wgmma anyway). */
 template <int D, int BN, int MT, int S, bool WINDOW, bool FP8>
 __global__ void __launch_bounds__(NUM_THREADS) prefill_kernel(step_params p)
 {

@@ -4,7 +4,7 @@
  * (attention/backend.c), chosen by the caller:
  * - FL_ATTN_HOPPER (backend `hopper`, compute capability 9.0 only): prefill
  *   on warpgroup MMAs (wgmma) fed by tensor copies (TMA) from a producer
- *   warp, for head dims 64 and 128 (the portable prefill for the others),
+ *   warp, for head dims 64, 96, 128 and 256 (the portable prefill for 16 and 32),
  *   and decode K/V tiles by tensor copies.
  * - FL_ATTN_PORTABLE (backend `paged`, 8.0 to 9.0): prefill on mma.sync
  *   with a cp.async ring, decode K/V tiles by cp.async. Built into the

@@ -1,24 +1,42 @@
 /* attn_prefill_sm90.cu - the prefill kernel for Hopper (sm_90a): warpgroup
- * MMAs (wgmma) fed by tensor copies, for head dims 64 and 128; the
+ * MMAs (wgmma) fed by tensor copies, for head dims 64, 96, 128 and 256; the
  * portable mma.sync prefill of attn_paged.cu runs everywhere else.
  *
- * A CTA is the same 128 packed rows as the portable prefill's: two
- * consumer warpgroups of 64 rows and one producer warp. The producer
- * fills a ring of WG_STAGES slots of 128 keys by tensor copies; each
- * warpgroup computes S = QK^T with Q and K read by the tensor cores from
- * shared memory (wgmma m64n128k16), the softmax step in registers (the
+ * A CTA is the same packed rows as the portable prefill's
+ * (fl_attn_prefill_rows): consumer warpgroups of 64 rows (two; one at head
+ * dim 256, whose accumulators fill a thread's registers) and one producer
+ * warp. The producer fills a ring of WG_STAGES slots of keys by tensor
+ * copies (128 keys; 64 at head dim 256, whose tiles are twice as wide);
+ * each warpgroup computes S = QK^T with Q and K read by the tensor cores
+ * from shared memory (wgmma m64nBNk16), the softmax step in registers (the
  * accumulators have mma.sync's fragment layout, so softmax_step serves
- * both), and O += PV with P from registers and V read as N-major
- * (m64n64k16 per 64 columns of V). The warpgroups release a slot through
- * the slot's `empty` barrier and run a slot apart at most, so one's
- * softmax overlaps the other's MMAs. With a sliding window the ring starts
- * at the tile holding the first row's window start. */
+ * both), and O += PV with P from registers and V read as N-major (m64n64k16
+ * per 64 columns of V; m64n32k16 for head dim 96's last 32). Head dim 96
+ * lies in two 64-column panels whose last 32 columns the copies fill with
+ * zeros (outside the cache's rows): QK^T reads 96 columns, PV writes 96.
+ * The warpgroups release a slot through the slot's `empty` barrier and run
+ * a slot apart at most, so one's softmax overlaps the other's MMAs. With a
+ * sliding window the ring starts at the tile holding the first row's
+ * window start. */
 #include "attention/attn_device.cuh"
 #include "cuda/cuda_check.h"
 
-#define WG_KEYS 128
 #define WG_STAGES 2
-#define WG_THREADS (2 * 128 + 32)
+
+/* Consumer warpgroups of a CTA (its rows over 64), keys per ring tile,
+ * threads. */
+static constexpr __host__ __device__ int wg_groups(int D)
+{
+    return D > 128 ? 1 : 2;
+}
+static constexpr __host__ __device__ int wg_keys(int D)
+{
+    return D > 128 ? 64 : 128;
+}
+static constexpr __host__ __device__ int wg_threads(int D)
+{
+    return wg_groups(D) * 128 + 32;
+}
 
 #if ARCH_SM90
 /* The descriptor of a wgmma operand in the panels of panel_offset (128-byte
@@ -31,50 +49,47 @@ static __device__ __forceinline__ uint64_t wg_desc(uint32_t addr, uint32_t lbo)
            (uint64_t)(1024 >> 4) << 32 | 1ull << 62;
 }
 
-/* d (64 x 128, fp32) = a (64 x 16, K-major, shared) * b (16 x 128, K-major,
- * shared), plus d if accumulate. */
-static __device__ __forceinline__ void wgmma_qk(float (&d)[16][4], uint64_t a, uint64_t b, int accumulate)
+/* The accumulator operands of a wgmma: N / 8 fragments of 4 floats. */
+#define WG_ACC4(d, i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+#define WG_ACC16(d, i) WG_ACC4(d, i), WG_ACC4(d, i + 1), WG_ACC4(d, i + 2), WG_ACC4(d, i + 3)
+#define WG_ACC32(d) WG_ACC16(d, 0), WG_ACC16(d, 4)
+#define WG_REGS16 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
+#define WG_REGS32 WG_REGS16 ", %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+
+/* d (64 x N, fp32) = a (64 x 16, K-major, shared) * b (16 x N, K-major,
+ * shared), plus d if accumulate; N is 128 or 64. */
+template <int N>
+static __device__ __forceinline__ void wgmma_qk(float (*d)[4], uint64_t a, uint64_t b, int accumulate)
 {
-    asm volatile("{\n.reg .pred acc;\nsetp.ne.b32 acc, %66, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
-                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, acc, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-                   "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-                   "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-                   "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-                   "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-                   "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-                   "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-                   "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
-                   "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
-                   "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
-                   "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
-                   "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
-                   "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
-                   "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
-                   "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
-                   "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-                 : "l"(a), "l"(b), "r"(accumulate));
+    if constexpr (N == 128)
+        asm volatile("{\n.reg .pred acc;\nsetp.ne.b32 acc, %66, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" WG_REGS32
+                     ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, acc, 1, 1, 0, 0;\n}\n"
+                     : WG_ACC32(d), WG_ACC32((d + 8))
+                     : "l"(a), "l"(b), "r"(accumulate));
+    else
+        asm volatile("{\n.reg .pred acc;\nsetp.ne.b32 acc, %34, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" WG_REGS32 "}, %32, %33, acc, 1, 1, 0, 0;\n}\n"
+                     : WG_ACC32(d)
+                     : "l"(a), "l"(b), "r"(accumulate));
 }
 
-/* d (64 x 64, fp32) += a (64 x 16, registers) * b (16 x 64, N-major, shared). */
+/* d (64 x N, fp32) += a (64 x 16, registers) * b (16 x N, N-major, shared);
+ * N is 64 or 32. */
+template <int N>
 static __device__ __forceinline__ void wgmma_pv(float (*d)[4], const uint32_t a[4], uint64_t b)
 {
-    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
-                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
-                 : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-                   "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-                   "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-                   "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-                   "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-                   "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-                   "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-                   "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+    if constexpr (N == 64)
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" WG_REGS32
+                     "}, {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
+                     : WG_ACC32(d)
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+    else
+        asm volatile("wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {" WG_REGS16
+                     "}, {%16, %17, %18, %19}, %20, 1, 1, 1, 1;\n"
+                     : WG_ACC16(d, 0)
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }
 
 static __device__ __forceinline__ void wgmma_fence(void)
@@ -106,12 +121,12 @@ static __device__ __forceinline__ void bar_sync(int id, int n)
 #endif
 
 template <int D>
-__global__ void __launch_bounds__(WG_THREADS, 1)
+__global__ void __launch_bounds__(wg_threads(D), 1)
     prefill_sm90_kernel(step_params p, const __grid_constant__ CUtensorMap k_map,
                          const __grid_constant__ CUtensorMap v_map)
 {
 #if ARCH_SM90
-    constexpr int BN = WG_KEYS, S = WG_STAGES, ROWS = 128, PANELS = D / 64;
+    constexpr int BN = wg_keys(D), S = WG_STAGES, GROUPS = wg_groups(D), ROWS = 64 * GROUPS, PANELS = (D + 63) / 64;
     constexpr int TILE_BYTES = PANELS * BN * 128, Q_BYTES = PANELS * ROWS * 128;
     extern __shared__ uint4 smem_raw[];
     __shared__ uint64_t full[S], empty[S];
@@ -132,13 +147,13 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
     if (threadIdx.x == 0) {
         for (int i = 0; i < S; i++) {
             mbar_init(&full[i], 1);
-            mbar_init(&empty[i], 8); /* a consumer warp each */
+            mbar_init(&empty[i], 4 * GROUPS); /* a consumer warp each */
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
 
-    if (warp == 8) { /* the producer */
+    if (warp == 4 * GROUPS) { /* the producer */
         if (lane == 0)
             for (int tile = first; tile < num_tiles; tile++) {
                 const int n = tile - first, slot = n % S; /* n: the tile's place in the ring */
@@ -178,10 +193,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
         mbar_wait(&full[slot], (n / S) & 1);
         if (key0 + BN > kv_end) {
             /* keys past the end: masked, but zero times stale V could be
-             * NaN; both warpgroups zero and wait (the last tile only) */
-            zero_v_rows<D, BN, 256>(kv_smem + (2 * slot + 1) * TILE_BYTES, kv_end - key0);
+             * NaN; the warpgroups zero and wait (the last tile only) */
+            zero_v_rows<D, BN, 128 * GROUPS>(kv_smem + (2 * slot + 1) * TILE_BYTES, kv_end - key0);
             asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-            bar_sync(3, 256);
+            bar_sync(3, 128 * GROUPS);
         }
         /* else every key is past this warpgroup's rows, or before their windows */
         if (wg_row0 < rows && key0 <= wg_max_limit && key0 + BN > window_start(p, wg_min_limit)) {
@@ -194,7 +209,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
 #pragma unroll
             for (int ks = 0; ks < D / 16; ks++) {
                 const uint32_t off = (ks / 4) * ROWS * 128 + (ks % 4) * 32;
-                wgmma_qk(s[0], wg_desc(q_base + off, 0),
+                wgmma_qk<BN>(s[0], wg_desc(q_base + off, 0),
                          wg_desc(k_base + (ks / 4) * BN * 128 + (ks % 4) * 32, 0), ks > 0);
             }
             wgmma_commit_wait();
@@ -211,8 +226,13 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++)
 #pragma unroll
-                for (int pn = 0; pn < PANELS; pn++)
-                    wgmma_pv(st.o[0] + 8 * pn, a[kk], wg_desc(v_base + pn * BN * 128 + kk * 16 * 128, BN * 128));
+                for (int pn = 0; pn < PANELS; pn++) {
+                    const uint64_t v = wg_desc(v_base + pn * BN * 128 + kk * 16 * 128, BN * 128);
+                    if (64 * pn + 64 <= D)
+                        wgmma_pv<64>(st.o[0] + 8 * pn, a[kk], v);
+                    else
+                        wgmma_pv<32>(st.o[0] + 8 * pn, a[kk], v);
+                }
             wgmma_commit_wait();
             hold_registers<D / 8>(st.o[0]);
         }
@@ -228,7 +248,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1)
 /* Shared memory of a CTA: Q, the ring, 1 KiB alignment. */
 static constexpr size_t prefill_sm90_smem(int D)
 {
-    return 1024 + (size_t)(D / 64) * 128 * 128 * (1 + 2 * WG_STAGES);
+    return 1024 + (size_t)((D + 63) / 64) * 128 * (64 * wg_groups(D) + 2 * WG_STAGES * wg_keys(D));
 }
 
 template <int D>
@@ -242,13 +262,13 @@ static cudaError_t launch_prefill(dim3 grid, const step_params &p, const CUtenso
             return e;
         fl_cuda_mark_device(&configured);
     }
-    prefill_sm90_kernel<D><<<grid, WG_THREADS, prefill_sm90_smem(D), stream>>>(p, maps[0], maps[1]);
+    prefill_sm90_kernel<D><<<grid, wg_threads(D), prefill_sm90_smem(D), stream>>>(p, maps[0], maps[1]);
     return cudaSuccess;
 }
 
 bool prefill_sm90_supports(int head_dim)
 {
-    return head_dim == 64 || head_dim == 128;
+    return head_dim == 64 || head_dim == 96 || head_dim == 128 || head_dim == 256;
 }
 
 cudaError_t prefill_sm90_launch(int head_dim, dim3 grid, const step_params &p, const CUtensorMap maps[2],
@@ -256,7 +276,9 @@ cudaError_t prefill_sm90_launch(int head_dim, dim3 grid, const step_params &p, c
 {
     switch (head_dim) {
     case 64: return launch_prefill<64>(grid, p, maps, stream);
+    case 96: return launch_prefill<96>(grid, p, maps, stream);
     case 128: return launch_prefill<128>(grid, p, maps, stream);
+    case 256: return launch_prefill<256>(grid, p, maps, stream);
     default: return cudaErrorNotSupported;
     }
 }
