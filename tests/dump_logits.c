@@ -3,7 +3,7 @@
  *
  * usage: dump_logits [--chunk N] [--decode N] [--block-size B] [--positions FILE]
  *                    [--attention-backend NAME] [--kv-cache-dtype bf16|fp8]
- *                    MODEL_DIR IDS_FILE OUT_FILE
+ *                    [--tensor-parallel-size N] MODEL_DIR IDS_FILE OUT_FILE
  *
  * IDS_FILE holds the prompt as raw int32. All but its last --decode positions
  * run as chunked prefill over the paged cache, --chunk tokens a step, each
@@ -14,7 +14,11 @@
  * a paging bug cannot hide behind contiguous blocks. FILE lists the
  * positions (raw int32, ascending) whose logits OUT_FILE gets, as
  * (listed positions, vocab) float32 in position order; without it, every
- * position. --attention-backend names the CUDA backend (default auto). Only
+ * position. --attention-backend names the CUDA backend (default auto).
+ * --tensor-parallel-size N splits the model over N ranks sharing GPU 0
+ * (fl_cuda_runner_init_parallel: the local group, so no CUDA graphs, the
+ * decode steps run eagerly), which checks the sharding at full width on a
+ * machine of one GPU. Only
  * the runner's public API is used, so a change to the forward pass behind
  * it is judged by the same tool. */
 #include <errno.h>
@@ -30,19 +34,21 @@
 
 static const char usage[] =
     "usage: dump_logits [--chunk N] [--decode N] [--block-size B] [--positions FILE]\n"
-    "                   [--attention-backend NAME] [--kv-cache-dtype bf16|fp8] MODEL_DIR IDS_FILE OUT_FILE\n"
+    "                   [--attention-backend NAME] [--kv-cache-dtype bf16|fp8] [--tensor-parallel-size N]\n"
+    "                   MODEL_DIR IDS_FILE OUT_FILE\n"
     "  --chunk N         prefill chunk size in tokens (default 256)\n"
     "  --decode N        run the last N positions as one-token decode steps (default 0)\n"
     "  --block-size B    KV cache block size (default 128)\n"
     "  --positions FILE  raw int32 positions, ascending, whose logits to write (default: all)\n"
     "  --attention-backend NAME  the CUDA attention backend (default auto)\n"
-    "  --kv-cache-dtype T  the KV cache: bf16 (default) or fp8 (float8 e4m3, scales 1.0)\n";
+    "  --kv-cache-dtype T  the KV cache: bf16 (default) or fp8 (float8 e4m3, scales 1.0)\n"
+    "  --tensor-parallel-size N  the model split over N ranks on GPU 0 (default 1)\n";
 
 /* Longest prompt (and position list): the longest context a config may declare. */
 #define MAX_ENTRIES (1 << 24)
 
 typedef struct args {
-    int chunk, decode, block_size;
+    int chunk, decode, block_size, tp;
     const char *positions, *model, *ids, *out;
     const char *backend; /* the CUDA attention backend, or auto */
     fl_dtype kv_dtype;   /* the KV cache's */
@@ -71,9 +77,10 @@ static int parse_args(args *a, int argc, char **argv)
         { "positions", required_argument, NULL, 'p' },
         { "attention-backend", required_argument, NULL, 'a' },
         { "kv-cache-dtype", required_argument, NULL, 'k' },
+        { "tensor-parallel-size", required_argument, NULL, 't' },
         { 0 },
     };
-    *a = (args){ .chunk = 256, .block_size = 128, .kv_dtype = FL_BF16 };
+    *a = (args){ .chunk = 256, .block_size = 128, .tp = 1, .kv_dtype = FL_BF16 };
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;
@@ -83,6 +90,8 @@ static int parse_args(args *a, int argc, char **argv)
             bad = parse_int("--decode", optarg, 0, INT32_MAX, &a->decode);
         else if (opt == 'b')
             bad = parse_int("--block-size", optarg, 1, 1 << 16, &a->block_size);
+        else if (opt == 't')
+            bad = parse_int("--tensor-parallel-size", optarg, 1, 64, &a->tp);
         else if (opt == 'p')
             a->positions = optarg;
         else if (opt == 'a')
@@ -180,9 +189,11 @@ static int run(fl_model_runner *r, const args *a, const int32_t *ids, int len, c
     int32_t query_start[2] = { 0, 0 }, seq_len[1];
     int32_t *rows = malloc((size_t)(max_rows > 0 ? max_rows : 1) * sizeof(int32_t));
     float *logits = malloc((size_t)(max_rows > 0 ? max_rows : 1) * vocab * sizeof(float));
+    /* blocks 1 .. num_blocks G, last first: block 0 is the null block of
+     * a windowed group (model/batch.h), never a sequence's */
     for (int g = 0; g < G; g++)
         for (int i = 0; i < num_blocks; i++)
-            table[g * num_blocks + i] = num_blocks * G - 1 - (i * G + g);
+            table[g * num_blocks + i] = num_blocks * G - (i * G + g);
     const int bs = a->block_size;
     fl_batch b = { .num_kv_groups = G, .slots = slots, .num_seqs = 1, .query_start = query_start, .seq_lens = seq_len,
                    .max_blocks_per_seq = num_blocks, .block_tables = table, .positions = pos, .logit_rows = rows };
@@ -250,7 +261,7 @@ static int dump(const args *a, const int32_t *ids, int len, const int32_t *liste
     }
     const fl_runner_opts o = {
         .attn = attn, .max_tokens = prefill == 0 ? 1 : prefill < a->chunk ? prefill : a->chunk, .max_context = num_blocks * bs,
-        .max_seqs = max_rows > 0 ? max_rows : 1, .block_size = bs, .num_blocks = num_blocks * groups.num_groups,
+        .max_seqs = max_rows > 0 ? max_rows : 1, .block_size = bs, .num_blocks = num_blocks * groups.num_groups + 1,
         .gpu_memory_utilization = 0.9f, .kv_dtype = a->kv_dtype,
     };
     fl_model_runner r;
@@ -259,7 +270,7 @@ static int dump(const args *a, const int32_t *ids, int len, const int32_t *liste
         rc = 2;
     } else if (!attn) {
         fprintf(stderr, "dump_logits: %s\n", err.msg);
-    } else if (fl_cuda_runner_init(&r, &m.cfg, &m.weights, &o, &err) != 0) {
+    } else if (fl_cuda_runner_init_parallel(&r, &m.cfg, &m.weights, &o, a->tp, &err) != 0) {
         fprintf(stderr, "dump_logits: %s\n", err.msg);
     } else {
         if (!(out = fopen(a->out, "wb"))) {

@@ -9,7 +9,7 @@
  * abs error under 3e-2 x the largest |logit| of the prompt, and the argmax
  * must agree wherever HF's top-1 leads its top-2 by more than 1e-2 x that
  * magnitude (a model with routed experts may have 2% of its positions
- * outside: outliers_allowed says why). Then greedy generation through the engine (device sampling,
+ * outside: tu_golden_outliers_allowed says why). Then greedy generation through the engine (device sampling,
  * CUDA graphs for the decode steps, whole prompts or 7-token chunks): the
  * first token must be HF's where HF's margin is over that threshold; the
  * engine sampling on the host instead (logprobs asked: logits read back)
@@ -118,21 +118,6 @@ static int decided(const float *ref, int vocab, double mag)
     return ref[top] - second > MARGIN * mag;
 }
 
-/* Positions of a prompt allowed outside the tolerance: none for a dense
- * model. With routed experts, a token whose k-th and next router logits
- * nearly tie can take another expert under bf16 rounding anywhere before
- * the router (HF's own bf16 run of tiny-gpt-oss does so at 2 of prompt
- * 4's 150 positions, errors of half the largest logit): 2% of the
- * positions, rounded up. The per-bucket accuracy rule at full width is
- * tools/model_parity.py's. */
-static int outliers_allowed(const fl_model *m, int len)
-{
-    for (int l = 0; l < m->cfg.num_layers; l++)
-        if (m->cfg.layers[l].ffn == FL_FFN_MOE)
-            return (len * 2 + 99) / 100;
-    return 0;
-}
-
 static void check_logits(const fl_model *m, const tu_golden *g, int block_size, const char *name)
 {
     const int vocab = m->cfg.vocab_size;
@@ -163,9 +148,9 @@ static void check_logits(const fl_model *m, const tu_golden *g, int block_size, 
         }
         printf("  %s block %3d prompt %d (%3d tokens): max err %.2e (position %d) of max |logit| %.2f (%.2e); "
                "%d outside %.0e (allowed %d), the rest within %.2e; argmax %d/%d\n", name, block_size, s,
-               g->len[s], max_err, worst, mag, max_err / mag, outliers, LOGIT_TOL, outliers_allowed(m, g->len[s]),
+               g->len[s], max_err, worst, mag, max_err / mag, outliers, LOGIT_TOL, tu_golden_outliers_allowed(m, g->len[s]),
                max_inlier / mag, agree, checked);
-        if (outliers > outliers_allowed(m, g->len[s]) || agree != checked) {
+        if (outliers > tu_golden_outliers_allowed(m, g->len[s]) || agree != checked) {
             print_error("%s block %d prompt %d: outside the bf16 tolerance\n", name, block_size, s);
             fail();
         }

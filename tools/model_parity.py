@@ -45,7 +45,7 @@ digests agree computed the same numbers), and PASS or FAIL; exits 1 on FAIL.
 
 usage: tools/model_parity.py SHAPE.json... [--bin build/tests/dump_logits]
            [--tokens T...] [--block-size B...] [--chunk 2048] [--decode 64]
-           [--kv-cache-dtype bf16 fp8]
+           [--kv-cache-dtype bf16 fp8] [--tensor-parallel-size N]
            [--per-bucket 128] [--seed 0] [--checkpoints bf16 [mxfp4]]
 Every T runs at every B (defaults: --tokens 2048, --block-size 16 128).
 tools/gpu_check.sh runs the dense shapes at 2048 and 32768 tokens (step
@@ -165,8 +165,8 @@ def run_flashlm(args, model_dir, work, ids, positions, block_size, vocab, kv):
     positions.astype(np.int32).tofile(pos_path)
     subprocess.run([args.bin, "--chunk", str(args.chunk), "--decode", str(args.decode),
                     "--block-size", str(block_size), "--positions", pos_path,
-                    "--attention-backend", args.attention_backend, "--kv-cache-dtype", kv, model_dir, ids_path,
-                    out_path],
+                    "--attention-backend", args.attention_backend, "--kv-cache-dtype", kv,
+                    "--tensor-parallel-size", str(args.tensor_parallel_size), model_dir, ids_path, out_path],
                    check=True)
     sha = hashlib.sha256()
     with open(out_path, "rb") as f:
@@ -411,6 +411,9 @@ def main():
     ap.add_argument("--per-bucket", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--attention-backend", default="auto", help="the CUDA attention backend dump_logits runs")
+    ap.add_argument("--tensor-parallel-size", type=int, default=1,
+                    help="flashlm split over N ranks sharing the one GPU (dump_logits' local group): the sharding "
+                         "held to the same rule at full width")
     ap.add_argument("--kv-cache-dtype", nargs="+", choices=["bf16", "fp8"], default=["bf16"],
                     help="flashlm's KV caches: the rule holds the bf16 one; an fp8 one is measured against "
                          "HF float32 and against flashlm's bf16 cache")
@@ -421,7 +424,8 @@ def main():
         ap.error("every --tokens must exceed --decode, and --per-bucket must be positive")
     torch.set_float32_matmul_precision("highest")  # the float32 reference without TF32
     log(f"model parity: torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"{torch.cuda.get_device_name()}; chunk {args.chunk}, decode tail {args.decode}, seed {args.seed}")
+        f"{torch.cuda.get_device_name()}; chunk {args.chunk}, decode tail {args.decode}, seed {args.seed}, "
+        f"tensor-parallel size {args.tensor_parallel_size}")
     table, digests, failures, worst, fp8_table = [], [], [], (-1.0, ""), []
     for shape_path in args.shapes:
         shape = os.path.splitext(os.path.basename(shape_path))[0]

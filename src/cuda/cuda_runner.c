@@ -278,21 +278,32 @@ static void dense_mlp_block(cuda_runner *r, int l, int T)
     row_parallel(r, w->w_down, r->act, T, I, NULL);
 }
 
-/* x += the routed experts of x' = rmsnorm(x), for T tokens (cuda/moe.h). */
+/* x += the routed experts of x' = rmsnorm(x), for T tokens (cuda/moe.h).
+ * A rank of a tensor-parallel group holds each expert's slice of the
+ * intermediate size: the block adds its partial sum into zeros, the
+ * group's all-reduce adds the ranks', and every rank adds that to its own
+ * residual (as row_parallel does). */
 static void moe_block(cuda_runner *r, int l, int T)
 {
     const fl_model_config *c = &r->cfg;
     const fl_cuda_layer *w = &r->w.layers[l];
+    const int H = c->hidden_size;
     void *s = r->stream;
-    FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, NULL, w->mlp_norm, r->h, T, c->hidden_size, c->rms_norm_eps, s));
+    FL_CUDA_CHECK(fl_cuda_rmsnorm(r->x, NULL, w->mlp_norm, r->h, T, H, c->rms_norm_eps, s));
+    if (r->comm)
+        FL_CUDA_CHECK(cudaMemsetAsync(r->part, 0, (size_t)T * H * sizeof(float), (cudaStream_t)s));
     const fl_cuda_moe_args a = {
         .num_tokens = T, .residual_in = r->x, .norm_weight = w->mlp_norm, .eps = c->rms_norm_eps, .x = r->h,
         .router = w->router, .router_bias = w->router_bias,
         .gate_up = w->experts_gate_up, .gate_up_bias = w->experts_gate_up_bias, .down = w->experts_down,
-        .down_bias = w->experts_down_bias, .residual = r->x, .workspace = r->moe_workspace,
+        .down_bias = w->experts_down_bias, .residual = r->comm ? r->part : r->x, .workspace = r->moe_workspace,
         .max_tokens = (int)token_cap(r),
     };
     FL_CUDA_CHECK(fl_cuda_moe(&r->moe, &a, s));
+    if (r->comm) {
+        r->comm->all_reduce_sum_device(r->comm, r->part, (size_t)T * H, s);
+        FL_CUDA_CHECK(fl_cuda_add_rows(r->x, r->part, NULL, T, H, s));
+    }
 }
 
 /* Enqueues the model over the metadata on the device: T tokens, logits for
@@ -704,9 +715,6 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
                        "(the local group's serve at most %d ranks)", comm->size, FL_CUDA_SUM_MAX);
     if (comm && fl_tp_check(cfg, comm->size, err) != 0)
         return -1;
-    for (int l = 0; comm && l < cfg->num_layers; l++)
-        if (cfg->layers[l].ffn == FL_FFN_MOE)
-            return fl_fail(err, "tensor parallelism on CUDA: routed experts are not sliced yet (layer %d)", l);
     struct cudaDeviceProp prop;
     int cc;
     const int device = comm && comm->device >= 0 ? comm->device : 0;

@@ -116,22 +116,44 @@ static const void *put1(upload *u, const fl_tensor *t, int as_f32)
     return put(u, &all, 1, as_f32);
 }
 
-/* Columns [first, first + count) of every row of a 2-D matrix, bf16: a
- * row-parallel matrix's slice (o_proj, down_proj). */
-static const void *put_cols(upload *u, const fl_tensor *t, int64_t first, int64_t count)
+/* Columns [first, first + count) of every row of a tensor (its last
+ * dimension's), as bf16 or float32: a row-parallel matrix's slice (o_proj,
+ * down_proj), or a slice of each expert's gate/up columns. */
+static const void *put_cols(upload *u, const fl_tensor *t, int64_t first, int64_t count, int as_f32)
 {
-    FL_ASSERT(t->ndim == 2 && first >= 0 && first + count <= t->shape[1]);
-    const size_t rows = (size_t)t->shape[0], bytes = rows * (size_t)count * sizeof(uint16_t), off = reserve(u, bytes);
+    const int64_t cols = t->shape[t->ndim - 1];
+    FL_ASSERT(first >= 0 && first + count <= cols);
+    const size_t esize = as_f32 ? sizeof(float) : sizeof(uint16_t);
+    const size_t rows = row_width(t) * (size_t)t->shape[0] / (size_t)cols;
+    const size_t bytes = rows * (size_t)count * esize, off = reserve(u, bytes);
     if (off == (size_t)-1)
         return NULL;
     float *tmp = NULL;
     char *dst = u->stage;
     const size_t elem = fl_dtype_size(t->dtype);
     for (size_t r = 0; r < rows; r++)
-        dst = convert(dst, (const char *)t->data + (r * (size_t)t->shape[1] + (size_t)first) * elem, t->dtype,
-                      (size_t)count, 0, &tmp);
+        dst = convert(dst, (const char *)t->data + (r * (size_t)cols + (size_t)first) * elem, t->dtype,
+                      (size_t)count, as_f32, &tmp);
     free(tmp);
     return send(u, off, bytes);
+}
+
+/* Rows [first, first + count) of each matrix of a stack t (E, n, m), bf16:
+ * each expert's slice of the down projection's input rows. */
+static const void *put_stack_rows(upload *u, const fl_tensor *t, int64_t first, int64_t count)
+{
+    FL_ASSERT(t->ndim == 3 && first >= 0 && first + count <= t->shape[1]);
+    fl_tensor flat = *t; /* (E n, m) */
+    flat.ndim = 2;
+    flat.shape[0] = t->shape[0] * t->shape[1];
+    flat.shape[1] = t->shape[2];
+    const int64_t E = t->shape[0];
+    rows_of *parts = fl_malloc((size_t)E * sizeof *parts);
+    for (int64_t e = 0; e < E; e++)
+        parts[e] = (rows_of){ &flat, e * t->shape[1] + first, count };
+    const void *dev = put(u, parts, (int)E, 0);
+    free(parts);
+    return dev;
 }
 
 /* The attention op's tensors, the shard's heads: q/k/v fused into one
@@ -144,7 +166,7 @@ static void lay_out_attention(upload *u, fl_cuda_layer *d, const fl_layer_spec *
     const rows_of qkv[3] = { { &t[FL_WQ], q0, nq }, { &t[FL_WK], k0, nk }, { &t[FL_WV], k0, nk } };
     const rows_of bias[3] = { { &t[FL_BQ], q0, nq }, { &t[FL_BK], k0, nk }, { &t[FL_BV], k0, nk } };
     d->w_qkv = put(u, qkv, 3, 0);
-    d->w_o = sh->size > 1 ? put_cols(u, &t[FL_WO], q0, nq) : put1(u, &t[FL_WO], 0);
+    d->w_o = sh->size > 1 ? put_cols(u, &t[FL_WO], q0, nq, 0) : put1(u, &t[FL_WO], 0);
     d->attn_norm = put1(u, &t[FL_ATTN_NORM], 1);
     if (spec->qkv_bias)
         d->b_qkv = put(u, bias, 3, 1);
@@ -166,21 +188,33 @@ static void lay_out_dense_mlp(upload *u, fl_cuda_layer *d, const fl_tensor *t, c
 {
     const rows_of gate_up[2] = { { &t[FL_W_GATE], sh->ff0, sh->ff }, { &t[FL_W_UP], sh->ff0, sh->ff } };
     d->w_gate_up = put(u, gate_up, 2, 0);
-    d->w_down = sh->size > 1 ? put_cols(u, &t[FL_W_DOWN], sh->ff0, sh->ff) : put1(u, &t[FL_W_DOWN], 0);
+    d->w_down = sh->size > 1 ? put_cols(u, &t[FL_W_DOWN], sh->ff0, sh->ff, 0) : put1(u, &t[FL_W_DOWN], 0);
     d->mlp_norm = put1(u, &t[FL_MLP_NORM], 1);
 }
 
 /* The routed experts' tensors, in the layouts cuda/moe.h reads: the
- * checkpoint's own, the router in float32. */
-static void lay_out_moe(upload *u, fl_cuda_layer *d, const fl_tensor *t)
+ * checkpoint's own, the router in float32, each expert's slice of the
+ * intermediate size: HF interleaves gate and up columns (gate in even
+ * ones), so the slice [ff0, ff0 + ff) is one run of 2 ff columns of
+ * gate/up and its biases, and ff rows of down. The down biases are added
+ * once, by rank 0 (cuda/moe.h's NULL on the other ranks): they are
+ * weighted per expert, before the group's all-reduce. */
+static void lay_out_moe(upload *u, fl_cuda_layer *d, const fl_tensor *t, const fl_tp_shard *sh)
 {
     d->mlp_norm = put1(u, &t[FL_MLP_NORM], 1);
     d->router = put1(u, &t[FL_ROUTER], 1);
     d->router_bias = put1(u, &t[FL_ROUTER_BIAS], 1);
-    d->experts_gate_up = put1(u, &t[FL_EXPERTS_GATE_UP], 0);
-    d->experts_gate_up_bias = put1(u, &t[FL_EXPERTS_GATE_UP_BIAS], 1);
-    d->experts_down = put1(u, &t[FL_EXPERTS_DOWN], 0);
-    d->experts_down_bias = put1(u, &t[FL_EXPERTS_DOWN_BIAS], 1);
+    if (sh->size == 1) {
+        d->experts_gate_up = put1(u, &t[FL_EXPERTS_GATE_UP], 0);
+        d->experts_gate_up_bias = put1(u, &t[FL_EXPERTS_GATE_UP_BIAS], 1);
+        d->experts_down = put1(u, &t[FL_EXPERTS_DOWN], 0);
+    } else {
+        d->experts_gate_up = put_cols(u, &t[FL_EXPERTS_GATE_UP], 2 * (int64_t)sh->ff0, 2 * (int64_t)sh->ff, 0);
+        d->experts_gate_up_bias = put_cols(u, &t[FL_EXPERTS_GATE_UP_BIAS], 2 * (int64_t)sh->ff0,
+                                           2 * (int64_t)sh->ff, 1);
+        d->experts_down = put_stack_rows(u, &t[FL_EXPERTS_DOWN], sh->ff0, sh->ff);
+    }
+    d->experts_down_bias = sh->rank == 0 ? put1(u, &t[FL_EXPERTS_DOWN_BIAS], 1) : NULL;
 }
 
 /* The shard's rows of the embedding or lm_head, [vocab0, vocab0 + vocab),
@@ -202,7 +236,7 @@ static void lay_out(upload *u, fl_cuda_weights *cw, const fl_model_config *cfg, 
         lay_out_attention(u, &cw->layers[i], &cfg->layers[i], w->layers[i].t, sh, cfg->head_dim);
         switch ((fl_ffn_kind)cfg->layers[i].ffn) {
         case FL_FFN_DENSE_SILU: lay_out_dense_mlp(u, &cw->layers[i], w->layers[i].t, sh); break;
-        case FL_FFN_MOE: lay_out_moe(u, &cw->layers[i], w->layers[i].t); break;
+        case FL_FFN_MOE: lay_out_moe(u, &cw->layers[i], w->layers[i].t, sh); break;
         }
     }
 }

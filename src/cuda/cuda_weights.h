@@ -40,8 +40,9 @@ typedef struct fl_cuda_weights {
  * (parallel/tp_shard.h; shard NULL: the whole model): its heads' q/k/v
  * rows, sinks and o_proj columns, its slice of gate/up rows and down_proj
  * columns, its rows of the embedding and lm_head padded to the vocabulary
- * slice with zeros; norms and o_proj's bias whole. Routed experts are not sliced (the runner refuses them
- * with a shard). -1 with a message if the GPU lacks the memory. */
+ * slice with zeros; norms, the router and o_proj's bias whole; each
+ * expert's slice of the intermediate size, its down biases on rank 0 only.
+ * -1 with a message if the GPU lacks the memory. */
 int fl_cuda_weights_init(fl_cuda_weights *cw, const fl_model_config *cfg, const fl_weights *w,
                          const fl_tp_shard *shard, fl_error *err);
 void fl_cuda_weights_free(fl_cuda_weights *cw);

@@ -261,7 +261,7 @@ __global__ void permute_kernel(int num_pairs, int E, int k, workspace w)
 struct gemm_params {
     const bf16 *a;         /* GATE_UP: x (T, K), rows gathered by token; else act (P, K) */
     const bf16 *w;         /* (E, K, N) */
-    const float *bias;     /* (E, N) */
+    const float *bias;     /* (E, N); NULL: none */
     int K, N;
     workspace ws;
     float alpha, limit;    /* the clamped SwiGLU (GATE_UP) */
@@ -387,7 +387,7 @@ __global__ void __launch_bounds__(THREADS) grouped_gemm_kernel(gemm_params p)
 
     /* the epilogue: this thread holds rows lane / 4 (+ 8) and the column
      * pair 2 (lane % 4) of each 8-wide tile: a gate and its up */
-    const float *bias = p.bias + (size_t)e * N;
+    const float *bias = p.bias ? p.bias + (size_t)e * N : NULL;
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
@@ -401,7 +401,8 @@ __global__ void __launch_bounds__(THREADS) grouped_gemm_kernel(gemm_params p)
                 const int c = n0 + warp_n * 32 + nt * 8 + 2 * (lane & 3);
                 if (c >= N)
                     continue;
-                const float lo = acc[mt][nt][2 * h] + bias[c], hi = acc[mt][nt][2 * h + 1] + bias[c + 1];
+                const float lo = acc[mt][nt][2 * h] + (bias ? bias[c] : 0.f),
+                            hi = acc[mt][nt][2 * h + 1] + (bias ? bias[c + 1] : 0.f);
                 if (GATE_UP) {
                     p.ws.act[(size_t)row * (N / 2) + c / 2] = __float2bfloat16(clamped_swiglu(lo, hi, p.alpha, p.limit));
                 } else {

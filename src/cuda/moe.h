@@ -47,7 +47,7 @@ typedef struct fl_cuda_moe_args {
     const uint16_t *gate_up;         /* (E, hidden, 2 ff) bf16: gate in even columns, up in odd */
     const float *gate_up_bias;       /* (E, 2 ff), interleaved alike */
     const uint16_t *down;            /* (E, ff, hidden) bf16 */
-    const float *down_bias;          /* (E, hidden) */
+    const float *down_bias;          /* (E, hidden); NULL: none (a tensor-parallel rank but the first) */
     float *residual;                 /* (T, hidden) float32: += the block's output (may be residual_in) */
     void *workspace;                 /* fl_cuda_moe_workspace_bytes(); zeroed once when allocated */
     int max_tokens;                  /* the num_tokens the workspace was sized for */
