@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/barrier.h"
 #include "base/error.h"
 
 #ifdef FLASHLM_HAVE_CUDA
@@ -51,12 +52,6 @@ struct fl_comm_local_group {
 #endif
 };
 
-static void wait_all(fl_comm_local_group *g)
-{
-    const int rc = pthread_barrier_wait(&g->barrier);
-    FL_ASSERT(rc == 0 || rc == PTHREAD_BARRIER_SERIAL_THREAD);
-}
-
 /* Publishes in and n, rank 0 sizing the host scratch for n first (a host
  * all-reduce's; the device collectives have their own). */
 static void publish(fl_comm_local_group *g, int rank, const float *in, size_t n, int host_scratch)
@@ -70,7 +65,7 @@ static void publish(fl_comm_local_group *g, int rank, const float *in, size_t n,
         }
     }
     g->in[rank] = in;
-    wait_all(g);
+    fl_barrier_wait(&g->barrier);
     FL_ASSERT(g->n == n); /* the ranks call the same collective */
 }
 
@@ -86,9 +81,9 @@ static void local_all_reduce_sum(fl_comm *c, float *buf, size_t n)
             sum += g->in[r][i];
         g->scratch[i] = sum;
     }
-    wait_all(g);
+    fl_barrier_wait(&g->barrier);
     memcpy(buf, g->scratch, n * sizeof(float));
-    wait_all(g);
+    fl_barrier_wait(&g->barrier);
 }
 
 static void local_all_gather(fl_comm *c, const float *in, size_t n, float *out)
@@ -97,7 +92,7 @@ static void local_all_gather(fl_comm *c, const float *in, size_t n, float *out)
     publish(g, c->rank, in, n, 0);
     for (int r = 0; r < g->size; r++)
         memcpy(out + (size_t)r * n, g->in[r], n * sizeof(float));
-    wait_all(g);
+    fl_barrier_wait(&g->barrier);
 }
 
 #ifdef FLASHLM_HAVE_CUDA
@@ -140,10 +135,10 @@ static void local_all_reduce_sum_device(fl_comm *c, float *buf, size_t n, void *
     wait_events(g, g->ready, s);
     FL_CUDA_CHECK(fl_cuda_sum(g->in, g->size, d->scratch, n, s));
     FL_CUDA_CHECK(cudaEventRecord(d->read, s));
-    wait_all(g);
+    fl_barrier_wait(&g->barrier);
     wait_events(g, g->read, s); /* no rank reads buf any more */
     FL_CUDA_CHECK(cudaMemcpyAsync(buf, d->scratch, n * sizeof(float), cudaMemcpyDeviceToDevice, s));
-    wait_all(g);
+    fl_barrier_wait(&g->barrier);
 }
 
 static void local_all_gather_device(fl_comm *c, const float *in, size_t n, float *out, void *stream)
@@ -157,9 +152,9 @@ static void local_all_gather_device(fl_comm *c, const float *in, size_t n, float
     for (int r = 0; r < g->size; r++)
         FL_CUDA_CHECK(cudaMemcpyAsync(out + (size_t)r * n, g->in[r], n * sizeof(float), cudaMemcpyDeviceToDevice, s));
     FL_CUDA_CHECK(cudaEventRecord(d->read, s));
-    wait_all(g);
+    fl_barrier_wait(&g->barrier);
     wait_events(g, g->read, s); /* no rank reads in any more */
-    wait_all(g);
+    fl_barrier_wait(&g->barrier);
 }
 #endif
 

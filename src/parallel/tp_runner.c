@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/barrier.h"
 #include "parallel/tp_shard.h"
 
 typedef struct tp_runner tp_runner;
@@ -33,24 +34,18 @@ struct tp_runner {
     int threads_per_rank;     /* OpenMP threads each rank's parallel loops use */
 };
 
-static void wait_all(pthread_barrier_t *b)
-{
-    const int rc = pthread_barrier_wait(b);
-    FL_ASSERT(rc == 0 || rc == PTHREAD_BARRIER_SERIAL_THREAD);
-}
-
 static void *worker_main(void *arg)
 {
     tp_worker *w = arg;
     tp_runner *tp = w->tp;
     omp_set_num_threads(tp->threads_per_rank); /* this thread's own teams */
     for (;;) {
-        wait_all(&tp->go);
+        fl_barrier_wait(&tp->go);
         if (tp->quit)
             return NULL;
         const fl_model_runner *r = &tp->ranks[w->rank];
         r->forward(r->impl, tp->batch, NULL); /* its logits stay in the rank for sample */
-        wait_all(&tp->done);
+        fl_barrier_wait(&tp->done);
     }
 }
 
@@ -60,9 +55,9 @@ static void tp_forward(void *impl, const fl_batch *b, float *logits)
     tp->batch = b;
     const int threads = omp_get_max_threads();
     omp_set_num_threads(tp->threads_per_rank);
-    wait_all(&tp->go);
+    fl_barrier_wait(&tp->go);
     tp->ranks[0].forward(tp->ranks[0].impl, b, logits);
-    wait_all(&tp->done);
+    fl_barrier_wait(&tp->done);
     omp_set_num_threads(threads);
 }
 
@@ -99,7 +94,7 @@ static void tp_destroy(void *impl)
     tp_runner *tp = impl;
     if (tp->num_started == tp->size - 1) {
         tp->quit = 1;
-        wait_all(&tp->go);
+        fl_barrier_wait(&tp->go);
     }
     for (int k = 1; k <= tp->num_started; k++)
         pthread_join(tp->workers[k].thread, NULL);
