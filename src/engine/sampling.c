@@ -176,14 +176,21 @@ int fl_logprobs_rank(const float *raw, int vocab, int32_t token)
     return rank;
 }
 
+/* Cloned for CPUs with FMA: fmaf is correctly rounded either way (in
+ * software without the instruction, at ~10x the cost), and ISO C mode
+ * never contracts the other operations, so both clones give the same
+ * bits. Not under ThreadSanitizer: the clones' ifunc resolver runs before
+ * TSan's runtime is up and crashes the process at load. */
+#if defined(__SANITIZE_THREAD__)
+#define FMA_CLONES
+#else
+#define FMA_CLONES __attribute__((target_clones("fma", "default")))
+#endif
+
 /* The row's weights into w, the kept ones (>= least) into kept; returns
- * how many are kept. Cloned for CPUs with FMA: fmaf is correctly rounded
- * either way (in software without the instruction, at ~10x the cost), and
- * ISO C mode never contracts the other operations, so both clones give the
- * same bits. */
-__attribute__((target_clones("fma", "default"))) static int row_weights(const float *logits, int vocab, float max,
-                                                                        float inv_t, uint64_t least, uint64_t *w,
-                                                                        uint64_t *kept)
+ * how many are kept. */
+FMA_CLONES static int row_weights(const float *logits, int vocab, float max, float inv_t, uint64_t least,
+                                  uint64_t *w, uint64_t *kept)
 {
     int n = 0;
     for (int i = 0; i < vocab; i++) {
