@@ -472,24 +472,31 @@ template <int D, bool FP8> static constexpr __host__ __device__ int decode_smem_
  * x ROWS, and its log-sum-exp. Every load is issued before any is used
  * (the partials are copied to shared memory in as few chunks as fit, the
  * weights computed while they fly): a loop of L2 reads, eight in flight,
- * made this tail ~5 us at B1 L32k, ~4 us now (docs/PERF.md, step 13).
+ * made this tail ~5 us at B1 L32k (docs/PERF.md, step 13). Its loops stay
+ * rolled, and the sums of a chunk wait in shared memory, not in unrolled
+ * registers: one CTA a (sequence, KV head) runs this code once, at the end
+ * of the kernel, with nothing to hide its instruction fetches. Unrolled
+ * for 16 rows it took 7.5 us of B1 L32k's kernel after an L2 flush, rolled
+ * (a quarter of the PTX) 3.0, for the same loads (docs/PERF.md, "The split
+ * merge's code").
  * parts and lse are the sequence and KV head's first split's; smem is
- * the CTA's K/V slots: the weights [ROWS][FL_ATTN_MAX_SPLITS], then
- * partials; out is the output of packed row 0, whose query head is head0.
- * A row's sink joins its denominator here, once, beside the splits' sums. */
+ * the CTA's K/V slots: the weights [ROWS][FL_ATTN_MAX_SPLITS], the sums
+ * [rows * D], then partials; out is the output of packed row 0, whose query
+ * head is head0. A row's sink joins its denominator here, once, beside the
+ * splits' sums. */
 template <int D, bool FP8>
 static __device__ __forceinline__ void merge_splits(const step_params &p, const float *parts, const float *lse,
                                                     float *smem, int num_splits, int rows, int head0, bf16 *out)
 {
-    constexpr int ROWS = FL_ATTN_DECODE_ROWS, PER_THREAD = ROWS * D / NUM_THREADS;
-    constexpr int stage_floats = decode_kv_bytes<D, FP8>() / 4 - ROWS * FL_ATTN_MAX_SPLITS;
-    float *weight = smem, *stage = smem + ROWS * FL_ATTN_MAX_SPLITS;
+    constexpr int ROWS = FL_ATTN_DECODE_ROWS;
+    constexpr int stage_floats = decode_kv_bytes<D, FP8>() / 4 - ROWS * FL_ATTN_MAX_SPLITS - ROWS * D;
+    static_assert(stage_floats >= ROWS * D, "a split's partial fits beside the sums");
+    float *weight = smem, *sums = smem + ROWS * FL_ATTN_MAX_SPLITS, *stage = sums + ROWS * D;
     const int n = rows * D, chunk = min(num_splits, stage_floats / n);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    float acc[PER_THREAD];
-#pragma unroll
-    for (int k = 0; k < PER_THREAD; k++)
-        acc[k] = 0.f;
+    for (int e = threadIdx.x; e < n; e += NUM_THREADS)
+        sums[e] = 0.f;
+#pragma unroll 1
     for (int c0 = 0; c0 < num_splits; c0 += chunk) {
         const int cn = min(chunk, num_splits - c0);
         /* a warp a split: no index division in the issue loop */
@@ -523,23 +530,20 @@ static __device__ __forceinline__ void merge_splits(const step_params &p, const 
             }
         cp_async_wait<0>();
         __syncthreads();
-#pragma unroll
-        for (int k = 0; k < PER_THREAD; k++) {
-            const int e = threadIdx.x + k * NUM_THREADS;
-            if (e >= n)
-                break;
+        const bool last = c0 + cn == num_splits;
+#pragma unroll 1
+        for (int e = threadIdx.x; e < n; e += NUM_THREADS) {
             const float *w = weight + (e / D) * FL_ATTN_MAX_SPLITS + c0, *x = stage + e;
+            float acc = sums[e];
 #pragma unroll 4
             for (int sp = 0; sp < cn; sp++)
-                acc[k] += w[sp] * x[sp * n];
+                acc += w[sp] * x[sp * n];
+            if (last)
+                out[row_offset(p, 0, e / D, 0, D) + e % D] = __float2bfloat16(acc * p.v_scale);
+            else
+                sums[e] = acc; /* a thread's own elements: no barrier before the next chunk's */
         }
         __syncthreads(); /* the stage is refilled */
-    }
-#pragma unroll
-    for (int k = 0; k < PER_THREAD; k++) {
-        const int e = threadIdx.x + k * NUM_THREADS;
-        if (e < n)
-            out[row_offset(p, 0, e / D, 0, D) + e % D] = __float2bfloat16(acc[k] * p.v_scale);
     }
 }
 
