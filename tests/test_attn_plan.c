@@ -13,10 +13,11 @@ static fl_attn_shape h100(int hq, int hkv, int d)
                             .num_sms = 132, .smem_per_sm = 228 * 1024, .cc = 90 };
 }
 
-/* Plans q_lens/seq_lens and checks the work list covers every sequence's
- * packed rows exactly once, in the right kernel. */
-static fl_attn_plan plan(const fl_attn_shape *s, int n, const int *q_lens, const int *seq_lens, int max_len,
-                         int32_t **work)
+/* Plans q_lens/seq_lens for a kernel set and checks the work list covers
+ * every sequence's packed rows exactly once, in the right kernel, in tiles
+ * of the set's prefill rows. */
+static fl_attn_plan plan_for(const fl_attn_shape *s, fl_attn_kernel_set kernels, int n, const int *q_lens,
+                             const int *seq_lens, int max_len, int32_t **work)
 {
     int32_t *qs = malloc((n + 1) * sizeof(int32_t));
     qs[0] = 0;
@@ -24,10 +25,11 @@ static fl_attn_plan plan(const fl_attn_shape *s, int n, const int *q_lens, const
         qs[i + 1] = qs[i] + q_lens[i];
     *work = malloc(fl_attn_plan_work_cap(s, n, qs[n]) * sizeof(int32_t));
     fl_attn_plan p = { .work = *work };
-    fl_attn_plan_build(&p, s, qs, seq_lens, n, max_len);
+    fl_attn_plan_build(&p, s, kernels, qs, seq_lens, n, max_len);
     assert_true(p.work_len <= fl_attn_plan_work_cap(s, n, qs[n]));
     assert_int_equal(p.work_len, 2 * p.num_prefill + p.num_decode);
-    const int group = s->num_heads / s->num_kv_heads, tile = fl_attn_prefill_rows(s->head_dim);
+    const int group = s->num_heads / s->num_kv_heads, tile = p.prefill_rows;
+    assert_int_equal(tile, fl_attn_prefill_rows(s, kernels));
     int decode_rows = 0; /* the fp8 decode kernel's n-tiles are chosen by the most */
     for (int i = 0; i < n; i++) {
         const int rows = q_lens[i] * group;
@@ -57,6 +59,13 @@ static fl_attn_plan plan(const fl_attn_shape *s, int n, const int *q_lens, const
     return p;
 }
 
+/* The splits and the decode side do not depend on the kernel set. */
+static fl_attn_plan plan(const fl_attn_shape *s, int n, const int *q_lens, const int *seq_lens, int max_len,
+                         int32_t **work)
+{
+    return plan_for(s, FL_ATTN_PORTABLE, n, q_lens, seq_lens, max_len, work);
+}
+
 static void test_mixed_batch(void **state)
 {
     (void)state;
@@ -67,6 +76,36 @@ static void test_mixed_batch(void **state)
     assert_int_equal(p.num_decode, 3);
     assert_int_equal(p.decode_rows, 16); /* 8 tokens of 2 heads */
     assert_int_equal(p.num_prefill, 1 + 5 + 1); /* 18, 600 and 128 rows in 128-row CTAs */
+    free(work);
+}
+
+/* Prefill tiles per kernel set: 128 rows, 64 at head dim 256, and 192 for
+ * Hopper's wgmma prefill at head dim 64 (a bf16 cache only: an fp8 cache's
+ * prefill is the portable kernel on either set). */
+static void test_prefill_tiles(void **state)
+{
+    (void)state;
+    const int q_lens[] = { 1000, 24, 25, 2 }, seq_lens[] = { 1000, 500, 25, 90 };
+    int32_t *work;
+    fl_attn_shape s = h100(64, 8, 64); /* gpt-oss: group 8, 8 packed rows a token */
+    fl_attn_plan p = plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work);
+    assert_int_equal(p.prefill_rows, 192);
+    assert_int_equal(p.num_prefill, 42 + 1 + 2); /* 8000, 192 and 200 rows; 16 take the decode kernel */
+    assert_int_equal(p.num_decode, 1);
+    free(work);
+    p = plan_for(&s, FL_ATTN_PORTABLE, 4, q_lens, seq_lens, 0, &work);
+    assert_int_equal(p.prefill_rows, 128);
+    assert_int_equal(p.num_prefill, 63 + 2 + 2);
+    free(work);
+    s.kv_type = FL_ATTN_KV_FP8_E4M3;
+    p = plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work);
+    assert_int_equal(p.prefill_rows, 128);
+    free(work);
+    s = h100(16, 8, 128);
+    assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 128);
+    free(work);
+    s = h100(16, 8, 256);
+    assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 64);
     free(work);
 }
 
@@ -161,6 +200,10 @@ static void test_supports(void **state)
     s.block_size = 48;
     assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_HOPPER, why, sizeof why), -1);
     assert_msg_contains(why, "block size 48 (supported: 16, 32, 64, 128)");
+    s = h100(16, 8, 128);
+    s.kv_type = (fl_attn_kv_type)7; /* through the ABI, any int */
+    assert_int_equal(fl_attn_paged_supports(&s, FL_ATTN_HOPPER, why, sizeof why), -1);
+    assert_msg_contains(why, "unknown KV cache type 7");
 }
 
 /* Each kernel set runs where its machine code does: the portable one on
@@ -190,6 +233,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mixed_batch),
+        cmocka_unit_test(test_prefill_tiles),
         cmocka_unit_test(test_splits),
         cmocka_unit_test(test_window_splits),
         cmocka_unit_test(test_supports),

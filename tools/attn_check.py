@@ -57,34 +57,36 @@ from triton.testing import do_bench
 BACKENDS = {"hopper": 1, "paged": 0}
 
 
+# attn_paged.h's fl_attn_kv_type
+KV_TYPES = {"bf16": 0, "fp8": 1}
+
+
 class Shape(ctypes.Structure):
     _fields_ = [("num_heads", ctypes.c_int), ("num_kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int),
                 ("block_size", ctypes.c_int), ("num_sms", ctypes.c_int), ("smem_per_sm", ctypes.c_int),
-                ("cc", ctypes.c_int)]
+                ("cc", ctypes.c_int), ("kv_type", ctypes.c_int)]
 
     @staticmethod
-    def of_gpu(hq, hkv, d, bs):
+    def of_gpu(hq, hkv, d, bs, kv="bf16"):
         props = torch.cuda.get_device_properties(0)
         smem = getattr(props, "shared_memory_per_multiprocessor", 228 * 1024)
-        return Shape(hq, hkv, d, bs, props.multi_processor_count, smem, 10 * props.major + props.minor)
+        return Shape(hq, hkv, d, bs, props.multi_processor_count, smem, 10 * props.major + props.minor,
+                     KV_TYPES[kv])
 
 
 class Plan(ctypes.Structure):
-    _fields_ = [("num_prefill", ctypes.c_int), ("num_decode", ctypes.c_int), ("num_splits", ctypes.c_int),
-                ("decode_rows", ctypes.c_int), ("work_len", ctypes.c_int), ("work", ctypes.POINTER(ctypes.c_int32))]
+    _fields_ = [("prefill_rows", ctypes.c_int), ("num_prefill", ctypes.c_int), ("num_decode", ctypes.c_int),
+                ("num_splits", ctypes.c_int), ("decode_rows", ctypes.c_int), ("work_len", ctypes.c_int),
+                ("work", ctypes.POINTER(ctypes.c_int32))]
 
 
 class Args(ctypes.Structure):
     _fields_ = ([(n, ctypes.c_void_p) for n in ("q", "k_cache", "v_cache")] +
-                [("kv_type", ctypes.c_int), ("k_scale", ctypes.c_float), ("v_scale", ctypes.c_float)] +
+                [("k_scale", ctypes.c_float), ("v_scale", ctypes.c_float)] +
                 [(n, ctypes.c_void_p) for n in
                  ("out", "query_start", "seq_lens", "block_tables", "work", "scratch", "split_counters")] +
                 [("max_blocks_per_seq", ctypes.c_int), ("num_blocks", ctypes.c_int), ("scale", ctypes.c_float),
                  ("window", ctypes.c_int), ("sinks", ctypes.c_void_p)])
-
-
-# attn_paged.h's fl_attn_kv_type
-KV_TYPES = {"bf16": 0, "fp8": 1}
 
 
 class Cache:
@@ -112,7 +114,7 @@ class PagedAttention:
                  window=0, sinks=None):
         self.lib = lib
         self.kernels = BACKENDS[backend]
-        self.shape = Shape.of_gpu(hq, hkv, d, bs)
+        self.shape = Shape.of_gpu(hq, hkv, d, bs, cache.kv)
         n = len(q_lens)
         qs = [0]
         for q in q_lens:
@@ -121,8 +123,9 @@ class PagedAttention:
         sl_c = (ctypes.c_int32 * n)(*seq_lens)
         cap = lib.fl_attn_plan_work_cap(ctypes.byref(self.shape), n, qs[-1])
         self.work_host = (ctypes.c_int32 * max(cap, 1))()
-        self.plan = Plan(0, 0, 0, 0, 0, self.work_host)
-        lib.fl_attn_plan_build(ctypes.byref(self.plan), ctypes.byref(self.shape), qs_c, sl_c, n, max_seq_len)
+        self.plan = Plan(0, 0, 0, 0, 0, 0, self.work_host)
+        lib.fl_attn_plan_build(ctypes.byref(self.plan), ctypes.byref(self.shape), self.kernels, qs_c, sl_c, n,
+                               max_seq_len)
         self.window, self.sinks = window, sinks
         # the decode CTAs per sequence and KV head this layer runs with
         self.splits = lib.fl_attn_plan_splits(ctypes.byref(self.plan), ctypes.byref(self.shape), window)
@@ -139,7 +142,7 @@ class PagedAttention:
 
     def __call__(self, q, out):
         c = self.cache
-        a = Args(q.data_ptr(), c.k_dev.data_ptr(), c.v_dev.data_ptr(), KV_TYPES[c.kv], c.k_scale, c.v_scale,
+        a = Args(q.data_ptr(), c.k_dev.data_ptr(), c.v_dev.data_ptr(), c.k_scale, c.v_scale,
                  out.data_ptr(), self.query_start.data_ptr(), self.seq_lens.data_ptr(), self.tables.data_ptr(),
                  self.work.data_ptr(), self.scratch.data_ptr(), self.counters.data_ptr(), self.tables.shape[1],
                  c.k_dev.shape[0], 1.0 / math.sqrt(q.shape[-1]), self.window,

@@ -456,9 +456,11 @@ __device__ __forceinline__ void mbar_arrive(uint64_t *bar)
 }
 
 /* attn_prefill_sm90.cu: whether Hopper's prefill kernel is built for
- * head_dim, and its launch over grid (the plan's prefill CTAs, KV heads).
+ * head_dim, the packed rows of its CTA there, and its launch over grid
+ * (the plan's prefill CTAs, KV heads).
  * Hidden: libflashlm_attn.so exports only the C API of attn_paged.h. */
 __attribute__((visibility("hidden"))) bool prefill_sm90_supports(int head_dim);
+__attribute__((visibility("hidden"))) int prefill_sm90_rows(int head_dim);
 __attribute__((visibility("hidden"))) cudaError_t prefill_sm90_launch(int head_dim, dim3 grid, const step_params &p,
                                                                       const CUtensorMap maps[2], cudaStream_t stream);
 

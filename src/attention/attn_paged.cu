@@ -1089,7 +1089,10 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, int sp
     }
     if (plan->num_prefill > 0) {
         const dim3 grid(plan->num_prefill, p.num_kv_heads);
-        if (hopper && !fp8 && prefill_sm90_supports(D)) {
+        const bool sm90 = hopper && !fp8 && prefill_sm90_supports(D);
+        if (plan->prefill_rows != (sm90 ? prefill_sm90_rows(D) : NUM_WARPS * MT * 16))
+            return cudaErrorInvalidValue; /* planned for the other kernel set's tiles */
+        if (sm90) {
             const cudaError_t e = prefill_sm90_launch(D, grid, p, maps, stream);
             if (e != cudaSuccess)
                 return e;
@@ -1148,9 +1151,9 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set 
                                  const fl_attn_args *a, void *stream)
 {
     char why[128];
-    const bool fp8 = a->kv_type == FL_ATTN_KV_FP8_E4M3;
+    const bool fp8 = shape->kv_type == FL_ATTN_KV_FP8_E4M3;
     if (fl_attn_paged_supports(shape, kernels, why, sizeof why) != 0 || a->window < 0 ||
-        (!fp8 && a->kv_type != FL_ATTN_KV_BF16) || (fp8 && !(a->k_scale > 0.f && a->v_scale > 0.f)))
+        (fp8 && !(a->k_scale > 0.f && a->v_scale > 0.f)))
         return (int)cudaErrorInvalidValue;
     step_params p;
     p.q = (const bf16 *)a->q;
@@ -1185,7 +1188,7 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set 
     cudaStream_t s = (cudaStream_t)stream;
     const int splits = fl_attn_plan_splits(plan, shape, a->window);
     switch (shape->head_dim) {
-    /* MT must match fl_attn_prefill_rows() */
+    /* MT: fl_attn_prefill_rows() of the portable set over 64 */
     case 16: return (int)launch<16, 16, 2, 3>(p, plan, splits, maps, hopper, fp8, s);
     case 32: return (int)launch<32, 32, 2, 3>(p, plan, splits, maps, hopper, fp8, s);
     case 64: return (int)launch<64, 64, 2, 3>(p, plan, splits, maps, hopper, fp8, s);

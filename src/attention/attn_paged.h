@@ -43,14 +43,14 @@
  * one spare block (vLLM's null block), never at nothing.
  *
  * A step runs in at most two launches. The host first plans it
- * (fl_attn_plan_build: pure host code, no GPU; the same plan for both
- * kernel sets): sequences whose rows fit one 16-row tile (q_len x query
+ * (fl_attn_plan_build: pure host code, no GPU; a plan for one kernel set,
+ * whose prefill CTAs may take more rows than the other's): sequences whose rows fit one 16-row tile (q_len x query
  * heads per KV head <= 16: decode tokens and short chunks) go to the
  * decode kernel, which packs the query heads that share a KV head into one
  * tile and splits long contexts over several CTAs (flash-decoding), the
  * last split of each merging them all by their log-sum-exp; the rest go to
- * the prefill kernel, 128 packed rows per CTA, tiled online softmax on the
- * tensor cores. The plan's work list is uploaded by the caller (it is part
+ * the prefill kernel, fl_attn_prefill_rows packed rows per CTA, tiled
+ * online softmax on the tensor cores. The plan's work list is uploaded by the caller (it is part
  * of the step's metadata) and read by the kernels.
  *
  * The library reads no environment and queries no device: the caller
@@ -83,12 +83,6 @@ static inline int fl_attn_decode_smem(int head_dim)
            FL_ATTN_DECODE_ROWS * (head_dim + 8) * 2;
 }
 
-/* Packed rows per prefill CTA: four warps of two 16-row tiles, or of one
- * for head dim 256 (the accumulators of two would not fit in registers). */
-static inline int fl_attn_prefill_rows(int head_dim)
-{
-    return head_dim > 128 ? 64 : 128;
-}
 /* The most CTAs one sequence's KV head is split over. */
 #define FL_ATTN_MAX_SPLITS 64
 
@@ -97,6 +91,12 @@ typedef enum fl_attn_kernel_set {
     FL_ATTN_PORTABLE,
     FL_ATTN_HOPPER,
 } fl_attn_kernel_set;
+
+/* The element type of a KV cache. */
+typedef enum fl_attn_kv_type {
+    FL_ATTN_KV_BF16,
+    FL_ATTN_KV_FP8_E4M3,
+} fl_attn_kv_type;
 
 /* What the kernels are built for, listed once: the registry's CUDA
  * backends declare these (attention/backend.c) and fl_attn_paged_supports
@@ -126,7 +126,22 @@ typedef struct fl_attn_shape {
     int num_sms;        /* the GPU's multiprocessors (split heuristic) */
     int smem_per_sm;    /* bytes of shared memory per multiprocessor */
     int cc;             /* the GPU's compute capability x10 (90 = 9.0): which kernel sets run */
+    fl_attn_kv_type kv_type; /* the cache's elements */
 } fl_attn_shape;
+
+/* Packed rows per prefill CTA of a kernel set. The portable prefill's four
+ * warps take two 16-row tiles each, or one at head dim 256 (the
+ * accumulators of two would not fit in registers). Hopper's wgmma prefill
+ * (a bf16 cache at head dims 64, 96, 128, 256; the portable one otherwise)
+ * has a consumer warpgroup per 64 rows: two, one at 256, and three at 64
+ * (FA3's 192-row tile, attn_prefill_sm90.cu). The kernels refuse a plan
+ * made for another set's tiles. */
+static inline int fl_attn_prefill_rows(const fl_attn_shape *s, fl_attn_kernel_set kernels)
+{
+    if (s->head_dim > 128)
+        return 64;
+    return kernels == FL_ATTN_HOPPER && s->kv_type == FL_ATTN_KV_BF16 && s->head_dim == 64 ? 192 : 128;
+}
 
 /* Whether the kernel set runs shape (on its GPU); 0 if so, else -1 and a
  * message in why. */
@@ -135,6 +150,7 @@ int fl_attn_paged_supports(const fl_attn_shape *shape, fl_attn_kernel_set kernel
 /* A step's plan, one for all its layers. work holds, first, the prefill
  * items as (seq, first packed row) pairs, then the decode sequences' ids. */
 typedef struct fl_attn_plan {
+    int prefill_rows;    /* packed rows per prefill CTA: fl_attn_prefill_rows of the plan's kernel set */
     int num_prefill;     /* prefill CTAs per KV head */
     int num_decode;      /* decode sequences */
     int num_splits;      /* CTAs per decode sequence and KV head of a layer without a window */
@@ -143,19 +159,20 @@ typedef struct fl_attn_plan {
     int32_t *work;       /* caller's, fl_attn_plan_work_cap() entries */
 } fl_attn_plan;
 
-/* Entries work needs for a step of num_seqs sequences and num_tokens rows. */
+/* Entries work needs for a step of num_seqs sequences and num_tokens rows,
+ * under either kernel set. */
 int fl_attn_plan_work_cap(const fl_attn_shape *shape, int num_seqs, int num_tokens);
 
-/* Plans a step from host copies of query_start[num_seqs + 1] and
- * seq_lens[num_seqs]. Splits fill the GPU: when the decode CTAs are fewer
+/* Plans a step for a kernel set from host copies of query_start[num_seqs +
+ * 1] and seq_lens[num_seqs]. Splits fill the GPU: when the decode CTAs are fewer
  * than the SMs can hold at once (from the decode kernel's shared memory),
  * each is split so that one wave holds them all, capped so that each split
  * keeps at least two KV tiles of the longest range of keys a decode CTA
  * reads: for a layer without a window, the longest context, that of the
  * batch or max_seq_len if larger (a CUDA graph is planned once for every
  * context it will see). */
-void fl_attn_plan_build(fl_attn_plan *plan, const fl_attn_shape *shape, const int32_t *query_start,
-                        const int32_t *seq_lens, int num_seqs, int max_seq_len);
+void fl_attn_plan_build(fl_attn_plan *plan, const fl_attn_shape *shape, fl_attn_kernel_set kernels,
+                        const int32_t *query_start, const int32_t *seq_lens, int num_seqs, int max_seq_len);
 
 /* The decode CTAs per sequence and KV head of a layer with this window (0:
  * none) under the plan: num_splits, or for a window the same rule over the
@@ -172,18 +189,11 @@ size_t fl_attn_plan_scratch_floats(const fl_attn_plan *plan, const fl_attn_shape
 /* The most scratch any plan of at most max_seqs decode sequences needs. */
 size_t fl_attn_plan_scratch_floats_max(const fl_attn_shape *shape, int max_seqs);
 
-/* The element type of a KV cache. */
-typedef enum fl_attn_kv_type {
-    FL_ATTN_KV_BF16,
-    FL_ATTN_KV_FP8_E4M3,
-} fl_attn_kv_type;
-
 /* The device side of one call. All pointers are device memory. */
 typedef struct fl_attn_args {
     const void *q;                 /* bf16 (num_tokens, num_heads, head_dim) */
-    const void *k_cache;           /* kv_type (num_blocks, block_size, num_kv_heads, head_dim) */
+    const void *k_cache;           /* the shape's kv_type (num_blocks, block_size, num_kv_heads, head_dim) */
     const void *v_cache;
-    fl_attn_kv_type kv_type;
     float k_scale, v_scale;        /* an fp8 cache's element is its byte's value times these (unread for bf16) */
     void *out;                     /* bf16 (num_tokens, num_heads, head_dim) */
     const int32_t *query_start;    /* [num_seqs + 1] */
@@ -202,7 +212,8 @@ typedef struct fl_attn_args {
 
 /* Launches the plan's kernels of the kernel set `kernels` on stream (a
  * cudaStream_t). Returns 0, or a CUDA error code (cudaErrorInvalidValue
- * for what fl_attn_paged_supports refuses, or a negative window). Needs
+ * for what fl_attn_paged_supports refuses, a plan built for the other
+ * kernel set's prefill tiles, or a negative window). Needs
  * no host sync: only the plan's counts are read on the host. */
 int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set kernels, const fl_attn_plan *plan,
                       const fl_attn_args *args, void *stream);

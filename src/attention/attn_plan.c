@@ -55,6 +55,10 @@ int fl_attn_paged_supports(const fl_attn_shape *s, fl_attn_kernel_set kernels, c
         refuse(why, len, "block size", s->block_size, block_sizes, n_blocks);
         return -1;
     }
+    if (s->kv_type != FL_ATTN_KV_BF16 && s->kv_type != FL_ATTN_KV_FP8_E4M3) { /* through the ABI, any int */
+        snprintf(why, len, "unknown KV cache type %d", (int)s->kv_type);
+        return -1;
+    }
     if (s->num_kv_heads <= 0 || s->num_heads % s->num_kv_heads != 0) {
         snprintf(why, len, "%d query heads over %d KV heads", s->num_heads, s->num_kv_heads);
         return -1;
@@ -72,8 +76,9 @@ int fl_attn_plan_work_cap(const fl_attn_shape *s, int num_seqs, int num_tokens)
 {
     const int group = s->num_heads / s->num_kv_heads;
     const long rows = (long)num_tokens * group;
-    /* each prefill sequence wastes at most one partial tile */
-    return (int)(2 * (rows / fl_attn_prefill_rows(s->head_dim) + num_seqs) + num_seqs);
+    /* each prefill sequence wastes at most one partial tile; the portable
+     * set's tiles are the smaller, so its count holds for both sets */
+    return (int)(2 * (rows / fl_attn_prefill_rows(s, FL_ATTN_PORTABLE) + num_seqs) + num_seqs);
 }
 
 static int ceil_div(long a, long b)
@@ -109,10 +114,11 @@ static int split_count(const fl_attn_shape *s, int num_decode, int longest)
     return splits < 1 ? 1 : splits;
 }
 
-void fl_attn_plan_build(fl_attn_plan *p, const fl_attn_shape *s, const int32_t *query_start,
-                        const int32_t *seq_lens, int num_seqs, int max_seq_len)
+void fl_attn_plan_build(fl_attn_plan *p, const fl_attn_shape *s, fl_attn_kernel_set kernels,
+                        const int32_t *query_start, const int32_t *seq_lens, int num_seqs, int max_seq_len)
 {
-    const int group = s->num_heads / s->num_kv_heads, tile = fl_attn_prefill_rows(s->head_dim);
+    const int group = s->num_heads / s->num_kv_heads, tile = fl_attn_prefill_rows(s, kernels);
+    p->prefill_rows = tile;
     int n = 0;
     for (int i = 0; i < num_seqs; i++) {
         const int rows = (query_start[i + 1] - query_start[i]) * group;

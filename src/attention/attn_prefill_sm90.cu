@@ -2,10 +2,11 @@
  * MMAs (wgmma) fed by tensor copies, for head dims 64, 96, 128 and 256; the
  * portable mma.sync prefill of attn_paged.cu runs everywhere else.
  *
- * A CTA is the same packed rows as the portable prefill's
- * (fl_attn_prefill_rows): consumer warpgroups of 64 rows (two; one at head
- * dim 256, whose accumulators fill a thread's registers) and one producer
- * warp. The producer fills a ring of WG_STAGES slots of keys by tensor
+ * A CTA is fl_attn_prefill_rows packed rows: consumer warpgroups of 64
+ * rows (two; one at head dim 256, whose accumulators fill a thread's
+ * registers; three at 64, FA3's 192-row tile: its MMAs per key are half of
+ * 128's, and with two warpgroups the kernel waited on its softmax's
+ * latencies; the third gave +19%, docs/PERF.md) and one producer warp. The producer fills a ring of WG_STAGES slots of keys by tensor
  * copies (128 keys; 64 at head dim 256, whose tiles are twice as wide);
  * each warpgroup computes S = QK^T with Q and K read by the tensor cores
  * from shared memory (wgmma m64nBNk16), the softmax step in registers (the
@@ -23,11 +24,11 @@
 
 #define WG_STAGES 2
 
-/* Consumer warpgroups of a CTA (its rows over 64), keys per ring tile,
- * threads. */
+/* Consumer warpgroups of a CTA (its rows over 64: fl_attn_prefill_rows),
+ * keys per ring tile, threads. */
 static constexpr __host__ __device__ int wg_groups(int D)
 {
-    return D > 128 ? 1 : 2;
+    return D > 128 ? 1 : D == 64 ? 3 : 2;
 }
 static constexpr __host__ __device__ int wg_keys(int D)
 {
@@ -196,7 +197,7 @@ __global__ void __launch_bounds__(wg_threads(D), 1)
              * NaN; the warpgroups zero and wait (the last tile only) */
             zero_v_rows<D, BN, 128 * GROUPS>(kv_smem + (2 * slot + 1) * TILE_BYTES, kv_end - key0);
             asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-            bar_sync(3, 128 * GROUPS);
+            bar_sync(1 + GROUPS, 128 * GROUPS); /* 1 .. GROUPS: each warpgroup's own */
         }
         /* else every key is past this warpgroup's rows, or before their windows */
         if (wg_row0 < rows && key0 <= wg_max_limit && key0 + BN > window_start(p, wg_min_limit)) {
@@ -269,6 +270,11 @@ static cudaError_t launch_prefill(dim3 grid, const step_params &p, const CUtenso
 bool prefill_sm90_supports(int head_dim)
 {
     return head_dim == 64 || head_dim == 96 || head_dim == 128 || head_dim == 256;
+}
+
+int prefill_sm90_rows(int head_dim)
+{
+    return 64 * wg_groups(head_dim);
 }
 
 cudaError_t prefill_sm90_launch(int head_dim, dim3 grid, const step_params &p, const CUtensorMap maps[2],

@@ -14,11 +14,18 @@ static const fl_attn_cpu_ops cpu_ops = { cpu_scratch_floats, fl_attn_cpu };
 
 /* The CUDA backends are the two kernel sets of attention/attn_paged.h: the
  * same model features, lists (attn_paged.h's, which its supports check
- * reads too) and planner, different machine code. */
+ * reads too) and planner (given the set: their prefill tiles differ),
+ * different machine code. */
 #ifdef FLASHLM_HAVE_CUDA
 static int hopper_supports(const fl_attn_shape *shape, char *why, size_t why_len)
 {
     return fl_attn_paged_supports(shape, FL_ATTN_HOPPER, why, why_len);
+}
+
+static void hopper_plan(fl_attn_plan *plan, const fl_attn_shape *shape, const int32_t *query_start,
+                        const int32_t *seq_lens, int num_seqs, int max_seq_len)
+{
+    fl_attn_plan_build(plan, shape, FL_ATTN_HOPPER, query_start, seq_lens, num_seqs, max_seq_len);
 }
 
 static int hopper_run(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *a, void *stream)
@@ -31,15 +38,21 @@ static int paged_supports(const fl_attn_shape *shape, char *why, size_t why_len)
     return fl_attn_paged_supports(shape, FL_ATTN_PORTABLE, why, why_len);
 }
 
+static void paged_plan(fl_attn_plan *plan, const fl_attn_shape *shape, const int32_t *query_start,
+                       const int32_t *seq_lens, int num_seqs, int max_seq_len)
+{
+    fl_attn_plan_build(plan, shape, FL_ATTN_PORTABLE, query_start, seq_lens, num_seqs, max_seq_len);
+}
+
 static int paged_run(const fl_attn_shape *shape, const fl_attn_plan *plan, const fl_attn_args *a, void *stream)
 {
     return fl_attn_paged_run(shape, FL_ATTN_PORTABLE, plan, a, stream);
 }
 
 static const fl_attn_cuda_ops hopper_ops = { hopper_supports, fl_attn_plan_work_cap, fl_attn_plan_scratch_floats_max,
-                                             fl_attn_plan_build, hopper_run };
+                                             hopper_plan, hopper_run };
 static const fl_attn_cuda_ops paged_ops = { paged_supports, fl_attn_plan_work_cap, fl_attn_plan_scratch_floats_max,
-                                            fl_attn_plan_build, paged_run };
+                                            paged_plan, paged_run };
 #define CUDA_OPS(ops) (&(ops))
 #else
 #define CUDA_OPS(ops) NULL

@@ -254,7 +254,7 @@ static void attention_block(cuda_runner *r, int l, int T, const fl_attn_plan *pl
     FL_CUDA_CHECK(fl_cuda_qkv_rope_cache(&qa, s));
     const fl_attn_args aa = {
         .q = r->q, .k_cache = k_cache(r, l), .v_cache = v_cache(r, l), .out = r->attn,
-        .kv_type = r->kv_fp8 ? FL_ATTN_KV_FP8_E4M3 : FL_ATTN_KV_BF16, .k_scale = r->k_scale, .v_scale = r->v_scale,
+        .k_scale = r->k_scale, .v_scale = r->v_scale,
         .query_start = md + r->m.query_start, .seq_lens = md + r->m.seq_lens,
         .block_tables = kv_tables(r, l), .work = md + r->m.work, .scratch = r->attn_scratch,
         .split_counters = r->split_counters,
@@ -753,7 +753,8 @@ int fl_cuda_runner_init(fl_model_runner *out, const fl_model_config *cfg, const 
     r->shape = (fl_attn_shape){ .num_heads = r->cfg.num_heads, .num_kv_heads = r->cfg.num_kv_heads,
                                 .head_dim = cfg->head_dim, .block_size = o->block_size,
                                 .num_sms = prop.multiProcessorCount,
-                                .smem_per_sm = (int)prop.sharedMemPerMultiprocessor, .cc = cc };
+                                .smem_per_sm = (int)prop.sharedMemPerMultiprocessor, .cc = cc,
+                                .kv_type = r->kv_fp8 ? FL_ATTN_KV_FP8_E4M3 : FL_ATTN_KV_BF16 };
     char why[160];
     if (r->attn_ops->supports(&r->shape, why, sizeof why) != 0) {
         free(r);
