@@ -80,8 +80,8 @@ static void test_mixed_batch(void **state)
 }
 
 /* Prefill tiles per kernel set: 128 rows, 64 at head dim 256, and 192 for
- * Hopper's wgmma prefill at head dim 64 (a bf16 cache only: an fp8 cache's
- * prefill is the portable kernel on either set). */
+ * Hopper's wgmma prefill at head dims 64, 96 and 128 (a bf16 cache only: an
+ * fp8 cache's prefill is the portable kernel on either set). */
 static void test_prefill_tiles(void **state)
 {
     (void)state;
@@ -102,6 +102,14 @@ static void test_prefill_tiles(void **state)
     assert_int_equal(p.prefill_rows, 128);
     free(work);
     s = h100(16, 8, 128);
+    assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 192);
+    free(work);
+    assert_int_equal(plan_for(&s, FL_ATTN_PORTABLE, 4, q_lens, seq_lens, 0, &work).prefill_rows, 128);
+    free(work);
+    s = h100(16, 8, 96);
+    assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 192);
+    free(work);
+    s = h100(16, 8, 32); /* the portable prefill on either set */
     assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 128);
     free(work);
     s = h100(16, 8, 256);

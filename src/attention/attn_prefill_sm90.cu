@@ -3,11 +3,13 @@
  * portable mma.sync prefill of attn_paged.cu runs everywhere else.
  *
  * A CTA is fl_attn_prefill_rows packed rows: consumer warpgroups of 64
- * rows (two; one at head dim 256, whose accumulators fill a thread's
- * registers; three at 64, FA3's 192-row tile: its MMAs per key are half of
- * 128's, and with two warpgroups the kernel waited on its softmax's
- * latencies; the third gave +19%, docs/PERF.md) and one producer warp. The producer fills a ring of WG_STAGES slots of keys by tensor
- * copies (128 keys; 64 at head dim 256, whose tiles are twice as wide);
+ * rows, three (FA3's 192-row tile; with two, the kernel waited on its
+ * softmax's latencies: the third gave +7-19%, docs/PERF.md) or one at head
+ * dim 256, whose accumulators fill a thread's registers, and a producer
+ * warp (a warpgroup that hands its registers to the consumers at head
+ * dims 96 and 128, wg_consumer_regs). The producer fills a ring of
+ * WG_STAGES slots of keys by tensor copies (128 keys; 64 at head dim 256,
+ * whose tiles are twice as wide);
  * each warpgroup computes S = QK^T with Q and K read by the tensor cores
  * from shared memory (wgmma m64nBNk16), the softmax step in registers (the
  * accumulators have mma.sync's fragment layout, so softmax_step serves
@@ -16,7 +18,7 @@
  * lies in two 64-column panels whose last 32 columns the copies fill with
  * zeros (outside the cache's rows): QK^T reads 96 columns, PV writes 96.
  * The warpgroups release a slot through the slot's `empty` barrier and run
- * a slot apart at most, so one's softmax overlaps the other's MMAs. With a
+ * a slot apart at most, so one's softmax overlaps the others' MMAs. With a
  * sliding window the ring starts at the tile holding the first row's
  * window start. */
 #include "attention/attn_device.cuh"
@@ -25,18 +27,30 @@
 #define WG_STAGES 2
 
 /* Consumer warpgroups of a CTA (its rows over 64: fl_attn_prefill_rows),
- * keys per ring tile, threads. */
+ * keys per ring tile. */
 static constexpr __host__ __device__ int wg_groups(int D)
 {
-    return D > 128 ? 1 : D == 64 ? 3 : 2;
+    return D > 128 ? 1 : 3;
 }
 static constexpr __host__ __device__ int wg_keys(int D)
 {
     return D > 128 ? 64 : 128;
 }
+/* Registers a consumer thread takes from the producer (setmaxnreg), 0 for
+ * none. A CTA of three consumer warpgroups and a producer warp starts at
+ * 128 registers a thread, which spilled head dims 96 and 128 (276 and 620
+ * bytes); theirs have a producer warpgroup instead that drops to 24 so the
+ * consumers run at 160 (24 x 128 + 160 x 384 = 64,512 of 65,536), FA3's
+ * split for three. */
+static constexpr __host__ __device__ int wg_consumer_regs(int D)
+{
+    return D == 96 || D == 128 ? 160 : 0;
+}
+#define WG_PRODUCER_REGS 24
+/* Threads: the consumers, and a producer warp or warpgroup. */
 static constexpr __host__ __device__ int wg_threads(int D)
 {
-    return wg_groups(D) * 128 + 32;
+    return wg_groups(D) * 128 + (wg_consumer_regs(D) ? 128 : 32);
 }
 
 #if ARCH_SM90
@@ -113,6 +127,17 @@ template <int N> static __device__ __forceinline__ void hold_registers(float (*d
         asm volatile("" : "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])::"memory");
 }
 
+/* Sets this warpgroup's registers a thread (setmaxnreg): the producer
+ * gives up what the consumers take. */
+template <int N> static __device__ __forceinline__ void registers_dec(void)
+{
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N> static __device__ __forceinline__ void registers_inc(void)
+{
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
 /* Named barrier of the n threads from warp 0 up. */
 static __device__ __forceinline__ void bar_sync(int id, int n)
 {
@@ -154,8 +179,11 @@ __global__ void __launch_bounds__(wg_threads(D), 1)
     }
     __syncthreads();
 
-    if (warp == 4 * GROUPS) { /* the producer */
-        if (lane == 0)
+    constexpr int CONSUMER_REGS = wg_consumer_regs(D);
+    if (warp >= 4 * GROUPS) { /* the producer: its first thread issues the copies */
+        if (CONSUMER_REGS)
+            registers_dec<WG_PRODUCER_REGS>();
+        if (warp == 4 * GROUPS && lane == 0)
             for (int tile = first; tile < num_tiles; tile++) {
                 const int n = tile - first, slot = n % S; /* n: the tile's place in the ring */
                 if (n >= S)
@@ -167,6 +195,8 @@ __global__ void __launch_bounds__(wg_threads(D), 1)
         return;
     }
 
+    if (CONSUMER_REGS)
+        registers_inc<CONSUMER_REGS>();
     /* this warpgroup's 64 rows of Q, swizzled like the tensor copies write */
     const int wg = warp >> 2, wg_row0 = row0 + 64 * wg;
     for (int c = threadIdx.x & 127; c < 64 * (D / 8); c += 128) {
