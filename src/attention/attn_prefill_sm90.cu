@@ -4,7 +4,7 @@
  *
  * A CTA is fl_attn_prefill_rows packed rows: consumer warpgroups of 64
  * rows, three (FA3's 192-row tile; with two, the kernel waited on its
- * softmax's latencies: the third gave +7-19%, docs/PERF.md) or one at head
+ * softmax's latencies: the third gave +9-19%, docs/PERF.md) or one at head
  * dim 256, whose accumulators fill a thread's registers, and a producer
  * warp (a warpgroup that hands its registers to the consumers at head
  * dims 96 and 128, wg_consumer_regs). The producer fills a ring of
