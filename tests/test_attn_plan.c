@@ -79,9 +79,10 @@ static void test_mixed_batch(void **state)
     free(work);
 }
 
-/* Prefill tiles per kernel set: 128 rows, 64 at head dim 256, and 192 for
- * Hopper's wgmma prefill at head dims 64, 96 and 128 (a bf16 cache only: an
- * fp8 cache's prefill is the portable kernel on either set). */
+/* Prefill tiles per kernel set: the portable prefill's 128 rows, 64 at head
+ * dim 256; Hopper's wgmma prefill's 192 at head dims 64, 96 and 128, 128 at
+ * 256 (a bf16 cache only: an fp8 cache's prefill is the portable kernel on
+ * either set). */
 static void test_prefill_tiles(void **state)
 {
     (void)state;
@@ -113,7 +114,9 @@ static void test_prefill_tiles(void **state)
     assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 128);
     free(work);
     s = h100(16, 8, 256);
-    assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 64);
+    assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 128);
+    free(work);
+    assert_int_equal(plan_for(&s, FL_ATTN_PORTABLE, 4, q_lens, seq_lens, 0, &work).prefill_rows, 64);
     free(work);
 }
 

@@ -132,16 +132,16 @@ typedef struct fl_attn_shape {
 /* Packed rows per prefill CTA of a kernel set. The portable prefill's four
  * warps take two 16-row tiles each, or one at head dim 256 (the
  * accumulators of two would not fit in registers). Hopper's wgmma prefill
- * (a bf16 cache at head dims 64, 96, 128, 256; the portable one otherwise)
- * has a consumer warpgroup per 64 rows: three (FA3's 192-row tile), one at
- * head dim 256 (attn_prefill_sm90.cu). The kernels refuse a plan made for
- * another set's tiles. */
+ * (a bf16 cache at head dims 64, 96, 128, 256, the listed ones from 64 up;
+ * the portable one otherwise) has a consumer warpgroup per 64 rows: three
+ * (FA3's 192-row tile), two at head dim 256 (attn_prefill_sm90.cu). The
+ * kernels refuse a plan made for another set's tiles. */
 static inline int fl_attn_prefill_rows(const fl_attn_shape *s, fl_attn_kernel_set kernels)
 {
+    const int wgmma = kernels == FL_ATTN_HOPPER && s->kv_type == FL_ATTN_KV_BF16 && s->head_dim >= 64;
     if (s->head_dim > 128)
-        return 64;
-    /* 64, 96 and 128 of the listed head dims */
-    return kernels == FL_ATTN_HOPPER && s->kv_type == FL_ATTN_KV_BF16 && s->head_dim >= 64 ? 192 : 128;
+        return wgmma ? 128 : 64;
+    return wgmma ? 192 : 128;
 }
 
 /* Whether the kernel set runs shape (on its GPU); 0 if so, else -1 and a

@@ -4,10 +4,9 @@
  *
  * A CTA is fl_attn_prefill_rows packed rows: consumer warpgroups of 64
  * rows, three (FA3's 192-row tile; with two, the kernel waited on its
- * softmax's latencies: the third gave +9-19%, docs/PERF.md) or one at head
- * dim 256, whose accumulators fill a thread's registers, and a producer
- * warp (a warpgroup that hands its registers to the consumers at head
- * dims 96 and 128, wg_consumer_regs). The producer fills a ring of
+ * softmax's latencies: the third gave +9-19%, docs/PERF.md) or two at head
+ * dim 256 (128 accumulators a thread), and a producer warp, or a producer
+ * warpgroup that hands its registers to the consumers (wg_consumer_regs). The producer fills a ring of
  * WG_STAGES slots of keys by tensor copies (128 keys; 64 at head dim 256,
  * whose tiles are twice as wide);
  * each warpgroup computes S = QK^T with Q and K read by the tensor cores
@@ -30,7 +29,7 @@
  * keys per ring tile. */
 static constexpr __host__ __device__ int wg_groups(int D)
 {
-    return D > 128 ? 1 : 3;
+    return D > 128 ? 2 : 3;
 }
 static constexpr __host__ __device__ int wg_keys(int D)
 {
@@ -41,10 +40,12 @@ static constexpr __host__ __device__ int wg_keys(int D)
  * 128 registers a thread, which spilled head dims 96 and 128 (276 and 620
  * bytes); theirs have a producer warpgroup instead that drops to 24 so the
  * consumers run at 160 (24 x 128 + 160 x 384 = 64,512 of 65,536), FA3's
- * split for three. */
+ * split for three. Head dim 256's two consumer warpgroups take 240 (24 x
+ * 128 + 240 x 256), as FA3's two do; one warpgroup of 64 rows alone (255
+ * registers, no producer warpgroup) ran at 0.64x cuDNN, two at 0.86x. */
 static constexpr __host__ __device__ int wg_consumer_regs(int D)
 {
-    return D == 96 || D == 128 ? 160 : 0;
+    return D == 96 || D == 128 ? 160 : D == 256 ? 240 : 0;
 }
 #define WG_PRODUCER_REGS 24
 /* Threads: the consumers, and a producer warp or warpgroup. */
