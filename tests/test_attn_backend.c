@@ -159,6 +159,30 @@ static void counting_run(const fl_attn_cpu_args *a)
     tu_attention("cpu")->cpu->run(a);
 }
 
+/* A plan is for one kernel set: the two sets' prefill tiles differ (192
+ * rows and 128 at head size 128), and each refuses a plan of the other's
+ * before it touches the GPU (cudaErrorInvalidValue, 1). */
+static void test_plan_of_other_set_refused(void **state)
+{
+    (void)state;
+    const fl_attn_backend *hopper = tu_attention("hopper"), *paged = tu_attention("paged");
+    if (!hopper->cuda) /* a build without CUDA has no kernel code */
+        return;
+    const fl_attn_shape s = { .num_heads = 16, .num_kv_heads = 8, .head_dim = 128, .block_size = 128,
+                              .num_sms = 132, .smem_per_sm = 228 * 1024, .cc = 90 };
+    const int32_t query_start[2] = { 0, 300 }, seq_lens[1] = { 300 };
+    int32_t work[64];
+    assert_true(paged->cuda->work_cap(&s, 1, 300) <= 64);
+    fl_attn_plan portable = { .work = work }, wgmma = { .work = work };
+    paged->cuda->plan(&portable, &s, query_start, seq_lens, 1, 0);
+    hopper->cuda->plan(&wgmma, &s, query_start, seq_lens, 1, 0);
+    assert_int_equal(portable.prefill_rows, 128);
+    assert_int_equal(wgmma.prefill_rows, 192);
+    const fl_attn_args a = { 0 };
+    assert_int_equal(hopper->cuda->run(&s, &portable, &a, NULL), 1);
+    assert_int_equal(paged->cuda->run(&s, &wgmma, &a, NULL), 1);
+}
+
 static size_t counting_scratch(int max_context)
 {
     return tu_attention("cpu")->cpu->scratch_floats(max_context);
@@ -201,6 +225,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = { cmocka_unit_test(test_select), cmocka_unit_test(test_select_cuda),
                                         cmocka_unit_test(test_registry_matches_kernels),
+                                        cmocka_unit_test(test_plan_of_other_set_refused),
                                         cmocka_unit_test(test_runner_runs_its_backend) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -449,13 +449,13 @@ static constexpr __host__ __device__ int max_int(int a, int b)
 }
 
 /* Bytes of a decode CTA's K/V region: its ring, which the merges reuse
- * (the warps' O, m and l; the splits' weights and at least one split's
- * partial). bf16: what fl_attn_decode_smem counts. */
+ * (the warps' O, m and l; the splits' weights, the sums and at least one
+ * split's partial, merge_splits). bf16: what fl_attn_decode_smem counts. */
 template <int D, bool FP8> static constexpr __host__ __device__ int decode_kv_bytes(void)
 {
     constexpr int ROWS = FL_ATTN_DECODE_ROWS, BN = FL_ATTN_DECODE_TILE;
     return FP8 ? max_int(2 * decode_stages<true>() * BN * D,
-                         max_int(4 * (4 * ROWS * D + 8 * ROWS), 4 * (ROWS * FL_ATTN_MAX_SPLITS + ROWS * D)))
+                         max_int(4 * (4 * ROWS * D + 8 * ROWS), 4 * (ROWS * FL_ATTN_MAX_SPLITS + 2 * ROWS * D)))
                : 2 * FL_ATTN_DECODE_STAGES * decode_panels<D>() * BN * 128;
 }
 
@@ -477,7 +477,7 @@ template <int D, bool FP8> static constexpr __host__ __device__ int decode_smem_
  * registers: one CTA a (sequence, KV head) runs this code once, at the end
  * of the kernel, with nothing to hide its instruction fetches. Unrolled
  * for 16 rows it took 7.5 us of B1 L32k's kernel after an L2 flush, rolled
- * (a quarter of the PTX) 3.0, for the same loads (docs/PERF.md, "The split
+ * (a quarter of the PTX) 3.3, for the same loads (docs/PERF.md, "The split
  * merge's code").
  * parts and lse are the sequence and KV head's first split's; smem is
  * the CTA's K/V slots: the weights [ROWS][FL_ATTN_MAX_SPLITS], the sums
@@ -1091,7 +1091,7 @@ static cudaError_t launch(const step_params &p, const fl_attn_plan *plan, int sp
         const dim3 grid(plan->num_prefill, p.num_kv_heads);
         const bool sm90 = hopper && !fp8 && prefill_sm90_supports(D);
         if (plan->prefill_rows != (sm90 ? prefill_sm90_rows(D) : NUM_WARPS * MT * 16))
-            return cudaErrorInvalidValue; /* planned for the other kernel set's tiles */
+            return cudaErrorInvalidValue; /* fl_attn_prefill_rows and the kernels disagree */
         if (sm90) {
             const cudaError_t e = prefill_sm90_launch(D, grid, p, maps, stream);
             if (e != cudaSuccess)
@@ -1153,8 +1153,9 @@ extern "C" int fl_attn_paged_run(const fl_attn_shape *shape, fl_attn_kernel_set 
     char why[128];
     const bool fp8 = shape->kv_type == FL_ATTN_KV_FP8_E4M3;
     if (fl_attn_paged_supports(shape, kernels, why, sizeof why) != 0 || a->window < 0 ||
-        (fp8 && !(a->k_scale > 0.f && a->v_scale > 0.f)))
-        return (int)cudaErrorInvalidValue;
+        (fp8 && !(a->k_scale > 0.f && a->v_scale > 0.f)) ||
+        (plan->num_prefill > 0 && plan->prefill_rows != fl_attn_prefill_rows(shape, kernels)))
+        return (int)cudaErrorInvalidValue; /* the last: a plan made for the other kernel set */
     step_params p;
     p.q = (const bf16 *)a->q;
     p.k_cache = (const bf16 *)a->k_cache;

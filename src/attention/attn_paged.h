@@ -44,13 +44,14 @@
  *
  * A step runs in at most two launches. The host first plans it
  * (fl_attn_plan_build: pure host code, no GPU; a plan for one kernel set,
- * whose prefill CTAs may take more rows than the other's): sequences whose rows fit one 16-row tile (q_len x query
- * heads per KV head <= 16: decode tokens and short chunks) go to the
- * decode kernel, which packs the query heads that share a KV head into one
- * tile and splits long contexts over several CTAs (flash-decoding), the
- * last split of each merging them all by their log-sum-exp; the rest go to
- * the prefill kernel, fl_attn_prefill_rows packed rows per CTA, tiled
- * online softmax on the tensor cores. The plan's work list is uploaded by the caller (it is part
+ * whose prefill CTAs may take more rows than the other's): sequences whose
+ * rows fit one 16-row tile (q_len x query heads per KV head <= 16: decode
+ * tokens and short chunks) go to the decode kernel, which packs the query
+ * heads that share a KV head into one tile and splits long contexts over
+ * several CTAs (flash-decoding), the last split of each merging them all
+ * by their log-sum-exp; the rest go to the prefill kernel,
+ * fl_attn_prefill_rows packed rows per CTA, tiled online softmax on the
+ * tensor cores. The plan's work list is uploaded by the caller (it is part
  * of the step's metadata) and read by the kernels.
  *
  * The library reads no environment and queries no device: the caller

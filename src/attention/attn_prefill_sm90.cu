@@ -6,9 +6,9 @@
  * rows, three (FA3's 192-row tile; with two, the kernel waited on its
  * softmax's latencies: the third gave +9-19%, docs/PERF.md) or two at head
  * dim 256 (128 accumulators a thread), and a producer warp, or a producer
- * warpgroup that hands its registers to the consumers (wg_consumer_regs). The producer fills a ring of
- * WG_STAGES slots of keys by tensor copies (128 keys; 64 at head dim 256,
- * whose tiles are twice as wide);
+ * warpgroup that hands its registers to the consumers (wg_consumer_regs).
+ * The producer fills a ring of WG_STAGES slots of keys by tensor copies
+ * (128 keys; 64 at head dim 256, whose tiles are twice as wide);
  * each warpgroup computes S = QK^T with Q and K read by the tensor cores
  * from shared memory (wgmma m64nBNk16), the softmax step in registers (the
  * accumulators have mma.sync's fragment layout, so softmax_step serves
@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(wg_threads(D), 1)
 
     constexpr int CONSUMER_REGS = wg_consumer_regs(D);
     if (warp >= 4 * GROUPS) { /* the producer: its first thread issues the copies */
-        if (CONSUMER_REGS)
+        if constexpr (CONSUMER_REGS != 0)
             registers_dec<WG_PRODUCER_REGS>();
         if (warp == 4 * GROUPS && lane == 0)
             for (int tile = first; tile < num_tiles; tile++) {
@@ -196,7 +196,7 @@ __global__ void __launch_bounds__(wg_threads(D), 1)
         return;
     }
 
-    if (CONSUMER_REGS)
+    if constexpr (CONSUMER_REGS != 0)
         registers_inc<CONSUMER_REGS>();
     /* this warpgroup's 64 rows of Q, swizzled like the tensor copies write */
     const int wg = warp >> 2, wg_row0 = row0 + 64 * wg;
