@@ -98,26 +98,27 @@ static void test_prefill_tiles(void **state)
     assert_int_equal(p.prefill_rows, 128);
     assert_int_equal(p.num_prefill, 63 + 2 + 2);
     free(work);
-    s.kv_type = FL_ATTN_KV_FP8_E4M3;
-    p = plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work);
-    assert_int_equal(p.prefill_rows, 128);
-    free(work);
-    s = h100(16, 8, 128);
-    assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 192);
-    free(work);
-    assert_int_equal(plan_for(&s, FL_ATTN_PORTABLE, 4, q_lens, seq_lens, 0, &work).prefill_rows, 128);
-    free(work);
-    s = h100(16, 8, 96);
-    assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 192);
-    free(work);
-    s = h100(16, 8, 32); /* the portable prefill on either set */
-    assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 128);
-    free(work);
-    s = h100(16, 8, 256);
-    assert_int_equal(plan_for(&s, FL_ATTN_HOPPER, 4, q_lens, seq_lens, 0, &work).prefill_rows, 128);
-    free(work);
-    assert_int_equal(plan_for(&s, FL_ATTN_PORTABLE, 4, q_lens, seq_lens, 0, &work).prefill_rows, 64);
-    free(work);
+    /* the tile alone, per head dim, set and cache */
+    static const struct {
+        int num_heads, head_dim;
+        fl_attn_kernel_set kernels;
+        fl_attn_kv_type kv;
+        int rows;
+    } tiles[] = {
+        { 64, 64, FL_ATTN_HOPPER, FL_ATTN_KV_FP8_E4M3, 128 },
+        { 16, 128, FL_ATTN_HOPPER, FL_ATTN_KV_BF16, 192 },
+        { 16, 128, FL_ATTN_PORTABLE, FL_ATTN_KV_BF16, 128 },
+        { 16, 96, FL_ATTN_HOPPER, FL_ATTN_KV_BF16, 192 },
+        { 16, 32, FL_ATTN_HOPPER, FL_ATTN_KV_BF16, 128 }, /* the portable prefill on either set */
+        { 16, 256, FL_ATTN_HOPPER, FL_ATTN_KV_BF16, 128 },
+        { 16, 256, FL_ATTN_PORTABLE, FL_ATTN_KV_BF16, 64 },
+    };
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        s = h100(tiles[i].num_heads, 8, tiles[i].head_dim);
+        s.kv_type = tiles[i].kv;
+        assert_int_equal(plan_for(&s, tiles[i].kernels, 4, q_lens, seq_lens, 0, &work).prefill_rows, tiles[i].rows);
+        free(work);
+    }
 }
 
 /* The decode CTAs an SM the splits are planned for: what its shared

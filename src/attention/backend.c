@@ -64,8 +64,8 @@ static const fl_attn_backend registry[] = {
          * tensor copies (TMA), warp specialisation are sm_90a's */
         .name = "hopper",
         .description = "paged attention on Hopper: prefill on warpgroup MMAs (wgmma) fed by tensor copies "
-                       "from a producer warp or warpgroup for head sizes 64, 96, 128 and 256 (mma.sync for 16 and 32), split-KV "
-                       "decode with GQA packing and K/V by tensor copies (attention/attn_paged)",
+                       "from a producer warp or warpgroup for head sizes 64, 96, 128 and 256 (mma.sync for 16 "
+                       "and 32), split-KV decode with GQA packing and K/V by tensor copies (attention/attn_paged)",
         .device = FL_DEVICE_CUDA,
         .min_cc = FL_ATTN_HOPPER_MIN_CC, .max_cc = FL_ATTN_HOPPER_MAX_CC,
         .head_dims = { FL_ATTN_PAGED_HEAD_DIMS },
