@@ -16,7 +16,10 @@
  * must give the same tokens; and every generated token must be a greedy
  * choice of the model within bf16 noise: prompt plus continuation,
  * recomputed as one prefill, must give each chosen token a logit within
- * 1e-2 x max |logit| of the top one.
+ * 1e-2 x max |logit| of the top one. And one decode step of 160
+ * sequences (the prompts cut at many lengths) through a CUDA graph,
+ * captured and replayed: each token's logits against HF's at its
+ * position, with the same tolerance.
  * (Bitwise equality with HF's 32 tokens is not a bf16 property: a
  * near-tie flips and the continuations part; how far they agree is
  * printed.)
@@ -208,6 +211,105 @@ static void check_greedy(const fl_model *m, const tu_golden *g, int block_size, 
     free(logits);
 }
 
+/* One decode step of WIDE_DECODE sequences through a CUDA graph (a wide
+ * bucket, as serving's steps are), the golden prompts cut at many lengths:
+ * the prefix before a token prefilled, then that token decoded, whose
+ * logits must be HF's at its position; run twice, capture and replay, with
+ * the same bits. */
+#define WIDE_DECODE 160
+
+/* Sequence i's prompt: the (i mod k)-th of the k with two tokens or more. */
+static int wide_prompt(const tu_golden *g, int i)
+{
+    int k = 0;
+    for (int s = 0; s < NUM_PROMPTS; s++)
+        k += g->len[s] >= 2;
+    assert_true(k > 0);
+    for (int s = 0, n = i % k;; s++)
+        if (g->len[s] >= 2 && n-- == 0)
+            return s;
+}
+
+/* Sequence i's length after the step: 2 .. its prompt's, so that the
+ * decoded token's block is the prefix's last. */
+static int wide_len(const tu_golden *g, int i, int block_size)
+{
+    const int len = 2 + (i * 37) % (g->len[wide_prompt(g, i)] - 1);
+    return (len - 1) % block_size == 0 ? len - 1 : len;
+}
+
+static void check_wide_decode(const fl_model *m, const tu_golden *g, int block_size, const char *name)
+{
+    int32_t lens[WIDE_DECODE], ids[WIDE_DECODE], pos[WIDE_DECODE], qs[WIDE_DECODE + 1], sl[WIDE_DECODE];
+    int32_t rows[WIDE_DECODE];
+    const int32_t *seqs[WIDE_DECODE];
+    for (int i = 0; i < WIDE_DECODE; i++) {
+        const int s = wide_prompt(g, i), len = wide_len(g, i, block_size);
+        seqs[i] = g->prompt[s];
+        lens[i] = len - 1;
+        ids[i] = g->prompt[s][len - 1];
+        pos[i] = len - 1;
+        qs[i] = rows[i] = i;
+        sl[i] = len;
+    }
+    qs[WIDE_DECODE] = WIDE_DECODE;
+    fl_kv_groups groups;
+    fl_kv_groups_init(&groups, &m->cfg);
+    tu_prefill step;
+    tu_prefill_init(&step, &groups, block_size, WIDE_DECODE, seqs, lens);
+    step.batch.num_logits = 0; /* the prefixes' K/V only */
+    const int G = groups.num_groups;
+    int32_t *slots = malloc((size_t)WIDE_DECODE * G * sizeof(int32_t));
+    for (int i = 0; i < WIDE_DECODE; i++)
+        for (int k = 0; k < G; k++)
+            slots[i * G + k] = fl_batch_slot(fl_batch_table(&step.batch, i, k), block_size, pos[i]);
+    const fl_batch decode = {
+        .num_tokens = WIDE_DECODE, .token_ids = ids, .positions = pos, .num_kv_groups = G, .slots = slots,
+        .num_seqs = WIDE_DECODE, .query_start = qs, .seq_lens = sl, .max_blocks_per_seq = step.batch.max_blocks_per_seq,
+        .block_tables = step.batch.block_tables, .num_logits = WIDE_DECODE, .logit_rows = rows,
+    };
+    fl_model_runner r = make_runner(m, block_size, step.num_blocks, step.batch.num_tokens);
+    const int vocab = m->cfg.vocab_size;
+    const size_t n = (size_t)WIDE_DECODE * vocab;
+    float *logits = malloc(2 * n * sizeof(float));
+    r.forward(r.impl, &step.batch, NULL);
+    r.forward(r.impl, &decode, logits);      /* captures the graph */
+    r.forward(r.impl, &decode, logits + n);  /* replays it: the same K/V into the same slots */
+    assert_memory_equal(logits, logits + n, n * sizeof(float));
+    r.destroy(r.impl);
+    tu_prefill_free(&step);
+    free(slots);
+    double worst = 0;
+    int outliers = 0, checked = 0, agree = 0;
+    for (int i = 0; i < WIDE_DECODE; i++) {
+        const int s = wide_prompt(g, i);
+        const double mag = max_magnitude(g, s, vocab);
+        const float *ref = g->logits[s] + (size_t)pos[i] * vocab, *row = logits + (size_t)i * vocab;
+        double err = 0;
+        for (int k = 0; k < vocab; k++) {
+            assert_false(isnan(row[k]));
+            err = fmax(err, fabs(row[k] - ref[k]));
+        }
+        worst = fmax(worst, err / mag);
+        if (err >= LOGIT_TOL * mag) {
+            outliers++;
+            continue;
+        }
+        if (decided(ref, vocab, mag)) {
+            checked++;
+            agree += argmax(row, vocab) == argmax(ref, vocab);
+        }
+    }
+    printf("  %s block %3d: one decode step of %d sequences: worst error %.2e of max |logit|, %d outside %.0e "
+           "(allowed %d), argmax %d/%d\n", name, block_size, WIDE_DECODE, worst, outliers, LOGIT_TOL,
+           tu_golden_outliers_allowed(m, WIDE_DECODE), agree, checked);
+    if (outliers > tu_golden_outliers_allowed(m, WIDE_DECODE) || agree != checked) {
+        print_error("%s block %d: the wide decode step is outside the bf16 tolerance\n", name, block_size);
+        fail();
+    }
+    free(logits);
+}
+
 static void check_fixture(const char *name)
 {
     fl_model model;
@@ -233,6 +335,8 @@ static void check_fixture(const char *name)
             check_greedy(&model, &g, block_sizes[i], 256, name);
             check_greedy(&model, &g, block_sizes[i], 7, name);
         }
+        check_wide_decode(&model, &g, 16, name);
+        check_wide_decode(&model, &g, 128, name);
         tested++;
     }
     assert_true(tested > 0);
