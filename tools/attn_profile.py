@@ -3,7 +3,7 @@
 default, or paged) on a few DEVICE.md shapes, a few calls each, for a
 profiler (ncu) to look at; computes nothing itself. KV names the cache's
 type (bf16, the default, or fp8); SHAPES picks shapes by index (default all:
-0 decode B1 L32k, 1 decode B256 L1536, 2 prefill B4 S8k).
+0 decode B1 L32k, 1 decode B256 L1536, 2 prefill B4 S8k, 3 prefill B32 S1k).
 
 usage: ncu --kernel-name regex:'prefill|decode' python3 tools/attn_profile.py [LIB [BACKEND [KV [SHAPES]]]]
 """
@@ -14,7 +14,8 @@ import torch
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from attn_check import PagedAttention, load_lib, make_cache  # noqa: E402
 
-SHAPES = (("decode", 1, 32768, 16, 8, 128), ("decode", 256, 1536, 16, 8, 128), ("prefill", 4, 8192, 16, 8, 128))
+SHAPES = (("decode", 1, 32768, 16, 8, 128), ("decode", 256, 1536, 16, 8, 128), ("prefill", 4, 8192, 16, 8, 128),
+          ("prefill", 32, 1024, 16, 8, 128))
 
 
 def main():

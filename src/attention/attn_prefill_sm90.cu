@@ -8,7 +8,8 @@
  * dim 256 (128 accumulators a thread), and a producer warp, or a producer
  * warpgroup that hands its registers to the consumers (wg_consumer_regs).
  * The producer fills a ring of WG_STAGES slots of keys by tensor copies
- * (128 keys; 64 at head dim 256, whose tiles are twice as wide);
+ * (128 keys; 64 at head dim 256, whose tiles are twice as wide, and with
+ * a sliding window);
  * each warpgroup computes S = QK^T with Q and K read by the tensor cores
  * from shared memory (wgmma m64nBNk16), the softmax step in registers (the
  * accumulators have mma.sync's fragment layout, so softmax_step serves
@@ -26,7 +27,7 @@
 #define WG_STAGES 2
 
 /* Consumer warpgroups of a CTA (its rows over 64: fl_attn_prefill_rows),
- * keys per ring tile. */
+ * keys per ring tile (wg_window_keys with a sliding window). */
 static constexpr __host__ __device__ int wg_groups(int D)
 {
     return D > 128 ? 2 : 3;
@@ -35,6 +36,10 @@ static constexpr __host__ __device__ int wg_keys(int D)
 {
     return D > 128 ? 64 : 128;
 }
+/* A window's first and last tiles are mostly keys outside it: gpt-oss's
+ * windowed prefill (W128, B4 S8k) took 776 us in 128-key tiles, 710 in
+ * 64-key ones (docs/PERF.md). */
+#define WG_WINDOW_KEYS 64
 /* Registers a consumer thread takes from the producer (setmaxnreg), 0 for
  * none. A CTA of three consumer warpgroups and a producer warp starts at
  * 128 registers a thread, which spilled head dims 96 and 128 (276 and 620
@@ -147,13 +152,13 @@ static __device__ __forceinline__ void bar_sync(int id, int n)
 
 #endif
 
-template <int D>
+template <int D, int BN>
 __global__ void __launch_bounds__(wg_threads(D), 1)
     prefill_sm90_kernel(step_params p, const __grid_constant__ CUtensorMap k_map,
                          const __grid_constant__ CUtensorMap v_map)
 {
 #if ARCH_SM90
-    constexpr int BN = wg_keys(D), S = WG_STAGES, GROUPS = wg_groups(D), ROWS = 64 * GROUPS, PANELS = (D + 63) / 64;
+    constexpr int S = WG_STAGES, GROUPS = wg_groups(D), ROWS = 64 * GROUPS, PANELS = (D + 63) / 64;
     constexpr int TILE_BYTES = PANELS * BN * 128, Q_BYTES = PANELS * ROWS * 128;
     extern __shared__ uint4 smem_raw[];
     __shared__ uint64_t full[S], empty[S];
@@ -277,24 +282,31 @@ __global__ void __launch_bounds__(wg_threads(D), 1)
 #endif
 }
 
-/* Shared memory of a CTA: Q, the ring, 1 KiB alignment. */
-static constexpr size_t prefill_sm90_smem(int D)
+/* Shared memory of a CTA: Q, the ring of BN-key tiles, 1 KiB alignment. */
+static constexpr size_t prefill_sm90_smem(int D, int BN)
 {
-    return 1024 + (size_t)((D + 63) / 64) * 128 * (64 * wg_groups(D) + 2 * WG_STAGES * wg_keys(D));
+    return 1024 + (size_t)((D + 63) / 64) * 128 * (64 * wg_groups(D) + 2 * WG_STAGES * BN);
 }
 
 template <int D>
 static cudaError_t launch_prefill(dim3 grid, const step_params &p, const CUtensorMap maps[2], cudaStream_t stream)
 {
+    constexpr int BN = wg_keys(D), WINDOW_BN = BN < WG_WINDOW_KEYS ? BN : WG_WINDOW_KEYS;
     static unsigned configured; /* a bit per GPU */
     if (fl_cuda_first_on_device(&configured)) {
-        const cudaError_t e = cudaFuncSetAttribute(prefill_sm90_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   (int)prefill_sm90_smem(D));
+        cudaError_t e = cudaFuncSetAttribute(prefill_sm90_kernel<D, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)prefill_sm90_smem(D, BN));
+        if (e == cudaSuccess)
+            e = cudaFuncSetAttribute(prefill_sm90_kernel<D, WINDOW_BN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)prefill_sm90_smem(D, WINDOW_BN));
         if (e != cudaSuccess)
             return e;
         fl_cuda_mark_device(&configured);
     }
-    prefill_sm90_kernel<D><<<grid, wg_threads(D), prefill_sm90_smem(D), stream>>>(p, maps[0], maps[1]);
+    if (p.window > 0)
+        prefill_sm90_kernel<D, WINDOW_BN><<<grid, wg_threads(D), prefill_sm90_smem(D, WINDOW_BN), stream>>>(p, maps[0], maps[1]);
+    else
+        prefill_sm90_kernel<D, BN><<<grid, wg_threads(D), prefill_sm90_smem(D, BN), stream>>>(p, maps[0], maps[1]);
     return cudaSuccess;
 }
 
