@@ -214,37 +214,48 @@ static void check_greedy(const fl_model *m, const tu_golden *g, int block_size, 
 /* One decode step of WIDE_DECODE sequences through a CUDA graph (a wide
  * bucket, as serving's steps are), the golden prompts cut at many lengths:
  * the prefix before a token prefilled, then that token decoded, whose
- * logits must be HF's at its position; run twice, capture and replay, with
- * the same bits. */
+ * logits must be HF's at its position. The step runs twice: the first call
+ * captures the graph and launches it, the second launches it again, so
+ * equal bits show the replay deterministic (both are graph launches; the
+ * HF check is what compares the graph with the reference). */
 #define WIDE_DECODE 160
 
-/* Sequence i's prompt: the (i mod k)-th of the k with two tokens or more. */
-static int wide_prompt(const tu_golden *g, int i)
+/* The golden prompts with two tokens or more, which a decode can cut. */
+static int wide_prompts(const tu_golden *g)
 {
     int k = 0;
     for (int s = 0; s < NUM_PROMPTS; s++)
         k += g->len[s] >= 2;
     assert_true(k > 0);
+    return k;
+}
+
+/* Sequence i's prompt: the (i mod k)-th of the k wide_prompts. */
+static int wide_prompt(const tu_golden *g, int k, int i)
+{
     for (int s = 0, n = i % k;; s++)
         if (g->len[s] >= 2 && n-- == 0)
             return s;
 }
 
-/* Sequence i's length after the step: 2 .. its prompt's, so that the
- * decoded token's block is the prefix's last. */
-static int wide_len(const tu_golden *g, int i, int block_size)
+/* Sequence i's length after the step, between 2 and its prompt's length:
+ * the j-th sequence on a prompt (j = i / k) cuts it 37 j tokens further on,
+ * wrapping, so each prompt is cut at many lengths; one shorter where the
+ * decoded token would open a block, so that its block is the prefix's last. */
+static int wide_len(const tu_golden *g, int k, int i, int block_size)
 {
-    const int len = 2 + (i * 37) % (g->len[wide_prompt(g, i)] - 1);
+    const int len = 2 + ((i / k) * 37) % (g->len[wide_prompt(g, k, i)] - 1);
     return (len - 1) % block_size == 0 ? len - 1 : len;
 }
 
 static void check_wide_decode(const fl_model *m, const tu_golden *g, int block_size, const char *name)
 {
-    int32_t lens[WIDE_DECODE], ids[WIDE_DECODE], pos[WIDE_DECODE], qs[WIDE_DECODE + 1], sl[WIDE_DECODE];
-    int32_t rows[WIDE_DECODE];
+    int32_t lens[WIDE_DECODE], ids[WIDE_DECODE], pos[WIDE_DECODE], qs[WIDE_DECODE + 1], sl[WIDE_DECODE],
+        rows[WIDE_DECODE];
     const int32_t *seqs[WIDE_DECODE];
+    const int num_prompts = wide_prompts(g);
     for (int i = 0; i < WIDE_DECODE; i++) {
-        const int s = wide_prompt(g, i), len = wide_len(g, i, block_size);
+        const int s = wide_prompt(g, num_prompts, i), len = wide_len(g, num_prompts, i, block_size);
         seqs[i] = g->prompt[s];
         lens[i] = len - 1;
         ids[i] = g->prompt[s][len - 1];
@@ -273,8 +284,8 @@ static void check_wide_decode(const fl_model *m, const tu_golden *g, int block_s
     const size_t n = (size_t)WIDE_DECODE * vocab;
     float *logits = malloc(2 * n * sizeof(float));
     r.forward(r.impl, &step.batch, NULL);
-    r.forward(r.impl, &decode, logits);      /* captures the graph */
-    r.forward(r.impl, &decode, logits + n);  /* replays it: the same K/V into the same slots */
+    r.forward(r.impl, &decode, logits);      /* captures the graph and launches it */
+    r.forward(r.impl, &decode, logits + n);  /* launches it again: the same K/V into the same slots */
     assert_memory_equal(logits, logits + n, n * sizeof(float));
     r.destroy(r.impl);
     tu_prefill_free(&step);
@@ -282,7 +293,7 @@ static void check_wide_decode(const fl_model *m, const tu_golden *g, int block_s
     double worst = 0;
     int outliers = 0, checked = 0, agree = 0;
     for (int i = 0; i < WIDE_DECODE; i++) {
-        const int s = wide_prompt(g, i);
+        const int s = wide_prompt(g, num_prompts, i);
         const double mag = max_magnitude(g, s, vocab);
         const float *ref = g->logits[s] + (size_t)pos[i] * vocab, *row = logits + (size_t)i * vocab;
         double err = 0;

@@ -27,7 +27,7 @@
 #define WG_STAGES 2
 
 /* Consumer warpgroups of a CTA (its rows over 64: fl_attn_prefill_rows),
- * keys per ring tile (wg_window_keys with a sliding window). */
+ * keys per ring tile (WG_WINDOW_KEYS with a sliding window). */
 static constexpr __host__ __device__ int wg_groups(int D)
 {
     return D > 128 ? 2 : 3;
@@ -38,7 +38,10 @@ static constexpr __host__ __device__ int wg_keys(int D)
 }
 /* A window's first and last tiles are mostly keys outside it: gpt-oss's
  * windowed prefill (W128, B4 S8k) took 776 us in 128-key tiles, 710 in
- * 64-key ones (docs/PERF.md). */
+ * 64-key ones (docs/PERF.md). The choice is by window > 0 alone: only W128
+ * was measured, and a window of thousands of keys, whose edge tiles are a
+ * small share, may run slower in 64-key tiles (without a window they lose
+ * 6-13%); a threshold on the window's size needs that measurement. */
 #define WG_WINDOW_KEYS 64
 /* Registers a consumer thread takes from the producer (setmaxnreg), 0 for
  * none. A CTA of three consumer warpgroups and a producer warp starts at
